@@ -1,0 +1,47 @@
+# The two commands of the README: `make demo` and `make test`. Both create .venv if it is
+# missing and install the project into it once (a stamp file makes the second run cost seconds).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEMO_DIR ?= demo
+# Quiet, offline Prefect runs (used by the flows from later issues).
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+
+.PHONY: setup demo test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first: 2.13.0 is a CPU build on local disk here; an unpinned torch pulls a CUDA build.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/mdesign grf -n 64 --size 128 --volume-fraction 0.3:0.6 --correlation-length 4:8 \
+		--seed 0 -o $(DEMO_DIR)/grf.npz
+	$(VENV)/bin/mdesign characterize $(DEMO_DIR)/grf.npz --json --plot $(DEMO_DIR)/grf_descriptors.png \
+		> $(DEMO_DIR)/grf_descriptors.json
+	@echo "demo: descriptors in $(DEMO_DIR)/grf_descriptors.json, plot in $(DEMO_DIR)/grf_descriptors.png"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) bench/bench_grf.py
+	$(PY) bench/bench_descriptors.py
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

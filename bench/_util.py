@@ -1,0 +1,73 @@
+"""Small helpers shared by the benchmark scripts (timing, memory, table printing)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def median_time(fn: Callable[[], object], *, repeat: int = 5, warmup: int = 1) -> float:
+    """Median wall time of ``fn()`` in seconds over ``repeat`` runs, after ``warmup`` runs."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB.
+
+    Read from ``VmHWM`` in ``/proc/self/status``: unlike ``getrusage``'s ``ru_maxrss``, which a
+    child started by ``subprocess`` inherits from its parent on Linux, it starts afresh at exec.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.cuda.is_available(),
+    }
+
+
+def report(name: str, rows: list[dict], *, title: str) -> None:
+    """Print ``rows`` as an aligned table and save them with the machine to results/NAME.json."""
+    print(f"\n{title}  ({machine()['cpus']} CPUs, torch {torch.__version__})")
+    keys = list(rows[0])
+    width = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys}
+    print("  ".join(k.ljust(width[k]) for k in keys))
+    for r in rows:
+        print("  ".join(_fmt(r.get(k)).ljust(width[k]) for k in keys))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(
+        json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n"
+    )
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)

@@ -1,0 +1,373 @@
+"""Images in and out: label stacks (.npz), single images (.npy, .png, .tif).
+
+Reading
+-------
+* ``.npz``: the contract's microstructure stack, ``images`` of shape ``N x H x W`` (a single
+  ``H x W`` image is accepted), with optional arrays beside it (``latents``, ``meta``, ...).
+* ``.npy``: ``H x W`` or ``N x H x W``.
+* ``.png`` / ``.tif``: one image (a multi-page TIFF is a stack). Palette PNGs (as written here)
+  are read as their palette indices; RGB images with at most 8 distinct colours are read as
+  labels, others are converted to gray levels.
+
+An array with at most 8 distinct values is read as labels: its sorted values become
+``0..k-1``. A grayscale image with more levels is segmented into ``phases`` phases, by Otsu's
+threshold for two phases and multi-Otsu above (``skimage.filters``), and the returned
+:class:`ImageStack` says so in ``note``. A ``.npz`` stack is labels by contract, so more than 8
+values there is an error rather than a segmentation.
+
+Writing
+-------
+``.npz`` (compressed; ``meta`` is stored as a JSON string), ``.npy``, ``.tif``, and ``.png``: one
+image as a palette PNG whose indices are the labels (phase 0 black, phase 1 white, then a fixed
+palette), several as a grid of such colours. Every write goes to a temporary file in the target
+folder that is renamed over the target only when complete, so a failed or killed write never
+leaves a half-written file over a good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mdesign.errors import InputError
+
+__all__ = [
+    "MAX_PHASES",
+    "PALETTE",
+    "ImageStack",
+    "atomic_path",
+    "check_output_path",
+    "labels_from_values",
+    "read_images",
+    "write_images",
+]
+
+MAX_PHASES = 8
+READ_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
+WRITE_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
+
+# Colours of phases 0..7 in PNG output: black and white for two phases, then distinct hues.
+PALETTE = np.array(
+    [
+        [0, 0, 0],
+        [255, 255, 255],
+        [230, 97, 1],
+        [94, 60, 153],
+        [27, 158, 119],
+        [253, 184, 99],
+        [178, 171, 210],
+        [102, 102, 102],
+    ],
+    dtype=np.uint8,
+)
+
+
+@dataclass(frozen=True)
+class ImageStack:
+    """Labels read from a file, with what else the file held.
+
+    Attributes
+    ----------
+    images : ndarray of uint8, ``N x H x W``
+        Phase labels ``0..k-1``.
+    extras : dict
+        Other arrays of a ``.npz`` (``latents``, ``volume_fraction``, ...), ``meta`` decoded
+        from JSON into a dict.
+    note : str or None
+        Set when the input was not labels and was segmented (how, and at which levels).
+    """
+
+    images: np.ndarray
+    extras: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+    @property
+    def n_phases(self) -> int:
+        """Number of phases: one more than the largest label (at least 2)."""
+        return max(2, int(self.images.max()) + 1) if self.images.size else 2
+
+
+def labels_from_values(values: np.ndarray, *, source: str, as_labels: bool = False) -> np.ndarray:
+    """Map an array of at most 8 distinct values to labels ``0..k-1`` in sorted order.
+
+    With ``as_labels`` (a ``.npz`` stack or a palette PNG, whose values are labels by contract),
+    integer values already in ``0..7`` are kept as they are, so a stack in which some phase is
+    absent keeps its numbering.
+    """
+    integral = values.dtype.kind in "biu" or np.array_equal(values, np.round(values))
+    if as_labels and integral and values.min() >= 0 and values.max() < MAX_PHASES:
+        return values.astype(np.uint8, copy=False)
+    uniq = np.unique(values)
+    if uniq.size > MAX_PHASES:
+        raise InputError(f"{source}: {uniq.size} distinct labels; at most {MAX_PHASES} phases")
+    return np.searchsorted(uniq, values).astype(np.uint8)
+
+
+def _segment(gray: np.ndarray, phases: int, *, source: str) -> tuple[np.ndarray, str]:
+    from skimage.filters import threshold_multiotsu, threshold_otsu
+
+    gray = gray.astype(np.float64)
+    if phases == 2:
+        levels = np.array([threshold_otsu(gray)])
+        how = "Otsu's threshold"
+    else:
+        try:
+            levels = threshold_multiotsu(gray, classes=phases)
+        except ValueError as exc:
+            raise InputError(f"{source}: cannot segment into {phases} phases ({exc})") from None
+        how = "multi-Otsu thresholds"
+    labels = np.digitize(gray, levels).astype(np.uint8)
+    levels_txt = ", ".join(f"{t:.4g}" for t in levels)
+    n_levels = np.unique(gray).size
+    note = (
+        f"{source}: grayscale with {n_levels} levels, segmented into {phases} phases by {how} "
+        f"at {levels_txt}"
+    )
+    return labels, note
+
+
+def _check_array(arr: np.ndarray, *, source: str) -> np.ndarray:
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{source}: expected numbers, got an array of dtype {arr.dtype}")
+    if arr.ndim not in (2, 3):
+        raise InputError(
+            f"{source}: expected a 2D image (H x W) or a stack (N x H x W), got shape {arr.shape}"
+        )
+    if arr.size == 0:
+        raise InputError(f"{source}: the image is empty (shape {arr.shape})")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InputError(f"{source}: contains NaN or infinite values")
+    return arr if arr.ndim == 3 else arr[None]
+
+
+def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
+    """Pixels of a PNG/TIFF and whether they are palette indices."""
+    suffix = path.suffix.lower()
+    if suffix in (".tif", ".tiff"):
+        import tifffile
+
+        arr = tifffile.imread(path)
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] not in (3, 4):
+            arr = _rgb_to_single(arr)
+        return arr, False
+    from PIL import Image
+
+    with Image.open(path) as img:
+        if img.mode == "P":
+            return np.asarray(img), True
+        if img.mode in ("RGB", "RGBA", "LA"):
+            arr = np.asarray(img.convert("RGB"))
+            return _rgb_to_single(arr), False
+        if img.mode in ("1", "L", "I", "I;16", "I;16B", "F"):
+            return np.asarray(img), False
+        return np.asarray(img.convert("L")), False
+
+
+def _rgb_to_single(rgb: np.ndarray) -> np.ndarray:
+    """RGB(A) to one channel: exact when the colours are grays or few, else luminance."""
+    rgb = rgb[..., :3]
+    if (rgb == rgb[..., :1]).all():
+        return rgb[..., 0]
+    flat = rgb.reshape(-1, 3)
+    colours, inverse = np.unique(flat, axis=0, return_inverse=True)
+    if len(colours) <= MAX_PHASES:
+        # few colours: order them by luminance so black < white, as phases 0 < 1
+        lum = colours @ np.array([0.299, 0.587, 0.114])
+        rank = np.argsort(np.argsort(lum, kind="stable"), kind="stable")
+        return rank[inverse.ravel()].reshape(rgb.shape[:-1]).astype(np.uint8)
+    return (rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+
+
+def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
+    """Read a microstructure stack or image as phase labels.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.npz``, ``.npy``, ``.png``, ``.tif`` or ``.tiff``.
+    phases : int
+        Number of phases to segment a grayscale image into (2 to 8); ignored for labels.
+
+    Returns
+    -------
+    ImageStack
+        ``images`` of shape ``N x H x W`` (uint8 labels), plus the file's other arrays.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, a suffix not listed, a 1D or 4D array, NaN, an empty
+        image, more than 8 labels in a stack, or a bad ``phases``.
+    """
+    path = Path(path)
+    source = str(path)
+    if not 2 <= phases <= MAX_PHASES:
+        raise InputError(f"--phases: must be between 2 and {MAX_PHASES}, got {phases}")
+    if not path.exists():
+        raise InputError(f"{source}: no such file")
+    if path.is_dir():
+        raise InputError(f"{source}: is a directory, expected an image file")
+    suffix = path.suffix.lower()
+    if suffix not in READ_SUFFIXES:
+        raise InputError(
+            f"{source}: unsupported format {suffix or '(no suffix)'}; "
+            f"expected one of {', '.join(READ_SUFFIXES)}"
+        )
+    extras: dict[str, Any] = {}
+    palette = False
+    try:
+        if suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                if "images" not in data.files:
+                    raise InputError(
+                        f"{source}: no 'images' array (found: {', '.join(data.files) or 'none'})"
+                    )
+                arr = data["images"]
+                for key in data.files:
+                    if key == "images":
+                        continue
+                    extras[key] = data[key]
+            if "meta" in extras:
+                try:
+                    extras["meta"] = json.loads(str(extras["meta"]))
+                except json.JSONDecodeError:
+                    raise InputError(f"{source}: 'meta' is not a JSON string") from None
+        elif suffix == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            arr, palette = _read_raster(path)
+    except InputError:
+        raise
+    except Exception as exc:  # any parser failure means the file is not what it claims
+        raise InputError(
+            f"{source}: cannot read as {suffix} ({type(exc).__name__}: {exc})"
+        ) from None
+
+    arr = _check_array(np.asarray(arr), source=source)
+    if suffix == ".npz" or palette:
+        if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+            raise InputError(f"{source}: 'images' must hold integer phase labels")
+        return ImageStack(labels_from_values(arr, source=source, as_labels=True), extras)
+    if np.unique(arr).size <= MAX_PHASES:
+        return ImageStack(labels_from_values(arr, source=source), extras)
+    labels, note = _segment(arr, phases, source=source)
+    return ImageStack(labels, extras, note)
+
+
+def check_output_path(
+    path: str | os.PathLike, *, suffixes: tuple[str, ...] = WRITE_SUFFIXES, option: str = "-o"
+) -> Path:
+    """Refuse an output path with an unsupported suffix before any work is done."""
+    path = Path(path)
+    if path.suffix.lower() not in suffixes:
+        raise InputError(
+            f"{option} {path}: unsupported output format {path.suffix or '(no suffix)'}; "
+            f"expected one of {', '.join(suffixes)}"
+        )
+    if path.is_dir():
+        raise InputError(f"{option} {path}: is a directory")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
+
+    The temporary file keeps the target's suffix (some writers key on it). On any exception it
+    is removed and the target is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def _grid(images: np.ndarray, *, pad: int = 2) -> np.ndarray:
+    """RGB montage of ``N x H x W`` labels, near-square, separated by gray lines."""
+    n, h, w = images.shape
+    cols = int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / cols))
+    out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 128, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, c = divmod(i, cols)
+        y, x = pad + r * (h + pad), pad + c * (w + pad)
+        out[y : y + h, x : x + w] = PALETTE[img]
+    return out
+
+
+def write_images(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    *,
+    meta: dict[str, Any] | None = None,
+    **arrays: np.ndarray,
+) -> Path:
+    """Write labels (and, for ``.npz``, arrays beside them) atomically.
+
+    Parameters
+    ----------
+    path : path-like
+        ``.npz``, ``.npy``, ``.png``, ``.tif``/``.tiff``. Parent folders are created.
+    images : ndarray, ``N x H x W`` or ``H x W``
+        Phase labels ``0..7``.
+    meta : dict, optional
+        What made the file (command, version, seed, parameters); stored in ``.npz`` as JSON.
+    **arrays
+        Arrays stored beside ``images`` in ``.npz`` (e.g. ``latents``, ``volume_fraction``).
+
+    Returns
+    -------
+    Path
+        The written path.
+    """
+    path = check_output_path(path)
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.size and int(images.max()) >= MAX_PHASES:
+        raise InputError(f"{path}: labels must be below {MAX_PHASES}")
+    images = images.astype(np.uint8, copy=False)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".npz":
+            payload = {"images": images, **{k: np.asarray(v) for k, v in arrays.items()}}
+            if meta is not None:
+                payload["meta"] = np.array(json.dumps(meta, sort_keys=True, default=str))
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **payload)
+        elif suffix == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, images if images.shape[0] > 1 else images[0])
+        elif suffix in (".tif", ".tiff"):
+            import tifffile
+
+            tifffile.imwrite(tmp, images if images.shape[0] > 1 else images[0])
+        else:
+            from PIL import Image
+
+            if images.shape[0] == 1:
+                img = Image.fromarray(images[0], mode="P")
+                img.putpalette(PALETTE.ravel().tolist())
+            else:
+                img = Image.fromarray(_grid(images), mode="RGB")
+            img.save(tmp, format="PNG")
+    return path

@@ -1,0 +1,107 @@
+"""Figures as PNG files.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot), so plotting has no
+global state and needs no display. Every figure is written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+
+from mdesign.io import PALETTE, atomic_path
+
+__all__ = ["phase_cmap", "plot_band", "plot_characterization", "save_figure", "show_labels"]
+
+
+def phase_cmap(k: int) -> ListedColormap:
+    """The PNG output's colours for ``k`` phases."""
+    return ListedColormap(PALETTE[:k] / 255.0)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path:
+    """Write ``fig`` to ``path`` (PNG) through a temporary file."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    return Path(path)
+
+
+def show_labels(ax: Axes, image: np.ndarray, *, k: int | None = None, title: str | None = None):
+    """Draw a label image in the phase colours, without ticks."""
+    k = k or max(2, int(image.max()) + 1)
+    ax.imshow(image, cmap=phase_cmap(k), vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def plot_band(
+    ax: Axes,
+    curves: np.ndarray,
+    *,
+    label: str,
+    color: str | None = None,
+    quantiles: Sequence[float] = (0.05, 0.95),
+) -> None:
+    """Mean of ``curves`` (``N x R``) against ``r = 0..R-1`` with a quantile band."""
+    r = np.arange(curves.shape[1])
+    (line,) = ax.plot(r, curves.mean(0), label=label, color=color, lw=1.6)
+    if curves.shape[0] > 1:
+        lo, hi = np.quantile(curves, quantiles, axis=0)
+        ax.fill_between(r, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+
+
+def plot_characterization(
+    char, images: np.ndarray, path: str | os.PathLike, *, title: str | None = None
+) -> Path:
+    """Example images, S2 and lineal path with 5-95% bands, and the chord-length distribution.
+
+    Parameters
+    ----------
+    char : mdesign.descriptors.Characterization
+        The descriptors.
+    images : ndarray, ``N x H x W``
+        The labels they came from (up to three are shown).
+    path : path-like
+        PNG to write.
+    title : str, optional
+        Figure title.
+    """
+    k = char.volume_fractions.shape[1]
+    fig = Figure(figsize=(12, 3.4), layout="constrained")
+    grid = fig.add_gridspec(1, 6)
+    n_show = min(3, images.shape[0])
+    sub = grid[0, :2].subgridspec(1, n_show) if n_show > 1 else grid[0, :2]
+    for i in range(n_show):
+        ax = fig.add_subplot(sub[0, i] if n_show > 1 else sub)
+        show_labels(ax, images[i], k=k, title=f"image {i}")
+    band = f" (mean, 5-95% of {char.shape[0]} images)" if char.shape[0] > 1 else ""
+    p = char.phase
+    ax = fig.add_subplot(grid[0, 2])
+    plot_band(ax, char.s2, label=f"$S_2$ of phase {p}")
+    phi2 = (char.volume_fractions[:, p] ** 2).mean()
+    ax.axhline(phi2, color="0.5", ls="--", lw=1, label=r"$\phi^2$")
+    ax.set(xlabel="r (pixels)", ylabel="probability", title="two-point correlation")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(grid[0, 3])
+    plot_band(ax, char.lineal_path, label=f"$L$ of phase {p}")
+    ax.set(xlabel="r (pixels)", title="lineal path")
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(grid[0, 4])
+    prob = char.chords.probability
+    last = int(np.flatnonzero(prob)[-1]) + 1 if prob.any() else 1
+    ax.bar(char.chords.lengths[:last], prob[:last], width=1.0, color="C2")
+    ax.set(xlabel="chord length (pixels)", title=f"chords, mean {char.chords.mean:.1f} px")
+    ax = fig.add_subplot(grid[0, 5])
+    fr = char.volume_fractions
+    ax.boxplot([fr[:, j] for j in range(k)], tick_labels=[str(j) for j in range(k)])
+    ax.set(xlabel="phase", ylabel="fraction", title="volume fractions")
+    fig.suptitle((title or "descriptors") + band, fontsize=10)
+    return save_figure(fig, path)

@@ -1,0 +1,51 @@
+"""Shared fixtures: tiny seeded stacks made by the project's own generator, and a CLI runner."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from mdesign.cli import main
+from mdesign.grf import grf_microstructures
+
+
+@dataclass
+class CLIResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run ``mdesign ARGS`` in-process; returns the exit code and what it printed."""
+
+    def run(*args: str) -> CLIResult:
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # argparse usage errors
+            code = exc.code
+        cap = capsys.readouterr()
+        return CLIResult(code, cap.out, cap.err)
+
+    return run
+
+
+def assert_input_error(res: CLIResult, *needles: str) -> None:
+    """Exit 2 with exactly one ``error:`` line naming what is wrong, and no traceback."""
+    assert res.code == 2, (res.code, res.err)
+    lines = [ln for ln in res.err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.err
+    assert "Traceback" not in res.err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture(scope="session")
+def grf_stack() -> np.ndarray:
+    """32 periodic two-phase 32x32 images, fraction 0.35, correlation length 3."""
+    return grf_microstructures(
+        32, (32, 32), volume_fraction=0.35, correlation_length=3, seed=7
+    ).images

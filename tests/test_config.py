@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from mdesign.config import GRF_DEFAULTS, GRFConfig, dump_config, load_config
+from mdesign.errors import InputError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_shipped_grf_config_is_the_default():
+    # configs/grf.yaml documents the defaults; it must not drift from the typed config
+    assert load_config(GRFConfig, CONFIGS / "grf.yaml") == GRF_DEFAULTS
+
+
+def test_round_trip_and_overrides(tmp_path):
+    cfg = load_config(GRFConfig, None, phases=3, covariance=None)
+    assert cfg.phases == 3 and cfg.covariance == GRF_DEFAULTS.covariance
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(GRFConfig, path) == cfg
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("phases: 9\n", "phases"),
+        ("covariance: cubic\n", "covariance"),
+        ("anisotropy: -1\n", "anisotropy"),
+        ("phasse: 3\n", "phasse: unknown key"),
+        ("- a\n- b\n", "mapping"),
+        ("phases: [1\n", "not valid YAML"),
+    ],
+)
+def test_bad_configs_name_the_key(tmp_path, text, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=needle) as info:
+        load_config(GRFConfig, path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(InputError, match="no such config file"):
+        load_config(GRFConfig, tmp_path / "nope.yaml")

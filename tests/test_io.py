@@ -1,0 +1,127 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from mdesign import io
+from mdesign.errors import InputError
+from mdesign.io import read_images, write_images
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".npy", ".png", ".tif"])
+@pytest.mark.parametrize("k", [2, 3, 8])
+def test_round_trip_single_image(tmp_path, suffix, k):
+    rng = np.random.default_rng(k)
+    img = rng.integers(0, k, size=(20, 24)).astype(np.uint8)
+    path = write_images(tmp_path / f"a{suffix}", img)
+    back = read_images(path)
+    assert back.images.shape == (1, 20, 24)
+    assert np.array_equal(back.images[0], img)
+    assert back.note is None
+
+
+def test_npz_stack_with_extras_and_meta(tmp_path):
+    imgs = np.zeros((3, 8, 8), np.uint8)
+    imgs[1] = 1  # a stack in which image 1 is all phase 1 keeps its numbering
+    path = write_images(
+        tmp_path / "s.npz", imgs, meta={"seed": 3}, latents=np.ones((3, 1, 2, 2), np.float32)
+    )
+    back = read_images(path)
+    assert np.array_equal(back.images, imgs)
+    assert back.extras["meta"] == {"seed": 3}
+    assert back.extras["latents"].shape == (3, 1, 2, 2)
+
+
+def test_png_of_a_stack_is_a_grid(tmp_path):
+    imgs = np.zeros((5, 8, 8), np.uint8)
+    write_images(tmp_path / "g.png", imgs)
+    with Image.open(tmp_path / "g.png") as im:
+        assert im.mode == "RGB" and im.size[0] > 8 * 2
+
+
+def test_grayscale_is_segmented_and_says_so(tmp_path):
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 2, size=(40, 40))
+    gray = (truth * 150 + 50 + rng.normal(0, 12, size=truth.shape)).clip(0, 255).astype(np.uint8)
+    Image.fromarray(gray, mode="L").save(tmp_path / "g.png")
+    back = read_images(tmp_path / "g.png")
+    assert back.note and "Otsu" in back.note and "2 phases" in back.note
+    assert (back.images[0] == truth).mean() > 0.99
+    three = np.digitize(rng.random((40, 40)), [0.3, 0.6])
+    gray3 = (three * 90 + 20 + rng.normal(0, 6, size=three.shape)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "g3.tif", gray3)
+    back3 = read_images(tmp_path / "g3.tif", phases=3)
+    assert "multi-Otsu" in back3.note
+    assert (back3.images[0] == three).mean() > 0.99
+
+
+def test_few_valued_arrays_are_labels_in_sorted_order(tmp_path):
+    np.save(tmp_path / "a.npy", np.array([[10, 30], [20, 10]]))
+    assert np.array_equal(read_images(tmp_path / "a.npy").images[0], [[0, 2], [1, 0]])
+    rgb = np.zeros((4, 4, 3), np.uint8)
+    rgb[:2] = [255, 255, 255]
+    Image.fromarray(rgb, mode="RGB").save(tmp_path / "c.png")
+    assert np.array_equal(read_images(tmp_path / "c.png").images[0][:, 0], [1, 1, 0, 0])
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "needle"),
+    [
+        ("x.npy", lambda p: None, "no such file"),
+        ("x.png", lambda p: p.write_bytes(b"not a png at all"), "cannot read"),
+        ("x.npy", lambda p: np.save(p, np.zeros(5)), "2D image"),
+        ("x.npy", lambda p: np.save(p, np.zeros((2, 2, 3, 3))), "2D image"),
+        ("x.npy", lambda p: np.save(p, np.array([[0.0, np.nan], [1.0, 0.0]])), "NaN"),
+        ("x.npy", lambda p: np.save(p, np.zeros((0, 4))), "empty"),
+        ("x.npz", lambda p: np.savez(p, images=np.arange(36).reshape(1, 6, 6)), "at most 8"),
+        ("x.npz", lambda p: np.savez(p, other=np.zeros((2, 4, 4))), "no 'images'"),
+        ("x.npz", lambda p: np.savez(p, images=np.full((1, 4, 4), 0.5)), "integer"),
+        ("x.txt", lambda p: p.write_text("hello"), "unsupported format"),
+    ],
+    ids=[
+        "missing",
+        "garbage",
+        "1d",
+        "4d",
+        "nan",
+        "empty",
+        "nine-phases",
+        "no-images",
+        "float-labels",
+        "txt",
+    ],
+)
+def test_bad_inputs_raise_one_clear_error(tmp_path, name, make, needle):
+    path = tmp_path / name
+    make(path)
+    with pytest.raises(InputError, match=needle) as info:
+        read_images(path)
+    assert str(path) in str(info.value)
+
+
+def test_phases_out_of_range_is_refused(tmp_path):
+    with pytest.raises(InputError, match="--phases"):
+        read_images(tmp_path / "x.png", phases=9)
+
+
+def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = write_images(tmp_path / "s.npz", np.ones((2, 4, 4), np.uint8))
+    before = path.read_bytes()
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(np, "savez_compressed", boom)
+    with pytest.raises(RuntimeError):
+        write_images(path, np.zeros((2, 4, 4), np.uint8))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]
+
+
+def test_meta_is_json(tmp_path):
+    path = write_images(tmp_path / "s.npz", np.zeros((1, 4, 4), np.uint8), meta={"a": [1, 2]})
+    with np.load(path) as data:
+        assert json.loads(str(data["meta"])) == {"a": [1, 2]}
+    assert io.PALETTE.shape == (8, 3)
