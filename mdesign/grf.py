@@ -56,6 +56,7 @@ from scipy import integrate
 from tqdm.auto import tqdm
 
 from mdesign.config import GRF_DEFAULTS, Covariance
+from mdesign.device import default_device
 from mdesign.errors import InputError
 
 __all__ = [
@@ -223,7 +224,7 @@ def gaussian_random_field(
         ``n x H x W`` (or ``n x H x W x D``) float32 fields on ``device``.
     """
     shape = tuple(int(s) for s in shape)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = default_device(device)
     params = [
         torch.as_tensor(np.broadcast_to(np.asarray(v, dtype=np.float64), (n,)).copy())
         for v in (correlation_length, anisotropy, angle)
