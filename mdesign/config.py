@@ -15,14 +15,18 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mdesign.errors import InputError
 
 __all__ = [
+    "CONDUCTIVITY_DEFAULTS",
     "GRF_DEFAULTS",
+    "OPTICAL_ABSORPTION_DEFAULTS",
+    "ConductivityConfig",
     "Config",
     "GRFConfig",
+    "OpticalAbsorptionConfig",
     "config_from_dict",
     "dump_config",
     "load_config",
@@ -120,3 +124,132 @@ class GRFConfig(Config):
 
 
 GRF_DEFAULTS = GRFConfig()
+
+
+def _unit(unit: str) -> dict[str, str]:
+    """Field metadata read by :mod:`mdesign.evaluators` to show a parameter's unit."""
+    return {"unit": unit}
+
+
+class ConductivityConfig(Config):
+    """Effective conductivity (:func:`mdesign.evaluators.effective_conductivity`).
+
+    The fields are the evaluator's parameters (``mdesign evaluate --param KEY=VALUE``); their
+    defaults are the library's defaults. The default accuracy (pixels subdivided 2x2 and the
+    1x1 and 2x2 solutions extrapolated) keeps Keller's duality within about 1% at contrast 10;
+    ``bench/bench_evaluators.py`` tabulates error against cost.
+    """
+
+    conductivities: tuple[float, ...] | None = Field(
+        None,
+        description="conductivity of each phase, phase 0 first (e.g. 1,10); required",
+        json_schema_extra={"unit": "any (the value has the same unit)", "required": True},
+    )
+    direction: Literal["x", "y"] = Field(
+        "x",
+        description="direction of the applied field: x = along the columns (axis 1), "
+        "y = along the rows (axis 0)",
+        json_schema_extra=_unit(""),
+    )
+    refinement: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="each pixel is split into refinement x refinement cells for the finest solve",
+        json_schema_extra=_unit("cells per pixel side"),
+    )
+    extrapolate: bool = Field(
+        True,
+        description="Richardson-extrapolate from refinement//2 and refinement (first order in "
+        "the cell size); ignored when refinement is 1",
+        json_schema_extra=_unit(""),
+    )
+    tolerance: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        description="relative residual (preconditioned norm) at which conjugate gradients stop",
+        json_schema_extra=_unit(""),
+    )
+    max_iterations: int = Field(
+        10_000,
+        ge=1,
+        description="iteration limit of conjugate gradients; an image that has not converged "
+        "by then fails",
+        json_schema_extra=_unit(""),
+    )
+
+
+CONDUCTIVITY_DEFAULTS = ConductivityConfig()
+
+
+class OpticalAbsorptionConfig(Config):
+    """Optical absorption of a patterned thin film (:func:`mdesign.evaluators.optical_absorption`).
+
+    The image is the in-plane pattern of one film (phase p made of ``materials[p]``), repeated
+    periodically with the given ``period``, on a semi-infinite ``substrate``, lit from air at
+    normal incidence; unpolarised (the mean of two orthogonal polarisations). Materials are
+    names of the tabulated refractive indices in ``mdesign/evaluators/data`` or a constant
+    complex index such as ``1.5`` or ``3.5+0.01j`` (n + ik).
+    """
+
+    materials: tuple[str, ...] = Field(
+        ("air", "Si"),
+        description="material of each phase, phase 0 first",
+        json_schema_extra=_unit(""),
+    )
+    substrate: str = Field(
+        "SiO2", description="material below the film (semi-infinite)", json_schema_extra=_unit("")
+    )
+    thickness: float = Field(
+        100.0, gt=0, description="film thickness", json_schema_extra=_unit("nm")
+    )
+    period: float = Field(
+        600.0,
+        gt=0,
+        description="side of the square unit cell the image fills",
+        json_schema_extra=_unit("nm"),
+    )
+    wavelength_min: float = Field(
+        400.0, gt=0, description="shortest vacuum wavelength", json_schema_extra=_unit("nm")
+    )
+    wavelength_max: float = Field(
+        1100.0, gt=0, description="longest vacuum wavelength", json_schema_extra=_unit("nm")
+    )
+    wavelengths: int = Field(
+        15,
+        ge=1,
+        le=1000,
+        description="number of equally spaced wavelengths (trapezoidal rule)",
+        json_schema_extra=_unit(""),
+    )
+    weighting: Literal["none", "am15g"] = Field(
+        "am15g",
+        description="spectral weight of the average: none (flat in wavelength) or am15g "
+        "(photon flux of the ASTM G173-03 AM1.5 global spectrum)",
+        json_schema_extra=_unit(""),
+    )
+    order: int = Field(
+        5,
+        ge=0,
+        le=30,
+        description="Fourier truncation order: harmonics -order..order along each axis",
+        json_schema_extra=_unit(""),
+    )
+    grid: int = Field(
+        64,
+        ge=1,
+        le=1024,
+        description="the pattern is area-averaged onto grid x grid cells before the Fourier "
+        "transform",
+        json_schema_extra=_unit("cells"),
+    )
+
+    @model_validator(mode="after")
+    def _check_range(self) -> OpticalAbsorptionConfig:
+        if self.wavelength_max < self.wavelength_min:
+            raise ValueError("wavelength_max must not be below wavelength_min")
+        return self
+
+
+OPTICAL_ABSORPTION_DEFAULTS = OpticalAbsorptionConfig()

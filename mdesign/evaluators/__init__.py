@@ -1,0 +1,70 @@
+"""Property evaluators: a typed protocol, a registry, and the built-in physics.
+
+Built-ins (registered below by explicit calls):
+
+* ``effective_conductivity``: periodic 2D homogenisation of k-phase images by finite volumes and
+  FFT-preconditioned conjugate gradients (:mod:`mdesign.evaluators.conductivity`);
+* ``optical_absorption``: normal-incidence absorption of a thin film patterned by the image,
+  averaged over wavelength, by rigorous coupled-wave analysis with meent
+  (:mod:`mdesign.evaluators.optics`), the property of Yang et al. (2018).
+
+Third-party evaluators register through the entry-point group ``mdesign.evaluators`` or are
+named by a ``module:function`` path; see :mod:`mdesign.evaluators.base`.
+"""
+
+from mdesign.evaluators.base import (
+    ENTRY_POINT_GROUP,
+    EvaluationError,
+    EvaluationResult,
+    Evaluator,
+    EvaluatorInfo,
+    FunctionEvaluator,
+    Parameter,
+    evaluate_batch,
+    evaluator_info,
+    evaluator_params,
+    get_evaluator,
+    list_evaluators,
+    parameters_from_config,
+    parse_params,
+    register_evaluator,
+)
+from mdesign.evaluators.conductivity import (
+    EffectiveConductivity,
+    conductivity_tensor,
+    effective_conductivity,
+)
+from mdesign.evaluators.optics import (
+    OpticalAbsorption,
+    optical_absorption,
+    refractive_index,
+    thin_film_absorption,
+)
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "EffectiveConductivity",
+    "EvaluationError",
+    "EvaluationResult",
+    "Evaluator",
+    "EvaluatorInfo",
+    "FunctionEvaluator",
+    "OpticalAbsorption",
+    "Parameter",
+    "conductivity_tensor",
+    "effective_conductivity",
+    "evaluate_batch",
+    "evaluator_info",
+    "evaluator_params",
+    "get_evaluator",
+    "list_evaluators",
+    "optical_absorption",
+    "parameters_from_config",
+    "parse_params",
+    "refractive_index",
+    "register_evaluator",
+    "thin_film_absorption",
+]
+
+register_evaluator(EffectiveConductivity, _source="built-in")
+register_evaluator(OpticalAbsorption, _source="built-in")

@@ -1,0 +1,437 @@
+"""Optical absorption of a thin film patterned by the microstructure (Yang et al. 2018).
+
+The image is the in-plane pattern of one film: phase ``p`` is made of ``materials[p]`` (by
+default phase 0 air, phase 1 crystalline silicon), the pattern repeats with period ``period`` in
+x and y, the film (``thickness``) sits on a semi-infinite transparent ``substrate`` (glass) and
+is lit from air at normal incidence. Its absorption ``A = 1 - R - T`` (all diffraction orders,
+the mean of two orthogonal polarisations, i.e. unpolarised light) is averaged over
+``wavelengths`` equally spaced vacuum wavelengths in ``[wavelength_min, wavelength_max]`` by the
+trapezoidal rule, flat or weighted by the photon flux of the AM1.5 global solar spectrum (ASTM
+G173-03), so the weighted value is the fraction of incident solar photons the film absorbs.
+
+The electromagnetic solve is rigorous coupled-wave analysis (the Fourier modal method) by the
+meent package (Kim et al. 2024), with Li's factorisation rules for the permittivity of the
+rasterised layer; it is not re-implemented here. The pattern is area-averaged onto a
+``grid x grid`` raster (the permittivity of a raster cell is the area-weighted mean of its
+phases' permittivities), whose Fourier coefficients give harmonics ``-order..order`` along each
+axis, ``(2 order + 1)^2`` in all. The cost grows as the cube of that number (a dense eigenproblem
+of twice its size per wavelength); ``bench/bench_evaluators.py`` tabulates the convergence of the
+value in ``order`` against the seconds per image.
+
+Refractive indices are tabulated in ``mdesign/evaluators/data/nk_*.csv`` with their sources
+(Green 2008 for silicon, Malitson 1965 for fused silica, Luke et al. 2015 for silicon nitride,
+Johnson & Christy 1972 for silver) and interpolated linearly in wavelength; ``air`` is 1, and a
+number such as ``1.5`` or ``3.5+0.01j`` is a constant index n + ik.
+
+References
+----------
+Yang Z., Li X., Brinson L. C., Choudhary A. N., Chen W., Agrawal A. (2018) Microstructural
+materials design via deep adversarial learning methodology. J. Mech. Des. 140, 111416.
+Moharam M. G., Grann E. B., Pommet D. A., Gaylord T. K. (1995) Formulation for stable and
+efficient implementation of the rigorous coupled-wave analysis of binary gratings. J. Opt. Soc.
+Am. A 12, 1068-1076.
+Li L. (1997) New formulation of the Fourier modal method for crossed surface-relief gratings.
+J. Opt. Soc. Am. A 14, 2758-2767.
+Kim Y., Jung S., Jin H., et al. (2024) Meent: differentiable electromagnetic simulator for
+machine learning. arXiv:2406.12904.
+Born M., Wolf E. Principles of Optics, sec. 1.6 (the thin-film, or Airy, formulae).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from importlib import resources
+from typing import Any
+
+import numpy as np
+
+from mdesign.config import (
+    OPTICAL_ABSORPTION_DEFAULTS,
+    OpticalAbsorptionConfig,
+    config_from_dict,
+)
+from mdesign.errors import InputError
+from mdesign.evaluators.base import Parameter, parameters_from_config, parse_params
+
+__all__ = [
+    "MATERIALS",
+    "OpticalAbsorption",
+    "absorption_spectra",
+    "optical_absorption",
+    "refractive_index",
+    "solar_photon_flux",
+    "spectral_weights",
+    "thin_film_absorption",
+]
+
+_D = OPTICAL_ABSORPTION_DEFAULTS
+
+MATERIALS = ("air", "Ag", "Si", "Si3N4", "SiO2")
+"""Names of the tabulated materials (``data/nk_NAME.csv``; ``air`` is 1)."""
+
+
+@functools.cache
+def _table(name: str) -> np.ndarray:
+    """Rows (wavelength nm, n, k) of a tabulated material, or (wavelength nm, value)."""
+    text = resources.files("mdesign.evaluators").joinpath("data", name).read_text()
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    return np.loadtxt(lines[1:], delimiter=",", ndmin=2)
+
+
+def refractive_index(material: str | complex, wavelengths: np.ndarray) -> np.ndarray:
+    """Complex refractive index ``n + ik`` of a material at vacuum wavelengths in nm.
+
+    Parameters
+    ----------
+    material : str or number
+        A name of :data:`MATERIALS` (case-insensitive), or a constant index given as a number
+        or a string such as ``"1.5"`` or ``"3.5+0.01j"``.
+    wavelengths : array of float, ``L``
+        Vacuum wavelengths in nm, inside the table's range (no extrapolation).
+
+    Returns
+    -------
+    ndarray of complex128, ``L``
+    """
+    lam = np.atleast_1d(np.asarray(wavelengths, dtype=np.float64))
+    if not isinstance(material, str):
+        return np.full(lam.shape, complex(material))
+    key = {m.lower(): m for m in MATERIALS}.get(material.strip().lower())
+    if key is None:
+        try:
+            value = complex(material.strip().replace(" ", ""))
+        except ValueError:
+            raise InputError(
+                f"unknown material {material!r} (tabulated: {', '.join(MATERIALS)}; or a "
+                "constant index such as 1.5 or 3.5+0.01j)"
+            ) from None
+        if value.real <= 0 or value.imag < 0:
+            raise InputError(f"material {material!r}: need n > 0 and k >= 0 (n + ik)")
+        return np.full(lam.shape, value)
+    if key == "air":
+        return np.ones(lam.shape, dtype=np.complex128)
+    t = _table(f"nk_{key}.csv")
+    lo, hi = t[0, 0], t[-1, 0]
+    if lam.min() < lo or lam.max() > hi:
+        raise InputError(
+            f"material {key}: tabulated for {lo:g}-{hi:g} nm, asked for "
+            f"{lam.min():g}-{lam.max():g} nm"
+        )
+    return np.interp(lam, t[:, 0], t[:, 1]) + 1j * np.interp(lam, t[:, 0], t[:, 2])
+
+
+def solar_photon_flux(wavelengths: np.ndarray) -> np.ndarray:
+    """Photon flux of the AM1.5 global spectrum (ASTM G173-03), photons m^-2 s^-1 nm^-1.
+
+    Linear interpolation of the tabulated irradiance ``E`` (280-4000 nm), times ``lambda / hc``.
+    """
+    lam = np.asarray(wavelengths, dtype=np.float64)
+    t = _table("am15g.csv")
+    if lam.min() < t[0, 0] or lam.max() > t[-1, 0]:
+        raise InputError(
+            f"the AM1.5G spectrum is tabulated for {t[0, 0]:g}-{t[-1, 0]:g} nm, asked for "
+            f"{lam.min():g}-{lam.max():g} nm"
+        )
+    h, c = 6.62607015e-34, 299792458.0
+    return np.interp(lam, t[:, 0], t[:, 1]) * lam * 1e-9 / (h * c)
+
+
+def spectral_weights(wavelengths: np.ndarray, weighting: str) -> np.ndarray:
+    """Weights (summing to 1) of the wavelength average: trapezoidal rule times the spectrum.
+
+    ``weighting`` is ``none`` (flat in wavelength) or ``am15g`` (AM1.5G photon flux).
+    """
+    lam = np.asarray(wavelengths, dtype=np.float64)
+    if lam.size == 1:
+        return np.ones(1)
+    w = np.zeros(lam.size)
+    dl = np.diff(lam)
+    w[:-1] += dl / 2
+    w[1:] += dl / 2
+    if weighting == "am15g":
+        w = w * solar_photon_flux(lam)
+    elif weighting != "none":
+        raise InputError(f"weighting: expected none or am15g, got {weighting!r}")
+    return w / w.sum()
+
+
+def thin_film_absorption(
+    n_film: np.ndarray,
+    n_substrate: np.ndarray,
+    thickness: float,
+    wavelengths: np.ndarray,
+    *,
+    n_ambient: float = 1.0,
+) -> np.ndarray:
+    """Absorption of a uniform film at normal incidence (Airy's formulae), per wavelength.
+
+    Parameters
+    ----------
+    n_film, n_substrate : array of complex, ``L``
+        Indices ``n + ik`` of the film and the (transparent) substrate.
+    thickness : float
+        Film thickness, same unit as ``wavelengths``.
+    wavelengths : array of float, ``L``
+        Vacuum wavelengths.
+
+    Returns
+    -------
+    ndarray, ``L``
+        ``1 - R - T`` with ``R = |r|^2``, ``T = Re(n_s) / n_0 |t|^2``.
+
+    References
+    ----------
+    Born & Wolf, Principles of Optics, sec. 1.6.
+    """
+    n0 = n_ambient
+    n1 = np.asarray(n_film, dtype=np.complex128)
+    n2 = np.asarray(n_substrate, dtype=np.complex128)
+    r01, r12 = (n0 - n1) / (n0 + n1), (n1 - n2) / (n1 + n2)
+    t01, t12 = 2 * n0 / (n0 + n1), 2 * n1 / (n1 + n2)
+    phase = np.exp(2j * np.pi * n1 * thickness / np.asarray(wavelengths))
+    den = 1 + r01 * r12 * phase**2
+    r = (r01 + r12 * phase**2) / den
+    t = t01 * t12 * phase / den
+    return 1 - np.abs(r) ** 2 - n2.real / n0 * np.abs(t) ** 2
+
+
+def _as_images(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or images.dtype.kind not in "biu":
+        raise InputError(f"expected integer labels N x H x W, got {images.dtype} {images.shape}")
+    return images
+
+
+def _fractions(image: np.ndarray, phases: int, grid: int) -> np.ndarray:
+    """Area fraction of each phase in each cell of a ``grid x grid`` raster: ``k x g x g``."""
+    import torch
+
+    onehot = torch.nn.functional.one_hot(
+        torch.as_tensor(image.astype(np.int64)), num_classes=phases
+    )  # H x W x k
+    x = onehot.permute(2, 0, 1).to(torch.float64).unsqueeze(0)
+    return torch.nn.functional.adaptive_avg_pool2d(x, grid)[0].numpy()
+
+
+def absorption_spectra(
+    images: np.ndarray,
+    wavelengths: Sequence[float],
+    *,
+    materials: Sequence[str] = _D.materials,
+    substrate: str = _D.substrate,
+    thickness: float = _D.thickness,
+    period: float = _D.period,
+    order: int = _D.order,
+    grid: int = _D.grid,
+) -> np.ndarray:
+    """Absorption of the patterned film at each wavelength, by RCWA (meent).
+
+    Parameters
+    ----------
+    images : ndarray of int, ``N x H x W`` (or one ``H x W`` image)
+        Phase labels ``0..k-1``: the in-plane pattern of the film over one period.
+    wavelengths : sequence of float, ``L``
+        Vacuum wavelengths in nm.
+    materials : sequence of str
+        Material of each phase (:func:`refractive_index`), phase 0 first.
+    substrate : str
+        Transparent material below the film.
+    thickness, period : float
+        Film thickness and lateral period (side of the square cell the image fills), nm.
+    order : int
+        Fourier truncation order: harmonics ``-order..order`` along x and y.
+    grid : int
+        Side of the raster the image is area-averaged onto.
+
+    Returns
+    -------
+    ndarray of float64, ``N x L``
+        ``1 - R - T`` for unpolarised light at normal incidence, in [0, 1].
+
+    Raises
+    ------
+    InputError
+        Unknown materials, wavelengths outside a table, an absorbing substrate, or a label
+        without a material.
+    RuntimeError
+        If the energy balance of a solve is off by more than 1e-6 (numerical breakdown).
+    """
+    import meent
+    from threadpoolctl import threadpool_limits
+
+    images = _as_images(images)
+    lam = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
+    if lam.size == 0 or not np.all(np.isfinite(lam)) or lam.min() <= 0:
+        raise InputError("wavelengths: need positive wavelengths")
+    if len(materials) < 2:
+        raise InputError(f"materials: need one per phase (at least 2), got {len(materials)}")
+    if images.size and int(images.max()) >= len(materials):
+        raise InputError(
+            f"materials: {len(materials)} given, but the images have phase {int(images.max())}"
+        )
+    if order < 0 or grid < 1 or thickness <= 0 or period <= 0:
+        raise InputError("order >= 0, grid >= 1, thickness > 0 and period > 0 are required")
+    eps = np.stack([refractive_index(m, lam) ** 2 for m in materials])  # k x L
+    n_sub = refractive_index(substrate, lam)
+    if np.any(n_sub.imag > 0):
+        raise InputError(f"substrate {substrate}: must be transparent (k = 0) at all wavelengths")
+    out = np.empty((len(images), lam.size))
+    # The dense eigenproblems are not worth BLAS threads, and oversubscribed threads slow them
+    # down by orders of magnitude on shared cores (measured: a 242 x 242 eig took 22 s with two
+    # threads on a loaded 2-core machine and 0.07 s with one).
+    with threadpool_limits(limits=1):
+        for n, image in enumerate(images):
+            frac = _fractions(image, len(materials), grid)  # k x g x g
+            solver = meent.call_mee(
+                backend=0,
+                n_top=1.0,
+                n_bot=1.0,
+                theta=0.0,
+                phi=0.0,
+                fto=(order, order),
+                period=(float(period), float(period)),
+                wavelength=1.0,
+                thickness=[float(thickness)],
+                type_complex=np.complex128,
+                enhanced_dfs=False,
+            )
+            for i in range(lam.size):
+                eps_cell = np.tensordot(eps[:, i], frac, axes=1)  # g x g
+                # meent's time convention makes absorbing media n - ik
+                solver.ucell = np.conj(np.sqrt(eps_cell))[None]
+                solver.n_bot = float(n_sub[i].real)
+                solver.wavelength = float(lam[i])
+                res = solver.conv_solve()
+                a = [
+                    1 - float(np.sum(r.de_ri)) - float(np.sum(r.de_ti))
+                    for r in (res.res_te_inc, res.res_tm_inc)
+                ]
+                out[n, i] = 0.5 * (a[0] + a[1])
+    if np.any(out < -1e-6) or np.any(out > 1 + 1e-6) or not np.all(np.isfinite(out)):
+        raise RuntimeError(
+            "RCWA energy balance violated (absorption outside [0, 1]); try another order or grid"
+        )
+    return np.clip(out, 0.0, 1.0)
+
+
+def optical_absorption(
+    images: np.ndarray,
+    *,
+    materials: Sequence[str] = _D.materials,
+    substrate: str = _D.substrate,
+    thickness: float = _D.thickness,
+    period: float = _D.period,
+    wavelength_min: float = _D.wavelength_min,
+    wavelength_max: float = _D.wavelength_max,
+    wavelengths: int = _D.wavelengths,
+    weighting: str = _D.weighting,
+    order: int = _D.order,
+    grid: int = _D.grid,
+) -> np.ndarray:
+    """Spectrally averaged absorption of a thin film patterned by each image (Yang et al. 2018).
+
+    Parameters
+    ----------
+    images : ndarray of int, ``N x H x W`` (or one ``H x W`` image)
+        Phase labels: the pattern of the film over one period.
+    materials, substrate, thickness, period, order, grid
+        As in :func:`absorption_spectra`.
+    wavelength_min, wavelength_max : float
+        Range of vacuum wavelengths, nm.
+    wavelengths : int
+        Number of equally spaced wavelengths (``numpy.linspace``); the average is the
+        trapezoidal rule over them.
+    weighting : {"none", "am15g"}
+        Flat average, or weighted by the AM1.5G photon flux (the absorbed fraction of incident
+        solar photons in the range).
+
+    Returns
+    -------
+    ndarray of float64, ``N``
+        Averaged absorption of each image, in [0, 1].
+
+    References
+    ----------
+    Yang et al. (2018), J. Mech. Des. 140, 111416; Li (1997), J. Opt. Soc. Am. A 14, 2758.
+    """
+    if wavelength_max < wavelength_min:
+        raise InputError("wavelength_max must not be below wavelength_min")
+    lam = np.linspace(wavelength_min, wavelength_max, int(wavelengths))
+    w = spectral_weights(lam, weighting)
+    spectra = absorption_spectra(
+        images,
+        lam,
+        materials=materials,
+        substrate=substrate,
+        thickness=thickness,
+        period=period,
+        order=order,
+        grid=grid,
+    )
+    return spectra @ w
+
+
+class OpticalAbsorption:
+    """Solar absorption of a thin film patterned by the image (RCWA with meent; Yang et al. 2018).
+
+    Built by ``get_evaluator("optical_absorption", ...)``; the values are
+    :func:`optical_absorption` of each image, a fraction in [0, 1].
+    """
+
+    name = "optical_absorption"
+    parameters: Mapping[str, Parameter] = parameters_from_config(OpticalAbsorptionConfig)
+    batch_size = 1
+    """One image per call: each costs seconds, so progress is reported per image."""
+
+    def __init__(self, **params: Any):
+        self.params = parse_params(self.parameters, params, evaluator=self.name)
+        self.config = config_from_dict(OpticalAbsorptionConfig, self.params, source=self.name)
+        c = self.config
+        lam = np.linspace(c.wavelength_min, c.wavelength_max, c.wavelengths)
+        # fail now, not on the first image: unknown materials, ranges outside the tables
+        for key, material in [*(("materials", m) for m in c.materials), ("substrate", c.substrate)]:
+            try:
+                n = refractive_index(material, lam)
+            except InputError as exc:
+                raise InputError(f"evaluator {self.name}: parameter {key}: {exc}") from None
+            if key == "substrate" and np.any(n.imag > 0):
+                raise InputError(
+                    f"evaluator {self.name}: parameter substrate: {material} absorbs in "
+                    f"{c.wavelength_min:g}-{c.wavelength_max:g} nm; the substrate must be "
+                    "transparent"
+                )
+        if len(c.materials) < 2:
+            raise InputError(
+                f"evaluator {self.name}: parameter materials needs one per phase (at least 2)"
+            )
+        try:
+            spectral_weights(lam, c.weighting)
+        except InputError as exc:
+            raise InputError(f"evaluator {self.name}: parameter weighting: {exc}") from None
+
+    @property
+    def phases(self) -> int:
+        """Number of phases the parameters describe."""
+        return len(self.config.materials)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        c = self.config
+        return optical_absorption(
+            images,
+            materials=c.materials,
+            substrate=c.substrate,
+            thickness=c.thickness,
+            period=c.period,
+            wavelength_min=c.wavelength_min,
+            wavelength_max=c.wavelength_max,
+            wavelengths=c.wavelengths,
+            weighting=c.weighting,
+            order=c.order,
+            grid=c.grid,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpticalAbsorption({self.params})"
