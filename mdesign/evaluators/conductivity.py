@@ -41,7 +41,8 @@ Torquato S. (2002) Random Heterogeneous Materials, ch. 19-21 (bounds, duality). 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -98,7 +99,7 @@ def _harmonic(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.where(s > 0, 2 * a * b / torch.where(s > 0, s, 1), torch.zeros_like(s))
 
 
-def _pcg_fluxes(
+def _pcg_solve(
     sigma: torch.Tensor,
     loads: torch.Tensor,
     *,
@@ -106,7 +107,7 @@ def _pcg_fluxes(
     max_iterations: int,
     x0: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean currents for macroscopic fields ``loads`` on the cell grid ``sigma``.
+    """Effective tensor in the basis of ``loads`` on the cell grid ``sigma``.
 
     Parameters
     ----------
@@ -119,8 +120,9 @@ def _pcg_fluxes(
 
     Returns
     -------
-    J : Tensor, ``B x L x 2``
-        Mean current (Jx, Jy) for each image and load.
+    T : Tensor, ``B x L x L``
+        ``T[n, l, m] = <(E_l + grad phi_l) . sigma (E_m + grad phi_m)>``: the energy form,
+        which errs by the square of the field error (the mean current errs linearly).
     phi : Tensor, ``B x L x H x W``
         The potential fluctuation (for warm starts on finer grids).
     """
@@ -195,9 +197,31 @@ def _pcg_fluxes(
         p = z + beta * p
         rz = rz_new
         it += 1
-    jx = (gx * (ex + torch.roll(x, -1, 3) - x)).mean(dim=(2, 3))
-    jy = (gy * (ey + torch.roll(x, -1, 2) - x)).mean(dim=(2, 3))
-    return torch.stack([jx, jy], dim=-1), x
+    # total potential drop across each face (field + fluctuation), per load: B x L x H x W
+    dx = ex + torch.roll(x, -1, 3) - x
+    dy = ey + torch.roll(x, -1, 2) - x
+    t = torch.einsum("blhw,bmhw->blm", gx * dx, dx) + torch.einsum("blhw,bmhw->blm", gy * dy, dy)
+    return t / (H * W), x
+
+
+@contextlib.contextmanager
+def _one_thread(device: torch.device) -> Iterator[None]:
+    """Run torch's CPU ops on one thread for the duration, then restore the setting.
+
+    The solver's operations are small (one image is 16k-65k numbers), so intra-op threads gain
+    little; on shared cores they cost a great deal: on the 2-core development machine under load
+    one 128x128 image took 17 ms on one thread and 500 ms on two (bench/bench_evaluators.py
+    measures both).
+    """
+    if device.type != "cpu" or torch.get_num_threads() == 1:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _solve(
@@ -211,8 +235,33 @@ def _solve(
     max_iterations: int,
     device: torch.device | str | None,
 ) -> np.ndarray:
-    """Mean currents ``N x L x 2`` for the loads ``L x 2`` (extrapolated if asked)."""
+    """Effective tensor ``N x L x L`` in the basis of the loads ``L x 2`` (extrapolated)."""
     dev = default_device(device)
+    with _one_thread(dev):
+        return _solve_levels(
+            images,
+            cond,
+            loads,
+            refinement=refinement,
+            extrapolate=extrapolate,
+            tolerance=tolerance,
+            max_iterations=max_iterations,
+            device=dev,
+        )
+
+
+def _solve_levels(
+    images: np.ndarray,
+    cond: tuple,
+    loads: torch.Tensor,
+    *,
+    refinement: int,
+    extrapolate: bool,
+    tolerance: float,
+    max_iterations: int,
+    device: torch.device,
+) -> np.ndarray:
+    dev = device
     table = torch.tensor(cond, dtype=torch.float64, device=dev)
     labels = torch.as_tensor(images.astype(np.int64), device=dev)
     sigma = table[labels]  # N x H x W
@@ -220,7 +269,7 @@ def _solve(
     levels = [refinement]
     if extrapolate and refinement >= 2:
         levels = [refinement // 2, refinement]
-    currents = []
+    tensors = []
     phi = None
     prev = None
     for s in levels:
@@ -230,17 +279,15 @@ def _solve(
             # the coarse solution, in fine-cell units, starts the fine solve
             r = s // prev
             x0 = phi.repeat_interleave(r, 2).repeat_interleave(r, 3) * r
-        j, phi = _pcg_fluxes(
-            cells, loads, tolerance=tolerance, max_iterations=max_iterations, x0=x0
-        )
-        currents.append(j)
+        t, phi = _pcg_solve(cells, loads, tolerance=tolerance, max_iterations=max_iterations, x0=x0)
+        tensors.append(t)
         prev = s
     if len(levels) == 2:
         c, f = levels
-        j = (f * currents[1] - c * currents[0]) / (f - c)
+        t = (f * tensors[1] - c * tensors[0]) / (f - c)
     else:
-        j = currents[0]
-    return j.cpu().numpy()
+        t = tensors[0]
+    return t.cpu().numpy()
 
 
 def conductivity_tensor(
@@ -304,7 +351,7 @@ def conductivity_tensor(
         source="conductivity_tensor",
     )
     loads = torch.eye(2, dtype=torch.float64)
-    j = _solve(
+    t = _solve(
         images,
         cond,
         loads,
@@ -314,8 +361,7 @@ def conductivity_tensor(
         max_iterations=cfg.max_iterations,
         device=device,
     )
-    # j[n, load b, component a] -> T[n, a, b]
-    return np.ascontiguousarray(j.transpose(0, 2, 1))
+    return t
 
 
 def effective_conductivity(
@@ -371,7 +417,7 @@ def effective_conductivity(
     axis = 0 if direction == "x" else 1
     loads = torch.zeros(1, 2, dtype=torch.float64)
     loads[0, axis] = 1.0
-    j = _solve(
+    t = _solve(
         images,
         cond,
         loads,
@@ -381,7 +427,7 @@ def effective_conductivity(
         max_iterations=cfg.max_iterations,
         device=device,
     )
-    return j[:, 0, axis]
+    return t[:, 0, 0]
 
 
 class EffectiveConductivity:
@@ -393,6 +439,7 @@ class EffectiveConductivity:
 
     name = "effective_conductivity"
     parameters: Mapping[str, Parameter] = parameters_from_config(ConductivityConfig)
+    phases_parameter = "conductivities"
     batch_size = 16
     """Images per solve: bounds memory (about 12 arrays of (H r) x (W r) float64 per image)."""
 

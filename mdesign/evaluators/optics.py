@@ -383,6 +383,7 @@ class OpticalAbsorption:
 
     name = "optical_absorption"
     parameters: Mapping[str, Parameter] = parameters_from_config(OpticalAbsorptionConfig)
+    phases_parameter = "materials"
     batch_size = 1
     """One image per call: each costs seconds, so progress is reported per image."""
 
