@@ -1,0 +1,122 @@
+"""Optical absorption by RCWA: the uniform film against Airy's formula, symmetries, data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mdesign.errors import InputError
+from mdesign.evaluators import get_evaluator, optical_absorption, refractive_index
+from mdesign.evaluators.optics import absorption_spectra, solar_photon_flux
+from mdesign.grf import grf_microstructures
+
+# cheap but fully two-dimensional settings for the pattern tests
+FAST = {"order": 2, "grid": 16}
+
+
+def airy_absorption(n_film, n_sub, d, lam):
+    """Characteristic-matrix (Abeles) absorption of one film at normal incidence.
+
+    Written independently of mdesign.evaluators.optics.thin_film_absorption: the film's 2x2
+    matrix [[cos d, -i sin d / n], [-i n sin d, cos d]] (Born & Wolf 1.6), ambient index 1.
+    """
+    delta = 2 * np.pi * n_film * d / lam
+    m11, m12 = np.cos(delta), -1j * np.sin(delta) / n_film
+    m21, m22 = -1j * n_film * np.sin(delta), np.cos(delta)
+    b = m11 + m12 * n_sub
+    c = m21 + m22 * n_sub
+    r = (b - c) / (b + c)
+    t = 2 / (b + c)
+    return 1 - np.abs(r) ** 2 - n_sub.real * np.abs(t) ** 2
+
+
+@pytest.mark.parametrize(
+    ("film", "thickness"), [("Si", 100.0), ("Si", 37.0), ("2.5+0.3j", 250.0), ("Ag", 20.0)]
+)
+def test_uniform_film_equals_airy(film, thickness):
+    lam = np.array([420.0, 555.0, 700.0, 930.0])
+    img = np.ones((1, 12, 12), np.uint8)  # all phase 1: a plain film
+    a = absorption_spectra(
+        img, lam, materials=("air", film), thickness=thickness, order=3, grid=12
+    )[0]
+    ref = airy_absorption(
+        refractive_index(film, lam), refractive_index("SiO2", lam), thickness, lam
+    )
+    np.testing.assert_allclose(a, ref, atol=1e-3)
+    assert np.abs(a - ref).max() < 1e-9  # in fact it is exact to rounding
+
+
+@pytest.mark.parametrize("weighting", ["none", "am15g"])
+def test_uniform_film_average_equals_airy_average(weighting):
+    img = np.ones((2, 8, 8), np.uint8)
+    img[1] = 0  # all air: nothing absorbs
+    kw = {"wavelength_min": 400.0, "wavelength_max": 1000.0, "wavelengths": 7}
+    v = optical_absorption(img, weighting=weighting, order=1, grid=8, thickness=120.0, **kw)
+    lam = np.linspace(400.0, 1000.0, 7)
+    a = airy_absorption(refractive_index("Si", lam), refractive_index("SiO2", lam), 120.0, lam)
+    w = np.ones_like(lam) if weighting == "none" else solar_photon_flux(lam)
+    expected = np.trapezoid(a * w, lam) / np.trapezoid(w, lam)
+    assert v[0] == pytest.approx(expected, abs=1e-3)
+    assert v[1] == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.fixture(scope="module")
+def pattern() -> np.ndarray:
+    return grf_microstructures(
+        1, (32, 32), volume_fraction=0.45, correlation_length=3, seed=5
+    ).images[0]
+
+
+def test_values_in_unit_interval_and_symmetries(pattern):
+    # unpolarised light at normal incidence on a square cell: turning, mirroring or shifting the
+    # pattern (by whole raster cells) must not change the absorption
+    variants = np.stack(
+        [pattern, np.rot90(pattern), pattern[:, ::-1], np.roll(pattern, (4, -6), axis=(0, 1))]
+    )
+    lam = [450.0, 620.0]
+    a = absorption_spectra(variants, lam, **FAST)
+    assert ((a >= 0) & (a <= 1)).all()
+    np.testing.assert_allclose(a[1:], np.broadcast_to(a[0], a[1:].shape), atol=1e-8)
+    # and the pattern matters: it is neither the bare substrate nor the uniform film (at 620 nm
+    # it absorbs more than the full film: light trapping by diffraction into the film)
+    film = absorption_spectra(np.ones((1, 32, 32), np.uint8), lam, **FAST)
+    assert (a[0] > 1e-3).all() and np.abs(a[0] - film[0]).max() > 1e-2
+
+
+def test_many_images_stay_in_unit_interval():
+    images = grf_microstructures(
+        6, (32, 32), volume_fraction=(0.2, 0.8), correlation_length=(2, 5), seed=1
+    ).images
+    v = optical_absorption(images, order=2, grid=16, wavelengths=3)
+    assert v.shape == (6,) and ((v >= 0) & (v <= 1)).all()
+    assert np.ptp(v) > 0.01  # the evaluator tells the patterns apart
+
+
+def test_tabulated_data():
+    # a table node is returned as tabulated (Green 2008, 600 nm: n = 3.94, k = 0.019934)
+    assert refractive_index("Si", 600.0)[0] == pytest.approx(3.94 + 0.019934j)
+    assert refractive_index("sio2", 600.0)[0].real == pytest.approx(1.458, abs=1e-3)
+    assert refractive_index("air", [500.0])[0] == 1
+    assert refractive_index("1.5+0.01j", [500.0])[0] == 1.5 + 0.01j
+    # ASTM G173-03 global tilt: 1000.4 W m^-2 in total
+    from mdesign.evaluators.optics import _table
+
+    t = _table("am15g.csv")
+    assert np.trapezoid(t[:, 1], t[:, 0]) == pytest.approx(1000.4, abs=0.5)
+
+
+@pytest.mark.parametrize(
+    ("params", "needle"),
+    [
+        ({"materials": "air,unobtainium"}, "unknown material"),
+        ({"substrate": "Si"}, "transparent"),
+        ({"wavelength_min": "200"}, "tabulated for"),
+        ({"wavelength_min": "900", "wavelength_max": "800"}, "wavelength_max"),
+        ({"order": "-1"}, "order"),
+        ({"weighting": "sunny"}, "weighting"),
+        ({"materials": "Si"}, "materials"),
+    ],
+)
+def test_bad_parameters(params, needle):
+    with pytest.raises(InputError, match=needle):
+        get_evaluator("optical_absorption", **params)
