@@ -173,3 +173,35 @@ def test_wrong_output_shape_is_a_per_image_failure():
     res = evaluate_batch(Broken(), np.zeros((2, 2, 2), np.uint8))
     assert np.isnan(res.values).all() and len(res.errors) == 2
     assert "shape" in res.errors[0].message
+
+
+def test_shipped_evaluator_config_is_the_default():
+    # configs/evaluators.yaml documents the defaults; it must not drift from the typed configs
+    from pathlib import Path
+
+    import yaml
+
+    from mdesign.config import (
+        CONDUCTIVITY_DEFAULTS,
+        OPTICAL_ABSORPTION_DEFAULTS,
+        ConductivityConfig,
+        OpticalAbsorptionConfig,
+        config_from_dict,
+    )
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "evaluators.yaml"
+    data = yaml.safe_load(path.read_text())
+    assert set(data) == {"effective_conductivity", "optical_absorption"}
+    assert config_from_dict(ConductivityConfig, data["effective_conductivity"]) == (
+        CONDUCTIVITY_DEFAULTS
+    )
+    assert config_from_dict(OpticalAbsorptionConfig, data["optical_absorption"]) == (
+        OPTICAL_ABSORPTION_DEFAULTS
+    )
+    # and the evaluators' parameter defaults are these same values
+    info = {e.name: e for e in list_evaluators()}
+    for name, cfg in (
+        ("effective_conductivity", CONDUCTIVITY_DEFAULTS),
+        ("optical_absorption", OPTICAL_ABSORPTION_DEFAULTS),
+    ):
+        assert {k: p.default for k, p in info[name].parameters.items()} == cfg.model_dump()
