@@ -26,7 +26,10 @@ demo: setup
 		--seed 0 -o $(DEMO_DIR)/grf.npz
 	$(VENV)/bin/mdesign characterize $(DEMO_DIR)/grf.npz --json --plot $(DEMO_DIR)/grf_descriptors.png \
 		> $(DEMO_DIR)/grf_descriptors.json
+	$(VENV)/bin/mdesign evaluate $(DEMO_DIR)/grf.npz --evaluator effective_conductivity \
+		--param conductivities=1,10 --json -q > $(DEMO_DIR)/grf_conductivity.json
 	@echo "demo: descriptors in $(DEMO_DIR)/grf_descriptors.json, plot in $(DEMO_DIR)/grf_descriptors.png"
+	@echo "demo: effective conductivity (phases 1 and 10) in $(DEMO_DIR)/grf_conductivity.json"
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -394,21 +394,35 @@ def register_evaluator(obj: Any = None, *, name: str | None = None, _source: str
 
 
 def _load_entry_points() -> None:
-    """Register the ``mdesign.evaluators`` entry points once; a broken one is reported."""
+    """Register the ``mdesign.evaluators`` entry points once, all or none.
+
+    A plugin that fails to import, or whose name is taken, is an :class:`InputError` naming the
+    entry point and its distribution, raised on every call until it is fixed: import errors are
+    not hidden until an evaluation.
+    """
     global _ENTRY_POINTS_LOADED
     if _ENTRY_POINTS_LOADED:
         return
-    _ENTRY_POINTS_LOADED = True
+    entries = []
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        where = (
+            f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP}, distribution {dist})"
+        )
         try:
             obj = ep.load()
+            entry = _entry_for(obj, ep.name, source=f"entry point of {dist}")
         except Exception as exc:
+            raise InputError(f"{where} failed to import: {type(exc).__name__}: {exc}") from exc
+        taken = _REGISTRY.get(entry.name) or next((e for e in entries if e.name == ep.name), None)
+        if taken is not None:
             raise InputError(
-                f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP}, "
-                f"distribution {dist}) failed to import: {type(exc).__name__}: {exc}"
-            ) from exc
-        register_evaluator(obj, name=ep.name, _source=f"entry point of {dist}")
+                f"{where}: an evaluator named {ep.name!r} is already registered ({taken.source})"
+            )
+        entries.append(entry)
+    for entry in entries:
+        _REGISTRY[entry.name] = entry
+    _ENTRY_POINTS_LOADED = True
 
 
 def _load_path(path: str) -> _Entry:

@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 _D = CONDUCTIVITY_DEFAULTS
+_CELLS_PER_CHUNK = 2**21
+"""Fine-grid cells (times loads) solved together: about 200 MB of float64 work arrays."""
 
 
 def _check_conductivities(conductivities: Sequence[float] | None, images: np.ndarray) -> tuple:
@@ -261,6 +263,25 @@ def _solve_levels(
     max_iterations: int,
     device: torch.device,
 ) -> np.ndarray:
+    # bound memory: about 12 arrays of the fine grid per image and load are alive at once
+    n, h, w = images.shape
+    per_chunk = max(1, _CELLS_PER_CHUNK // (h * w * refinement**2 * loads.shape[0]))
+    if n > per_chunk:
+        return np.concatenate(
+            [
+                _solve_levels(
+                    images[i : i + per_chunk],
+                    cond,
+                    loads,
+                    refinement=refinement,
+                    extrapolate=extrapolate,
+                    tolerance=tolerance,
+                    max_iterations=max_iterations,
+                    device=device,
+                )
+                for i in range(0, n, per_chunk)
+            ]
+        )
     dev = device
     table = torch.tensor(cond, dtype=torch.float64, device=dev)
     labels = torch.as_tensor(images.astype(np.int64), device=dev)
@@ -440,23 +461,16 @@ class EffectiveConductivity:
     name = "effective_conductivity"
     parameters: Mapping[str, Parameter] = parameters_from_config(ConductivityConfig)
     phases_parameter = "conductivities"
-    batch_size = 16
-    """Images per solve: bounds memory (about 12 arrays of (H r) x (W r) float64 per image)."""
+    batch_size = 64
+    """Images per call of :func:`effective_conductivity` (progress is reported per call)."""
 
     def __init__(self, **params: Any):
         self.params = parse_params(self.parameters, params, evaluator=self.name)
         self.config = config_from_dict(ConductivityConfig, self.params, source=self.name)
-        cond = self.config.conductivities
-        if cond is None or len(cond) < 2:
-            raise InputError(
-                f"evaluator {self.name}: parameter conductivities needs one value per phase "
-                "(at least 2), e.g. conductivities=1,10"
-            )
-        if not all(np.isfinite(c) and c >= 0 for c in cond) or max(cond) <= 0:
-            raise InputError(
-                f"evaluator {self.name}: parameter conductivities must be >= 0 with one "
-                f"positive, got {list(cond)}"
-            )
+        try:
+            _check_conductivities(self.config.conductivities, np.zeros((0, 0, 0), np.uint8))
+        except InputError as exc:
+            raise InputError(f"evaluator {self.name}: parameter {exc}") from None
 
     @property
     def phases(self) -> int:

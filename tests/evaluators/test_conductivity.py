@@ -188,3 +188,13 @@ def test_label_beyond_the_conductivities():
     img[0, 0, 0] = 2
     with pytest.raises(InputError, match="phase 2"):
         effective_conductivity(img, conductivities=(1.0, 2.0))
+
+
+def test_chunked_solves_equal_one_batch(blobs, monkeypatch):
+    import mdesign.evaluators.conductivity as mc
+
+    whole = conductivity_tensor(blobs, conductivities=(1.0, 4.0))
+    monkeypatch.setattr(mc, "_CELLS_PER_CHUNK", 2 * 48 * 48 * 4 * 2)  # two images per chunk
+    np.testing.assert_allclose(
+        conductivity_tensor(blobs, conductivities=(1.0, 4.0)), whole, rtol=1e-12
+    )
