@@ -120,3 +120,15 @@ def test_tabulated_data():
 def test_bad_parameters(params, needle):
     with pytest.raises(InputError, match=needle):
         get_evaluator("optical_absorption", **params)
+
+
+def test_library_thin_film_formula_matches_the_characteristic_matrix():
+    from mdesign.evaluators import thin_film_absorption
+
+    lam = np.linspace(300.0, 1400.0, 23)
+    n_film, n_sub = refractive_index("Si", lam), refractive_index("Si3N4", np.clip(lam, 310, None))
+    np.testing.assert_allclose(
+        thin_film_absorption(n_film, n_sub, 80.0, lam),
+        airy_absorption(n_film, n_sub, 80.0, lam),
+        atol=1e-12,
+    )
