@@ -26,7 +26,12 @@ demo: setup
 		--seed 0 -o $(DEMO_DIR)/grf.npz
 	$(VENV)/bin/mdesign characterize $(DEMO_DIR)/grf.npz --json --plot $(DEMO_DIR)/grf_descriptors.png \
 		> $(DEMO_DIR)/grf_descriptors.json
+	$(VENV)/bin/mdesign sample --checkpoint artifacts/gan/checkpoint.pt -n 16 --seed 0 \
+		-o $(DEMO_DIR)/gan_samples.npz
+	$(VENV)/bin/mdesign sample --checkpoint artifacts/gan/checkpoint.pt -n 16 --seed 0 \
+		-o $(DEMO_DIR)/gan_samples.png -q
 	@echo "demo: descriptors in $(DEMO_DIR)/grf_descriptors.json, plot in $(DEMO_DIR)/grf_descriptors.png"
+	@echo "demo: 16 samples of the shipped GAN in $(DEMO_DIR)/gan_samples.npz (latents beside them), grid in $(DEMO_DIR)/gan_samples.png"
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -42,6 +47,7 @@ test: lint
 bench: setup
 	$(PY) bench/bench_grf.py
 	$(PY) bench/bench_descriptors.py
+	$(PY) bench/bench_gan.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
