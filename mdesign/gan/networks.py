@@ -313,6 +313,12 @@ class FusedGenerator(nn.Module):
     ----------
     generator : Generator
         The trained generator; its BatchNorm running statistics are used.
+    dtype : torch.dtype
+        ``torch.float32`` (the default, the project's precision for the GAN), or
+        ``torch.bfloat16``: about twice as fast on CPUs with AVX512-BF16 or AMX (and on GPUs),
+        at the cost of binarised pixels that differ from float32 where the output is within
+        bfloat16 rounding of 0 (about 0.06% of the pixels of the shipped model, on interfaces).
+        The weights are folded in float32, then cast.
 
     Notes
     -----
@@ -323,7 +329,7 @@ class FusedGenerator(nn.Module):
     whose sign decides the midpoint binarisation without computing the tanh.
     """
 
-    def __init__(self, generator: Generator):
+    def __init__(self, generator: Generator, *, dtype: torch.dtype = torch.float32):
         super().__init__()
         weights, biases = [], []
         for block in generator.blocks:
@@ -334,17 +340,20 @@ class FusedGenerator(nn.Module):
         weights.append(generator.out.weight.detach())
         biases.append(generator.out.bias.detach())
         self.weights = nn.ParameterList(
-            nn.Parameter(w.clone().contiguous(memory_format=torch.channels_last), False)
+            nn.Parameter(
+                w.to(dtype, copy=True).contiguous(memory_format=torch.channels_last), False
+            )
             for w in weights
         )
-        self.biases = nn.ParameterList(nn.Parameter(b.clone(), False) for b in biases)
+        self.biases = nn.ParameterList(nn.Parameter(b.to(dtype, copy=True), False) for b in biases)
+        self.dtype = dtype
         self.latent_channels = generator.latent_channels
         self.scale = generator.scale
 
     def forward(
         self, z: torch.Tensor, *, periodic: bool = False, logits: bool = False
     ) -> torch.Tensor:
-        x = z.contiguous(memory_format=torch.channels_last)
+        x = z.to(self.dtype).contiguous(memory_format=torch.channels_last)
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
             x = up_conv(x, w, b, periodic=periodic)

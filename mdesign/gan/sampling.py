@@ -12,6 +12,9 @@ Binarisation of the generator's tanh output ``y`` in ``(-1, 1)``:
 * ``otsu``: phase 1 where ``y`` is above Otsu's threshold of the image's own values (Otsu 1979),
   which adapts to an output whose two modes are not symmetric about 0.
 
+With ``precision="bfloat16"`` the forward pass runs in bfloat16 (opt-in; float32 is the default
+and what the design campaign uses).
+
 :func:`decode` runs the generator with BatchNorm folded into the convolutions, channels-last,
 under :func:`torch.inference_mode` (:class:`~mdesign.gan.networks.FusedGenerator`), and in eval
 mode, so an image depends only on its own latent, not on its batch.
@@ -104,15 +107,15 @@ def check_latents(
 _FUSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _fused(generator: Generator | FusedGenerator) -> FusedGenerator:
+def _fused(generator: Generator | FusedGenerator, dtype: torch.dtype) -> FusedGenerator:
     if isinstance(generator, FusedGenerator):
         return generator
     tensors = [*generator.parameters(), *generator.buffers()]
-    key = tuple((t.data_ptr(), t._version) for t in tensors)
+    key = (dtype, *((t.data_ptr(), t._version) for t in tensors))
     hit = _FUSED.get(generator)
     if hit is not None and hit[0] == key:
         return hit[1]
-    fused = FusedGenerator(generator)
+    fused = FusedGenerator(generator, dtype=dtype)
     _FUSED[generator] = (key, fused)
     return fused
 
@@ -137,6 +140,7 @@ def decode(
     periodic: bool = _S.periodic,
     binarize: str = _S.binarize,
     batch_size: int = _S.batch_size,
+    precision: str = _S.precision,
 ) -> np.ndarray:
     """Decode latents to two-phase microstructures (Yang et al. 2018).
 
@@ -154,6 +158,11 @@ def decode(
         See the module docstring.
     batch_size : int
         Latents per forward pass (bounds memory; does not change the result).
+    precision : {"float32", "bfloat16"}
+        Arithmetic of the forward pass. ``bfloat16`` is about twice as fast on CPUs with
+        AVX512-BF16 or AMX, and flips the few pixels whose output is within rounding of the
+        cut (:class:`~mdesign.gan.networks.FusedGenerator`); ignored for a given
+        ``FusedGenerator``, which has its own.
 
     Returns
     -------
@@ -169,7 +178,10 @@ def decode(
         raise InputError(f"binarize: expected midpoint or otsu, got {binarize!r}")
     if int(batch_size) < 1:
         raise InputError(f"batch_size: must be at least 1, got {batch_size}")
-    fused = _fused(generator)
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+    if precision not in dtypes:
+        raise InputError(f"precision: expected float32 or bfloat16, got {precision!r}")
+    fused = _fused(generator, dtypes[precision])
     device = fused.biases[0].device
     zt = check_latents(z, latent_channels=fused.latent_channels)
     n, _, h, w = zt.shape

@@ -109,3 +109,16 @@ def test_decode_rejects_unknown_binarisation(tiny):
     g, _ = tiny_networks(tiny)
     with pytest.raises(InputError, match="midpoint or otsu"):
         decode(g, sample_latents(1, (1, 1, 1), seed=0), binarize="mean")
+
+
+def test_bfloat16_decoding_flips_only_pixels_at_the_cut():
+    from mdesign.gan import shipped_checkpoint
+
+    g = shipped_checkpoint(device="cpu").generator
+    z = sample_latents(32, (1, 4, 4), seed=9)
+    exact = decode(g, z)
+    fast = decode(g, z, precision="bfloat16")
+    assert fast.shape == exact.shape and fast.dtype == np.uint8
+    assert 0 < (fast != exact).mean() < 0.005
+    with pytest.raises(InputError, match="float32 or bfloat16"):
+        decode(g, z, precision="float16")
