@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, run_meta
+from mdesign.cli._common import add_quiet, note, parse_device, run_meta
 
 
 def add_parser(sub) -> None:
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"-n: must be at least 1, got {args.n}")
     if args.latent and (args.n is not None or args.latent_size is not None):
         raise InputError("--latent: decodes the given latents; -n and --latent-size do not apply")
-    ckpt = load_checkpoint(args.checkpoint, device=args.device)
+    ckpt = load_checkpoint(args.checkpoint, device=parse_device(args.device))
     cfg = ckpt.config.sample
     seed = cfg.seed if args.seed is None else args.seed
     periodic = cfg.periodic if args.periodic is None else args.periodic

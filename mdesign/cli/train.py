@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note
+from mdesign.cli._common import add_quiet, note, parse_device
 
 
 def add_parser(sub) -> None:
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         resume=args.resume,
         data_meta=meta,
-        device=args.device,
+        device=parse_device(args.device),
         progress=not args.quiet,
     )
     last = res.metrics[-1] if res.metrics else None

@@ -202,3 +202,11 @@ def test_sample_usage_errors(run_cli, tiny_run, tmp_path):
     assert_input_error(
         run_cli("sample", "--checkpoint", ck, "-n", 0, "-o", tmp_path / "s.npz"), "-n"
     )
+
+
+def test_bad_device(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "--device", "gpu", "-o", tmp_path / "s.npz"
+    )
+    assert_input_error(res, "--device", "gpu")
