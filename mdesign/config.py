@@ -24,6 +24,8 @@ __all__ = [
     "GAN_DEFAULTS",
     "GRF_DEFAULTS",
     "OPTICAL_ABSORPTION_DEFAULTS",
+    "SURROGATE_DEFAULTS",
+    "SURROGATE_EVALUATOR_DEFAULTS",
     "ConductivityConfig",
     "Config",
     "DiscriminatorConfig",
@@ -32,8 +34,17 @@ __all__ = [
     "GANTrainConfig",
     "GANValidationConfig",
     "GRFConfig",
-    "OpticalAbsorptionConfig",
     "GeneratorConfig",
+    "OpticalAbsorptionConfig",
+    "SurrogateConfig",
+    "SurrogateCrossConfig",
+    "SurrogateEvaluatorConfig",
+    "SurrogateNetworkConfig",
+    "SurrogateS2Config",
+    "SurrogateScreenConfig",
+    "SurrogateShipConfig",
+    "SurrogateStudyConfig",
+    "SurrogateTaskConfig",
     "config_from_dict",
     "dump_config",
     "load_config",
@@ -263,6 +274,8 @@ class OpticalAbsorptionConfig(Config):
 
 
 OPTICAL_ABSORPTION_DEFAULTS = OpticalAbsorptionConfig()
+
+
 class GeneratorConfig(Config):
     """The DCGAN generator (:class:`mdesign.gan.Generator`; Yang et al. 2018).
 
@@ -385,3 +398,202 @@ class GANConfig(Config):
 
 
 GAN_DEFAULTS = GANConfig()
+
+
+SurrogateModel = Literal["frozen", "finetune", "scratch", "s2_gp"]
+
+
+class SurrogateEvaluatorConfig(Config):
+    """The ``surrogate`` evaluator (:class:`mdesign.evaluators.surrogate.SurrogateEvaluator`):
+    a trained structure-property model's mean prediction."""
+
+    model: str | None = Field(
+        None,
+        description="surrogate model file (mdesign surrogate-train / surrogate-study); required",
+        json_schema_extra={"unit": "", "required": True},
+    )
+
+
+SURROGATE_EVALUATOR_DEFAULTS = SurrogateEvaluatorConfig()
+
+
+class SurrogateNetworkConfig(Config):
+    """Regressors from images to a property built on a discriminator's trunk
+    (:class:`mdesign.surrogates.NetworkSurrogate`).
+
+    The trunk is the GAN discriminator's convolutional stack (or the same architecture at random
+    initialisation, or another regressor's trunk); the head is a small MLP on its spatially
+    averaged features.
+    """
+
+    pool: Literal["last", "all"] = "all"
+    """Features the head sees: the spatial mean of the last block's output (``last``, the
+    trunk's own output), or of every block's output concatenated (``all``: multi-scale)."""
+    head_hidden: int = Field(64, ge=1)
+    """Width of the head's hidden layer (features -> hidden -> ReLU -> 1)."""
+    batch_size: int = Field(32, ge=2)
+    """Images per step when the trunk trains (BatchNorm of a scratch trunk needs at least 2)."""
+    lr_head: float = Field(3e-3, gt=0)
+    """Adam learning rate of the head."""
+    lr_trunk: float = Field(1e-4, gt=0)
+    """Adam learning rate of a pretrained trunk during fine-tuning: well below the head's, so
+    the pretrained features are adjusted, not overwritten (discriminative fine-tuning)."""
+    finetune_norm: Literal["frozen", "train"] = "frozen"
+    """BatchNorm of a pretrained trunk while fine-tuning: ``frozen`` keeps the running
+    statistics of GAN training (small batches of few labelled images estimate them poorly);
+    ``train`` normalises by batch statistics and updates them, as the scratch model does."""
+    lr_scratch: float = Field(1e-3, gt=0)
+    """Adam learning rate of a trunk trained from scratch."""
+    weight_decay: float = Field(1e-4, ge=0)
+    """Decoupled weight decay (AdamW) of every parameter."""
+    max_steps: int = Field(600, ge=1)
+    """Optimiser steps of the trunk-training stage at most (fine-tuning, scratch)."""
+    patience_steps: int = Field(150, ge=1)
+    """Early stopping: the trunk-training stage ends this many steps after the best
+    validation loss; the best weights are kept."""
+    head_steps: int = Field(2000, ge=1)
+    """Full-batch steps of the head on frozen features at most (frozen model, and the first,
+    linear-probing stage of fine-tuning)."""
+    head_patience: int = Field(200, ge=1)
+    """Early stopping of the head-only stage, in steps."""
+    val_fraction: float = Field(0.2, gt=0, lt=1)
+    """Share of the labelled images held out for early stopping (never trained on)."""
+    min_val: int = Field(5, ge=1)
+    """Held-out images at least."""
+    augment: bool = True
+    """Train on random symmetries that keep the property: flips of either axis and periodic
+    shifts (an x-conductivity or a normal-incidence absorption does not change under them)."""
+    ensemble_size: int = Field(5, ge=1)
+    """Members of the ensemble; the spread of their predictions is the uncertainty
+    (Lakshminarayanan et al. 2017). Each member has its own seed and validation split."""
+    predict_batch: int = Field(256, ge=1)
+    """Images per forward pass at prediction (bounds memory; does not change the result)."""
+
+
+class SurrogateS2Config(Config):
+    """The classical baseline: PCA of the two-point correlation map, then a GP
+    (:class:`mdesign.surrogates.S2Surrogate`)."""
+
+    max_distance: int = Field(16, ge=1)
+    """The periodic S2 map of phase 1 is kept for displacements ``|dx|, |dy| <= max_distance``
+    (a ``(2R + 1) x (2R + 1)`` window, directions included)."""
+    n_components: int = Field(10, ge=1)
+    """Principal components of the S2 maps that the GP sees (fewer if there are fewer
+    training images)."""
+
+
+class SurrogateTaskConfig(Config):
+    """One property of the study: a name for the report, an evaluator and its parameters."""
+
+    name: str = Field(min_length=1)
+    evaluator: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def _default_tasks() -> tuple[SurrogateTaskConfig, ...]:
+    return (
+        SurrogateTaskConfig(
+            name="conductivity_c10",
+            evaluator="effective_conductivity",
+            params={"conductivities": [1.0, 10.0]},
+        ),
+        SurrogateTaskConfig(
+            name="conductivity_c100",
+            evaluator="effective_conductivity",
+            params={"conductivities": [1.0, 100.0]},
+        ),
+        SurrogateTaskConfig(
+            name="absorption",
+            evaluator="optical_absorption",
+            params={"order": 3, "grid": 32, "wavelengths": 8},
+        ),
+    )
+
+
+class SurrogateCrossConfig(Config):
+    """Cross-property transfer: a regressor of ``source`` lends its trunk to ``target``."""
+
+    source: str
+    target: str
+
+
+class SurrogateShipConfig(Config):
+    """The surrogate the study trains for the ``surrogate`` evaluator."""
+
+    task: str = "conductivity_c10"
+    model: Literal["frozen", "finetune", "scratch"] = "finetune"
+    size: int = Field(1000, ge=2)
+    """Labelled images it is trained on (from the study's pool)."""
+    ensemble_size: int = Field(5, ge=1)
+
+
+class SurrogateStudyConfig(Config):
+    """The small-data study (:func:`mdesign.surrogates.run_study`): learning curves of each
+    model against the number of labelled images, over seeds, plus cross-property transfer.
+    """
+
+    sizes: tuple[Annotated[int, Field(ge=2)], ...] = (50, 100, 200, 500, 1000)
+    """Numbers K of labelled images (validation split included)."""
+    seeds: int = Field(3, ge=1)
+    """Repetitions of every (model, K): seed s draws the K images and initialises the model."""
+    n_pool: int = Field(1500, ge=2)
+    """Labelled images the K are drawn from (at least max(sizes))."""
+    n_test: int = Field(1000, ge=1)
+    """Held-out images the models are scored on."""
+    n_gan_test: int = Field(500, ge=0)
+    """GAN samples scored as well (distribution shift: a campaign evaluates GAN designs)."""
+    image_seed: int = 1
+    """Seed of the GRF images drawn from the GAN's training distribution (pool, then test);
+    it must differ from the training set's seed."""
+    models: tuple[SurrogateModel, ...] = ("frozen", "finetune", "scratch", "s2_gp")
+    tasks: tuple[SurrogateTaskConfig, ...] = Field(default_factory=_default_tasks, min_length=1)
+    cross: tuple[SurrogateCrossConfig, ...] = (
+        SurrogateCrossConfig(source="conductivity_c10", target="conductivity_c100"),
+        SurrogateCrossConfig(source="conductivity_c10", target="absorption"),
+    )
+    """Source -> target pairs; the source regressor is the fine-tuned model of the source task
+    at the largest K with the same seed."""
+    ship: SurrogateShipConfig | None = SurrogateShipConfig()
+    """The surrogate saved for the evaluator (``None``: none)."""
+
+    @model_validator(mode="after")
+    def _check(self) -> SurrogateStudyConfig:
+        names = [t.name for t in self.tasks]
+        if len(set(names)) != len(names):
+            raise ValueError("tasks: names must be unique")
+        for c in self.cross:
+            for key in ("source", "target"):
+                if getattr(c, key) not in names:
+                    raise ValueError(f"cross: {key} {getattr(c, key)!r} is not a task ({names})")
+        if self.ship is not None and self.ship.task not in names:
+            raise ValueError(f"ship.task {self.ship.task!r} is not a task ({names})")
+        if self.n_pool < max(self.sizes):
+            raise ValueError(f"n_pool ({self.n_pool}) must be at least max(sizes)")
+        if self.ship is not None and self.ship.size > self.n_pool:
+            raise ValueError(f"ship.size ({self.ship.size}) must be at most n_pool")
+        return self
+
+
+class SurrogateScreenConfig(Config):
+    """Screening candidates with a surrogate, then confirming the best with the true evaluator
+    (:func:`mdesign.surrogates.screen`)."""
+
+    top_k: int = Field(10, ge=1)
+    """Candidates confirmed by the true evaluator."""
+    kappa: float = Field(1.0, ge=0)
+    """Candidates are ranked by ``mean + kappa * std`` (maximising; ``mean - kappa * std``
+    minimising): an upper confidence bound, which also confirms designs the surrogate is unsure
+    of but may be good; 0 ranks by the mean alone."""
+
+
+class SurrogateConfig(Config):
+    """Structure-property surrogates on small data (:mod:`mdesign.surrogates`): transfer from
+    the GAN discriminator (Yang et al. 2018), a scratch baseline, PCA(S2) + GP, and the study."""
+
+    network: SurrogateNetworkConfig = SurrogateNetworkConfig()
+    s2: SurrogateS2Config = SurrogateS2Config()
+    screen: SurrogateScreenConfig = SurrogateScreenConfig()
+    study: SurrogateStudyConfig = SurrogateStudyConfig()
+
+
+SURROGATE_DEFAULTS = SurrogateConfig()

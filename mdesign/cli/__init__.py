@@ -18,7 +18,17 @@ from mdesign.errors import InputError
 __all__ = ["build_parser", "main"]
 
 # Command modules under mdesign.cli, in the order `mdesign --help` lists them.
-COMMANDS = ("grf", "characterize", "train", "sample", "evaluate", "evaluators")
+COMMANDS = (
+    "grf",
+    "characterize",
+    "train",
+    "sample",
+    "evaluate",
+    "evaluators",
+    "surrogate_train",
+    "surrogate_screen",
+    "surrogate_study",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -6,7 +6,9 @@ Built-ins (registered below by explicit calls):
   FFT-preconditioned conjugate gradients (:mod:`mdesign.evaluators.conductivity`);
 * ``optical_absorption``: normal-incidence absorption of a thin film patterned by the image,
   averaged over wavelength, by rigorous coupled-wave analysis with meent
-  (:mod:`mdesign.evaluators.optics`), the property of Yang et al. (2018).
+  (:mod:`mdesign.evaluators.optics`), the property of Yang et al. (2018);
+* ``surrogate``: a trained structure-property model (:mod:`mdesign.surrogates`) standing in for
+  an expensive evaluator, with an uncertainty (:mod:`mdesign.evaluators.surrogate`).
 
 Third-party evaluators register through the entry-point group ``mdesign.evaluators`` or are
 named by a ``module:function`` path; see :mod:`mdesign.evaluators.base`.
@@ -40,6 +42,7 @@ from mdesign.evaluators.optics import (
     refractive_index,
     thin_film_absorption,
 )
+from mdesign.evaluators.surrogate import SurrogateEvaluator
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -51,6 +54,7 @@ __all__ = [
     "FunctionEvaluator",
     "OpticalAbsorption",
     "Parameter",
+    "SurrogateEvaluator",
     "conductivity_tensor",
     "effective_conductivity",
     "evaluate_batch",
@@ -68,3 +72,4 @@ __all__ = [
 
 register_evaluator(EffectiveConductivity, _source="built-in")
 register_evaluator(OpticalAbsorption, _source="built-in")
+register_evaluator(SurrogateEvaluator, _source="built-in")

@@ -184,24 +184,30 @@ def test_shipped_evaluator_config_is_the_default():
     from mdesign.config import (
         CONDUCTIVITY_DEFAULTS,
         OPTICAL_ABSORPTION_DEFAULTS,
+        SURROGATE_EVALUATOR_DEFAULTS,
         ConductivityConfig,
         OpticalAbsorptionConfig,
+        SurrogateEvaluatorConfig,
         config_from_dict,
     )
 
     path = Path(__file__).resolve().parents[2] / "configs" / "evaluators.yaml"
     data = yaml.safe_load(path.read_text())
-    assert set(data) == {"effective_conductivity", "optical_absorption"}
+    assert set(data) == {"effective_conductivity", "optical_absorption", "surrogate"}
     assert config_from_dict(ConductivityConfig, data["effective_conductivity"]) == (
         CONDUCTIVITY_DEFAULTS
     )
     assert config_from_dict(OpticalAbsorptionConfig, data["optical_absorption"]) == (
         OPTICAL_ABSORPTION_DEFAULTS
     )
+    assert config_from_dict(SurrogateEvaluatorConfig, data["surrogate"]) == (
+        SURROGATE_EVALUATOR_DEFAULTS
+    )
     # and the evaluators' parameter defaults are these same values
     info = {e.name: e for e in list_evaluators()}
     for name, cfg in (
         ("effective_conductivity", CONDUCTIVITY_DEFAULTS),
         ("optical_absorption", OPTICAL_ABSORPTION_DEFAULTS),
+        ("surrogate", SURROGATE_EVALUATOR_DEFAULTS),
     ):
         assert {k: p.default for k, p in info[name].parameters.items()} == cfg.model_dump()

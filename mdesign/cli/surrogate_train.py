@@ -1,0 +1,145 @@
+"""``mdesign surrogate-train``: fit a structure-property surrogate on labelled images."""
+
+from __future__ import annotations
+
+import argparse
+
+from mdesign.cli._common import add_quiet, note
+
+MODELS = ("frozen", "finetune", "scratch", "s2_gp")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "surrogate-train",
+        help="fit a structure-property surrogate (transfer from the GAN discriminator, "
+        "scratch, or PCA(S2) + GP) on labelled images",
+        description=(
+            "Fit a surrogate image -> property on the two-phase images of DATA.npz and save it "
+            "(state dicts + config) to OUT.pt, for `mdesign evaluate --evaluator surrogate "
+            "--param model=OUT.pt` and `mdesign surrogate-screen`. The values are an array of "
+            "DATA.npz (--values KEY) or computed by an evaluator (--evaluator NAME --param "
+            "KEY=VALUE). Settings not given come from --config, else from "
+            "mdesign.config.SurrogateConfig (configs/surrogates.yaml)."
+        ),
+    )
+    p.add_argument("--data", required=True, metavar="DATA.npz", help="two-phase label stack")
+    p.add_argument("--out", required=True, metavar="OUT.pt", help="model file to write")
+    p.add_argument("--model", required=True, choices=MODELS, help="which surrogate")
+    p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="GAN whose discriminator is the pretrained trunk (frozen, finetune; default: the "
+        "shipped artifacts/gan/checkpoint.pt), or a surrogate .pt of another property "
+        "(cross-property transfer)",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--values", metavar="KEY", help="array of DATA.npz holding the targets")
+    src.add_argument("--evaluator", metavar="NAME", help="evaluator that labels the images")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a parameter of --evaluator (repeatable)",
+    )
+    p.add_argument("--config", metavar="FILE.yaml", help="a SurrogateConfig YAML")
+    p.add_argument("--ensemble", type=int, metavar="M", help="members (network.ensemble_size)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the fit (default 0)")
+    p.add_argument(
+        "--threads", type=int, metavar="T", help="torch threads (default: torch's choice)"
+    )
+    add_quiet(p)
+    p.set_defaults(run=run)
+
+
+def apply_threads(threads: int | None) -> None:
+    """``--threads``: the number of torch threads of this process."""
+    from mdesign.errors import InputError
+
+    if threads is None:
+        return
+    if threads < 1:
+        raise InputError(f"--threads: must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def load_source(path: str):
+    """A GAN checkpoint or a surrogate model, whichever ``path`` is."""
+    import torch
+
+    from mdesign.errors import InputError
+    from mdesign.gan import load_checkpoint
+    from mdesign.surrogates import NetworkSurrogate, load_surrogate
+    from mdesign.surrogates.persistence import FORMAT
+
+    try:
+        head = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:
+        head = None
+    if isinstance(head, dict) and head.get("format") == FORMAT:
+        model = load_surrogate(path)
+        if not isinstance(model, NetworkSurrogate):
+            raise InputError(f"--checkpoint {path}: an S2 + GP surrogate has no trunk to transfer")
+        return model
+    return load_checkpoint(path, device="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from mdesign.cli.evaluate import _parse_params
+    from mdesign.config import SurrogateConfig, load_config
+    from mdesign.errors import InputError
+    from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
+    from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
+    from mdesign.io import check_output_path, read_images
+    from mdesign.surrogates import make_surrogate
+
+    config = load_config(SurrogateConfig, args.config)
+    if args.ensemble is not None and args.ensemble < 1:
+        raise InputError(f"--ensemble: must be at least 1, got {args.ensemble}")
+    if args.param and not args.evaluator:
+        raise InputError("--param: only with --evaluator")
+    out = Path(args.out)
+    check_output_path(out, suffixes=(".pt",), option="--out")
+    apply_threads(args.threads)
+    stack = read_images(args.data)
+    images = stack.images
+    if stack.n_phases != 2:
+        raise InputError(f"--data {args.data}: surrogates take two-phase images")
+    if args.values is not None:
+        if args.values not in stack.extras:
+            keys = ", ".join(k for k in stack.extras if k != "meta") or "none"
+            raise InputError(f"--values: {args.data} has no array {args.values!r} (arrays: {keys})")
+        values = np.asarray(stack.extras[args.values], dtype=np.float64).reshape(-1)
+        if values.shape != (len(images),):
+            raise InputError(
+                f"--values {args.values}: {values.size} values for {len(images)} images"
+            )
+        target = {"values": args.values, "data": str(args.data)}
+    else:
+        evaluator = get_evaluator(args.evaluator, **_parse_params(args.param))
+        note(args, f"labelling {len(images)} images with {evaluator.name}")
+        res = evaluate_batch(evaluator, images, progress=not args.quiet)
+        values = res.values
+        target = {"evaluator": args.evaluator, "params": evaluator_params(evaluator)}
+    ok = np.isfinite(values)
+    if not ok.all():
+        note(args, f"note: {int((~ok).sum())} images without a finite value are left out")
+    source = None
+    if args.model != "s2_gp" and (args.model != "scratch" or args.checkpoint):
+        source = load_source(args.checkpoint or str(SHIPPED_CHECKPOINT))
+    model = make_surrogate(args.model, gan=source, config=config)
+    kw = {} if args.model == "s2_gp" else {"ensemble_size": args.ensemble}
+    model.fit(images[ok], values[ok], seed=args.seed, target=target, progress=not args.quiet, **kw)
+    model.save(out)
+    info = model.fit_info
+    note(
+        args, f"fitted {args.model} on {info.n_images} images in {info.seconds:.1f} s; wrote {out}"
+    )
+    return 0

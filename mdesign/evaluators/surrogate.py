@@ -1,0 +1,66 @@
+"""The ``surrogate`` evaluator: a trained structure-property regressor as a property.
+
+Built by ``get_evaluator("surrogate", model="conductivity.pt")`` (``mdesign evaluate INPUT
+--evaluator surrogate --param model=conductivity.pt``); the model is a file written by
+``mdesign surrogate-train`` or ``mdesign surrogate-study`` (:mod:`mdesign.surrogates`). Its
+values are the model's mean prediction, in the units of the property it was trained on; its
+:meth:`SurrogateEvaluator.predict` also gives the uncertainty (ensemble spread or GP posterior
+standard deviation), which :func:`mdesign.surrogates.screen` uses to pick the designs a
+campaign confirms with the true evaluator.
+
+A prediction costs milliseconds per image where the evaluators it stands in for cost tens of
+milliseconds (conductivity) to seconds (absorption); it is only as good as the model's test
+error, which the study reports (``artifacts/surrogates/``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mdesign.config import SurrogateEvaluatorConfig
+from mdesign.evaluators.base import Parameter, parameters_from_config, parse_params
+
+__all__ = ["SurrogateEvaluator"]
+
+
+class SurrogateEvaluator:
+    """A trained surrogate's mean prediction (network ensemble or PCA(S2) + GP).
+
+    Built by ``get_evaluator("surrogate", model=PATH)``; ``predict(images)`` gives the mean and
+    the uncertainty (:class:`mdesign.surrogates.Prediction`).
+    """
+
+    name = "surrogate"
+    parameters: Mapping[str, Parameter] = parameters_from_config(SurrogateEvaluatorConfig)
+    phases = 2
+    phases_parameter = "model"
+    batch_size = 256
+    """Images per call (progress is reported per call)."""
+
+    def __init__(self, **params: Any):
+        from mdesign.errors import InputError
+        from mdesign.surrogates.persistence import load_surrogate
+
+        self.params = parse_params(self.parameters, params, evaluator=self.name)
+        try:
+            self.model = load_surrogate(self.params["model"])
+        except InputError as exc:
+            raise InputError(f"evaluator {self.name}: parameter model: {exc}") from None
+
+    @property
+    def target(self) -> dict[str, Any]:
+        """What the model predicts (task, evaluator and parameters it was trained on)."""
+        return dict(self.model.target)
+
+    def predict(self, images: np.ndarray):
+        """Mean and uncertainty, :class:`mdesign.surrogates.Prediction`, of ``N x H x W``."""
+        return self.model.predict(images)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        return self.model.predict(images).mean
+
+    def __repr__(self) -> str:
+        return f"SurrogateEvaluator({self.params})"

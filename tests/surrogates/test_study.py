@@ -1,0 +1,97 @@
+"""The study end to end on a tiny GAN: outputs, consistency, resume, refusal to mix configs."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mdesign.errors import InputError
+from mdesign.surrogates import load_surrogate
+from mdesign.surrogates.study import run_study
+from tests.surrogates.conftest import tiny_surrogate_config
+
+
+@pytest.fixture(scope="module")
+def study(tiny_gan_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study")
+    return run_study(tiny_gan_path, out, config=tiny_surrogate_config())
+
+
+def test_outputs(study):
+    out = study.out_dir
+    for name in ("results.json", "learning_curves.png", "report.md", "runs.jsonl", "c10_frozen.pt"):
+        assert (out / name).is_file(), name
+    assert (out / "learning_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    res = json.loads((out / "results.json").read_text())
+    # 2 tasks x 4 models x 2 sizes x 2 seeds, and 2 cross models x 2 sizes x 2 seeds
+    assert len(res["runs"]) == 32 + 8
+    assert set(res["curves"]) == {"c10", "c3"}
+    assert set(res["curves"]["c3"]) == {
+        "frozen",
+        "finetune",
+        "scratch",
+        "s2_gp",
+        "cross_frozen<-c10",
+        "cross_finetune<-c10",
+    }
+    assert res["data"] == {**res["data"], "pool": 16, "test": 12, "gan": 8}
+    assert "c10" in (out / "report.md").read_text()
+
+
+def test_curves_are_the_mean_over_seeds_of_the_runs(study):
+    res = study.results
+    for task, model, size in (("c10", "scratch", 12), ("c3", "cross_frozen<-c10", 8)):
+        base = model.split("<-")[0]
+        maes = [
+            r["mae"]
+            for r in res["runs"]
+            if r["task"] == task and r["model"] == base and r["size"] == size
+        ]
+        assert len(maes) == 2
+        mean, std, n = res["curves"][task][model]["mae"][str(size)]
+        assert mean == pytest.approx(np.mean(maes)) and std == pytest.approx(np.std(maes))
+        assert n == 2
+    ratio = res["transfer_vs_scratch"]["c10"]["frozen"]["12"]
+    pairs = {
+        (r["model"], r["seed"]): r["mae"]
+        for r in res["runs"]
+        if r["task"] == "c10" and r["size"] == 12
+    }
+    expect = np.mean([pairs[("frozen", s)] / pairs[("scratch", s)] for s in (0, 1)])
+    assert ratio["mae_ratio"] == pytest.approx(expect)
+
+
+def test_subsets_are_nested_and_seeded(study):
+    # the larger K contains the smaller (same seed), so a curve measures the labels added
+    from mdesign.surrogates.study import _subset
+
+    valid = np.arange(16)
+    assert set(_subset(valid, 8, 0)) <= set(_subset(valid, 12, 0))
+    assert set(_subset(valid, 8, 0)) != set(_subset(valid, 8, 1))
+
+
+def test_shipped_model_and_screening(study):
+    ship = study.results["ship"]
+    model = load_surrogate(study.model)
+    assert model.mode == "frozen" and len(model.members) == 3
+    assert model.target["task"] == "c10"
+    sc = ship["screening"]
+    assert sc["confirmed_match_labels"] and sc["top_k"] == 3
+    assert 1 <= sc["rank_of_best_found"] <= sc["candidates"]
+    assert sc["best_found"] <= sc["best_possible"]
+    assert 0 <= ship["test"]["within_1std"] <= ship["test"]["within_2std"] <= 1
+
+
+def test_rerun_resumes_without_refitting(study, tiny_gan_path):
+    lines = (study.out_dir / "runs.jsonl").read_text().splitlines()
+    again = run_study(tiny_gan_path, study.out_dir, config=tiny_surrogate_config())
+    assert (study.out_dir / "runs.jsonl").read_text().splitlines() == lines
+    assert again.results["runs"] == json.loads((study.out_dir / "results.json").read_text())["runs"]
+
+
+def test_refuses_another_config_in_the_same_directory(study, tiny_gan_path):
+    other = tiny_surrogate_config(seeds=3)
+    with pytest.raises(InputError, match="another config"):
+        run_study(tiny_gan_path, study.out_dir, config=other)
