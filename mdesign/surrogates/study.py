@@ -155,38 +155,45 @@ def _label(
     progress: bool,
     log: Callable[[str], None],
 ) -> dict[str, Any]:
-    """Values of ``task`` on every image set, read from ``cache`` when it matches."""
+    """Values of ``task`` on every image set; a set is read from ``cache`` when its images'
+    digest and the evaluator's parameters match (so another GAN checkpoint relabels only its
+    samples, not the GRF images)."""
     from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
 
     evaluator = get_evaluator(task.evaluator, **task.params)
     spec = json.dumps(
         {"evaluator": task.evaluator, "params": evaluator_params(evaluator)}, sort_keys=True
     )
-    digest = _sha(*sets.values())
+    old: dict[str, Any] = {}
     if cache.is_file():
         with np.load(cache) as f:
-            if str(f["spec"]) == spec and str(f["images_sha256"]) == digest:
-                log(f"labels of {task.name}: read from {cache}")
-                return {
-                    "values": {k: f[k] for k in sets},
-                    "seconds": float(f["seconds"]),
-                    "cached": True,
-                }
-    values, seconds, failed = {}, 0.0, 0
+            if str(f["spec"]) == spec:
+                old = {k: f[k] for k in f.files}
+    values, seconds, failed, cached = {}, {}, 0, []
     for name, images in sets.items():
-        if not len(images):
-            values[name] = np.zeros(0)
+        digest = _sha(images)
+        if str(old.get(f"{name}_sha256", "")) == digest:
+            values[name], seconds[name] = old[name], float(old[f"{name}_seconds"])
+            cached.append(name)
             continue
-        log(f"labels of {task.name}: evaluating {len(images)} {name} images")
+        if len(images):
+            log(f"labels of {task.name}: evaluating {len(images)} {name} images")
         res = evaluate_batch(evaluator, images, progress=progress)
-        values[name], seconds, failed = res.values, seconds + res.seconds, failed + len(res.errors)
+        values[name], seconds[name] = res.values, res.seconds
+        failed += len(res.errors)
+    if cached:
+        log(f"labels of {task.name}: {', '.join(cached)} read from {cache}")
     if failed:
         log(f"labels of {task.name}: {failed} images failed and are left out")
-    with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(
-            fh, spec=np.array(spec), images_sha256=np.array(digest), seconds=seconds, **values
-        )
-    return {"values": values, "seconds": seconds, "cached": False}
+    if len(cached) < len(sets):
+        arrays = {}
+        for name, images in sets.items():
+            arrays[name] = values[name]
+            arrays[f"{name}_sha256"] = np.array(_sha(images))
+            arrays[f"{name}_seconds"] = np.array(seconds[name])
+        with atomic_path(cache) as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, spec=np.array(spec), **arrays)
+    return {"values": values, "seconds": seconds, "cached": cached}
 
 
 # ---------------------------------------------------------------------------------------------
