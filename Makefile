@@ -52,6 +52,7 @@ bench: setup
 	$(PY) bench/bench_descriptors.py
 	$(PY) bench/bench_evaluators.py
 	$(PY) bench/bench_gan.py
+	$(PY) bench/bench_surrogates.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

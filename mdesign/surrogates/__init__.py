@@ -35,6 +35,8 @@ from mdesign.surrogates.models import (
     transfer_surrogate,
 )
 from mdesign.surrogates.persistence import load_surrogate, save_surrogate
+from mdesign.surrogates.screening import ScreeningResult, screen
+from mdesign.surrogates.study import StudyResult, run_study
 
 __all__ = [
     "MODES",
@@ -42,10 +44,14 @@ __all__ = [
     "NetworkSurrogate",
     "Prediction",
     "S2Surrogate",
+    "ScreeningResult",
+    "StudyResult",
     "load_surrogate",
     "make_surrogate",
+    "run_study",
     "s2_features",
     "save_surrogate",
     "scratch_surrogate",
+    "screen",
     "transfer_surrogate",
 ]
