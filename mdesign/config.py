@@ -446,11 +446,15 @@ class SurrogateNetworkConfig(Config):
     """Adam learning rate of a trunk trained from scratch."""
     weight_decay: float = Field(1e-4, ge=0)
     """Decoupled weight decay (AdamW) of every parameter."""
-    max_steps: int = Field(600, ge=1)
+    max_steps: int = Field(1000, ge=1)
     """Optimiser steps of the trunk-training stage at most (fine-tuning, scratch)."""
     patience_steps: int = Field(150, ge=1)
-    """Early stopping: the trunk-training stage ends this many steps after the best
-    validation loss; the best weights are kept."""
+    """Early stopping: the trunk-training stage ends this many steps (or
+    ``patience_epochs`` epochs, whichever is longer) after the best validation loss; the best
+    weights are kept. The validation loss is computed once per epoch."""
+    patience_epochs: int = Field(10, ge=1)
+    """Early stopping patience in epochs (matters for large training sets, whose epochs
+    have many steps)."""
     head_steps: int = Field(2000, ge=1)
     """Full-batch steps of the head on frozen features at most (frozen model, and the first,
     linear-probing stage of fine-tuning)."""

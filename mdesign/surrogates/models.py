@@ -480,6 +480,8 @@ def _fit_trunk(
                 torch.cat([model(x_va[i : i + 256]) for i in range(0, len(x_va), 256)]), y_va
             )
 
+    steps_per_epoch = -(-len(tr) // bs)
+    patience = max(config.patience_steps, config.patience_epochs * steps_per_epoch)
     best = val_loss() if mode == "finetune" else float("inf")
     best_step, best_state = 0, copy.deepcopy(model.state_dict())
     step, stop = 0, False
@@ -506,7 +508,7 @@ def _fit_trunk(
         val = val_loss()
         if val < best:
             best, best_step, best_state = val, step, copy.deepcopy(model.state_dict())
-        elif step - best_step >= config.patience_steps:
+        elif step - best_step >= patience:
             stop = True
     model.load_state_dict(best_state)
     return {"steps": step, "best_step": best_step, "val_rmse": best**0.5}
