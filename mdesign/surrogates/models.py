@@ -8,9 +8,9 @@ Two families, each saved as state dicts plus config (:mod:`mdesign.surrogates.pe
   - ``frozen``: the pretrained trunk is fixed; only the head is trained (on the trunk's
     features of the training images and their mirror images, computed once);
   - ``finetune``: the head is first trained on the frozen trunk as above, then trunk and head
-    are trained together with a ten times smaller learning rate on the trunk (linear probing
-    then fine-tuning, Kumar et al. 2022); the trunk's BatchNorm keeps its pretrained
-    statistics, which small batches of a few labelled images could not estimate;
+    are trained together with a smaller learning rate on the trunk (linear probing then
+    fine-tuning, Kumar et al. 2022), the trunk's BatchNorm normalising by batch statistics
+    (``network.finetune_norm``);
   - ``scratch``: the same architecture from the DCGAN initialisation, everything trained.
 
   The pretrained trunk is the GAN discriminator's (:func:`transfer_surrogate`; Yang et al.
@@ -439,8 +439,8 @@ def _fit_head(model: ImageRegressor, x, ys, tr, va, *, config: SurrogateNetworkC
 
 
 def _set_train_mode(model: ImageRegressor, mode: str, config: SurrogateNetworkConfig) -> None:
-    """Training mode; a pretrained trunk's BatchNorm keeps its running statistics (unless
-    ``config.finetune_norm`` is ``train``)."""
+    """Training mode; with ``config.finetune_norm`` ``frozen``, a pretrained trunk's BatchNorm
+    keeps its running statistics."""
     model.train()
     if mode == "finetune" and config.finetune_norm == "frozen":
         for m in model.trunk.modules():

@@ -95,7 +95,9 @@ def test_prediction_is_per_image(fitted, images):
 def test_frozen_and_finetune_leave_the_source_alone(images, c10, tiny_gan):
     before = {k: v.clone() for k, v in tiny_gan.discriminator.state_dict().items()}
     frozen = transfer_surrogate(tiny_gan, mode="frozen", config=NET).fit(images[TRAIN], c10[TRAIN])
-    tuned = transfer_surrogate(tiny_gan, mode="finetune", config=NET).fit(images[TRAIN], c10[TRAIN])
+    keep_norm = NET.model_copy(update={"finetune_norm": "frozen"})
+    tuned = transfer_surrogate(tiny_gan, mode="finetune", config=keep_norm)
+    tuned.fit(images[TRAIN], c10[TRAIN])
     for k, v in tiny_gan.discriminator.state_dict().items():
         assert torch.equal(v, before[k])
     src = {f"features.{k}": v for k, v in tiny_gan.discriminator.features.state_dict().items()}
