@@ -14,7 +14,8 @@ def add_parser(sub) -> None:
             "Predict every image of INPUT with a surrogate model (mean and uncertainty), rank "
             "them by mean + kappa * std (mean - kappa * std with --minimize), and evaluate the "
             "top K with the true evaluator (--evaluator NAME --param KEY=VALUE). Settings not "
-            "given come from mdesign.config.SurrogateScreenConfig (configs/surrogates.yaml)."
+            "given come from --config, else from mdesign.config.SurrogateConfig "
+            "(configs/surrogates.yaml, its screen section)."
         ),
     )
     p.add_argument("input", metavar="INPUT", help="candidate designs (.npz stack, image)")
@@ -26,6 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--top", type=int, metavar="K", help="designs to confirm (screen.top_k)")
     p.add_argument("--kappa", type=float, metavar="W", help="weight of the std (screen.kappa)")
     p.add_argument("--minimize", action="store_true", help="smaller values are better")
+    p.add_argument("--config", metavar="FILE.yaml", help="a SurrogateConfig YAML (its screen)")
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument(
         "-o", "--output", metavar="TOP.npz", help="write the confirmed images with their values"
@@ -42,14 +44,14 @@ def run(args: argparse.Namespace) -> int:
 
     from mdesign.cli._common import note, run_meta
     from mdesign.cli.evaluate import _parse_params
-    from mdesign.config import SURROGATE_DEFAULTS
+    from mdesign.config import SurrogateConfig, load_config
     from mdesign.errors import InputError
     from mdesign.evaluators import get_evaluator
     from mdesign.io import check_output_path, read_images, write_images
     from mdesign.surrogates import load_surrogate
     from mdesign.surrogates.screening import screen
 
-    cfg = SURROGATE_DEFAULTS.screen
+    cfg = load_config(SurrogateConfig, args.config).screen
     top = cfg.top_k if args.top is None else args.top
     kappa = cfg.kappa if args.kappa is None else args.kappa
     if top < 1:

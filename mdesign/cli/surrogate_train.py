@@ -45,7 +45,7 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", metavar="FILE.yaml", help="a SurrogateConfig YAML")
     p.add_argument("--ensemble", type=int, metavar="M", help="members (network.ensemble_size)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the fit (default 0)")
+    p.add_argument("--seed", type=int, metavar="S", help="seed of the fit (splits, initialisation)")
     p.add_argument(
         "--threads", type=int, metavar="T", help="torch threads (default: torch's choice)"
     )
@@ -136,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
         source = load_source(args.checkpoint or str(SHIPPED_CHECKPOINT))
     model = make_surrogate(args.model, gan=source, config=config)
     kw = {} if args.model == "s2_gp" else {"ensemble_size": args.ensemble}
-    model.fit(images[ok], values[ok], seed=args.seed, target=target, progress=not args.quiet, **kw)
+    if args.seed is not None:
+        kw["seed"] = args.seed
+    model.fit(images[ok], values[ok], target=target, progress=not args.quiet, **kw)
     model.save(out)
     info = model.fit_info
     note(
