@@ -366,7 +366,10 @@ def run_study(
     ship = None
     model_path = None
     if st.ship is not None:
-        model_path, ship = _ship(gan, sets, labels, config, out, progress=progress, log=log)
+        study = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+        model_path, ship = _ship(
+            gan, sets, labels, config, out, study=study, progress=progress, log=log
+        )
 
     results = {
         "format": FORMAT,
@@ -523,27 +526,42 @@ def _source_model(task, seed, gan, sets, labels, config, sources, cache, ckpt_sh
     return model
 
 
-def _ship(gan, sets, labels, config, out: Path, *, progress, log):
-    """Train, score and save the surrogate of the ``surrogate`` evaluator; screen GAN samples."""
+def _ship(gan, sets, labels, config, out: Path, *, study: str, progress, log):
+    """Train (or reuse), score and save the surrogate of the ``surrogate`` evaluator; screen
+    the GAN samples with it."""
     from mdesign.evaluators import get_evaluator
     from mdesign.surrogates.models import make_surrogate
+    from mdesign.surrogates.persistence import load_surrogate
     from mdesign.surrogates.screening import screen
 
     sh = config.study.ship
     vals = labels[sh.task]["values"]
     idx = _subset(_valid(vals["pool"]), sh.size, 0)
     path = out / f"{sh.task}_{sh.model}.pt"
-    log(f"shipped surrogate: {sh.model} x {sh.ensemble_size} on {sh.size} {sh.task} labels")
-    model = make_surrogate(sh.model, gan=gan, config=config)
-    model.fit(
-        sets["pool"][idx],
-        vals["pool"][idx],
-        seed=0,
-        ensemble_size=sh.ensemble_size,
-        target={"task": sh.task, **_task_spec(config, sh.task)},
-        progress=progress,
-    )
-    model.save(path)
+    # the study's digest in the target marks a model this very study trained: a rerun reuses it
+    target = {"task": sh.task, **_task_spec(config, sh.task), "study": study}
+    model = None
+    if path.is_file():
+        try:
+            model = load_surrogate(path)
+        except InputError:
+            model = None
+        if model is not None and model.target.get("study") != study:
+            model = None
+    if model is None:
+        log(f"shipped surrogate: {sh.model} x {sh.ensemble_size} on {sh.size} {sh.task} labels")
+        model = make_surrogate(sh.model, gan=gan, config=config)
+        model.fit(
+            sets["pool"][idx],
+            vals["pool"][idx],
+            seed=0,
+            ensemble_size=sh.ensemble_size,
+            target=target,
+            progress=progress,
+        )
+        model.save(path)
+    else:
+        log(f"shipped surrogate: {path} of this study reused")
     report: dict[str, Any] = {
         "path": path.name,
         "task": sh.task,

@@ -86,9 +86,14 @@ def test_shipped_model_and_screening(study):
 
 def test_rerun_resumes_without_refitting(study, tiny_gan_path):
     lines = (study.out_dir / "runs.jsonl").read_text().splitlines()
+    shipped = study.model.read_bytes()
     again = run_study(tiny_gan_path, study.out_dir, config=tiny_surrogate_config())
     assert (study.out_dir / "runs.jsonl").read_text().splitlines() == lines
     assert again.results["runs"] == json.loads((study.out_dir / "results.json").read_text())["runs"]
+    # the shipped model of this study is reused, not refitted
+    assert again.model.read_bytes() == shipped
+    for key in ("mae", "r2", "within_2std"):
+        assert again.results["ship"]["test"][key] == study.results["ship"]["test"][key]
 
 
 def test_refuses_another_config_in_the_same_directory(study, tiny_gan_path):
