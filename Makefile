@@ -42,6 +42,7 @@ test: lint
 bench: setup
 	$(PY) bench/bench_grf.py
 	$(PY) bench/bench_descriptors.py
+	$(PY) bench/bench_reconstruction.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
