@@ -7,7 +7,8 @@ the cut images matches the exemplar's.
 
 Fit
     For each covariance family (gaussian, exponential, Matérn 3/2) the correlation length ``l``
-    minimises the RMSE between the exemplar's radial ``S2`` (all phases, ``r = 0..R``) and the
+    minimises the RMSE between the exemplar's radial ``S2`` (``r = 0..R``; phase 1 for two
+    phases, every phase for more, as in :mod:`~mdesign.reconstruction.metrics`) and the
     mean ``S2`` of ``n_fit`` generated images (bounded Brent search over ``log l``). The images
     are drawn from fixed seeds for every ``l`` (common random numbers), so the objective is a
     smooth function of ``l``, and it is the generator's own ``S2``, pixel effects included.
@@ -79,13 +80,13 @@ class GRFFit:
 
 
 def _radial_s2(images: np.ndarray, phases: int, r_max: int, periodic: bool) -> np.ndarray:
-    """Mean radial ``S2`` of each phase, ``k x (R + 1)``."""
+    """Mean radial ``S2`` of phase 1 (two phases) or of every phase: ``J x (R + 1)``."""
     return np.stack(
         [
             two_point_correlation_radial(
                 images, phase=j, max_distance=r_max, periodic=periodic
             ).mean(0)
-            for j in range(phases)
+            for j in ((1,) if phases == 2 else range(phases))
         ]
     )
 

@@ -123,6 +123,7 @@ class ReconstructionResult:
                 "energy_fractions": self.annealing.energy_fractions,
                 "energy_final": self.annealing.energy_final,
             },
+            "curve_phases": list(e.phases),
             "s2_exemplar": e.s2_exemplar.tolist(),
             "s2_reconstruction": e.s2_reconstruction.tolist(),
             "lineal_path_exemplar": e.lineal_path_exemplar.tolist(),

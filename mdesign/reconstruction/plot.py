@@ -35,9 +35,7 @@ def plot_reconstruction(
     title : str, optional
         Figure title.
     """
-    k = errors.s2_exemplar.shape[0]
-    # two phases: phase 1's curves (phase 0's S2 follows from them); more: every phase
-    shown = [1] if k == 2 else list(range(k))
+    k = len(errors.volume_fraction_exemplar)
     fig = Figure(figsize=(13, 3.4), layout="constrained")
     axes = fig.subplots(1, 4)
     show_labels(axes[0], exemplar, k=k, title=f"exemplar {exemplar.shape[0]}x{exemplar.shape[1]}")
@@ -61,10 +59,10 @@ def plot_reconstruction(
         ],
         strict=True,
     ):
-        for j in shown:
+        for i, j in enumerate(errors.phases):
             colour = f"C{j}"
-            ax.plot(r, ex[j], color=colour, lw=1.8, label=f"exemplar, phase {j}")
-            ax.plot(r, rec[j], color=colour, lw=1.4, ls="--", label=f"reconstruction, phase {j}")
+            ax.plot(r, ex[i], color=colour, lw=1.8, label=f"exemplar, phase {j}")
+            ax.plot(r, rec[i], color=colour, lw=1.4, ls="--", label=f"reconstruction, phase {j}")
         ax.set(xlabel="r (pixels)", ylabel="probability", title=f"{name}, RMSE {rmse:.4f}")
         ax.legend(fontsize=7)
     if title:

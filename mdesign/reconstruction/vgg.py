@@ -40,8 +40,11 @@ textures?", ICLR (2017).
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Literal
@@ -277,10 +280,14 @@ def load_vgg19_state_dict(
         not a torch state dict, or its keys or shapes are not VGG19's.
     """
     if str(weights) == "imagenet":
+        # torch.hub announces a download on stdout, which is for results: move the line to
+        # stderr, or drop it when quiet
+        announce = contextlib.redirect_stdout(sys.stderr if progress else io.StringIO())
         try:
-            state = torch.hub.load_state_dict_from_url(
-                IMAGENET_URL, map_location="cpu", progress=progress, check_hash=True
-            )
+            with announce:
+                state = torch.hub.load_state_dict_from_url(
+                    IMAGENET_URL, map_location="cpu", progress=progress, check_hash=True
+                )
         except Exception as exc:  # URLError, timeouts, hash mismatch: all mean "not available"
             hub = Path(torch.hub.get_dir()) / "checkpoints"
             raise InputError(

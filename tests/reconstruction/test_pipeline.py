@@ -74,3 +74,15 @@ def test_bad_exemplars(image, needle):
 def test_output_size_below_32_is_refused(ceramics_crop):
     with pytest.raises(InputError, match="--size"):
         reconstruct(ceramics_crop, size=(16, 40), **FAST)
+
+
+def test_non_periodic_output(ceramics_crop):
+    res = reconstruct(ceramics_crop, periodic=False, seed=1, **FAST)
+    assert res.labels.shape == ceramics_crop.shape
+    assert res.errors.fraction_error_pixels <= 1
+    assert res.optimization.losses[-1] < res.optimization.losses[0]
+    # measured in-image, like the exemplar: the report's curves are the non-periodic ones
+    from mdesign.reconstruction.metrics import reconstruction_errors
+
+    e = reconstruction_errors(ceramics_crop, res.labels, phases=2, reconstruction_periodic=False)
+    assert e.s2_rmse == res.errors.s2_rmse
