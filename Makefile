@@ -46,6 +46,7 @@ bench: setup
 	$(PY) bench/bench_grf.py
 	$(PY) bench/bench_descriptors.py
 	$(PY) bench/bench_evaluators.py
+	$(PY) bench/bench_reconstruction.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
