@@ -18,7 +18,15 @@ from mdesign.errors import InputError
 __all__ = ["build_parser", "main"]
 
 # Command modules under mdesign.cli, in the order `mdesign --help` lists them.
-COMMANDS = ("grf", "characterize", "reconstruct", "evaluate", "evaluators")
+COMMANDS = (
+    "grf",
+    "characterize",
+    "train",
+    "sample",
+    "reconstruct",
+    "evaluate",
+    "evaluators",
+)
 
 
 class _Parser(argparse.ArgumentParser):
