@@ -24,6 +24,7 @@ __all__ = [
     "GAN_DEFAULTS",
     "GRF_DEFAULTS",
     "OPTICAL_ABSORPTION_DEFAULTS",
+    "RECONSTRUCTION_DEFAULTS",
     "SURROGATE_DEFAULTS",
     "SURROGATE_EVALUATOR_DEFAULTS",
     "ConductivityConfig",
@@ -36,6 +37,7 @@ __all__ = [
     "GRFConfig",
     "GeneratorConfig",
     "OpticalAbsorptionConfig",
+    "ReconstructionConfig",
     "SurrogateConfig",
     "SurrogateCrossConfig",
     "SurrogateEvaluatorConfig",
@@ -274,6 +276,69 @@ class OpticalAbsorptionConfig(Config):
 
 
 OPTICAL_ABSORPTION_DEFAULTS = OpticalAbsorptionConfig()
+Pooling = Literal["avg", "max"]
+
+
+class ReconstructionConfig(Config):
+    """Single-exemplar reconstruction (:mod:`mdesign.reconstruction`).
+
+    The exemplar, the output size (the exemplar's by default) and the output path are arguments
+    of :func:`mdesign.reconstruction.reconstruct` and options of ``mdesign reconstruct``; these
+    are the method's settings. See the module docstrings of :mod:`mdesign.reconstruction` for
+    what each one does.
+    """
+
+    weights: str = "imagenet"
+    """VGG19 weights: ``imagenet`` (torchvision's, downloaded once), ``random`` or a path."""
+    iterations: int = Field(100, ge=1)
+    """L-BFGS iterations at the output size."""
+    seed: int = 0
+    """Seed of the random start, random weights, k-means and annealing."""
+    layers: tuple[str, ...] = ("relu1_1", "pool1", "pool2", "pool3", "pool4")
+    """VGG19 layers of the Gram loss; Gatys et al.'s texture layers (their conv1_1 is relu1_1)."""
+    pooling: Pooling = "avg"
+    """Average pooling in place of max pooling (Gatys et al. 2015)."""
+    periodic: bool = True
+    """Periodic output: circular padding in VGG19, ``S2`` and annealing on the torus."""
+    exemplar_periodic: bool = False
+    """Treat the exemplar as periodic (real micrographs are not)."""
+    s2_weight: float = Field(1.0, ge=0)
+    """Weight of the differentiable ``S2`` term (0: Gram loss only)."""
+    s2_max_lag: int = Field(32, ge=1)
+    """Largest lag of the ``S2`` window of the loss, pixels (capped at a quarter of the smaller
+    side)."""
+    temperature: float = Field(0.1, gt=0)
+    """Softness of the phase indicators of the ``S2`` term."""
+    coarse_to_fine: bool = False
+    """Optimise at half size first (against the exemplar at half size), upsample, refine."""
+    coarse_iterations: int = Field(100, ge=1)
+    """L-BFGS iterations at half size when ``coarse_to_fine``."""
+    history_size: int = Field(50, ge=1)
+    """L-BFGS memory."""
+    stall_iterations: int = Field(10, ge=1)
+    """Iterations after which the loss must have fallen by ``stall_decrease``."""
+    stall_decrease: float = Field(0.1, gt=0, lt=1)
+    """Relative fall of the loss that counts as progress."""
+    adam_warmup: int = Field(50, ge=0)
+    """Adam steps that restart a stalled run (0: no restart)."""
+    adam_lr: float = Field(0.02, gt=0)
+    """Adam's step size, in pixel values."""
+    convergence_ratio: float = Field(0.1, gt=0, lt=1)
+    """A run has converged when its loss ends at or below this fraction of its start."""
+    anneal_sweeps: float = Field(1.0, ge=0)
+    """Swap proposals of the annealing, per pixel."""
+    anneal_max_lag: int = Field(16, ge=1)
+    """Largest lag of the ``S2`` window of the annealing energy, pixels (capped likewise); a move
+    costs ``(2 R + 1)^2``."""
+    anneal_initial_acceptance: float = Field(0.05, gt=0, lt=1)
+    """Probability that a median uphill swap is accepted at the start of the annealing."""
+    anneal_batch: int = Field(64, ge=1)
+    """Proposals evaluated at once."""
+    anneal_final_temperature: float = Field(1e-3, gt=0, le=1)
+    """Last temperature of the annealing over the first."""
+
+
+RECONSTRUCTION_DEFAULTS = ReconstructionConfig()
 
 
 class GeneratorConfig(Config):
@@ -357,7 +422,7 @@ class GANSampleConfig(Config):
     """Latents decoded per forward pass (bounds memory)."""
     precision: Literal["float32", "bfloat16"] = "float32"
     """Arithmetic of decoding: bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX
-    and flips the rare pixels within rounding of the cut (about 0.06%)."""
+    and flips the rare pixels within rounding of the cut (0.14% for the shipped model)."""
     n_images: int = Field(16, ge=1)
     """Images ``mdesign sample`` makes when ``-n`` is not given (and no ``--report``)."""
     seed: int = 0

@@ -23,6 +23,7 @@ COMMANDS = (
     "characterize",
     "train",
     "sample",
+    "reconstruct",
     "evaluate",
     "evaluators",
     "surrogate_train",
