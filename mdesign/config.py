@@ -499,18 +499,19 @@ class SurrogateNetworkConfig(Config):
     batch_size: int = Field(32, ge=2)
     """Images per step when the trunk trains (BatchNorm of a scratch trunk needs at least 2)."""
     lr_head: float = Field(3e-3, gt=0)
-    """Adam learning rate of the head."""
-    lr_trunk: float = Field(1e-4, gt=0)
-    """Adam learning rate of a pretrained trunk during fine-tuning: well below the head's, so
-    the pretrained features are adjusted, not overwritten (discriminative fine-tuning)."""
+    """AdamW learning rate of the head-only stage (full batch, on frozen features)."""
+    lr_finetune: float = Field(1e-3, gt=0)
+    """AdamW learning rate of trunk and head in the fine-tuning stage (after the head-only
+    stage); by default the scratch model's, so fine-tuning is the scratch model's training
+    started from the pretrained trunk and the probed head. (Keeping the head-only stage's
+    3e-3 for the head, with 1e-4 on the trunk, threw the probed head off in the first steps,
+    and most runs never got back below the probe's validation loss.)"""
     finetune_norm: Literal["frozen", "train"] = "train"
     """BatchNorm of a pretrained trunk while fine-tuning: ``train`` normalises by batch
     statistics and updates the running ones, as the scratch model does; ``frozen`` keeps the
-    statistics of GAN training. With ``frozen``, fine-tuning at ``lr_trunk`` 1e-4 drifted the
-    features away from the stored statistics and never improved on the head-only start (on
-    held-out development data, 500 labels); ``train`` did, at 100 and 500 labels."""
+    statistics of GAN training (the trunk's weights then drift away from them)."""
     lr_scratch: float = Field(1e-3, gt=0)
-    """Adam learning rate of a trunk trained from scratch."""
+    """AdamW learning rate of trunk and head trained from scratch."""
     weight_decay: float = Field(1e-4, ge=0)
     """Decoupled weight decay (AdamW) of every parameter."""
     max_steps: int = Field(1000, ge=1)

@@ -8,9 +8,9 @@ Two families, each saved as state dicts plus config (:mod:`mdesign.surrogates.pe
   - ``frozen``: the pretrained trunk is fixed; only the head is trained (on the trunk's
     features of the training images and their mirror images, computed once);
   - ``finetune``: the head is first trained on the frozen trunk as above, then trunk and head
-    are trained together with a smaller learning rate on the trunk (linear probing then
-    fine-tuning, Kumar et al. 2022), the trunk's BatchNorm normalising by batch statistics
-    (``network.finetune_norm``);
+    are trained together (linear probing then fine-tuning, Kumar et al. 2022), by default
+    exactly as the scratch model is trained (same optimiser, learning rate, BatchNorm in
+    training mode): the two differ only in where they start;
   - ``scratch``: the same architecture from the DCGAN initialisation, everything trained.
 
   The pretrained trunk is the GAN discriminator's (:func:`transfer_surrogate`; Yang et al.
@@ -460,15 +460,8 @@ def _fit_trunk(
     gen: torch.Generator,
 ) -> dict:
     """Train trunk and head together (minibatches, augmentation, early stopping on val)."""
-    trunk_lr = config.lr_trunk if mode == "finetune" else config.lr_scratch
-    head_lr = config.lr_head if mode == "finetune" else config.lr_scratch
-    opt = torch.optim.AdamW(
-        [
-            {"params": model.trunk.parameters(), "lr": trunk_lr},
-            {"params": model.head.parameters(), "lr": head_lr},
-        ],
-        weight_decay=config.weight_decay,
-    )
+    lr = config.lr_finetune if mode == "finetune" else config.lr_scratch
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay)
     x_tr, y_tr = x[torch.as_tensor(tr)], ys[torch.as_tensor(tr)]
     x_va, y_va = x[torch.as_tensor(va)], ys[torch.as_tensor(va)]
     bs = min(config.batch_size, len(tr))
