@@ -55,6 +55,7 @@ from mdesign.config import (
     SurrogateNetworkConfig,
     SurrogateS2Config,
 )
+from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.gan.networks import Discriminator, DiscriminatorTrunk, discriminator_trunk
 from mdesign.surrogates.networks import (
@@ -205,8 +206,8 @@ class NetworkSurrogate:
 
     Notes
     -----
-    ``fit`` and ``predict`` run on the CPU or the device of ``device`` in float32 (like the
-    GAN). Use :func:`transfer_surrogate` and :func:`scratch_surrogate` to build one.
+    ``fit`` and ``predict`` run in float32 (like the GAN) on ``device``, CUDA when present by
+    default. Use :func:`transfer_surrogate` and :func:`scratch_surrogate` to build one.
     """
 
     kind = "network"
@@ -234,7 +235,7 @@ class NetworkSurrogate:
         )
         self._pretrained = None if trunk is None or mode == "scratch" else copy.deepcopy(trunk)
         self.pretrained = pretrained if mode != "scratch" else ""
-        self.device = torch.device("cpu") if device is None else torch.device(device)
+        self.device = default_device(device)
         self.members: list[ImageRegressor] = []
         self.y_mean = 0.0
         self.y_std = 1.0

@@ -172,15 +172,17 @@ def augment(x: torch.Tensor, *, generator: torch.Generator) -> torch.Tensor:
     medium) and the normal-incidence absorption; a transpose would swap x and y and is not used.
     """
     n, _, h, w = x.shape
-    flip_x = torch.rand(n, generator=generator) < 0.5
-    flip_y = torch.rand(n, generator=generator) < 0.5
+    # random numbers from the (CPU) generator, moved to the images' device
+    dev = x.device
+    flip_x = (torch.rand(n, generator=generator) < 0.5).to(dev)
+    flip_y = (torch.rand(n, generator=generator) < 0.5).to(dev)
     x = torch.where(flip_x[:, None, None, None], x.flip(-1), x)
     x = torch.where(flip_y[:, None, None, None], x.flip(-2), x)
-    dy = torch.randint(0, h, (n,), generator=generator)
-    dx = torch.randint(0, w, (n,), generator=generator)
-    rows = (torch.arange(h)[None, :] - dy[:, None]) % h  # n x h
-    cols = (torch.arange(w)[None, :] - dx[:, None]) % w  # n x w
-    idx = torch.arange(n)[:, None, None]
+    dy = torch.randint(0, h, (n,), generator=generator).to(dev)
+    dx = torch.randint(0, w, (n,), generator=generator).to(dev)
+    rows = (torch.arange(h, device=dev)[None, :] - dy[:, None]) % h  # n x h
+    cols = (torch.arange(w, device=dev)[None, :] - dx[:, None]) % w  # n x w
+    idx = torch.arange(n, device=dev)[:, None, None]
     return x[:, 0][idx, rows[:, :, None], cols[:, None, :]].unsqueeze(1)
 
 

@@ -119,7 +119,7 @@ def load_surrogate(
     ----------
     path : path-like
     device : torch.device or str, optional
-        Where a network surrogate runs (the CPU by default); the GP always runs on the CPU.
+        Where a network surrogate runs (CUDA when present by default); the GP runs on the CPU.
 
     Returns
     -------
