@@ -100,3 +100,29 @@ def test_refuses_another_config_in_the_same_directory(study, tiny_gan_path):
     other = tiny_surrogate_config(seeds=3)
     with pytest.raises(InputError, match="another config"):
         run_study(tiny_gan_path, study.out_dir, config=other)
+
+
+CALLS: list[int] = []
+
+
+def mean_phase(images):
+    """An evaluator that counts its calls (named by path in the test below)."""
+    CALLS.append(len(images))
+    return images.mean((1, 2))
+
+
+def test_labels_are_cached_per_image_set(tmp_path, images):
+    from mdesign.config import SurrogateTaskConfig
+    from mdesign.surrogates.study import _label
+
+    task = SurrogateTaskConfig(name="vf", evaluator="tests.surrogates.test_study:mean_phase")
+    sets = {"pool": images[:6], "test": images[6:10], "gan": images[10:13]}
+    cache = tmp_path / "vf.npz"
+    CALLS.clear()
+    first = _label(task, sets, cache, progress=False, log=lambda m: None)
+    assert sorted(CALLS) == [3, 4, 6] and first["cached"] == []
+    # another GAN's samples: only they are evaluated again
+    again = _label(task, {**sets, "gan": images[13:15]}, cache, progress=False, log=lambda m: None)
+    assert sorted(CALLS) == [2, 3, 4, 6] and again["cached"] == ["pool", "test"]
+    np.testing.assert_array_equal(again["values"]["pool"], images[:6].mean((1, 2)))
+    np.testing.assert_array_equal(again["values"]["gan"], images[13:15].mean((1, 2)))
