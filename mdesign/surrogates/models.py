@@ -476,7 +476,11 @@ def _fit_trunk(
 
     steps_per_epoch = -(-len(tr) // bs)
     patience = max(config.patience_steps, config.patience_epochs * steps_per_epoch)
-    best = val_loss() if mode == "finetune" else float("inf")
+    # fine-tuning is stopped exactly as scratch training is (patience counted from its start,
+    # not from the probed head's validation loss, which the first steps at a new learning rate
+    # overshoot); only at the end is the probe kept if fine-tuning never beat it
+    probe = (val_loss(), copy.deepcopy(model.state_dict())) if mode == "finetune" else None
+    best = float("inf")
     best_step, best_state = 0, copy.deepcopy(model.state_dict())
     step, stop = 0, False
     while not stop:
@@ -504,8 +508,14 @@ def _fit_trunk(
             best, best_step, best_state = val, step, copy.deepcopy(model.state_dict())
         elif step - best_step >= patience:
             stop = True
+    kept_probe = probe is not None and probe[0] <= best
+    if kept_probe:
+        best, best_step, best_state = probe[0], 0, probe[1]
     model.load_state_dict(best_state)
-    return {"steps": step, "best_step": best_step, "val_rmse": best**0.5}
+    info = {"steps": step, "best_step": best_step, "val_rmse": best**0.5}
+    if probe is not None:
+        info["kept_probe"] = kept_probe
+    return info
 
 
 def transfer_surrogate(
