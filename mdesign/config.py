@@ -253,3 +253,102 @@ class OpticalAbsorptionConfig(Config):
 
 
 OPTICAL_ABSORPTION_DEFAULTS = OpticalAbsorptionConfig()
+
+Goal = Literal["maximize", "minimize"]
+
+
+class OutcomeConfig(Config):
+    """One outcome of a design: an evaluator (registered name or ``module:function``) and its
+    parameters, or the built-in ``volume_fraction`` of phase 1 computed from the image."""
+
+    evaluator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+    """Name in reports; defaults to the evaluator's name."""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.evaluator
+
+
+class ObjectiveConfig(OutcomeConfig):
+    goal: Goal = "maximize"
+
+
+class ConstraintConfig(OutcomeConfig):
+    """Feasible designs have ``min <= outcome <= max`` (either bound may be omitted)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.min is None and self.max is None:
+            raise ValueError("a constraint needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+
+
+class GeneratorConfig(Config):
+    """The design space: a trained GAN's latent box ``[-1, 1]^(C h w)``."""
+
+    checkpoint: str = "artifacts/gan/checkpoint.pt"
+    """Path to a ``mdesign train`` checkpoint; relative paths are taken from the config file's
+    folder first, then the working directory."""
+    latent_size: int | None = Field(None, ge=1)
+    """Side K of the K x K latent map (images of side 32 K); the checkpoint's by default."""
+    periodic: bool = False
+    """Decode with circular padding (tileable designs)."""
+    binarize: Literal["midpoint", "otsu"] = "midpoint"
+    factory: str | None = None
+    """Instead of a checkpoint, ``module:function`` returning a design space object (``dim``,
+    ``latent_shape``, ``image_shape``, ``decode(X)``, ``grf(seed)``); for your own generator."""
+    factory_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class BOConfig(Config):
+    """Bayesian optimisation (BoTorch): Sobol start, SingleTaskGP, qLogNEI / qLogNEHVI."""
+
+    budget: int = Field(30, ge=2)
+    """Evaluations by BO, its initial design included; each baseline gets the same number."""
+    initial: int = Field(10, ge=2)
+    """Sobol initial design size (capped at the budget)."""
+    batch_size: int = Field(4, ge=1)
+    """q: designs proposed, and evaluated in parallel, per BO iteration."""
+    num_restarts: int = Field(8, ge=1)
+    raw_samples: int = Field(256, ge=8)
+    mc_samples: int = Field(128, ge=16)
+    ref_point: list[float] | None = None
+    """Multi-objective reference point in the objectives' own units and goals; inferred from the
+    initial design when omitted."""
+
+
+class DaskConfig(Config):
+    workers: int | None = Field(None, ge=1)
+    """Start a local Dask cluster with this many single-threaded workers."""
+    address: str | None = None
+    """Or use the running Dask scheduler at this address (``tcp://host:8786``)."""
+
+
+class CampaignConfig(Config):
+    """A design campaign (``mdesign optimize``): maximise or minimise property objectives over
+    the GAN latent, subject to outcome constraints, against random baselines."""
+
+    name: str = "campaign"
+    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    objectives: list[ObjectiveConfig] = Field(min_length=1)
+    constraints: list[ConstraintConfig] = Field(default_factory=list)
+    bo: BOConfig = Field(default_factory=BOConfig)
+    baselines: list[Literal["random", "grf"]] = Field(default_factory=lambda: ["random", "grf"])
+    """Random latent samples (the paper's GAN-sampled designs) and random GRF images matched to
+    the GAN's training distribution, with BO's budget and seed."""
+    baseline_batch_size: int = Field(8, ge=1)
+    """Baseline designs evaluated in parallel per batch."""
+    seed: int = 0
+    retries: int = Field(2, ge=0)
+    """Prefect task retries for an evaluation whose worker failed (not for designs that fail)."""
+    dask: DaskConfig = Field(default_factory=DaskConfig)
+    top_k: int = Field(4, ge=1)
+    """Best BO designs kept in best.npz and shown in the report."""
+
+
+BO_DEFAULTS = BOConfig()
