@@ -192,12 +192,7 @@ def _outcome_values(images: np.ndarray, outcomes: Sequence[dict[str, Any]]) -> n
         ev = evaluator_for(spec)
         res = evaluate_batch(ev, images)
         if res.errors:
-            raise RuntimeError(
-                "; ".join(
-                    f"{spec['evaluator']}: {e[1] if isinstance(e, tuple) else e.message}"
-                    for e in res.errors
-                )
-            )
+            raise RuntimeError("; ".join(f"{spec['evaluator']}: {e.message}" for e in res.errors))
         cols.append(np.asarray(res.values, dtype=np.float64))
     return np.stack(cols, axis=1)
 
