@@ -59,3 +59,9 @@ class FakeSpace:
 
 def make_space(**kwargs) -> FakeSpace:
     return FakeSpace(**kwargs)
+
+
+def flaky_fraction(images: np.ndarray, *, nan_above: float = 0.6) -> np.ndarray:
+    """An evaluator (``module:function``) that returns NaN for designs above a phase-1 fraction."""
+    vf = (images == 1).reshape(images.shape[0], -1).mean(1)
+    return np.where(vf > nan_above, np.nan, vf)

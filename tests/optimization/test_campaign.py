@@ -162,3 +162,41 @@ def test_two_objectives_report_a_pareto_front(tmp_path):
         vals = data["values"]
     # two opposite objectives: every design is Pareto-optimal, so all feasible BO designs are
     assert len(vals) == int(summary.methods["bo"].feasible.sum())
+
+
+def test_a_real_evaluator_objective_with_a_volume_fraction_constraint(tmp_path):
+    cfg = _config(
+        baselines=["random"],
+        objectives=[
+            {
+                "evaluator": "effective_conductivity",
+                "label": "sigma_x",
+                "params": {"conductivities": [1.0, 10.0], "direction": "x"},
+            }
+        ],
+        constraints=[{"evaluator": "volume_fraction", "min": 0.3, "max": 0.5}],
+    )
+    summary = run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    rows = _rows(tmp_path / "c")
+    assert all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        sigma, vf = json.loads(r["outcomes"])
+        # the Wiener bounds hold for every design
+        assert 1 / (vf / 10 + (1 - vf)) - 1e-6 <= sigma <= 10 * vf + (1 - vf) + 1e-6
+        assert (r["feasible"] == "true") == (0.3 <= vf <= 0.5)
+    assert summary.best["bo"] is not None
+
+
+def test_an_evaluator_returning_nan_fails_only_its_design(tmp_path):
+    cfg = _config(
+        baselines=["random"],
+        objectives=[
+            {"evaluator": "tests.optimization.fakes:flaky_fraction", "params": {"nan_above": 0.6}}
+        ],
+    )
+    run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    rows = _rows(tmp_path / "c")
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed and all("value is nan" in r["error"] for r in failed)
+    assert len(rows) == 18
+    assert all(float(r["value"]) <= 0.6 for r in rows if r["status"] == "ok")
