@@ -20,13 +20,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mdesign.errors import InputError
 
 __all__ = [
+    "BO_DEFAULTS",
     "CONDUCTIVITY_DEFAULTS",
     "GRF_DEFAULTS",
     "OPTICAL_ABSORPTION_DEFAULTS",
+    "BOConfig",
+    "CampaignConfig",
     "ConductivityConfig",
     "Config",
+    "ConstraintConfig",
+    "DaskConfig",
+    "DesignSpaceConfig",
     "GRFConfig",
+    "ObjectiveConfig",
     "OpticalAbsorptionConfig",
+    "OutcomeConfig",
     "config_from_dict",
     "dump_config",
     "load_config",
@@ -288,7 +296,7 @@ class ConstraintConfig(OutcomeConfig):
             raise ValueError(f"min {self.min} is above max {self.max}")
 
 
-class GeneratorConfig(Config):
+class DesignSpaceConfig(Config):
     """The design space: a trained GAN's latent box ``[-1, 1]^(C h w)``."""
 
     checkpoint: str = "artifacts/gan/checkpoint.pt"
@@ -334,7 +342,7 @@ class CampaignConfig(Config):
     the GAN latent, subject to outcome constraints, against random baselines."""
 
     name: str = "campaign"
-    generator: GeneratorConfig = Field(default_factory=GeneratorConfig)
+    generator: DesignSpaceConfig = Field(default_factory=DesignSpaceConfig)
     objectives: list[ObjectiveConfig] = Field(min_length=1)
     constraints: list[ConstraintConfig] = Field(default_factory=list)
     bo: BOConfig = Field(default_factory=BOConfig)
