@@ -200,3 +200,18 @@ def test_an_evaluator_returning_nan_fails_only_its_design(tmp_path):
     assert failed and all("value is nan" in r["error"] for r in failed)
     assert len(rows) == 18
     assert all(float(r["value"]) <= 0.6 for r in rows if r["status"] == "ok")
+
+
+@pytest.mark.parametrize("name", ["campaign_quickstart.yaml", "campaign_optical.yaml"])
+def test_shipped_campaign_configs_are_valid(name):
+    from pathlib import Path
+
+    from mdesign.cli.optimize import load_campaign
+    from mdesign.optimization.problem import VOLUME_FRACTION, evaluator_for
+
+    path = Path(__file__).resolve().parents[2] / "configs" / name
+    cfg = load_campaign(path)
+    for spec in [*cfg.objectives, *cfg.constraints]:
+        if spec.evaluator != VOLUME_FRACTION:
+            evaluator_for({"evaluator": spec.evaluator, "params": spec.params})
+    assert (path.parent / cfg.generator.checkpoint).resolve().name == "checkpoint.pt"
