@@ -12,7 +12,7 @@ for example ``configs/gan.yaml: train.lr: Input should be greater than 0``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,8 +22,10 @@ from mdesign.errors import InputError
 __all__ = [
     "BO_DEFAULTS",
     "CONDUCTIVITY_DEFAULTS",
+    "GAN_DEFAULTS",
     "GRF_DEFAULTS",
     "OPTICAL_ABSORPTION_DEFAULTS",
+    "RECONSTRUCTION_DEFAULTS",
     "BOConfig",
     "CampaignConfig",
     "ConductivityConfig",
@@ -31,10 +33,17 @@ __all__ = [
     "ConstraintConfig",
     "DaskConfig",
     "DesignSpaceConfig",
+    "DiscriminatorConfig",
+    "GANConfig",
+    "GANSampleConfig",
+    "GANTrainConfig",
+    "GANValidationConfig",
     "GRFConfig",
+    "GeneratorConfig",
     "ObjectiveConfig",
     "OpticalAbsorptionConfig",
     "OutcomeConfig",
+    "ReconstructionConfig",
     "config_from_dict",
     "dump_config",
     "load_config",
@@ -56,6 +65,8 @@ def _describe(exc: ValidationError, source: str) -> str:
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif err["type"] == "value_error":
+        msg = msg.removeprefix("Value error, ")
     more = len(exc.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{source}: {key}: {msg}{tail}"
@@ -106,6 +117,7 @@ def dump_config(config: Config) -> str:
 
 
 Covariance = Literal["gaussian", "exponential", "matern"]
+Width = Annotated[int, Field(ge=1)]
 
 
 class GRFConfig(Config):
@@ -261,6 +273,195 @@ class OpticalAbsorptionConfig(Config):
 
 
 OPTICAL_ABSORPTION_DEFAULTS = OpticalAbsorptionConfig()
+
+Pooling = Literal["avg", "max"]
+
+
+class ReconstructionConfig(Config):
+    """Single-exemplar reconstruction (:mod:`mdesign.reconstruction`).
+
+    The exemplar, the output size (the exemplar's by default) and the output path are arguments
+    of :func:`mdesign.reconstruction.reconstruct` and options of ``mdesign reconstruct``; these
+    are the method's settings. See the module docstrings of :mod:`mdesign.reconstruction` for
+    what each one does.
+    """
+
+    weights: str = "imagenet"
+    """VGG19 weights: ``imagenet`` (torchvision's, downloaded once), ``random`` or a path."""
+    iterations: int = Field(100, ge=1)
+    """L-BFGS iterations at the output size."""
+    seed: int = 0
+    """Seed of the random start, random weights, k-means and annealing."""
+    layers: tuple[str, ...] = ("relu1_1", "pool1", "pool2", "pool3", "pool4")
+    """VGG19 layers of the Gram loss; Gatys et al.'s texture layers (their conv1_1 is relu1_1)."""
+    pooling: Pooling = "avg"
+    """Average pooling in place of max pooling (Gatys et al. 2015)."""
+    periodic: bool = True
+    """Periodic output: circular padding in VGG19, ``S2`` and annealing on the torus."""
+    exemplar_periodic: bool = False
+    """Treat the exemplar as periodic (real micrographs are not)."""
+    s2_weight: float = Field(1.0, ge=0)
+    """Weight of the differentiable ``S2`` term (0: Gram loss only)."""
+    s2_max_lag: int = Field(32, ge=1)
+    """Largest lag of the ``S2`` window of the loss, pixels (capped at a quarter of the smaller
+    side)."""
+    temperature: float = Field(0.1, gt=0)
+    """Softness of the phase indicators of the ``S2`` term."""
+    coarse_to_fine: bool = False
+    """Optimise at half size first (against the exemplar at half size), upsample, refine."""
+    coarse_iterations: int = Field(100, ge=1)
+    """L-BFGS iterations at half size when ``coarse_to_fine``."""
+    history_size: int = Field(50, ge=1)
+    """L-BFGS memory."""
+    stall_iterations: int = Field(10, ge=1)
+    """Iterations after which the loss must have fallen by ``stall_decrease``."""
+    stall_decrease: float = Field(0.1, gt=0, lt=1)
+    """Relative fall of the loss that counts as progress."""
+    adam_warmup: int = Field(50, ge=0)
+    """Adam steps that restart a stalled run (0: no restart)."""
+    adam_lr: float = Field(0.02, gt=0)
+    """Adam's step size, in pixel values."""
+    convergence_ratio: float = Field(0.1, gt=0, lt=1)
+    """A run has converged when its loss ends at or below this fraction of its start."""
+    anneal_sweeps: float = Field(1.0, ge=0)
+    """Swap proposals of the annealing, per pixel."""
+    anneal_max_lag: int = Field(16, ge=1)
+    """Largest lag of the ``S2`` window of the annealing energy, pixels (capped likewise); a move
+    costs ``(2 R + 1)^2``."""
+    anneal_initial_acceptance: float = Field(0.05, gt=0, lt=1)
+    """Probability that a median uphill swap is accepted at the start of the annealing."""
+    anneal_batch: int = Field(64, ge=1)
+    """Proposals evaluated at once."""
+    anneal_final_temperature: float = Field(1e-3, gt=0, le=1)
+    """Last temperature of the annealing over the first."""
+
+
+RECONSTRUCTION_DEFAULTS = ReconstructionConfig()
+
+
+class GeneratorConfig(Config):
+    """The DCGAN generator (:class:`mdesign.gan.Generator`; Yang et al. 2018).
+
+    ``len(widths) + 1`` stride-2 transposed convolutions (kernel 4) map a latent map
+    ``C x h x w`` to an image of ``(2**depth h) x (2**depth w)``: the default five make 32x
+    upsampling, so a 4x4 latent gives 128x128 and an 8x8 latent 256x256.
+    """
+
+    latent_channels: int = Field(1, ge=1)
+    """``C``, channels of the latent map (design variables per latent cell)."""
+    latent_size: int = Field(4, ge=1)
+    """Side ``h = w`` of the training latent map; the training images are ``2**depth * h``."""
+    widths: tuple[Width, ...] = Field((128, 64, 32, 16), min_length=1)
+    """Channels after each hidden transposed convolution (BatchNorm + ReLU); the last layer
+    maps to one channel with tanh."""
+
+
+class DiscriminatorConfig(Config):
+    """The DCGAN discriminator (:class:`mdesign.gan.Discriminator`).
+
+    Stride-2 convolutions (kernel 4, LeakyReLU) then a head that averages the last feature map
+    over space, so any input whose sides are divisible by ``2**len(widths)`` is accepted.
+    """
+
+    widths: tuple[Width, ...] = Field((16, 32, 64, 128), min_length=1)
+    """Channels of the stride-2 convolutions."""
+    norm: Literal["batch", "instance", "none"] = "batch"
+    """Normalisation after every convolution but the first (DCGAN). WGAN-GP needs a
+    per-sample one (``instance`` or ``none``): its penalty is a per-sample gradient."""
+    leaky_slope: float = Field(0.2, ge=0, lt=1)
+    """Negative slope of the LeakyReLU activations."""
+
+
+class GANTrainConfig(Config):
+    """Training (:func:`mdesign.gan.train`): loss, optimiser, schedule, seed."""
+
+    loss: Literal["bce", "wgan-gp"] = "bce"
+    """``bce``: the non-saturating cross-entropy GAN loss (Goodfellow et al. 2014), as in
+    Yang et al. 2018; ``wgan-gp``: Wasserstein loss with gradient penalty (Gulrajani et al.
+    2017)."""
+    lr: float = Field(5e-4, gt=0)
+    """Adam learning rate of both networks."""
+    beta1: float = Field(0.5, ge=0, lt=1)
+    """Adam's first-moment decay (0.5, Radford et al. 2016)."""
+    beta2: float = Field(0.999, ge=0, lt=1)
+    """Adam's second-moment decay."""
+    batch_size: int = Field(64, ge=2)
+    """Images per step (BatchNorm needs at least 2)."""
+    epochs: int = Field(100, ge=1)
+    """Passes over the training images (each real image is shown to the discriminator once
+    per epoch)."""
+    d_steps: int = Field(1, ge=1)
+    """Discriminator steps per generator step (the D:G ratio)."""
+    ema_decay: float = Field(0.999, ge=0, lt=1)
+    """Decay of the exponential moving average of the generator's weights, updated after
+    every generator step; the average is the generator that is saved and sampled (Yazici et
+    al. 2019), which smooths the oscillations of adversarial training. 0 turns it off."""
+    gp_weight: float = Field(10.0, ge=0)
+    """Weight of the gradient penalty (``wgan-gp`` only)."""
+    seed: int = 0
+    """Seeds the initial weights, the batch order and the latents; the same seed and data give
+    the same run."""
+    grid_size: int = Field(16, ge=1)
+    """Images in each epoch's sample grid (from fixed latents, so epochs can be compared)."""
+    monitor_size: int = Field(256, ge=0)
+    """Generated images compared with as many training images after each epoch (volume
+    fraction and S2 distance in ``metrics.jsonl``); 0 turns the monitor off."""
+
+
+class GANSampleConfig(Config):
+    """Decoding latents to microstructures (:func:`mdesign.gan.decode`)."""
+
+    binarize: Literal["midpoint", "otsu"] = "midpoint"
+    """``midpoint``: phase 1 where the tanh output is above 0, the middle of the two phases'
+    training values -1 and +1; ``otsu``: Otsu's threshold of each image's output."""
+    periodic: bool = False
+    """Circular padding in every transposed convolution, so the images tile seamlessly."""
+    batch_size: int = Field(256, ge=1)
+    """Latents decoded per forward pass (bounds memory)."""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """Arithmetic of decoding: bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX
+    and flips the rare pixels within rounding of the cut (0.14% for the shipped model)."""
+    n_images: int = Field(16, ge=1)
+    """Images ``mdesign sample`` makes when ``-n`` is not given (and no ``--report``)."""
+    seed: int = 0
+    """Seed of the random latents when ``--seed`` is not given."""
+
+
+class GANValidationConfig(Config):
+    """Statistical validation (:func:`mdesign.gan.validate`): generated vs real descriptors."""
+
+    n_images: int = Field(500, ge=2)
+    """Images in each set compared (generated, real, and a second real set for scale)."""
+    max_distance: int = Field(32, ge=1)
+    """Largest ``r`` of the S2 and lineal-path curves in the distance."""
+
+
+class GANConfig(Config):
+    """The DCGAN design space (Yang et al. 2018): networks, training, sampling, validation."""
+
+    generator: GeneratorConfig = GeneratorConfig()
+    discriminator: DiscriminatorConfig = DiscriminatorConfig()
+    train: GANTrainConfig = GANTrainConfig()
+    sample: GANSampleConfig = GANSampleConfig()
+    validation: GANValidationConfig = GANValidationConfig()
+
+    @model_validator(mode="after")
+    def _penalty_needs_per_sample_norm(self) -> GANConfig:
+        if self.train.loss == "wgan-gp" and self.discriminator.norm == "batch":
+            raise ValueError(
+                "train.loss wgan-gp needs discriminator.norm instance or none (the gradient "
+                "penalty is per sample; BatchNorm mixes the samples of a batch)"
+            )
+        return self
+
+    @property
+    def scale(self) -> int:
+        """Upsampling factor of the generator, ``2**depth`` (32 by default)."""
+        return 2 ** (len(self.generator.widths) + 1)
+
+
+GAN_DEFAULTS = GANConfig()
+
 
 Goal = Literal["maximize", "minimize"]
 

@@ -2,7 +2,14 @@ from pathlib import Path
 
 import pytest
 
-from mdesign.config import GRF_DEFAULTS, GRFConfig, dump_config, load_config
+from mdesign.config import (
+    GAN_DEFAULTS,
+    GRF_DEFAULTS,
+    GANConfig,
+    GRFConfig,
+    dump_config,
+    load_config,
+)
 from mdesign.errors import InputError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -43,3 +50,21 @@ def test_bad_configs_name_the_key(tmp_path, text, needle):
 def test_missing_config_file(tmp_path):
     with pytest.raises(InputError, match="no such config file"):
         load_config(GRFConfig, tmp_path / "nope.yaml")
+
+
+def test_shipped_gan_config_is_the_default():
+    assert load_config(GANConfig, CONFIGS / "gan.yaml") == GAN_DEFAULTS
+
+
+def test_gan_config_names_nested_keys(tmp_path):
+    path = tmp_path / "gan.yaml"
+    path.write_text("train:\n  lr: -1\n")
+    with pytest.raises(InputError, match=r"train\.lr"):
+        load_config(GANConfig, path)
+    path.write_text("generator:\n  widths: [128, 0]\n")
+    with pytest.raises(InputError, match=r"generator\.widths\.1"):
+        load_config(GANConfig, path)
+    path.write_text("train:\n  loss: wgan-gp\n")
+    with pytest.raises(InputError, match=r"discriminator\.norm instance or none"):
+        load_config(GANConfig, path)
+    assert GAN_DEFAULTS.scale == 32

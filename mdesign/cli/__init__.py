@@ -18,7 +18,16 @@ from mdesign.errors import InputError
 __all__ = ["build_parser", "main"]
 
 # Command modules under mdesign.cli, in the order `mdesign --help` lists them.
-COMMANDS = ("grf", "characterize", "evaluate", "evaluators", "optimize")
+COMMANDS = (
+    "grf",
+    "characterize",
+    "train",
+    "sample",
+    "reconstruct",
+    "evaluate",
+    "evaluators",
+    "optimize",
+)
 
 
 class _Parser(argparse.ArgumentParser):

@@ -10,7 +10,7 @@ from typing import Any
 from mdesign import __version__
 from mdesign.errors import InputError
 
-__all__ = ["add_quiet", "note", "parse_range", "parse_ranges", "run_meta"]
+__all__ = ["add_quiet", "note", "parse_device", "parse_range", "parse_ranges", "run_meta"]
 
 
 def parse_range(text: str, *, option: str) -> float | tuple[float, float]:
@@ -51,3 +51,20 @@ def run_meta(command: str, argv: list[str] | None = None, **params: Any) -> dict
         "version": __version__,
         **json.loads(json.dumps(params, default=str)),
     }
+
+
+def parse_device(text: str | None, *, option: str = "--device"):
+    """``--device`` to a :class:`torch.device` (None: CUDA when present), checked to be usable."""
+    import torch
+
+    from mdesign.device import default_device
+
+    try:
+        dev = default_device(text)
+    except RuntimeError:
+        raise InputError(f"{option}: unknown device {text!r}; expected cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise InputError(f"{option}: {text} requested but CUDA is not available here")
+    if dev.type not in ("cpu", "cuda"):
+        raise InputError(f"{option}: unsupported device {text!r}; expected cpu or cuda")
+    return dev

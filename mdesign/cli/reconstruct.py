@@ -1,0 +1,150 @@
+"""``mdesign reconstruct``: a microstructure reconstructed from one exemplar."""
+
+from __future__ import annotations
+
+import argparse
+
+from mdesign.cli._common import add_quiet, note, run_meta
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "reconstruct",
+        help="Gram-matrix reconstruction from one exemplar (Li et al. 2018)",
+        description=(
+            "Reconstruct a statistically equivalent microstructure from one exemplar: L-BFGS on "
+            "the pixels matches the Gram matrices of VGG19 features (Gatys et al. 2015) and, by "
+            "default, the two-point correlation S2; k-means decodes the phases and simulated "
+            "annealing makes the phase fractions exact (to one pixel) while keeping S2 close. "
+            "Options not given take their defaults from --config, else from "
+            "mdesign.config.ReconstructionConfig (configs/reconstruct.yaml)."
+        ),
+    )
+    p.add_argument("exemplar", metavar="EXEMPLAR", help="one 2D image (.npy, .npz, .png, .tif)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUT.npz",
+        help="the reconstruction (.npz stack of one image, .npy, .tif, or .png)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        nargs="+",
+        metavar="H",
+        help="H [W]: output size in pixels (default: the exemplar's; at least 32)",
+    )
+    p.add_argument("--iterations", type=int, metavar="N", help="L-BFGS iterations")
+    p.add_argument(
+        "--weights",
+        metavar="imagenet|random|PATH",
+        help="VGG19 weights: torchvision's ImageNet weights (downloaded once into the torch hub "
+        "cache), a seeded random initialisation (offline), or a local state dict",
+    )
+    p.add_argument("--seed", type=int, metavar="S", help="random seed")
+    p.add_argument("--report", metavar="REPORT.json", help="write the errors and timings as JSON")
+    p.add_argument(
+        "--plot",
+        metavar="PLOT.png",
+        help="write exemplar | reconstruction | S2 and lineal-path curves",
+    )
+    p.add_argument("--config", metavar="FILE.yaml", help="reconstruction settings (YAML)")
+    p.add_argument(
+        "--s2-weight", type=float, metavar="W", help="weight of the S2 term (0: Gram loss only)"
+    )
+    p.add_argument(
+        "--coarse-to-fine",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="optimise at half size first, then refine",
+    )
+    p.add_argument(
+        "--no-periodic",
+        dest="periodic",
+        action="store_false",
+        default=None,
+        help="non-periodic output (zero padding) instead of a tileable one",
+    )
+    p.add_argument(
+        "--phases",
+        type=int,
+        default=2,
+        metavar="K",
+        help="phases to segment a grayscale exemplar into (default 2; labels are kept)",
+    )
+    add_quiet(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from mdesign.config import ReconstructionConfig, load_config
+    from mdesign.errors import InputError
+    from mdesign.io import atomic_path, check_output_path, read_images, write_images
+    from mdesign.reconstruction import check_exemplar, check_size, reconstruct
+
+    out = check_output_path(args.output, option="-o")
+    if args.report:
+        check_output_path(args.report, suffixes=(".json",), option="--report")
+    if args.plot:
+        check_output_path(args.plot, suffixes=(".png",), option="--plot")
+    cfg = load_config(
+        ReconstructionConfig,
+        args.config,
+        iterations=args.iterations,
+        weights=args.weights,
+        seed=args.seed,
+        s2_weight=args.s2_weight,
+        coarse_to_fine=args.coarse_to_fine,
+        periodic=args.periodic,
+    )
+    size = None
+    if args.size is not None:
+        if len(args.size) > 2:
+            raise InputError(f"--size: expected H [W], got {len(args.size)} numbers")
+        size = check_size((args.size[0], args.size[-1]))
+    stack = read_images(args.exemplar, phases=args.phases)
+    if stack.note:
+        note(args, f"note: {stack.note}")
+    check_exemplar(stack.images, source=str(args.exemplar))
+    exemplar = stack.images[0]
+    if cfg.weights == "random":
+        note(args, "note: random VGG19 weights (--weights random)")
+    res = reconstruct(exemplar, size=size, progress=not args.quiet, **cfg.model_dump())
+    report = res.report()
+    if not res.converged:
+        note(
+            args,
+            f"warning: the loss fell only to {res.optimization.loss_ratio:.3g} of its start in "
+            f"{res.iterations} iterations, so the result may still be noise; raise --iterations "
+            "or --s2-weight",
+        )
+    meta = run_meta(
+        "reconstruct",
+        exemplar=str(args.exemplar),
+        size=list(res.labels.shape),
+        converged=res.converged,
+        config=cfg.model_dump(mode="json"),
+    )
+    write_images(
+        out,
+        res.labels,
+        meta=meta,
+        volume_fraction=res.errors.volume_fraction_reconstruction[1:2],
+    )
+    if args.report:
+        with atomic_path(args.report) as tmp:
+            tmp.write_text(json.dumps(report, indent=1) + "\n")
+    if args.plot:
+        from mdesign.reconstruction.plot import plot_reconstruction
+
+        plot_reconstruction(exemplar, res.labels, res.errors, args.plot, title=str(args.exemplar))
+    note(
+        args,
+        f"wrote {out}: {res.labels.shape[0]}x{res.labels.shape[1]}, S2 RMSE "
+        f"{res.errors.s2_rmse:.4f}, lineal-path RMSE {res.errors.lineal_path_rmse:.4f}, "
+        f"{res.seconds:.1f} s",
+    )
+    return 0

@@ -1,0 +1,362 @@
+"""The DCGAN networks of the latent design space (Yang et al. 2018).
+
+* :class:`Generator`: a fully convolutional stack of stride-2 transposed convolutions (kernel 4,
+  BatchNorm + ReLU, tanh out) that maps a latent map ``N x C x h x w`` to an image
+  ``N x 1 x (s h) x (s w)`` with ``s = 2**depth`` (32 by default: a 4x4 latent gives 128x128, an
+  8x8 latent 256x256). With ``periodic=True`` every transposed convolution pads circularly, so
+  the output tiles seamlessly.
+* :class:`Discriminator`: the mirror image, stride-2 convolutions with LeakyReLU, then a head
+  that averages the last feature map over space and maps it to one logit, so any input whose
+  sides are divisible by ``2**len(widths)`` is accepted.
+* :class:`DiscriminatorTrunk`: the discriminator's convolutional trunk with global average
+  pooling, a feature extractor ``N x 1 x H x W -> N x F`` for structure-property models (the
+  paper's transferability claim).
+* :class:`FusedGenerator`: the generator for inference, BatchNorm folded into the convolutions
+  and laid out channels-last; it gives the same images as the generator in eval mode.
+
+Images enter and leave the networks as floats with phase 0 at -1 and phase 1 at +1
+(:func:`labels_to_signed`).
+
+References
+----------
+Yang, Z., Li, X., Brinson, L. C., Choudhary, A. N., Chen, W. & Agrawal, A. "Microstructural
+materials design via deep adversarial learning methodology", J. Mech. Des. 140(11), 111416 (2018).
+Radford, A., Metz, L. & Chintala, S. "Unsupervised representation learning with deep
+convolutional generative adversarial networks", ICLR (2016).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from itertools import pairwise
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mdesign.config import GAN_DEFAULTS, GANConfig
+from mdesign.errors import InputError
+
+__all__ = [
+    "Discriminator",
+    "DiscriminatorTrunk",
+    "FusedGenerator",
+    "Generator",
+    "discriminator_trunk",
+    "init_weights",
+    "labels_to_signed",
+]
+
+_G = GAN_DEFAULTS.generator
+_D = GAN_DEFAULTS.discriminator
+
+
+def labels_to_signed(labels: np.ndarray | torch.Tensor, *, device=None) -> torch.Tensor:
+    """Two-phase labels ``N x H x W`` to the networks' input ``N x 1 x H x W``, phase 1 at +1.
+
+    Phase 0 maps to -1 and phase 1 to +1, the range of the generator's tanh.
+    """
+    x = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels)
+    if x.ndim == 2:
+        x = x[None]
+    return (x.to(device=device, dtype=torch.float32) * 2 - 1).unsqueeze(1)
+
+
+def up_conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, periodic: bool
+) -> torch.Tensor:
+    """Stride-2, kernel-4 transposed convolution doubling each side, optionally periodic.
+
+    Parameters
+    ----------
+    x : Tensor, ``N x C_in x h x w``
+    weight : Tensor, ``C_in x C_out x 4 x 4``
+    bias : Tensor, ``C_out``, or None
+    periodic : bool
+        False: zero padding (``padding=1``, PyTorch's ``ConvTranspose2d``). True: the input is
+        read on the torus, so the output, ``N x C_out x 2h x 2w``, is the periodic transposed
+        convolution: output ``o`` gathers inputs ``i`` with ``o = 2 i - 1 + k (mod 2h)``.
+
+    Notes
+    -----
+    The periodic form pads the input circularly by one cell, which brings in the inputs
+    ``i = -1`` and ``i = h`` that reach across the border, and crops three output pixels from
+    each side (``padding=3``): with the input shifted by one cell, output ``o`` sits at
+    ``o + 2 + 1``.
+    """
+    if periodic:
+        x = F.pad(x, (1, 1, 1, 1), mode="circular")
+        return F.conv_transpose2d(x, weight, bias, stride=2, padding=3)
+    return F.conv_transpose2d(x, weight, bias, stride=2, padding=1)
+
+
+def init_weights(module: nn.Module, *, seed: int) -> nn.Module:
+    """DCGAN initialisation (Radford et al. 2016), seeded: weights ``N(0, 0.02)``, norms ``N(1,
+    0.02)``, biases 0. Returns ``module``, changed in place."""
+    gen = torch.Generator().manual_seed(int(seed))
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * 0.02)
+                if m.bias is not None:
+                    m.bias.zero_()
+        elif isinstance(m, (nn.BatchNorm2d, nn.InstanceNorm2d)) and m.affine:
+            with torch.no_grad():
+                m.weight.copy_(1 + torch.randn(m.weight.shape, generator=gen) * 0.02)
+                m.bias.zero_()
+    return module
+
+
+class UpBlock(nn.Module):
+    """Transposed convolution (4, stride 2, no bias), BatchNorm, ReLU: doubles each side."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False)
+        self.norm = nn.BatchNorm2d(out_channels)
+
+    def forward(self, x: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
+        return F.relu(self.norm(up_conv(x, self.conv.weight, None, periodic=periodic)))
+
+
+class Generator(nn.Module):
+    """Fully convolutional DCGAN generator: latent map to a two-phase image (tanh).
+
+    Parameters
+    ----------
+    latent_channels : int
+        ``C`` of the latent map ``N x C x h x w``.
+    widths : sequence of int
+        Channels of the hidden layers; the default ``(128, 64, 32, 16)`` is the paper's, with a
+        last transposed convolution to one channel: five stride-2 layers, 32x upsampling,
+        ~175k parameters.
+
+    Notes
+    -----
+    ``forward(z, periodic=False)`` returns ``N x 1 x (s h) x (s w)`` in ``(-1, 1)`` with
+    ``s = 2**(len(widths) + 1)``; phase 1 is the positive side. A latent of any size works (the
+    paper's scalability); in eval mode each output pixel depends only on the latent cells within
+    its receptive field, and with ``periodic=True`` the image of a tiled latent is the tiled
+    image.
+    """
+
+    def __init__(
+        self,
+        latent_channels: int = _G.latent_channels,
+        widths: Sequence[int] = _G.widths,
+    ):
+        super().__init__()
+        self.latent_channels = int(latent_channels)
+        self.widths = tuple(int(w) for w in widths)
+        chans = (self.latent_channels, *self.widths)
+        # state size after block i: widths[i] x (2**(i+1) h) x (2**(i+1) w)
+        self.blocks = nn.ModuleList(UpBlock(a, b) for a, b in pairwise(chans))
+        self.out = nn.ConvTranspose2d(self.widths[-1], 1, 4, 2, 1)
+
+    @classmethod
+    def from_config(cls, config: GANConfig) -> Generator:
+        """The generator that ``config.generator`` describes."""
+        return cls(config.generator.latent_channels, config.generator.widths)
+
+    @property
+    def scale(self) -> int:
+        """Side of the image per latent cell, ``2**depth``."""
+        return 2 ** (len(self.blocks) + 1)
+
+    def forward(self, z: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
+        x = z
+        for block in self.blocks:
+            x = block(x, periodic=periodic)
+        return torch.tanh(up_conv(x, self.out.weight, self.out.bias, periodic=periodic))
+
+
+class DownBlock(nn.Module):
+    """Convolution (4, stride 2), optional normalisation, LeakyReLU: halves each side."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, norm: str, slope: float):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 4, 2, 1, bias=norm == "none")
+        if norm == "batch":
+            self.norm = nn.BatchNorm2d(out_channels)
+        elif norm == "instance":
+            self.norm = nn.InstanceNorm2d(out_channels, affine=True)
+        else:
+            self.norm = nn.Identity()
+        self.slope = float(slope)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(self.norm(self.conv(x)), self.slope)
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator: stride-2 convolutions, then a size-agnostic linear head.
+
+    Parameters
+    ----------
+    widths : sequence of int
+        Channels of the stride-2 convolutions, ``(16, 32, 64, 128)`` by default (the mirror of
+        the generator).
+    norm : {"batch", "instance", "none"}
+        Normalisation after every convolution but the first (DCGAN leaves the first one out).
+    leaky_slope : float
+        Negative slope of the LeakyReLU.
+
+    Notes
+    -----
+    ``forward(x)`` takes ``N x 1 x H x W`` (phase 0 at -1, phase 1 at +1) with ``H`` and ``W``
+    divisible by ``2**len(widths)`` and returns ``N`` logits (real is positive). The head is
+    linear in the spatial mean of the last feature map, which equals averaging a 1x1-conv
+    patch logit over the image: a judgement of the image's texture statistics at any size.
+    """
+
+    def __init__(
+        self,
+        widths: Sequence[int] = _D.widths,
+        *,
+        norm: str = _D.norm,
+        leaky_slope: float = _D.leaky_slope,
+    ):
+        super().__init__()
+        self.widths = tuple(int(w) for w in widths)
+        chans = (1, *self.widths)
+        self.features = nn.Sequential(
+            *(
+                DownBlock(a, b, norm="none" if i == 0 else norm, slope=leaky_slope)
+                for i, (a, b) in enumerate(pairwise(chans))
+            )
+        )
+        self.head = nn.Linear(self.widths[-1], 1)
+
+    @classmethod
+    def from_config(cls, config: GANConfig) -> Discriminator:
+        """The discriminator that ``config.discriminator`` describes."""
+        d = config.discriminator
+        return cls(d.widths, norm=d.norm, leaky_slope=d.leaky_slope)
+
+    @property
+    def out_features(self) -> int:
+        """``F``, the number of features of the trunk (the last width)."""
+        return self.widths[-1]
+
+    @property
+    def stride(self) -> int:
+        """Total downsampling, ``2**len(widths)``; input sides must be multiples of it."""
+        return 2 ** len(self.widths)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x).mean((-2, -1))).squeeze(-1)
+
+
+class DiscriminatorTrunk(nn.Module):
+    """A discriminator's convolutional trunk with global average pooling.
+
+    ``forward(x)`` maps ``N x 1 x H x W`` (phase 0 at -1, phase 1 at +1; see
+    :func:`labels_to_signed`), ``H`` and ``W`` divisible by :attr:`stride`, to features
+    ``N x F`` with ``F =`` :attr:`out_features` (128 for the default discriminator).
+    """
+
+    def __init__(self, features: nn.Sequential, *, out_features: int, stride: int):
+        super().__init__()
+        self.features = features
+        self.out_features = int(out_features)
+        self.stride = int(stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1] != 1:
+            raise InputError(f"expected images of shape N x 1 x H x W, got {tuple(x.shape)}")
+        h, w = x.shape[-2:]
+        if h % self.stride or w % self.stride:
+            raise InputError(
+                f"image sides must be multiples of {self.stride} for the discriminator trunk, "
+                f"got {h}x{w}"
+            )
+        return self.features(x).mean((-2, -1))
+
+
+def discriminator_trunk(discriminator: Discriminator) -> DiscriminatorTrunk:
+    """The trained discriminator's convolutional trunk as a feature extractor.
+
+    The paper's transferability claim (Yang et al. 2018, sec. 4): features the discriminator
+    learned to tell real microstructures from fake ones also describe structure-property
+    relations. The trunk is a copy in eval mode (BatchNorm uses its running statistics, so an
+    image's features do not depend on its batch), with gradients enabled for fine-tuning;
+    changing it leaves the discriminator alone.
+
+    Parameters
+    ----------
+    discriminator : Discriminator
+
+    Returns
+    -------
+    DiscriminatorTrunk
+        Maps ``N x 1 x H x W`` (``H``, ``W`` multiples of ``discriminator.stride``, 16 by
+        default) to ``N x F``; ``F`` is ``trunk.out_features`` (= ``discriminator.out_features``).
+    """
+    trunk = DiscriminatorTrunk(
+        copy.deepcopy(discriminator.features),
+        out_features=discriminator.out_features,
+        stride=discriminator.stride,
+    )
+    return trunk.eval()
+
+
+class FusedGenerator(nn.Module):
+    """A generator for inference: BatchNorm folded into the convolutions, channels-last.
+
+    Equal (to float rounding) to ``generator.eval()`` but faster: the normalisation costs
+    nothing, and the channels-last layout suits oneDNN's convolutions on the CPU. It is a
+    snapshot: later changes to the generator's weights are not seen.
+
+    Parameters
+    ----------
+    generator : Generator
+        The trained generator; its BatchNorm running statistics are used.
+    dtype : torch.dtype
+        ``torch.float32`` (the default, the project's precision for the GAN), or
+        ``torch.bfloat16``: about twice as fast on CPUs with AVX512-BF16 or AMX (and on GPUs),
+        at the cost of binarised pixels that differ from float32 where the output is within
+        bfloat16 rounding of 0 (0.14% of the pixels of the shipped model, on interfaces).
+        The weights are folded in float32, then cast.
+
+    Notes
+    -----
+    BatchNorm after a convolution, ``gamma (y - mu) / sqrt(var + eps) + beta``, is affine in
+    ``y`` per output channel, so it folds into the transposed convolution's weight (scaled per
+    output channel, dimension 1 of a ``C_in x C_out x 4 x 4`` weight) and a bias.
+    ``forward(z, periodic=False, logits=False)`` returns the pre-tanh output with ``logits``,
+    whose sign decides the midpoint binarisation without computing the tanh.
+    """
+
+    def __init__(self, generator: Generator, *, dtype: torch.dtype = torch.float32):
+        super().__init__()
+        weights, biases = [], []
+        for block in generator.blocks:
+            bn = block.norm
+            s = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
+            weights.append(block.conv.weight.detach() * s[None, :, None, None])
+            biases.append(bn.bias.detach() - bn.running_mean * s)
+        weights.append(generator.out.weight.detach())
+        biases.append(generator.out.bias.detach())
+        self.weights = nn.ParameterList(
+            nn.Parameter(
+                w.to(dtype, copy=True).contiguous(memory_format=torch.channels_last), False
+            )
+            for w in weights
+        )
+        self.biases = nn.ParameterList(nn.Parameter(b.to(dtype, copy=True), False) for b in biases)
+        self.dtype = dtype
+        self.latent_channels = generator.latent_channels
+        self.scale = generator.scale
+
+    def forward(
+        self, z: torch.Tensor, *, periodic: bool = False, logits: bool = False
+    ) -> torch.Tensor:
+        x = z.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            x = up_conv(x, w, b, periodic=periodic)
+            if i < last:
+                x = F.relu(x)
+        return x if logits else torch.tanh(x)

@@ -1,0 +1,328 @@
+"""Statistical validation of a trained generator against its training distribution.
+
+Generated images are compared with fresh images from the distribution the GAN was trained on
+(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`) through the
+descriptors of :mod:`mdesign.descriptors`: the two-point correlation ``S2(r)``, the lineal path
+``L(r)`` and the volume fractions.
+
+The headline figure is the **S2 distance**, the mean absolute difference between the mean radial
+S2 curves of two sets for ``r = 0..32`` (:func:`s2_distance`). On its own it has no scale: two
+finite sets drawn from the *same* distribution differ too. So it is reported beside the same
+distance between two independent real sets of the same size; a generator whose distance is within
+2x of that real-vs-real distance reproduces S2 about as well as sampling noise allows.
+
+References
+----------
+Yang, Z. et al. "Microstructural materials design via deep adversarial learning methodology",
+J. Mech. Des. 140(11), 111416 (2018), sec. 3 (validation by S2 and volume fraction).
+Torquato, S. *Random Heterogeneous Materials*, Springer (2002), ch. 2.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mdesign.config import GAN_DEFAULTS, GRFConfig, config_from_dict
+from mdesign.descriptors import lineal_path, two_point_correlation_radial
+from mdesign.errors import InputError
+
+__all__ = [
+    "ValidationReport",
+    "curve_distance",
+    "grf_reference",
+    "plot_validation",
+    "s2_distance",
+    "validate",
+]
+
+_V = GAN_DEFAULTS.validation
+
+
+def curve_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of the mean curves of two sets (``N x (R + 1)`` each)."""
+    return float(np.abs(np.mean(a, 0) - np.mean(b, 0)).mean())
+
+
+def s2_distance(
+    images_a: np.ndarray, images_b: np.ndarray, *, max_distance: int = _V.max_distance
+) -> float:
+    """Mean absolute difference between the mean radial S2 curves of two stacks.
+
+    ``mean_r |mean_i S2_a,i(r) - mean_j S2_b,j(r)|`` over ``r = 0..max_distance``, with the
+    periodic radial S2 of phase 1 (:func:`mdesign.descriptors.two_point_correlation_radial`).
+
+    Parameters
+    ----------
+    images_a, images_b : ndarray, ``N x H x W`` and ``M x H' x W'``
+        Two-phase labels; the sizes may differ.
+    max_distance : int
+        ``R``, at most half the smaller side.
+
+    Returns
+    -------
+    float
+    """
+    sa = two_point_correlation_radial(images_a, max_distance=max_distance)
+    sb = two_point_correlation_radial(images_b, max_distance=max_distance)
+    return curve_distance(sa, sb)
+
+
+def _spec(value: Any, default: Any, *, key: str) -> Any:
+    """A ``mdesign grf`` option as recorded in ``meta`` ("0.3", "0.3:0.6", "0.2,0.1:0.3")."""
+    if value is None:
+        return default
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return (float(value[0]), float(value[1]))
+    parts = []
+    try:
+        for item in str(value).split(","):
+            nums = [float(p) for p in item.split(":")]
+            parts.append(nums[0] if len(nums) == 1 else (nums[0], nums[1]))
+    except (ValueError, IndexError):
+        raise InputError(f"data_meta: cannot read grf {key} {value!r}") from None
+    return parts if len(parts) > 1 else parts[0]
+
+
+def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: bool = False):
+    """Fresh level-cut GRF images from the distribution a GAN was trained on.
+
+    Parameters
+    ----------
+    data_meta : dict
+        A checkpoint's ``data_meta`` (:attr:`mdesign.gan.GANCheckpoint.data_meta`) whose
+        ``grf`` record is the ``meta`` of the ``mdesign grf`` run that made the training set.
+    n : int
+        Number of images.
+    seed : int
+        Seed of the new draw; it must differ from the training set's, or the "fresh" images
+        would be the training images.
+
+    Returns
+    -------
+    mdesign.grf.GRFResult
+        Images of the training shape and their drawn parameters.
+
+    Raises
+    ------
+    InputError
+        The training data did not come from ``mdesign grf`` (no ``grf`` record), or ``seed``
+        is the training set's.
+    """
+    from mdesign.grf import grf_microstructures
+
+    grf = (data_meta or {}).get("grf")
+    if not isinstance(grf, dict):
+        raise InputError(
+            "the checkpoint's training data did not come from `mdesign grf` (no grf record "
+            "in data_meta); give reference images instead"
+        )
+    if grf.get("seed") is not None and int(grf["seed"]) == int(seed):
+        raise InputError(
+            f"seed {seed} is the training set's seed: the reference would repeat the training "
+            "images; use another seed"
+        )
+    cfg = config_from_dict(GRFConfig, grf.get("config") or {}, source="data_meta: grf.config")
+    shape = tuple(int(s) for s in grf.get("shape") or data_meta["shape"])
+    vf = _spec(grf.get("volume_fraction"), None, key="volume_fraction")
+    if vf is None:
+        raise InputError("data_meta: the grf record has no volume_fraction")
+    length = _spec(grf.get("correlation_length"), None, key="correlation_length")
+    if length is None:
+        raise InputError("data_meta: the grf record has no correlation_length")
+    return grf_microstructures(
+        int(n),
+        shape,
+        volume_fraction=vf,
+        correlation_length=length,
+        anisotropy=_spec(grf.get("anisotropy"), cfg.anisotropy, key="anisotropy"),
+        angle=_spec(grf.get("angle"), cfg.angle, key="angle"),
+        covariance=cfg.covariance,
+        nu=cfg.matern_nu,
+        phases=cfg.phases,
+        periodic=cfg.periodic,
+        chunk_size=cfg.chunk_size,
+        seed=int(seed),
+        progress=progress,
+    )
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """Descriptors of generated and real images, and the distances between them.
+
+    Attributes
+    ----------
+    s2_generated, s2_real, s2_real_b : ndarray, ``N x (R + 1)``
+        Radial S2 of phase 1 of the generated set, the real set, and a second real set.
+    lineal_path_generated, lineal_path_real, lineal_path_real_b : ndarray, ``N x (R + 1)``
+        Lineal path of phase 1.
+    volume_fraction_generated, volume_fraction_real, volume_fraction_real_b : ndarray, ``N``
+    """
+
+    s2_generated: np.ndarray
+    s2_real: np.ndarray
+    s2_real_b: np.ndarray
+    lineal_path_generated: np.ndarray
+    lineal_path_real: np.ndarray
+    lineal_path_real_b: np.ndarray
+    volume_fraction_generated: np.ndarray
+    volume_fraction_real: np.ndarray
+    volume_fraction_real_b: np.ndarray
+
+    @property
+    def s2_distance_generated(self) -> float:
+        """S2 distance, generated vs real."""
+        return curve_distance(self.s2_generated, self.s2_real)
+
+    @property
+    def s2_distance_real(self) -> float:
+        """S2 distance, real vs the second real set: the scale of sampling noise."""
+        return curve_distance(self.s2_real_b, self.s2_real)
+
+    @property
+    def s2_ratio(self) -> float:
+        """``s2_distance_generated / s2_distance_real``; the goal is at most 2."""
+        return self.s2_distance_generated / max(self.s2_distance_real, 1e-12)
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON report: distances, their ratio, and the mean curves."""
+        from scipy.stats import ks_2samp
+
+        vf = {
+            "generated": self.volume_fraction_generated,
+            "real": self.volume_fraction_real,
+            "real_b": self.volume_fraction_real_b,
+        }
+        lp_gen = curve_distance(self.lineal_path_generated, self.lineal_path_real)
+        lp_real = curve_distance(self.lineal_path_real_b, self.lineal_path_real)
+        return {
+            "n_images": int(self.s2_generated.shape[0]),
+            "max_distance": int(self.s2_generated.shape[1] - 1),
+            "s2_distance_generated": self.s2_distance_generated,
+            "s2_distance_real": self.s2_distance_real,
+            "s2_ratio": self.s2_ratio,
+            "s2_goal_met": bool(self.s2_ratio <= 2.0),
+            "lineal_path_distance_generated": lp_gen,
+            "lineal_path_distance_real": lp_real,
+            "lineal_path_ratio": lp_gen / max(lp_real, 1e-12),
+            "volume_fraction_mean": {k: float(v.mean()) for k, v in vf.items()},
+            "volume_fraction_std": {k: float(v.std()) for k, v in vf.items()},
+            "volume_fraction_ks_generated": float(ks_2samp(vf["generated"], vf["real"]).statistic),
+            "volume_fraction_ks_real": float(ks_2samp(vf["real_b"], vf["real"]).statistic),
+            "s2_mean": {
+                "generated": self.s2_generated.mean(0).tolist(),
+                "real": self.s2_real.mean(0).tolist(),
+                "real_b": self.s2_real_b.mean(0).tolist(),
+            },
+            "lineal_path_mean": {
+                "generated": self.lineal_path_generated.mean(0).tolist(),
+                "real": self.lineal_path_real.mean(0).tolist(),
+                "real_b": self.lineal_path_real_b.mean(0).tolist(),
+            },
+        }
+
+
+def validate(
+    generated: np.ndarray,
+    real: np.ndarray,
+    real_b: np.ndarray,
+    *,
+    max_distance: int = _V.max_distance,
+) -> ValidationReport:
+    """Compare generated images with real ones, against the scale of two real sets.
+
+    Parameters
+    ----------
+    generated : ndarray, ``N x H x W``
+        Decoded images (e.g. :func:`mdesign.gan.decode` of :func:`mdesign.gan.sample_latents`).
+    real, real_b : ndarray, ``N x H x W``
+        Two independent sets from the training distribution (:func:`grf_reference` twice with
+        different seeds), neither of them training images.
+    max_distance : int
+        ``R`` of the curves (32: the issue's ``r <= 32``).
+
+    Returns
+    -------
+    ValidationReport
+    """
+    sets = (generated, real, real_b)
+    for name, arr in zip(("generated", "real", "real_b"), sets, strict=True):
+        if np.asarray(arr).ndim != 3:
+            raise InputError(f"{name}: expected images N x H x W, got shape {np.shape(arr)}")
+        if int(np.asarray(arr).max()) > 1:
+            raise InputError(f"{name}: validation compares two-phase images (labels 0 and 1)")
+    s2 = [two_point_correlation_radial(a, max_distance=max_distance) for a in sets]
+    lp = [lineal_path(a, max_distance=max_distance) for a in sets]
+    vf = [np.asarray(a, dtype=np.float64).mean((1, 2)) for a in sets]
+    return ValidationReport(*s2, *lp, *vf)
+
+
+def plot_validation(
+    report: ValidationReport,
+    generated: np.ndarray,
+    real: np.ndarray,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """S2 and lineal path with 5-95% bands, volume-fraction histograms, and sample images."""
+    from matplotlib.figure import Figure
+
+    from mdesign.plotting import plot_band, save_figure, show_labels
+
+    summ = report.summary()
+    fig = Figure(figsize=(13, 6.4), layout="constrained")
+    grid = fig.add_gridspec(2, 6)
+    ax = fig.add_subplot(grid[0, 0:2])
+    plot_band(ax, report.s2_real, label="real", color="C0")
+    plot_band(ax, report.s2_generated, label="generated", color="C3")
+    ax.set(
+        xlabel="r (pixels)",
+        ylabel="$S_2(r)$ of phase 1",
+        title=(
+            f"S2 distance: generated {summ['s2_distance_generated']:.4f}, "
+            f"real-vs-real {summ['s2_distance_real']:.4f} (x{summ['s2_ratio']:.2f})"
+        ),
+    )
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(grid[0, 2:4])
+    plot_band(ax, report.lineal_path_real, label="real", color="C0")
+    plot_band(ax, report.lineal_path_generated, label="generated", color="C3")
+    ax.set(
+        xlabel="r (pixels)",
+        ylabel="$L(r)$ of phase 1",
+        title=(
+            f"lineal path distance: generated {summ['lineal_path_distance_generated']:.4f}, "
+            f"real-vs-real {summ['lineal_path_distance_real']:.4f}"
+        ),
+    )
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    ax = fig.add_subplot(grid[0, 4:6])
+    bins = np.linspace(0, 1, 41)
+    ax.hist(report.volume_fraction_real, bins=bins, alpha=0.5, color="C0", label="real")
+    ax.hist(report.volume_fraction_generated, bins=bins, alpha=0.5, color="C3", label="generated")
+    lo = min(report.volume_fraction_real.min(), report.volume_fraction_generated.min())
+    hi = max(report.volume_fraction_real.max(), report.volume_fraction_generated.max())
+    ax.set_xlim(max(0, lo - 0.05), min(1, hi + 0.05))
+    ax.set(
+        xlabel="volume fraction of phase 1",
+        ylabel="images",
+        title=f"volume fractions (KS {summ['volume_fraction_ks_generated']:.3f}, "
+        f"real-vs-real {summ['volume_fraction_ks_real']:.3f})",
+    )
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=8)
+    for i in range(3):
+        show_labels(fig.add_subplot(grid[1, i]), real[i], k=2, title=f"real {i}")
+        show_labels(fig.add_subplot(grid[1, 3 + i]), generated[i], k=2, title=f"generated {i}")
+    fig.suptitle((title or "GAN validation") + f" ({summ['n_images']} images per set)", fontsize=10)
+    return save_figure(fig, path)

@@ -1,0 +1,199 @@
+"""The reconstruction loss: Gram matrices of VGG19 features, plus an optional ``S2`` term.
+
+Gram term (Gatys et al. 2015; Li et al. 2018)
+    For each chosen layer ``l`` with features ``F_l`` (``C_l x M_l``, ``M_l = H_l W_l``
+    positions), the Gram matrix ``G_l = F_l F_l^T / M_l`` is the spatial average of the feature
+    products. Averaging over positions (instead of Gatys' sum with ``1 / (4 M_l^2)``) makes it
+    independent of the image size, so the reconstruction may be larger or smaller than the
+    exemplar. Each layer's squared Frobenius error is divided by the exemplar's
+    ``||A_l||_F^2`` (per-layer normalisation), so every layer contributes a relative error of
+    order one whatever the scale of its features; with random weights the raw scales differ by
+    orders of magnitude between layers and the largest would otherwise drown the rest. The Gram
+    term is the mean of these over the layers.
+
+``S2`` term (optional, weight ``s2_weight``)
+    The two-point correlation of each phase's soft indicator (:func:`~mdesign.reconstruction.
+    encoding.soft_indicators`), computed by FFT (:func:`mdesign.descriptors.autocorrelation`,
+    differentiable), on the window of lags ``|dy|, |dx| <= R``, against the exemplar's. The
+    squared error summed over the window is divided by that of the exemplar's ``S2 - phi^2``
+    (its structured part), so the term is a relative error too. Two phases use phase 1 only (the
+    other's ``S2`` follows from it and the fraction); more phases use all. This pins the fractions
+    and the short-range correlation that random-weight Gram matrices constrain poorly.
+
+References
+----------
+Gatys, L. A., Ecker, A. S. & Bethge, M. "Texture synthesis using convolutional neural networks",
+NeurIPS (2015).
+Li, X. et al. "A transfer learning approach for microstructure reconstruction and
+structure-property predictions", Sci. Rep. 8, 13461 (2018).
+Torquato, S. *Random Heterogeneous Materials*, Springer (2002), ch. 2 (``S2``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mdesign.descriptors import autocorrelation
+from mdesign.reconstruction.encoding import (
+    encoding_colours,
+    labels_to_pixels,
+    soft_indicators,
+    to_vgg_input,
+)
+from mdesign.reconstruction.vgg import VGG19Features
+
+__all__ = ["LossTerms", "TextureLoss", "gram_matrix", "s2_window"]
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Size-independent Gram matrix of feature maps (Gatys et al. 2015).
+
+    Parameters
+    ----------
+    features : Tensor, ``batch x C x H x W``
+
+    Returns
+    -------
+    Tensor, ``batch x C x C``
+        ``F F^T / (H W)`` with ``F`` the ``C x HW`` flattened features.
+    """
+    b, c, h, w = features.shape
+    flat = features.reshape(b, c, h * w)
+    return flat @ flat.transpose(1, 2) / (h * w)
+
+
+def s2_window(indicators: torch.Tensor, max_lag: int, *, periodic: bool) -> torch.Tensor:
+    """Two-point correlation of indicators on the lag window ``-R..R`` in both axes.
+
+    Parameters
+    ----------
+    indicators : Tensor, ``batch x k x H x W``
+        Hard or soft phase indicators.
+    max_lag : int
+        ``R``, below half the smaller side.
+    periodic : bool
+        Torus estimate, or pairs inside the image only (zero padding, divided by the pair count).
+
+    Returns
+    -------
+    Tensor, ``batch x k x (2R + 1) x (2R + 1)``
+        ``out[..., R + dy, R + dx]`` is ``S2(dy, dx)``; the centre is ``mean(indicator**2)``.
+    """
+    b, k, h, w = indicators.shape
+    corr = autocorrelation(
+        indicators.reshape(b * k, h, w), periodic=periodic, max_lag=None if periodic else max_lag
+    )
+    m, n = corr.shape[-2:]
+    lags = torch.arange(-max_lag, max_lag + 1, device=indicators.device)
+    corr = corr.index_select(1, lags % m).index_select(2, lags % n)
+    return corr.reshape(b, k, 2 * max_lag + 1, 2 * max_lag + 1)
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The loss and its parts (0-dim tensors; ``total`` carries the gradient)."""
+
+    total: torch.Tensor
+    gram: torch.Tensor
+    s2: torch.Tensor
+
+
+class TextureLoss(nn.Module):
+    """Gram-matrix loss against one exemplar, with an optional ``S2`` term.
+
+    Parameters
+    ----------
+    extractor : VGG19Features
+        Frozen feature extractor; its layers are the Gram layers.
+    exemplar : ndarray, ``H x W``
+        Phase labels ``0..k-1``.
+    phases : int
+        k.
+    s2_weight : float
+        Weight of the ``S2`` term (0: Gram only).
+    s2_max_lag : int
+        ``R`` of the ``S2`` window; must be below half of both the exemplar's and the
+        reconstruction's smaller side.
+    periodic : bool
+        The reconstruction is periodic (its ``S2`` is taken on the torus).
+    exemplar_periodic : bool
+        The exemplar is periodic; real micrographs are not, so by default their ``S2`` counts
+        only pairs inside the image.
+    temperature : float
+        Softness of the indicators of the ``S2`` term.
+    scale : int
+        Compare with the exemplar shrunk by this factor (average pooling of its colours and
+        indicators): the targets of the half-size stage of coarse-to-fine optimisation, whose
+        result is upsampled by the same factor.
+
+    Notes
+    -----
+    ``forward(pixels)`` takes ``batch x C x H x W`` pixels (any ``H x W``) and returns
+    :class:`LossTerms` summed over the batch.
+    """
+
+    def __init__(
+        self,
+        extractor: VGG19Features,
+        exemplar: np.ndarray,
+        *,
+        phases: int,
+        s2_weight: float,
+        s2_max_lag: int,
+        periodic: bool,
+        exemplar_periodic: bool = False,
+        temperature: float,
+        scale: int = 1,
+    ) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.phases = phases
+        self.s2_weight = float(s2_weight)
+        self.s2_max_lag = int(s2_max_lag)
+        self.periodic = periodic
+        self.temperature = float(temperature)
+        device = next(extractor.parameters()).device
+        pixels = labels_to_pixels(exemplar, phases, device=device)
+        if scale > 1:
+            pixels = F.avg_pool2d(pixels, scale)
+        with torch.no_grad():
+            targets = [gram_matrix(f) for f in extractor(to_vgg_input(pixels))]
+        for i, g in enumerate(targets):
+            self.register_buffer(f"target_gram_{i}", g)
+            self.register_buffer(f"gram_scale_{i}", (g**2).sum())
+        self.n_layers = len(targets)
+        self.register_buffer("colours", encoding_colours(phases, device=device))
+        # two phases: phase 1 alone; more: every phase
+        self.s2_phases = [1] if phases == 2 else list(range(phases))
+        onehot = torch.stack(
+            [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in self.s2_phases]
+        )[None].to(device)
+        if scale > 1:
+            onehot = F.avg_pool2d(onehot, scale)
+        target_s2 = s2_window(onehot, self.s2_max_lag, periodic=exemplar_periodic)
+        frac = onehot.mean((-2, -1))[..., None, None]
+        self.register_buffer("target_s2", target_s2)
+        self.register_buffer("s2_scale", ((target_s2 - frac**2) ** 2).sum().clamp_min(1e-12))
+
+    def gram_targets(self) -> list[torch.Tensor]:
+        """The exemplar's Gram matrices, ``1 x C_l x C_l`` per layer."""
+        return [getattr(self, f"target_gram_{i}") for i in range(self.n_layers)]
+
+    def forward(self, pixels: torch.Tensor) -> LossTerms:
+        feats = self.extractor(to_vgg_input(pixels))
+        gram = pixels.new_zeros(())
+        for i, f in enumerate(feats):
+            diff = gram_matrix(f) - getattr(self, f"target_gram_{i}")
+            gram = gram + (diff**2).sum() / getattr(self, f"gram_scale_{i}")
+        gram = gram / self.n_layers
+        s2 = pixels.new_zeros(())
+        if self.s2_weight > 0:
+            soft = soft_indicators(pixels, self.colours, temperature=self.temperature)
+            corr = s2_window(soft[:, self.s2_phases], self.s2_max_lag, periodic=self.periodic)
+            s2 = ((corr - self.target_s2) ** 2).sum() / self.s2_scale
+        return LossTerms(total=gram + self.s2_weight * s2, gram=gram, s2=s2)

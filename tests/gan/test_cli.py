@@ -1,0 +1,212 @@
+"""``mdesign train`` and ``mdesign sample`` end to end, on a tiny config, and their bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import assert_input_error
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """A 32x32 GRF stack made by the CLI and a tiny model trained on it for 2 epochs."""
+    import yaml
+
+    from mdesign.cli import main
+    from tests.gan.conftest import TINY
+
+    root = tmp_path_factory.mktemp("gan_cli")
+    data = root / "grf.npz"
+    args = ["grf", "-n", "32", "--size", "32", "--volume-fraction", "0.3:0.5"]
+    args += ["--correlation-length", "2:3", "--seed", "1", "-o", str(data), "-q"]
+    assert main(args) == 0
+    cfg = root / "tiny.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    out = root / "run"
+    first = ["train", "--data", str(data), "--config", str(cfg), "--out", str(out), "-q"]
+    assert main([*first, "--epochs", "1"]) == 0
+    assert main(["train", "--data", str(data), "--out", str(out), "--epochs", "2", "--resume"]) == 0
+    return data, cfg, out
+
+
+def test_train_writes_the_contract_files(tiny_run):
+    _, _, out = tiny_run
+    for name in ("checkpoint.pt", "model.pt", "config.yaml", "metrics.jsonl"):
+        assert (out / name).is_file()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert (out / "samples" / "epoch_0002.png").is_file()
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["data_meta"]["grf"]["seed"] == 1
+
+
+def test_train_resume_with_nothing_to_do(run_cli, tiny_run):
+    data, _, out = tiny_run
+    res = run_cli("train", "--data", data, "--out", out, "--epochs", "2", "--resume")
+    assert res.code == 0 and "nothing to do" in res.err
+
+
+def test_sample_writes_images_with_their_latents(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    first = tmp_path / "s.npz"
+    res = run_cli(
+        "sample",
+        "--checkpoint",
+        out / "model.pt",
+        "-n",
+        5,
+        "--latent-size",
+        2,
+        "--seed",
+        3,
+        "-o",
+        first,
+        "-q",
+    )
+    assert res.code == 0, res.err
+    with np.load(first) as f:
+        images, latents, meta = f["images"], f["latents"], json.loads(str(f["meta"]))
+    assert images.shape == (5, 64, 64) and latents.shape == (5, 1, 2, 2)
+    assert latents.dtype == np.float32 and np.abs(latents).max() <= 1
+    assert meta["command"] == "sample" and meta["seed"] == 3 and meta["epoch"] == 2
+    # decoding the saved latents again gives the same images
+    again = tmp_path / "again.npz"
+    res = run_cli("sample", "--checkpoint", out / "checkpoint.pt", "--latent", first, "-o", again)
+    assert res.code == 0, res.err
+    with np.load(again) as f:
+        assert np.array_equal(f["images"], images)
+    np.save(tmp_path / "z.npy", latents[0])  # a single C x h x w latent
+    res = run_cli(
+        "sample",
+        "--checkpoint",
+        out / "model.pt",
+        "--latent",
+        tmp_path / "z.npy",
+        "--periodic",
+        "-o",
+        tmp_path / "one.png",
+        "-q",
+    )
+    assert res.code == 0 and (tmp_path / "one.png").is_file()
+
+
+def test_sample_report(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    report, plot = tmp_path / "r.json", tmp_path / "r.png"
+    res = run_cli(
+        "sample",
+        "--checkpoint",
+        out / "model.pt",
+        "-n",
+        20,
+        "-o",
+        tmp_path / "g.npz",
+        "--report",
+        report,
+        "--plot",
+        plot,
+    )
+    assert res.code == 0, res.err
+    rep = json.loads(report.read_text())
+    assert rep["n_images"] == 20 and rep["max_distance"] == 16  # half of 32
+    assert rep["s2_ratio"] == pytest.approx(rep["s2_distance_generated"] / rep["s2_distance_real"])
+    assert "S2 distance" in res.err and plot.is_file()
+
+
+def test_bad_data(run_cli, tmp_path, tiny_yaml):
+    three = tmp_path / "three.npz"
+    np.savez(three, images=np.tile(np.arange(3, dtype=np.uint8), (40, 32, 11))[:, :, :32])
+    res = run_cli("train", "--data", three, "--config", tiny_yaml, "--out", tmp_path / "r")
+    assert_input_error(res, "two-phase")
+    odd = tmp_path / "odd.npz"
+    np.savez(odd, images=np.zeros((40, 48, 48), np.uint8))
+    res = run_cli("train", "--data", odd, "--out", tmp_path / "r")
+    assert_input_error(res, "not divisible by 32")
+    notstack = tmp_path / "x.npz"
+    np.savez(notstack, data=np.zeros(3))
+    assert_input_error(run_cli("train", "--data", notstack, "--out", tmp_path / "r"), "images")
+    png = tmp_path / "x.png"
+    png.write_bytes(b"\x89PNG")
+    assert_input_error(run_cli("train", "--data", png, "--out", tmp_path / "r"), ".npz")
+    assert not (tmp_path / "r" / "checkpoint.pt").exists()
+
+
+def test_existing_run_is_left_alone(run_cli, tiny_run):
+    data, cfg, out = tiny_run
+    before = (out / "checkpoint.pt").read_bytes()
+    res = run_cli("train", "--data", data, "--config", cfg, "--out", out)
+    assert_input_error(res, "--resume")
+    assert (out / "checkpoint.pt").read_bytes() == before
+
+
+def test_bad_checkpoints(run_cli, tiny_run, tmp_path):
+    data, _, out = tiny_run
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes((out / "model.pt").read_bytes()[:1000])
+    res = run_cli("sample", "--checkpoint", cut, "-o", tmp_path / "s.npz")
+    assert_input_error(res, "cut.pt", "not a readable checkpoint")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, foreign)
+    res = run_cli("sample", "--checkpoint", foreign, "-o", tmp_path / "s.npz")
+    assert_input_error(res, "not an mdesign GAN checkpoint")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(cut.read_bytes())
+    before = (run / "checkpoint.pt").read_bytes()
+    res = run_cli("train", "--data", data, "--out", run, "--resume")
+    assert_input_error(res, "not a readable checkpoint")
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.parametrize(
+    ("latents", "needle"),
+    [
+        (np.zeros((3, 2, 2, 2), np.float32), "2 channels"),
+        (np.zeros((3, 4), np.float32), "N x C x h x w"),
+        (np.zeros((1, 1, 1, 2, 2), np.float32), "N x C x h x w"),
+    ],
+)
+def test_bad_latent_files(run_cli, tiny_run, tmp_path, latents, needle):
+    _, _, out = tiny_run
+    path = tmp_path / "z.npy"
+    np.save(path, latents)
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "--latent", path, "-o", tmp_path / "s.npz"
+    )
+    assert_input_error(res, "z.npy", needle)
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_sample_usage_errors(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    ck = out / "model.pt"
+    npz = tmp_path / "z.npz"
+    np.savez(npz, other=np.zeros(2))
+    assert_input_error(
+        run_cli("sample", "--checkpoint", ck, "--latent", npz, "-o", tmp_path / "s.npz"),
+        "no 'latents' array",
+    )
+    assert_input_error(
+        run_cli("sample", "--checkpoint", ck, "--latent", npz, "-n", 2, "-o", tmp_path / "s.npz"),
+        "--latent",
+    )
+    assert_input_error(run_cli("sample", "--checkpoint", ck, "-o", tmp_path / "s.txt"), "-o")
+    assert_input_error(
+        run_cli(
+            "sample", "--checkpoint", ck, "--plot", tmp_path / "p.png", "-o", tmp_path / "s.npz"
+        ),
+        "--plot",
+    )
+    assert_input_error(
+        run_cli("sample", "--checkpoint", ck, "-n", 0, "-o", tmp_path / "s.npz"), "-n"
+    )
+
+
+def test_bad_device(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "--device", "gpu", "-o", tmp_path / "s.npz"
+    )
+    assert_input_error(res, "--device", "gpu")

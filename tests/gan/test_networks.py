@@ -1,0 +1,167 @@
+from itertools import pairwise
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mdesign.config import GAN_DEFAULTS
+from mdesign.errors import InputError
+from mdesign.gan.networks import (
+    Discriminator,
+    FusedGenerator,
+    Generator,
+    discriminator_trunk,
+    init_weights,
+    labels_to_signed,
+    up_conv,
+)
+from tests.gan.conftest import tiny_networks
+
+
+def test_default_generator_is_the_papers():
+    g = Generator.from_config(GAN_DEFAULTS)
+    # five stride-2 transposed convolutions 1-128-64-32-16-1, kernel 4, BatchNorm on the hidden
+    widths = (1, 128, 64, 32, 16, 1)
+    convs = sum(a * b * 16 for a, b in pairwise(widths))
+    norms = 2 * sum(widths[1:-1])
+    assert sum(p.numel() for p in g.parameters()) == convs + norms + 1  # + the output bias
+    assert 170_000 < convs + norms + 1 < 180_000  # the issue's ~175k
+    assert g.scale == 32
+    with torch.no_grad():
+        out = g.eval()(torch.zeros(2, 1, 4, 4))
+    assert out.shape == (2, 1, 128, 128)
+
+
+def test_default_discriminator_mirrors_it():
+    d = Discriminator.from_config(GAN_DEFAULTS)
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.out_channels for c in convs] == [16, 32, 64, 128]
+    assert all(c.stride == (2, 2) and c.kernel_size == (4, 4) for c in convs)
+    assert d.out_features == 128 and d.stride == 16
+
+
+@pytest.mark.parametrize("size", [(1, 1), (2, 3), (4, 4)])
+def test_any_latent_size_gives_32_pixels_per_cell(tiny, size):
+    g, _ = tiny_networks(tiny)
+    with torch.no_grad():
+        for periodic in (False, True):
+            out = g(torch.zeros(3, 1, *size), periodic=periodic)
+            assert out.shape == (3, 1, 32 * size[0], 32 * size[1])
+            assert out.abs().max() < 1  # tanh
+
+
+def _periodic_transposed_conv_brute_force(x, w, b):
+    """Full (unpadded) transposed convolution, folded onto the 2h x 2w torus.
+
+    Output pixel o of the zero-padded layer is o_full - 1, so the periodic output at o sums the
+    full output at every o_full = o + 1 (mod 2h).
+    """
+    full = F.conv_transpose2d(x, w, b, stride=2)  # (2h + 2) x (2w + 2), o_full = 2 i + k
+    h2, w2 = 2 * x.shape[-2], 2 * x.shape[-1]
+    out = torch.zeros(x.shape[0], w.shape[1], h2, w2, dtype=x.dtype)
+    if b is not None:
+        full = full - b[None, :, None, None]
+    for oy in range(full.shape[-2]):
+        for ox in range(full.shape[-1]):
+            out[:, :, (oy - 1) % h2, (ox - 1) % w2] += full[:, :, oy, ox]
+    if b is not None:
+        out = out + b[None, :, None, None]
+    return out
+
+
+def test_periodic_up_conv_is_the_transposed_convolution_on_the_torus():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 3, 5, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 2, 4, 4, generator=gen, dtype=torch.float64)
+    b = torch.randn(2, generator=gen, dtype=torch.float64)
+    got = up_conv(x, w, b, periodic=True)
+    torch.testing.assert_close(got, _periodic_transposed_conv_brute_force(x, w, b))
+    # and the zero-padded form is PyTorch's layer with padding 1
+    torch.testing.assert_close(
+        up_conv(x, w, b, periodic=False), F.conv_transpose2d(x, w, b, stride=2, padding=1)
+    )
+
+
+def test_periodic_generator_tiles(tiny):
+    g, _ = tiny_networks(tiny)
+    z = torch.rand(2, 1, 2, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        img = g(z, periodic=True)
+        tiled = g(z.repeat(1, 1, 2, 2), periodic=True)
+        plain = g(z, periodic=False)
+    torch.testing.assert_close(tiled, img.repeat(1, 1, 2, 2), atol=1e-5, rtol=0)
+    # zero padding is not periodic: its image differs at the borders
+    assert (plain - img).abs().max() > 1e-3
+
+
+def test_each_latent_cell_reaches_only_its_receptive_field(tiny):
+    # five stride-2 layers, kernel 4: cell 0 reaches pixels -31..62 (a -> 2a - 1, b -> 2b + 2)
+    g, _ = tiny_networks(tiny)
+    z = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    z2 = z.clone()
+    z2[0, 0, 0, 0] = -z[0, 0, 0, 0] + 0.5
+    with torch.no_grad():
+        diff = (g(z) - g(z2))[0, 0].abs()
+    assert diff[63:, :].max() == 0 and diff[:, 63:].max() == 0
+    assert diff[:63, :63].max() > 0
+
+
+def test_fused_generator_matches_eval_mode(tiny):
+    g, _ = tiny_networks(tiny)
+    f = FusedGenerator(g)
+    z = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    with torch.no_grad():
+        for periodic in (False, True):
+            ref = g(z, periodic=periodic)
+            torch.testing.assert_close(f(z, periodic=periodic), ref, atol=1e-5, rtol=1e-4)
+            logits = f(z, periodic=periodic, logits=True)
+            torch.testing.assert_close(torch.tanh(logits), ref, atol=1e-5, rtol=1e-4)
+
+
+def test_init_is_seeded():
+    a = init_weights(Generator(1, (8, 4)), seed=5).state_dict()
+    b = init_weights(Generator(1, (8, 4)), seed=5).state_dict()
+    c = init_weights(Generator(1, (8, 4)), seed=6).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["blocks.0.conv.weight"], c["blocks.0.conv.weight"])
+    assert abs(float(a["blocks.1.conv.weight"].std()) - 0.02) < 0.005
+
+
+@pytest.mark.parametrize("hw", [(32, 32), (64, 48), (16, 80)])
+def test_discriminator_and_trunk_take_any_size_divisible_by_16(tiny, hw):
+    _, d = tiny_networks(tiny)
+    x = torch.rand(3, 1, *hw, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    trunk = discriminator_trunk(d)
+    with torch.no_grad():
+        feats = trunk(x)
+        assert feats.shape == (3, trunk.out_features) == (3, d.out_features)
+        # the head of the discriminator is linear in the trunk's features
+        torch.testing.assert_close(d.head(feats).squeeze(-1), d(x))
+
+
+def test_trunk_is_a_copy_with_batch_independent_features(tiny):
+    _, d = tiny_networks(tiny)
+    trunk = discriminator_trunk(d)
+    x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(trunk(x)[1:2], trunk(x[1:2]))
+        for p in trunk.parameters():
+            p.add_(1.0)
+    assert not torch.equal(
+        next(trunk.parameters()).detach(), next(d.features.parameters()).detach()
+    )
+
+
+def test_trunk_rejects_bad_sizes(tiny):
+    trunk = discriminator_trunk(tiny_networks(tiny)[1])
+    with pytest.raises(InputError, match="multiples of 16"):
+        trunk(torch.zeros(1, 1, 40, 32))
+    with pytest.raises(InputError, match="N x 1 x H x W"):
+        trunk(torch.zeros(1, 32, 32))
+
+
+def test_labels_to_signed():
+    x = labels_to_signed(np.array([[[0, 1], [1, 0]]], dtype=np.uint8))
+    assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
+    assert x.flatten().tolist() == [-1, 1, 1, -1]

@@ -1,0 +1,124 @@
+import numpy as np
+import pytest
+import torch
+
+from mdesign.config import GAN_DEFAULTS
+from mdesign.errors import InputError
+from mdesign.gan.networks import FusedGenerator
+from mdesign.gan.sampling import decode, latent_shape, sample_latents
+from tests.gan.conftest import tiny_networks
+
+
+def test_latent_shape_and_prior():
+    assert latent_shape(GAN_DEFAULTS) == (1, 4, 4)
+    assert latent_shape(GAN_DEFAULTS, size=8) == (1, 8, 8)
+    z = sample_latents(4000, (1, 2, 2), seed=0)
+    assert z.shape == (4000, 1, 2, 2) and z.dtype == torch.float32
+    assert z.min() >= -1 and z.max() <= 1
+    # uniform on [-1, 1]: mean 0, variance 1/3 (standard errors ~0.005 and ~0.003)
+    assert abs(float(z.mean())) < 0.02
+    assert abs(float(z.var()) - 1 / 3) < 0.015
+    assert torch.equal(z, sample_latents(4000, (1, 2, 2), seed=0))
+    assert not torch.equal(z, sample_latents(4000, (1, 2, 2), seed=1))
+
+
+def test_decode_is_the_sign_of_the_generator_per_image(tiny):
+    g, _ = tiny_networks(tiny)
+    z = sample_latents(7, (1, 2, 3), seed=4)
+    labels = decode(g, z, batch_size=3)
+    assert labels.shape == (7, 64, 96) and labels.dtype == np.uint8
+    with torch.no_grad():
+        ref = (g.eval()(z)[:, 0] > 0).numpy()
+    # one image per call, a different batch size: the same labels (eval BatchNorm)
+    assert np.array_equal(labels, ref)
+    single = np.concatenate([decode(g, z[i : i + 1]) for i in range(7)])
+    assert np.array_equal(labels, single)
+    assert set(np.unique(labels)) <= {0, 1}
+
+
+def test_decode_ignores_training_mode_and_sees_weight_changes(tiny):
+    g, _ = tiny_networks(tiny)
+    z = sample_latents(4, (1, 1, 1), seed=5)
+    before = decode(g.train(), z)
+    assert g.training  # decode does not change the mode
+    with torch.no_grad():
+        g.out.bias.fill_(5.0)  # pushes every pixel to phase 1
+    after = decode(g, z)
+    assert not np.array_equal(before, after) and after.all()
+
+
+def _otsu_brute_force(values: np.ndarray) -> float:
+    """Threshold maximising the between-class variance over all cuts of the sorted values."""
+    v = np.sort(values.ravel().astype(np.float64))
+    n = v.size
+    csum = np.cumsum(v)
+    k = np.arange(1, n)
+    w0, w1 = k / n, 1 - k / n
+    m0 = csum[:-1] / k
+    m1 = (csum[-1] - csum[:-1]) / (n - k)
+    between = w0 * w1 * (m0 - m1) ** 2
+    i = int(np.argmax(between))
+    return (v[i] + v[i + 1]) / 2
+
+
+def test_otsu_binarisation_matches_a_brute_force_otsu(tiny):
+    g, _ = tiny_networks(tiny)
+    with torch.no_grad():
+        g.out.bias.fill_(0.002)  # an output not centred on 0, where Otsu and midpoint differ
+    z = sample_latents(3, (1, 2, 2), seed=6)
+    labels = decode(g, z, binarize="otsu")
+    with torch.no_grad():
+        y = g.eval()(z)[:, 0].numpy()
+    for img, lab in zip(y, labels, strict=True):
+        ref = img > _otsu_brute_force(img)
+        # skimage bins the values (256 bins): pixels within a bin of the cut may differ
+        assert (ref != lab).mean() < 0.01
+    assert not np.array_equal(labels, decode(g, z, binarize="midpoint"))
+
+
+def test_periodic_decode_tiles(tiny):
+    g, _ = tiny_networks(tiny)
+    z = sample_latents(2, (1, 2, 2), seed=7)
+    one = decode(g, z, periodic=True)
+    four = decode(g, z.repeat(1, 1, 2, 2), periodic=True)
+    assert np.array_equal(four, np.tile(one, (1, 2, 2)))
+
+
+def test_decode_accepts_a_fused_generator_and_numpy(tiny):
+    g, _ = tiny_networks(tiny)
+    z = sample_latents(3, (1, 1, 1), seed=8)
+    assert np.array_equal(decode(FusedGenerator(g), z.numpy()), decode(g, z))
+
+
+@pytest.mark.parametrize(
+    ("z", "needle"),
+    [
+        (np.zeros((2, 2, 4, 4), np.float32), "2 channels"),
+        (np.zeros((4, 4), np.float32), "N x C x h x w"),
+        (np.full((1, 1, 2, 2), np.nan, np.float32), "NaN"),
+        (np.zeros((0, 1, 2, 2), np.float32), "no latents"),
+    ],
+)
+def test_decode_rejects_bad_latents(tiny, z, needle):
+    g, _ = tiny_networks(tiny)
+    with pytest.raises(InputError, match=needle):
+        decode(g, z)
+
+
+def test_decode_rejects_unknown_binarisation(tiny):
+    g, _ = tiny_networks(tiny)
+    with pytest.raises(InputError, match="midpoint or otsu"):
+        decode(g, sample_latents(1, (1, 1, 1), seed=0), binarize="mean")
+
+
+def test_bfloat16_decoding_flips_only_pixels_at_the_cut():
+    from mdesign.gan import shipped_checkpoint
+
+    g = shipped_checkpoint(device="cpu").generator
+    z = sample_latents(32, (1, 4, 4), seed=9)
+    exact = decode(g, z)
+    fast = decode(g, z, precision="bfloat16")
+    assert fast.shape == exact.shape and fast.dtype == np.uint8
+    assert 0 < (fast != exact).mean() < 0.005
+    with pytest.raises(InputError, match="float32 or bfloat16"):
+        decode(g, z, precision="float16")

@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+import torch
+
+from mdesign.grf import grf_microstructures, phase_counts
+from mdesign.reconstruction.annealing import _S2State, anneal_fractions
+from mdesign.reconstruction.loss import s2_window
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("k", [2, 3])
+def test_incremental_s2_equals_fft_after_flips_and_swaps(periodic, k):
+    lab = grf_microstructures(
+        1,
+        (26, 22),
+        volume_fraction=0.3 if k == 2 else [0.3, 0.2],
+        phases=k,
+        correlation_length=2,
+        seed=1,
+    ).images[0]
+    tracked = [1] if k == 2 else list(range(k))
+    state = _S2State(lab, np.zeros((len(tracked), 49)), tracked, 3, periodic)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        # swaps of nearby pixels exercise the cross term of the second flip
+        p = rng.integers(0, lab.size, 1)
+        q = (p + rng.integers(-60, 60, 1)) % lab.size
+        lp, lq = state.labels.flat[p], state.labels.flat[q]
+        if lp[0] != lq[0]:
+            ds = state.delta(p, lq, q, lp)
+            state.apply(int(p[0]), int(lq[0]), np.zeros_like(ds[0]))
+            state.apply(int(q[0]), int(lp[0]), ds[0])
+        p = rng.integers(0, lab.size, 1)
+        new = rng.integers(0, k, 1)
+        state.apply(int(p[0]), int(new[0]), state.delta(p, new)[0])
+    np.testing.assert_allclose(state.s2, state._exact_s2(), atol=1e-12)
+
+
+def test_fractions_exact_and_s2_closer(two_phase):
+    # a different structure (coarser, wrong fraction) annealed towards the exemplar
+    start = grf_microstructures(
+        1, (40, 44), volume_fraction=0.5, correlation_length=4, seed=5
+    ).images[0]
+    res = anneal_fractions(start, two_phase, phases=2, max_lag=6, steps=3000, seed=0)
+    counts = np.bincount(res.labels.ravel(), minlength=2)
+    want = phase_counts(np.array([[1 - two_phase.mean(), two_phase.mean()]]), start.size)[0]
+    assert np.array_equal(counts, want) and np.array_equal(res.target_counts, want)
+    assert abs(counts[1] - two_phase.mean() * start.size) <= 1
+    assert res.flips == abs(int((start == 1).sum()) - want[1])
+    assert res.proposals == 3000 and 0 < res.accepted < 3000
+    assert res.energy_final < res.energy_fractions
+    # the reported energy is the exact one of the returned labels
+    ind = torch.as_tensor(res.labels == 1, dtype=torch.float64)[None, None]
+    tgt = torch.as_tensor(two_phase == 1, dtype=torch.float64)[None, None]
+    e = ((s2_window(ind, 6, periodic=True) - s2_window(tgt, 6, periodic=False)) ** 2).mean()
+    assert res.energy_final == pytest.approx(float(e), rel=1e-9)
+
+
+def test_three_phases_exact_and_seeded(three_phase):
+    start = np.roll(three_phase, 7, axis=1).T.copy()
+    start[:10] = 0  # too much phase 0
+    a = anneal_fractions(start, three_phase, phases=3, max_lag=5, steps=1000, seed=4)
+    b = anneal_fractions(start, three_phase, phases=3, max_lag=5, steps=1000, seed=4)
+    assert np.array_equal(a.labels, b.labels)
+    fr = np.bincount(three_phase.ravel(), minlength=3) / three_phase.size
+    counts = np.bincount(a.labels.ravel(), minlength=3)
+    assert np.all(np.abs(counts - fr * start.size) <= 1)
+
+
+def test_only_interface_pixels_swap(two_phase):
+    # with the fractions already right, the swaps move only pixels on an interface of the
+    # labels at the time; a pixel deep inside a large region cannot change
+    start = two_phase.copy()
+    start[:, :24] = 0
+    start[:, 24:] = 1
+    target = np.zeros_like(start)
+    target[:, ::2] = 1
+    res = anneal_fractions(start, target, phases=2, max_lag=3, steps=200, seed=0)
+    changed = np.argwhere(res.labels != start)
+    assert changed.size
+    # each change lies within a few pixels of the two straight interfaces (x = 0/24, periodic)
+    dist = np.minimum(np.abs(changed[:, 1] - 23.5), np.minimum(changed[:, 1], 47 - changed[:, 1]))
+    assert dist.max() < 12

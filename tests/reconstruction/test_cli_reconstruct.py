@@ -1,0 +1,114 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mdesign.io import read_images
+from tests.conftest import assert_input_error
+
+FAST = ("--weights", "random", "--iterations", "4", "-q")
+CONTRACT_KEYS = {
+    "volume_fraction_exemplar",
+    "volume_fraction_reconstruction",
+    "s2_rmse",
+    "lineal_path_rmse",
+    "iterations",
+    "seconds",
+    "weights",
+}
+
+
+@pytest.fixture
+def exemplar(tmp_path, ceramics_crop):
+    path = tmp_path / "ex.npy"
+    np.save(path, ceramics_crop)
+    return path
+
+
+def test_reconstruct_writes_stack_report_and_plot(run_cli, tmp_path, exemplar, ceramics_crop):
+    out, rep, plot = tmp_path / "rec.npz", tmp_path / "rep.json", tmp_path / "rec.png"
+    res = run_cli(
+        "reconstruct", exemplar, "-o", out, "--size", "36", "40", "--seed", "2",
+        "--report", rep, "--plot", plot, *FAST,
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    stack = read_images(out)
+    assert stack.images.shape == (1, 36, 40)
+    assert stack.extras["meta"]["command"] == "reconstruct"
+    report = json.loads(rep.read_text())
+    assert CONTRACT_KEYS <= report.keys()
+    assert report["weights"] == "random" and report["iterations"] == 4
+    phi = float(ceramics_crop.mean())
+    assert report["volume_fraction_exemplar"] == pytest.approx([1 - phi, phi])
+    assert abs(report["volume_fraction_reconstruction"][1] - phi) * 36 * 40 <= 1
+    assert plot.stat().st_size > 10_000
+    assert res.err == ""  # -q: no bars, no notes
+
+
+def test_weights_file_through_the_cli(run_cli, tmp_path, exemplar, vgg_file):
+    out = tmp_path / "rec.png"
+    res = run_cli("reconstruct", exemplar, "-o", out, "--weights", vgg_file, "--iterations", "2")
+    assert res.code == 0, res.err
+    assert read_images(out).images.shape == (1, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "needles"),
+    [
+        (lambda p: np.save(p, np.zeros((2, 32, 32), np.uint8)), (), ("one 2D image",)),
+        (lambda p: np.save(p, np.ones((32, 32), np.uint8)), (), ("only one phase",)),
+        (None, ("--phases", "9"), ("--phases", "8")),
+        (lambda p: np.save(p, np.eye(24, dtype=np.uint8)), (), ("at least 32",)),
+        (None, ("--size", "20"), ("--size", "32")),
+        (None, ("--size", "40", "40", "40"), ("--size",)),
+        (None, ("--iterations", "0"), ("iterations",)),
+    ],
+)
+def test_bad_input(run_cli, tmp_path, exemplar, make, args, needles):
+    path = exemplar
+    if make is not None:
+        path = tmp_path / "bad.npy"
+        make(path)
+    res = run_cli("reconstruct", path, "-o", tmp_path / "o.npz", "--weights", "random", *args)
+    assert_input_error(res, *needles)
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_nine_labels_in_a_stack(run_cli, tmp_path):
+    # a .npz stack holds labels by contract: nine of them are nine phases, not a gray image
+    path = tmp_path / "nine.npz"
+    np.savez(path, images=(np.arange(32 * 32).reshape(1, 32, 32) % 9).astype(np.uint8))
+    res = run_cli("reconstruct", path, "-o", tmp_path / "o.npz", "--weights", "random")
+    assert_input_error(res, str(path), "8")
+
+
+def test_bad_weights_leave_the_old_output_alone(run_cli, tmp_path, exemplar):
+    out = tmp_path / "o.npz"
+    out.write_bytes(b"precious")
+    junk = tmp_path / "w.pth"
+    junk.write_bytes(b"junk")
+    res = run_cli("reconstruct", exemplar, "-o", out, "--weights", junk)
+    assert_input_error(res, str(junk), "cannot read")
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"0.weight": torch.zeros(64, 3, 3, 3)}, wrong)
+    res = run_cli("reconstruct", exemplar, "-o", out, "--weights", wrong)
+    assert_input_error(res, "missing", "VGG19")
+    res = run_cli("reconstruct", exemplar, "-o", out, "--weights", tmp_path / "none.pth")
+    assert_input_error(res, "no such file")
+    assert out.read_bytes() == b"precious"
+
+
+def test_imagenet_offline_is_an_error_not_a_fallback(run_cli, tmp_path, exemplar, monkeypatch):
+    def offline(url, **kw):
+        raise OSError("network is unreachable")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz")  # the default: imagenet
+    assert_input_error(res, "--weights imagenet", "--weights random")
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_bad_report_suffix_before_any_work(run_cli, tmp_path, exemplar):
+    res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz", "--report", tmp_path / "r.txt")
+    assert_input_error(res, "--report")

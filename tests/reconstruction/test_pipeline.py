@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+
+from mdesign.errors import InputError
+from mdesign.grf import phase_counts
+from mdesign.reconstruction import check_exemplar, reconstruct
+
+FAST = dict(weights="random", iterations=8, anneal_sweeps=0.5, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def result(ceramics_crop):
+    return reconstruct(ceramics_crop, size=(40, 36), seed=3, **FAST)
+
+
+def test_reconstruction_of_a_real_exemplar(result, ceramics_crop):
+    res = result
+    assert res.labels.shape == (40, 36) and res.labels.dtype == np.uint8
+    assert res.pixels.shape == (1, 40, 36)
+    # the exemplar's fractions, to within one pixel
+    phi = ceramics_crop.mean()
+    want = phase_counts(np.array([[1 - phi, phi]]), res.labels.size)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+    assert res.errors.fraction_error_pixels <= 1
+    # the optimiser ran and the loss fell
+    assert res.iterations == 8 and res.optimization.losses[-1] < res.optimization.losses[0]
+    rep = res.report()
+    for key in (
+        "volume_fraction_exemplar",
+        "volume_fraction_reconstruction",
+        "s2_rmse",
+        "lineal_path_rmse",
+        "iterations",
+        "seconds",
+        "weights",
+    ):
+        assert key in rep
+    assert rep["weights"] == "random" and rep["iterations"] == 8
+    assert rep["volume_fraction_exemplar"] == pytest.approx([1 - phi, phi])
+
+
+def test_same_seed_same_bytes(result, ceramics_crop):
+    again = reconstruct(ceramics_crop, size=(40, 36), seed=3, **FAST)
+    assert np.array_equal(again.labels, result.labels)
+    other = reconstruct(ceramics_crop, size=(40, 36), seed=4, **FAST)
+    assert not np.array_equal(other.labels, result.labels)
+
+
+def test_three_phases_gram_only_coarse_to_fine(three_phase):
+    ex = np.tile(three_phase, (2, 2))[:64, :64]
+    res = reconstruct(ex, seed=0, s2_weight=0.0, coarse_to_fine=True, coarse_iterations=3, **FAST)
+    assert res.coarse is not None and res.coarse.pixels.shape == (1, 3, 32, 32)
+    assert res.iterations == 3 + 8
+    fr = np.bincount(ex.ravel(), minlength=3) / ex.size
+    assert np.all(np.abs(np.bincount(res.labels.ravel(), minlength=3) - fr * ex.size) <= 1)
+    assert res.optimization.s2_losses.max() == 0
+
+
+@pytest.mark.parametrize(
+    ("image", "needle"),
+    [
+        (np.zeros((2, 40, 40)), "one 2D image"),
+        (np.zeros((40, 40)), "only one phase"),
+        (np.ones((40, 40)) * np.arange(40) % 9, "9 phases"),
+        (np.eye(20), "at least 32"),
+        ((np.arange(1600).reshape(40, 40) % 3) * 2, "missing 1"),
+    ],
+)
+def test_bad_exemplars(image, needle):
+    with pytest.raises(InputError, match=needle):
+        check_exemplar(image)
+
+
+def test_output_size_below_32_is_refused(ceramics_crop):
+    with pytest.raises(InputError, match="--size"):
+        reconstruct(ceramics_crop, size=(16, 40), **FAST)
+
+
+def test_non_periodic_output(ceramics_crop):
+    res = reconstruct(ceramics_crop, periodic=False, seed=1, **FAST)
+    assert res.labels.shape == ceramics_crop.shape
+    assert res.errors.fraction_error_pixels <= 1
+    assert res.optimization.losses[-1] < res.optimization.losses[0]
+    # measured in-image, like the exemplar: the report's curves are the non-periodic ones
+    from mdesign.reconstruction.metrics import reconstruction_errors
+
+    e = reconstruction_errors(ceramics_crop, res.labels, phases=2, reconstruction_periodic=False)
+    assert e.s2_rmse == res.errors.s2_rmse
