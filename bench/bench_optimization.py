@@ -112,67 +112,66 @@ def part_dask(quick: bool) -> None:
 
 
 def part_bo_vs_random(quick: bool) -> None:
+    import tempfile
+
     from mdesign.cli.optimize import load_campaign
-    from mdesign.optimization.campaign import campaign_context
+    from mdesign.optimization.campaign import campaign_context, run_campaign
     from mdesign.optimization.problem import evaluate_design
 
-    cfg = load_campaign(QUICKSTART)
-    context = campaign_context(cfg, config_dir=QUICKSTART.parent)
-    goal = 1 if cfg.objectives[0].goal == "maximize" else -1
-    n_random, max_bo, q = (60, 30, 4) if quick else (200, 60, 4)
+    base = load_campaign(QUICKSTART)
+    context = campaign_context(base, config_dir=QUICKSTART.parent)
+    goal = 1 if base.objectives[0].goal == "maximize" else -1
+    n_random, max_bo = (60, 30) if quick else (200, 70)
+
+    def feasible(outcomes) -> bool:
+        return all(
+            (c.min is None or v >= c.min) and (c.max is None or v <= c.max)
+            for c, v in zip(base.constraints, outcomes[1:], strict=True)
+        )
+
     rows = []
     for seed in range(2 if quick else 5):
         rng = np.random.default_rng(1000 + seed)
         rand = [
-            evaluate_design(context, {"latent": x.tolist()})
+            evaluate_design(context, {"latent": x.tolist()})["outcomes"]
             for x in rng.uniform(-1, 1, size=(n_random, 16))
         ]
-        target = max(goal * r["outcomes"][0] for r in rand if r["outcomes"])
-        X = bo.initial_design(10, bo.box(16), seed=seed)
-        Y, needed = [], None
-        for x in X:
-            res = evaluate_design(context, {"latent": x.tolist()})
-            Y.append(res["outcomes"][0] if res["outcomes"] else np.nan)
-        it = 0
-        while needed is None and len(Y) < max_bo:
-            best = np.nanmax(goal * np.array(Y))
-            if best > target:
-                needed = int(np.flatnonzero(goal * np.array(Y) > target)[0]) + 1
-                break
-            ok = np.isfinite(Y)
-            prop = bo.propose(
-                X[ok],
-                torch.tensor(Y, dtype=torch.float64)[ok, None],
-                goals=[goal],
-                bounds=bo.box(16),
-                q=q,
-                seed=seed * 100 + it,
-            )
-            for x in prop.X:
-                res = evaluate_design(context, {"latent": x.tolist()})
-                Y.append(res["outcomes"][0] if res["outcomes"] else np.nan)
-            X = torch.cat([X, prop.X])
-            it += 1
-        if needed is None and np.nanmax(goal * np.array(Y)) > target:
-            needed = int(np.flatnonzero(goal * np.array(Y) > target)[0]) + 1
+        target = max(goal * o[0] for o in rand if o is not None and feasible(o))
+        cfg = base.model_copy(
+            update={
+                "seed": seed,
+                "baselines": [],
+                "bo": base.bo.model_copy(update={"budget": max_bo}),
+            }
+        )
+        t = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            summary = run_campaign(cfg, tmp, config_dir=QUICKSTART.parent, progress=False)
+        seconds = time.perf_counter() - t
+        res = summary.methods["bo"]
+        vals = np.where(res.feasible, res.objectives[:, 0], -np.inf)
+        beat = np.flatnonzero(vals > target)
         rows.append(
             {
                 "seed": seed,
-                "best_of_random": goal * target,
-                "random_samples": n_random,
-                "bo_best": float(goal * np.nanmax(goal * np.array(Y))),
-                "bo_evals_to_beat": needed if needed is not None else f">{len(Y)}",
+                f"best_feasible_of_{n_random}_random": goal * target,
+                f"bo_best_in_{max_bo}": goal * float(vals.max()),
+                "bo_evals_to_beat": int(beat[0]) + 1 if beat.size else f">{max_bo}",
+                "bo_feasible_share": float(res.feasible.mean()),
+                "bo_campaign_s": seconds,
             }
         )
     report(
         "bo_vs_random",
         rows,
-        title=f"evaluations BO needs to beat the best of {n_random} "
-        f"random latents ({cfg.objectives[0].name})",
+        title=f"evaluations BO needs to beat the best feasible of "
+        f"{n_random} random latents ({base.objectives[0].name}, quickstart constraints)",
     )
-    needed = [r["bo_evals_to_beat"] for r in rows if isinstance(r["bo_evals_to_beat"], int)]
-    if len(needed) == len(rows):
-        print(f"median evaluations to beat: {statistics.median(needed)}")
+    needed = [r["bo_evals_to_beat"] for r in rows]
+    as_num = [n if isinstance(n, int) else max_bo + 1 for n in needed]
+    never = any(isinstance(n, str) for n in needed)
+    note = f" (a seed that never beat it counts as {max_bo + 1})" if never else ""
+    print(f"median evaluations to beat: {statistics.median(as_num)}{note}")
 
 
 def main() -> None:

@@ -218,10 +218,36 @@ def prepare_campaign(
     return context
 
 
+def _known_constraints(config: CampaignConfig, space):
+    """A feasibility mask for latents from the constraints known without evaluation.
+
+    The volume fraction is computed from the decoded image, so a candidate's can be known for
+    ~1 ms before any evaluator runs; BO uses it to choose only designs that meet those
+    constraints (the GP still models them too). None when there are no such constraints.
+    """
+    bounds = [(c.min, c.max) for c in config.constraints if c.evaluator == VOLUME_FRACTION]
+    if not bounds:
+        return None
+
+    def feasible(X: torch.Tensor) -> torch.Tensor:
+        images = space.decode(X.detach().cpu().numpy())
+        vf = torch.as_tensor((images == 1).reshape(len(images), -1).mean(1), dtype=X.dtype)
+        ok = torch.ones(len(X), dtype=torch.bool)
+        for lo, hi in bounds:
+            if lo is not None:
+                ok &= vf >= lo
+            if hi is not None:
+                ok &= vf <= hi
+        return ok
+
+    return feasible
+
+
 def _propose(
-    method: str, batch: int, store: EvaluationStore, config: CampaignConfig, dim: int, n_new: int
+    method: str, batch: int, store: EvaluationStore, config: CampaignConfig, space, n_new: int
 ) -> list[dict[str, Any]]:
     seed = _seed(config.seed, method, batch)
+    dim = space.dim
     if method == "random":
         rng = np.random.default_rng(seed)
         return [{"latent": x.tolist()} for x in rng.uniform(-1, 1, size=(n_new, dim))]
@@ -230,8 +256,12 @@ def _propose(
     # bo
     bounds = bo.box(dim)
     ok = store.records("bo", status="ok")
+    feasible = _known_constraints(config, space)
     if batch == 0 or len(ok) < 2:
-        X = bo.initial_design(n_new, bounds, seed=seed)
+        X = bo.initial_design(4 * n_new if feasible else n_new, bounds, seed=seed)
+        if feasible:  # the first n Sobol points that meet the known constraints (then the rest)
+            keep = feasible(X)
+            X = torch.cat([X[keep], X[~keep]])[:n_new]
         return [{"latent": x.tolist()} for x in X]
     X = torch.tensor([r.latent for r in ok], dtype=bo.DTYPE)
     Y = torch.tensor([r.outcomes for r in ok], dtype=bo.DTYPE)
@@ -250,6 +280,8 @@ def _propose(
         raw_samples=config.bo.raw_samples,
         mc_samples=config.bo.mc_samples,
         ref_point=config.bo.ref_point,
+        feasible=feasible,
+        pool_size=config.bo.pool_size,
     )
     return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]
 
@@ -293,7 +325,7 @@ def run_campaign(
     log = log or (lambda msg: None)
     out = Path(out_dir)
     context = prepare_campaign(config, out, config_dir=config_dir, space_spec=space_spec)
-    dim = load_space(context["space"]).dim
+    space = load_space(context["space"])
     evaluate_many = evaluate_many or evaluate_sequentially
     with EvaluationStore(
         out / "evaluations.sqlite", feasible=lambda r: _feasible(r, config)
@@ -315,7 +347,7 @@ def run_campaign(
                     else:
                         size = config.baseline_batch_size
                     size = min(size, budget - done)
-                    designs = _propose(method, batch, store, config, dim, size)
+                    designs = _propose(method, batch, store, config, space, size)
                     store.add_pending(method, batch, designs)
                     pending = store.records(method, status="pending")
                 else:
@@ -352,7 +384,7 @@ def run_campaign(
         store.write_csv()
     from mdesign.optimization.report import write_report
 
-    return write_report(config, out, results, space=load_space(context["space"]), log=log)
+    return write_report(config, out, results, space=space, log=log)
 
 
 def _fmt_best(v: float, config: CampaignConfig) -> str:

@@ -73,20 +73,15 @@ class GANDesignSpace:
 
         self.checkpoint_path = Path(checkpoint)
         self.ckpt = load_checkpoint(self.checkpoint_path, device=device)
-        c, h, w = latent_shape(self.ckpt.config)
-        if latent_size is not None:
-            h = w = int(latent_size)
-        self.latent_shape = (c, h, w)
+        self.latent_shape = tuple(latent_shape(self.ckpt.config, size=latent_size))
         self.periodic = periodic
         self.binarize = binarize
+        # the generator's upsampling factor (32 for the default five stride-2 layers)
+        self.image_shape = tuple(self.decode(np.zeros((1, self.dim))).shape[1:])
 
     @property
     def dim(self) -> int:
         return int(np.prod(self.latent_shape))
-
-    @property
-    def image_shape(self) -> tuple[int, int]:
-        return (32 * self.latent_shape[1], 32 * self.latent_shape[2])
 
     def decode(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
         """Labels ``n x 32h x 32w`` of the designs ``X`` (``n x d`` in ``[-1, 1]``)."""
@@ -98,49 +93,14 @@ class GANDesignSpace:
         z = z.reshape(-1, *self.latent_shape)
         return decode(gen, z, periodic=self.periodic, binarize=self.binarize)
 
-    def grf_parameters(self) -> dict[str, Any]:
-        """The GRF parameters of the GAN's training set (for the matched baseline)."""
-        return grf_parameters_from_meta(self.ckpt.data_meta)
-
     def grf(self, seed: int) -> np.ndarray:
-        """One GRF image like the training set, at this space's image size, ``1 x H x W``."""
+        """One GRF image drawn like the GAN's training set, at this space's image size,
+        ``1 x H x W`` (the matched baseline)."""
+        from mdesign.gan import grf_training_parameters
         from mdesign.grf import grf_microstructures
 
-        p = self.grf_parameters()
-        return grf_microstructures(1, self.image_shape, seed=int(seed), **p).images
-
-
-def _parse_value(v: Any) -> float | tuple[float, float]:
-    if isinstance(v, str):
-        from mdesign.cli._common import parse_range
-
-        return parse_range(v, option="training data")
-    if isinstance(v, list | tuple):
-        return (float(v[0]), float(v[1]))
-    return float(v)
-
-
-def grf_parameters_from_meta(meta: dict[str, Any] | None) -> dict[str, Any]:
-    """``grf_microstructures`` keywords from the ``meta`` that ``mdesign grf`` writes."""
-    if not meta or meta.get("command") != "grf":
-        raise InputError(
-            "the GAN checkpoint does not record the GRF parameters of its training set, so the "
-            "'grf' baseline cannot be matched to it; remove 'grf' from baselines"
-        )
-    cfg = meta.get("config", {})
-    out: dict[str, Any] = {
-        "volume_fraction": _parse_value(meta["volume_fraction"]),
-        "correlation_length": _parse_value(meta["correlation_length"]),
-    }
-    for key in ("anisotropy", "angle"):
-        if meta.get(key) is not None:
-            out[key] = _parse_value(meta[key])
-    for key in ("covariance", "phases", "periodic"):
-        if key in cfg:
-            out[key] = cfg[key]
-    if "matern_nu" in cfg:
-        out["nu"] = cfg["matern_nu"]
-    return out
+        params = grf_training_parameters(self.ckpt.data_meta)
+        return grf_microstructures(1, self.image_shape, seed=int(seed), **params).images
 
 
 @functools.lru_cache(maxsize=4)
