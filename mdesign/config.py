@@ -47,6 +47,7 @@ __all__ = [
     "config_from_dict",
     "dump_config",
     "load_config",
+    "read_yaml",
 ]
 
 C = TypeVar("C", bound="Config")
@@ -92,23 +93,25 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
     Overrides whose value is ``None`` are ignored, so CLI options that the user did not give leave
     the file's (or the class's) value in place.
     """
-    data: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if loaded is not None:
-            if not isinstance(loaded, dict):
-                raise InputError(f"{path}: expected a mapping of keys to values")
-            data = loaded
+    data = read_yaml(path) if path is not None else {}
     data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return config_from_dict(cls, data, source=source)
+    return config_from_dict(cls, data, source=str(path) if path is not None else "config")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file (empty for an empty file); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InputError(f"{path}: expected a mapping of keys to values")
+    return loaded
 
 
 def dump_config(config: Config) -> str:

@@ -43,20 +43,9 @@ def add_parser(sub) -> None:
 
 def load_campaign(path: str | Path, *, budget=None, seed=None, workers=None, scheduler=None):
     """The campaign config from YAML with the command line's overrides applied and validated."""
-    import yaml
+    from mdesign.config import CampaignConfig, config_from_dict, read_yaml
 
-    from mdesign.config import CampaignConfig, config_from_dict
-    from mdesign.errors import InputError
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"--config {path}: no such file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: expected a mapping of keys to values")
+    data = read_yaml(path)
     if budget is not None:
         data["bo"] = {**(data.get("bo") or {}), "budget": budget}
     if seed is not None:

@@ -95,7 +95,9 @@ def _rows(out: Path) -> list[dict]:
 def test_bad_campaign_inputs_exit_2_before_any_flow(tmp_path, run_cli):
     cfg = _config(tmp_path / "c.yaml")
     out = tmp_path / "out"
-    assert_input_error(run_cli("optimize", "--config", tmp_path / "nope.yaml"), "no such file")
+    assert_input_error(
+        run_cli("optimize", "--config", tmp_path / "nope.yaml"), "no such config file"
+    )
     bad = _config(tmp_path / "b1.yaml", objectives=[{"evaluator": "volume_fraction", "goal": "up"}])
     assert_input_error(run_cli("optimize", "--config", bad, "--out", out), "objectives.0.goal")
     bad = _config(tmp_path / "b2.yaml", bo={"budgte": 3})
