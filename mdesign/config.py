@@ -529,9 +529,10 @@ class BOConfig(Config):
     num_restarts: int = Field(8, ge=1)
     raw_samples: int = Field(256, ge=8)
     mc_samples: int = Field(128, ge=16)
-    pool_size: int = Field(1024, ge=16)
-    """With constraints on the volume fraction (known exactly by decoding a latent, ~1 ms),
-    the batch is chosen among this many Sobol and as many local candidates that meet them."""
+    pool_size: int = Field(1024, ge=0)
+    """The batch is chosen by the acquisition among the gradient-optimised candidates, this many
+    Sobol points and as many perturbations of the best designs (0: gradient candidates only);
+    candidates that break a volume-fraction constraint (known by decoding, ~1 ms) are dropped."""
     ref_point: list[float] | None = None
     """Multi-objective reference point in the objectives' own units and goals; inferred from the
     initial design when omitted."""

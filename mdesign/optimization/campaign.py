@@ -223,7 +223,7 @@ def _known_constraints(config: CampaignConfig, space):
 
     The volume fraction is computed from the decoded image, so a candidate's can be known for
     ~1 ms before any evaluator runs; BO uses it to choose only designs that meet those
-    constraints (the GP still models them too). None when there are no such constraints.
+    constraints (the GP models them too, for the acquisition). None when there are none.
     """
     bounds = [(c.min, c.max) for c in config.constraints if c.evaluator == VOLUME_FRACTION]
     if not bounds:
