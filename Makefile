@@ -25,19 +25,25 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
+	@echo "demo 1/4: 64 level-cut GRF training images and their descriptors"
 	$(VENV)/bin/mdesign grf -n 64 --size 128 --volume-fraction 0.3:0.6 --correlation-length 4:8 \
-		--seed 0 -o $(DEMO_DIR)/grf.npz
+		--seed 0 -o $(DEMO_DIR)/grf.npz -q
 	$(VENV)/bin/mdesign characterize $(DEMO_DIR)/grf.npz --json --plot $(DEMO_DIR)/grf_descriptors.png \
-		> $(DEMO_DIR)/grf_descriptors.json
+		-q > $(DEMO_DIR)/grf_descriptors.json
+	@echo "demo 2/4: their effective conductivity (phases 1 and 10)"
 	$(VENV)/bin/mdesign evaluate $(DEMO_DIR)/grf.npz --evaluator effective_conductivity \
 		--param conductivities=1,10 --json -q > $(DEMO_DIR)/grf_conductivity.json
-	@echo "demo: descriptors in $(DEMO_DIR)/grf_descriptors.json, plot in $(DEMO_DIR)/grf_descriptors.png"
-	@echo "demo: effective conductivity (phases 1 and 10) in $(DEMO_DIR)/grf_conductivity.json"
+	@echo "demo 3/4: 16 samples of the shipped GAN"
 	$(VENV)/bin/mdesign sample --checkpoint artifacts/gan/checkpoint.pt -n 16 --seed 0 \
-		-o $(DEMO_DIR)/gan_samples.npz
+		-o $(DEMO_DIR)/gan_samples.npz -q
 	$(VENV)/bin/mdesign sample --checkpoint artifacts/gan/checkpoint.pt -n 16 --seed 0 \
 		-o $(DEMO_DIR)/gan_samples.png -q
-	@echo "demo: 16 samples of the shipped GAN in $(DEMO_DIR)/gan_samples.npz (latents beside them), grid in $(DEMO_DIR)/gan_samples.png"
+	@echo "demo 4/4: the quickstart design campaign (BO over the GAN latent vs random baselines)"
+	$(VENV)/bin/mdesign optimize --config configs/campaign_quickstart.yaml --out $(DEMO_DIR)/quickstart
+	@echo ""
+	@echo "demo: GRF images $(DEMO_DIR)/grf.npz, descriptors $(DEMO_DIR)/grf_descriptors.json and .png,"
+	@echo "      conductivities $(DEMO_DIR)/grf_conductivity.json, GAN samples $(DEMO_DIR)/gan_samples.png"
+	@echo "demo: campaign report $(DEMO_DIR)/quickstart/report.md (figure report.png, designs best.npz)"
 
 lint: setup
 	$(VENV)/bin/ruff check .
@@ -57,6 +63,7 @@ bench: setup
 	$(PY) bench/bench_reconstruction.py
 	$(PY) bench/bench_gan.py
 	$(PY) bench/bench_surrogates.py
+	$(PY) bench/bench_optimization.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

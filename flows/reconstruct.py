@@ -10,17 +10,10 @@ server; these are set here before prefect is imported, which is when it reads th
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-
-def configure_prefect(home: Path) -> None:
-    """Analytics off and ``PREFECT_HOME`` in ``home``; values already set are kept."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    if not os.environ.get("PREFECT_API_URL"):
-        os.environ.setdefault("PREFECT_HOME", str(home.resolve()))
+from flows._prefect_env import configure_prefect
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mdesign.errors import InputError
 
 __all__ = [
+    "BO_DEFAULTS",
     "CONDUCTIVITY_DEFAULTS",
     "GAN_DEFAULTS",
     "GRF_DEFAULTS",
@@ -27,8 +28,13 @@ __all__ = [
     "RECONSTRUCTION_DEFAULTS",
     "SURROGATE_DEFAULTS",
     "SURROGATE_EVALUATOR_DEFAULTS",
+    "BOConfig",
+    "CampaignConfig",
     "ConductivityConfig",
     "Config",
+    "ConstraintConfig",
+    "DaskConfig",
+    "DesignSpaceConfig",
     "DiscriminatorConfig",
     "GANConfig",
     "GANSampleConfig",
@@ -36,7 +42,9 @@ __all__ = [
     "GANValidationConfig",
     "GRFConfig",
     "GeneratorConfig",
+    "ObjectiveConfig",
     "OpticalAbsorptionConfig",
+    "OutcomeConfig",
     "ReconstructionConfig",
     "SurrogateConfig",
     "SurrogateCrossConfig",
@@ -50,6 +58,7 @@ __all__ = [
     "config_from_dict",
     "dump_config",
     "load_config",
+    "read_yaml",
 ]
 
 C = TypeVar("C", bound="Config")
@@ -95,23 +104,25 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
     Overrides whose value is ``None`` are ignored, so CLI options that the user did not give leave
     the file's (or the class's) value in place.
     """
-    data: dict[str, Any] = {}
-    source = "config"
-    if path is not None:
-        path = Path(path)
-        source = str(path)
-        if not path.is_file():
-            raise InputError(f"{path}: no such config file")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if loaded is not None:
-            if not isinstance(loaded, dict):
-                raise InputError(f"{path}: expected a mapping of keys to values")
-            data = loaded
+    data = read_yaml(path) if path is not None else {}
     data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return config_from_dict(cls, data, source=source)
+    return config_from_dict(cls, data, source=str(path) if path is not None else "config")
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping in a YAML config file (empty for an empty file); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such config file")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise InputError(f"{path}: expected a mapping of keys to values")
+    return loaded
 
 
 def dump_config(config: Config) -> str:
@@ -276,6 +287,7 @@ class OpticalAbsorptionConfig(Config):
 
 
 OPTICAL_ABSORPTION_DEFAULTS = OpticalAbsorptionConfig()
+
 Pooling = Literal["avg", "max"]
 
 
@@ -669,3 +681,105 @@ class SurrogateConfig(Config):
 
 
 SURROGATE_DEFAULTS = SurrogateConfig()
+Goal = Literal["maximize", "minimize"]
+
+
+class OutcomeConfig(Config):
+    """One outcome of a design: an evaluator (registered name or ``module:function``) and its
+    parameters, or the built-in ``volume_fraction`` of phase 1 computed from the image."""
+
+    evaluator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    label: str | None = None
+    """Name in reports; defaults to the evaluator's name."""
+
+    @property
+    def name(self) -> str:
+        return self.label or self.evaluator
+
+
+class ObjectiveConfig(OutcomeConfig):
+    goal: Goal = "maximize"
+
+
+class ConstraintConfig(OutcomeConfig):
+    """Feasible designs have ``min <= outcome <= max`` (either bound may be omitted)."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def model_post_init(self, _context: Any) -> None:
+        if self.min is None and self.max is None:
+            raise ValueError("a constraint needs min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+
+
+class DesignSpaceConfig(Config):
+    """The design space: a trained GAN's latent box ``[-1, 1]^(C h w)``."""
+
+    checkpoint: str = "artifacts/gan/checkpoint.pt"
+    """Path to a ``mdesign train`` checkpoint; relative paths are taken from the config file's
+    folder first, then the working directory."""
+    latent_size: int | None = Field(None, ge=1)
+    """Side K of the K x K latent map (images of side 32 K); the checkpoint's by default."""
+    periodic: bool = False
+    """Decode with circular padding (tileable designs)."""
+    binarize: Literal["midpoint", "otsu"] = "midpoint"
+    factory: str | None = None
+    """Instead of a checkpoint, ``module:function`` returning a design space object (``dim``,
+    ``latent_shape``, ``image_shape``, ``decode(X)``, ``grf(seed)``); for your own generator."""
+    factory_params: dict[str, Any] = Field(default_factory=dict)
+
+
+class BOConfig(Config):
+    """Bayesian optimisation (BoTorch): Sobol start, SingleTaskGP, qLogNEI / qLogNEHVI."""
+
+    budget: int = Field(30, ge=2)
+    """Evaluations by BO, its initial design included; each baseline gets the same number."""
+    initial: int = Field(10, ge=2)
+    """Sobol initial design size (capped at the budget)."""
+    batch_size: int = Field(4, ge=1)
+    """q: designs proposed, and evaluated in parallel, per BO iteration."""
+    num_restarts: int = Field(8, ge=1)
+    raw_samples: int = Field(256, ge=8)
+    mc_samples: int = Field(128, ge=16)
+    pool_size: int = Field(1024, ge=0)
+    """The batch is chosen by the acquisition among the gradient-optimised candidates, this many
+    Sobol points and as many perturbations of the best designs (0: gradient candidates only);
+    candidates that break a volume-fraction constraint (known by decoding, ~1 ms) are dropped."""
+    ref_point: list[float] | None = None
+    """Multi-objective reference point in the objectives' own units and goals; inferred from the
+    initial design when omitted."""
+
+
+class DaskConfig(Config):
+    workers: int | None = Field(None, ge=1)
+    """Start a local Dask cluster with this many single-threaded workers."""
+    address: str | None = None
+    """Or use the running Dask scheduler at this address (``tcp://host:8786``)."""
+
+
+class CampaignConfig(Config):
+    """A design campaign (``mdesign optimize``): maximise or minimise property objectives over
+    the GAN latent, subject to outcome constraints, against random baselines."""
+
+    name: str = "campaign"
+    generator: DesignSpaceConfig = Field(default_factory=DesignSpaceConfig)
+    objectives: list[ObjectiveConfig] = Field(min_length=1)
+    constraints: list[ConstraintConfig] = Field(default_factory=list)
+    bo: BOConfig = Field(default_factory=BOConfig)
+    baselines: list[Literal["random", "grf"]] = Field(default_factory=lambda: ["random", "grf"])
+    """Random latent samples (the paper's GAN-sampled designs) and random GRF images matched to
+    the GAN's training distribution, with BO's budget and seed."""
+    baseline_batch_size: int = Field(8, ge=1)
+    """Baseline designs evaluated in parallel per batch."""
+    seed: int = 0
+    retries: int = Field(2, ge=0)
+    """Prefect task retries for an evaluation whose worker failed (not for designs that fail)."""
+    dask: DaskConfig = Field(default_factory=DaskConfig)
+    top_k: int = Field(4, ge=1)
+    """Best BO designs kept in best.npz and shown in the report."""
+
+
+BO_DEFAULTS = BOConfig()

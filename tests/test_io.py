@@ -125,3 +125,12 @@ def test_meta_is_json(tmp_path):
     with np.load(path) as data:
         assert json.loads(str(data["meta"])) == {"a": [1, 2]}
     assert io.PALETTE.shape == (8, 3)
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path = write_images(tmp_path / "s.npz", np.zeros((1, 4, 4), np.uint8))
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

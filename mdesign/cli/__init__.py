@@ -29,6 +29,7 @@ COMMANDS = (
     "surrogate_train",
     "surrogate_screen",
     "surrogate_study",
+    "optimize",
 )
 
 

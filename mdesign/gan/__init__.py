@@ -41,6 +41,7 @@ from mdesign.gan.training import TrainResult, check_training_images, data_proven
 from mdesign.gan.validation import (
     ValidationReport,
     grf_reference,
+    grf_training_parameters,
     plot_validation,
     s2_distance,
     validate,
@@ -61,6 +62,7 @@ __all__ = [
     "decode",
     "discriminator_trunk",
     "grf_reference",
+    "grf_training_parameters",
     "labels_to_signed",
     "latent_shape",
     "load_checkpoint",

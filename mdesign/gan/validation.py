@@ -90,14 +90,54 @@ def _spec(value: Any, default: Any, *, key: str) -> Any:
     return parts if len(parts) > 1 else parts[0]
 
 
-def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: bool = False):
-    """Fresh level-cut GRF images from the distribution a GAN was trained on.
+def grf_training_parameters(data_meta: dict[str, Any]) -> dict[str, Any]:
+    """Keywords of :func:`mdesign.grf.grf_microstructures` that reproduce a GAN's training
+    distribution (all but ``n``, ``shape`` and ``seed``).
 
     Parameters
     ----------
     data_meta : dict
         A checkpoint's ``data_meta`` (:attr:`mdesign.gan.GANCheckpoint.data_meta`) whose
         ``grf`` record is the ``meta`` of the ``mdesign grf`` run that made the training set.
+
+    Raises
+    ------
+    InputError
+        The training data did not come from ``mdesign grf`` (no ``grf`` record).
+    """
+    grf = (data_meta or {}).get("grf")
+    if not isinstance(grf, dict):
+        raise InputError(
+            "the checkpoint's training data did not come from `mdesign grf` (no grf record "
+            "in data_meta); give reference images instead"
+        )
+    cfg = config_from_dict(GRFConfig, grf.get("config") or {}, source="data_meta: grf.config")
+    vf = _spec(grf.get("volume_fraction"), None, key="volume_fraction")
+    if vf is None:
+        raise InputError("data_meta: the grf record has no volume_fraction")
+    length = _spec(grf.get("correlation_length"), None, key="correlation_length")
+    if length is None:
+        raise InputError("data_meta: the grf record has no correlation_length")
+    return {
+        "volume_fraction": vf,
+        "correlation_length": length,
+        "anisotropy": _spec(grf.get("anisotropy"), cfg.anisotropy, key="anisotropy"),
+        "angle": _spec(grf.get("angle"), cfg.angle, key="angle"),
+        "covariance": cfg.covariance,
+        "nu": cfg.matern_nu,
+        "phases": cfg.phases,
+        "periodic": cfg.periodic,
+        "chunk_size": cfg.chunk_size,
+    }
+
+
+def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: bool = False):
+    """Fresh level-cut GRF images from the distribution a GAN was trained on.
+
+    Parameters
+    ----------
+    data_meta : dict
+        A checkpoint's ``data_meta`` (see :func:`grf_training_parameters`).
     n : int
         Number of images.
     seed : int
@@ -117,40 +157,15 @@ def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: boo
     """
     from mdesign.grf import grf_microstructures
 
-    grf = (data_meta or {}).get("grf")
-    if not isinstance(grf, dict):
-        raise InputError(
-            "the checkpoint's training data did not come from `mdesign grf` (no grf record "
-            "in data_meta); give reference images instead"
-        )
+    params = grf_training_parameters(data_meta)
+    grf = data_meta["grf"]
     if grf.get("seed") is not None and int(grf["seed"]) == int(seed):
         raise InputError(
             f"seed {seed} is the training set's seed: the reference would repeat the training "
             "images; use another seed"
         )
-    cfg = config_from_dict(GRFConfig, grf.get("config") or {}, source="data_meta: grf.config")
     shape = tuple(int(s) for s in grf.get("shape") or data_meta["shape"])
-    vf = _spec(grf.get("volume_fraction"), None, key="volume_fraction")
-    if vf is None:
-        raise InputError("data_meta: the grf record has no volume_fraction")
-    length = _spec(grf.get("correlation_length"), None, key="correlation_length")
-    if length is None:
-        raise InputError("data_meta: the grf record has no correlation_length")
-    return grf_microstructures(
-        int(n),
-        shape,
-        volume_fraction=vf,
-        correlation_length=length,
-        anisotropy=_spec(grf.get("anisotropy"), cfg.anisotropy, key="anisotropy"),
-        angle=_spec(grf.get("angle"), cfg.angle, key="angle"),
-        covariance=cfg.covariance,
-        nu=cfg.matern_nu,
-        phases=cfg.phases,
-        periodic=cfg.periodic,
-        chunk_size=cfg.chunk_size,
-        seed=int(seed),
-        progress=progress,
-    )
+    return grf_microstructures(int(n), shape, seed=int(seed), progress=progress, **params)
 
 
 @dataclass(frozen=True)

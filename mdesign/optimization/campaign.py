@@ -1,0 +1,418 @@
+"""Design campaigns: BO over the GAN latent against random baselines, durable and resumable.
+
+:func:`run_campaign` is the whole loop, free of any orchestrator: it proposes a batch, records
+it in the :class:`~mdesign.optimization.store.EvaluationStore` as pending, hands it to an
+``evaluate_many`` callable (sequential by default; the Prefect flow in ``flows/design.py`` maps
+it over tasks, optionally on a Dask cluster), records each result as it completes, and repeats
+until each method has its budget. It ends with ``best.npz``, ``report.md`` and ``report.png``.
+
+Methods, each with the same budget and seed (Yang et al. 2018 compare the same three):
+
+* ``bo``: a Sobol initial design, then batches of ``q`` from qLogNEI (one objective) or
+  qLogNEHVI (several), with outcome constraints (:mod:`mdesign.optimization.bo`);
+* ``random``: latents drawn uniformly from the box (the paper's "GAN-sampled" designs);
+* ``grf``: level-cut GRF images drawn like the GAN's training set.
+
+Every random choice derives from ``(seed, method, batch)``, so a campaign's proposals do not
+depend on whether or where it was interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from mdesign.config import CampaignConfig
+from mdesign.errors import InputError
+from mdesign.optimization import bo
+from mdesign.optimization.problem import VOLUME_FRACTION, evaluate_design, evaluator_for, load_space
+from mdesign.optimization.store import EvaluationRecord, EvaluationStore
+
+__all__ = [
+    "CampaignSummary",
+    "EvaluateMany",
+    "campaign_context",
+    "evaluate_sequentially",
+    "run_campaign",
+]
+
+METHODS = ("bo", "random", "grf")
+
+# evaluate_many(context, designs, on_result): evaluates the designs (in any order, possibly in
+# parallel) and calls on_result(index, result_dict) as each completes.
+EvaluateMany = Callable[[dict[str, Any], list[dict[str, Any]], Callable[[int, dict], None]], None]
+
+
+def evaluate_sequentially(
+    context: dict[str, Any], designs: list[dict[str, Any]], on_result: Callable[[int, dict], None]
+) -> None:
+    """The default ``evaluate_many``: one design after another, in this process."""
+    for i, design in enumerate(designs):
+        on_result(i, evaluate_design(context, design))
+
+
+def resolve_checkpoint(path: str, config_dir: Path | None) -> Path:
+    """A relative checkpoint path is looked up beside the config file, then in the cwd."""
+    p = Path(path).expanduser()
+    candidates = [p] if p.is_absolute() else [*([config_dir / p] if config_dir else []), p]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise InputError(f"generator.checkpoint: no such file {path}")
+
+
+def campaign_context(
+    config: CampaignConfig,
+    *,
+    config_dir: Path | None = None,
+    space_spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The small JSON-able context every evaluation needs: how to build the design space and
+    which outcomes to compute (objectives first, then constrained quantities)."""
+    g = config.generator
+    if space_spec is None and g.factory:
+        space_spec = {"factory": g.factory, **g.factory_params}
+    spec = space_spec or {
+        "checkpoint": str(resolve_checkpoint(g.checkpoint, config_dir)),
+        "latent_size": g.latent_size,
+        "periodic": g.periodic,
+        "binarize": g.binarize,
+    }
+    outcomes = [
+        {"evaluator": o.evaluator, "params": dict(o.params)}
+        for o in [*config.objectives, *config.constraints]
+    ]
+    return {"space": spec, "outcomes": outcomes}
+
+
+def _seed(seed: int, method: str, batch: int) -> int:
+    ss = np.random.SeedSequence(entropy=seed, spawn_key=(METHODS.index(method), batch))
+    return int(ss.generate_state(1, dtype=np.uint32)[0])
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One method's evaluations, in order.
+
+    Attributes
+    ----------
+    records : list of EvaluationRecord
+        Completed evaluations (``ok`` and ``failed``) in id order.
+    objectives : ndarray, ``n x k``
+        Objective values in the maximisation orientation (NaN where failed).
+    feasible : ndarray of bool, ``n``
+        ``ok`` and meeting every constraint.
+    """
+
+    records: list[EvaluationRecord]
+    objectives: np.ndarray
+    feasible: np.ndarray
+
+    def best_so_far(self) -> np.ndarray:
+        """Best feasible first objective after each evaluation (maximisation orientation)."""
+        vals = np.where(self.feasible, self.objectives[:, 0], -np.inf)
+        best = np.maximum.accumulate(vals) if len(vals) else vals
+        return np.where(np.isfinite(best), best, np.nan)
+
+
+@dataclass(frozen=True)
+class CampaignSummary:
+    """What a finished campaign found.
+
+    Attributes
+    ----------
+    out_dir : Path
+    methods : dict of str to MethodResult
+    goals : list of int
+        +1 / -1 per objective.
+    objective_names : list of str
+    best : dict of str to float or None
+        Best feasible first objective per method, in the objective's own units.
+    improvement : dict of str to float or None
+        BO's improvement over each baseline in percent (positive is better, for either goal).
+    report : Path
+    """
+
+    out_dir: Path
+    methods: dict[str, MethodResult]
+    goals: list[int]
+    objective_names: list[str]
+    best: dict[str, float | None]
+    improvement: dict[str, float | None]
+    report: Path
+
+
+def _method_result(records: list[EvaluationRecord], config: CampaignConfig) -> MethodResult:
+    n_obj = len(config.objectives)
+    goals = np.array([1.0 if o.goal == "maximize" else -1.0 for o in config.objectives])
+    done = [r for r in records if r.status != "pending"]
+    obj = np.full((len(done), n_obj), np.nan)
+    feas = np.zeros(len(done), dtype=bool)
+    for i, r in enumerate(done):
+        if r.status == "ok":
+            obj[i] = np.asarray(r.outcomes[:n_obj]) * goals
+            feas[i] = _feasible(r, config)
+    return MethodResult(done, obj, feas)
+
+
+def _feasible(record: EvaluationRecord, config: CampaignConfig) -> bool:
+    if record.status != "ok":
+        return False
+    n_obj = len(config.objectives)
+    for c, v in zip(config.constraints, record.outcomes[n_obj:], strict=True):
+        if (c.min is not None and v < c.min) or (c.max is not None and v > c.max):
+            return False
+    return True
+
+
+def _identity(config: CampaignConfig) -> dict[str, Any]:
+    """What must not change between a campaign and its resumption (the budget may grow)."""
+    d = config.model_dump(mode="json")
+    d["bo"] = {k: v for k, v in d["bo"].items() if k != "budget"}
+    for key in ("dask", "retries", "top_k", "name"):
+        d.pop(key, None)
+    return d
+
+
+def prepare_campaign(
+    config: CampaignConfig,
+    out_dir: str | Path,
+    *,
+    config_dir: Path | None = None,
+    space_spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Check everything a campaign needs before it starts; returns its evaluation context.
+
+    Raises :class:`InputError` for a missing or unreadable checkpoint, an evaluator or
+    parameter that does not exist, or an ``out_dir`` that holds a campaign with another
+    configuration, so a flow never starts on bad input.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: exists and is not a directory")
+    context = campaign_context(config, config_dir=config_dir, space_spec=space_spec)
+    load_space(context["space"])  # a bad checkpoint fails here, with its own InputError
+    for spec in context["outcomes"]:
+        if spec["evaluator"] != VOLUME_FRACTION:
+            evaluator_for(spec)  # unknown names and bad parameters fail here
+    if "grf" in config.baselines:
+        load_space(context["space"]).grf(0)  # the matched GRF parameters must be known
+    db = out / "evaluations.sqlite"
+    if db.exists():
+        with EvaluationStore(db) as store:
+            previous = store.get_meta("identity")
+        if previous is not None and previous != _identity(config):
+            raise InputError(
+                f"--out {out}: holds a campaign with a different configuration; use another "
+                "folder (only bo.budget may change when resuming)"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    return context
+
+
+def _known_constraints(config: CampaignConfig, space):
+    """A feasibility mask for latents from the constraints known without evaluation.
+
+    The volume fraction is computed from the decoded image, so a candidate's can be known for
+    ~1 ms before any evaluator runs; BO uses it to choose only designs that meet those
+    constraints (the GP models them too, for the acquisition). None when there are none.
+    """
+    bounds = [(c.min, c.max) for c in config.constraints if c.evaluator == VOLUME_FRACTION]
+    if not bounds:
+        return None
+
+    def feasible(X: torch.Tensor) -> torch.Tensor:
+        images = space.decode(X.detach().cpu().numpy())
+        vf = torch.as_tensor((images == 1).reshape(len(images), -1).mean(1), dtype=X.dtype)
+        ok = torch.ones(len(X), dtype=torch.bool)
+        for lo, hi in bounds:
+            if lo is not None:
+                ok &= vf >= lo
+            if hi is not None:
+                ok &= vf <= hi
+        return ok
+
+    return feasible
+
+
+def _propose(
+    method: str, batch: int, store: EvaluationStore, config: CampaignConfig, space, n_new: int
+) -> list[dict[str, Any]]:
+    seed = _seed(config.seed, method, batch)
+    dim = space.dim
+    if method == "random":
+        rng = np.random.default_rng(seed)
+        return [{"latent": x.tolist()} for x in rng.uniform(-1, 1, size=(n_new, dim))]
+    if method == "grf":
+        return [{"grf_seed": _seed(seed, "grf", i)} for i in range(n_new)]
+    # bo
+    bounds = bo.box(dim)
+    ok = store.records("bo", status="ok")
+    feasible = _known_constraints(config, space)
+    if batch == 0 or len(ok) < 2:
+        X = bo.initial_design(4 * n_new if feasible else n_new, bounds, seed=seed)
+        if feasible:  # the first n Sobol points that meet the known constraints (then the rest)
+            keep = feasible(X)
+            X = torch.cat([X[keep], X[~keep]])[:n_new]
+        return [{"latent": x.tolist()} for x in X]
+    X = torch.tensor([r.latent for r in ok], dtype=bo.DTYPE)
+    Y = torch.tensor([r.outcomes for r in ok], dtype=bo.DTYPE)
+    n_obj = len(config.objectives)
+    constraints = [bo.Constraint(n_obj + j, c.min, c.max) for j, c in enumerate(config.constraints)]
+    goals = [1 if o.goal == "maximize" else -1 for o in config.objectives]
+    prop = bo.propose(
+        X,
+        Y,
+        goals=goals,
+        constraints=constraints,
+        bounds=bounds,
+        q=n_new,
+        seed=seed,
+        num_restarts=config.bo.num_restarts,
+        raw_samples=config.bo.raw_samples,
+        mc_samples=config.bo.mc_samples,
+        ref_point=config.bo.ref_point,
+        feasible=feasible,
+        pool_size=config.bo.pool_size,
+    )
+    return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]
+
+
+def run_campaign(
+    config: CampaignConfig,
+    out_dir: str | Path,
+    *,
+    config_dir: Path | None = None,
+    evaluate_many: EvaluateMany | None = None,
+    space_spec: dict[str, Any] | None = None,
+    progress: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> CampaignSummary:
+    """Run (or resume) a design campaign in ``out_dir``.
+
+    Parameters
+    ----------
+    config : CampaignConfig
+        The campaign; ``bo.budget`` evaluations for BO and for each baseline.
+    out_dir : path-like
+        Holds ``evaluations.sqlite`` (the durable store), ``evaluations.csv``, and at the end
+        ``best.npz``, ``report.md``, ``report.png``. Rerunning on the same folder resumes: the
+        completed evaluations are kept, an interrupted batch is finished, nothing is proposed
+        again. A folder holding a campaign with another configuration is refused.
+    config_dir : Path, optional
+        Where the config file lives (relative checkpoint paths are resolved from there).
+    evaluate_many : callable, optional
+        How a batch is evaluated (see :data:`EvaluateMany`); sequential by default.
+    space_spec : dict, optional
+        Overrides the design space (see :func:`mdesign.optimization.problem.load_space`).
+    progress : bool
+        Show a progress bar per method.
+    log : callable, optional
+        Receives one line per batch.
+
+    Returns
+    -------
+    CampaignSummary
+    """
+    log = log or (lambda msg: None)
+    out = Path(out_dir)
+    context = prepare_campaign(config, out, config_dir=config_dir, space_spec=space_spec)
+    space = load_space(context["space"])
+    evaluate_many = evaluate_many or evaluate_sequentially
+    with EvaluationStore(
+        out / "evaluations.sqlite", feasible=lambda r: _feasible(r, config)
+    ) as store:
+        store.set_meta("identity", _identity(config))
+        store.set_meta("config", config.model_dump(mode="json"))
+        methods = ["bo", *config.baselines]
+        for method in methods:
+            budget = config.bo.budget
+            bar = tqdm(total=budget, desc=method, unit="eval", disable=not progress, leave=False)
+            bar.update(min(store.count(method, done=True), budget))
+            while store.count(method, done=True) < budget:
+                pending = store.records(method, status="pending")
+                if not pending:
+                    done = store.count(method, done=True)
+                    batch = store.next_batch(method)
+                    if method == "bo":
+                        size = config.bo.initial if batch == 0 else config.bo.batch_size
+                    else:
+                        size = config.baseline_batch_size
+                    size = min(size, budget - done)
+                    designs = _propose(method, batch, store, config, space, size)
+                    store.add_pending(method, batch, designs)
+                    pending = store.records(method, status="pending")
+                else:
+                    log(f"{method}: resuming {len(pending)} pending evaluation(s)")
+
+                def on_result(i: int, result: dict, pending=pending, bar=bar) -> None:
+                    store.complete(
+                        pending[i].id,
+                        outcomes=result["outcomes"],
+                        error=result["error"],
+                        seconds=result["seconds"],
+                    )
+                    bar.update(1)
+
+                evaluate_many(context, [p.design for p in pending], on_result)
+                left = store.records(method, status="pending")
+                if left:
+                    # an orchestrator that lost results must not loop forever on them
+                    for p in left:
+                        store.complete(
+                            p.id,
+                            outcomes=None,
+                            seconds=0.0,
+                            error="no result returned by the executor",
+                        )
+                res = _method_result(store.records(method), config)
+                best = res.best_so_far()
+                log(
+                    f"{method}: {len(res.records)}/{budget} evaluated, best "
+                    f"{_fmt_best(best[-1] if len(best) else math.nan, config)}"
+                )
+            bar.close()
+        results = {m: _method_result(store.records(m), config) for m in methods}
+        store.write_csv()
+    from mdesign.optimization.report import write_report
+
+    return write_report(config, out, results, space=space, log=log)
+
+
+def _fmt_best(v: float, config: CampaignConfig) -> str:
+    if not np.isfinite(v):
+        return "(no feasible design yet)"
+    sign = 1 if config.objectives[0].goal == "maximize" else -1
+    return f"{config.objectives[0].name} = {sign * v:.6g}"
+
+
+def improvement_percent(bo_best: float | None, base_best: float | None, goal: int) -> float | None:
+    """BO's improvement over a baseline in percent of the baseline, positive when BO is better.
+
+    ``bo_best`` and ``base_best`` are in the objective's own units; ``goal`` +1 (maximise) or
+    -1 (minimise).
+    """
+    if bo_best is None or base_best is None or base_best == 0:
+        return None
+    return 100.0 * goal * (bo_best - base_best) / abs(base_best)
+
+
+def best_values(results: dict[str, MethodResult], goals: Sequence[int]) -> dict[str, float | None]:
+    """Best feasible first objective per method, in the objective's own units."""
+    out = {}
+    for m, r in results.items():
+        b = r.best_so_far()
+        out[m] = float(goals[0] * b[-1]) if len(b) and np.isfinite(b[-1]) else None
+    return out
+
+
+def summary_json(summary: CampaignSummary) -> str:
+    return json.dumps({"best": summary.best, "improvement_percent": summary.improvement})

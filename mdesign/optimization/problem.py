@@ -1,0 +1,245 @@
+"""The design problem: a point of the GAN's latent box, decoded and evaluated.
+
+``X`` (``n x d``, ``d = C h w``) lies in ``[-1, 1]^d``, the GAN's latent prior and the box BO
+searches (Yang et al. 2018). The generator decodes it to a binarised microstructure; the
+outcomes are property evaluators (:mod:`mdesign.evaluators`) or the built-in
+``volume_fraction`` of phase 1 computed from the image.
+
+:class:`LatentDesignProblem` follows BoTorch's test problems (``dim``, ``bounds`` buffer, a
+public ``forward`` that checks shapes and bounds, a private ``_evaluate_true``); it returns NaN
+for a design whose decoding or evaluation fails, so one bad design never stops a campaign.
+
+The same problem also evaluates the GRF baseline: random level-cut GRF images matched to the
+GAN's training distribution (the parameters recorded with its training set).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from botorch.test_functions.base import BaseTestProblem
+
+from mdesign.errors import InputError
+
+__all__ = [
+    "VOLUME_FRACTION",
+    "DesignOutcome",
+    "GANDesignSpace",
+    "LatentDesignProblem",
+    "evaluate_design",
+    "load_space",
+]
+
+VOLUME_FRACTION = "volume_fraction"
+
+
+class GANDesignSpace:
+    """A trained generator's latent box as a design space.
+
+    Parameters
+    ----------
+    checkpoint : path-like
+        A ``mdesign train`` checkpoint.
+    latent_size : int, optional
+        Side K of the latent map (image side 32 K); the checkpoint's training latent by default.
+    periodic : bool
+        Decode with circular padding (tileable designs).
+    binarize : {"midpoint", "otsu"}
+        How the generator's tanh output becomes labels.
+    device : optional
+        Defaults to CUDA when available.
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path,
+        *,
+        latent_size: int | None = None,
+        periodic: bool = False,
+        binarize: str = "midpoint",
+        device=None,
+    ) -> None:
+        from mdesign.gan import latent_shape, load_checkpoint
+
+        self.checkpoint_path = Path(checkpoint)
+        self.ckpt = load_checkpoint(self.checkpoint_path, device=device)
+        self.latent_shape = tuple(latent_shape(self.ckpt.config, size=latent_size))
+        self.periodic = periodic
+        self.binarize = binarize
+        # the generator's upsampling factor (32 for the default five stride-2 layers)
+        self.image_shape = tuple(self.decode(np.zeros((1, self.dim))).shape[1:])
+
+    @property
+    def dim(self) -> int:
+        return int(np.prod(self.latent_shape))
+
+    def decode(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Labels ``n x 32h x 32w`` of the designs ``X`` (``n x d`` in ``[-1, 1]``)."""
+        from mdesign.gan import decode
+
+        gen = self.ckpt.generator
+        param = next(gen.parameters())
+        z = torch.as_tensor(np.asarray(X, dtype=np.float32)).to(param.device)
+        z = z.reshape(-1, *self.latent_shape)
+        return decode(gen, z, periodic=self.periodic, binarize=self.binarize)
+
+    def grf(self, seed: int) -> np.ndarray:
+        """One GRF image drawn like the GAN's training set, at this space's image size,
+        ``1 x H x W`` (the matched baseline)."""
+        from mdesign.gan import grf_training_parameters
+        from mdesign.grf import grf_microstructures
+
+        params = grf_training_parameters(self.ckpt.data_meta)
+        return grf_microstructures(1, self.image_shape, seed=int(seed), **params).images
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_space(spec_json: str):
+    spec = json.loads(spec_json)
+    factory = spec.pop("factory", None)
+    if factory:
+        module, _, name = factory.partition(":")
+        try:
+            fn = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise InputError(f"generator.factory: cannot load {factory!r} ({exc})") from None
+        return fn(**spec)
+    return GANDesignSpace(**spec)
+
+
+def load_space(spec: dict[str, Any]):
+    """The design space described by ``spec`` (cached per process).
+
+    ``spec`` holds :class:`GANDesignSpace`'s keywords (``checkpoint``, ``latent_size``,
+    ``periodic``, ``binarize``), or ``factory: "module:function"`` and that function's keywords
+    for a user-supplied space with the same methods (``dim``, ``latent_shape``, ``image_shape``,
+    ``decode``, ``grf``).
+    """
+    return _cached_space(json.dumps(spec, sort_keys=True))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_evaluator(name: str, params_json: str):
+    from mdesign.evaluators import get_evaluator
+
+    return get_evaluator(name, **json.loads(params_json))
+
+
+def evaluator_for(spec: dict[str, Any]):
+    """The evaluator of an outcome spec ``{"evaluator", "params"}`` (cached per process)."""
+    return _cached_evaluator(spec["evaluator"], json.dumps(spec.get("params", {}), sort_keys=True))
+
+
+def _outcome_values(images: np.ndarray, outcomes: Sequence[dict[str, Any]]) -> np.ndarray:
+    """``n x m`` outcome values of label images (NaN where an evaluator failed)."""
+    cols = []
+    for spec in outcomes:
+        if spec["evaluator"] == VOLUME_FRACTION:
+            cols.append((images == 1).reshape(images.shape[0], -1).mean(1))
+            continue
+        from mdesign.evaluators import evaluate_batch
+
+        ev = evaluator_for(spec)
+        res = evaluate_batch(ev, images)
+        if res.errors:
+            raise RuntimeError("; ".join(f"{spec['evaluator']}: {e.message}" for e in res.errors))
+        cols.append(np.asarray(res.values, dtype=np.float64))
+    return np.stack(cols, axis=1)
+
+
+class LatentDesignProblem(BaseTestProblem):
+    """Designs in the latent box, evaluated on their decoded microstructures.
+
+    Parameters
+    ----------
+    space : GANDesignSpace
+        The decoder.
+    outcomes : sequence of dict
+        ``{"evaluator": name, "params": {...}}`` per outcome (objectives, then constraints).
+
+    Notes
+    -----
+    ``forward(X)`` returns ``n x m`` outcomes; a failed design's row is NaN. BoTorch's noise and
+    negation options are not used: goals are handled by the campaign.
+    """
+
+    _is_minimization_by_default = False
+
+    def __init__(self, space, outcomes: Sequence[dict[str, Any]]) -> None:
+        self.dim = space.dim
+        self._bounds = [(-1.0, 1.0)] * self.dim
+        self.continuous_inds = list(range(self.dim))
+        super().__init__()
+        self.space = space
+        self.outcomes = [dict(o) for o in outcomes]
+        self.num_outcomes = len(self.outcomes)
+
+    def _evaluate_true(self, X: torch.Tensor) -> torch.Tensor:
+        out = torch.full((X.shape[0], self.num_outcomes), math.nan, dtype=X.dtype)
+        for i, x in enumerate(X):
+            try:
+                images = self.space.decode(x[None].cpu().numpy())
+                out[i] = torch.as_tensor(_outcome_values(images, self.outcomes)[0])
+            except Exception:  # a failing design is NaN, never fatal
+                continue
+        return out
+
+
+@dataclass(frozen=True)
+class DesignOutcome:
+    """What one evaluation produced (what the store records)."""
+
+    outcomes: list[float] | None
+    error: str | None
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"outcomes": self.outcomes, "error": self.error, "seconds": self.seconds}
+
+
+def evaluate_design(context: dict[str, Any], design: dict[str, Any]) -> dict[str, Any]:
+    """Decode and evaluate one design; failures are returned, never raised.
+
+    Parameters
+    ----------
+    context : dict
+        ``{"space": load_space spec, "outcomes": [{"evaluator", "params"}, ...]}`` (small and
+        JSON-able, so a Prefect task or a Dask worker can take it).
+    design : dict
+        ``{"latent": [d floats]}`` or ``{"grf_seed": int}`` (the GRF baseline).
+
+    Returns
+    -------
+    dict
+        :class:`DesignOutcome` as a dict: ``outcomes`` (one float per outcome) or ``None``,
+        ``error`` and ``seconds``.
+    """
+    t0 = time.perf_counter()
+    try:
+        space = load_space(context["space"])
+        if "grf_seed" in design:
+            images = space.grf(int(design["grf_seed"]))
+        else:
+            latent = np.asarray(design["latent"], dtype=np.float64)
+            if latent.shape != (space.dim,) or np.abs(latent).max() > 1 + 1e-9:
+                raise ValueError(f"latent must be {space.dim} values in [-1, 1]")
+            images = space.decode(latent[None])
+        values = _outcome_values(images, context["outcomes"])[0]
+        bad = [context["outcomes"][j]["evaluator"] for j in np.flatnonzero(~np.isfinite(values))]
+        if bad:
+            raise ValueError(f"non-finite value from {', '.join(bad)}")
+        result = DesignOutcome([float(v) for v in values], None, time.perf_counter() - t0)
+    except Exception as exc:  # recorded as a failed evaluation
+        msg = f"{type(exc).__name__}: {exc}".strip()
+        result = DesignOutcome(None, msg[:500], time.perf_counter() - t0)
+    return result.as_dict()

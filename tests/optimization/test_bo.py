@@ -1,0 +1,97 @@
+import numpy as np
+import pytest
+import torch
+
+from mdesign.optimization import bo
+
+
+def _f(X):
+    """Objective (max at x = 0.3) and a constrained quantity x0."""
+    return torch.cat([-((X - 0.3) ** 2).sum(-1, keepdim=True), X[:, :1]], 1)
+
+
+def test_initial_design_is_seeded_and_in_the_box():
+    b = bo.box(5)
+    X = bo.initial_design(16, b, seed=3)
+    assert X.shape == (16, 5) and X.dtype == torch.float64
+    assert (X >= -1).all() and (X <= 1).all()
+    assert torch.equal(X, bo.initial_design(16, b, seed=3))
+    assert not torch.equal(X, bo.initial_design(16, b, seed=4))
+
+
+def test_same_seed_same_proposals():
+    b = bo.box(4)
+    X = bo.initial_design(8, b, seed=0)
+    Y = _f(X)[:, :1]
+    p1 = bo.propose(X, Y, goals=[1], bounds=b, q=3, seed=11, num_restarts=2, raw_samples=32)
+    p2 = bo.propose(X, Y, goals=[1], bounds=b, q=3, seed=11, num_restarts=2, raw_samples=32)
+    assert p1.X.shape == (3, 4) and torch.equal(p1.X, p2.X)
+    assert (p1.X.abs() <= 1).all()
+    # global RNG state is left as it was
+    state = torch.random.get_rng_state()
+    bo.propose(X, Y, goals=[1], bounds=b, q=1, seed=12, num_restarts=2, raw_samples=32)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_bo_beats_random_with_the_same_budget():
+    b = bo.box(4)
+    X = bo.initial_design(8, b, seed=1)
+    Y = _f(X)[:, :1]
+    for it in range(4):
+        p = bo.propose(X, Y, goals=[1], bounds=b, q=3, seed=it, num_restarts=4, raw_samples=64)
+        X, Y = torch.cat([X, p.X]), torch.cat([Y, _f(p.X)[:, :1]])
+    rand = torch.rand(len(X), 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    best_random = _f(rand * 2 - 1)[:, 0].max()
+    assert Y.max() > best_random
+    assert Y.max() > _f(bo.initial_design(8, b, seed=1))[:, 0].max()
+
+
+def test_minimisation_and_constraints():
+    b = bo.box(3)
+    X = bo.initial_design(10, b, seed=2)
+
+    # minimise x0 + x1 subject to x0 >= -0.2: the optimum sits on the constraint
+    def g(X):
+        return torch.stack([X[:, 0] + X[:, 1], X[:, 0]], 1)
+
+    Y = g(X)
+    for it in range(3):
+        p = bo.propose(
+            X,
+            Y,
+            goals=[-1],
+            constraints=[bo.Constraint(1, lower=-0.2)],
+            bounds=b,
+            q=3,
+            seed=it,
+            num_restarts=4,
+            raw_samples=64,
+        )
+        X, Y = torch.cat([X, p.X]), torch.cat([Y, g(p.X)])
+    feas = bo.feasible_mask(Y, [bo.Constraint(1, lower=-0.2)])
+    new = slice(10, None)
+    assert feas[new].float().mean() >= 0.6  # proposals mostly respect the constraint
+    assert Y[new][feas[new], 0].min() < Y[:10][feas[:10], 0].min()
+
+
+def test_hypervolume_closed_form_and_pareto():
+    pts = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [-0.5, -0.5]], dtype=torch.float64)
+    assert bo.pareto_mask(pts).tolist() == [True, True, True, False]
+    # the staircase above (-1, -1): x in [-1, 0] up to y = 1 (area 2), x in (0, 0.5] up to
+    # y = 0.5 (0.75), x in (0.5, 1] up to y = 0 (0.5): 3.25
+    assert bo.hypervolume(pts, torch.tensor([-1.0, -1.0], dtype=torch.float64)) == (
+        pytest.approx(3.25)
+    )
+    assert bo.hypervolume(pts, torch.tensor([2.0, 2.0], dtype=torch.float64)) == 0.0
+    ref = bo.infer_ref_point(pts)
+    assert (ref < pts.min(0).values).all()
+
+
+def test_two_objectives_propose_a_batch():
+    b = bo.box(3)
+    X = bo.initial_design(10, b, seed=0)
+    Y = torch.stack([-(X - 0.5).pow(2).sum(1), -(X + 0.5).pow(2).sum(1)], 1)
+    p = bo.propose(
+        X, Y, goals=[1, 1], bounds=b, q=2, seed=0, num_restarts=2, raw_samples=32, mc_samples=32
+    )
+    assert p.X.shape == (2, 3) and np.isfinite(p.acq_value)

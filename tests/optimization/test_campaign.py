@@ -1,0 +1,217 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from mdesign.config import CampaignConfig, config_from_dict
+from mdesign.errors import InputError
+from mdesign.optimization.campaign import evaluate_sequentially, run_campaign
+
+SPACE = {"factory": "tests.optimization.fakes:make_space"}
+
+
+def _config(**over):
+    base = {
+        "name": "t",
+        "objectives": [{"evaluator": "volume_fraction", "goal": "maximize"}],
+        "bo": {
+            "budget": 9,
+            "initial": 4,
+            "batch_size": 3,
+            "num_restarts": 2,
+            "raw_samples": 32,
+            "mc_samples": 32,
+        },
+        "baselines": ["random", "grf"],
+        "baseline_batch_size": 4,
+        "seed": 3,
+    }
+    base.update(over)
+    return config_from_dict(CampaignConfig, base)
+
+
+def _rows(out):
+    return list(csv.DictReader((out / "evaluations.csv").open()))
+
+
+def test_campaign_writes_every_evaluation_and_the_report(tmp_path):
+    out = tmp_path / "c"
+    summary = run_campaign(_config(), out, space_spec=SPACE, progress=False)
+    rows = _rows(out)
+    assert len(rows) == 27 and len({r["id"] for r in rows}) == 27
+    for m in ("bo", "random", "grf"):
+        assert sum(r["method"] == m for r in rows) == 9
+    assert all(r["status"] == "ok" for r in rows)
+    # the CSV value is the objective, here the phase-1 fraction of the decoded design
+    best = max(float(r["value"]) for r in rows if r["method"] == "bo")
+    assert summary.best["bo"] == pytest.approx(best)
+    for name in ("best.npz", "report.md", "report.png"):
+        assert (out / name).stat().st_size > 0
+    with np.load(out / "best.npz") as data:
+        assert data["images"].shape[1:] == (64, 64) and data["latents"].shape[1:] == (1, 2, 2)
+        assert float(data["images"][0].mean()) == pytest.approx(best)
+        meta = json.loads(str(data["meta"]))
+    assert meta["best"]["bo"] == pytest.approx(best)
+    assert "BO improvement" in (out / "report.md").read_text()
+
+
+class Crash(BaseException):
+    """Stands in for SIGKILL: nothing after it runs."""
+
+
+def test_interrupted_campaign_resumes_without_loss_or_duplicates(tmp_path):
+    cfg = _config()
+    reference = tmp_path / "ref"
+    run_campaign(cfg, reference, space_spec=SPACE, progress=False)
+
+    out = tmp_path / "c"
+    seen = []
+
+    def crash_mid_batch(context, designs, on_result):
+        for i, d in enumerate(designs):
+            if len(seen) == 6:  # in the middle of BO's second batch
+                raise Crash
+            evaluate_sequentially(context, [d], lambda _, res, i=i: on_result(i, res))
+            seen.append(d)
+
+    with pytest.raises(Crash):
+        run_campaign(cfg, out, space_spec=SPACE, evaluate_many=crash_mid_batch, progress=False)
+    first = _rows(out)
+    assert len(first) == 6
+    run_campaign(cfg, out, space_spec=SPACE, progress=False)
+    rows = _rows(out)
+    assert rows[:6] == first  # nothing completed was lost or redone
+    assert len(rows) == 27
+    latents = [r["latent"] for r in rows if r["method"] != "grf"]
+    assert len(set(latents)) == len(latents)  # nothing evaluated twice
+    # and the campaign made exactly the proposals of an uninterrupted run
+    ref = _rows(reference)
+    assert [(r["method"], r["latent"], r["value"]) for r in rows] == [
+        (r["method"], r["latent"], r["value"]) for r in ref
+    ]
+
+
+def test_same_seed_same_proposals_and_another_seed_differs(tmp_path):
+    a = run_campaign(_config(baselines=[]), tmp_path / "a", space_spec=SPACE, progress=False)
+    b = run_campaign(_config(baselines=[]), tmp_path / "b", space_spec=SPACE, progress=False)
+    c = run_campaign(
+        _config(baselines=[], seed=4), tmp_path / "c", space_spec=SPACE, progress=False
+    )
+    lat = lambda s: [r.latent for r in s.methods["bo"].records]  # noqa: E731
+    assert lat(a) == lat(b) and lat(a) != lat(c)
+
+
+def test_failing_designs_are_recorded_and_never_fatal(tmp_path):
+    space = {**SPACE, "fail_above": 0.2}  # the decoder raises for x0 > 0.2
+    out = tmp_path / "c"
+    summary = run_campaign(_config(baselines=["random"]), out, space_spec=space, progress=False)
+    rows = _rows(out)
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed and all("decoder failure" in r["error"] and r["value"] == "" for r in failed)
+    assert len(rows) == 18
+    assert summary.best["bo"] is not None
+    ok_bo = [json.loads(r["latent"]) for r in rows if r["method"] == "bo" and r["status"] == "ok"]
+    assert all(x[0] <= 0.2 for x in ok_bo)
+
+
+def test_constraints_bound_the_best_design(tmp_path):
+    cfg = _config(
+        baselines=["random"],
+        constraints=[{"evaluator": "volume_fraction", "label": "vf", "max": 0.6}],
+    )
+    summary = run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    assert summary.best["bo"] <= 0.6
+    assert summary.best["random"] is None or summary.best["random"] <= 0.6
+    rows = _rows(tmp_path / "c")
+    assert {r["feasible"] for r in rows} <= {"true", "false"}
+    assert all((float(r["value"]) <= 0.6) == (r["feasible"] == "true") for r in rows)
+
+
+def test_resume_refuses_another_config_but_accepts_a_larger_budget(tmp_path):
+    out = tmp_path / "c"
+    run_campaign(_config(baselines=[]), out, space_spec=SPACE, progress=False)
+    with pytest.raises(InputError, match="different configuration"):
+        run_campaign(_config(baselines=[], seed=9), out, space_spec=SPACE, progress=False)
+    bigger = _config(
+        baselines=[],
+        bo={
+            "budget": 12,
+            "initial": 4,
+            "batch_size": 3,
+            "num_restarts": 2,
+            "raw_samples": 32,
+            "mc_samples": 32,
+        },
+    )
+    run_campaign(bigger, out, space_spec=SPACE, progress=False)
+    assert len(_rows(out)) == 12
+
+
+def test_two_objectives_report_a_pareto_front(tmp_path):
+    cfg = _config(
+        baselines=["random"],
+        objectives=[
+            {"evaluator": "volume_fraction", "label": "vf", "goal": "maximize"},
+            {"evaluator": "volume_fraction", "label": "vf_min", "goal": "minimize"},
+        ],
+    )
+    summary = run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    assert "Pareto" in summary.report.read_text()
+    with np.load(tmp_path / "c" / "best.npz") as data:
+        vals = data["values"]
+    # two opposite objectives: every design is Pareto-optimal, so all feasible BO designs are
+    assert len(vals) == int(summary.methods["bo"].feasible.sum())
+
+
+def test_a_real_evaluator_objective_with_a_volume_fraction_constraint(tmp_path):
+    cfg = _config(
+        baselines=["random"],
+        objectives=[
+            {
+                "evaluator": "effective_conductivity",
+                "label": "sigma_x",
+                "params": {"conductivities": [1.0, 10.0], "direction": "x"},
+            }
+        ],
+        constraints=[{"evaluator": "volume_fraction", "min": 0.3, "max": 0.5}],
+    )
+    summary = run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    rows = _rows(tmp_path / "c")
+    assert all(r["status"] == "ok" for r in rows)
+    for r in rows:
+        sigma, vf = json.loads(r["outcomes"])
+        # the Wiener bounds hold for every design
+        assert 1 / (vf / 10 + (1 - vf)) - 1e-6 <= sigma <= 10 * vf + (1 - vf) + 1e-6
+        assert (r["feasible"] == "true") == (0.3 <= vf <= 0.5)
+    assert summary.best["bo"] is not None
+
+
+def test_an_evaluator_returning_nan_fails_only_its_design(tmp_path):
+    cfg = _config(
+        baselines=["random"],
+        objectives=[
+            {"evaluator": "tests.optimization.fakes:flaky_fraction", "params": {"nan_above": 0.6}}
+        ],
+    )
+    run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    rows = _rows(tmp_path / "c")
+    failed = [r for r in rows if r["status"] == "failed"]
+    assert failed and all("value is nan" in r["error"] for r in failed)
+    assert len(rows) == 18
+    assert all(float(r["value"]) <= 0.6 for r in rows if r["status"] == "ok")
+
+
+@pytest.mark.parametrize("name", ["campaign_quickstart.yaml", "campaign_optical.yaml"])
+def test_shipped_campaign_configs_are_valid(name):
+    from pathlib import Path
+
+    from mdesign.cli.optimize import load_campaign
+    from mdesign.optimization.problem import VOLUME_FRACTION, evaluator_for
+
+    path = Path(__file__).resolve().parents[2] / "configs" / name
+    cfg = load_campaign(path)
+    for spec in [*cfg.objectives, *cfg.constraints]:
+        if spec.evaluator != VOLUME_FRACTION:
+            evaluator_for({"evaluator": spec.evaluator, "params": spec.params})
+    assert (path.parent / cfg.generator.checkpoint).resolve().name == "checkpoint.pt"

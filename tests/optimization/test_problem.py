@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+import torch
+
+from mdesign.gan import SHIPPED_CHECKPOINT
+from mdesign.optimization.problem import GANDesignSpace, LatentDesignProblem, evaluate_design
+
+OUTCOMES = [
+    {"evaluator": "effective_conductivity", "params": {"conductivities": [1.0, 10.0]}},
+    {"evaluator": "volume_fraction"},
+]
+
+
+@pytest.fixture(scope="module")
+def space():
+    return GANDesignSpace(SHIPPED_CHECKPOINT)
+
+
+def test_the_shipped_gan_as_a_design_space(space):
+    assert space.latent_shape == (1, 4, 4) and space.dim == 16
+    assert space.image_shape == (128, 128)
+    X = np.random.default_rng(0).uniform(-1, 1, (3, 16))
+    a, b = space.decode(X), space.decode(X)
+    assert a.shape == (3, 128, 128) and a.dtype == np.uint8 and np.array_equal(a, b)
+    big = GANDesignSpace(SHIPPED_CHECKPOINT, latent_size=8)
+    assert big.dim == 64 and big.image_shape == (256, 256)
+
+
+def test_grf_baseline_is_drawn_like_the_training_set(space):
+    from mdesign.gan import grf_training_parameters
+
+    params = grf_training_parameters(space.ckpt.data_meta)
+    lo, hi = params["volume_fraction"]
+    img = space.grf(7)
+    assert img.shape == (1, 128, 128)
+    assert lo - 1 / 128**2 <= img.mean() <= hi + 1 / 128**2
+    assert np.array_equal(img, space.grf(7)) and not np.array_equal(img, space.grf(8))
+
+
+def test_problem_checks_bounds_and_evaluates(space):
+    problem = LatentDesignProblem(space, OUTCOMES)
+    assert problem.dim == 16 and problem.bounds.shape == (2, 16)
+    X = torch.rand(2, 16, dtype=torch.float64) * 2 - 1
+    Y = problem(X)
+    assert Y.shape == (2, 2) and torch.isfinite(Y).all()
+    vf = (space.decode(X.numpy()) == 1).reshape(2, -1).mean(1)
+    assert np.allclose(Y[:, 1].numpy(), vf)
+    # Wiener bounds on the conductivity
+    assert (
+        (Y[:, 0] >= 1 / (Y[:, 1] / 10 + 1 - Y[:, 1]) - 1e-6) & (Y[:, 0] <= 9 * Y[:, 1] + 1 + 1e-6)
+    ).all()
+    with pytest.raises(ValueError, match="bounds"):
+        problem(X * 3)
+
+
+def test_a_bad_design_is_a_failed_result_not_an_exception(space):
+    ctx = {"space": {"checkpoint": str(SHIPPED_CHECKPOINT)}, "outcomes": OUTCOMES}
+    res = evaluate_design(ctx, {"latent": [0.0] * 5})
+    assert res["outcomes"] is None and "16 values" in res["error"]
+    res = evaluate_design(ctx, {"latent": [2.0] * 16})
+    assert res["outcomes"] is None and "[-1, 1]" in res["error"]
+    ok = evaluate_design(ctx, {"latent": [0.1] * 16})
+    assert ok["error"] is None and len(ok["outcomes"]) == 2

@@ -1,0 +1,55 @@
+import csv
+
+import pytest
+
+from mdesign.optimization.store import CSV_COLUMNS, EvaluationStore
+
+
+def test_pending_then_complete_is_durable_and_mirrored(tmp_path):
+    db = tmp_path / "evaluations.sqlite"
+    with EvaluationStore(db) as store:
+        ids = store.add_pending("bo", 0, [{"latent": [0.1, -0.2]}, {"latent": [0.3, 0.4]}])
+        assert store.count("bo", done=False) == 2 and store.count("bo", done=True) == 0
+        store.complete(ids[0], outcomes=[1.5, 0.3], error=None, seconds=0.25)
+        store.complete(ids[1], outcomes=None, error="boom", seconds=0.1)
+        with pytest.raises(KeyError):
+            store.complete(ids[0], outcomes=[2.0, 0.3], error=None, seconds=0.1)
+    # reopened: what was completed is there
+    with EvaluationStore(db) as store:
+        recs = store.records("bo")
+        assert [r.status for r in recs] == ["ok", "failed"]
+        assert recs[0].outcomes == [1.5, 0.3] and recs[1].error == "boom"
+        assert store.next_batch("bo") == 1 and store.next_batch("random") == 0
+    rows = list(csv.DictReader((tmp_path / "evaluations.csv").open()))
+    assert tuple(rows[0])[:8] == (
+        "id",
+        "method",
+        "batch",
+        "latent",
+        "value",
+        "status",
+        "error",
+        "seconds",
+    )
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert rows[0]["value"] == "1.5" and rows[0]["latent"] == "[0.1, -0.2]"
+    assert rows[1]["value"] == "" and rows[1]["status"] == "failed" and rows[1]["error"] == "boom"
+
+
+def test_csv_holds_only_completed_rows_and_feasibility(tmp_path):
+    store = EvaluationStore(tmp_path / "e.sqlite", feasible=lambda r: r.outcomes[1] < 0.5)
+    ids = store.add_pending("random", 0, [{"latent": [0.0]}] * 3)
+    store.complete(ids[0], outcomes=[1.0, 0.7], error=None, seconds=0.1)
+    store.complete(ids[2], outcomes=[2.0, 0.2], error=None, seconds=0.1)
+    rows = list(csv.DictReader((tmp_path / "evaluations.csv").open()))
+    assert [r["id"] for r in rows] == [str(ids[0]), str(ids[2])]
+    assert [r["feasible"] for r in rows] == ["false", "true"]
+    store.close()
+
+
+def test_meta_round_trip(tmp_path):
+    with EvaluationStore(tmp_path / "e.sqlite") as store:
+        store.set_meta("identity", {"a": [1, 2]})
+        store.set_meta("identity", {"a": [3]})
+        assert store.get_meta("identity") == {"a": [3]}
+        assert store.get_meta("missing") is None
