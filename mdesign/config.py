@@ -780,6 +780,11 @@ class CampaignConfig(Config):
     dask: DaskConfig = Field(default_factory=DaskConfig)
     top_k: int = Field(4, ge=1)
     """Best BO designs kept in best.npz and shown in the report."""
+    confirm: OutcomeConfig | None = None
+    """Confirm the best BO designs (``top_k``, or the Pareto set) with this evaluator at the
+    end, e.g. the true ``effective_conductivity`` of a campaign that optimised a ``surrogate``
+    of it: screening with the cheap model, confirming with the expensive one. The confirmed
+    values go into best.npz (``confirmed``) and report.md; a failing design gets NaN."""
 
 
 BO_DEFAULTS = BOConfig()

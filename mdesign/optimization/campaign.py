@@ -177,7 +177,7 @@ def _identity(config: CampaignConfig) -> dict[str, Any]:
     """What must not change between a campaign and its resumption (the budget may grow)."""
     d = config.model_dump(mode="json")
     d["bo"] = {k: v for k, v in d["bo"].items() if k != "budget"}
-    for key in ("dask", "retries", "top_k", "name"):
+    for key in ("dask", "retries", "top_k", "name", "confirm"):
         d.pop(key, None)
     return d
 
@@ -203,6 +203,8 @@ def prepare_campaign(
     for spec in context["outcomes"]:
         if spec["evaluator"] != VOLUME_FRACTION:
             evaluator_for(spec)  # unknown names and bad parameters fail here
+    if config.confirm is not None and config.confirm.evaluator != VOLUME_FRACTION:
+        evaluator_for(config.confirm.model_dump())  # checked now, used at the end
     if "grf" in config.baselines:
         load_space(context["space"]).grf(0)  # the matched GRF parameters must be known
     db = out / "evaluations.sqlite"

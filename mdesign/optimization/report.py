@@ -19,6 +19,7 @@ from mdesign.optimization.campaign import (
     best_values,
     improvement_percent,
 )
+from mdesign.optimization.problem import confirm_values
 from mdesign.plotting import save_figure, show_labels
 
 __all__ = ["write_report"]
@@ -89,6 +90,13 @@ def write_report(
     latents = np.array([bo_res.records[i].latent for i in top], dtype=np.float32)
     images = space.decode(latents) if len(top) else np.zeros((0, *space.image_shape), np.uint8)
     values = np.array([bo_res.records[i].outcomes for i in top], dtype=np.float64)
+    confirmed = None
+    if config.confirm is not None:
+        # screening with a cheap objective, confirming with the expensive evaluator
+        confirmed, confirm_errors = confirm_values(images, config.confirm.model_dump())
+        for i, msg in zip(top, confirm_errors, strict=True):
+            if msg and log:
+                log(f"confirm: design {bo_res.records[i].id} failed: {msg}")
     meta = {
         "command": "optimize",
         "version": __version__,
@@ -101,6 +109,10 @@ def write_report(
         "improvement_percent": improvement,
         "ids": [bo_res.records[i].id for i in top],
     }
+    extra = {}
+    if confirmed is not None:
+        meta["confirmed_by"] = config.confirm.name
+        extra["confirmed"] = confirmed
     write_images(
         out / "best.npz",
         images,
@@ -109,6 +121,7 @@ def write_report(
         if len(top)
         else np.zeros((0, *space.latent_shape), np.float32),
         values=values.reshape(len(top), len(outcome_names)),
+        **extra,
     )
 
     # a common reference point for the hypervolume curves
@@ -136,6 +149,7 @@ def write_report(
         values,
         multi,
         ref,
+        confirmed,
     )
     if log:
         log(f"report: {out / 'report.md'}")
@@ -240,7 +254,19 @@ def _figure(config, path, results, goals, names, top, images, values, multi, ref
 
 
 def _markdown(
-    config, path, results, goals, names, outcome_names, best, improvement, top, values, multi, ref
+    config,
+    path,
+    results,
+    goals,
+    names,
+    outcome_names,
+    best,
+    improvement,
+    top,
+    values,
+    multi,
+    ref,
+    confirmed=None,
 ):
     lines = [f"# Design campaign: {config.name}", ""]
     goal_txt = ", ".join(
@@ -282,15 +308,31 @@ def _markdown(
             lines.append(f"- {LABELS[m]}: {hv[-1] if len(hv) else 0:.6g}")
     lines += ["", PAPER, ""]
     title = "BO Pareto-optimal designs" if multi else f"Best {len(top)} BO designs"
+    columns = list(outcome_names)
+    if confirmed is not None:
+        columns.append(f"confirmed {config.confirm.name}")
     lines += [
         f"## {title} (`best.npz`)",
         "",
-        "| rank | id | " + " | ".join(outcome_names) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in outcome_names) + " |",
+        "| rank | id | " + " | ".join(columns) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in columns) + " |",
     ]
     for j, i in enumerate(top):
         rec = results["bo"].records[i]
-        lines.append(f"| {j + 1} | {rec.id} | " + " | ".join(f"{v:.6g}" for v in values[j]) + " |")
+        cells = [f"{v:.6g}" for v in values[j]]
+        if confirmed is not None:
+            cells.append("failed" if np.isnan(confirmed[j]) else f"{confirmed[j]:.6g}")
+        lines.append(f"| {j + 1} | {rec.id} | " + " | ".join(cells) + " |")
+    if confirmed is not None and np.isfinite(confirmed).any():
+        sign = goals[0]
+        j = int(np.nanargmax(sign * confirmed))
+        lines += [
+            "",
+            f"Confirmed with `{config.confirm.evaluator}`: the best design is "
+            f"{results['bo'].records[top[j]].id} with {config.confirm.name} = "
+            f"{confirmed[j]:.6g} ({names[0]} {values[j][0]:.6g}). The confirmed values, not "
+            f"the screening objective's, decide.",
+        ]
     lines += [
         "",
         "![report](report.png)",

@@ -202,16 +202,55 @@ def test_an_evaluator_returning_nan_fails_only_its_design(tmp_path):
     assert all(float(r["value"]) <= 0.6 for r in rows if r["status"] == "ok")
 
 
-@pytest.mark.parametrize("name", ["campaign_quickstart.yaml", "campaign_optical.yaml"])
-def test_shipped_campaign_configs_are_valid(name):
+@pytest.mark.parametrize(
+    "name", ["campaign_quickstart.yaml", "campaign_optical.yaml", "campaign_surrogate.yaml"]
+)
+def test_shipped_campaign_configs_are_valid(name, monkeypatch):
     from pathlib import Path
 
     from mdesign.cli.optimize import load_campaign
     from mdesign.optimization.problem import VOLUME_FRACTION, evaluator_for
 
-    path = Path(__file__).resolve().parents[2] / "configs" / name
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)  # evaluator parameters that are paths are read from the repo root
+    path = root / "configs" / name
     cfg = load_campaign(path)
-    for spec in [*cfg.objectives, *cfg.constraints]:
+    for spec in [*cfg.objectives, *cfg.constraints, *([cfg.confirm] if cfg.confirm else [])]:
         if spec.evaluator != VOLUME_FRACTION:
             evaluator_for({"evaluator": spec.evaluator, "params": spec.params})
     assert (path.parent / cfg.generator.checkpoint).resolve().name == "checkpoint.pt"
+
+
+def test_confirm_reevaluates_the_best_designs_and_failures_cost_only_themselves(tmp_path):
+    confirm = {
+        "evaluator": "tests.optimization.fakes:flaky_fraction",
+        "params": {"nan_above": 0.9},
+        "label": "checked",
+    }
+    out = tmp_path / "c"
+    cfg = _config(baselines=["random"], top_k=6, confirm=confirm)
+    run_campaign(cfg, out, space_spec=SPACE, progress=False)
+    with np.load(out / "best.npz") as data:
+        images, values, confirmed = data["images"], data["values"], data["confirmed"]
+        meta = json.loads(str(data["meta"]))
+    assert meta["confirmed_by"] == "checked" and len(confirmed) == len(images) == 6
+    # an independent computation of the confirming evaluator on the stored designs
+    vf = (images == 1).reshape(len(images), -1).mean(1)
+    assert (vf > 0.9).any() and (vf <= 0.9).any()  # both branches are exercised
+    np.testing.assert_array_equal(np.isnan(confirmed), vf > 0.9)
+    np.testing.assert_allclose(confirmed[vf <= 0.9], vf[vf <= 0.9])
+    np.testing.assert_allclose(values[:, 0], vf)  # the screening objective, for comparison
+    report = (out / "report.md").read_text()
+    assert "confirmed checked" in report
+    assert "| failed |" in report and "Confirmed with" in report
+    # confirming is not part of a campaign's identity: resuming without it is accepted
+    run_campaign(_config(baselines=["random"], top_k=6), out, space_spec=SPACE, progress=False)
+    with np.load(out / "best.npz") as data:
+        assert "confirmed" not in data.files
+
+
+def test_an_unknown_confirming_evaluator_is_refused_before_the_campaign(tmp_path):
+    cfg = _config(confirm={"evaluator": "no_such_evaluator"})
+    with pytest.raises(InputError, match="no_such_evaluator"):
+        run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    assert not (tmp_path / "c" / "evaluations.sqlite").exists()

@@ -53,3 +53,42 @@ def test_evaluator_contract(model_path, images):
 def test_bad_model_parameter(tmp_path):
     with pytest.raises(InputError, match=r"parameter model: .*no such"):
         get_evaluator("surrogate", model=str(tmp_path / "none.pt"))
+
+
+def test_a_campaign_screens_with_the_surrogate_and_confirms_with_the_evaluator(
+    model_path, tmp_path
+):
+    from mdesign.config import CampaignConfig, config_from_dict
+    from mdesign.evaluators import effective_conductivity
+    from mdesign.optimization.campaign import run_campaign
+
+    path, model = model_path
+    truth = {"conductivities": [1.0, 10.0], "refinement": 1}
+    cfg = config_from_dict(
+        CampaignConfig,
+        {
+            "objectives": [{"evaluator": "surrogate", "params": {"model": str(path)}}],
+            "confirm": {"evaluator": "effective_conductivity", "params": truth},
+            "bo": {
+                "budget": 8,
+                "initial": 4,
+                "batch_size": 2,
+                "num_restarts": 2,
+                "raw_samples": 32,
+                "mc_samples": 32,
+            },
+            "baselines": [],
+            "top_k": 3,
+        },
+    )
+    out = tmp_path / "c"
+    run_campaign(
+        cfg, out, space_spec={"factory": "tests.optimization.fakes:make_space"}, progress=False
+    )
+    with np.load(out / "best.npz") as data:
+        images, values, confirmed = data["images"], data["values"], data["confirmed"]
+    assert len(images) == 3
+    # BO ranked by the surrogate; the confirmed values are the true evaluator's
+    np.testing.assert_allclose(values[:, 0], model.predict(images).mean, rtol=1e-4)
+    np.testing.assert_allclose(confirmed, effective_conductivity(images, **truth), rtol=1e-9)
+    assert "Confirmed with `effective_conductivity`" in (out / "report.md").read_text()
