@@ -54,8 +54,8 @@ def conductivity_speed(images: np.ndarray) -> None:
                 # bypass the solver's one-thread context to show what it avoids
                 import mdesign.evaluators.conductivity as mc
 
-                saved = mc._one_thread
-                mc._one_thread = _no_change
+                saved = mc.single_thread
+                mc.single_thread = _no_change
             try:
                 t = median_time(
                     lambda b=batch: effective_conductivity(images[:b], conductivities=cond),
@@ -63,7 +63,7 @@ def conductivity_speed(images: np.ndarray) -> None:
                 )
             finally:
                 if threads is None:
-                    mc._one_thread = saved
+                    mc.single_thread = saved
             rows.append(
                 {
                     "torch_threads": label if threads == 1 else f"{torch.get_num_threads()}",

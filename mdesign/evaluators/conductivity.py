@@ -41,15 +41,14 @@ Torquato S. (2002) Random Heterogeneous Materials, ch. 19-21 (bounds, duality). 
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
 from mdesign.config import CONDUCTIVITY_DEFAULTS, ConductivityConfig, config_from_dict
-from mdesign.device import default_device
+from mdesign.device import default_device, single_thread
 from mdesign.errors import InputError
 from mdesign.evaluators.base import Parameter, parameters_from_config, parse_params
 
@@ -206,26 +205,6 @@ def _pcg_solve(
     return t / (H * W), x
 
 
-@contextlib.contextmanager
-def _one_thread(device: torch.device) -> Iterator[None]:
-    """Run torch's CPU ops on one thread for the duration, then restore the setting.
-
-    The solver's operations are small (one image is 16k-65k numbers), so intra-op threads gain
-    little; on shared cores they cost a great deal: on the 2-core development machine under load
-    one 128x128 image took 17 ms on one thread and 500 ms on two (bench/bench_evaluators.py
-    measures both).
-    """
-    if device.type != "cpu" or torch.get_num_threads() == 1:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def _solve(
     images: np.ndarray,
     cond: tuple,
@@ -239,7 +218,7 @@ def _solve(
 ) -> np.ndarray:
     """Effective tensor ``N x L x L`` in the basis of the loads ``L x 2`` (extrapolated)."""
     dev = default_device(device)
-    with _one_thread(dev):
+    with single_thread(dev):
         return _solve_levels(
             images,
             cond,

@@ -22,8 +22,7 @@ of multiple noisy objectives with expected hypervolume improvement", NeurIPS 202
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -43,6 +42,7 @@ from botorch.utils.sampling import draw_sobol_samples
 from gpytorch.mlls import ExactMarginalLogLikelihood
 
 from mdesign.config import BO_DEFAULTS
+from mdesign.device import single_thread
 
 __all__ = [
     "Constraint",
@@ -86,23 +86,6 @@ class Proposal:
     X: torch.Tensor
     acq_value: float
     model: SingleTaskGP
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run torch single-threaded inside the block, then restore the previous thread count.
-
-    A GP on a few hundred points gains nothing from intra-op threads, and when the cores are
-    shared (Dask workers, other jobs) OpenMP's spin-waiting makes the many tiny kernels of a fit
-    dramatically slower: one 30-point, 3-output fit took 96 s with 2 threads on 2 loaded cores
-    and 2.2 s with 1.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def box(dim: int, *, dtype: torch.dtype = DTYPE) -> torch.Tensor:
