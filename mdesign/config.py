@@ -748,6 +748,11 @@ class BOConfig(Config):
     """The batch is chosen by the acquisition among the gradient-optimised candidates, this many
     Sobol points and as many perturbations of the best designs (0: gradient candidates only);
     candidates that break a volume-fraction constraint (known by decoding, ~1 ms) are dropped."""
+    fraction_input: bool = True
+    """Give the GP each design's phase-1 volume fraction (known by decoding, ~1 ms) as a 17th
+    input: properties that depend mostly on the fraction are then learnt from a few dozen
+    designs, which a GP on the 16 latents alone cannot do. The acquisition is then maximised
+    over the candidate pool."""
     ref_point: list[float] | None = None
     """Multi-objective reference point in the objectives' own units and goals; inferred from the
     initial design when omitted."""

@@ -175,7 +175,9 @@ def propose(
     raw_samples: int = BO_DEFAULTS.raw_samples,
     mc_samples: int = BO_DEFAULTS.mc_samples,
     ref_point: Sequence[float] | torch.Tensor | None = None,
-    feasible: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    features: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    feature_constraints: Sequence[Constraint] = (),
+    feature_inputs: bool = BO_DEFAULTS.fraction_input,
     pool_size: int = BO_DEFAULTS.pool_size,
 ) -> Proposal:
     """Propose the next ``q`` designs from the observations.
@@ -201,18 +203,27 @@ def propose(
     ref_point : sequence of float, optional
         Multi-objective reference point in the objectives' own units (it is flipped for
         minimised objectives); inferred from the observations when omitted.
-    feasible : callable, optional
-        Known, cheap constraints: maps candidates ``k x d`` to a feasibility mask ``k`` (for a
-        volume fraction computed by decoding the latent, ~1 ms a design). Candidates that fail
-        it are removed from the pool below, so no evaluation is spent on a design the
-        constraint would reject.
+    features : callable, optional
+        Known, cheap properties of a design: maps latents ``k x d`` to ``k x c`` values in
+        [0, 1], for example the volume fraction of the decoded image (~1 ms a design); NaN for
+        a design that has none (it cannot be decoded), which is then never chosen.
+    feature_constraints : sequence of Constraint
+        Constraints on columns of ``features(X)``: candidates that break them are dropped
+        before the acquisition chooses, so no evaluation is spent on a design they reject.
+    feature_inputs : bool
+        Give the GP the features as extra inputs (``d + c`` of them). A property that depends
+        mostly on, say, the volume fraction is then learnt from a few dozen designs where a GP
+        on the 16 latents alone cannot (on the quickstart's conductivity, the test correlation
+        of 30-70 designs' GP rose from 0.27-0.29 to 0.89-0.90). The acquisition is then
+        maximised over the candidate pool only (the features are not differentiable).
     pool_size : int
         The batch is chosen by the acquisition (greedily, :func:`optimize_acqf_discrete`) from
-        a pool of the gradient-optimised candidates, ``pool_size`` Sobol points and as many
-        Gaussian perturbations (several scales) of the best feasible observations. The local
-        part refines good designs, which gradient ascent from random restarts rarely does in 16
-        dimensions within a few dozen evaluations (``bench/bench_optimization.py``). 0 keeps
-        the gradient-optimised candidates only.
+        a pool of the gradient-optimised candidates (without feature inputs), ``pool_size``
+        Sobol points and as many Gaussian perturbations (several scales) of the best feasible
+        observations. The local part refines good designs, which gradient ascent from random
+        restarts rarely does in 16 dimensions within a few dozen evaluations
+        (``bench/bench_optimization.py``). 0 keeps the gradient-optimised candidates only (and
+        turns the feature inputs off).
 
     Returns
     -------
@@ -221,16 +232,29 @@ def propose(
     X, Y = X.to(DTYPE), Y.to(DTYPE)
     n_obj = len(goals)
     signs = torch.tensor([float(g) for g in goals], dtype=DTYPE)
+    # feature inputs need the candidate pool: the features are not differentiable
+    augment = features is not None and feature_inputs and pool_size > 0
+
+    def inputs(Z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        F = None if features is None else features(Z).to(DTYPE).reshape(len(Z), -1)
+        return (torch.cat([Z, F], dim=1) if augment else Z), F
+
+    X_in, _ = inputs(X)
+    model_bounds = bounds.to(DTYPE)
+    if augment:
+        c = X_in.shape[1] - X.shape[1]
+        unit = torch.tensor([[0.0] * c, [1.0] * c], dtype=DTYPE)
+        model_bounds = torch.cat([model_bounds, unit], dim=1)
     with torch.random.fork_rng(), single_thread():
         torch.manual_seed(seed)
-        model = fit_model(X, Y, bounds)
+        model = fit_model(X_in, Y, model_bounds)
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
         cons = _constraint_callables(constraints) or None
         if n_obj == 1:
             objective = GenericMCObjective(lambda Z, X=None, s=float(signs[0]): s * Z[..., 0])
             acq = qLogNoisyExpectedImprovement(
                 model=model,
-                X_baseline=X,
+                X_baseline=X_in,
                 sampler=sampler,
                 objective=objective,
                 constraints=cons,
@@ -247,30 +271,42 @@ def propose(
             acq = qLogNoisyExpectedHypervolumeImprovement(
                 model=model,
                 ref_point=ref,
-                X_baseline=X,
+                X_baseline=X_in,
                 sampler=sampler,
                 objective=objective,
                 constraints=cons,
                 prune_baseline=True,
             )
-        candidates, value = optimize_acqf(
-            acq_function=acq,
-            bounds=bounds.to(DTYPE),
-            q=q,
-            num_restarts=num_restarts,
-            raw_samples=raw_samples,
-            options={"seed": seed, "batch_limit": 8, "maxiter": 200},
-            sequential=n_obj > 1,
-        )
-        candidates = candidates.detach()
+        candidates = torch.empty(0, X.shape[1], dtype=DTYPE)
+        value = torch.tensor(-torch.inf, dtype=DTYPE)
+        if not augment:
+            candidates, value = optimize_acqf(
+                acq_function=acq,
+                bounds=bounds.to(DTYPE),
+                q=q,
+                num_restarts=num_restarts,
+                raw_samples=raw_samples,
+                options={"seed": seed, "batch_limit": 8, "maxiter": 200},
+                sequential=n_obj > 1,
+            )
+            candidates = candidates.detach()
         if pool_size > 0:
             pool = torch.cat(
                 [candidates, _local_pool(X, Y, goals, constraints, bounds, pool_size, seed)]
             )
-            if feasible is not None:
-                pool = pool[feasible(pool)]
-            if len(pool) >= q:
-                candidates, value = optimize_acqf_discrete(acq, q=q, choices=pool)
+            pool_in, F = inputs(pool)
+            if F is not None:  # a design without features (it failed to decode) is never chosen
+                known = torch.isfinite(F).all(1)
+                if int(known.sum()) >= q:
+                    pool, pool_in, F = pool[known], pool_in[known], F[known]
+            if F is not None and feature_constraints:
+                keep = feasible_mask(F, feature_constraints)
+                if int(keep.sum()) >= q:  # else the GP's constraint model has to do
+                    pool, pool_in = pool[keep], pool_in[keep]
+            chosen, value = optimize_acqf_discrete(acq, q=min(q, len(pool)), choices=pool_in)
+            # the chosen rows of the pool, back in latent coordinates
+            rows = [int(torch.nonzero((pool_in == c).all(1))[0, 0]) for c in chosen]
+            candidates = pool[rows]
     value = value.max() if value.ndim else value
     return Proposal(X=candidates.detach(), acq_value=float(value), model=model)
 

@@ -220,29 +220,40 @@ def prepare_campaign(
     return context
 
 
-def _known_constraints(config: CampaignConfig, space):
-    """A feasibility mask for latents from the constraints known without evaluation.
+def _fraction_feature(space):
+    """The phase-1 volume fraction of each latent's decoded design, ``k x d -> k x 1``.
 
-    The volume fraction is computed from the decoded image, so a candidate's can be known for
-    ~1 ms before any evaluator runs; BO uses it to choose only designs that meet those
-    constraints (the GP models them too, for the acquisition). None when there are none.
+    Known for ~1 ms a design before any evaluator runs: BO drops candidates that break a
+    volume-fraction constraint, and (``bo.fraction_input``) gives it to the GP as an input.
+    NaN for a design that cannot be decoded.
     """
-    bounds = [(c.min, c.max) for c in config.constraints if c.evaluator == VOLUME_FRACTION]
-    if not bounds:
-        return None
 
-    def feasible(X: torch.Tensor) -> torch.Tensor:
-        images = space.decode(X.detach().cpu().numpy())
-        vf = torch.as_tensor((images == 1).reshape(len(images), -1).mean(1), dtype=X.dtype)
-        ok = torch.ones(len(X), dtype=torch.bool)
-        for lo, hi in bounds:
-            if lo is not None:
-                ok &= vf >= lo
-            if hi is not None:
-                ok &= vf <= hi
-        return ok
+    def vf(Z: np.ndarray) -> np.ndarray:
+        images = space.decode(Z)
+        return (images == 1).reshape(len(images), -1).mean(1)
 
-    return feasible
+    def fraction(X: torch.Tensor) -> torch.Tensor:
+        Z = X.detach().cpu().numpy()
+        out = np.full(len(Z), np.nan)
+        for lo in range(0, len(Z), 256):
+            try:
+                out[lo : lo + 256] = vf(Z[lo : lo + 256])
+            except Exception:  # a design the space cannot decode gets NaN, not the chunk
+                for i in range(lo, min(lo + 256, len(Z))):
+                    try:
+                        out[i] = vf(Z[i : i + 1])[0]
+                    except Exception:
+                        pass
+        return torch.as_tensor(out, dtype=X.dtype).unsqueeze(1)
+
+    return fraction
+
+
+def _fraction_constraints(config: CampaignConfig) -> list[bo.Constraint]:
+    """The volume-fraction constraints, on column 0 of :func:`_fraction_feature`."""
+    return [
+        bo.Constraint(0, c.min, c.max) for c in config.constraints if c.evaluator == VOLUME_FRACTION
+    ]
 
 
 def _propose(
@@ -258,11 +269,12 @@ def _propose(
     # bo
     bounds = bo.box(dim)
     ok = store.records("bo", status="ok")
-    feasible = _known_constraints(config, space)
+    fraction = _fraction_feature(space)
+    known = _fraction_constraints(config)
     if batch == 0 or len(ok) < 2:
-        X = bo.initial_design(4 * n_new if feasible else n_new, bounds, seed=seed)
-        if feasible:  # the first n Sobol points that meet the known constraints (then the rest)
-            keep = feasible(X)
+        X = bo.initial_design(4 * n_new if known else n_new, bounds, seed=seed)
+        if known:  # the first n Sobol points that meet the known constraints (then the rest)
+            keep = bo.feasible_mask(fraction(X), known)
             X = torch.cat([X[keep], X[~keep]])[:n_new]
         return [{"latent": x.tolist()} for x in X]
     X = torch.tensor([r.latent for r in ok], dtype=bo.DTYPE)
@@ -282,7 +294,9 @@ def _propose(
         raw_samples=config.bo.raw_samples,
         mc_samples=config.bo.mc_samples,
         ref_point=config.bo.ref_point,
-        feasible=feasible,
+        features=fraction if (known or config.bo.fraction_input) else None,
+        feature_constraints=known,
+        feature_inputs=config.bo.fraction_input,
         pool_size=config.bo.pool_size,
     )
     return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]

@@ -95,3 +95,35 @@ def test_two_objectives_propose_a_batch():
         X, Y, goals=[1, 1], bounds=b, q=2, seed=0, num_restarts=2, raw_samples=32, mc_samples=32
     )
     assert p.X.shape == (2, 3) and np.isfinite(p.acq_value)
+
+
+def _feature(X):
+    """A known feature in [0, 1] of each design (a 'volume fraction'); NaN where x1 > 0.9
+    (a design that cannot be decoded)."""
+    f = torch.sigmoid(3 * X.sum(-1, keepdim=True))
+    return torch.where(X[:, 1:2] > 0.9, torch.nan, f)
+
+
+def test_feature_inputs_respect_known_constraints_and_skip_undecodable_designs():
+    b = bo.box(6)
+    X = bo.initial_design(12, b, seed=5)
+    X = X[torch.isfinite(_feature(X)).all(1)]
+
+    # the objective rises with the feature (as conductivity with the volume fraction)
+    def h(X):
+        return 4 * _feature(X) + 0.1 * X[:, 2:3]
+
+    cons = [bo.Constraint(0, upper=0.6)]
+    kwargs = dict(goals=[1], bounds=b, q=4, feature_constraints=cons, pool_size=256)
+    p = bo.propose(X, h(X), seed=0, features=_feature, **kwargs)
+    f = _feature(p.X)
+    assert p.X.shape == (4, 6) and (p.X.abs() <= 1).all()
+    assert torch.isfinite(f).all() and (f <= 0.6).all()
+    # the GP sees the feature, and the proposals sit near the constraint's edge
+    assert p.model.train_inputs[0].shape[-1] == 7
+    assert f.min() > 0.5
+    again = bo.propose(X, h(X), seed=0, features=_feature, **kwargs)
+    assert torch.equal(p.X, again.X)
+    # without feature inputs the GP sees the latents only, and the filter still applies
+    q = bo.propose(X, h(X), seed=0, features=_feature, feature_inputs=False, **kwargs)
+    assert q.model.train_inputs[0].shape[-1] == 6 and (_feature(q.X) <= 0.6).all()
