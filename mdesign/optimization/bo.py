@@ -22,6 +22,7 @@ of multiple noisy objectives with expected hypervolume improvement", NeurIPS 202
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -245,7 +246,10 @@ def propose(
         c = X_in.shape[1] - X.shape[1]
         unit = torch.tensor([[0.0] * c, [1.0] * c], dtype=DTYPE)
         model_bounds = torch.cat([model_bounds, unit], dim=1)
-    with torch.random.fork_rng(), single_thread():
+    with torch.random.fork_rng(), single_thread(), warnings.catch_warnings():
+        # linear_operator trips torch's notice about sparse invariant checks on every fit:
+        # noise for a user, nothing to act on
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly")
         torch.manual_seed(seed)
         model = fit_model(X_in, Y, model_bounds)
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
