@@ -9,8 +9,8 @@ checkpoints:
   it was fitted (images, seconds, per-member early-stopping record);
 * network: ``mode``, ``architecture`` (the trunk's :class:`~mdesign.config.DiscriminatorConfig`),
   ``config`` (:class:`~mdesign.config.SurrogateNetworkConfig`), ``pretrained`` (provenance),
-  ``y_mean``, ``y_std``, ``trunks`` (one state dict, shared, for ``frozen``; else one per member)
-  and ``heads`` (one per member);
+  ``y_mean``, ``y_std``, ``std_scale`` (the spread's calibration factor), ``trunks`` (one
+  state dict, shared, for ``frozen``; else one per member) and ``heads`` (one per member);
 * S2 + GP: ``config`` (:class:`~mdesign.config.SurrogateS2Config`), ``pca_mean``,
   ``pca_components``, ``train_x`` (the training images' principal components), ``train_y`` and
   ``gp`` (the GP's state dict: hyperparameters and transforms).
@@ -80,6 +80,7 @@ def save_surrogate(model: NetworkSurrogate | S2Surrogate, path: str | os.PathLik
             pretrained=model.pretrained,
             y_mean=float(model.y_mean),
             y_std=float(model.y_std),
+            std_scale=float(model.std_scale),
             trunks=[_cpu(t.state_dict()) for t in trunks],
             heads=[_cpu(m.head.state_dict()) for m in model.members],
         )
@@ -174,6 +175,7 @@ def _load_network(state: dict, path: Path, device) -> NetworkSurrogate:
     model.mode = state["mode"]
     model.pretrained = state.get("pretrained", "")
     model.y_mean, model.y_std = float(state["y_mean"]), float(state["y_std"])
+    model.std_scale = float(state.get("std_scale", 1.0))  # absent before calibration existed
     trunks = []
     for sd in state["trunks"]:
         t = build_trunk(arch)

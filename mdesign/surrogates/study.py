@@ -548,6 +548,7 @@ def _ship(gan, sets, labels, config, out: Path, *, study: str, progress, log):
             model = None
         if model is not None and model.target.get("study") != study:
             model = None
+    reused = model is not None
     if model is None:
         log(f"shipped surrogate: {sh.model} x {sh.ensemble_size} on {sh.size} {sh.task} labels")
         model = make_surrogate(sh.model, gan=gan, config=config)
@@ -559,9 +560,17 @@ def _ship(gan, sets, labels, config, out: Path, *, study: str, progress, log):
             target=target,
             progress=progress,
         )
-        model.save(path)
     else:
         log(f"shipped surrogate: {path} of this study reused")
+    # the ensemble spread, calibrated on the labelled pool images it was not trained on
+    held = np.setdiff1d(_valid(vals["pool"]), idx)
+    before = getattr(model, "std_scale", None) if reused else None
+    std_scale = None
+    if hasattr(model, "calibrate") and len(held) >= 2:
+        std_scale = model.calibrate(sets["pool"][held], vals["pool"][held])
+        log(f"shipped surrogate: spread x {std_scale:.3g} (calibrated on {len(held)} images)")
+    if not reused or std_scale != before:  # a reused, unchanged model keeps its file
+        model.save(path)
     report: dict[str, Any] = {
         "path": path.name,
         "task": sh.task,
@@ -570,6 +579,8 @@ def _ship(gan, sets, labels, config, out: Path, *, study: str, progress, log):
         "ensemble_size": sh.ensemble_size,
         "fit_seconds": model.fit_info.seconds,
         "bytes": path.stat().st_size,
+        "std_scale": std_scale,
+        "calibration_images": len(held) if std_scale is not None else 0,
     }
     for name in ("test", "gan"):
         y = vals[name]
@@ -797,6 +808,12 @@ def write_report(results: dict, path: str | os.PathLike) -> Path:
         lines.append(
             f"`{ship['path']}`: {ship['model']} x {ship['ensemble_size']} on {ship['size']} "
             f"{ship['task']} labels, fitted in {ship['fit_seconds']:.0f} s."
+            + (
+                f" Its ensemble spread is scaled by {ship['std_scale']:.3g}, calibrated on "
+                f"{ship['calibration_images']} held-out pool images."
+                if ship.get("std_scale")
+                else ""
+            )
         )
         for name in ("test", "gan"):
             s = ship.get(name)

@@ -201,3 +201,24 @@ def test_study_config_is_checked():
         config_from_dict(SurrogateConfig, {"study": {"sizes": [1]}})
     with pytest.raises(InputError, match=r"network\.pool"):
         config_from_dict(SurrogateConfig, {"network": {"pool": "max"}})
+
+
+def test_calibration_scales_the_spread_to_the_held_out_errors(images, c10, tiny_gan, tmp_path):
+    model = _fit("frozen", images, c10, tiny_gan)
+    held = slice(100, 160)
+    raw = model.predict(images[held])
+    scale = model.calibrate(images[held], c10[held])
+    # the maximum-likelihood factor: the z-scores' root mean square is one afterwards
+    pred = model.predict(images[held])
+    np.testing.assert_allclose(pred.mean, raw.mean, rtol=1e-12)
+    np.testing.assert_allclose(pred.std, raw.std * scale, rtol=1e-12)
+    z = (c10[held] - pred.mean) / pred.std
+    assert np.sqrt(np.mean(z**2)) == pytest.approx(1.0, rel=1e-9)
+    assert scale != pytest.approx(1.0, rel=1e-3)
+    again = load_surrogate(model.save(tmp_path / "cal.pt"))
+    assert again.std_scale == scale
+    np.testing.assert_array_equal(again.predict(images[TEST]).std, model.predict(images[TEST]).std)
+    model.fit(images[TRAIN], c10[TRAIN], seed=0)  # a refit drops the old calibration
+    assert model.std_scale == 1.0
+    with pytest.raises(InputError, match="values"):
+        model.calibrate(images[held], c10[:3])

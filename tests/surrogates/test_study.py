@@ -82,6 +82,9 @@ def test_shipped_model_and_screening(study):
     assert 1 <= sc["rank_of_best_found"] <= sc["candidates"]
     assert sc["best_found"] <= sc["best_possible"]
     assert 0 <= ship["test"]["within_1std"] <= ship["test"]["within_2std"] <= 1
+    # its spread is calibrated on the pool images it was not trained on (16 - 12)
+    assert ship["calibration_images"] == 4
+    assert model.std_scale == ship["std_scale"] and model.std_scale != 1.0
 
 
 def test_rerun_resumes_without_refitting(study, tiny_gan_path):
