@@ -139,17 +139,17 @@ def write_report(
     _markdown(
         config,
         out / "report.md",
-        results,
-        goals,
-        names,
-        outcome_names,
-        best,
-        improvement,
-        top,
-        values,
-        multi,
-        ref,
-        confirmed,
+        results=results,
+        goals=goals,
+        names=names,
+        outcome_names=outcome_names,
+        best=best,
+        improvement=improvement,
+        top=top,
+        values=values,
+        multi=multi,
+        ref=ref,
+        confirmed=confirmed,
     )
     if log:
         log(f"report: {out / 'report.md'}")
@@ -256,6 +256,7 @@ def _figure(config, path, results, goals, names, top, images, values, multi, ref
 def _markdown(
     config,
     path,
+    *,
     results,
     goals,
     names,
