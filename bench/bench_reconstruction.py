@@ -36,6 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import RESULTS, machine, median_time, report
 
+from mdesign.data import LI2018_MATERIALS, li2018_exemplar
 from mdesign.reconstruction import (
     grf_baseline,
     reconstruct,
@@ -44,12 +45,11 @@ from mdesign.reconstruction import (
 )
 from mdesign.reconstruction.vgg import IMAGENET_URL
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "li2018"
-MATERIALS = ("alloy", "carbonate", "ceramics", "copolymer", "pmma", "sandstone", "composite")
+MATERIALS = LI2018_MATERIALS
 
 
 def crop(name: str, size: int) -> np.ndarray:
-    img = np.load(DATA / f"{name}_256.npy")
+    img = li2018_exemplar(name, 256)
     y0, x0 = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
     return img[y0 : y0 + size, x0 : x0 + size]
 

@@ -134,3 +134,21 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     os.umask(umask)
     path = write_images(tmp_path / "s.npz", np.zeros((1, 4, 4), np.uint8))
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_the_li2018_exemplars_ship_inside_the_package():
+    """The exemplars are package data (a user's clone has no ../shared): labels, the documented
+    fractions (Li et al. 2018 table in mdesign/data/li2018/README.md), and a clear error for an
+    unknown name."""
+    from mdesign.data import LI2018_MATERIALS, li2018_exemplar
+
+    fractions = {"alloy": 0.865, "carbonate": 0.139, "ceramics": 0.391, "pmma": 0.026}
+    for name in LI2018_MATERIALS:
+        for size in (64, 256):
+            img = li2018_exemplar(name, size)
+            assert img.shape == (size, size) and img.dtype == np.uint8
+            assert img.max() == (2 if name == "composite" else 1) and img.min() == 0
+        if name in fractions:
+            assert abs(li2018_exemplar(name).mean() - fractions[name]) < 5e-4
+    with pytest.raises(ValueError, match="known: alloy"):
+        li2018_exemplar("granite")

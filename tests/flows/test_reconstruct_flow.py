@@ -2,7 +2,6 @@
 
 import csv
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,8 +12,7 @@ from mdesign.io import read_images
 
 pytest.importorskip("prefect")
 from flows.reconstruct_flow import reconstruct_task, table_task
-
-LI2018 = Path(__file__).resolve().parents[3] / "shared" / "data" / "li2018"
+from mdesign.data import LI2018_DIR as LI2018
 
 
 @pytest.fixture(autouse=True)

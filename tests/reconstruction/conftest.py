@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from mdesign.data import LI2018_DIR as LI2018
 from mdesign.grf import grf_microstructures
 from mdesign.reconstruction.vgg import _expected_shapes
-
-LI2018 = Path(__file__).resolve().parents[3] / "shared" / "data" / "li2018"
 
 
 @pytest.fixture(autouse=True)
