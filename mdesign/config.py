@@ -481,7 +481,7 @@ SurrogateModel = Literal["frozen", "finetune", "scratch", "s2_gp"]
 
 
 class SurrogateEvaluatorConfig(Config):
-    """The ``surrogate`` evaluator (:class:`mdesign.evaluators.surrogate.SurrogateEvaluator`):
+    """The ``surrogate`` evaluator (:class:`mdesign.surrogates.SurrogateEvaluator`):
     a trained structure-property model's mean prediction."""
 
     model: str | None = Field(

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
     from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
     from mdesign.io import check_output_path, read_images
-    from mdesign.surrogates import make_surrogate
+    from mdesign.surrogates import make_surrogate, save_surrogate
 
     config = load_config(SurrogateConfig, args.config)
     if args.ensemble is not None and args.ensemble < 1:
@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         kw["seed"] = args.seed
     model.fit(images[ok], values[ok], target=target, progress=not args.quiet, **kw)
-    model.save(out)
+    save_surrogate(model, out)
     info = model.fit_info
     note(
         args, f"fitted {args.model} on {info.n_images} images in {info.seconds:.1f} s; wrote {out}"

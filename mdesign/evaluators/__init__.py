@@ -8,7 +8,9 @@ Built-ins (registered below by explicit calls):
   averaged over wavelength, by rigorous coupled-wave analysis with meent
   (:mod:`mdesign.evaluators.optics`), the property of Yang et al. (2018);
 * ``surrogate``: a trained structure-property model (:mod:`mdesign.surrogates`) standing in for
-  an expensive evaluator, with an uncertainty (:mod:`mdesign.evaluators.surrogate`).
+  an expensive evaluator, with an uncertainty (:mod:`mdesign.surrogates.evaluator`). The
+  surrogates use the evaluators, so this one is registered by path
+  (:data:`~mdesign.evaluators.base.BUILT_IN_ENTRY_POINTS`) and imported on first lookup.
 
 Third-party evaluators register through the entry-point group ``mdesign.evaluators`` or are
 named by a ``module:function`` path; see :mod:`mdesign.evaluators.base`.
@@ -42,7 +44,6 @@ from mdesign.evaluators.optics import (
     refractive_index,
     thin_film_absorption,
 )
-from mdesign.evaluators.surrogate import SurrogateEvaluator
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -54,7 +55,6 @@ __all__ = [
     "FunctionEvaluator",
     "OpticalAbsorption",
     "Parameter",
-    "SurrogateEvaluator",
     "conductivity_tensor",
     "effective_conductivity",
     "evaluate_batch",
@@ -72,4 +72,3 @@ __all__ = [
 
 register_evaluator(EffectiveConductivity, _source="built-in")
 register_evaluator(OpticalAbsorption, _source="built-in")
-register_evaluator(SurrogateEvaluator, _source="built-in")

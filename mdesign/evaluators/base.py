@@ -37,7 +37,7 @@ import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, Protocol, get_args, get_origin, runtime_checkable
 
 import numpy as np
@@ -65,6 +65,13 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "mdesign.evaluators"
+
+BUILT_IN_ENTRY_POINTS = (
+    # Built-ins that live in a package which itself uses the evaluators: named by path and
+    # imported on first lookup, like an installed entry point, so that this package never
+    # imports them (mdesign.surrogates labels and confirms with the evaluators).
+    EntryPoint("surrogate", "mdesign.surrogates.evaluator:SurrogateEvaluator", ENTRY_POINT_GROUP),
+)
 
 
 @dataclass(frozen=True)
@@ -394,7 +401,8 @@ def register_evaluator(obj: Any = None, *, name: str | None = None, _source: str
 
 
 def _load_entry_points() -> None:
-    """Register the ``mdesign.evaluators`` entry points once, all or none.
+    """Register :data:`BUILT_IN_ENTRY_POINTS` and the installed ``mdesign.evaluators`` entry
+    points once, all or none.
 
     A plugin that fails to import, or whose name is taken, is an :class:`InputError` naming the
     entry point and its distribution, raised on every call until it is fixed: import errors are
@@ -404,14 +412,21 @@ def _load_entry_points() -> None:
     if _ENTRY_POINTS_LOADED:
         return
     entries = []
+    found = [
+        (ep, "mdesign", "built-in")
+        for ep in BUILT_IN_ENTRY_POINTS
+        if getattr(_REGISTRY.get(ep.name), "source", None) != "built-in"
+    ]
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+        found.append((ep, dist, f"entry point of {dist}"))
+    for ep, dist, source in found:
         where = (
             f"entry point {ep.name} = {ep.value} (group {ENTRY_POINT_GROUP}, distribution {dist})"
         )
         try:
             obj = ep.load()
-            entry = _entry_for(obj, ep.name, source=f"entry point of {dist}")
+            entry = _entry_for(obj, ep.name, source=source)
         except Exception as exc:
             raise InputError(f"{where} failed to import: {type(exc).__name__}: {exc}") from exc
         taken = _REGISTRY.get(entry.name) or next((e for e in entries if e.name == ep.name), None)

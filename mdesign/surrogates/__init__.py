@@ -7,28 +7,30 @@ the trunk of a regressor of another property (cross-property transfer, Gupta et 
 compares them with the same network trained from scratch and with a classical PCA(S2) + GP
 baseline (:mod:`~mdesign.surrogates.models`). A fitted surrogate is saved like the GAN
 (:mod:`~mdesign.surrogates.persistence`), serves as the ``surrogate`` evaluator with an
-uncertainty (:mod:`mdesign.evaluators.surrogate`), screens candidates whose best are confirmed by
+uncertainty (:mod:`~mdesign.surrogates.evaluator`), screens candidates whose best are confirmed by
 the true evaluator (:mod:`~mdesign.surrogates.screening`), and is studied against the number of
 labels (:mod:`~mdesign.surrogates.study`, ``mdesign surrogate-study``).
 
 Typical use::
 
     from mdesign.gan import load_checkpoint
-    from mdesign.surrogates import load_surrogate, transfer_surrogate
+    from mdesign.surrogates import load_surrogate, save_surrogate, transfer_surrogate
 
     gan = load_checkpoint("artifacts/gan/checkpoint.pt")
     model = transfer_surrogate(gan, mode="finetune").fit(images, values, seed=0)
     pred = model.predict(new_images)          # Prediction(mean N, std N)
-    model.save("conductivity.pt")
+    save_surrogate(model, "conductivity.pt")
     same = load_surrogate("conductivity.pt")  # identical predictions
 """
 
+from mdesign.surrogates.evaluator import SurrogateEvaluator
 from mdesign.surrogates.models import (
     MODES,
     FitInfo,
     NetworkSurrogate,
     Prediction,
     S2Surrogate,
+    Surrogate,
     make_surrogate,
     s2_features,
     scratch_surrogate,
@@ -46,6 +48,8 @@ __all__ = [
     "S2Surrogate",
     "ScreeningResult",
     "StudyResult",
+    "Surrogate",
+    "SurrogateEvaluator",
     "load_surrogate",
     "make_surrogate",
     "run_study",

@@ -42,7 +42,7 @@ import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -74,6 +74,7 @@ __all__ = [
     "NetworkSurrogate",
     "Prediction",
     "S2Surrogate",
+    "Surrogate",
     "check_labels",
     "check_values",
     "make_surrogate",
@@ -125,6 +126,49 @@ class FitInfo:
 
     def as_dict(self) -> dict[str, Any]:
         return {"n_images": self.n_images, "seconds": self.seconds, "members": self.members}
+
+
+@runtime_checkable
+class Surrogate(Protocol):
+    """What both families offer: fit, predict with an uncertainty, and what is saved with it.
+
+    :class:`NetworkSurrogate` and :class:`S2Surrogate` satisfy it; the study, the screening,
+    the ``surrogate`` evaluator and :func:`~mdesign.surrogates.save_surrogate` use only this.
+
+    Attributes
+    ----------
+    kind : str
+        The saved file's family: ``"network"`` or ``"s2_gp"``.
+    mode : str
+        The training mode (``frozen``, ``finetune``, ``scratch``; ``s2_gp`` for the GP).
+    config : pydantic model
+        The family's typed config, saved with the weights.
+    target : dict
+        What the values are (task, evaluator, parameters), given to ``fit`` and saved.
+    fit_info : FitInfo or None
+        How the last fit went; ``None`` before ``fit``.
+    """
+
+    kind: str
+    mode: str
+    config: Any
+    target: dict[str, Any]
+    fit_info: FitInfo | None
+
+    @property
+    def is_fitted(self) -> bool: ...
+
+    def fit(
+        self,
+        images: np.ndarray,
+        values: np.ndarray,
+        *,
+        seed: int = ...,
+        target: Mapping[str, Any] | None = ...,
+        progress: bool = ...,
+    ) -> Surrogate: ...
+
+    def predict(self, images: np.ndarray) -> Prediction: ...
 
 
 def check_labels(images: np.ndarray, *, stride: int = 1, source: str = "images") -> np.ndarray:
@@ -372,12 +416,6 @@ class NetworkSurrogate:
         """A copy of a fitted member's trunk (for cross-property transfer), in eval mode."""
         self._check_fitted()
         return copy.deepcopy(self.members[member].trunk).cpu().eval()
-
-    def save(self, path) -> Any:
-        """Write the fitted model (see :func:`mdesign.surrogates.save_surrogate`)."""
-        from mdesign.surrogates.persistence import save_surrogate
-
-        return save_surrogate(self, path)
 
     def __repr__(self) -> str:
         fitted = f"{len(self.members)} members" if self.members else "not fitted"
@@ -729,12 +767,6 @@ class S2Surrogate:
                 means.append(post.mean.squeeze(-1))
                 stds.append(post.variance.clamp_min(0).sqrt().squeeze(-1))
         return Prediction(mean=torch.cat(means).numpy(), std=torch.cat(stds).numpy())
-
-    def save(self, path) -> Any:
-        """Write the fitted model (see :func:`mdesign.surrogates.save_surrogate`)."""
-        from mdesign.surrogates.persistence import save_surrogate
-
-        return save_surrogate(self, path)
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         return (x - self.pca_mean) @ self.pca_components.T

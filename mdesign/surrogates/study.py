@@ -42,6 +42,7 @@ import numpy as np
 from mdesign.config import SURROGATE_DEFAULTS, SurrogateConfig, SurrogateTaskConfig
 from mdesign.errors import InputError
 from mdesign.io import atomic_path
+from mdesign.surrogates.persistence import load_surrogate, save_surrogate
 
 __all__ = [
     "StudyResult",
@@ -486,7 +487,7 @@ def _run_one(p, gan, sets, labels, config, *, sources, cache, ckpt_sha) -> dict:
         row.update(_score(model, sets["gan"], vals["gan"], prefix="gan_"))
     if p["model"] == "finetune" and p["size"] == max(config.study.sizes):
         # the source of cross-property transfer: keep it for the target tasks' runs
-        model.save(_source_path(cache, task, p["seed"], ckpt_sha))
+        save_surrogate(model, _source_path(cache, task, p["seed"], ckpt_sha))
         sources[(task, p["seed"])] = model
     return row
 
@@ -503,7 +504,6 @@ def _source_path(cache: Path, task: str, seed: int, ckpt_sha: str) -> Path:
 def _source_model(task, seed, gan, sets, labels, config, sources, cache, ckpt_sha):
     """The fine-tuned regressor of ``task`` at the largest K (trained now if not cached)."""
     from mdesign.surrogates.models import make_surrogate
-    from mdesign.surrogates.persistence import load_surrogate
 
     if (task, seed) in sources:
         return sources[(task, seed)]
@@ -521,7 +521,7 @@ def _source_model(task, seed, gan, sets, labels, config, sources, cache, ckpt_sh
             ensemble_size=1,
             target={"task": task, **_task_spec(config, task)},
         )
-        model.save(path)
+        save_surrogate(model, path)
     sources[(task, seed)] = model
     return model
 
@@ -531,7 +531,6 @@ def _ship(gan, sets, labels, config, out: Path, *, study: str, progress, log):
     the GAN samples with it."""
     from mdesign.evaluators import get_evaluator
     from mdesign.surrogates.models import make_surrogate
-    from mdesign.surrogates.persistence import load_surrogate
     from mdesign.surrogates.screening import screen
 
     sh = config.study.ship
@@ -570,7 +569,7 @@ def _ship(gan, sets, labels, config, out: Path, *, study: str, progress, log):
         std_scale = model.calibrate(sets["pool"][held], vals["pool"][held])
         log(f"shipped surrogate: spread x {std_scale:.3g} (calibrated on {len(held)} images)")
     if not reused or std_scale != before:  # a reused, unchanged model keeps its file
-        model.save(path)
+        save_surrogate(model, path)
     report: dict[str, Any] = {
         "path": path.name,
         "task": sh.task,

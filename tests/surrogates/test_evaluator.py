@@ -7,7 +7,7 @@ import pytest
 
 from mdesign.errors import InputError
 from mdesign.evaluators import evaluate_batch, get_evaluator, list_evaluators
-from mdesign.surrogates import transfer_surrogate
+from mdesign.surrogates import save_surrogate, transfer_surrogate
 from tests.surrogates.conftest import NET
 
 
@@ -15,7 +15,7 @@ from tests.surrogates.conftest import NET
 def model_path(images, c10, tiny_gan, tmp_path_factory):
     model = transfer_surrogate(tiny_gan, mode="frozen", config=NET)
     model.fit(images[:40], c10[:40], seed=0, target={"task": "c10"})
-    return model.save(tmp_path_factory.mktemp("sur") / "c10.pt"), model
+    return save_surrogate(model, tmp_path_factory.mktemp("sur") / "c10.pt"), model
 
 
 def test_registered_with_a_required_model_parameter():

@@ -11,8 +11,10 @@ from mdesign.evaluators import effective_conductivity
 from mdesign.surrogates import (
     NetworkSurrogate,
     S2Surrogate,
+    Surrogate,
     load_surrogate,
     s2_features,
+    save_surrogate,
     scratch_surrogate,
     transfer_surrogate,
 )
@@ -39,7 +41,7 @@ def fitted(request, images, c10, tiny_gan):
 
 def test_save_load_round_trip_gives_identical_predictions(fitted, images, tmp_path):
     kind, model = fitted
-    path = model.save(tmp_path / f"{kind}.pt")
+    path = save_surrogate(model, tmp_path / f"{kind}.pt")
     # the file is plain tensors and containers: loadable without unpickling code
     torch.load(path, weights_only=True)
     again = load_surrogate(path)
@@ -50,6 +52,13 @@ def test_save_load_round_trip_gives_identical_predictions(fitted, images, tmp_pa
     assert again.fit_info.n_images == 40
     if isinstance(model, NetworkSurrogate):
         assert again.mode == model.mode and len(again.members) == len(model.members)
+
+
+def test_both_families_satisfy_the_surrogate_protocol(fitted):
+    kind, model = fitted
+    assert isinstance(model, Surrogate) and model.is_fitted
+    assert model.kind == ("s2_gp" if kind == "s2_gp" else "network") and model.mode == kind
+    assert not isinstance(object(), Surrogate)
 
 
 def test_same_seed_same_model_other_seed_other_model(fitted, images, c10, tiny_gan):
@@ -215,7 +224,7 @@ def test_calibration_scales_the_spread_to_the_held_out_errors(images, c10, tiny_
     z = (c10[held] - pred.mean) / pred.std
     assert np.sqrt(np.mean(z**2)) == pytest.approx(1.0, rel=1e-9)
     assert scale != pytest.approx(1.0, rel=1e-3)
-    again = load_surrogate(model.save(tmp_path / "cal.pt"))
+    again = load_surrogate(save_surrogate(model, tmp_path / "cal.pt"))
     assert again.std_scale == scale
     np.testing.assert_array_equal(again.predict(images[TEST]).std, model.predict(images[TEST]).std)
     model.fit(images[TRAIN], c10[TRAIN], seed=0)  # a refit drops the old calibration

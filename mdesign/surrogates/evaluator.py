@@ -11,6 +11,10 @@ campaign confirms with the true evaluator.
 A prediction costs milliseconds per image where the evaluators it stands in for cost tens of
 milliseconds (conductivity) to seconds (absorption); it is only as good as the model's test
 error, which the study reports (``artifacts/surrogates/``).
+
+It lives here, beside the models, rather than in :mod:`mdesign.evaluators`: the surrogates use
+the evaluators (to label and to confirm), so the registry names this class by its path and
+imports it on first lookup, like an installed entry point, and the dependency points one way.
 """
 
 from __future__ import annotations
@@ -21,7 +25,10 @@ from typing import Any
 import numpy as np
 
 from mdesign.config import SurrogateEvaluatorConfig
+from mdesign.errors import InputError
 from mdesign.evaluators.base import Parameter, parameters_from_config, parse_params
+from mdesign.surrogates.models import Prediction, Surrogate
+from mdesign.surrogates.persistence import load_surrogate
 
 __all__ = ["SurrogateEvaluator"]
 
@@ -41,12 +48,9 @@ class SurrogateEvaluator:
     """Images per call (progress is reported per call)."""
 
     def __init__(self, **params: Any):
-        from mdesign.errors import InputError
-        from mdesign.surrogates.persistence import load_surrogate
-
         self.params = parse_params(self.parameters, params, evaluator=self.name)
         try:
-            self.model = load_surrogate(self.params["model"])
+            self.model: Surrogate = load_surrogate(self.params["model"])
         except InputError as exc:
             raise InputError(f"evaluator {self.name}: parameter model: {exc}") from None
 
@@ -55,7 +59,7 @@ class SurrogateEvaluator:
         """What the model predicts (task, evaluator and parameters it was trained on)."""
         return dict(self.model.target)
 
-    def predict(self, images: np.ndarray):
+    def predict(self, images: np.ndarray) -> Prediction:
         """Mean and uncertainty, :class:`mdesign.surrogates.Prediction`, of ``N x H x W``."""
         return self.model.predict(images)
 
