@@ -193,7 +193,7 @@ def standing_statistics(
     *,
     seed: int,
     n_batches: int = 16,
-    batch_size: int = 64,
+    batch_size: int = GAN_DEFAULTS.train.batch_size,
 ) -> Generator:
     """Recompute the generator's BatchNorm running statistics from its own outputs.
 

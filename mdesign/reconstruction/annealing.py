@@ -57,6 +57,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.grf import phase_counts
 from mdesign.reconstruction.loss import s2_window
 
@@ -217,11 +218,11 @@ def anneal_fractions(
     max_lag: int,
     steps: int,
     seed: int,
-    periodic: bool = True,
-    exemplar_periodic: bool = False,
-    batch: int = 64,
-    initial_acceptance: float = 0.5,
-    final_temperature_ratio: float = 1e-3,
+    periodic: bool = RECONSTRUCTION_DEFAULTS.periodic,
+    exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
+    batch: int = RECONSTRUCTION_DEFAULTS.anneal_batch,
+    initial_acceptance: float = RECONSTRUCTION_DEFAULTS.anneal_initial_acceptance,
+    final_temperature_ratio: float = RECONSTRUCTION_DEFAULTS.anneal_final_temperature,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make the phase fractions exact by interface moves that keep ``S2`` close to the exemplar's.

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.descriptors import two_point_correlation_radial
 from mdesign.grf import grf_microstructures
 
@@ -98,7 +99,7 @@ def fit_grf(
     phases: int,
     seed: int,
     n_fit: int = 4,
-    exemplar_periodic: bool = False,
+    exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
     max_distance: int | None = None,
 ) -> GRFFit:
     """Fit a level-cut GRF's covariance family and correlation length to the exemplar's ``S2``.
@@ -161,7 +162,7 @@ def grf_baseline(
     *,
     phases: int,
     seed: int,
-    exemplar_periodic: bool = False,
+    exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
 ) -> tuple[np.ndarray, GRFFit]:
     """One periodic GRF image of ``shape`` fitted to the exemplar, and the fit.
 

@@ -38,6 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.descriptors import autocorrelation
 from mdesign.reconstruction.encoding import (
     encoding_colours,
@@ -146,7 +147,7 @@ class TextureLoss(nn.Module):
         s2_weight: float,
         s2_max_lag: int,
         periodic: bool,
-        exemplar_periodic: bool = False,
+        exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
         temperature: float,
         scale: int = 1,
     ) -> None:

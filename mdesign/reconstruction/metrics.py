@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.descriptors import lineal_path, two_point_correlation_radial, volume_fractions
 
 __all__ = ["ReconstructionErrors", "reconstruction_errors"]
@@ -82,7 +83,7 @@ def reconstruction_errors(
     *,
     phases: int,
     reconstruction_periodic: bool = True,
-    exemplar_periodic: bool = False,
+    exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
     max_distance: int | None = None,
 ) -> ReconstructionErrors:
     """``S2`` and lineal-path RMSE and fraction error of a reconstruction.

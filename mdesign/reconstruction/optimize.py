@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.reconstruction.loss import LossTerms
 
 __all__ = ["OptimizationResult", "optimize_pixels"]
@@ -83,12 +84,12 @@ def optimize_pixels(
     init: torch.Tensor,
     *,
     iterations: int,
-    history_size: int = 50,
-    stall_iterations: int = 10,
-    stall_decrease: float = 0.1,
-    adam_warmup: int = 50,
-    adam_lr: float = 0.02,
-    convergence_ratio: float = 0.1,
+    history_size: int = RECONSTRUCTION_DEFAULTS.history_size,
+    stall_iterations: int = RECONSTRUCTION_DEFAULTS.stall_iterations,
+    stall_decrease: float = RECONSTRUCTION_DEFAULTS.stall_decrease,
+    adam_warmup: int = RECONSTRUCTION_DEFAULTS.adam_warmup,
+    adam_lr: float = RECONSTRUCTION_DEFAULTS.adam_lr,
+    convergence_ratio: float = RECONSTRUCTION_DEFAULTS.convergence_ratio,
     progress: bool = False,
     desc: str = "L-BFGS",
 ) -> OptimizationResult:

@@ -52,6 +52,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.errors import InputError
 
 __all__ = [
@@ -154,7 +155,7 @@ class VGG19Features(nn.Module):
         self,
         layers: Sequence[str],
         *,
-        pooling: Pooling = "avg",
+        pooling: Pooling = RECONSTRUCTION_DEFAULTS.pooling,
         padding_mode: PaddingMode = "zeros",
     ) -> None:
         super().__init__()
@@ -317,9 +318,9 @@ def vgg19_features(
     layers: Sequence[str],
     *,
     weights: str | os.PathLike,
-    pooling: Pooling = "avg",
+    pooling: Pooling = RECONSTRUCTION_DEFAULTS.pooling,
     padding_mode: PaddingMode = "zeros",
-    seed: int = 0,
+    seed: int = RECONSTRUCTION_DEFAULTS.seed,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> VGG19Features:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mdesign.config import DiscriminatorConfig
+from mdesign.config import SURROGATE_DEFAULTS, DiscriminatorConfig
 from mdesign.errors import InputError
 from mdesign.gan.networks import Discriminator, DiscriminatorTrunk, init_weights
 
@@ -103,7 +103,13 @@ def feature_count(trunk: DiscriminatorTrunk, *, pool: str) -> int:
 class ImageRegressor(nn.Module):
     """A trunk and a head: ``N x 1 x H x W`` (phase 1 at +1) to ``N`` standardised values."""
 
-    def __init__(self, trunk: DiscriminatorTrunk, head: RegressionHead, *, pool: str = "last"):
+    def __init__(
+        self,
+        trunk: DiscriminatorTrunk,
+        head: RegressionHead,
+        *,
+        pool: str = SURROGATE_DEFAULTS.network.pool,
+    ):
         super().__init__()
         self.trunk = trunk
         self.head = head
