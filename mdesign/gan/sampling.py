@@ -48,8 +48,16 @@ def latent_shape(config: GANConfig = GAN_DEFAULTS, *, size: int | None = None) -
     return (config.generator.latent_channels, side, side)
 
 
-def sample_latents(n: int, shape: Sequence[int], *, seed: int) -> torch.Tensor:
-    """``n`` latents drawn uniformly from the latent box ``[-1, 1]``.
+def sample_latents(
+    n: int,
+    shape: Sequence[int],
+    *,
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``n`` latents drawn uniformly from the latent box ``[-1, 1]``: the GAN's latent prior.
+
+    The one place the prior is written; training, sampling and the study all draw from it.
 
     Parameters
     ----------
@@ -57,8 +65,11 @@ def sample_latents(n: int, shape: Sequence[int], *, seed: int) -> torch.Tensor:
         Number of latents.
     shape : sequence of int
         ``(C, h, w)``, e.g. :func:`latent_shape`.
-    seed : int
+    seed : int, optional
         The same seed gives the same latents (a private :class:`torch.Generator`).
+    generator : torch.Generator, optional
+        Draw from this CPU generator instead (a stream shared with other draws, as in the
+        training loop). Exactly one of ``seed`` and ``generator`` is given.
 
     Returns
     -------
@@ -66,7 +77,9 @@ def sample_latents(n: int, shape: Sequence[int], *, seed: int) -> torch.Tensor:
     """
     if int(n) != n or n < 1:
         raise InputError(f"-n: the number of samples must be a positive integer, got {n}")
-    gen = torch.Generator().manual_seed(int(seed))
+    if (seed is None) == (generator is None):
+        raise TypeError("sample_latents: give exactly one of seed and generator")
+    gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
     return torch.rand((int(n), *(int(s) for s in shape)), generator=gen) * 2 - 1
 
 

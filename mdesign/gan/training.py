@@ -52,6 +52,7 @@ from mdesign.gan.checkpoint import (
 from mdesign.gan.networks import Discriminator, Generator, init_weights, labels_to_signed
 from mdesign.gan.sampling import decode, latent_shape, sample_latents
 from mdesign.io import atomic_path, write_images
+from mdesign.runs import refuse_other_run
 
 __all__ = ["TrainResult", "check_training_images", "data_provenance", "train"]
 
@@ -211,7 +212,7 @@ def standing_statistics(
     generator.train()
     with torch.no_grad():
         for _ in range(n_batches):
-            generator((torch.rand((batch_size, *latent_shape), generator=gen) * 2 - 1).to(dev))
+            generator(sample_latents(batch_size, latent_shape, generator=gen).to(dev))
     for m, mom in zip(norms, momenta, strict=True):
         m.momentum = mom
     return generator.eval()
@@ -297,12 +298,13 @@ def train(
             raise InputError(f"--resume: {ckpt_path} does not exist; nothing to resume")
         state = read_checkpoint(ckpt_path)
         stored = config_of(state, source=str(ckpt_path))
-        if config is not None and stored.model_dump(
-            exclude={"train": {"epochs"}}
-        ) != config.model_dump(exclude={"train": {"epochs"}}):
-            raise InputError(
-                f"--resume: the config differs from the one {ckpt_path} was trained with; "
-                "resume without --config (or with the same one)"
+        if config is not None:
+            refuse_other_run(
+                ckpt_path,
+                previous=stored.model_dump(mode="json", exclude={"train": {"epochs"}}),
+                current=config.model_dump(mode="json", exclude={"train": {"epochs"}}),
+                what="a GAN training run",
+                remedy="resume it without a config (or with the same one)",
             )
         config = stored
         if (
@@ -397,7 +399,7 @@ def train(
         )
         for b in bar:
             real = labels_to_signed(data[order[b * bs : (b + 1) * bs]], device=dev)
-            z = (torch.rand((bs, *zshape), generator=rng) * 2 - 1).to(dev)
+            z = sample_latents(bs, zshape, generator=rng).to(dev)
             g_step = (b + 1) % tc.d_steps == 0
             with torch.set_grad_enabled(g_step):
                 fake = gen(z)

@@ -57,7 +57,12 @@ from mdesign.config import (
 )
 from mdesign.device import default_device
 from mdesign.errors import InputError
-from mdesign.gan.networks import Discriminator, DiscriminatorTrunk, discriminator_trunk
+from mdesign.gan.networks import (
+    Discriminator,
+    DiscriminatorTrunk,
+    discriminator_trunk,
+    labels_to_signed,
+)
 from mdesign.surrogates.networks import (
     ImageRegressor,
     augment,
@@ -341,7 +346,7 @@ class NetworkSurrogate:
         self.y_mean = float(y.mean())
         self.y_std = float(y.std()) or 1.0
         ys = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float32)
-        x = _signed(images, self.device)
+        x = labels_to_signed(images, device=self.device)
         ys = ys.to(self.device)
         rngs = [np.random.default_rng([int(seed), k]) for k in range(m)]
         self.members, infos = [], []
@@ -431,7 +436,7 @@ class NetworkSurrogate:
         bs = self.config.predict_batch
         out = np.empty((len(self.members), len(images)))
         for lo in range(0, len(images), bs):
-            x = _signed(images[lo : lo + bs], self.device)
+            x = labels_to_signed(images[lo : lo + bs], device=self.device)
             with torch.inference_mode():
                 if self.mode == "frozen":
                     # all members share the trunk: compute its features once
@@ -466,11 +471,6 @@ class NetworkSurrogate:
         for p in model.parameters():
             p.requires_grad_(False)
         return model.eval(), info
-
-
-def _signed(images: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Labels ``N x H x W`` to the networks' ``N x 1 x H x W`` in {-1, +1}."""
-    return torch.as_tensor(images, device=device).to(torch.float32).mul(2).sub(1).unsqueeze(1)
 
 
 @torch.no_grad()

@@ -42,6 +42,7 @@ import numpy as np
 from mdesign.config import SURROGATE_DEFAULTS, SurrogateConfig, SurrogateTaskConfig
 from mdesign.errors import InputError
 from mdesign.io import atomic_path
+from mdesign.runs import claim_run_folder
 from mdesign.surrogates.persistence import load_surrogate, save_surrogate
 
 __all__ = [
@@ -254,25 +255,6 @@ def _score(model, images: np.ndarray, y: np.ndarray, prefix: str = "") -> dict[s
     return out
 
 
-def _check_out(out: Path, identity: dict) -> None:
-    """Refuse to mix the runs of another config or checkpoint into ``out``."""
-    path = out / "study.json"
-    if path.is_file():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = None
-        if old != identity:
-            raise InputError(
-                f"{out}: holds a study of another config or checkpoint ({path}); use another "
-                "--out, or remove its runs.jsonl and study.json to start over"
-            )
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(identity, indent=1) + "\n")
-
-
 def run_study(
     checkpoint: str | os.PathLike,
     out: str | os.PathLike,
@@ -316,7 +298,13 @@ def run_study(
         "config": config.model_dump(mode="json"),
         "checkpoint_sha256": ckpt_sha,
     }
-    _check_out(out, identity)
+    claim_run_folder(
+        out,
+        identity,
+        filename="study.json",
+        what="a surrogate study",
+        remedy="use another output folder, or remove its runs.jsonl and study.json to start over",
+    )
     (out / "labels").mkdir(parents=True, exist_ok=True)
     cache = out / "cache"
     cache.mkdir(exist_ok=True)

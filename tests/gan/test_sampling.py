@@ -22,6 +22,21 @@ def test_latent_shape_and_prior():
     assert not torch.equal(z, sample_latents(4000, (1, 2, 2), seed=1))
 
 
+def test_a_shared_generator_draws_the_same_prior_as_a_seed():
+    # the training loop draws latents from a stream it shares with the batch order
+    gen = torch.Generator().manual_seed(5)
+    first = sample_latents(3, (1, 2, 2), generator=gen)
+    second = sample_latents(3, (1, 2, 2), generator=gen)
+    assert torch.equal(first, sample_latents(3, (1, 2, 2), seed=5))
+    assert not torch.equal(first, second)  # the stream advanced
+    both = torch.rand((6, 1, 2, 2), generator=torch.Generator().manual_seed(5)) * 2 - 1
+    assert torch.equal(torch.cat([first, second]), both)
+    with pytest.raises(TypeError, match="exactly one"):
+        sample_latents(3, (1, 2, 2))
+    with pytest.raises(TypeError, match="exactly one"):
+        sample_latents(3, (1, 2, 2), seed=1, generator=gen)
+
+
 def test_decode_is_the_sign_of_the_generator_per_image(tiny):
     g, _ = tiny_networks(tiny)
     z = sample_latents(7, (1, 2, 3), seed=4)

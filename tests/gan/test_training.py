@@ -115,7 +115,7 @@ def test_existing_checkpoint_is_not_overwritten(tmp_path, tiny, tiny_images):
     with pytest.raises(InputError, match="use --resume"):
         train(tiny_images, tmp_path / "run", tiny, epochs=1, device="cpu")
     assert res.checkpoint.read_bytes() == before
-    with pytest.raises(InputError, match="config differs"):
+    with pytest.raises(InputError, match=r"another configuration \(differs in: train.lr\)"):
         train(tiny_images, tmp_path / "run", tiny_config(train={"lr": 1e-3}), resume=True)
     with pytest.raises(InputError, match="images differ"):
         train(1 - tiny_images, tmp_path / "run", None, resume=True, device="cpu")
