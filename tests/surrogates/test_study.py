@@ -65,11 +65,11 @@ def test_curves_are_the_mean_over_seeds_of_the_runs(study):
 
 def test_subsets_are_nested_and_seeded(study):
     # the larger K contains the smaller (same seed), so a curve measures the labels added
-    from mdesign.surrogates.study import _subset
+    from mdesign.surrogates.study.plan import subset
 
     valid = np.arange(16)
-    assert set(_subset(valid, 8, 0)) <= set(_subset(valid, 12, 0))
-    assert set(_subset(valid, 8, 0)) != set(_subset(valid, 8, 1))
+    assert set(subset(valid, 8, 0)) <= set(subset(valid, 12, 0))
+    assert set(subset(valid, 8, 0)) != set(subset(valid, 8, 1))
 
 
 def test_shipped_model_and_screening(study):
@@ -116,16 +116,49 @@ def mean_phase(images):
 
 def test_labels_are_cached_per_image_set(tmp_path, images):
     from mdesign.config import SurrogateTaskConfig
-    from mdesign.surrogates.study import _label
+    from mdesign.surrogates.study.labels import label_task
 
     task = SurrogateTaskConfig(name="vf", evaluator="tests.surrogates.test_study:mean_phase")
     sets = {"pool": images[:6], "test": images[6:10], "gan": images[10:13]}
     cache = tmp_path / "vf.npz"
     CALLS.clear()
-    first = _label(task, sets, cache, progress=False, log=lambda m: None)
-    assert sorted(CALLS) == [3, 4, 6] and first["cached"] == []
+    first = label_task(task, sets, cache, progress=False, log=lambda m: None)
+    assert sorted(CALLS) == [3, 4, 6] and first.cached == []
     # another GAN's samples: only they are evaluated again
-    again = _label(task, {**sets, "gan": images[13:15]}, cache, progress=False, log=lambda m: None)
-    assert sorted(CALLS) == [2, 3, 4, 6] and again["cached"] == ["pool", "test"]
-    np.testing.assert_array_equal(again["values"]["pool"], images[:6].mean((1, 2)))
-    np.testing.assert_array_equal(again["values"]["gan"], images[13:15].mean((1, 2)))
+    again = label_task(
+        task, {**sets, "gan": images[13:15]}, cache, progress=False, log=lambda m: None
+    )
+    assert sorted(CALLS) == [2, 3, 4, 6] and again.cached == ["pool", "test"]
+    np.testing.assert_array_equal(again.values["pool"], images[:6].mean((1, 2)))
+    np.testing.assert_array_equal(again.values["gan"], images[13:15].mean((1, 2)))
+
+
+def test_the_committed_study_would_resume_with_nothing_to_run():
+    # artifacts/surrogates/: its identity is what this code computes for its config and the
+    # shipped checkpoint, and its journal holds every run of its plan
+    import hashlib
+    from pathlib import Path
+
+    from mdesign.config import SurrogateConfig, config_from_dict
+    from mdesign.surrogates.study import FORMAT
+    from mdesign.surrogates.study.plan import plan_runs, read_rows
+
+    root = Path(__file__).resolve().parents[2]
+    out = root / "artifacts" / "surrogates"
+    identity = json.loads((out / "study.json").read_text())
+    config = config_from_dict(SurrogateConfig, identity["config"], source="study.json")
+    sha = hashlib.sha256((root / "artifacts" / "gan" / "checkpoint.pt").read_bytes()).hexdigest()
+    assert identity == {
+        "format": FORMAT,
+        "config": config.model_dump(mode="json"),
+        "checkpoint_sha256": sha,
+    }
+    rows = read_rows(out / "runs.jsonl")
+    plan = plan_runs(config)
+    assert [run.key for run in plan if run.key not in rows] == []
+    for run in plan[:3] + plan[-3:]:  # a row begins with its run's fields, in order
+        assert (
+            list(rows[run.key])[:5]
+            == list(run.row())
+            == ["task", "model", "source", "size", "seed"]
+        )
