@@ -5,7 +5,8 @@ campaign.run_campaign`; this module turns each batch into a mapped Prefect task 
 and picks the task runner: threads in this process by default, or a Dask cluster (a local one
 with ``workers``, or a running scheduler's ``address``) through prefect-dask.
 
-Call :func:`flows._prefect_env.configure_prefect` before importing this module (the CLI does).
+Call :func:`mdesign_flows._prefect_env.configure_prefect` before importing this module
+(``mdesign optimize`` does).
 """
 
 from __future__ import annotations

@@ -1,62 +1,80 @@
-"""``python -m flows.reconstruct FOLDER OUT_DIR``: reconstruct a folder of exemplars.
+"""The folder reconstruction as a Prefect flow: one task per exemplar, one table at the end.
 
-Runs the Prefect flow :func:`flows.reconstruct_flow.reconstruct_folder`: one task per exemplar
-(``OUT_DIR/STEM.npz``, ``.json`` report, ``.png`` figure, ``STEM_grf.npz`` baseline) and one
-table, ``OUT_DIR/reconstructions.csv``. Prefect runs embedded (a temporary local server) with
-its state in ``OUT_DIR/.prefect`` and analytics off, unless ``PREFECT_API_URL`` points at a
-server; these are set here before prefect is imported, which is when it reads them.
+Wiring only: each task is :func:`mdesign.reconstruction.batch.reconstruct_file` (reconstruction,
+GRF baseline, outputs, one row) and the table is :func:`~mdesign.reconstruction.batch.
+write_table`. Tasks take paths and a small config dict. Prefect reads its settings when it is
+imported, so call :func:`mdesign_flows._prefect_env.configure_prefect` before importing this
+module (``python -m mdesign_flows reconstruct`` does).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
+from typing import Any
 
-from flows._prefect_env import configure_prefect
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from mdesign.reconstruction.batch import exemplar_files, reconstruct_file, write_table
+
+__all__ = ["reconstruct_folder", "reconstruct_task", "run_reconstruct_folder", "table_task"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.reconstruct", description=__doc__)
-    parser.add_argument("folder", help="folder of exemplars (.npy, .npz, .png, .tif)")
-    parser.add_argument("out_dir", help="folder for the reconstructions and the table")
-    parser.add_argument("--config", help="reconstruction settings (YAML)")
-    parser.add_argument("--weights", help="imagenet | random | PATH")
-    parser.add_argument("--iterations", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
-    parser.add_argument("--no-baseline", dest="baseline", action="store_false")
-    args = parser.parse_args(argv)
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    configure_prefect(out_dir / ".prefect")
+@task(name="reconstruct-exemplar", cache_policy=NO_CACHE)
+def reconstruct_task(
+    path: str,
+    out_dir: str,
+    config: dict[str, Any],
+    size: tuple[int, int] | None = None,
+    baseline: bool = True,
+) -> dict[str, Any]:
+    """Reconstruct one exemplar file into ``out_dir``; returns its table row."""
+    return reconstruct_file(path, out_dir, config=config, size=size, baseline=baseline)
 
-    from mdesign.config import ReconstructionConfig, load_config
-    from mdesign.errors import InputError
 
-    try:
-        cfg = load_config(
-            ReconstructionConfig,
-            args.config,
-            weights=args.weights,
-            iterations=args.iterations,
-            seed=args.seed,
+@task(name="write-table", cache_policy=NO_CACHE)
+def table_task(rows: list[dict[str, Any]], path: str) -> str:
+    """Write the rows as one CSV."""
+    return str(write_table(rows, path))
+
+
+@flow(name="reconstruct-folder")
+def reconstruct_folder(
+    folder: str,
+    out_dir: str,
+    config: dict[str, Any] | None = None,
+    size: tuple[int, int] | None = None,
+    baseline: bool = True,
+) -> str:
+    """Reconstruct every exemplar of ``folder`` into ``out_dir`` and write
+    ``out_dir/reconstructions.csv``; returns the table's path.
+
+    Exemplars run one after another: each reconstruction already uses every core.
+    """
+    logger = get_run_logger()
+    config = dict(config or {})
+    files = exemplar_files(folder)
+    logger.info("%d exemplars from %s, seed %s", len(files), folder, config.get("seed", 0))
+    rows = []
+    for path in files:
+        row = reconstruct_task(str(path), out_dir, config, size, baseline)
+        logger.info(
+            "%s: S2 RMSE %.4g (GRF %s), %.1f s",
+            Path(path).name,
+            row["s2_rmse"],
+            f"{row['grf_s2_rmse']:.4g}" if "grf_s2_rmse" in row else "-",
+            row["seconds"],
         )
-        from flows.reconstruct_flow import reconstruct_folder
-
-        table = reconstruct_folder(
-            args.folder,
-            str(out_dir),
-            cfg.model_dump(mode="json"),
-            tuple(args.size) if args.size else None,
-            args.baseline,
-        )
-    except InputError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
-    print(table)
-    return 0
+        rows.append(row)
+    return table_task(rows, str(Path(out_dir) / "reconstructions.csv"))
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run_reconstruct_folder(
+    folder: str | Path,
+    out_dir: str | Path,
+    config: dict[str, Any] | None = None,
+    size: tuple[int, int] | None = None,
+    baseline: bool = True,
+) -> str:
+    """Run :func:`reconstruct_folder` (a ReconstructionConfig as a dict); the table's path."""
+    return reconstruct_folder(str(folder), str(out_dir), dict(config or {}), size, baseline)

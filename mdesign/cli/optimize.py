@@ -80,10 +80,10 @@ def run(args: argparse.Namespace) -> int:
 
     prepare_campaign(cfg, out, config_dir=config_dir)
 
-    from flows._prefect_env import configure_prefect
+    from mdesign_flows._prefect_env import configure_prefect
 
     configure_prefect(out / ".prefect", quiet=args.quiet)
-    from flows.design import run_design_campaign
+    from mdesign_flows.design import run_design_campaign
 
     result = run_design_campaign(cfg, out, config_dir=config_dir)
     best = result["best"].get("bo")

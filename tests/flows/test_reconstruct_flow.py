@@ -11,7 +11,8 @@ from mdesign.errors import InputError
 from mdesign.io import read_images
 
 pytest.importorskip("prefect")
-from flows.reconstruct_flow import reconstruct_task, table_task
+from mdesign_flows.reconstruct import reconstruct_task, table_task
+
 from mdesign.data import LI2018_DIR as LI2018
 
 
