@@ -76,7 +76,7 @@ def sample_latents(
     Tensor, ``n x C x h x w``, float32 on the CPU
     """
     if int(n) != n or n < 1:
-        raise InputError(f"-n: the number of samples must be a positive integer, got {n}")
+        raise InputError(f"n: the number of samples must be a positive integer, got {n}")
     if (seed is None) == (generator is None):
         raise TypeError("sample_latents: give exactly one of seed and generator")
     gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))

@@ -836,6 +836,9 @@ def make_surrogate(
         return scratch_surrogate(arch, config=config.network, device=device)
     if model in ("frozen", "finetune"):
         if gan is None:
-            raise InputError(f"model {model}: needs a pretrained GAN checkpoint (--checkpoint)")
+            raise InputError(
+                f"gan: model {model} needs a pretrained source (a GAN checkpoint or a network "
+                "surrogate), got None"
+            )
         return transfer_surrogate(gan, mode=model, config=config.network, device=device)
     raise InputError(f"model: expected one of frozen, finetune, scratch, s2_gp, got {model!r}")
