@@ -44,9 +44,12 @@ __all__ = [
     "PALETTE",
     "ImageStack",
     "atomic_path",
+    "atomic_paths",
+    "check_output_dir",
     "check_output_path",
     "labels_from_values",
     "read_images",
+    "same_file",
     "write_images",
 ]
 
@@ -263,18 +266,83 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
 
 
 def check_output_path(
-    path: str | os.PathLike, *, suffixes: tuple[str, ...] = WRITE_SUFFIXES, option: str = "-o"
+    path: str | os.PathLike,
+    *,
+    suffixes: tuple[str, ...] = WRITE_SUFFIXES,
+    option: str | None = None,
 ) -> Path:
-    """Refuse an output path with an unsupported suffix before any work is done."""
+    """Refuse an output path that cannot be written, before any work is done.
+
+    The suffix must be one of ``suffixes``, the path must not be a directory, and its nearest
+    existing ancestor must be a directory in which a file can be created (tried for real: a
+    read-only filesystem, a missing ``/proc`` entry or a denied permission fail here, not after
+    the work). Missing parent folders are fine: the writers create them. Nothing is left behind.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file.
+    suffixes : tuple of str
+        Accepted suffixes (lower case, with the dot).
+    option : str, optional
+        How the caller names this path in messages (a parameter name, or a CLI flag).
+
+    Raises
+    ------
+    InputError
+        With a message naming ``option`` and ``path``.
+    """
     path = Path(path)
+    label = f"{option} {path}" if option else str(path)
     if path.suffix.lower() not in suffixes:
         raise InputError(
-            f"{option} {path}: unsupported output format {path.suffix or '(no suffix)'}; "
+            f"{label}: unsupported output format {path.suffix or '(no suffix)'}; "
             f"expected one of {', '.join(suffixes)}"
         )
     if path.is_dir():
-        raise InputError(f"{option} {path}: is a directory")
+        raise InputError(f"{label}: is a directory")
+    _check_creatable(path, label=label)
     return path
+
+
+def check_output_dir(path: str | os.PathLike, *, option: str | None = None) -> Path:
+    """Refuse an output folder that is a file or cannot be created or written, before any work.
+
+    Like :func:`check_output_path` for a folder: an existing ``path`` must be a directory with
+    room for new files; a missing one needs a writable nearest existing ancestor.
+    """
+    path = Path(path)
+    label = f"{option} {path}" if option else str(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{label}: is a file, expected a directory")
+    _check_creatable(path / "x", label=label)
+    return path
+
+
+def _check_creatable(path: Path, *, label: str) -> None:
+    """A file can be created at ``path`` (after creating its missing parent folders)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{label}: {parent} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mdesign-probe.", dir=parent)
+    except OSError as exc:
+        raise InputError(f"{label}: cannot write in {parent} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal once resolved, or one inode (a hard link)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -282,16 +350,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
 
     The temporary file keeps the target's suffix (some writers key on it). On any exception it
-    is removed and the target is left as it was.
+    is removed and the target is left as it was. An :class:`OSError` of the write (a full disk,
+    a read-only filesystem, ...) is re-raised naming ``path`` rather than the temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -300,9 +370,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        ours = getattr(exc, "filename", None) in (None, str(tmp_path), str(path.parent))
+        if isinstance(exc, OSError) and exc.errno is not None and ours:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike | None) -> Iterator[list[Path | None]]:
+    """:func:`atomic_path` for several outputs at once: all are renamed into place only when
+    the whole block succeeds, so a failure while writing any of them replaces none.
+
+    ``None`` entries (an optional output not asked for) yield ``None``.
+    """
+    with contextlib.ExitStack() as stack:
+        yield [None if p is None else stack.enter_context(atomic_path(p)) for p in paths]
 
 
 def _grid(images: np.ndarray, *, pad: int = 2) -> np.ndarray:
@@ -343,7 +428,12 @@ def write_images(
     Path
         The written path.
     """
-    path = check_output_path(path)
+    path = Path(path)
+    if path.suffix.lower() not in WRITE_SUFFIXES:
+        raise InputError(
+            f"{path}: unsupported output format {path.suffix or '(no suffix)'}; "
+            f"expected one of {', '.join(WRITE_SUFFIXES)}"
+        )
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from mdesign.cli._common import add_quiet, note
+from mdesign.cli._common import add_phases, add_quiet, note
 
 
 def add_parser(sub) -> None:
@@ -34,13 +34,7 @@ def add_parser(sub) -> None:
         metavar="R",
         help="largest distance in pixels (default: a quarter of the smaller side)",
     )
-    p.add_argument(
-        "--phases",
-        type=int,
-        default=2,
-        metavar="K",
-        help="phases to segment a grayscale image into (default 2; labels are kept)",
-    )
+    add_phases(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--plot", metavar="OUT.png", help="write a figure of the descriptors")
     add_quiet(p)

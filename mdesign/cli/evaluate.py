@@ -7,6 +7,8 @@ import json
 import math
 import sys
 
+from mdesign.cli._common import add_phases
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -29,40 +31,19 @@ def add_parser(sub) -> None:
         help="a parameter of the evaluator (repeatable; lists comma-separated, e.g. "
         "conductivities=1,10)",
     )
-    p.add_argument(
-        "--phases",
-        type=int,
-        default=2,
-        metavar="K",
-        help="phases to segment a grayscale image into (default 2; labels are kept)",
-    )
+    add_phases(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
     p.set_defaults(run=run)
 
 
-def _parse_params(items: list[str]) -> dict[str, str]:
-    from mdesign.errors import InputError
-
-    params: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--param: expected KEY=VALUE, got {item!r}")
-        if key in params:
-            raise InputError(f"--param: {key} given twice")
-        params[key] = value.strip()
-    return params
-
-
 def run(args: argparse.Namespace) -> int:
-    from mdesign.cli._common import note
+    from mdesign.cli._common import note, parse_params
     from mdesign.errors import InputError
     from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
     from mdesign.io import read_images
 
-    params = _parse_params(args.param)
+    params = parse_params(args.param)
     evaluator = get_evaluator(args.evaluator, **params)
     stack = read_images(args.input, phases=args.phases)
     if stack.note:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, parse_range, parse_ranges, run_meta
+from mdesign.cli._common import (
+    SEED_HELP,
+    add_quiet,
+    note,
+    parse_range,
+    parse_ranges,
+    run_meta,
+    seed_type,
+)
 
 
 def add_parser(sub) -> None:
@@ -61,7 +69,9 @@ def add_parser(sub) -> None:
         default=None,
         help="non-periodic fields (circulant embedding) instead of tileable ones",
     )
-    p.add_argument("--seed", type=int, required=True, help="random seed")
+    p.add_argument(
+        "--seed", type=seed_type, required=True, metavar="S", help=f"random seed, {SEED_HELP}"
+    )
     p.add_argument(
         "-o",
         "--output",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, run_meta
+from mdesign.cli._common import SEED_HELP, add_phases, add_quiet, note, run_meta, seed_type
 
 
 def add_parser(sub) -> None:
@@ -42,7 +42,7 @@ def add_parser(sub) -> None:
         help="VGG19 weights: torchvision's ImageNet weights (downloaded once into the torch hub "
         "cache), a seeded random initialisation (offline), or a local state dict",
     )
-    p.add_argument("--seed", type=int, metavar="S", help="random seed")
+    p.add_argument("--seed", type=seed_type, metavar="S", help=f"random seed, {SEED_HELP}")
     p.add_argument("--report", metavar="REPORT.json", help="write the errors and timings as JSON")
     p.add_argument(
         "--plot",
@@ -66,13 +66,7 @@ def add_parser(sub) -> None:
         default=None,
         help="non-periodic output (zero padding) instead of a tileable one",
     )
-    p.add_argument(
-        "--phases",
-        type=int,
-        default=2,
-        metavar="K",
-        help="phases to segment a grayscale exemplar into (default 2; labels are kept)",
-    )
+    add_phases(p)
     add_quiet(p)
     p.set_defaults(run=run)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, parse_device, run_meta
+from mdesign.cli._common import SEED_HELP, add_quiet, note, parse_device, run_meta, seed_type
 
 
 def add_parser(sub) -> None:
@@ -29,7 +29,9 @@ def add_parser(sub) -> None:
         "--latent-size", type=int, metavar="K", help="side of random latent maps (image 32*K)"
     )
     p.add_argument("--latent", metavar="Z.npy", help="latents to decode (.npy or .npz)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of the random latents")
+    p.add_argument(
+        "--seed", type=seed_type, metavar="S", help=f"seed of the random latents, {SEED_HELP}"
+    )
     p.add_argument(
         "--periodic",
         action="store_const",

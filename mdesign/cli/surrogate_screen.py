@@ -42,8 +42,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from mdesign.cli._common import note, run_meta
-    from mdesign.cli.evaluate import _parse_params
+    from mdesign.cli._common import note, parse_params, run_meta
     from mdesign.config import SurrogateConfig, load_config
     from mdesign.errors import InputError
     from mdesign.evaluators import get_evaluator
@@ -61,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_output_path(args.output, suffixes=(".npz",), option="-o")
     model = load_surrogate(args.model)
-    evaluator = get_evaluator(args.evaluator, **_parse_params(args.param))
+    evaluator = get_evaluator(args.evaluator, **parse_params(args.param))
     stack = read_images(args.input)
     if stack.n_phases != 2:
         raise InputError(f"{args.input}: surrogates take two-phase images")

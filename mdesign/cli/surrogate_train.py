@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note
+from mdesign.cli._common import SEED_HELP, add_quiet, apply_threads, note, parse_params, seed_type
 
 MODELS = ("frozen", "finetune", "scratch", "s2_gp")
 
@@ -45,25 +45,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", metavar="FILE.yaml", help="a SurrogateConfig YAML")
     p.add_argument("--ensemble", type=int, metavar="M", help="members (network.ensemble_size)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of the fit (splits, initialisation)")
+    p.add_argument(
+        "--seed",
+        type=seed_type,
+        metavar="S",
+        help=f"seed of the fit (splits, initialisation), {SEED_HELP}",
+    )
     p.add_argument(
         "--threads", type=int, metavar="T", help="torch threads (default: torch's choice)"
     )
     add_quiet(p)
     p.set_defaults(run=run)
-
-
-def apply_threads(threads: int | None) -> None:
-    """``--threads``: the number of torch threads of this process."""
-    from mdesign.errors import InputError
-
-    if threads is None:
-        return
-    if threads < 1:
-        raise InputError(f"--threads: must be at least 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def load_source(path: str):
@@ -92,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from mdesign.cli.evaluate import _parse_params
     from mdesign.config import SurrogateConfig, load_config
     from mdesign.errors import InputError
     from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
@@ -123,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             )
         target = {"values": args.values, "data": str(args.data)}
     else:
-        evaluator = get_evaluator(args.evaluator, **_parse_params(args.param))
+        evaluator = get_evaluator(args.evaluator, **parse_params(args.param))
         note(args, f"labelling {len(images)} images with {evaluator.name}")
         res = evaluate_batch(evaluator, images, progress=not args.quiet)
         values = res.values

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, parse_device
+from mdesign.cli._common import SEED_HELP, add_quiet, note, parse_device, seed_type
 
 
 def add_parser(sub) -> None:
@@ -29,7 +29,9 @@ def add_parser(sub) -> None:
         action="store_true",
         help="continue DIR/checkpoint.pt exactly where it stopped, up to --epochs",
     )
-    p.add_argument("--seed", type=int, metavar="S", help="training seed (train.seed)")
+    p.add_argument(
+        "--seed", type=seed_type, metavar="S", help=f"training seed (train.seed), {SEED_HELP}"
+    )
     p.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda if present)")
     add_quiet(p)
     p.set_defaults(run=run)
