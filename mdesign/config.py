@@ -109,13 +109,31 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
     return config_from_dict(cls, data, source=str(path) if path is not None else "config")
 
 
+# A config is a few kilobytes of YAML; a larger file is a wrong path (a stack, a checkpoint).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file (empty for an empty file); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such config file")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise InputError(
+            f"{path}: {size} bytes is not a config file (at most {MAX_CONFIG_BYTES} bytes of YAML)"
+        )
+    raw = path.read_bytes()
+    if b"\0" in raw:
+        raise InputError(f"{path}: a binary file, expected a YAML config (UTF-8 text)")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}), expected a YAML config"
+        ) from None
+    try:
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if loaded is None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from mdesign.errors import InputError
+from mdesign.memory import check_memory
 
 __all__ = [
     "MAX_PHASES",
@@ -48,7 +50,9 @@ __all__ = [
     "check_output_dir",
     "check_output_path",
     "labels_from_values",
+    "peek_images",
     "read_images",
+    "read_memory",
     "same_file",
     "write_images",
 ]
@@ -189,6 +193,74 @@ def _rgb_to_single(rgb: np.ndarray) -> np.ndarray:
     return (rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
 
 
+def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    return tuple(int(s) for s in shape), np.dtype(dtype)
+
+
+def peek_images(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the image array of a file, from its header alone (nothing is loaded).
+
+    For ``.npz`` the header of its ``images`` member, for ``.npy`` the file's, for PNG and TIFF
+    the image's dimensions (a PNG's shape counts its colour channels). Lets a caller refuse an
+    input too large for memory (:mod:`mdesign.memory`) before reading it: a few hundred
+    kilobytes of compressed ``.npz`` can hold gigabytes of pixels.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, or a suffix not listed in :func:`read_images`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if suffix == ".npz":
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                if "images.npy" not in zf.namelist():
+                    raise InputError(f"{path}: no 'images' array")
+                with zf.open("images.npy") as fh:
+                    return _npy_header(fh)
+        if suffix == ".npy":
+            with open(path, "rb") as fh:
+                return _npy_header(fh)
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                series = tf.series[0]
+                return tuple(int(s) for s in series.shape), np.dtype(series.dtype)
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as img:
+                bands = len(img.getbands())
+                w, h = img.size
+                return ((h, w) if bands == 1 else (h, w, bands)), np.dtype(np.uint8)
+    except InputError:
+        raise
+    except Exception as exc:  # any parser failure means the file is not what it claims
+        raise InputError(f"{path}: cannot read as {suffix} ({type(exc).__name__}: {exc})") from None
+    raise InputError(
+        f"{path}: unsupported format {suffix or '(no suffix)'}; "
+        f"expected one of {', '.join(READ_SUFFIXES)}"
+    )
+
+
+def read_memory(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Estimated peak bytes of :func:`read_images` for an array of this shape and dtype: the
+    array, a float64 copy where it is segmented or its distinct values are sorted, the labels."""
+    n = math.prod(shape)
+    return n * (np.dtype(dtype).itemsize + 8 + 8 + 1)
+
+
 def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
     """Read a microstructure stack or image as phase labels.
 
@@ -213,7 +285,7 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
     path = Path(path)
     source = str(path)
     if not 2 <= phases <= MAX_PHASES:
-        raise InputError(f"--phases: must be between 2 and {MAX_PHASES}, got {phases}")
+        raise InputError(f"must be between 2 and {MAX_PHASES}, got {phases}", param="phases")
     if not path.exists():
         raise InputError(f"{source}: no such file")
     if path.is_dir():
@@ -224,6 +296,9 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
             f"{source}: unsupported format {suffix or '(no suffix)'}; "
             f"expected one of {', '.join(READ_SUFFIXES)}"
         )
+    shape, dtype = peek_images(path)
+    dims = " x ".join(map(str, shape))
+    check_memory(read_memory(shape, dtype), what=f"reading {source} ({dims})")
     extras: dict[str, Any] = {}
     palette = False
     try:

@@ -102,8 +102,9 @@ def test_bad_inputs_raise_one_clear_error(tmp_path, name, make, needle):
 
 
 def test_phases_out_of_range_is_refused(tmp_path):
-    with pytest.raises(InputError, match="--phases"):
+    with pytest.raises(InputError, match=r"^phases: must be between 2 and 8") as info:
         read_images(tmp_path / "x.png", phases=9)
+    assert info.value.param == "phases"
 
 
 def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
