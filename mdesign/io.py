@@ -206,9 +206,9 @@ def peek_images(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of the image array of a file, from its header alone (nothing is loaded).
 
     For ``.npz`` the header of its ``images`` member, for ``.npy`` the file's, for PNG and TIFF
-    the image's dimensions (a PNG's shape counts its colour channels). Lets a caller refuse an
-    input too large for memory (:mod:`mdesign.memory`) before reading it: a few hundred
-    kilobytes of compressed ``.npz`` can hold gigabytes of pixels.
+    the image's dimensions (``H x W`` for a PNG, whatever its colour channels). Lets a caller
+    refuse an input too large for memory (:mod:`mdesign.memory`) before reading it: a few
+    hundred kilobytes of compressed ``.npz`` can hold gigabytes of pixels.
 
     Raises
     ------
@@ -241,9 +241,8 @@ def peek_images(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
             from PIL import Image
 
             with Image.open(path) as img:
-                bands = len(img.getbands())
                 w, h = img.size
-                return ((h, w) if bands == 1 else (h, w, bands)), np.dtype(np.uint8)
+                return (h, w), np.dtype(np.uint8)
     except InputError:
         raise
     except Exception as exc:  # any parser failure means the file is not what it claims

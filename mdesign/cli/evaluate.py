@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
             "Evaluate a property of every image of INPUT (.npz stack, .npy, .png, .tif). "
             "NAME is a registered evaluator (see `mdesign evaluators`) or a module:function "
             "path. An image whose evaluation fails (an exception, NaN or inf) gets null and an "
-            "entry in `errors`; the others are still evaluated."
+            "entry in `errors`; the others are still evaluated. When every image fails the "
+            "report is still printed and the exit code is 2."
         ),
     )
     p.add_argument("input", metavar="INPUT")
@@ -73,5 +74,11 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"error: image {e.index}: {e.message}")
         print("\n".join(lines))
     n_ok = sum(v is not None for v in values)
+    if n_ok == 0:
+        # nothing evaluated: the report above says why per image; the exit code says it failed
+        first = result.errors[0].message if result.errors else "no value"
+        raise InputError(
+            f"{args.input}: the evaluation failed for every image ({len(values)}); first: {first}"
+        )
     note(args, f"{n_ok} of {len(values)} images evaluated in {result.seconds:.2f} s")
     return 0

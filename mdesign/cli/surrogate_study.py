@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, apply_threads, note
+from mdesign.cli._common import add_quiet, apply_threads, check_outputs, note
 
 
 def add_parser(sub) -> None:
@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
     from mdesign.surrogates.study import run_study
 
+    check_outputs(
+        [("--out", args.out, None)],
+        inputs=[("--checkpoint", args.checkpoint), ("--config", args.config)],
+    )
     config = load_config(SurrogateConfig, args.config)
     raw = config.model_dump()
     if args.sizes is not None:

@@ -74,16 +74,38 @@ def sample_latents(n: int, shape: Sequence[int], *, seed: int) -> torch.Tensor:
     return torch.rand((int(n), *(int(s) for s in shape)), generator=gen) * 2 - 1
 
 
+# Latents may leave the box [-1, 1] by float rounding (a float64 optimiser cast to float32,
+# a text round trip), not by more.
+LATENT_BOX_TOLERANCE = 1e-4
+
+
 def check_latents(
-    z: np.ndarray | torch.Tensor, *, latent_channels: int, source: str = "latents"
+    z: np.ndarray | torch.Tensor,
+    *,
+    latent_channels: int,
+    source: str = "latents",
+    in_box: bool = False,
 ) -> torch.Tensor:
     """Check a latent array ``N x C x h x w`` (or one ``C x h x w``) and return it as float32.
+
+    Parameters
+    ----------
+    z : ndarray or Tensor
+        The latents.
+    latent_channels : int
+        ``C`` of the generator.
+    source : str
+        Named in the error messages.
+    in_box : bool
+        Also require every value in the latent box ``[-1, 1]`` (to within
+        ``LATENT_BOX_TOLERANCE``): the generator was trained on that box only, so a latent far
+        outside it decodes to images it never learned (and is most likely a wrong file).
 
     Raises
     ------
     InputError
         Wrong number of dimensions, a channel count other than the generator's, an empty
-        array, or NaN/infinite values.
+        array, NaN/infinite values, or (``in_box``) a value outside the box.
     """
     t = torch.as_tensor(z) if not isinstance(z, torch.Tensor) else z
     if t.ndim == 3:
@@ -104,6 +126,13 @@ def check_latents(
     t = t.to(torch.float32)
     if not torch.isfinite(t).all():
         raise InputError(f"{source}: latents contain NaN or infinite values")
+    if in_box:
+        worst = float(t.abs().max())
+        if worst > 1 + LATENT_BOX_TOLERANCE:
+            raise InputError(
+                f"{source}: latents reach {worst:.4g}, outside the latent box [-1, 1] the "
+                "generator was trained on"
+            )
     return t
 
 
