@@ -25,7 +25,7 @@ def load_transfer_source(path: str | os.PathLike):
 
     Returns
     -------
-    mdesign.gan.Checkpoint or mdesign.surrogates.NetworkSurrogate
+    mdesign.gan.checkpoint.GANCheckpoint or mdesign.surrogates.NetworkSurrogate
         On the CPU; :func:`mdesign.surrogates.make_surrogate` takes either as ``gan``.
 
     Raises
