@@ -59,6 +59,7 @@ from mdesign.config import GRF_DEFAULTS, Covariance
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.memory import check_memory
+from mdesign.seeds import check_seed
 
 __all__ = [
     "GRFResult",
@@ -469,6 +470,7 @@ def grf_microstructures(
     """
     if int(n) != n or n <= 0:
         raise InputError(f"the number of images must be a positive integer, got {n}", param="n")
+    seed = check_seed(seed)
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3) or min(shape) < 2:
         raise InputError(

@@ -17,6 +17,7 @@ from typing import Any
 
 from mdesign import __version__
 from mdesign.errors import InputError
+from mdesign.seeds import SEED_LIMIT
 
 __all__ = [
     "SEED_HELP",
@@ -34,10 +35,7 @@ __all__ = [
     "seed_type",
 ]
 
-# One seed rule for every command: an integer 0 <= S < 2**32. Every generator the project seeds
-# takes it (numpy's SeedSequence and legacy RandomState, torch.manual_seed), and a seed derived
-# from it stays in range.
-SEED_LIMIT = 2**32
+# One seed rule for every command (mdesign.seeds): an integer 0 <= S < 2**32.
 SEED_HELP = f"an integer 0 <= S < 2**32 ({SEED_LIMIT})"
 
 

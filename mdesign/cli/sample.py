@@ -65,7 +65,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda if present)")
     add_quiet(p)
-    p.set_defaults(run=run, param_flags={"size": "--latent-size", "shape": "--latent-size"})
+    flags = {"size": "--latent-size", "shape": "--latent-size", "z": "--latent"}
+    p.set_defaults(run=run, param_flags=flags)
 
 
 def _read_latents(path, *, channels: int):
@@ -109,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
 
     from mdesign.errors import InputError
     from mdesign.gan import decode, latent_shape, load_checkpoint, sample_latents
+    from mdesign.gan.sampling import decode_memory
     from mdesign.io import WRITE_SUFFIXES, atomic_paths, read_images, write_images
+    from mdesign.memory import check_memory
 
     if args.plot and not args.report:
         raise InputError("--plot: needs --report (the plot shows the validation)")
@@ -142,7 +145,14 @@ def run(args: argparse.Namespace) -> int:
         z = _read_latents(args.latent, channels=ckpt.config.generator.latent_channels)
     else:
         n = args.n or (ckpt.config.validation.n_images if args.report else cfg.n_images)
-        z = sample_latents(n, latent_shape(ckpt.config, size=args.latent_size), seed=seed)
+        shape = latent_shape(ckpt.config, size=args.latent_size)
+        side = shape[1] * ckpt.generator.scale
+        check_memory(
+            decode_memory(ckpt.generator, n, shape[1:]),
+            what=f"{n} images of {side} x {side}",
+            param="n" if n >= shape[1] * shape[2] else "size",  # the larger factor
+        )
+        z = sample_latents(n, shape, seed=seed)
     n = z.shape[0]
     if args.report and n < 2:
         raise InputError("--report: needs at least 2 images")

@@ -33,6 +33,7 @@ from mdesign.config import GAN_DEFAULTS, GANConfig
 from mdesign.errors import InputError
 from mdesign.gan.networks import FusedGenerator, Generator
 from mdesign.memory import check_memory
+from mdesign.seeds import check_seed
 
 __all__ = ["check_latents", "decode", "decode_memory", "latent_shape", "sample_latents"]
 
@@ -68,9 +69,13 @@ def sample_latents(n: int, shape: Sequence[int], *, seed: int) -> torch.Tensor:
     """
     if int(n) != n or n < 1:
         raise InputError(f"the number of samples must be a positive integer, got {n}", param="n")
-    count = int(n) * math.prod(int(s) for s in shape)
-    check_memory(4 * count, what=f"{n} latents of {' x '.join(map(str, shape))}", param="shape")
-    gen = torch.Generator().manual_seed(int(seed))
+    cells = math.prod(int(s) for s in shape)
+    check_memory(
+        4 * int(n) * cells,
+        what=f"{n} latents of {' x '.join(map(str, shape))}",
+        param="n" if int(n) >= cells else "shape",  # the larger factor
+    )
+    gen = torch.Generator().manual_seed(check_seed(seed))
     return torch.rand((int(n), *(int(s) for s in shape)), generator=gen) * 2 - 1
 
 

@@ -299,6 +299,8 @@ def test_sample_latents_outside_the_box(run_cli, tiny_run, tmp_path, value, ok):
         ["--seed", "-1"],
         ["--seed", str(2**32)],
         ["--latent-size", "100000"],
+        ["--latent-size", "1000"],  # the latents fit, their images do not
+        ["-n", "1000000000"],
     ],
 )
 def test_sample_bad_seed_and_size_exit_2(run_cli, tiny_run, tmp_path, args):
