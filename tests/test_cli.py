@@ -9,7 +9,7 @@ import pytest
 
 from mdesign.descriptors import characterize
 from mdesign.io import read_images
-from tests.conftest import assert_input_error
+from tests.conftest import assert_input_error, snapshot
 
 
 def test_grf_writes_the_contract_stack(tmp_path, run_cli):
@@ -228,13 +228,6 @@ def test_real_processes_console_script_and_module(tmp_path):
 # --- hardening (issue 13): one error line, exit 2, nothing written or clobbered ---------------
 
 
-def _snapshot(folder):
-    """Every file under ``folder`` with its bytes and mtime: what a refused command must keep."""
-    return {
-        p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
 @pytest.mark.parametrize(
     "err", [errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EEXIST, errno.EDQUOT, errno.EIO]
 )
@@ -243,7 +236,7 @@ def test_os_error_while_writing_is_one_line_naming_the_output(tmp_path, run_cli,
     # for whom chmod does not block writes)
     out = tmp_path / "x.npz"
     out.write_bytes(b"the user's earlier result")
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
 
     def fail(*args, **kwargs):
         raise OSError(err, os.strerror(err))
@@ -251,7 +244,7 @@ def test_os_error_while_writing_is_one_line_naming_the_output(tmp_path, run_cli,
     monkeypatch.setattr(np, "savez_compressed", fail)
     res = run_cli(*GRF, "-q", "-o", out)
     assert_input_error(res, str(out), os.strerror(err))
-    assert _snapshot(tmp_path) == before  # the old file kept, no temporary left behind
+    assert snapshot(tmp_path) == before  # the old file kept, no temporary left behind
 
 
 @pytest.mark.parametrize(
@@ -269,11 +262,11 @@ def test_unwritable_outputs_are_refused_before_work(tmp_path, run_cli, monkeypat
     (tmp_path / "file.npz").write_bytes(b"x")
     (tmp_path / "dir.npz").mkdir()
     (tmp_path / "sub").mkdir()
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     monkeypatch.setattr(mdesign.grf, "grf_microstructures", _must_not_run)
     res = run_cli(*GRF, "-q", "-o", target.format(tmp=tmp_path))
     assert_input_error(res, "-o", needle)
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def _must_not_run(*args, **kwargs):
@@ -353,9 +346,9 @@ def test_characterize_plot_over_its_input_is_refused(tmp_path, run_cli, grf_stac
         os.link(src, plot)
     if link == "symlink":
         plot.symlink_to(src)
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     assert_input_error(run_cli("characterize", src, "--plot", plot), "--plot", "is the input")
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def _npz_with_header_only(path, shape, dtype=np.uint8):

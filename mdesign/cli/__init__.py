@@ -1,9 +1,12 @@
 """The ``mdesign`` command line (also ``python -m mdesign``).
 
-The CLI only parses, builds the stage's config, calls the library and turns known errors into one
-``error: ...`` line with exit code 2 (see ``CONTRACT.md``). One module per command; each has
-``add_parser(subparsers)``, which registers its options and sets ``run(args) -> int``. Heavy
-imports (torch, botorch, prefect) happen inside ``run`` so ``mdesign --help`` stays fast.
+The CLI only parses, builds the stage's config, calls the library and turns errors into one
+``error: ...`` line (see ``CONTRACT.md``): exit code 2 for bad input, a library
+:class:`~mdesign.errors.InputError` (its Python parameter shown as the command's flag) or an
+operating-system error on a path; 1 for an internal failure; 130 for an interrupt. One module
+per command; each has ``add_parser(subparsers)``, which registers its options and sets
+``run(args) -> int``. Heavy imports (torch, botorch, prefect) happen inside ``run`` so
+``mdesign --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def flag_names(command: argparse.ArgumentParser, args: argparse.Namespace) -> di
     command whose flags differ from the library's parameters adds ``param_flags`` to its
     defaults (``{"shape": "--size"}``).
     """
+    # argparse keeps a parser's options in `_actions` (no public accessor)
     names = {
         a.dest: a.option_strings[0]
         for a in command._actions

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import assert_input_error
+from tests.conftest import assert_input_error, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +215,6 @@ def test_bad_device(run_cli, tiny_run, tmp_path):
 # --- hardening (issue 13): validate everything first, write together at the end, never clobber
 
 
-def _snapshot(folder):
-    return {
-        p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
 def test_sample_with_a_missing_reference_writes_nothing(run_cli, tiny_run, tmp_path):
     _, _, out = tiny_run
     res = run_cli(
@@ -234,13 +228,13 @@ def test_sample_with_a_missing_reference_writes_nothing(run_cli, tiny_run, tmp_p
 def test_sample_with_an_unwritable_report_keeps_the_main_output(run_cli, tiny_run, tmp_path):
     _, _, out = tiny_run
     (tmp_path / "o.npz").write_bytes(b"an earlier sample")
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     res = run_cli(
         "sample", "--checkpoint", out / "model.pt", "-n", 2,
         "--report", "/proc/mdesign-r.json", "-o", tmp_path / "o.npz",
     )  # fmt: skip
     assert_input_error(res, "--report", "/proc")
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 def test_sample_disk_full_on_the_report_replaces_no_output(
@@ -252,7 +246,7 @@ def test_sample_disk_full_on_the_report_replaces_no_output(
 
     _, _, out = tiny_run
     (tmp_path / "o.npz").write_bytes(b"an earlier sample")
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
 
     def full(self, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -263,17 +257,17 @@ def test_sample_disk_full_on_the_report_replaces_no_output(
         "--report", tmp_path / "r.json", "-o", tmp_path / "o.npz", "-q",
     )  # fmt: skip
     assert_input_error(res, "r.json", "No space left on device")
-    assert _snapshot(tmp_path) == before  # o.npz not replaced, no temporaries left
+    assert snapshot(tmp_path) == before  # o.npz not replaced, no temporaries left
 
 
 def test_sample_output_over_its_latents_is_refused(run_cli, tiny_run, tmp_path):
     _, _, out = tiny_run
     z = tmp_path / "z.npy"
     np.save(z, np.zeros((2, 1, 1, 1), np.float32))
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     res = run_cli("sample", "--checkpoint", out / "model.pt", "--latent", z, "-o", z)
     assert_input_error(res, "-o", "is the input --latent")
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
 
 
 @pytest.mark.parametrize(("value", "ok"), [(3.0, False), (-1.5, False), (1 + 1e-6, True)])
@@ -318,7 +312,7 @@ def test_train_refuses_bad_configs_seeds_and_folders(run_cli, tiny_run, tmp_path
     latin.write_bytes("train: {epochs: 2}  # caf\xe9\n".encode("latin-1"))
     afile = tmp_path / "file"
     afile.write_bytes(b"x")
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
     for args, needles in [
         (["--config", binary], ("c.yaml", "binary")),
         (["--config", latin], ("l.yaml", "not UTF-8")),
@@ -328,4 +322,4 @@ def test_train_refuses_bad_configs_seeds_and_folders(run_cli, tiny_run, tmp_path
     ]:
         full = ["train", "--data", data, "--out", tmp_path / "run", *args, "-q"]
         assert_input_error(run_cli(*full), *needles)
-    assert _snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mdesign.io import read_images
-from tests.conftest import assert_input_error
+from tests.conftest import assert_input_error, snapshot
 
 FAST = ("--weights", "random", "--iterations", "4", "-q")
 CONTRACT_KEYS = {
@@ -117,12 +117,6 @@ def test_bad_report_suffix_before_any_work(run_cli, tmp_path, exemplar):
 # --- hardening (issue 13) ------------------------------------------------------------------
 
 
-def _snapshot(folder):
-    return {
-        p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
-    }
-
-
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
@@ -139,7 +133,7 @@ def test_refused_before_work_and_nothing_replaced(
     import mdesign.reconstruction
 
     (tmp_path / "old.npz").write_bytes(b"an earlier reconstruction")
-    before = _snapshot(tmp_path)
+    before = snapshot(tmp_path)
 
     def must_not_run(*a, **k):
         raise AssertionError("the reconstruction started before the input was checked")
@@ -147,4 +141,4 @@ def test_refused_before_work_and_nothing_replaced(
     monkeypatch.setattr(mdesign.reconstruction, "reconstruct", must_not_run)
     args = [a.format(ex=exemplar, tmp=tmp_path) for a in args]
     assert_input_error(run_cli("reconstruct", exemplar, *args, *FAST), *needles)
-    assert _snapshot(tmp_path) == before
+    assert snapshot(tmp_path) == before
