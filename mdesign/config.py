@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mdesign.errors import InputError
+from mdesign.seeds import SEED_LIMIT
 
 __all__ = [
     "BO_DEFAULTS",
@@ -109,13 +110,31 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
     return config_from_dict(cls, data, source=str(path) if path is not None else "config")
 
 
+# A config is a few kilobytes of YAML; a larger file is a wrong path (a stack, a checkpoint).
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """The mapping in a YAML config file (empty for an empty file); errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such config file")
+    size = path.stat().st_size
+    if size > MAX_CONFIG_BYTES:
+        raise InputError(
+            f"{path}: {size} bytes is not a config file (at most {MAX_CONFIG_BYTES} bytes of YAML)"
+        )
+    raw = path.read_bytes()
+    if b"\0" in raw:
+        raise InputError(f"{path}: a binary file, expected a YAML config (UTF-8 text)")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{path}: not UTF-8 text (byte {exc.start}), expected a YAML config"
+        ) from None
+    try:
+        loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if loaded is None:
@@ -132,6 +151,8 @@ def dump_config(config: Config) -> str:
 
 Covariance = Literal["gaussian", "exponential", "matern"]
 Width = Annotated[int, Field(ge=1)]
+Seed = Annotated[int, Field(ge=0, lt=SEED_LIMIT, strict=True)]
+"""A seed: an integer ``0 <= seed < 2**32`` (:mod:`mdesign.seeds`)."""
 
 
 class GRFConfig(Config):
@@ -304,7 +325,7 @@ class ReconstructionConfig(Config):
     """VGG19 weights: ``imagenet`` (torchvision's, downloaded once), ``random`` or a path."""
     iterations: int = Field(100, ge=1)
     """L-BFGS iterations at the output size."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the random start, random weights, k-means and annealing."""
     layers: tuple[str, ...] = ("relu1_1", "pool1", "pool2", "pool3", "pool4")
     """VGG19 layers of the Gram loss; Gatys et al.'s texture layers (their conv1_1 is relu1_1)."""
@@ -412,7 +433,7 @@ class GANTrainConfig(Config):
     al. 2019), which smooths the oscillations of adversarial training. 0 turns it off."""
     gp_weight: float = Field(10.0, ge=0)
     """Weight of the gradient penalty (``wgan-gp`` only)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the initial weights, the batch order and the latents; the same seed and data give
     the same run."""
     grid_size: int = Field(16, ge=1)
@@ -437,7 +458,7 @@ class GANSampleConfig(Config):
     and flips the rare pixels within rounding of the cut (0.14% for the shipped model)."""
     n_images: int = Field(16, ge=1)
     """Images ``mdesign sample`` makes when ``-n`` is not given (and no ``--report``)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the random latents when ``--seed`` is not given."""
 
 
@@ -626,7 +647,7 @@ class SurrogateStudyConfig(Config):
     """Held-out images the models are scored on."""
     n_gan_test: int = Field(500, ge=0)
     """GAN samples scored as well (distribution shift: a campaign evaluates GAN designs)."""
-    image_seed: int = 1
+    image_seed: Seed = 1
     """Seed of the GRF images drawn from the GAN's training distribution (pool, then test);
     it must differ from the training set's seed."""
     models: tuple[SurrogateModel, ...] = ("frozen", "finetune", "scratch", "s2_gp")
@@ -779,7 +800,7 @@ class CampaignConfig(Config):
     the GAN's training distribution, with BO's budget and seed."""
     baseline_batch_size: int = Field(8, ge=1)
     """Baseline designs evaluated in parallel per batch."""
-    seed: int = 0
+    seed: Seed = 0
     retries: int = Field(2, ge=0)
     """Prefect task retries for an evaluation whose worker failed (not for designs that fail)."""
     dask: DaskConfig = Field(default_factory=DaskConfig)

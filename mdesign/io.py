@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -38,15 +39,21 @@ from typing import Any
 import numpy as np
 
 from mdesign.errors import InputError
+from mdesign.memory import check_memory
 
 __all__ = [
     "MAX_PHASES",
     "PALETTE",
     "ImageStack",
     "atomic_path",
+    "atomic_paths",
+    "check_output_dir",
     "check_output_path",
     "labels_from_values",
+    "peek_images",
     "read_images",
+    "read_memory",
+    "same_file",
     "write_images",
 ]
 
@@ -186,6 +193,73 @@ def _rgb_to_single(rgb: np.ndarray) -> np.ndarray:
     return (rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
 
 
+def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    if version == (1, 0):
+        shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+    else:
+        shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+    return tuple(int(s) for s in shape), np.dtype(dtype)
+
+
+def peek_images(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the image array of a file, from its header alone (nothing is loaded).
+
+    For ``.npz`` the header of its ``images`` member, for ``.npy`` the file's, for PNG and TIFF
+    the image's dimensions (``H x W`` for a PNG, whatever its colour channels). Lets a caller
+    refuse an input too large for memory (:mod:`mdesign.memory`) before reading it: a few
+    hundred kilobytes of compressed ``.npz`` can hold gigabytes of pixels.
+
+    Raises
+    ------
+    InputError
+        A missing or unreadable file, or a suffix not listed in :func:`read_images`.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    try:
+        if suffix == ".npz":
+            import zipfile
+
+            with zipfile.ZipFile(path) as zf:
+                if "images.npy" not in zf.namelist():
+                    raise InputError(f"{path}: no 'images' array")
+                with zf.open("images.npy") as fh:
+                    return _npy_header(fh)
+        if suffix == ".npy":
+            with open(path, "rb") as fh:
+                return _npy_header(fh)
+        if suffix in (".tif", ".tiff"):
+            import tifffile
+
+            with tifffile.TiffFile(path) as tf:
+                series = tf.series[0]
+                return tuple(int(s) for s in series.shape), np.dtype(series.dtype)
+        if suffix == ".png":
+            from PIL import Image
+
+            with Image.open(path) as img:
+                w, h = img.size
+                return (h, w), np.dtype(np.uint8)
+    except InputError:
+        raise
+    except Exception as exc:  # any parser failure means the file is not what it claims
+        raise InputError(f"{path}: cannot read as {suffix} ({type(exc).__name__}: {exc})") from None
+    raise InputError(
+        f"{path}: unsupported format {suffix or '(no suffix)'}; "
+        f"expected one of {', '.join(READ_SUFFIXES)}"
+    )
+
+
+def read_memory(shape: tuple[int, ...], dtype: np.dtype) -> int:
+    """Estimated peak bytes of :func:`read_images` for an array of this shape and dtype: the
+    array, a float64 copy where it is segmented or its distinct values are sorted, the labels."""
+    n = math.prod(shape)
+    return n * (np.dtype(dtype).itemsize + 8 + 8 + 1)
+
+
 def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
     """Read a microstructure stack or image as phase labels.
 
@@ -210,7 +284,7 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
     path = Path(path)
     source = str(path)
     if not 2 <= phases <= MAX_PHASES:
-        raise InputError(f"--phases: must be between 2 and {MAX_PHASES}, got {phases}")
+        raise InputError(f"must be between 2 and {MAX_PHASES}, got {phases}", param="phases")
     if not path.exists():
         raise InputError(f"{source}: no such file")
     if path.is_dir():
@@ -221,6 +295,9 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
             f"{source}: unsupported format {suffix or '(no suffix)'}; "
             f"expected one of {', '.join(READ_SUFFIXES)}"
         )
+    shape, dtype = peek_images(path)
+    dims = " x ".join(map(str, shape))
+    check_memory(read_memory(shape, dtype), what=f"reading {source} ({dims})")
     extras: dict[str, Any] = {}
     palette = False
     try:
@@ -263,18 +340,83 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
 
 
 def check_output_path(
-    path: str | os.PathLike, *, suffixes: tuple[str, ...] = WRITE_SUFFIXES, option: str = "-o"
+    path: str | os.PathLike,
+    *,
+    suffixes: tuple[str, ...] = WRITE_SUFFIXES,
+    option: str | None = None,
 ) -> Path:
-    """Refuse an output path with an unsupported suffix before any work is done."""
+    """Refuse an output path that cannot be written, before any work is done.
+
+    The suffix must be one of ``suffixes``, the path must not be a directory, and its nearest
+    existing ancestor must be a directory in which a file can be created (tried for real: a
+    read-only filesystem, a missing ``/proc`` entry or a denied permission fail here, not after
+    the work). Missing parent folders are fine: the writers create them. Nothing is left behind.
+
+    Parameters
+    ----------
+    path : path-like
+        The output file.
+    suffixes : tuple of str
+        Accepted suffixes (lower case, with the dot).
+    option : str, optional
+        How the caller names this path in messages (a parameter name, or a CLI flag).
+
+    Raises
+    ------
+    InputError
+        With a message naming ``option`` and ``path``.
+    """
     path = Path(path)
+    label = f"{option} {path}" if option else str(path)
     if path.suffix.lower() not in suffixes:
         raise InputError(
-            f"{option} {path}: unsupported output format {path.suffix or '(no suffix)'}; "
+            f"{label}: unsupported output format {path.suffix or '(no suffix)'}; "
             f"expected one of {', '.join(suffixes)}"
         )
     if path.is_dir():
-        raise InputError(f"{option} {path}: is a directory")
+        raise InputError(f"{label}: is a directory")
+    _check_creatable(path, label=label)
     return path
+
+
+def check_output_dir(path: str | os.PathLike, *, option: str | None = None) -> Path:
+    """Refuse an output folder that is a file or cannot be created or written, before any work.
+
+    Like :func:`check_output_path` for a folder: an existing ``path`` must be a directory with
+    room for new files; a missing one needs a writable nearest existing ancestor.
+    """
+    path = Path(path)
+    label = f"{option} {path}" if option else str(path)
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{label}: is a file, expected a directory")
+    _check_creatable(path / "x", label=label)
+    return path
+
+
+def _check_creatable(path: Path, *, label: str) -> None:
+    """A file can be created at ``path`` (after creating its missing parent folders)."""
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"{label}: {parent} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mdesign-probe.", dir=parent)
+    except OSError as exc:
+        raise InputError(f"{label}: cannot write in {parent} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name one file: equal once resolved, or one inode (a hard link)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager
@@ -282,16 +424,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it over ``path`` only on success.
 
     The temporary file keeps the target's suffix (some writers key on it). On any exception it
-    is removed and the target is left as it was.
+    is removed and the target is left as it was. An :class:`OSError` of the write (a full disk,
+    a read-only filesystem, ...) is re-raised naming ``path`` rather than the temporary file.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
@@ -300,9 +444,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp_path is not None:
+            tmp_path.unlink(missing_ok=True)
+        ours = getattr(exc, "filename", None) in (None, str(tmp_path), str(path.parent))
+        if isinstance(exc, OSError) and exc.errno is not None and ours:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
         raise
+
+
+@contextlib.contextmanager
+def atomic_paths(*paths: str | os.PathLike | None) -> Iterator[list[Path | None]]:
+    """:func:`atomic_path` for several outputs at once: all are renamed into place only when
+    the whole block succeeds, so a failure while writing any of them replaces none.
+
+    ``None`` entries (an optional output not asked for) yield ``None``.
+    """
+    with contextlib.ExitStack() as stack:
+        yield [None if p is None else stack.enter_context(atomic_path(p)) for p in paths]
 
 
 def _grid(images: np.ndarray, *, pad: int = 2) -> np.ndarray:
@@ -343,7 +502,12 @@ def write_images(
     Path
         The written path.
     """
-    path = check_output_path(path)
+    path = Path(path)
+    if path.suffix.lower() not in WRITE_SUFFIXES:
+        raise InputError(
+            f"{path}: unsupported output format {path.suffix or '(no suffix)'}; "
+            f"expected one of {', '.join(WRITE_SUFFIXES)}"
+        )
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]

@@ -43,6 +43,13 @@ def assert_input_error(res: CLIResult, *needles: str) -> None:
         assert needle in lines[0], (needle, lines[0])
 
 
+def snapshot(folder) -> dict:
+    """Every file under ``folder`` with its bytes and mtime: what a refused command must keep."""
+    return {
+        p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
 @pytest.fixture(scope="session")
 def grf_stack() -> np.ndarray:
     """32 periodic two-phase 32x32 images, fraction 0.35, correlation length 3."""

@@ -1,4 +1,6 @@
+import errno
 import json
+import os
 import subprocess
 import sys
 
@@ -7,7 +9,7 @@ import pytest
 
 from mdesign.descriptors import characterize
 from mdesign.io import read_images
-from tests.conftest import assert_input_error
+from tests.conftest import assert_input_error, snapshot
 
 
 def test_grf_writes_the_contract_stack(tmp_path, run_cli):
@@ -221,3 +223,149 @@ def test_real_processes_console_script_and_module(tmp_path):
         assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     ok = subprocess.run([sys.executable, "-m", "mdesign", "--help"], capture_output=True, text=True)
     assert ok.returncode == 0 and "grf" in ok.stdout and "characterize" in ok.stdout
+
+
+# --- hardening (issue 13): one error line, exit 2, nothing written or clobbered ---------------
+
+
+@pytest.mark.parametrize(
+    "err", [errno.EROFS, errno.ENOSPC, errno.EACCES, errno.EEXIST, errno.EDQUOT, errno.EIO]
+)
+def test_os_error_while_writing_is_one_line_naming_the_output(tmp_path, run_cli, monkeypatch, err):
+    # a read-only filesystem, a full disk, ...: simulated in the writer (we may run as root,
+    # for whom chmod does not block writes)
+    out = tmp_path / "x.npz"
+    out.write_bytes(b"the user's earlier result")
+    before = snapshot(tmp_path)
+
+    def fail(*args, **kwargs):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(np, "savez_compressed", fail)
+    res = run_cli(*GRF, "-q", "-o", out)
+    assert_input_error(res, str(out), os.strerror(err))
+    assert snapshot(tmp_path) == before  # the old file kept, no temporary left behind
+
+
+@pytest.mark.parametrize(
+    ("target", "needle"),
+    [
+        ("/proc/mdesign-x.npz", "cannot write in /proc"),  # a real failure, even for root
+        ("{tmp}/file.npz/x.npz", "is not a directory"),
+        ("{tmp}/sub", "unsupported output format"),
+        ("{tmp}/dir.npz", "is a directory"),
+    ],
+)
+def test_unwritable_outputs_are_refused_before_work(tmp_path, run_cli, monkeypatch, target, needle):
+    import mdesign.grf
+
+    (tmp_path / "file.npz").write_bytes(b"x")
+    (tmp_path / "dir.npz").mkdir()
+    (tmp_path / "sub").mkdir()
+    before = snapshot(tmp_path)
+    monkeypatch.setattr(mdesign.grf, "grf_microstructures", _must_not_run)
+    res = run_cli(*GRF, "-q", "-o", target.format(tmp=tmp_path))
+    assert_input_error(res, "-o", needle)
+    assert snapshot(tmp_path) == before
+
+
+def _must_not_run(*args, **kwargs):
+    raise AssertionError("the work started before the outputs were checked")
+
+
+def test_output_parent_folders_are_created(tmp_path, run_cli):
+    out = tmp_path / "a" / "b" / "x.npz"
+    assert run_cli(*GRF, "-q", "-o", out).code == 0
+    assert read_images(out).images.shape == (2, 32, 32)
+
+
+def test_internal_failure_is_one_error_line_with_exit_1(tmp_path, run_cli, monkeypatch):
+    import mdesign.grf
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("a bug\nover two lines")
+
+    monkeypatch.setattr(mdesign.grf, "grf_microstructures", boom)
+    res = run_cli(*GRF, "-q", "-o", tmp_path / "x.npz")
+    assert res.code == 1
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: internal failure: RuntimeError: a bug")
+    assert not (tmp_path / "x.npz").exists()
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), "1.5", "abc", "0x10"])
+def test_grf_seed_outside_the_rule_is_refused_at_parse_time(tmp_path, run_cli, seed):
+    assert_input_error(
+        run_cli(*_with(GRF, "--seed", seed), "-q", "-o", tmp_path / "x.npz"), "--seed"
+    )
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_seed_rule_bounds_are_inclusive_exclusive(tmp_path, run_cli):
+    from mdesign.cli._common import SEED_LIMIT, seed_type
+
+    assert seed_type("0") == 0 and seed_type(str(SEED_LIMIT - 1)) == SEED_LIMIT - 1
+    res = run_cli(*_with(GRF, "--seed", str(SEED_LIMIT - 1)), "-q", "-o", tmp_path / "x.npz")
+    assert res.code == 0, res.err
+
+
+@pytest.mark.parametrize(
+    ("n", "size", "needle"),
+    [("1", "100000", "--size"), ("1000000000", "32", "-n")],
+)
+def test_grf_sizes_the_machine_cannot_hold_are_refused(tmp_path, run_cli, n, size, needle):
+    res = run_cli(*_with(_with(GRF, "-n", n), "--size", size), "-q", "-o", tmp_path / "x.npz")
+    assert_input_error(res, needle, "of memory")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_memory_limit_from_the_environment(tmp_path, run_cli, monkeypatch):
+    from mdesign.grf import grf_memory
+
+    need = grf_memory(2, (32, 32))
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", str(need - 1))
+    assert_input_error(
+        run_cli(*GRF, "-q", "-o", tmp_path / "x.npz"), "--size", "MDESIGN_MEMORY_LIMIT"
+    )
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", str(need))
+    assert run_cli(*GRF, "-q", "-o", tmp_path / "x.npz").code == 0
+
+
+@pytest.mark.parametrize("link", ["same", "hard", "symlink", "dotted"])
+def test_characterize_plot_over_its_input_is_refused(tmp_path, run_cli, grf_stack, link):
+    from mdesign.io import write_images
+
+    src = write_images(tmp_path / "x.png", grf_stack[0])
+    plot = {
+        "same": src,
+        "hard": tmp_path / "h.png",
+        "symlink": tmp_path / "s.png",
+        "dotted": tmp_path / "." / "x.png",
+    }[link]
+    if link == "hard":
+        os.link(src, plot)
+    if link == "symlink":
+        plot.symlink_to(src)
+    before = snapshot(tmp_path)
+    assert_input_error(run_cli("characterize", src, "--plot", plot), "--plot", "is the input")
+    assert snapshot(tmp_path) == before
+
+
+def _npz_with_header_only(path, shape, dtype=np.uint8):
+    """A tiny .npz whose 'images' header claims ``shape``: the size check reads only that."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+    )
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("images.npy", buf.getvalue() + b"\0" * 64)
+
+
+def test_characterize_refuses_a_huge_image_from_its_header(tmp_path, run_cli):
+    path = tmp_path / "big.npz"
+    _npz_with_header_only(path, (20000, 20000))
+    assert path.stat().st_size < 4096
+    assert_input_error(run_cli("characterize", path, "--json"), str(path), "of memory")

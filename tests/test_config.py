@@ -47,6 +47,22 @@ def test_bad_configs_name_the_key(tmp_path, text, needle):
     assert str(path) in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("payload", "needle"),
+    [
+        (b"phases: 3\n\xff\xfe\n", "not UTF-8"),
+        (b"PK\x03\x04\x00\x00binary", "binary file"),  # an .npz given as a config
+        (b"# " + b"x" * (1 << 20) + b"\n", "not a config file"),
+    ],
+)
+def test_non_text_config_files_are_refused_by_name(tmp_path, payload, needle):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(payload)
+    with pytest.raises(InputError, match=needle) as info:
+        load_config(GRFConfig, path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
 def test_missing_config_file(tmp_path):
     with pytest.raises(InputError, match="no such config file"):
         load_config(GRFConfig, tmp_path / "nope.yaml")

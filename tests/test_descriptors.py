@@ -175,10 +175,12 @@ def test_characterize_summary_is_consistent(grf_stack):
     assert len(rep["s2"]) == len(rep["lineal_path"]) == 8 + 1  # R = 32 // 4
     assert rep["s2"][0] == pytest.approx(rep["volume_fractions"][1], abs=1e-6)
     assert rep["lineal_path"][0] == pytest.approx(rep["volume_fractions"][1], abs=1e-9)
-    with pytest.raises(InputError, match="--phase"):
+    with pytest.raises(InputError, match=r"^phase: 2 is not a phase") as info:
         characterize(grf_stack, phase=2)
-    with pytest.raises(InputError, match="--max-distance"):
+    assert info.value.param == "phase"
+    with pytest.raises(InputError, match=r"^max_distance: must be between") as info:
         characterize(grf_stack, max_distance=17)
+    assert info.value.param == "max_distance"
 
 
 def test_non_periodic_radial_with_short_padding_equals_full_padding(grf_stack):

@@ -179,23 +179,40 @@ def test_three_dimensional_volumes():
 @pytest.mark.parametrize(
     ("kwargs", "needle"),
     [
-        (dict(n=0), "-n"),
-        (dict(n=-2), "-n"),
-        (dict(volume_fraction=0.0), "--volume-fraction"),
-        (dict(volume_fraction=1.0), "--volume-fraction"),
-        (dict(volume_fraction=(0.5, 0.2)), "--volume-fraction"),
-        (dict(volume_fraction=[0.6, 0.5], phases=3), "--volume-fraction"),
-        (dict(correlation_length=0), "--correlation-length"),
-        (dict(correlation_length=-1), "--correlation-length"),
-        (dict(correlation_length=40), "--correlation-length"),
-        (dict(phases=9), "--phases"),
-        (dict(anisotropy=0), "--anisotropy"),
+        (dict(n=0), "n"),
+        (dict(n=-2), "n"),
+        (dict(volume_fraction=0.0), "volume_fraction"),
+        (dict(volume_fraction=1.0), "volume_fraction"),
+        (dict(volume_fraction=(0.5, 0.2)), "volume_fraction"),
+        (dict(volume_fraction=[0.6, 0.5], phases=3), "volume_fraction"),
+        (dict(correlation_length=0), "correlation_length"),
+        (dict(correlation_length=-1), "correlation_length"),
+        (dict(correlation_length=40), "correlation_length"),
+        (dict(phases=9), "phases"),
+        (dict(anisotropy=0), "anisotropy"),
+        (dict(shape=(1, 32)), "shape"),
+        (dict(shape=(100_000, 100_000)), "shape"),
+        (dict(n=10**9), "n"),
     ],
 )
 def test_bad_parameters_raise_input_error(kwargs, needle):
     base = dict(n=2, shape=(32, 32), volume_fraction=0.4, correlation_length=3, seed=0)
-    with pytest.raises(InputError, match=needle):
+    with pytest.raises(InputError) as info:
         grf_microstructures(**{**base, **kwargs})
+    # the library names its parameter, never a CLI flag
+    assert info.value.param == needle
+    assert str(info.value).startswith(f"{needle}: ")
+
+
+def test_grf_memory_estimate_bounds_the_arrays_and_scales_with_the_pixels():
+    from mdesign.grf import grf_memory
+
+    one = grf_memory(1, (64, 64), periodic=True, chunk_size=8)
+    assert one >= 64 * 64 * (1 + 8 + 16)  # labels, a float64 field and its complex spectrum
+    assert grf_memory(1, (128, 128), periodic=True, chunk_size=8) == 4 * one
+    assert grf_memory(1, (64, 64), periodic=False, chunk_size=8) > one  # circulant embedding
+    # beyond the chunk, only the labels grow
+    assert grf_memory(100, (64, 64), chunk_size=8) - grf_memory(99, (64, 64), chunk_size=8) == 4096
 
 
 @pytest.mark.parametrize(

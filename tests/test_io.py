@@ -1,4 +1,7 @@
+import errno
 import json
+import math
+import os
 
 import numpy as np
 import pytest
@@ -102,8 +105,9 @@ def test_bad_inputs_raise_one_clear_error(tmp_path, name, make, needle):
 
 
 def test_phases_out_of_range_is_refused(tmp_path):
-    with pytest.raises(InputError, match="--phases"):
+    with pytest.raises(InputError, match=r"^phases: must be between 2 and 8") as info:
         read_images(tmp_path / "x.png", phases=9)
+    assert info.value.param == "phases"
 
 
 def test_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
@@ -152,3 +156,94 @@ def test_the_li2018_exemplars_ship_inside_the_package():
             assert abs(li2018_exemplar(name).mean() - fractions[name]) < 5e-4
     with pytest.raises(ValueError, match="known: alloy"):
         li2018_exemplar("granite")
+
+
+def test_same_file_sees_paths_links_and_hard_links(tmp_path):
+    from mdesign.io import same_file
+
+    a = tmp_path / "a.npz"
+    a.write_bytes(b"x")
+    os.link(a, tmp_path / "hard.npz")
+    (tmp_path / "soft.npz").symlink_to(a)
+    assert same_file(a, tmp_path / "." / "a.npz")
+    assert same_file(a, tmp_path / "hard.npz") and same_file(a, tmp_path / "soft.npz")
+    assert not same_file(a, tmp_path / "b.npz")  # missing: compared by resolved path
+    assert same_file(tmp_path / "new.npz", tmp_path / "sub" / ".." / "new.npz")
+
+
+def test_check_output_path_tries_the_folder_for_real(tmp_path):
+    from mdesign.io import check_output_dir, check_output_path
+
+    (tmp_path / "f").write_bytes(b"x")
+    assert check_output_path(tmp_path / "new" / "deeper" / "x.npz") == (
+        tmp_path / "new" / "deeper" / "x.npz"
+    )
+    assert not (tmp_path / "new").exists()  # nothing created by the check
+    for bad, needle in [
+        ("/proc/x.npz", "cannot write in /proc"),
+        (tmp_path / "f" / "x.npz", "is not a directory"),
+        (tmp_path / "x.bmp", "unsupported output format"),
+    ]:
+        with pytest.raises(InputError, match=needle):
+            check_output_path(bad, option="-o")
+    with pytest.raises(InputError, match="is a file, expected a directory"):
+        check_output_dir(tmp_path / "f")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # no probe left behind
+
+
+def test_atomic_paths_write_all_or_nothing(tmp_path):
+    from mdesign.io import atomic_paths
+
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_text("old a")
+    with pytest.raises(OSError, match="No space") as info:
+        with atomic_paths(a, None, b) as (ta, none, tb):
+            assert none is None
+            ta.write_text("new a")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert info.value.filename == str(b) or info.value.filename == str(a)
+    assert a.read_text() == "old a" and not b.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+    with atomic_paths(a, b) as (ta, tb):
+        ta.write_text("new a")
+        tb.write_text("new b")
+    assert a.read_text() == "new a" and b.read_text() == "new b"
+
+
+def test_atomic_path_names_the_target_in_os_errors(tmp_path):
+    from mdesign.io import atomic_path
+
+    target = tmp_path / "x.npz"
+    with pytest.raises(OSError) as info:
+        with atomic_path(target) as tmp:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp))
+    assert info.value.errno == errno.EROFS and info.value.filename == str(target)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("suffix", "shape"),
+    [
+        *((s, (n, 24, 40)) for s in (".npz", ".npy") for n in (1, 3)),
+        (".png", (1, 24, 40)),  # several images make a picture grid, not a stack
+        (".tif", (1, 24, 40)),
+    ],
+)
+def test_peek_images_reads_the_shape_of_what_read_images_returns(tmp_path, suffix, shape):
+    from mdesign.io import peek_images
+
+    images = (np.arange(np.prod(shape)).reshape(shape) % 3).astype(np.uint8)
+    path = write_images(tmp_path / f"x{suffix}", images)
+    peeked, _ = peek_images(path)
+    assert math.prod(peeked) == images.size
+    assert read_images(path).images.shape == ((1, *peeked) if len(peeked) == 2 else peeked)
+
+
+def test_read_images_checks_memory_from_the_header(tmp_path, monkeypatch):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((64, 64), np.uint8))
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "1K")
+    with pytest.raises(InputError, match="of memory"):
+        read_images(path)
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "1G")
+    assert read_images(path).images.shape == (1, 64, 64)

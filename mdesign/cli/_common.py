@@ -1,16 +1,132 @@
-"""Option parsing shared by the commands."""
+"""Option parsing and checks shared by the commands.
+
+Every command checks its whole input before any work: options at parse time (:func:`seed_type`),
+then every output with :func:`check_outputs` (writable, supported suffix, not a directory, not
+one of the inputs), then the inputs; it writes its outputs only at the end, together
+(:func:`mdesign.io.atomic_paths`), so a failure anywhere writes nothing.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Iterable
 from typing import Any
 
 from mdesign import __version__
 from mdesign.errors import InputError
+from mdesign.seeds import SEED_LIMIT
 
-__all__ = ["add_quiet", "note", "parse_device", "parse_range", "parse_ranges", "run_meta"]
+__all__ = [
+    "SEED_HELP",
+    "SEED_LIMIT",
+    "add_phases",
+    "add_quiet",
+    "apply_threads",
+    "check_outputs",
+    "note",
+    "parse_device",
+    "parse_params",
+    "parse_range",
+    "parse_ranges",
+    "run_meta",
+    "seed_type",
+]
+
+# One seed rule for every command (mdesign.seeds): an integer 0 <= S < 2**32.
+SEED_HELP = f"an integer 0 <= S < 2**32 ({SEED_LIMIT})"
+
+
+def seed_type(text: str) -> int:
+    """argparse ``type=`` of every ``--seed``: an integer ``0 <= S < 2**32``, checked at parse
+    time, before anything is created."""
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {SEED_HELP}, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected {SEED_HELP}, got {text}")
+    return value
+
+
+def check_outputs(
+    outputs: Iterable[tuple[str, str | os.PathLike | None, tuple[str, ...] | None]],
+    *,
+    inputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+) -> None:
+    """Refuse, before any work, outputs that cannot be written or that would overwrite an input.
+
+    Parameters
+    ----------
+    outputs : iterable of ``(option, path, suffixes)``
+        Each output the command will write: its flag (for messages), its path (None: not asked
+        for, skipped) and its accepted suffixes, or None for an output folder. A file must have
+        one of the suffixes, must not be a directory, and must be creatable (its nearest existing
+        ancestor is a writable directory, tried for real); a folder must not be a file.
+    inputs : iterable of ``(option, path)``
+        Each input file; no output may be the same file (same resolved path, or a hard link).
+
+    Raises
+    ------
+    InputError
+        Naming the flag and the path.
+    """
+    from mdesign.io import check_output_dir, check_output_path, same_file
+
+    outs = [(opt, path, suf) for opt, path, suf in outputs if path is not None]
+    ins = [(opt, path) for opt, path in inputs if path is not None]
+    for i, (opt, path, suffixes) in enumerate(outs):
+        if suffixes is None:
+            check_output_dir(path, option=opt)
+        else:
+            check_output_path(path, suffixes=suffixes, option=opt)
+        for in_opt, in_path in ins:
+            if same_file(path, in_path):
+                raise InputError(
+                    f"{opt} {path}: is the input {in_opt} {in_path}; writing it would destroy "
+                    "the input, choose another path"
+                )
+        for other_opt, other, _ in outs[:i]:
+            if same_file(path, other):
+                raise InputError(f"{opt} {path}: is also the output of {other_opt}")
+
+
+def parse_params(items: list[str], *, option: str = "--param") -> dict[str, str]:
+    """Repeated ``KEY=VALUE`` options to a dict (values stripped, keys unique)."""
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise InputError(f"{option}: expected KEY=VALUE, got {item!r}")
+        if key in params:
+            raise InputError(f"{option}: {key} given twice")
+        params[key] = value.strip()
+    return params
+
+
+def apply_threads(threads: int | None) -> None:
+    """``--threads``: the number of torch threads of this process (None: torch's choice)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise InputError(f"--threads: must be at least 1, got {threads}")
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def add_phases(parser: argparse.ArgumentParser) -> None:
+    """``--phases K`` of the commands that read an image that may need segmenting."""
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=2,
+        metavar="K",
+        help="phases to segment a grayscale image into (default 2; labels are kept)",
+    )
 
 
 def parse_range(text: str, *, option: str) -> float | tuple[float, float]:

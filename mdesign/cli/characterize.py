@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from mdesign.cli._common import add_quiet, note
+from mdesign.cli._common import add_phases, add_quiet, check_outputs, note
 
 
 def add_parser(sub) -> None:
@@ -34,13 +34,7 @@ def add_parser(sub) -> None:
         metavar="R",
         help="largest distance in pixels (default: a quarter of the smaller side)",
     )
-    p.add_argument(
-        "--phases",
-        type=int,
-        default=2,
-        metavar="K",
-        help="phases to segment a grayscale image into (default 2; labels are kept)",
-    )
+    add_phases(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--plot", metavar="OUT.png", help="write a figure of the descriptors")
     add_quiet(p)
@@ -48,11 +42,18 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mdesign.descriptors import characterize
-    from mdesign.io import check_output_path, read_images
+    from mdesign.descriptors import characterize, characterize_memory
+    from mdesign.io import peek_images, read_images
+    from mdesign.memory import check_memory
 
-    if args.plot:
-        check_output_path(args.plot, suffixes=(".png",), option="--plot")
+    check_outputs([("--plot", args.plot, (".png",))], inputs=[("INPUT", args.input)])
+    # refuse, from the file's header, an image too large to characterize before reading it
+    shape, _ = peek_images(args.input)
+    dims = " x ".join(map(str, shape))
+    check_memory(
+        characterize_memory(shape, max_distance=args.max_distance),
+        what=f"characterizing {args.input} ({dims})",
+    )
     stack = read_images(args.input, phases=args.phases)
     if stack.note:
         note(args, f"note: {stack.note}")

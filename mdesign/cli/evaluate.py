@@ -7,6 +7,8 @@ import json
 import math
 import sys
 
+from mdesign.cli._common import add_phases
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -16,7 +18,8 @@ def add_parser(sub) -> None:
             "Evaluate a property of every image of INPUT (.npz stack, .npy, .png, .tif). "
             "NAME is a registered evaluator (see `mdesign evaluators`) or a module:function "
             "path. An image whose evaluation fails (an exception, NaN or inf) gets null and an "
-            "entry in `errors`; the others are still evaluated."
+            "entry in `errors`; the others are still evaluated. When every image fails the "
+            "report is still printed and the exit code is 2."
         ),
     )
     p.add_argument("input", metavar="INPUT")
@@ -29,40 +32,19 @@ def add_parser(sub) -> None:
         help="a parameter of the evaluator (repeatable; lists comma-separated, e.g. "
         "conductivities=1,10)",
     )
-    p.add_argument(
-        "--phases",
-        type=int,
-        default=2,
-        metavar="K",
-        help="phases to segment a grayscale image into (default 2; labels are kept)",
-    )
+    add_phases(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
     p.set_defaults(run=run)
 
 
-def _parse_params(items: list[str]) -> dict[str, str]:
-    from mdesign.errors import InputError
-
-    params: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise InputError(f"--param: expected KEY=VALUE, got {item!r}")
-        if key in params:
-            raise InputError(f"--param: {key} given twice")
-        params[key] = value.strip()
-    return params
-
-
 def run(args: argparse.Namespace) -> int:
-    from mdesign.cli._common import note
+    from mdesign.cli._common import note, parse_params
     from mdesign.errors import InputError
     from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
     from mdesign.io import read_images
 
-    params = _parse_params(args.param)
+    params = parse_params(args.param)
     evaluator = get_evaluator(args.evaluator, **params)
     stack = read_images(args.input, phases=args.phases)
     if stack.note:
@@ -92,5 +74,11 @@ def run(args: argparse.Namespace) -> int:
             lines.append(f"error: image {e.index}: {e.message}")
         print("\n".join(lines))
     n_ok = sum(v is not None for v in values)
+    if n_ok == 0:
+        # nothing evaluated: the report above says why per image; the exit code says it failed
+        first = result.errors[0].message if result.errors else "no value"
+        raise InputError(
+            f"{args.input}: the evaluation failed for every image ({len(values)}); first: {first}"
+        )
     note(args, f"{n_ok} of {len(values)} images evaluated in {result.seconds:.2f} s")
     return 0

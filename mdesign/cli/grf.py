@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, parse_range, parse_ranges, run_meta
+from mdesign.cli._common import (
+    SEED_HELP,
+    add_quiet,
+    check_outputs,
+    note,
+    parse_range,
+    parse_ranges,
+    run_meta,
+    seed_type,
+)
 
 
 def add_parser(sub) -> None:
@@ -61,7 +70,9 @@ def add_parser(sub) -> None:
         default=None,
         help="non-periodic fields (circulant embedding) instead of tileable ones",
     )
-    p.add_argument("--seed", type=int, required=True, help="random seed")
+    p.add_argument(
+        "--seed", type=seed_type, required=True, metavar="S", help=f"random seed, {SEED_HELP}"
+    )
     p.add_argument(
         "-o",
         "--output",
@@ -70,16 +81,17 @@ def add_parser(sub) -> None:
         help="output stack (.npz), or .png for a picture of the images",
     )
     add_quiet(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, param_flags={"shape": "--size"})
 
 
 def run(args: argparse.Namespace) -> int:
     from mdesign.config import GRFConfig, load_config
     from mdesign.errors import InputError
-    from mdesign.grf import grf_microstructures
-    from mdesign.io import check_output_path, write_images
+    from mdesign.grf import grf_memory, grf_microstructures
+    from mdesign.io import WRITE_SUFFIXES, write_images
+    from mdesign.memory import format_bytes
 
-    out = check_output_path(args.output, option="-o")
+    check_outputs([("-o", args.output, WRITE_SUFFIXES)])
     cfg = load_config(
         GRFConfig, phases=args.phases, covariance=args.covariance, periodic=args.periodic
     )
@@ -88,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
     if any(s <= 0 for s in args.size):
         raise InputError(f"--size: sizes must be positive, got {' '.join(map(str, args.size))}")
     shape = tuple(args.size) if len(args.size) > 1 else (args.size[0], args.size[0])
+    need = grf_memory(args.n, shape, periodic=cfg.periodic, chunk_size=cfg.chunk_size)
+    if args.n > 0 and need > 2**30:
+        note(args, f"note: this needs about {format_bytes(need)} of memory")
     vf = parse_ranges(args.volume_fraction, option="--volume-fraction")
     res = grf_microstructures(
         args.n,
@@ -119,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         config=cfg.model_dump(mode="json"),
     )
     write_images(
-        out,
+        args.output,
         res.images,
         meta=meta,
         volume_fraction=res.volume_fraction,
@@ -128,5 +143,6 @@ def run(args: argparse.Namespace) -> int:
         anisotropy=res.anisotropy,
         angle=res.angle,
     )
-    note(args, f"wrote {res.images.shape[0]} images of {'x'.join(map(str, shape))} to {out}")
+    size = "x".join(map(str, shape))
+    note(args, f"wrote {res.images.shape[0]} images of {size} to {args.output}")
     return 0

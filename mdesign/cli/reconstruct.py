@@ -4,7 +4,19 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, run_meta
+from mdesign.cli._common import (
+    SEED_HELP,
+    add_phases,
+    add_quiet,
+    check_outputs,
+    note,
+    run_meta,
+    seed_type,
+)
+
+# Peak memory per output pixel: VGG19 activations kept for the backward pass and their gradients
+# in float32 (measured 5.3 KB per pixel at 384 x 384 with the weights), rounded up.
+BYTES_PER_PIXEL = 6144
 
 
 def add_parser(sub) -> None:
@@ -42,7 +54,7 @@ def add_parser(sub) -> None:
         help="VGG19 weights: torchvision's ImageNet weights (downloaded once into the torch hub "
         "cache), a seeded random initialisation (offline), or a local state dict",
     )
-    p.add_argument("--seed", type=int, metavar="S", help="random seed")
+    p.add_argument("--seed", type=seed_type, metavar="S", help=f"random seed, {SEED_HELP}")
     p.add_argument("--report", metavar="REPORT.json", help="write the errors and timings as JSON")
     p.add_argument(
         "--plot",
@@ -66,13 +78,7 @@ def add_parser(sub) -> None:
         default=None,
         help="non-periodic output (zero padding) instead of a tileable one",
     )
-    p.add_argument(
-        "--phases",
-        type=int,
-        default=2,
-        metavar="K",
-        help="phases to segment a grayscale exemplar into (default 2; labels are kept)",
-    )
+    add_phases(p)
     add_quiet(p)
     p.set_defaults(run=run)
 
@@ -82,14 +88,18 @@ def run(args: argparse.Namespace) -> int:
 
     from mdesign.config import ReconstructionConfig, load_config
     from mdesign.errors import InputError
-    from mdesign.io import atomic_path, check_output_path, read_images, write_images
+    from mdesign.io import WRITE_SUFFIXES, atomic_paths, read_images, write_images
+    from mdesign.memory import check_memory
     from mdesign.reconstruction import check_exemplar, check_size, reconstruct
 
-    out = check_output_path(args.output, option="-o")
-    if args.report:
-        check_output_path(args.report, suffixes=(".json",), option="--report")
-    if args.plot:
-        check_output_path(args.plot, suffixes=(".png",), option="--plot")
+    check_outputs(
+        [
+            ("-o", args.output, WRITE_SUFFIXES),
+            ("--report", args.report, (".json",)),
+            ("--plot", args.plot, (".png",)),
+        ],
+        inputs=[("EXEMPLAR", args.exemplar), ("--config", args.config)],
+    )
     cfg = load_config(
         ReconstructionConfig,
         args.config,
@@ -110,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
         note(args, f"note: {stack.note}")
     check_exemplar(stack.images, source=str(args.exemplar))
     exemplar = stack.images[0]
+    h, w = size or exemplar.shape
+    check_memory(BYTES_PER_PIXEL * h * w, what=f"reconstructing {h} x {w}", param="size")
     if cfg.weights == "random":
         note(args, "note: random VGG19 weights (--weights random)")
     res = reconstruct(exemplar, size=size, progress=not args.quiet, **cfg.model_dump())
@@ -128,22 +140,23 @@ def run(args: argparse.Namespace) -> int:
         converged=res.converged,
         config=cfg.model_dump(mode="json"),
     )
-    write_images(
-        out,
-        res.labels,
-        meta=meta,
-        volume_fraction=res.errors.volume_fraction_reconstruction[1:2],
-    )
-    if args.report:
-        with atomic_path(args.report) as tmp:
-            tmp.write_text(json.dumps(report, indent=1) + "\n")
-    if args.plot:
-        from mdesign.reconstruction.plot import plot_reconstruction
+    # all outputs at the end, renamed into place together: a failure writes none of them
+    with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
+        write_images(
+            out,
+            res.labels,
+            meta=meta,
+            volume_fraction=res.errors.volume_fraction_reconstruction[1:2],
+        )
+        if rep is not None:
+            rep.write_text(json.dumps(report, indent=1) + "\n")
+        if plot is not None:
+            from mdesign.reconstruction.plot import plot_reconstruction
 
-        plot_reconstruction(exemplar, res.labels, res.errors, args.plot, title=str(args.exemplar))
+            plot_reconstruction(exemplar, res.labels, res.errors, plot, title=str(args.exemplar))
     note(
         args,
-        f"wrote {out}: {res.labels.shape[0]}x{res.labels.shape[1]}, S2 RMSE "
+        f"wrote {args.output}: {res.labels.shape[0]}x{res.labels.shape[1]}, S2 RMSE "
         f"{res.errors.s2_rmse:.4f}, lineal-path RMSE {res.errors.lineal_path_rmse:.4f}, "
         f"{res.seconds:.1f} s",
     )

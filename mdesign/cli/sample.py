@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, parse_device, run_meta
+from mdesign.cli._common import (
+    SEED_HELP,
+    add_quiet,
+    check_outputs,
+    note,
+    parse_device,
+    run_meta,
+    seed_type,
+)
 
 
 def add_parser(sub) -> None:
@@ -29,7 +37,9 @@ def add_parser(sub) -> None:
         "--latent-size", type=int, metavar="K", help="side of random latent maps (image 32*K)"
     )
     p.add_argument("--latent", metavar="Z.npy", help="latents to decode (.npy or .npz)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of the random latents")
+    p.add_argument(
+        "--seed", type=seed_type, metavar="S", help=f"seed of the random latents, {SEED_HELP}"
+    )
     p.add_argument(
         "--periodic",
         action="store_const",
@@ -55,7 +65,8 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda if present)")
     add_quiet(p)
-    p.set_defaults(run=run)
+    flags = {"size": "--latent-size", "shape": "--latent-size", "z": "--latent"}
+    p.set_defaults(run=run, param_flags=flags)
 
 
 def _read_latents(path, *, channels: int):
@@ -65,6 +76,8 @@ def _read_latents(path, *, channels: int):
 
     from mdesign.errors import InputError
     from mdesign.gan.sampling import check_latents
+    from mdesign.io import read_memory
+    from mdesign.memory import check_memory
 
     path = Path(path)
     if not path.is_file():
@@ -76,7 +89,9 @@ def _read_latents(path, *, channels: int):
                     raise InputError(f"--latent {path}: no 'latents' array")
                 z = data["latents"]
         elif path.suffix.lower() == ".npy":
-            z = np.load(path, allow_pickle=False)
+            z = np.load(path, allow_pickle=False, mmap_mode="r")
+            check_memory(read_memory(z.shape, z.dtype), what=f"--latent {path}")
+            z = np.array(z)
         else:
             raise InputError(f"--latent {path}: expected a .npy or .npz file")
     except InputError:
@@ -85,7 +100,7 @@ def _read_latents(path, *, channels: int):
         raise InputError(f"--latent {path}: cannot read ({type(exc).__name__}: {exc})") from None
     if z.dtype.kind not in "fiu":
         raise InputError(f"--latent {path}: expected numbers, got dtype {z.dtype}")
-    return check_latents(z, latent_channels=channels, source=f"--latent {path}")
+    return check_latents(z, latent_channels=channels, source=f"--latent {path}", in_box=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,21 +110,32 @@ def run(args: argparse.Namespace) -> int:
 
     from mdesign.errors import InputError
     from mdesign.gan import decode, latent_shape, load_checkpoint, sample_latents
-    from mdesign.io import atomic_path, check_output_path, write_images
+    from mdesign.gan.sampling import decode_memory
+    from mdesign.io import WRITE_SUFFIXES, atomic_paths, read_images, write_images
+    from mdesign.memory import check_memory
 
-    out = check_output_path(args.output, option="-o")
-    if args.report:
-        check_output_path(args.report, suffixes=(".json",), option="--report")
-    if args.plot:
-        if not args.report:
-            raise InputError("--plot: needs --report (the plot shows the validation)")
-        check_output_path(args.plot, suffixes=(".png",), option="--plot")
+    if args.plot and not args.report:
+        raise InputError("--plot: needs --report (the plot shows the validation)")
     if args.reference and not args.report:
         raise InputError("--reference: needs --report")
     if args.n is not None and args.n < 1:
         raise InputError(f"-n: must be at least 1, got {args.n}")
     if args.latent and (args.n is not None or args.latent_size is not None):
         raise InputError("--latent: decodes the given latents; -n and --latent-size do not apply")
+    check_outputs(
+        [
+            ("-o", args.output, WRITE_SUFFIXES),
+            ("--report", args.report, (".json",)),
+            ("--plot", args.plot, (".png",)),
+        ],
+        inputs=[
+            ("--checkpoint", args.checkpoint),
+            ("--latent", args.latent),
+            ("--reference", args.reference),
+        ],
+    )
+    # every input is read before any work: the reference set too
+    reference = read_images(args.reference).images if args.reference else None
     ckpt = load_checkpoint(args.checkpoint, device=parse_device(args.device))
     cfg = ckpt.config.sample
     seed = cfg.seed if args.seed is None else args.seed
@@ -119,8 +145,24 @@ def run(args: argparse.Namespace) -> int:
         z = _read_latents(args.latent, channels=ckpt.config.generator.latent_channels)
     else:
         n = args.n or (ckpt.config.validation.n_images if args.report else cfg.n_images)
-        z = sample_latents(n, latent_shape(ckpt.config, size=args.latent_size), seed=seed)
+        shape = latent_shape(ckpt.config, size=args.latent_size)
+        side = shape[1] * ckpt.generator.scale
+        check_memory(
+            decode_memory(ckpt.generator, n, shape[1:]),
+            what=f"{n} images of {side} x {side}",
+            param="n" if n >= shape[1] * shape[2] else "size",  # the larger factor
+        )
+        z = sample_latents(n, shape, seed=seed)
+    n = z.shape[0]
+    if args.report and n < 2:
+        raise InputError("--report: needs at least 2 images")
+    if reference is not None and reference.shape[0] < 2 * n:
+        raise InputError(
+            f"--reference {args.reference}: {reference.shape[0]} images; comparing {n} "
+            f"samples needs {2 * n} (two real sets for scale)"
+        )
     images = decode(ckpt.generator, z, periodic=periodic, binarize=binarize)
+    report = _validate(args, ckpt, images, reference, seed=seed) if args.report else None
     meta = run_meta(
         "sample",
         checkpoint=str(args.checkpoint),
@@ -130,55 +172,47 @@ def run(args: argparse.Namespace) -> int:
         periodic=periodic,
         binarize=binarize,
     )
-    write_images(out, images, meta=meta, latents=z.numpy().astype(np.float32))
-    note(args, f"wrote {images.shape[0]} images of {images.shape[1]}x{images.shape[2]} to {out}")
-    if args.report:
-        report = _validate(args, ckpt, images, seed=seed)
-        with atomic_path(args.report) as tmp:
-            tmp.write_text(json.dumps(report, indent=1) + "\n")
+    # all outputs at the end, renamed into place together: a failure writes none of them
+    with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
+        write_images(out, images, meta=meta, latents=z.numpy().astype(np.float32))
+        if report is not None:
+            rep.write_text(json.dumps(report[0], indent=1) + "\n")
+        if plot is not None:
+            from mdesign.gan.validation import plot_validation
+
+            plot_validation(report[1], images, report[2], plot, title=f"{args.checkpoint}")
+    note(
+        args,
+        f"wrote {images.shape[0]} images of {images.shape[1]}x{images.shape[2]} to {args.output}",
+    )
+    if report is not None:
+        summary = report[0]
         note(
             args,
-            f"S2 distance generated-vs-real {report['s2_distance_generated']:.5f}, "
-            f"real-vs-real {report['s2_distance_real']:.5f} (ratio {report['s2_ratio']:.2f}, "
+            f"S2 distance generated-vs-real {summary['s2_distance_generated']:.5f}, "
+            f"real-vs-real {summary['s2_distance_real']:.5f} (ratio {summary['s2_ratio']:.2f}, "
             f"goal <= 2); wrote {args.report}" + (f" and {args.plot}" if args.plot else ""),
         )
     return 0
 
 
-def _validate(args: argparse.Namespace, ckpt, images, *, seed: int) -> dict:
-    import numpy as np
-
-    from mdesign.errors import InputError
-    from mdesign.gan.validation import grf_reference, plot_validation, validate
-    from mdesign.io import read_images
+def _validate(args: argparse.Namespace, ckpt, images, reference, *, seed: int):
+    """The report, the validation and the real images it compared with."""
+    from mdesign.gan.validation import reference_sets, validate
 
     n = images.shape[0]
-    if n < 2:
-        raise InputError("--report: needs at least 2 images")
-    if args.reference:
-        ref = read_images(args.reference).images
-        if ref.shape[0] < 2 * n:
-            raise InputError(
-                f"--reference {args.reference}: {ref.shape[0]} images; comparing {n} "
-                f"samples needs {2 * n} (two real sets for scale)"
-            )
-        real, real_b = ref[:n], ref[n : 2 * n]
+    if reference is not None:
+        real, real_b = reference[:n], reference[n : 2 * n]
         source = str(args.reference)
     else:
-        # two fresh draws of the training distribution, seeded apart from the latents and from
-        # the training set (whose seed is a small integer)
-        s_a, s_b = np.random.SeedSequence([seed, 0x6A1]).generate_state(2, dtype=np.uint32)
-        real = grf_reference(ckpt.data_meta, n, seed=int(s_a)).images
-        real_b = grf_reference(ckpt.data_meta, n, seed=int(s_b)).images
-        source = f"mdesign grf with the training parameters, seeds {int(s_a)} and {int(s_b)}"
+        real, real_b, source = reference_sets(ckpt.data_meta, n, seed=seed)
     r_max = min(ckpt.config.validation.max_distance, min(images.shape[1:]) // 2)
     rep = validate(images, real, real_b, max_distance=r_max)
-    if args.plot:
-        plot_validation(rep, images, real, args.plot, title=f"{args.checkpoint}")
-    return {
+    summary = {
         "checkpoint": str(args.checkpoint),
         "epoch": ckpt.epoch,
         "reference": source,
         "image_shape": list(images.shape[1:]),
         **rep.summary(),
     }
+    return summary, rep, real

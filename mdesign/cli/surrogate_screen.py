@@ -42,12 +42,11 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from mdesign.cli._common import note, run_meta
-    from mdesign.cli.evaluate import _parse_params
+    from mdesign.cli._common import check_outputs, note, parse_params, run_meta
     from mdesign.config import SurrogateConfig, load_config
     from mdesign.errors import InputError
     from mdesign.evaluators import get_evaluator
-    from mdesign.io import check_output_path, read_images, write_images
+    from mdesign.io import read_images, write_images
     from mdesign.surrogates import load_surrogate
     from mdesign.surrogates.screening import screen
 
@@ -58,10 +57,12 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--top: must be at least 1, got {top}")
     if not (kappa >= 0 and np.isfinite(kappa)):
         raise InputError(f"--kappa: must be finite and >= 0, got {kappa}")
-    if args.output:
-        check_output_path(args.output, suffixes=(".npz",), option="-o")
+    check_outputs(
+        [("-o", args.output, (".npz",))],
+        inputs=[("INPUT", args.input), ("--model", args.model), ("--config", args.config)],
+    )
     model = load_surrogate(args.model)
-    evaluator = get_evaluator(args.evaluator, **_parse_params(args.param))
+    evaluator = get_evaluator(args.evaluator, **parse_params(args.param))
     stack = read_images(args.input)
     if stack.n_phases != 2:
         raise InputError(f"{args.input}: surrogates take two-phase images")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note
+from mdesign.cli._common import add_quiet, apply_threads, check_outputs, note
 
 
 def add_parser(sub) -> None:
@@ -41,12 +41,15 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from mdesign.cli.surrogate_train import apply_threads
     from mdesign.config import SurrogateConfig, config_from_dict, load_config
     from mdesign.errors import InputError
     from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
     from mdesign.surrogates.study import run_study
 
+    check_outputs(
+        [("--out", args.out, None)],
+        inputs=[("--checkpoint", args.checkpoint), ("--config", args.config)],
+    )
     config = load_config(SurrogateConfig, args.config)
     raw = config.model_dump()
     if args.sizes is not None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note
+from mdesign.cli._common import (
+    SEED_HELP,
+    add_quiet,
+    apply_threads,
+    check_outputs,
+    note,
+    parse_params,
+    seed_type,
+)
 
 MODELS = ("frozen", "finetune", "scratch", "s2_gp")
 
@@ -45,85 +53,72 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--config", metavar="FILE.yaml", help="a SurrogateConfig YAML")
     p.add_argument("--ensemble", type=int, metavar="M", help="members (network.ensemble_size)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of the fit (splits, initialisation)")
+    p.add_argument(
+        "--seed",
+        type=seed_type,
+        metavar="S",
+        help=f"seed of the fit (splits, initialisation), {SEED_HELP}",
+    )
     p.add_argument(
         "--threads", type=int, metavar="T", help="torch threads (default: torch's choice)"
     )
     add_quiet(p)
-    p.set_defaults(run=run)
-
-
-def apply_threads(threads: int | None) -> None:
-    """``--threads``: the number of torch threads of this process."""
-    from mdesign.errors import InputError
-
-    if threads is None:
-        return
-    if threads < 1:
-        raise InputError(f"--threads: must be at least 1, got {threads}")
-    import torch
-
-    torch.set_num_threads(threads)
-
-
-def load_source(path: str):
-    """A GAN checkpoint or a surrogate model, whichever ``path`` is."""
-    import torch
-
-    from mdesign.errors import InputError
-    from mdesign.gan import load_checkpoint
-    from mdesign.surrogates import NetworkSurrogate, load_surrogate
-    from mdesign.surrogates.persistence import FORMAT
-
-    try:
-        head = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        head = None
-    if isinstance(head, dict) and head.get("format") == FORMAT:
-        model = load_surrogate(path)
-        if not isinstance(model, NetworkSurrogate):
-            raise InputError(f"--checkpoint {path}: an S2 + GP surrogate has no trunk to transfer")
-        return model
-    return load_checkpoint(path, device="cpu")
+    p.set_defaults(run=run, param_flags={"path": "--checkpoint"})
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     import numpy as np
 
-    from mdesign.cli.evaluate import _parse_params
     from mdesign.config import SurrogateConfig, load_config
     from mdesign.errors import InputError
     from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
     from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
-    from mdesign.io import check_output_path, read_images
+    from mdesign.io import read_images
     from mdesign.surrogates import make_surrogate, save_surrogate
+    from mdesign.surrogates.sources import load_transfer_source
 
-    config = load_config(SurrogateConfig, args.config)
     if args.ensemble is not None and args.ensemble < 1:
         raise InputError(f"--ensemble: must be at least 1, got {args.ensemble}")
     if args.param and not args.evaluator:
         raise InputError("--param: only with --evaluator")
-    out = Path(args.out)
-    check_output_path(out, suffixes=(".pt",), option="--out")
+    check_outputs(
+        [("--out", args.out, (".pt",))],
+        inputs=[
+            ("--data", args.data),
+            ("--config", args.config),
+            ("--checkpoint", args.checkpoint),
+        ],
+    )
+    config = load_config(SurrogateConfig, args.config)
     apply_threads(args.threads)
+    evaluator = (
+        get_evaluator(args.evaluator, **parse_params(args.param)) if args.evaluator else None
+    )
     stack = read_images(args.data)
     images = stack.images
     if stack.n_phases != 2:
         raise InputError(f"--data {args.data}: surrogates take two-phase images")
+    # the pretrained trunk is an input too: read it before the (possibly long) labelling
+    source = None
+    if args.model != "s2_gp" and (args.model != "scratch" or args.checkpoint):
+        source = load_transfer_source(args.checkpoint or str(SHIPPED_CHECKPOINT))
     if args.values is not None:
         if args.values not in stack.extras:
             keys = ", ".join(k for k in stack.extras if k != "meta") or "none"
             raise InputError(f"--values: {args.data} has no array {args.values!r} (arrays: {keys})")
-        values = np.asarray(stack.extras[args.values], dtype=np.float64).reshape(-1)
+        raw = np.asarray(stack.extras[args.values])
+        if raw.dtype.kind not in "biuf":
+            raise InputError(
+                f"--values {args.values}: expected numbers, got an array of dtype {raw.dtype}"
+            )
+        values = raw.astype(np.float64).reshape(-1)
         if values.shape != (len(images),):
             raise InputError(
                 f"--values {args.values}: {values.size} values for {len(images)} images"
             )
         target = {"values": args.values, "data": str(args.data)}
     else:
-        evaluator = get_evaluator(args.evaluator, **_parse_params(args.param))
         note(args, f"labelling {len(images)} images with {evaluator.name}")
         res = evaluate_batch(evaluator, images, progress=not args.quiet)
         values = res.values
@@ -131,17 +126,15 @@ def run(args: argparse.Namespace) -> int:
     ok = np.isfinite(values)
     if not ok.all():
         note(args, f"note: {int((~ok).sum())} images without a finite value are left out")
-    source = None
-    if args.model != "s2_gp" and (args.model != "scratch" or args.checkpoint):
-        source = load_source(args.checkpoint or str(SHIPPED_CHECKPOINT))
     model = make_surrogate(args.model, gan=source, config=config)
     kw = {} if args.model == "s2_gp" else {"ensemble_size": args.ensemble}
     if args.seed is not None:
         kw["seed"] = args.seed
     model.fit(images[ok], values[ok], target=target, progress=not args.quiet, **kw)
-    save_surrogate(model, out)
+    save_surrogate(model, args.out)
     info = model.fit_info
     note(
-        args, f"fitted {args.model} on {info.n_images} images in {info.seconds:.1f} s; wrote {out}"
+        args,
+        f"fitted {args.model} on {info.n_images} images in {info.seconds:.1f} s; wrote {args.out}",
     )
     return 0

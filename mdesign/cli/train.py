@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mdesign.cli._common import add_quiet, note, parse_device
+from mdesign.cli._common import SEED_HELP, add_quiet, check_outputs, note, parse_device, seed_type
 
 
 def add_parser(sub) -> None:
@@ -29,10 +29,12 @@ def add_parser(sub) -> None:
         action="store_true",
         help="continue DIR/checkpoint.pt exactly where it stopped, up to --epochs",
     )
-    p.add_argument("--seed", type=int, metavar="S", help="training seed (train.seed)")
+    p.add_argument(
+        "--seed", type=seed_type, metavar="S", help=f"training seed (train.seed), {SEED_HELP}"
+    )
     p.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda if present)")
     add_quiet(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, param_flags={"out_dir": "--out", "images": "--data"})
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,12 +42,23 @@ def run(args: argparse.Namespace) -> int:
 
     from mdesign.config import GANConfig, config_from_dict, load_config
     from mdesign.errors import InputError
-    from mdesign.gan.training import data_provenance, train
+    from mdesign.gan.training import CHECKPOINT, data_provenance, train
     from mdesign.io import read_images
 
     data = Path(args.data)
     if data.suffix.lower() != ".npz":
         raise InputError(f"--data {data}: expected a .npz label stack")
+    if args.epochs is not None and args.epochs < 1:
+        raise InputError(f"--epochs: must be at least 1, got {args.epochs}")
+    check_outputs([("--out", args.out, None)], inputs=[("--data", data), ("--config", args.config)])
+    ckpt = Path(args.out) / CHECKPOINT
+    if args.resume and not ckpt.is_file():
+        raise InputError(f"--resume: {ckpt} does not exist; nothing to resume")
+    if not args.resume and ckpt.exists():
+        raise InputError(
+            f"--out {args.out}: already holds {CHECKPOINT}; use --resume to continue it, or a "
+            "new --out"
+        )
     config = None
     if args.config is not None or args.seed is not None or not args.resume:
         config = load_config(GANConfig, args.config)
@@ -53,8 +66,6 @@ def run(args: argparse.Namespace) -> int:
             raw = config.model_dump()
             raw["train"]["seed"] = args.seed
             config = config_from_dict(GANConfig, raw, source="--seed")
-    if args.epochs is not None and args.epochs < 1:
-        raise InputError(f"--epochs: must be at least 1, got {args.epochs}")
     stack = read_images(data)
     meta = data_provenance(stack.images, source=str(data), meta=stack.extras.get("meta"))
     res = train(

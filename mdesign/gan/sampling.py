@@ -22,6 +22,7 @@ mode, so an image depends only on its own latent, not on its batch.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Sequence
 
@@ -31,8 +32,10 @@ import torch
 from mdesign.config import GAN_DEFAULTS, GANConfig
 from mdesign.errors import InputError
 from mdesign.gan.networks import FusedGenerator, Generator
+from mdesign.memory import check_memory
+from mdesign.seeds import check_seed
 
-__all__ = ["check_latents", "decode", "latent_shape", "sample_latents"]
+__all__ = ["check_latents", "decode", "decode_memory", "latent_shape", "sample_latents"]
 
 _S = GAN_DEFAULTS.sample
 
@@ -44,7 +47,7 @@ def latent_shape(config: GANConfig = GAN_DEFAULTS, *, size: int | None = None) -
     """
     side = config.generator.latent_size if size is None else int(size)
     if side < 1:
-        raise InputError(f"--latent-size: must be at least 1, got {side}")
+        raise InputError(f"must be at least 1, got {side}", param="size")
     return (config.generator.latent_channels, side, side)
 
 
@@ -76,23 +79,51 @@ def sample_latents(
     Tensor, ``n x C x h x w``, float32 on the CPU
     """
     if int(n) != n or n < 1:
-        raise InputError(f"n: the number of samples must be a positive integer, got {n}")
+        raise InputError(f"the number of samples must be a positive integer, got {n}", param="n")
     if (seed is None) == (generator is None):
         raise TypeError("sample_latents: give exactly one of seed and generator")
-    gen = generator if generator is not None else torch.Generator().manual_seed(int(seed))
+    cells = math.prod(int(s) for s in shape)
+    check_memory(
+        4 * int(n) * cells,
+        what=f"{n} latents of {' x '.join(map(str, shape))}",
+        param="n" if int(n) >= cells else "shape",  # the larger factor
+    )
+    gen = generator if generator is not None else torch.Generator().manual_seed(check_seed(seed))
     return torch.rand((int(n), *(int(s) for s in shape)), generator=gen) * 2 - 1
 
 
+# Latents may leave the box [-1, 1] by float rounding (a float64 optimiser cast to float32,
+# a text round trip), not by more.
+LATENT_BOX_TOLERANCE = 1e-4
+
+
 def check_latents(
-    z: np.ndarray | torch.Tensor, *, latent_channels: int, source: str = "latents"
+    z: np.ndarray | torch.Tensor,
+    *,
+    latent_channels: int,
+    source: str = "latents",
+    in_box: bool = False,
 ) -> torch.Tensor:
     """Check a latent array ``N x C x h x w`` (or one ``C x h x w``) and return it as float32.
+
+    Parameters
+    ----------
+    z : ndarray or Tensor
+        The latents.
+    latent_channels : int
+        ``C`` of the generator.
+    source : str
+        Named in the error messages.
+    in_box : bool
+        Also require every value in the latent box ``[-1, 1]`` (to within
+        ``LATENT_BOX_TOLERANCE``): the generator was trained on that box only, so a latent far
+        outside it decodes to images it never learned (and is most likely a wrong file).
 
     Raises
     ------
     InputError
         Wrong number of dimensions, a channel count other than the generator's, an empty
-        array, or NaN/infinite values.
+        array, NaN/infinite values, or (``in_box``) a value outside the box.
     """
     t = torch.as_tensor(z) if not isinstance(z, torch.Tensor) else z
     if t.ndim == 3:
@@ -113,6 +144,13 @@ def check_latents(
     t = t.to(torch.float32)
     if not torch.isfinite(t).all():
         raise InputError(f"{source}: latents contain NaN or infinite values")
+    if in_box:
+        worst = float(t.abs().max())
+        if worst > 1 + LATENT_BOX_TOLERANCE:
+            raise InputError(
+                f"{source}: latents reach {worst:.4g}, outside the latent box [-1, 1] the "
+                "generator was trained on"
+            )
     return t
 
 
@@ -144,6 +182,26 @@ def _otsu_labels(y: torch.Tensor) -> torch.Tensor:
         t = threshold_otsu(img) if hi > lo else 0.0  # a flat image: fall back to the midpoint
         out[i] = img > t
     return torch.from_numpy(out)
+
+
+def decode_memory(
+    generator: Generator | FusedGenerator,
+    n: int,
+    latent_size: tuple[int, int],
+    *,
+    batch_size: int = _S.batch_size,
+) -> int:
+    """Estimated peak bytes of :func:`decode` for ``n`` latents of ``h x w`` cells.
+
+    The uint8 labels of every image, plus one batch's activations: each layer's output (its
+    channels at its resolution) and input alive at once, with a padded copy, in float32: three
+    times the layers' floats per output pixel (8.5 for the default widths 128, 64, 32, 16).
+    """
+    fused = _fused(generator, torch.float32)
+    depth = len(fused.biases)
+    floats = sum(len(b) * 4.0 ** (i + 1 - depth) for i, b in enumerate(fused.biases))
+    pixels = math.prod(int(s) for s in latent_size) * fused.scale**2
+    return int(int(n) * pixels + min(int(n), int(batch_size)) * pixels * 4 * 3 * floats)
 
 
 def decode(
@@ -188,16 +246,21 @@ def decode(
         Latents of the wrong shape or with non-finite values, or an unknown ``binarize``.
     """
     if binarize not in ("midpoint", "otsu"):
-        raise InputError(f"binarize: expected midpoint or otsu, got {binarize!r}")
+        raise InputError(f"expected midpoint or otsu, got {binarize!r}", param="binarize")
     if int(batch_size) < 1:
-        raise InputError(f"batch_size: must be at least 1, got {batch_size}")
+        raise InputError(f"must be at least 1, got {batch_size}", param="batch_size")
     dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16}
     if precision not in dtypes:
-        raise InputError(f"precision: expected float32 or bfloat16, got {precision!r}")
+        raise InputError(f"expected float32 or bfloat16, got {precision!r}", param="precision")
     fused = _fused(generator, dtypes[precision])
     device = fused.biases[0].device
     zt = check_latents(z, latent_channels=fused.latent_channels)
     n, _, h, w = zt.shape
+    check_memory(
+        decode_memory(fused, n, (h, w), batch_size=int(batch_size)),
+        what=f"decoding {n} images of {h * fused.scale} x {w * fused.scale}",
+        param="z",
+    )
     out = np.empty((n, h * fused.scale, w * fused.scale), dtype=np.uint8)
     with torch.inference_mode():
         for start in range(0, n, int(batch_size)):

@@ -36,6 +36,8 @@ __all__ = [
     "curve_distance",
     "grf_reference",
     "plot_validation",
+    "reference_seeds",
+    "reference_sets",
     "s2_distance",
     "validate",
 ]
@@ -166,6 +168,37 @@ def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: boo
         )
     shape = tuple(int(s) for s in grf.get("shape") or data_meta["shape"])
     return grf_microstructures(int(n), shape, seed=int(seed), progress=progress, **params)
+
+
+def reference_seeds(seed: int) -> tuple[int, int]:
+    """Seeds of the two fresh real sets that a validation with ``seed`` compares against.
+
+    Derived from ``seed`` through :class:`numpy.random.SeedSequence` with a fixed spawn word, so
+    they differ from the latents' seed and, being 32-bit hashes, from a training set's seed
+    (a small integer) except by a 2**-32 chance, which :func:`grf_reference` refuses.
+    """
+    s_a, s_b = np.random.SeedSequence([int(seed), 0x6A1]).generate_state(2, dtype=np.uint32)
+    return int(s_a), int(s_b)
+
+
+def reference_sets(
+    data_meta: dict[str, Any], n: int, *, seed: int, progress: bool = False
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """Two independent real sets of ``n`` images from a GAN's training distribution.
+
+    The reference of :func:`validate` and the second set that gives its distance a scale: two
+    fresh draws of :func:`grf_reference`, seeded by :func:`reference_seeds`.
+
+    Returns
+    -------
+    real, real_b : ndarray of uint8, ``n x H x W``
+    source : str
+        How they were made (the seeds), for the report.
+    """
+    s_a, s_b = reference_seeds(seed)
+    real = grf_reference(data_meta, n, seed=s_a, progress=progress).images
+    real_b = grf_reference(data_meta, n, seed=s_b, progress=progress).images
+    return real, real_b, f"mdesign grf with the training parameters, seeds {s_a} and {s_b}"
 
 
 @dataclass(frozen=True)

@@ -60,6 +60,22 @@ def test_failed_image_is_null_with_an_error(run_cli, tmp_path):
     assert report["errors"] == [{"index": 1, "message": "ValueError: pixel 7 is not allowed"}]
 
 
+@pytest.mark.parametrize("json_out", [True, False])
+def test_every_image_failing_exits_2_after_the_report(run_cli, tmp_path, json_out):
+    images = np.zeros((3, 4, 4), np.uint8)
+    images[0, 0, 0], images[1, 0, 0], images[2, 0, 0] = 5, 6, 7  # inf, NaN, raises
+    path = tmp_path / "s.npz"
+    write_images(path, images)
+    flags = ["--json"] if json_out else []
+    res = run_cli("evaluate", path, "--evaluator", "tests.evaluators.plugin:Flaky", *flags, "-q")
+    assert_input_error(res, str(path), "failed for every image (3)")
+    if json_out:  # the report is still there, saying why per image
+        report = json.loads(res.out)
+        assert report["values"] == [None, None, None] and len(report["errors"]) == 3
+    else:
+        assert res.out.count("failed") >= 3
+
+
 def test_evaluators_lists_parameters_and_units(run_cli):
     res = run_cli("evaluators")
     assert res.code == 0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import assert_input_error
+from tests.conftest import assert_input_error, snapshot
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +210,116 @@ def test_bad_device(run_cli, tiny_run, tmp_path):
         "sample", "--checkpoint", out / "model.pt", "--device", "gpu", "-o", tmp_path / "s.npz"
     )
     assert_input_error(res, "--device", "gpu")
+
+
+# --- hardening (issue 13): validate everything first, write together at the end, never clobber
+
+
+def test_sample_with_a_missing_reference_writes_nothing(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "-n", 2, "--report", tmp_path / "r.json",
+        "--reference", tmp_path / "missing.npz", "-o", tmp_path / "o.npz",
+    )  # fmt: skip
+    assert_input_error(res, "missing.npz", "no such file")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sample_with_an_unwritable_report_keeps_the_main_output(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    (tmp_path / "o.npz").write_bytes(b"an earlier sample")
+    before = snapshot(tmp_path)
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "-n", 2,
+        "--report", "/proc/mdesign-r.json", "-o", tmp_path / "o.npz",
+    )  # fmt: skip
+    assert_input_error(res, "--report", "/proc")
+    assert snapshot(tmp_path) == before
+
+
+def test_sample_disk_full_on_the_report_replaces_no_output(
+    run_cli, tiny_run, tmp_path, monkeypatch
+):
+    import errno
+    import os
+    import pathlib
+
+    _, _, out = tiny_run
+    (tmp_path / "o.npz").write_bytes(b"an earlier sample")
+    before = snapshot(tmp_path)
+
+    def full(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full)
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "-n", 2,
+        "--report", tmp_path / "r.json", "-o", tmp_path / "o.npz", "-q",
+    )  # fmt: skip
+    assert_input_error(res, "r.json", "No space left on device")
+    assert snapshot(tmp_path) == before  # o.npz not replaced, no temporaries left
+
+
+def test_sample_output_over_its_latents_is_refused(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    z = tmp_path / "z.npy"
+    np.save(z, np.zeros((2, 1, 1, 1), np.float32))
+    before = snapshot(tmp_path)
+    res = run_cli("sample", "--checkpoint", out / "model.pt", "--latent", z, "-o", z)
+    assert_input_error(res, "-o", "is the input --latent")
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize(("value", "ok"), [(3.0, False), (-1.5, False), (1 + 1e-6, True)])
+def test_sample_latents_outside_the_box(run_cli, tiny_run, tmp_path, value, ok):
+    _, _, out = tiny_run
+    z = tmp_path / "z.npy"
+    latents = np.zeros((2, 1, 1, 1), np.float32)
+    latents[1] = value
+    np.save(z, latents)
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "--latent", z, "-o", tmp_path / "s.npz"
+    )
+    if ok:  # float rounding past the box is fine
+        assert res.code == 0, res.err
+    else:
+        assert_input_error(res, "z.npy", "outside the latent box")
+        assert not (tmp_path / "s.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--seed", "-1"],
+        ["--seed", str(2**32)],
+        ["--latent-size", "100000"],
+        ["--latent-size", "1000"],  # the latents fit, their images do not
+        ["-n", "1000000000"],
+    ],
+)
+def test_sample_bad_seed_and_size_exit_2(run_cli, tiny_run, tmp_path, args):
+    _, _, out = tiny_run
+    res = run_cli("sample", "--checkpoint", out / "model.pt", *args, "-o", tmp_path / "s.npz")
+    assert_input_error(res, args[0])
+    assert not (tmp_path / "s.npz").exists()
+
+
+def test_train_refuses_bad_configs_seeds_and_folders(run_cli, tiny_run, tmp_path):
+    data, _, _ = tiny_run
+    binary = tmp_path / "c.yaml"
+    binary.write_bytes(b"PK\x03\x04\x00\xff\xfe binary")
+    latin = tmp_path / "l.yaml"
+    latin.write_bytes("train: {epochs: 2}  # caf\xe9\n".encode("latin-1"))
+    afile = tmp_path / "file"
+    afile.write_bytes(b"x")
+    before = snapshot(tmp_path)
+    for args, needles in [
+        (["--config", binary], ("c.yaml", "binary")),
+        (["--config", latin], ("l.yaml", "not UTF-8")),
+        (["--seed", "-1"], ("--seed",)),
+        (["--out", afile], ("--out", "is a file")),
+        (["--out", "/proc/mdesign-run"], ("--out", "cannot write")),
+    ]:
+        full = ["train", "--data", data, "--out", tmp_path / "run", *args, "-q"]
+        assert_input_error(run_cli(*full), *needles)
+    assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()

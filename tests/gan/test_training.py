@@ -112,8 +112,9 @@ def test_resume_after_a_kill(tmp_path, tiny, tiny_images, monkeypatch, where):
 def test_existing_checkpoint_is_not_overwritten(tmp_path, tiny, tiny_images):
     res = train(tiny_images, tmp_path / "run", tiny, epochs=1, device="cpu")
     before = res.checkpoint.read_bytes()
-    with pytest.raises(InputError, match="use --resume"):
+    with pytest.raises(InputError, match="already holds") as info:
         train(tiny_images, tmp_path / "run", tiny, epochs=1, device="cpu")
+    assert info.value.param == "out_dir"  # the Python parameter, not the CLI's --out
     assert res.checkpoint.read_bytes() == before
     with pytest.raises(InputError, match=r"another configuration \(differs in: train.lr\)"):
         train(tiny_images, tmp_path / "run", tiny_config(train={"lr": 1e-3}), resume=True)

@@ -102,3 +102,28 @@ def test_validation_rejects_multiphase_sets():
     imgs = _grf_set(4, seed=1)
     with pytest.raises(InputError, match="two-phase"):
         validate(imgs * 2, imgs, imgs, max_distance=4)
+
+
+def test_reference_seeds_are_the_documented_derivation_and_differ():
+    from mdesign.gan.validation import reference_seeds
+
+    for seed in (0, 1, 2**32 - 1):
+        a, b = reference_seeds(seed)
+        # independently: SeedSequence([seed, 0x6A1]) hashed to two 32-bit words
+        words = np.random.SeedSequence([seed, 0x6A1]).generate_state(2, dtype=np.uint32)
+        assert (a, b) == (int(words[0]), int(words[1]))
+        assert a != b and 0 <= a < 2**32 and 0 <= b < 2**32
+    assert reference_seeds(0) != reference_seeds(1)
+
+
+def test_reference_sets_are_two_independent_draws_of_the_training_distribution():
+    from mdesign.gan.validation import grf_reference, reference_seeds, reference_sets
+    from tests.surrogates.conftest import GRF_META
+
+    meta = {"grf": GRF_META, "shape": [32, 32]}
+    real, real_b, source = reference_sets(meta, 4, seed=5)
+    s_a, s_b = reference_seeds(5)
+    assert np.array_equal(real, grf_reference(meta, 4, seed=s_a).images)
+    assert np.array_equal(real_b, grf_reference(meta, 4, seed=s_b).images)
+    assert real.shape == (4, 32, 32) and not np.array_equal(real, real_b)
+    assert f"seeds {s_a} and {s_b}" in source

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mdesign.io import read_images
-from tests.conftest import assert_input_error
+from tests.conftest import assert_input_error, snapshot
 
 FAST = ("--weights", "random", "--iterations", "4", "-q")
 CONTRACT_KEYS = {
@@ -112,3 +112,33 @@ def test_imagenet_offline_is_an_error_not_a_fallback(run_cli, tmp_path, exemplar
 def test_bad_report_suffix_before_any_work(run_cli, tmp_path, exemplar):
     res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz", "--report", tmp_path / "r.txt")
     assert_input_error(res, "--report")
+
+
+# --- hardening (issue 13) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["-o", "{ex}"], ("-o", "is the input EXEMPLAR")),
+        (["-o", "{tmp}/old.npz", "--report", "/proc/mdesign-r.json"], ("--report", "/proc")),
+        (["-o", "{tmp}/old.npz", "--size", "100000", "100000"], ("--size", "of memory")),
+        (["-o", "{tmp}/old.npz", "--seed", "-1"], ("--seed",)),
+        (["-o", "{tmp}/old.npz", "--config", "{ex}"], ("ex.npy", "binary")),
+    ],
+)
+def test_refused_before_work_and_nothing_replaced(
+    run_cli, tmp_path, exemplar, monkeypatch, args, needles
+):
+    import mdesign.reconstruction
+
+    (tmp_path / "old.npz").write_bytes(b"an earlier reconstruction")
+    before = snapshot(tmp_path)
+
+    def must_not_run(*a, **k):
+        raise AssertionError("the reconstruction started before the input was checked")
+
+    monkeypatch.setattr(mdesign.reconstruction, "reconstruct", must_not_run)
+    args = [a.format(ex=exemplar, tmp=tmp_path) for a in args]
+    assert_input_error(run_cli("reconstruct", exemplar, *args, *FAST), *needles)
+    assert snapshot(tmp_path) == before

@@ -10,7 +10,7 @@ import yaml
 
 from mdesign.io import read_images, write_images
 from mdesign.surrogates import load_surrogate
-from tests.conftest import assert_input_error
+from tests.conftest import assert_input_error, snapshot
 from tests.surrogates.conftest import NET, S2, tiny_surrogate_config
 
 
@@ -271,3 +271,42 @@ def test_study_command_and_its_errors(run_cli, tmp_path, tiny_gan_path):
         ),
         "n_pool",
     )
+
+
+# --- hardening (issue 13) ------------------------------------------------------------------
+
+
+def test_train_refuses_string_values_seeds_and_unwritable_outputs(run_cli, tmp_path, images):
+    data = tmp_path / "d.npz"
+    write_images(data, images[:12], sigma=np.array(["high"] * 12), ok=np.ones(12))
+    before = snapshot(tmp_path)
+    base = ("surrogate-train", "--data", data, "--model", "s2_gp")
+    for args, needles in [
+        (["--values", "sigma", "--out", tmp_path / "m.pt"], ("--values sigma", "dtype <U4")),
+        (["--values", "ok", "--seed", "-1", "--out", tmp_path / "m.pt"], ("--seed",)),
+        (["--values", "ok", "--out", "/proc/mdesign-m.pt"], ("--out", "cannot write")),
+        (["--values", "ok", "--out", data.with_suffix(".pt"), "--config", data], ("binary",)),
+    ]:
+        assert_input_error(run_cli(*base, *args, "-q"), *needles)
+    assert snapshot(tmp_path) == before
+
+
+def test_screen_output_over_its_input_is_refused(run_cli, tmp_path, images):
+    data = tmp_path / "in.npz"
+    write_images(data, images[:8])
+    before = snapshot(tmp_path)
+    res = run_cli(
+        "surrogate-screen", data, "--model", tmp_path / "m.pt",
+        "--evaluator", "effective_conductivity", "--param", "conductivities=1,10", "-o", data,
+    )  # fmt: skip
+    assert_input_error(res, "-o", "is the input INPUT")
+    assert snapshot(tmp_path) == before
+
+
+def test_study_out_that_is_a_file_is_refused(run_cli, tmp_path, tiny_gan_path):
+    existing = tmp_path / "results"
+    existing.write_bytes(b"not a folder")
+    before = snapshot(tmp_path)
+    res = run_cli("surrogate-study", "--checkpoint", tiny_gan_path, "--out", existing, "-q")
+    assert_input_error(res, "--out", "is a file, expected a directory")
+    assert snapshot(tmp_path) == before
