@@ -87,7 +87,7 @@ class TrainResult:
 
 
 def check_training_images(
-    images: np.ndarray, config: GANConfig = GAN_DEFAULTS, *, source: str = "--data"
+    images: np.ndarray, config: GANConfig = GAN_DEFAULTS, *, source: str = "images"
 ) -> np.ndarray:
     """Check that ``images`` is a two-phase label stack the generator can make.
 
@@ -114,34 +114,37 @@ def check_training_images(
     arr = np.asarray(images)
     if arr.ndim != 3 or arr.dtype.kind not in "biu":
         raise InputError(
-            f"{source}: expected a label stack N x H x W of integers, got {arr.dtype} "
-            f"of shape {arr.shape}"
+            f"expected a label stack N x H x W of integers, got {arr.dtype} of shape {arr.shape}",
+            param=source,
         )
     labels = np.unique(arr)
     if not np.isin(labels, (0, 1)).all():
         raise InputError(
-            f"{source}: the DCGAN models two-phase stacks (labels 0 and 1), got labels "
-            f"{', '.join(map(str, labels.tolist()))}"
+            f"the DCGAN models two-phase stacks (labels 0 and 1), got labels "
+            f"{', '.join(map(str, labels.tolist()))}",
+            param=source,
         )
     n, h, w = arr.shape
     s = config.scale
     if h % s or w % s:
         raise InputError(
-            f"{source}: image side {h}x{w} is not divisible by {s}; the generator makes "
-            f"{s} pixels per latent cell"
+            f"image side {h}x{w} is not divisible by {s}; the generator makes "
+            f"{s} pixels per latent cell",
+            param=source,
         )
     if h != w:
-        raise InputError(f"{source}: training images must be square, got {h}x{w}")
+        raise InputError(f"training images must be square, got {h}x{w}", param=source)
     if h != s * config.generator.latent_size:
         raise InputError(
-            f"{source}: images are {h}x{w} but generator.latent_size "
+            f"images are {h}x{w} but generator.latent_size "
             f"{config.generator.latent_size} makes {s * config.generator.latent_size}x"
-            f"{s * config.generator.latent_size}; set generator.latent_size: {h // s}"
+            f"{s * config.generator.latent_size}; set generator.latent_size: {h // s}",
+            param=source,
         )
     if n < config.train.batch_size:
         raise InputError(
-            f"{source}: {n} images are fewer than one batch (train.batch_size "
-            f"{config.train.batch_size})"
+            f"{n} images are fewer than one batch (train.batch_size {config.train.batch_size})",
+            param=source,
         )
     return arr.astype(np.uint8, copy=False)
 
@@ -289,13 +292,13 @@ def train(
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file, expected a directory")
+        raise InputError(f"{out}: is a file, expected a directory", param="out_dir")
     ckpt_path, model_path, metrics_path = out / CHECKPOINT, out / MODEL, out / METRICS
     dev = default_device(device)
     state = None
     if resume:
         if not ckpt_path.exists():
-            raise InputError(f"--resume: {ckpt_path} does not exist; nothing to resume")
+            raise InputError(f"{ckpt_path} does not exist; nothing to resume", param="resume")
         state = read_checkpoint(ckpt_path)
         stored = config_of(state, source=str(ckpt_path))
         if config is not None:
@@ -312,10 +315,11 @@ def train(
             or "rng" not in state
             or (config.train.ema_decay > 0 and "generator_train" not in state)
         ):
-            raise InputError(f"--resume: {ckpt_path} has no optimiser state (not resumable)")
+            raise InputError(f"{ckpt_path} has no optimiser state (not resumable)", param="resume")
     elif ckpt_path.exists():
         raise InputError(
-            f"--out {out}: already holds {CHECKPOINT}; use --resume to continue it, or a new --out"
+            f"{out}: already holds {CHECKPOINT}; resume it, or choose another folder",
+            param="out_dir",
         )
     if config is None:
         config = GAN_DEFAULTS
@@ -326,16 +330,16 @@ def train(
         new = data_provenance(images)["sha256"]
         if old and old != new:
             raise InputError(
-                f"--resume: these images differ from the ones {ckpt_path} was trained on"
+                f"these images differ from the ones {ckpt_path} was trained on", param="resume"
             )
         meta = state.get("data_meta") or meta
     total = int(epochs if epochs is not None else config.train.epochs)
     if total < 1:
-        raise InputError(f"--epochs: must be at least 1, got {total}")
+        raise InputError(f"must be at least 1, got {total}", param="epochs")
     if total != config.train.epochs:
         raw = config.model_dump()
         raw["train"]["epochs"] = total
-        config = config_from_dict(GANConfig, raw, source="--epochs")
+        config = config_from_dict(GANConfig, raw, source="epochs")
     tc = config.train
 
     # networks, optimisers and the run's random stream; `ema` is the generator that is saved
