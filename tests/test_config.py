@@ -84,3 +84,18 @@ def test_gan_config_names_nested_keys(tmp_path):
     with pytest.raises(InputError, match=r"discriminator\.norm instance or none"):
         load_config(GANConfig, path)
     assert GAN_DEFAULTS.scale == 32
+
+
+def test_a_bad_override_names_its_keyword_and_a_bad_file_value_names_the_file(tmp_path):
+    with pytest.raises(InputError, match=r"^phases: Input should be less than or equal to 8$") as e:
+        load_config(GRFConfig, phases=9)
+    assert e.value.param == "phases"
+    path = tmp_path / "g.yaml"
+    path.write_text("phases: 9\n")
+    with pytest.raises(InputError, match="phases") as e:
+        load_config(GRFConfig, path, covariance="exponential")
+    assert e.value.param is None and str(e.value).startswith(f"{path}: phases: ")
+    # the override wins over the file, and is the one named when it is wrong
+    with pytest.raises(InputError) as e:
+        load_config(GRFConfig, path, phases=1)
+    assert e.value.param == "phases"
