@@ -71,8 +71,9 @@ class Config(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-def _describe(exc: ValidationError, source: str) -> str:
-    """One line naming the first offending key, e.g. ``gan.yaml: train.lr: must be > 0``."""
+def _problem(exc: ValidationError) -> tuple[str, str]:
+    """The first offending key (dotted) and what is wrong with it, e.g. ``("train.lr", "must be
+    > 0")``, with a count of any further problems."""
     err = exc.errors()[0]
     key = ".".join(str(p) for p in err["loc"]) or "<root>"
     msg = err["msg"]
@@ -82,7 +83,13 @@ def _describe(exc: ValidationError, source: str) -> str:
         msg = msg.removeprefix("Value error, ")
     more = len(exc.errors()) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return f"{source}: {key}: {msg}{tail}"
+    return key, f"{msg}{tail}"
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    """One line naming the first offending key, e.g. ``gan.yaml: train.lr: must be > 0``."""
+    key, msg = _problem(exc)
+    return f"{source}: {key}: {msg}"
 
 
 def config_from_dict(cls: type[C], data: dict[str, Any] | None, *, source: str = "config") -> C:
@@ -103,11 +110,21 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
     """Read a YAML file into ``cls``, then apply the given top-level ``overrides``.
 
     Overrides whose value is ``None`` are ignored, so CLI options that the user did not give leave
-    the file's (or the class's) value in place.
+    the file's (or the class's) value in place. A bad override is an :class:`InputError` whose
+    ``param`` is its keyword (the CLI shows its flag); a bad value of the file names the file and
+    the key.
     """
     data = read_yaml(path) if path is not None else {}
-    data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
-    return config_from_dict(cls, data, source=str(path) if path is not None else "config")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    data = {**data, **given}
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        key, msg = _problem(exc)
+        if key in given:
+            # an override is a keyword of the caller (a CLI option): name it as the parameter
+            raise InputError(msg, param=key) from None
+        raise InputError(_describe(exc, str(path) if path is not None else "config")) from None
 
 
 # A config is a few kilobytes of YAML; a larger file is a wrong path (a stack, a checkpoint).

@@ -224,3 +224,18 @@ def test_every_public_keyword_default_is_its_config_field():
         assert found, f"{where} is fixed: remove it from OWNED_ELSEWHERE"
         problems.remove(found[0])
     assert not problems, "\n".join(problems)
+
+
+def test_a_bad_override_names_its_keyword_and_a_bad_file_value_names_the_file(tmp_path):
+    with pytest.raises(InputError, match=r"^phases: Input should be less than or equal to 8$") as e:
+        load_config(GRFConfig, phases=9)
+    assert e.value.param == "phases"
+    path = tmp_path / "g.yaml"
+    path.write_text("phases: 9\n")
+    with pytest.raises(InputError, match="phases") as e:
+        load_config(GRFConfig, path, covariance="exponential")
+    assert e.value.param is None and str(e.value).startswith(f"{path}: phases: ")
+    # the override wins over the file, and is the one named when it is wrong
+    with pytest.raises(InputError) as e:
+        load_config(GRFConfig, path, phases=1)
+    assert e.value.param == "phases"
