@@ -6,7 +6,9 @@ waiting: a second campaign on a folder in use is refused at once. The kernel rel
 ``flock`` when the last descriptor of its holder closes, so a killed campaign (even by SIGKILL)
 leaves no stale lock behind, unlike a PID file.
 
-Re-entrant within one process (the CLI takes the lock before the flow starts, and the flow's
+The holder removes the lock file when it releases the lock (and a process that locked a file
+removed meanwhile tries again), so a folder at rest holds no lock file. Re-entrant within one
+process (the CLI takes the lock before the flow starts, and the flow's
 :func:`~mdesign.optimization.campaign.run_campaign` takes it again). POSIX only: on a system
 without :mod:`fcntl` the folder is not locked.
 """
@@ -73,23 +75,34 @@ def campaign_lock(folder: str | Path, *, name: str = "out_dir") -> Iterator[Path
         with _guard:
             _held[key][1] -= 1
             if _held[key][1] == 0:
-                os.close(_held.pop(key)[0])  # closing the descriptor releases the flock
+                fd = _held.pop(key)[0]
+                with contextlib.suppress(OSError):
+                    path.unlink()  # while still held: a folder at rest has no lock file
+                os.close(fd)  # closing the descriptor releases the flock
 
 
 def _acquire(path: Path, *, name: str, folder: str | Path) -> int:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    if fcntl is None:  # pragma: no cover
-        return fd
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        holder = os.read(fd, 64).decode(errors="replace").strip()
-        os.close(fd)
-        who = f" (process {holder})" if holder.isdigit() else ""
-        raise InputError(
-            f"{name} {folder}: in use by another running campaign{who}; wait for it to "
-            "finish or stop it, or use another folder"
-        ) from None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fcntl is None:  # pragma: no cover
+            return fd
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 64).decode(errors="replace").strip()
+            os.close(fd)
+            who = f" (process {holder})" if holder.isdigit() else ""
+            raise InputError(
+                f"{name} {folder}: in use by another running campaign{who}; wait for it to "
+                "finish or stop it, or use another folder"
+            ) from None
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # locked a file its holder removed on release: take the new one
     os.ftruncate(fd, 0)
     os.write(fd, str(os.getpid()).encode())
     return fd

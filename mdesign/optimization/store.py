@@ -297,9 +297,7 @@ def _open(path: Path) -> sqlite3.Connection:
     if path.stat().st_size == 0:
         raise _corrupt(path, "it is empty (0 bytes)")
     db = sqlite3.connect(path, isolation_level=None, timeout=60)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+    try:  # read-only checks first: a refused file is left exactly as it was
         problems = [r[0] for r in db.execute("PRAGMA quick_check(3)").fetchall()]
         if problems != ["ok"]:
             raise _corrupt(path, f"it is damaged ({'; '.join(problems)})")
@@ -316,6 +314,8 @@ def _open(path: Path) -> sqlite3.Connection:
     if not (columns["meta"] >= {"key", "value"} and columns["evaluations"] >= _COLUMNS):
         db.close()
         raise _corrupt(path, "it is an SQLite database but not a campaign's evaluation store")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
     return db
 
 
