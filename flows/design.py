@@ -5,8 +5,10 @@ campaign.run_campaign`; this module turns each batch into a mapped Prefect task 
 and picks the task runner: threads in this process by default, or a Dask cluster (a local one
 with ``workers``, or a running scheduler's ``address``) through prefect-dask.
 
-Call :func:`mdesign_flows._prefect_env.configure_prefect` before importing this module
-(``mdesign optimize`` does).
+Call :func:`mdesign_flows._prefect_env.configure_prefect` before importing this module (the CLI
+does). :func:`run_design_campaign` holds the campaign folder's lock and, unless
+``PREFECT_API_URL`` is set, runs the flow against a temporary Prefect server tied to this process
+(:func:`mdesign_flows._prefect_env.prefect_api`), which the Dask workers it starts report to too.
 """
 
 from __future__ import annotations
@@ -14,13 +16,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mdesign_flows._prefect_env import prefect_api
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
+from prefect.events.worker import EventsWorker
 from prefect.futures import as_completed
+from prefect.logging.handlers import APILogWorker
+from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from mdesign.config import CampaignConfig, config_from_dict
 from mdesign.optimization.campaign import run_campaign
+from mdesign.optimization.lock import campaign_lock
 from mdesign.optimization.problem import evaluate_design
 
 __all__ = ["design_campaign", "run_design_campaign"]
@@ -32,21 +39,35 @@ def evaluate_design_task(context: dict[str, Any], design: dict[str, Any]) -> dic
     return evaluate_design(context, design)
 
 
-def _mapped_evaluator(retries: int):
+def _task_evaluator(retries: int, *, parallel: bool):
+    """``evaluate_many`` by Prefect tasks: mapped over the task runner (``parallel``, a Dask
+    cluster), or called one after another in the flow's thread, where a Ctrl-C interrupts the
+    running evaluation at once instead of waiting for a worker thread to finish it."""
     task_fn = evaluate_design_task.with_options(retries=retries, retry_delay_seconds=1)
 
+    def failed(exc: Exception) -> dict[str, Any]:  # the task itself failed after its retries
+        return {
+            "outcomes": None,
+            "seconds": 0.0,
+            "error": f"task failed after {retries} retries: {exc}"[:500],
+        }
+
     def evaluate_many(context, designs, on_result) -> None:
+        if not parallel:
+            for i, design in enumerate(designs):
+                try:
+                    result = task_fn(context, design)
+                except Exception as exc:
+                    result = failed(exc)
+                on_result(i, result)
+            return
         futures = task_fn.map(unmapped(context), designs)
         index = {f.task_run_id: i for i, f in enumerate(futures)}
         for fut in as_completed(list(futures)):
             try:
                 result = fut.result()
-            except Exception as exc:  # the task itself failed after its retries
-                result = {
-                    "outcomes": None,
-                    "seconds": 0.0,
-                    "error": f"task failed after {retries} retries: {exc}"[:500],
-                }
+            except Exception as exc:
+                result = failed(exc)
             on_result(index[fut.task_run_id], result)
 
     return evaluate_many
@@ -70,7 +91,7 @@ def design_campaign(
         cfg,
         out_dir,
         config_dir=Path(config_dir) if config_dir else None,
-        evaluate_many=_mapped_evaluator(cfg.retries),
+        evaluate_many=_task_evaluator(cfg.retries, parallel=_parallel(cfg)),
         progress=False,
         log=logger.info,
     )
@@ -81,32 +102,63 @@ def design_campaign(
     }
 
 
-def _task_runner(cfg: CampaignConfig):
-    if cfg.dask.address or cfg.dask.workers:
-        from prefect_dask import DaskTaskRunner
+# Run by each local Dask worker as it starts (Dask takes a preload with spaces as script text):
+# a terminal's Ctrl-C reaches the whole process group, and a worker that dies of it prints a
+# traceback; the campaign stops its cluster itself. (A worker also exits on its own when the
+# campaign's process dies: Dask watches the parent.)
+_WORKER_SETUP = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
 
-        if cfg.dask.address:
-            return DaskTaskRunner(address=cfg.dask.address)
-        return DaskTaskRunner(
-            cluster_kwargs={
-                "n_workers": cfg.dask.workers,
-                "threads_per_worker": 1,
-                "processes": True,
-                "dashboard_address": None,
-            }
-        )
-    # one evaluation at a time in this process: deterministic, and evaluators need not be
-    # thread-safe; use Dask workers for parallel evaluations
-    return ThreadPoolTaskRunner(max_workers=1)
+
+def _parallel(cfg: CampaignConfig) -> bool:
+    return bool(cfg.dask.address or cfg.dask.workers)
+
+
+def _task_runner(cfg: CampaignConfig):
+    if not _parallel(cfg):
+        # evaluations run one at a time in the flow's own thread (see _task_evaluator):
+        # deterministic, and evaluators need not be thread-safe; use Dask for parallel ones
+        return ThreadPoolTaskRunner(max_workers=1)
+    from prefect_dask import DaskTaskRunner
+
+    if cfg.dask.address:
+        return DaskTaskRunner(address=cfg.dask.address)
+    return DaskTaskRunner(
+        cluster_kwargs={
+            "n_workers": cfg.dask.workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            "preload": [_WORKER_SETUP],
+        }
+    )
+
+
+def _drain_to_api() -> None:
+    """Send the logs and events still queued for the API while its server is up (otherwise
+    Prefect's exit handler tries a stopped server and prints an error)."""
+    APILogWorker.drain_all(timeout=5, at_exit=False)
+    EventsWorker.drain_all(timeout=5, at_exit=False)
 
 
 def run_design_campaign(
     cfg: CampaignConfig, out_dir: str | Path, *, config_dir: str | Path | None = None
 ) -> dict[str, Any]:
-    """Run :func:`design_campaign` with the task runner ``cfg.dask`` asks for."""
-    runner = _task_runner(cfg)
-    return design_campaign.with_options(task_runner=runner)(
-        config=cfg.model_dump(mode="json"),
-        out_dir=str(out_dir),
-        config_dir=str(config_dir) if config_dir else None,
-    )
+    """Run :func:`design_campaign` with the task runner ``cfg.dask`` asks for.
+
+    Holds ``out_dir``'s lock (:func:`mdesign.optimization.lock.campaign_lock`) throughout, and
+    reports to ``PREFECT_API_URL`` or to a temporary server whose database is in
+    ``out_dir/.prefect``.
+    """
+    with (
+        campaign_lock(out_dir),
+        prefect_api(Path(out_dir) / ".prefect") as api,
+        temporary_settings(updates={PREFECT_API_URL: api}),
+    ):
+        try:
+            return design_campaign.with_options(task_runner=_task_runner(cfg))(
+                config=cfg.model_dump(mode="json"),
+                out_dir=str(out_dir),
+                config_dir=str(config_dir) if config_dir else None,
+            )
+        finally:
+            _drain_to_api()

@@ -766,7 +766,8 @@ class DesignSpaceConfig(Config):
     binarize: Literal["midpoint", "otsu"] = "midpoint"
     factory: str | None = None
     """Instead of a checkpoint, ``module:function`` returning a design space object (``dim``,
-    ``latent_shape``, ``image_shape``, ``decode(X)``, ``grf(seed)``); for your own generator."""
+    ``latent_shape``, ``image_shape``, ``decode(X)``, ``grf(seed)``); for your own generator.
+    The module is imported and the function run: a campaign config is as trusted as a script."""
     factory_params: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -818,6 +819,7 @@ class CampaignConfig(Config):
     baseline_batch_size: int = Field(8, ge=1)
     """Baseline designs evaluated in parallel per batch."""
     seed: Seed = 0
+    """Every proposal derives from ``(seed, method, batch)``."""
     retries: int = Field(2, ge=0)
     """Prefect task retries for an evaluation whose worker failed (not for designs that fail)."""
     dask: DaskConfig = Field(default_factory=DaskConfig)

@@ -19,10 +19,8 @@ depend on whether or where it was interrupted.
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,11 @@ from tqdm.auto import tqdm
 from mdesign.config import CampaignConfig
 from mdesign.errors import InputError
 from mdesign.optimization import bo
+from mdesign.optimization.cluster import check_dask_address
+from mdesign.optimization.lock import campaign_lock
 from mdesign.optimization.problem import VOLUME_FRACTION, evaluate_design, evaluator_for, load_space
+from mdesign.optimization.report import write_report
+from mdesign.optimization.results import CampaignSummary, MethodResult
 from mdesign.optimization.store import EvaluationRecord, EvaluationStore
 
 __all__ = [
@@ -41,10 +43,12 @@ __all__ = [
     "EvaluateMany",
     "campaign_context",
     "evaluate_sequentially",
+    "prepare_campaign",
     "run_campaign",
 ]
 
 METHODS = ("bo", "random", "grf")
+STORE_NAME = "evaluations.sqlite"
 
 # evaluate_many(context, designs, on_result): evaluates the designs (in any order, possibly in
 # parallel) and calls on_result(index, result_dict) as each completes.
@@ -98,58 +102,6 @@ def _seed(seed: int, method: str, batch: int) -> int:
     return int(ss.generate_state(1, dtype=np.uint32)[0])
 
 
-@dataclass(frozen=True)
-class MethodResult:
-    """One method's evaluations, in order.
-
-    Attributes
-    ----------
-    records : list of EvaluationRecord
-        Completed evaluations (``ok`` and ``failed``) in id order.
-    objectives : ndarray, ``n x k``
-        Objective values in the maximisation orientation (NaN where failed).
-    feasible : ndarray of bool, ``n``
-        ``ok`` and meeting every constraint.
-    """
-
-    records: list[EvaluationRecord]
-    objectives: np.ndarray
-    feasible: np.ndarray
-
-    def best_so_far(self) -> np.ndarray:
-        """Best feasible first objective after each evaluation (maximisation orientation)."""
-        vals = np.where(self.feasible, self.objectives[:, 0], -np.inf)
-        best = np.maximum.accumulate(vals) if len(vals) else vals
-        return np.where(np.isfinite(best), best, np.nan)
-
-
-@dataclass(frozen=True)
-class CampaignSummary:
-    """What a finished campaign found.
-
-    Attributes
-    ----------
-    out_dir : Path
-    methods : dict of str to MethodResult
-    goals : list of int
-        +1 / -1 per objective.
-    objective_names : list of str
-    best : dict of str to float or None
-        Best feasible first objective per method, in the objective's own units.
-    improvement : dict of str to float or None
-        BO's improvement over each baseline in percent (positive is better, for either goal).
-    report : Path
-    """
-
-    out_dir: Path
-    methods: dict[str, MethodResult]
-    goals: list[int]
-    objective_names: list[str]
-    best: dict[str, float | None]
-    improvement: dict[str, float | None]
-    report: Path
-
-
 def _method_result(records: list[EvaluationRecord], config: CampaignConfig) -> MethodResult:
     n_obj = len(config.objectives)
     goals = np.array([1.0 if o.goal == "maximize" else -1.0 for o in config.objectives])
@@ -191,29 +143,38 @@ def prepare_campaign(
 ) -> dict[str, Any]:
     """Check everything a campaign needs before it starts; returns its evaluation context.
 
-    Raises :class:`InputError` for a missing or unreadable checkpoint, an evaluator or
-    parameter that does not exist, or an ``out_dir`` that holds a campaign with another
-    configuration, so a flow never starts on bad input.
+    Raises :class:`InputError` for a missing or unreadable checkpoint, a ``generator.factory``
+    that fails or returns something other than a design space, an evaluator or parameter that
+    does not exist, a ``dask.address`` that is malformed or not answering, or an ``out_dir``
+    that is not a folder, holds a damaged store or a campaign with another configuration, so a
+    flow never starts on bad input. Creates ``out_dir`` only when every check has passed.
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: exists and is not a directory")
+        raise InputError(f"out_dir {out}: exists and is not a directory")
+    if config.dask.address:
+        check_dask_address(config.dask.address)
     context = campaign_context(config, config_dir=config_dir, space_spec=space_spec)
-    load_space(context["space"])  # a bad checkpoint fails here, with its own InputError
+    space = load_space(context["space"])  # a bad checkpoint or factory fails here
     for spec in context["outcomes"]:
         if spec["evaluator"] != VOLUME_FRACTION:
             evaluator_for(spec)  # unknown names and bad parameters fail here
     if config.confirm is not None and config.confirm.evaluator != VOLUME_FRACTION:
         evaluator_for(config.confirm.model_dump())  # checked now, used at the end
     if "grf" in config.baselines:
-        load_space(context["space"]).grf(0)  # the matched GRF parameters must be known
-    db = out / "evaluations.sqlite"
+        if not callable(getattr(space, "grf", None)):
+            raise InputError(
+                "baselines: the design space has no grf(seed) method for the 'grf' baseline; "
+                "remove 'grf' from baselines"
+            )
+        space.grf(0)  # the matched GRF parameters must be known
+    db = out / STORE_NAME
     if db.exists():
-        with EvaluationStore(db) as store:
+        with EvaluationStore(db) as store:  # a damaged store fails here
             previous = store.get_meta("identity")
         if previous is not None and previous != _identity(config):
             raise InputError(
-                f"--out {out}: holds a campaign with a different configuration; use another "
+                f"out_dir {out}: holds a campaign with a different configuration; use another "
                 "folder (only bo.budget may change when resuming)"
             )
     out.mkdir(parents=True, exist_ok=True)
@@ -322,7 +283,8 @@ def run_campaign(
         Holds ``evaluations.sqlite`` (the durable store), ``evaluations.csv``, and at the end
         ``best.npz``, ``report.md``, ``report.png``. Rerunning on the same folder resumes: the
         completed evaluations are kept, an interrupted batch is finished, nothing is proposed
-        again. A folder holding a campaign with another configuration is refused.
+        again. A folder holding a campaign with another configuration, or in use by another
+        running campaign (:func:`~mdesign.optimization.lock.campaign_lock`), is refused.
     config_dir : Path, optional
         Where the config file lives (relative checkpoint paths are resolved from there).
     evaluate_many : callable, optional
@@ -343,9 +305,10 @@ def run_campaign(
     context = prepare_campaign(config, out, config_dir=config_dir, space_spec=space_spec)
     space = load_space(context["space"])
     evaluate_many = evaluate_many or evaluate_sequentially
-    with EvaluationStore(
-        out / "evaluations.sqlite", feasible=lambda r: _feasible(r, config)
-    ) as store:
+    with (
+        campaign_lock(out),
+        EvaluationStore(out / STORE_NAME, feasible=lambda r: _feasible(r, config)) as store,
+    ):
         store.set_meta("identity", _identity(config))
         store.set_meta("config", config.model_dump(mode="json"))
         methods = ["bo", *config.baselines]
@@ -398,8 +361,6 @@ def run_campaign(
             bar.close()
         results = {m: _method_result(store.records(m), config) for m in methods}
         store.write_csv()
-    from mdesign.optimization.report import write_report
-
     return write_report(config, out, results, space=space, log=log)
 
 
@@ -408,27 +369,3 @@ def _fmt_best(v: float, config: CampaignConfig) -> str:
         return "(no feasible design yet)"
     sign = 1 if config.objectives[0].goal == "maximize" else -1
     return f"{config.objectives[0].name} = {sign * v:.6g}"
-
-
-def improvement_percent(bo_best: float | None, base_best: float | None, goal: int) -> float | None:
-    """BO's improvement over a baseline in percent of the baseline, positive when BO is better.
-
-    ``bo_best`` and ``base_best`` are in the objective's own units; ``goal`` +1 (maximise) or
-    -1 (minimise).
-    """
-    if bo_best is None or base_best is None or base_best == 0:
-        return None
-    return 100.0 * goal * (bo_best - base_best) / abs(base_best)
-
-
-def best_values(results: dict[str, MethodResult], goals: Sequence[int]) -> dict[str, float | None]:
-    """Best feasible first objective per method, in the objective's own units."""
-    out = {}
-    for m, r in results.items():
-        b = r.best_so_far()
-        out[m] = float(goals[0] * b[-1]) if len(b) and np.isfinite(b[-1]) else None
-    return out
-
-
-def summary_json(summary: CampaignSummary) -> str:
-    return json.dumps({"best": summary.best, "improvement_percent": summary.improvement})

@@ -36,6 +36,7 @@ __all__ = [
     "DesignOutcome",
     "GANDesignSpace",
     "LatentDesignProblem",
+    "check_space",
     "confirm_values",
     "evaluate_design",
     "load_space",
@@ -114,8 +115,44 @@ def _cached_space(spec_json: str):
             fn = getattr(importlib.import_module(module), name)
         except (ImportError, AttributeError, ValueError) as exc:
             raise InputError(f"generator.factory: cannot load {factory!r} ({exc})") from None
-        return fn(**spec)
+        try:
+            space = fn(**spec)
+        except Exception as exc:  # the user's code, called with the user's parameters
+            raise InputError(
+                f"generator.factory: {factory}({', '.join(spec)}) raised "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+        check_space(space, name=f"generator.factory: {factory}")
+        return space
     return GANDesignSpace(**spec)
+
+
+def check_space(space, *, name: str = "space") -> None:
+    """Raise :class:`InputError` unless ``space`` is a design space (what a factory returns).
+
+    A design space has ``dim`` (int), ``latent_shape`` (ints whose product is ``dim``),
+    ``image_shape`` (two or three ints) and ``decode(X)``, which maps ``n x dim`` latents to
+    ``n x *image_shape`` integer labels; checked here on one latent. ``grf(seed)`` is needed
+    only for the ``grf`` baseline and checked by the campaign.
+    """
+    what = f"{name} returned {type(space).__name__!r}, not a design space"
+    missing = [a for a in ("dim", "latent_shape", "image_shape", "decode") if not hasattr(space, a)]
+    if missing:
+        raise InputError(f"{what} (it has no {', '.join(missing)})")
+    try:
+        dim = int(space.dim)
+        latent_ok = math.prod(space.latent_shape) == dim > 0
+        images = np.asarray(space.decode(np.zeros((1, dim))))
+    except Exception as exc:
+        raise InputError(f"{what} ({type(exc).__name__}: {exc})") from None
+    if not latent_ok:
+        raise InputError(f"{what} (latent_shape {space.latent_shape} does not hold dim {dim})")
+    want = (1, *tuple(space.image_shape))
+    if images.shape != want or not np.issubdtype(images.dtype, np.integer):
+        raise InputError(
+            f"{what} (decode of one latent gave {images.dtype} {images.shape}, expected integer "
+            f"labels {want})"
+        )
 
 
 def load_space(spec: dict[str, Any]):

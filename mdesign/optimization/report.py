@@ -13,13 +13,13 @@ from mdesign import __version__
 from mdesign.config import CampaignConfig
 from mdesign.io import atomic_path, write_images
 from mdesign.optimization import bo
-from mdesign.optimization.campaign import (
+from mdesign.optimization.problem import confirm_values
+from mdesign.optimization.results import (
     CampaignSummary,
     MethodResult,
     best_values,
     improvement_percent,
 )
-from mdesign.optimization.problem import confirm_values
 from mdesign.plotting import save_figure, show_labels
 
 __all__ = ["write_report"]

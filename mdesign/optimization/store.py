@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mdesign.errors import InputError
 from mdesign.io import atomic_path
 
 __all__ = ["CSV_COLUMNS", "EvaluationRecord", "EvaluationStore"]
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS evaluations (
 );
 CREATE INDEX IF NOT EXISTS by_method ON evaluations (method, status);
 """
+_COLUMNS = {"id", "method", "batch", "design", "status", "outcomes", "error", "seconds"}
 
 
 @dataclass(frozen=True)
@@ -100,12 +102,19 @@ class EvaluationStore:
     Parameters
     ----------
     path : path-like
-        The SQLite file; created if missing.
+        The SQLite file; created if missing (schema first, then renamed into place, so the
+        file never exists without its tables).
     csv_path : path-like, optional
         Where to mirror completed rows; ``evaluations.csv`` beside ``path`` by default.
     feasible : callable, optional
         Maps an ``ok`` record to whether it meets the campaign's constraints (the CSV's
         ``feasible`` column).
+
+    Raises
+    ------
+    InputError
+        When ``path`` exists but is empty, damaged or not an evaluation store; the message says
+        how to recover.
     """
 
     def __init__(
@@ -119,10 +128,9 @@ class EvaluationStore:
         self.feasible = feasible
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.csv_path = Path(csv_path) if csv_path else self.path.with_name("evaluations.csv")
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        if not self.path.exists():
+            _create(self.path)
+        self._db = _open(self.path)
 
     def close(self) -> None:
         self._db.close()
@@ -270,6 +278,54 @@ class EvaluationStore:
 
     def _transaction(self):
         return _Transaction(self._db)
+
+
+def _create(path: Path) -> None:
+    """Write an empty store with its schema to a temporary file and rename it into place, so a
+    store on disk always has its tables: a 0-byte ``evaluations.sqlite`` is never ours."""
+    with atomic_path(path) as tmp:
+        db = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            db.executescript(_SCHEMA)
+        finally:
+            db.close()
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    """Connect to an existing store, checked: a cut-short, overwritten or foreign file is an
+    :class:`InputError` that says how to recover, not a crash halfway through a campaign."""
+    if path.stat().st_size == 0:
+        raise _corrupt(path, "it is empty (0 bytes)")
+    db = sqlite3.connect(path, isolation_level=None, timeout=60)
+    try:  # read-only checks first: a refused file is left exactly as it was
+        problems = [r[0] for r in db.execute("PRAGMA quick_check(3)").fetchall()]
+        if problems != ["ok"]:
+            raise _corrupt(path, f"it is damaged ({'; '.join(problems)})")
+        columns = {
+            table: {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+            for table in ("meta", "evaluations")
+        }
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise _corrupt(path, f"it is not a readable SQLite database ({exc})") from None
+    except InputError:
+        db.close()
+        raise
+    if not (columns["meta"] >= {"key", "value"} and columns["evaluations"] >= _COLUMNS):
+        db.close()
+        raise _corrupt(path, "it is an SQLite database but not a campaign's evaluation store")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    return db
+
+
+def _corrupt(path: Path, why: str) -> InputError:
+    return InputError(
+        f"{path}: cannot resume from this evaluation store: {why}. evaluations.csv beside it, "
+        f"if present, lists the completed evaluations. To start the campaign again from "
+        f"scratch, move {path.name} (and any {path.name}-wal and -shm) out of the folder, or "
+        "use another folder"
+    )
 
 
 class _Transaction:

@@ -1,8 +1,10 @@
 """The design campaign as a real Prefect flow, in real processes.
 
 Each `mdesign optimize` process starts Prefect's embedded server (~6-14 s), so these tests are
-few and each checks a lot: a SIGKILLed campaign resumes without loss or duplicates, a 2-worker
-Dask cluster does the evaluations, and a `prefect server start` on 127.0.0.1 receives the flow.
+few and each checks a lot: Ctrl-C of the process group stops a campaign promptly and it resumes,
+a second campaign on a busy folder is refused, a SIGKILLed campaign on a 2-worker Dask cluster
+leaves no process behind and resumes without loss or duplicates, and a `prefect server start` on
+127.0.0.1 receives the flow.
 """
 
 from __future__ import annotations
@@ -92,6 +94,55 @@ def _rows(out: Path) -> list[dict]:
     return list(csv.DictReader(path.open())) if path.exists() else []
 
 
+def _descendants(pid: int) -> dict[int, tuple[str, str]]:
+    """Every live process below ``pid``: ``{pid: (start time, command line)}`` from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat:
+                children.setdefault(int(stat[1]), []).append(int(entry.name))
+    found, todo = {}, [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            stat = _stat(child)
+            if stat:
+                cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+                found[child] = (stat[19], cmd.decode(errors="replace"))
+                todo.append(child)
+    return found
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/PID/stat (state, ppid, ...), or None for a gone or zombie process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in "ZX" else fields
+
+
+def _alive(procs: dict[int, tuple[str, str]]) -> dict[int, str]:
+    return {p: cmd for p, (start, cmd) in procs.items() if (_stat(p) or [None] * 20)[19] == start}
+
+
+def _wait_rows(proc: subprocess.Popen, out: Path, n: int) -> None:
+    deadline = time.time() + 300
+    while len(_rows(out)) < n and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()
+    assert len(_rows(out)) >= n
+
+
+def _assert_resumed(rows: list[dict], before: list[dict], budget: int, methods) -> None:
+    assert rows[: len(before)] == before  # every completed evaluation kept as it was
+    n = budget * len(methods)
+    assert len(rows) == n and len({r["id"] for r in rows}) == n
+    assert len({r["latent"] for r in rows}) == n  # nothing evaluated twice
+    for m in methods:
+        assert sum(r["method"] == m for r in rows) == budget
+
+
 def test_bad_campaign_inputs_exit_2_before_any_flow(tmp_path, run_cli):
     cfg = _config(tmp_path / "c.yaml")
     out = tmp_path / "out"
@@ -104,53 +155,98 @@ def test_bad_campaign_inputs_exit_2_before_any_flow(tmp_path, run_cli):
     assert_input_error(run_cli("optimize", "--config", bad, "--out", out), "bo.budgte")
     bad = _config(tmp_path / "b3.yaml", generator={"factory": None, "checkpoint": "missing.pt"})
     assert_input_error(run_cli("optimize", "--config", bad, "--out", out), "generator.checkpoint")
+    bad = _config(
+        tmp_path / "b4.yaml", generator={"factory": "tests.optimization.fakes:not_a_space"}
+    )
+    assert_input_error(
+        run_cli("optimize", "--config", bad, "--out", out), "generator.factory", "design space"
+    )
+    bad = _config(tmp_path / "b5.yaml", seed=-1)
+    assert_input_error(run_cli("optimize", "--config", bad, "--out", out), "seed")
+    for seed in ("-1", str(2**32), "x"):
+        assert_input_error(
+            run_cli("optimize", "--config", cfg, "--out", out, "--seed", seed), "--seed"
+        )
     assert_input_error(run_cli("optimize", "--config", cfg, "--budget", "1"), "--budget")
+    for address in ("not-a-url", "tcp://127.0.0.1:1"):
+        assert_input_error(
+            run_cli("optimize", "--config", cfg, "--out", out, "--scheduler", address),
+            "--scheduler",
+        )
     (tmp_path / "file").write_text("x")
     assert_input_error(run_cli("optimize", "--config", cfg, "--out", tmp_path / "file"), "--out")
     assert not out.exists()
+    # a damaged store (here 0 bytes) is refused as it is, with how to recover; nothing written
+    out.mkdir()
+    (out / "evaluations.sqlite").write_bytes(b"")
+    assert_input_error(
+        run_cli("optimize", "--config", cfg, "--out", out), "evaluations.sqlite", "empty"
+    )
+    assert [(p.name, p.stat().st_size) for p in out.iterdir()] == [("evaluations.sqlite", 0)]
 
 
-def test_sigkill_mid_batch_then_resume_loses_and_duplicates_nothing(tmp_path):
+def test_ctrl_c_stops_promptly_and_resumes_and_a_busy_folder_is_refused(tmp_path):
     cfg = _config(tmp_path / "c.yaml", generator={"factory_params": {"delay": 0.4}})
     out = tmp_path / "out"
     env = _env(tmp_path)
     proc = _optimize(cfg, out, env)
-    deadline = time.time() + 180
-    while len(_rows(out)) < 5 and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.1)
-    assert proc.poll() is None, proc.communicate()
-    os.killpg(proc.pid, signal.SIGKILL)  # the campaign and everything it started
-    proc.wait()
+    _wait_rows(proc, out, 3)
+    second = _optimize(cfg, out, env)
+    _, err = second.communicate(timeout=120)
+    assert proc.poll() is None  # refused while the first runs, not after it
+    assert second.returncode == 2 and err.startswith("error: --out") and "in use" in err, err
+    assert len(err.splitlines()) == 1
+    below = _descendants(proc.pid)
+    assert any("create_app" in cmd for _, cmd in below.values())  # its Prefect server
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert err.splitlines()[-1] == "error: interrupted" and "Traceback" not in err
+    deadline = time.time() + 10
+    while _alive(below) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(below)
     before = _rows(out)
-    assert 5 <= len(before) < 16
     rerun = _optimize(cfg, out, env)
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
     assert "report:" in stdout
-    rows = _rows(out)
-    assert rows[: len(before)] == before  # every completed evaluation kept as it was
-    assert len(rows) == 16 and len({r["id"] for r in rows}) == 16
-    latents = [r["latent"] for r in rows]
-    assert len(set(latents)) == 16  # nothing evaluated twice
-    for m in ("bo", "random"):
-        assert sum(r["method"] == m for r in rows) == 8
+    _assert_resumed(_rows(out), before, 8, ("bo", "random"))
     assert (out / "report.md").exists() and (out / "best.npz").exists()
 
 
-def test_two_dask_workers_do_the_evaluations(tmp_path):
+def test_sigkill_on_dask_workers_leaves_no_process_and_resumes(tmp_path):
     pids = tmp_path / "pids"
     pids.mkdir()
     cfg = _config(
         tmp_path / "c.yaml",
-        generator={"factory_params": {"pid_dir": str(pids)}},
+        generator={"factory_params": {"pid_dir": str(pids), "delay": 0.4}},
         bo={"budget": 6, "initial": 4},
     )
     out = tmp_path / "out"
-    proc = _optimize(cfg, out, _env(tmp_path), "--workers", "2")
-    _stdout, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 0, stderr
-    assert len(_rows(out)) == 12
-    worker_pids = {int(p.name) for p in pids.iterdir()} - {proc.pid}
+    env = _env(tmp_path)
+    proc = _optimize(cfg, out, env, "--workers", "2")
+    _wait_rows(proc, out, 3)
+    below = _descendants(proc.pid)
+    servers = [p for p, (_, cmd) in below.items() if "create_app" in cmd]
+    assert len(servers) == 1  # one Prefect server: the workers report to the campaign's
+    assert sum("spawn_main" in cmd for _, cmd in below.values()) == 2  # the Dask workers
+    os.kill(proc.pid, signal.SIGKILL)  # the campaign's process only: nothing can clean up
+    proc.wait()
+    deadline = time.time() + 10
+    while _alive(below) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _alive(below)  # no orphan: server and workers died with the campaign
+    before = _rows(out)
+    assert 3 <= len(before) < 12
+    for p in pids.iterdir():
+        p.unlink()
+    rerun = _optimize(cfg, out, env, "--workers", "2")
+    stdout, stderr = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, stderr
+    assert "report:" in stdout
+    _assert_resumed(_rows(out), before, 6, ("bo", "random"))
+    worker_pids = {int(p.name) for p in pids.iterdir()} - {rerun.pid}
     assert len(worker_pids) >= 2  # decoded in two worker processes, not the flow's
 
 

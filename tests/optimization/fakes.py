@@ -65,3 +65,16 @@ def flaky_fraction(images: np.ndarray, *, nan_above: float = 0.6) -> np.ndarray:
     """An evaluator (``module:function``) that returns NaN for designs above a phase-1 fraction."""
     vf = (images == 1).reshape(images.shape[0], -1).mean(1)
     return np.where(vf > nan_above, np.nan, vf)
+
+
+def not_a_space(**kwargs) -> dict:
+    """A factory that returns the wrong type of object."""
+    return {"dim": 4, **kwargs}
+
+
+class FloatSpace(FakeSpace):
+    """Decodes to the field itself, not to labels."""
+
+    def decode(self, X):
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)
+        return self.base[None] + 0.4 * np.einsum("nk,khw->nhw", X, self.modes)

@@ -254,3 +254,24 @@ def test_an_unknown_confirming_evaluator_is_refused_before_the_campaign(tmp_path
     with pytest.raises(InputError, match="no_such_evaluator"):
         run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
     assert not (tmp_path / "c" / "evaluations.sqlite").exists()
+
+
+@pytest.mark.parametrize(
+    ("factory", "params", "needle"),
+    [
+        ("not_a_space", {}, "returned 'dict', not a design space (it has no dim, latent_shape"),
+        ("FloatSpace", {}, "gave float64 (1, 64, 64), expected integer labels (1, 64, 64)"),
+        ("make_space", {"colour": "red"}, "make_space(colour) raised TypeError"),
+        ("nothing_here", {}, "cannot load"),
+    ],
+)
+def test_a_factory_that_is_not_a_design_space_is_refused_before_the_campaign(
+    tmp_path, factory, params, needle
+):
+    from mdesign.optimization.campaign import prepare_campaign
+
+    spec = {"factory": f"tests.optimization.fakes:{factory}", **params}
+    with pytest.raises(InputError, match=r"generator\.factory") as err:
+        prepare_campaign(_config(), tmp_path / "c", space_spec=spec)
+    assert needle in str(err.value)
+    assert not (tmp_path / "c").exists()

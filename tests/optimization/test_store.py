@@ -53,3 +53,57 @@ def test_meta_round_trip(tmp_path):
         store.set_meta("identity", {"a": [3]})
         assert store.get_meta("identity") == {"a": [3]}
         assert store.get_meta("missing") is None
+
+
+def _filled_store(path):
+    with EvaluationStore(path) as store:
+        store.set_meta("identity", {"seed": 0})
+        for batch in range(30):  # enough rows for several database pages
+            ids = store.add_pending("bo", batch, [{"latent": [0.01 * i] * 16} for i in range(4)])
+            for i in ids:
+                store.complete(i, outcomes=[0.5], error=None, seconds=0.1)
+
+
+@pytest.mark.parametrize("damage", ["empty", "truncated", "garbage", "foreign"])
+def test_a_damaged_store_is_refused_and_the_message_says_how_to_recover(tmp_path, damage):
+    import random
+    import sqlite3
+
+    from mdesign.errors import InputError
+
+    db = tmp_path / "evaluations.sqlite"
+    _filled_store(db)
+    data = db.read_bytes()
+    if damage == "empty":
+        db.write_bytes(b"")
+    elif damage == "truncated":
+        db.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        db.write_bytes(random.Random(0).randbytes(len(data)))
+    else:  # a sound SQLite file that is not an evaluation store
+        db.unlink()
+        with sqlite3.connect(db) as other:
+            other.execute("CREATE TABLE notes (text TEXT)")
+        other.close()
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(InputError) as err:
+        EvaluationStore(db)
+    msg = str(err.value)
+    assert str(db) in msg and "evaluations.csv" in msg and "move evaluations.sqlite" in msg
+    # refused, not repaired or restarted: the folder is as it was
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_a_store_is_created_whole_or_not_at_all(tmp_path, monkeypatch):
+    import mdesign.optimization.store as store_module
+
+    db = tmp_path / "evaluations.sqlite"
+    monkeypatch.setattr(store_module, "_SCHEMA", "CREATE TABLE meta (key TEXT); NOT SQL;")
+    with pytest.raises(Exception, match="syntax error"):
+        EvaluationStore(db)
+    assert list(tmp_path.iterdir()) == []  # no empty or half-made store left behind
+    monkeypatch.undo()
+    with EvaluationStore(db) as store:
+        assert store.records() == [] and store.get_meta("identity") is None
+    assert db.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
