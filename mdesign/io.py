@@ -202,13 +202,15 @@ def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(int(s) for s in shape), np.dtype(dtype)
 
 
-def peek_images(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+def peek_images(
+    path: str | os.PathLike, *, key: str = "images"
+) -> tuple[tuple[int, ...], np.dtype]:
     """Shape and dtype of the image array of a file, from its header alone (nothing is loaded).
 
-    For ``.npz`` the header of its ``images`` member, for ``.npy`` the file's, for PNG and TIFF
-    the image's dimensions (``H x W`` for a PNG, whatever its colour channels). Lets a caller
-    refuse an input too large for memory (:mod:`mdesign.memory`) before reading it: a few
-    hundred kilobytes of compressed ``.npz`` can hold gigabytes of pixels.
+    For ``.npz`` the header of its ``key`` member (``images`` by default), for ``.npy`` the
+    file's, for PNG and TIFF the image's dimensions (``H x W`` for a PNG, whatever its colour
+    channels). Lets a caller refuse an input too large for memory (:mod:`mdesign.memory`) before
+    reading it: a few hundred kilobytes of compressed ``.npz`` can hold gigabytes of pixels.
 
     Raises
     ------
@@ -224,9 +226,9 @@ def peek_images(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
             import zipfile
 
             with zipfile.ZipFile(path) as zf:
-                if "images.npy" not in zf.namelist():
-                    raise InputError(f"{path}: no 'images' array")
-                with zf.open("images.npy") as fh:
+                if f"{key}.npy" not in zf.namelist():
+                    raise InputError(f"{path}: no '{key}' array")
+                with zf.open(f"{key}.npy") as fh:
                     return _npy_header(fh)
         if suffix == ".npy":
             with open(path, "rb") as fh:

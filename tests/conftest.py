@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +50,16 @@ def snapshot(folder) -> dict:
     return {
         p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.rglob("*")) if p.is_file()
     }
+
+
+def npz_with_header_only(path, shape, dtype=np.uint8, *, key="images"):
+    """A tiny .npz whose ``key`` header claims ``shape``: the size check reads only that."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+    )
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(f"{key}.npy", buf.getvalue() + b"\0" * 64)
 
 
 @pytest.fixture(scope="session")

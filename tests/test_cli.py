@@ -9,7 +9,7 @@ import pytest
 
 from mdesign.descriptors import characterize
 from mdesign.io import read_images
-from tests.conftest import assert_input_error, snapshot
+from tests.conftest import assert_input_error, npz_with_header_only, snapshot
 
 
 def test_grf_writes_the_contract_stack(tmp_path, run_cli):
@@ -351,21 +351,8 @@ def test_characterize_plot_over_its_input_is_refused(tmp_path, run_cli, grf_stac
     assert snapshot(tmp_path) == before
 
 
-def _npz_with_header_only(path, shape, dtype=np.uint8):
-    """A tiny .npz whose 'images' header claims ``shape``: the size check reads only that."""
-    import io
-    import zipfile
-
-    buf = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        buf, {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
-    )
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("images.npy", buf.getvalue() + b"\0" * 64)
-
-
 def test_characterize_refuses_a_huge_image_from_its_header(tmp_path, run_cli):
     path = tmp_path / "big.npz"
-    _npz_with_header_only(path, (20000, 20000))
+    npz_with_header_only(path, (20000, 20000))
     assert path.stat().st_size < 4096
     assert_input_error(run_cli("characterize", path, "--json"), str(path), "of memory")

@@ -76,24 +76,25 @@ def _read_latents(path, *, channels: int):
 
     from mdesign.errors import InputError
     from mdesign.gan.sampling import check_latents
-    from mdesign.io import read_memory
+    from mdesign.io import peek_images, read_memory
     from mdesign.memory import check_memory
 
     path = Path(path)
     if not path.is_file():
         raise InputError(f"--latent {path}: no such file")
+    if path.suffix.lower() not in (".npy", ".npz"):
+        raise InputError(f"--latent {path}: expected a .npy or .npz file")
+    try:
+        shape, dtype = peek_images(path, key="latents")
+    except InputError as exc:
+        raise InputError(f"--latent {exc}") from None
+    check_memory(read_memory(shape, dtype), what=f"--latent {path}")
     try:
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as data:
-                if "latents" not in data.files:
-                    raise InputError(f"--latent {path}: no 'latents' array")
                 z = data["latents"]
-        elif path.suffix.lower() == ".npy":
-            z = np.load(path, allow_pickle=False, mmap_mode="r")
-            check_memory(read_memory(z.shape, z.dtype), what=f"--latent {path}")
-            z = np.array(z)
         else:
-            raise InputError(f"--latent {path}: expected a .npy or .npz file")
+            z = np.load(path, allow_pickle=False)
     except InputError:
         raise
     except Exception as exc:  # any parser failure: not a numpy file

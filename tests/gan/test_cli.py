@@ -304,6 +304,18 @@ def test_sample_bad_seed_and_size_exit_2(run_cli, tiny_run, tmp_path, args):
     assert not (tmp_path / "s.npz").exists()
 
 
+def test_sample_refuses_huge_latents_from_the_header(run_cli, tiny_run, tmp_path):
+    from tests.conftest import npz_with_header_only
+
+    _, _, out = tiny_run
+    path = tmp_path / "z.npz"
+    npz_with_header_only(path, (10**6, 1, 1000, 1000), np.float32, key="latents")
+    res = run_cli(
+        "sample", "--checkpoint", out / "model.pt", "--latent", path, "-o", tmp_path / "s.npz"
+    )
+    assert_input_error(res, "--latent", "of memory")
+
+
 def test_train_refuses_bad_configs_seeds_and_folders(run_cli, tiny_run, tmp_path):
     data, _, _ = tiny_run
     binary = tmp_path / "c.yaml"
