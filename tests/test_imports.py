@@ -27,11 +27,7 @@ PACKAGE_DIR = Path(mdesign.__file__).parent
 
 # Edges that exist on this branch and are removed elsewhere; each with the reason. An exception
 # that no longer exists fails the test, so the list cannot go stale.
-KNOWN_EXCEPTIONS: set[tuple[str, str]] = {
-    # The campaign's results types move out of campaign.py on the optimisation branch (issue 13),
-    # which removes this edge; report.py then depends on the results module alone.
-    ("mdesign.optimization.campaign", "mdesign.optimization.report"),
-}
+KNOWN_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _modules(package_dir: Path) -> dict[str, Path]:
