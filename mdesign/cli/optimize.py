@@ -10,23 +10,11 @@ import sys
 import threading
 from pathlib import Path
 
-from mdesign.cli._common import add_quiet, note
+from mdesign.cli._common import SEED_HELP, add_quiet, note, seed_type
 
-SEED_LIMIT = 2**32
 # seconds a campaign may take to wind down after Ctrl-C (flow marked crashed, Dask cluster and
 # Prefect server stopped; 4-8 s measured on a busy 2-core machine) before it is ended outright
 INTERRUPT_GRACE = 5.0
-
-
-def parse_seed(text: str) -> int:
-    """``--seed``: an integer ``0 <= seed < 2**32`` (numpy's seed range), else a usage error."""
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 0 <= seed < SEED_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be in [0, 2**32), got {seed}")
-    return seed
 
 
 def add_parser(sub) -> None:
@@ -54,7 +42,7 @@ def add_parser(sub) -> None:
         metavar="N",
         help="evaluations for BO (initial design included) and for each baseline",
     )
-    p.add_argument("--seed", type=parse_seed, metavar="S", help="random seed, 0 <= S < 2**32")
+    p.add_argument("--seed", type=seed_type, metavar="S", help=f"random seed, {SEED_HELP}")
     p.add_argument(
         "--workers", type=int, metavar="N", help="evaluate on a local Dask cluster of N workers"
     )
@@ -64,7 +52,7 @@ def add_parser(sub) -> None:
         help="evaluate on the running Dask scheduler at ADDRESS (tcp://host:port)",
     )
     add_quiet(p)
-    p.set_defaults(run=run)
+    p.set_defaults(run=run, param_flags={"out_dir": "--out"})
 
 
 def load_campaign(path: str | Path, *, budget=None, seed=None, workers=None, scheduler=None):
@@ -114,13 +102,7 @@ def run(args: argparse.Namespace) -> int:
         # check everything before the flow starts: bad input is one error line, not a crash
         from mdesign.optimization.campaign import prepare_campaign
 
-        try:
-            prepare_campaign(cfg, out, config_dir=config_dir)
-        except InputError as exc:
-            msg = str(exc)  # the library names its parameter, out_dir; the user typed --out
-            if msg.startswith("out_dir "):
-                raise InputError("--out " + msg.removeprefix("out_dir ")) from None
-            raise
+        prepare_campaign(cfg, out, config_dir=config_dir)  # errors name out_dir: shown as --out
         held.enter_context(campaign_lock(out, name="--out"))
 
         from mdesign_flows._prefect_env import configure_prefect

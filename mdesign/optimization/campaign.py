@@ -37,6 +37,7 @@ from mdesign.optimization.problem import VOLUME_FRACTION, evaluate_design, evalu
 from mdesign.optimization.report import write_report
 from mdesign.optimization.results import CampaignSummary, MethodResult
 from mdesign.optimization.store import EvaluationRecord, EvaluationStore
+from mdesign.runs import refuse_other_run
 
 __all__ = [
     "CampaignSummary",
@@ -151,7 +152,7 @@ def prepare_campaign(
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise InputError(f"out_dir {out}: exists and is not a directory")
+        raise InputError(f"{out}: exists and is not a directory", param="out_dir")
     if config.dask.address:
         check_dask_address(config.dask.address)
     context = campaign_context(config, config_dir=config_dir, space_spec=space_spec)
@@ -172,11 +173,13 @@ def prepare_campaign(
     if db.exists():
         with EvaluationStore(db) as store:  # a damaged store fails here
             previous = store.get_meta("identity")
-        if previous is not None and previous != _identity(config):
-            raise InputError(
-                f"out_dir {out}: holds a campaign with a different configuration; use another "
-                "folder (only bo.budget may change when resuming)"
-            )
+        refuse_other_run(
+            out,
+            previous=previous,
+            current=_identity(config),
+            what="a campaign",
+            remedy="use another folder (only bo.budget may change when resuming)",
+        )
     out.mkdir(parents=True, exist_ok=True)
     return context
 

@@ -93,8 +93,9 @@ def _acquire(path: Path, *, name: str, folder: str | Path) -> int:
             os.close(fd)
             who = f" (process {holder})" if holder.isdigit() else ""
             raise InputError(
-                f"{name} {folder}: in use by another running campaign{who}; wait for it to "
-                "finish or stop it, or use another folder"
+                f"{folder}: in use by another running campaign{who}; wait for it to "
+                "finish or stop it, or use another folder",
+                param=name,
             ) from None
         try:
             current = os.stat(path).st_ino

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from botorch.test_functions.base import BaseTestProblem
 
+from mdesign.config import GAN_DEFAULTS
 from mdesign.errors import InputError
 
 __all__ = [
@@ -67,8 +68,8 @@ class GANDesignSpace:
         checkpoint: str | Path,
         *,
         latent_size: int | None = None,
-        periodic: bool = False,
-        binarize: str = "midpoint",
+        periodic: bool = GAN_DEFAULTS.sample.periodic,
+        binarize: str = GAN_DEFAULTS.sample.binarize,
         device=None,
     ) -> None:
         from mdesign.gan import latent_shape, load_checkpoint

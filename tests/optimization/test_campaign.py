@@ -131,7 +131,7 @@ def test_constraints_bound_the_best_design(tmp_path):
 def test_resume_refuses_another_config_but_accepts_a_larger_budget(tmp_path):
     out = tmp_path / "c"
     run_campaign(_config(baselines=[]), out, space_spec=SPACE, progress=False)
-    with pytest.raises(InputError, match="different configuration"):
+    with pytest.raises(InputError, match="another configuration"):
         run_campaign(_config(baselines=[], seed=9), out, space_spec=SPACE, progress=False)
     bigger = _config(
         baselines=[],

@@ -42,7 +42,7 @@ def test_a_second_process_is_refused_while_the_holder_lives_and_not_after_sigkil
         second = _python(TRY, folder, stdout=subprocess.PIPE)
         out, _ = second.communicate(timeout=60)
         assert holder.poll() is None  # refused while the holder still runs: no waiting
-        assert f"--out {folder}: in use by another running campaign (process {holder.pid})" in out
+        assert f"--out: {folder}: in use by another running campaign (process {holder.pid})" in out
         with pytest.raises(InputError, match="in use"):  # this process too
             with campaign_lock(folder):
                 pass
