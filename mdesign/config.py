@@ -321,6 +321,9 @@ class ReconstructionConfig(Config):
     side)."""
     temperature: float = Field(0.1, gt=0)
     """Softness of the phase indicators of the ``S2`` term."""
+    tv_weight: float = Field(0.0, ge=0)
+    """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
+    decodes to speckle); 0: off."""
     coarse_to_fine: bool = False
     """Optimise at half size first (against the exemplar at half size), upsample, refine."""
     coarse_iterations: int = Field(100, ge=1)
@@ -348,6 +351,9 @@ class ReconstructionConfig(Config):
     """Proposals evaluated at once."""
     anneal_final_temperature: float = Field(1e-3, gt=0, le=1)
     """Last temperature of the annealing over the first."""
+    anneal_neighbour_weight: float = Field(0.0, ge=0)
+    """Weight of the neighbourhood-class histogram in the swap energy (local shape: lone pixels,
+    thin lines, rough interfaces), relative to the ``S2`` term; 0: ``S2`` alone."""
 
 
 RECONSTRUCTION_DEFAULTS = ReconstructionConfig()

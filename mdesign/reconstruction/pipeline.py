@@ -128,6 +128,7 @@ class ReconstructionResult:
             "s2_reconstruction": e.s2_reconstruction.tolist(),
             "lineal_path_exemplar": e.lineal_path_exemplar.tolist(),
             "lineal_path_reconstruction": e.lineal_path_reconstruction.tolist(),
+            **e.morphology_report(),
         }
 
 
@@ -204,6 +205,7 @@ def reconstruct(
     s2_weight: float = D.s2_weight,
     s2_max_lag: int = D.s2_max_lag,
     temperature: float = D.temperature,
+    tv_weight: float = D.tv_weight,
     coarse_to_fine: bool = D.coarse_to_fine,
     coarse_iterations: int = D.coarse_iterations,
     history_size: int = D.history_size,
@@ -217,6 +219,7 @@ def reconstruct(
     anneal_initial_acceptance: float = D.anneal_initial_acceptance,
     anneal_batch: int = D.anneal_batch,
     anneal_final_temperature: float = D.anneal_final_temperature,
+    anneal_neighbour_weight: float = D.anneal_neighbour_weight,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> ReconstructionResult:
@@ -236,10 +239,10 @@ def reconstruct(
     seed : int
         Seeds the start, random weights, k-means and annealing: the same seed gives the same
         labels (on the same device and torch build).
-    layers, pooling, periodic, exemplar_periodic, s2_weight, s2_max_lag, temperature,
+    layers, pooling, periodic, exemplar_periodic, s2_weight, s2_max_lag, temperature, tv_weight,
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
-    anneal_initial_acceptance, anneal_batch, anneal_final_temperature
+    anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight
         As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
@@ -275,6 +278,7 @@ def reconstruct(
         periodic=periodic,
         exemplar_periodic=exemplar_periodic,
         temperature=temperature,
+        tv_weight=tv_weight,
     )
     opt_kw = dict(
         history_size=history_size,
@@ -319,6 +323,7 @@ def reconstruct(
         batch=anneal_batch,
         initial_acceptance=anneal_initial_acceptance,
         final_temperature_ratio=anneal_final_temperature,
+        neighbour_weight=anneal_neighbour_weight,
         progress=progress,
     )
     t_anneal = time.perf_counter() - t_anneal
