@@ -354,6 +354,9 @@ class ReconstructionConfig(Config):
     anneal_neighbour_weight: float = Field(0.0, ge=0)
     """Weight of the neighbourhood-class histogram in the swap energy (local shape: lone pixels,
     thin lines, rough interfaces), relative to the ``S2`` term; 0: ``S2`` alone."""
+    anneal_cleanup: bool = False
+    """After the annealing, dissolve the small clusters beyond the exemplar's count of clusters
+    that small, and anneal again."""
 
 
 RECONSTRUCTION_DEFAULTS = ReconstructionConfig()

@@ -72,7 +72,7 @@ from tqdm.auto import tqdm
 from mdesign.grf import phase_counts
 from mdesign.reconstruction.loss import s2_window
 
-__all__ = ["AnnealingResult", "anneal_fractions"]
+__all__ = ["AnnealingResult", "anneal_fractions", "remove_small_clusters"]
 
 
 @dataclass(frozen=True)
@@ -284,6 +284,86 @@ class _NeighbourState:
         np.add.at(delta, (rows[keep], new[keep]), 1.0)
         np.add.at(delta, (rows[keep], old[keep]), -1.0)
         return delta / flat.size
+
+
+def remove_small_clusters(
+    labels: np.ndarray, exemplar: np.ndarray, *, phases: int, periodic: bool = True
+) -> np.ndarray:
+    """Dissolve the surplus of small clusters, so none is left beyond the exemplar's.
+
+    For each phase, the clusters (4-connected, merged across the wrap-around when ``periodic``)
+    are taken from the smallest up; a cluster of ``s`` pixels is dissolved when keeping it would
+    leave more clusters of at most ``s`` pixels than the exemplar has per unit area (its clusters
+    counted in-image). So the lower tail of the cluster-size distribution is capped at the
+    exemplar's, which removes speckle (lone pixels and specks) and keeps a small cluster
+    wherever the exemplar has as many. A dissolved cluster takes the phase most frequent among
+    its outer 4-neighbours. The fractions change; :func:`anneal_fractions` restores them.
+
+    Parameters
+    ----------
+    labels : ndarray, ``H x W``
+    exemplar : ndarray, ``H' x W'``
+    phases : int
+        k.
+    periodic : bool
+        ``labels`` is periodic.
+
+    Returns
+    -------
+    ndarray, ``H x W``
+        A new label image.
+    """
+    from scipy import ndimage
+
+    from mdesign.reconstruction.metrics import cluster_components
+
+    out = np.array(labels, copy=True)
+    scale = labels.size / exemplar.size
+    for j in range(phases):
+        comp_ex, n_ex = ndimage.label(exemplar == j)
+        ex_sizes = np.sort(np.bincount(comp_ex.ravel(), minlength=n_ex + 1)[1:])
+        comp, n = cluster_components(out == j, periodic=periodic)
+        if n == 0:
+            continue
+        sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
+        order = np.argsort(sizes, kind="stable")
+        # clusters of the exemplar of at most s pixels, per unit area of the output
+        allowed = np.searchsorted(ex_sizes, sizes[order], side="right") * scale
+        kept = 0
+        dissolve = []
+        for c, cap in zip(order, allowed, strict=True):
+            if kept + 1 > cap + 0.5:
+                dissolve.append(c + 1)
+            else:
+                kept += 1
+        if not dissolve:
+            continue
+        mask = np.isin(comp, dissolve)
+        # the phase most frequent around each dissolved cluster: its outer 4-neighbours
+        nbr_phase = np.zeros((phases, *out.shape))
+        for axis in (0, 1):
+            for shift in (1, -1):
+                if periodic:
+                    moved = np.roll(out, shift, axis=axis)
+                    moved_mask = np.roll(mask, shift, axis=axis)
+                else:
+                    pad = [(1, 1) if a == axis else (0, 0) for a in (0, 1)]
+                    sl = [slice(None)] * 2
+                    sl[axis] = slice(0, -2) if shift == 1 else slice(2, None)
+                    moved = np.pad(out, pad, mode="edge")[tuple(sl)]
+                    moved_mask = np.pad(mask, pad, mode="edge")[tuple(sl)]
+                outside = ~moved_mask
+                for k in range(phases):
+                    nbr_phase[k] += outside & (moved == k)
+        votes = np.stack(
+            [ndimage.sum(nbr_phase[k], comp, dissolve) for k in range(phases)]
+        )  # k x clusters
+        votes[j] = -1  # never its own phase
+        new = np.argmax(votes, 0)
+        lut = np.full(n + 1, -1)
+        lut[dissolve] = new
+        out[mask] = lut[comp[mask]]
+    return out
 
 
 def anneal_fractions(

@@ -61,6 +61,7 @@ from mdesign.descriptors import (
 __all__ = [
     "Morphology",
     "ReconstructionErrors",
+    "cluster_components",
     "cluster_counts",
     "morphology",
     "morphology_report",
@@ -68,6 +69,33 @@ __all__ = [
 ]
 
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])  # 4-connectivity
+
+
+def cluster_components(mask: np.ndarray, *, periodic: bool = False) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean mask (4-connectivity).
+
+    Parameters
+    ----------
+    mask : ndarray of bool, ``H x W``
+    periodic : bool
+        Merge components that touch across the wrap-around.
+
+    Returns
+    -------
+    components : ndarray of int, ``H x W``
+        0 outside the mask, ``1..n`` the component of each pixel inside.
+    n : int
+    """
+    comp, n = ndimage.label(mask, structure=_CROSS)
+    if periodic and n > 1:
+        # edges between the components facing each other across the wrap-around
+        a = np.concatenate([comp[0, :], comp[:, 0]])
+        b = np.concatenate([comp[-1, :], comp[:, -1]])
+        both = (a > 0) & (b > 0)
+        graph = coo_matrix((np.ones(both.sum()), (a[both] - 1, b[both] - 1)), shape=(n, n))
+        n, root = connected_components(graph, directed=False)
+        comp = np.concatenate([[0], root + 1])[comp]
+    return comp, int(n)
 
 
 def cluster_counts(labels: np.ndarray, *, phases: int, periodic: bool = False) -> np.ndarray:
@@ -89,18 +117,10 @@ def cluster_counts(labels: np.ndarray, *, phases: int, periodic: bool = False) -
         The number of clusters of each phase (0 for an absent phase).
     """
     labels = np.asarray(labels)
-    out = np.zeros(phases, dtype=np.int64)
-    for j in range(phases):
-        comp, n = ndimage.label(labels == j, structure=_CROSS)
-        if periodic and n > 1:
-            # edges between the components facing each other across the wrap-around
-            a = np.concatenate([comp[0, :], comp[:, 0]])
-            b = np.concatenate([comp[-1, :], comp[:, -1]])
-            both = (a > 0) & (b > 0)
-            graph = coo_matrix((np.ones(both.sum()), (a[both] - 1, b[both] - 1)), shape=(n, n))
-            n = connected_components(graph, directed=False)[0]
-        out[j] = n
-    return out
+    return np.array(
+        [cluster_components(labels == j, periodic=periodic)[1] for j in range(phases)],
+        dtype=np.int64,
+    )
 
 
 @dataclass(frozen=True)

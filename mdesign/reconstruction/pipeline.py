@@ -33,7 +33,11 @@ from mdesign.config import RECONSTRUCTION_DEFAULTS as D
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.io import MAX_PHASES
-from mdesign.reconstruction.annealing import AnnealingResult, anneal_fractions
+from mdesign.reconstruction.annealing import (
+    AnnealingResult,
+    anneal_fractions,
+    remove_small_clusters,
+)
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import pixel_channels
 from mdesign.reconstruction.loss import TextureLoss
@@ -220,6 +224,7 @@ def reconstruct(
     anneal_batch: int = D.anneal_batch,
     anneal_final_temperature: float = D.anneal_final_temperature,
     anneal_neighbour_weight: float = D.anneal_neighbour_weight,
+    anneal_cleanup: bool = D.anneal_cleanup,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> ReconstructionResult:
@@ -242,7 +247,8 @@ def reconstruct(
     layers, pooling, periodic, exemplar_periodic, s2_weight, s2_max_lag, temperature, tv_weight,
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
-    anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight
+    anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight,
+    anneal_cleanup
         As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
@@ -311,13 +317,10 @@ def reconstruct(
     pixels = opt.pixels[0].cpu().numpy()
     decoded = decode_kmeans(pixels, phases, seed=seed)
     t_anneal = time.perf_counter()
-    annealing = anneal_fractions(
-        decoded,
-        exemplar,
+    anneal_kw = dict(
         phases=phases,
         max_lag=max(1, min(anneal_max_lag, quarter)),
         steps=round(anneal_sweeps * decoded.size),
-        seed=seed,
         periodic=periodic,
         exemplar_periodic=exemplar_periodic,
         batch=anneal_batch,
@@ -326,6 +329,13 @@ def reconstruct(
         neighbour_weight=anneal_neighbour_weight,
         progress=progress,
     )
+    annealing = anneal_fractions(decoded, exemplar, seed=seed, **anneal_kw)
+    if anneal_cleanup:
+        # dissolve the surplus of small clusters, then anneal again (fractions, then swaps)
+        cleaned = remove_small_clusters(
+            annealing.labels, exemplar, phases=phases, periodic=periodic
+        )
+        annealing = anneal_fractions(cleaned, exemplar, seed=seed + 1, **anneal_kw)
     t_anneal = time.perf_counter() - t_anneal
     errors = reconstruction_errors(
         exemplar,

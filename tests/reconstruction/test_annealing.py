@@ -1,10 +1,17 @@
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from mdesign.grf import grf_microstructures, phase_counts
-from mdesign.reconstruction.annealing import _NeighbourState, _S2State, anneal_fractions
+from mdesign.reconstruction.annealing import (
+    _NeighbourState,
+    _S2State,
+    anneal_fractions,
+    remove_small_clusters,
+)
 from mdesign.reconstruction.loss import s2_window
+from mdesign.reconstruction.metrics import cluster_components
 
 
 @pytest.mark.parametrize("periodic", [True, False])
@@ -165,3 +172,30 @@ def test_neighbour_term_brings_the_local_shapes_closer(two_phase):
     assert hist_error(with_nb.labels) < 0.8 * hist_error(plain.labels)
     assert hist_error(plain.labels) < hist_error(noisy)
     assert with_nb.energy_final < with_nb.energy_fractions
+
+
+def _sizes(labels, j, periodic):
+    comp, n = cluster_components(labels == j, periodic=periodic)
+    return np.sort(np.bincount(comp.ravel(), minlength=n + 1)[1:])
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_small_clusters_are_capped_at_the_exemplars(two_phase, three_phase, k):
+    ex = two_phase if k == 2 else three_phase
+    # the exemplar itself is within its own caps, on the torus and as a window
+    np.testing.assert_array_equal(remove_small_clusters(ex, ex, phases=k, periodic=False), ex)
+    rng = np.random.default_rng(5)
+    noisy = ex.copy()
+    flip = rng.random(ex.shape) < 0.05
+    noisy[flip] = rng.integers(0, k, int(flip.sum()))
+    out = remove_small_clusters(noisy, ex, phases=k, periodic=True)
+    assert set(np.unique(out)) <= set(range(k))
+    changed = out != noisy
+    assert changed.any() and changed.sum() < flip.sum()  # only specks move
+    for j in range(k):
+        mine = _sizes(out, j, True)
+        theirs = np.sort(
+            np.bincount(ndimage.label(ex == j)[0].ravel())[1:]
+        )  # the exemplar in-image
+        for s in np.unique(mine):
+            assert (mine <= s).sum() <= (theirs <= s).sum() + 0.5
