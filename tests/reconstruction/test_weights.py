@@ -30,7 +30,7 @@ def _no_download(tmp, source):
     raise InputError("no download in tests")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def real_weights():
     """The real normalised VGG19 from the cache, checked; skip if setup has not made it."""
     try:
@@ -265,6 +265,15 @@ def test_weights_command_is_idempotent(run_cli, monkeypatch, tmp_path):
     second = run_cli("weights", "-q")
     assert second.code == 0 and second.out == first.out and second.err == ""
     assert len(calls) == 1
+
+
+def test_weights_command_checks_the_real_cache_without_downloading(
+    real_weights, run_cli, monkeypatch
+):
+    monkeypatch.setattr(W, "_pip_download", lambda *a: pytest.fail("downloaded again"))
+    before = REAL.stat().st_mtime_ns
+    res = run_cli("weights", "-q")
+    assert res.code == 0 and res.out.strip() == str(REAL) and REAL.stat().st_mtime_ns == before
 
 
 def test_weights_command_offline_is_one_error_line(run_cli, offline, tmp_path):
