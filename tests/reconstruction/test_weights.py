@@ -127,9 +127,8 @@ def test_synthetic_pickle_converts_and_first_layers_follow_caffe(tmp_path):
     data = pickle.dumps(obj, protocol=4)
     calls = []
     source = _source_for(data, obj)
-    state, conv = W.load_normalized_weights(
-        tmp_path, _source=source, _fetch=_wheel_fetch(data, calls)
-    )
+    loaded = W.load_normalized_weights(tmp_path, _source=source, _fetch=_wheel_fetch(data, calls))
+    state, conv = loaded.state, loaded.convention
     assert conv == CAFFE_INPUT and len(calls) == 1
     # torchvision's indices: block 1 at 0 and 2, block 2 after the pooling at 4, ...
     assert list(state)[:6] == ["0.weight", "0.bias", "2.weight", "2.bias", "5.weight", "5.bias"]
@@ -166,7 +165,7 @@ def test_cache_is_made_once_then_verified(tmp_path):
     torch.save(saved, path)
     W.ensure_normalized_weights(tmp_path / "cache", _source=source, _fetch=fetch)
     assert len(calls) == 2
-    state, _ = W.load_normalized_weights(tmp_path / "cache", _source=source, _fetch=fetch)
+    state = W.load_normalized_weights(tmp_path / "cache", _source=source, _fetch=fetch).state
     assert torch.equal(state["0.bias"], torch.from_numpy(obj["param values"][1]))
 
 
@@ -319,7 +318,7 @@ def test_a_file_in_the_cache_format_keeps_its_convention(tmp_path, vgg_state):
 def test_real_weights_first_layers_follow_caffe(real_weights):
     model = vgg19_features(FIRST_LAYERS, weights="normalized", padding_mode="zeros", device="cpu")
     assert model.convention == CAFFE_INPUT
-    saved = real_weights[0]
+    saved = real_weights.state
     w1, b1, w2, b2 = (saved[k].numpy() for k in ("0.weight", "0.bias", "2.weight", "2.bias"))
     photo = _photo()
     _assert_close_to_numpy(
