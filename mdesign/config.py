@@ -300,8 +300,10 @@ class ReconstructionConfig(Config):
     what each one does.
     """
 
-    weights: str = "imagenet"
-    """VGG19 weights: ``imagenet`` (torchvision's, downloaded once), ``random`` or a path."""
+    weights: str = "normalized"
+    """VGG19 weights: ``normalized`` (the normalised VGG19 of Gatys et al. that Li et al. used,
+    from the local cache that ``mdesign weights`` fills once), ``imagenet`` (torchvision's,
+    downloaded once), ``random`` or the path of a state dict."""
     iterations: int = Field(100, ge=1)
     """L-BFGS iterations at the output size."""
     seed: int = 0

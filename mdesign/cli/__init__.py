@@ -24,6 +24,7 @@ COMMANDS = (
     "train",
     "sample",
     "reconstruct",
+    "weights",
     "evaluate",
     "evaluators",
     "surrogate_train",

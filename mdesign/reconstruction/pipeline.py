@@ -71,7 +71,7 @@ class ReconstructionResult:
     errors : ReconstructionErrors
         ``S2``, lineal-path and fraction errors of ``labels`` against the exemplar.
     weights : str
-        The VGG19 weights used (``imagenet``, ``random`` or the path).
+        The VGG19 weights used (``normalized``, ``imagenet``, ``random`` or the path).
     seconds : float
         Wall time of the whole reconstruction; ``seconds_optimization`` and
         ``seconds_annealing`` of those stages.
@@ -239,8 +239,8 @@ def reconstruct(
         the size, so it may differ.
     iterations : int
         L-BFGS iterations at the output size.
-    weights : {"imagenet", "random"} or path
-        VGG19 weights (:mod:`mdesign.reconstruction.vgg`).
+    weights : {"normalized", "imagenet", "random"} or path
+        VGG19 weights (:mod:`mdesign.reconstruction.vgg`); each is fed its own input convention.
     seed : int
         Seeds the start, random weights, k-means and annealing: the same seed gives the same
         labels (on the same device and torch build).

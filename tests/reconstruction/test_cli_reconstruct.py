@@ -114,7 +114,7 @@ def test_imagenet_offline_is_an_error_not_a_fallback(run_cli, tmp_path, exemplar
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz")  # the default: imagenet
+    res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz", "--weights", "imagenet")
     assert_input_error(res, "--weights imagenet", "--weights random")
     assert not (tmp_path / "o.npz").exists()
 
