@@ -323,7 +323,7 @@ class ReconstructionConfig(Config):
     side)."""
     temperature: float = Field(0.1, gt=0)
     """Softness of the phase indicators of the ``S2`` term."""
-    tv_weight: float = Field(0.0, ge=0)
+    tv_weight: float = Field(1.0, ge=0)
     """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
     decodes to speckle); 0: off."""
     coarse_to_fine: bool = False
@@ -353,10 +353,13 @@ class ReconstructionConfig(Config):
     """Proposals evaluated at once."""
     anneal_final_temperature: float = Field(1e-3, gt=0, le=1)
     """Last temperature of the annealing over the first."""
-    anneal_neighbour_weight: float = Field(0.0, ge=0)
+    anneal_neighbour_weight: float = Field(3.0, ge=0)
     """Weight of the neighbourhood-class histogram in the swap energy (local shape: lone pixels,
     thin lines, rough interfaces), relative to the ``S2`` term; 0: ``S2`` alone."""
-    anneal_cleanup: bool = False
+    anneal_radial: bool = True
+    """Compare radial averages of ``S2`` in the annealing energy instead of the whole lag window,
+    so one crop's particular anisotropy is not imprinted on the output."""
+    anneal_cleanup: bool = True
     """After the annealing, dissolve the small clusters beyond the exemplar's count of clusters
     that small, and anneal again."""
 

@@ -14,6 +14,13 @@ Energy
     ``n(d) dS2(d) = delta (I(p + d) + I(p - d)) + delta^2 [d = 0]``, with ``n(d)`` the number of
     pixel pairs at lag ``d``, so a move costs ``O(R^2)``, not an FFT.
 
+Radial energy (``radial``)
+    The window holds the exemplar's ``S2`` map in every direction, which for one crop of an
+    isotropic material carries its particular anisotropy (where its few grains happen to lie);
+    matching it lag by lag imprints that on the output. With ``radial``, ``E`` compares the
+    averages of ``S2`` over the lags of each distance ``round(|d|) = 0..R`` instead (the
+    contract's radial ``S2``), a linear projection of the same incremental window.
+
 Neighbourhood term (optional, weight ``neighbour_weight``)
     ``S2`` is blind to speckle: a lone pixel of one phase inside the other changes it little,
     and the annealing's swaps can create such pixels as easily as remove them. Each pixel has a
@@ -105,7 +112,7 @@ class AnnealingResult:
 class _S2State:
     """Labels, their tracked indicators and ``S2`` window, updated move by move."""
 
-    def __init__(self, labels, target, tracked, max_lag, periodic):
+    def __init__(self, labels, target, tracked, max_lag, periodic, radial=False):
         self.labels = labels.astype(np.int64)
         self.h, self.w = labels.shape
         self.r = max_lag
@@ -116,6 +123,14 @@ class _S2State:
         self.dy = np.repeat(lag, lag.size)
         self.dx = np.tile(lag, lag.size)
         self.n_lags = self.dy.size
+        # radial: the energy compares averages over the lags of each distance round(|d|) <= R
+        self.proj = None
+        if radial:
+            dist = np.rint(np.hypot(self.dy, self.dx)).astype(np.int64)
+            inside = dist <= max_lag
+            proj = np.zeros((max_lag + 1, self.n_lags))
+            proj[dist[inside], np.flatnonzero(inside)] = 1.0
+            self.proj = proj / proj.sum(1, keepdims=True)
         self.centre = self.n_lags // 2
         if periodic:
             pairs = np.full(self.n_lags, float(self.h * self.w))
@@ -137,9 +152,12 @@ class _S2State:
         win = s2_window(onehot, self.r, periodic=self.periodic)[0]
         return win.reshape(len(self.tracked), -1).numpy()
 
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        return x if self.proj is None else x @ self.proj.T
+
     def energy(self, s2: np.ndarray | None = None) -> float:
         s2 = self.s2 if s2 is None else s2
-        return float(((s2 - self.target) ** 2).mean())
+        return float((self._project(s2 - self.target) ** 2).mean())
 
     def _patch(self, p: np.ndarray) -> np.ndarray:
         """Tracked indicators at ``p + d`` for every window lag: ``B x J x L``."""
@@ -185,7 +203,8 @@ class _S2State:
         return ds * self.inv_pairs
 
     def energy_change(self, ds: np.ndarray) -> np.ndarray:
-        err = (self.s2 - self.target)[None]
+        err = self._project(self.s2 - self.target)[None]
+        ds = self._project(ds)
         return ((2 * err + ds) * ds).mean((1, 2))
 
     def apply(self, p: int, new: int, ds: np.ndarray) -> None:
@@ -293,11 +312,14 @@ def remove_small_clusters(
 
     For each phase, the clusters (4-connected, merged across the wrap-around when ``periodic``)
     are taken from the smallest up; a cluster of ``s`` pixels is dissolved when keeping it would
-    leave more clusters of at most ``s`` pixels than the exemplar has per unit area (its clusters
-    counted in-image). So the lower tail of the cluster-size distribution is capped at the
+    leave more clusters of at most ``s`` pixels than the exemplar has per unit area (its
+    clusters counted in-image), until as many have gone as the phase has clusters beyond the
+    exemplar's count. So the lower tail of the cluster-size distribution is capped at the
     exemplar's, which removes speckle (lone pixels and specks) and keeps a small cluster
-    wherever the exemplar has as many. A dissolved cluster takes the phase most frequent among
-    its outer 4-neighbours. The fractions change; :func:`anneal_fractions` restores them.
+    wherever the exemplar has as many, and the count never falls below the exemplar's by
+    dissolution (a matrix slightly smaller than the exemplar's stays). A dissolved cluster takes
+    the phase most frequent among its outer 4-neighbours. The fractions change;
+    :func:`anneal_fractions` restores them.
 
     Parameters
     ----------
@@ -326,13 +348,18 @@ def remove_small_clusters(
         if n == 0:
             continue
         sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
+        # at most the surplus over the exemplar's count goes: a large cluster (a matrix) is
+        # never dissolved for being a little smaller than the exemplar's
+        surplus = n - round(ex_sizes.size * scale)
+        if surplus <= 0:
+            continue
         order = np.argsort(sizes, kind="stable")
         # clusters of the exemplar of at most s pixels, per unit area of the output
         allowed = np.searchsorted(ex_sizes, sizes[order], side="right") * scale
         kept = 0
         dissolve = []
         for c, cap in zip(order, allowed, strict=True):
-            if kept + 1 > cap + 0.5:
+            if kept + 1 > cap + 0.5 and len(dissolve) < surplus:
                 dissolve.append(c + 1)
             else:
                 kept += 1
@@ -380,6 +407,7 @@ def anneal_fractions(
     initial_acceptance: float = 0.5,
     final_temperature_ratio: float = 1e-3,
     neighbour_weight: float = 0.0,
+    radial: bool = False,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make the phase fractions exact by interface moves that keep ``S2`` close to the exemplar's.
@@ -412,6 +440,9 @@ def anneal_fractions(
         Last temperature over the first.
     neighbour_weight : float
         Weight of the neighbourhood term of the swap stage (module docstring; 0: off).
+    radial : bool
+        Compare the radial averages of ``S2`` (over the lags of each distance
+        ``round(|d|) <= R``) instead of the whole window (module docstring).
     progress : bool
         Show a progress bar over the swap proposals.
 
@@ -427,14 +458,17 @@ def anneal_fractions(
     target = s2_window(ex_onehot[None], max_lag, periodic=exemplar_periodic)[0]
     fractions = np.array([(exemplar == ph).mean() for ph in range(phases)])
     counts_target = phase_counts(fractions[None], h * w)[0]
-    state = _S2State(labels, target.reshape(len(tracked), -1).numpy(), tracked, max_lag, periodic)
+    state = _S2State(
+        labels, target.reshape(len(tracked), -1).numpy(), tracked, max_lag, periodic, radial
+    )
     nb = nb_target = None
     nb_coef = 0.0
     if neighbour_weight > 0:
         nb = _NeighbourState(state.labels, phases, periodic)
         ex_nb = _NeighbourState(exemplar.astype(np.int64), phases, exemplar_periodic)
         nb_target = ex_nb.hist
-        s2_scale = float(((state.target - fractions[tracked][:, None] ** 2) ** 2).mean())
+        structured = state._project(state.target - fractions[tracked][:, None] ** 2)
+        s2_scale = float((structured**2).mean())
         nb_coef = neighbour_weight * s2_scale / max(float((nb_target**2).mean()), 1e-300)
 
     def nb_energy(hist):

@@ -224,6 +224,7 @@ def reconstruct(
     anneal_batch: int = D.anneal_batch,
     anneal_final_temperature: float = D.anneal_final_temperature,
     anneal_neighbour_weight: float = D.anneal_neighbour_weight,
+    anneal_radial: bool = D.anneal_radial,
     anneal_cleanup: bool = D.anneal_cleanup,
     device: torch.device | str | None = None,
     progress: bool = False,
@@ -248,7 +249,7 @@ def reconstruct(
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
     anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight,
-    anneal_cleanup
+    anneal_radial, anneal_cleanup
         As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
@@ -327,6 +328,7 @@ def reconstruct(
         initial_acceptance=anneal_initial_acceptance,
         final_temperature_ratio=anneal_final_temperature,
         neighbour_weight=anneal_neighbour_weight,
+        radial=anneal_radial,
         progress=progress,
     )
     annealing = anneal_fractions(decoded, exemplar, seed=seed, **anneal_kw)
