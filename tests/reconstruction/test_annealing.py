@@ -214,3 +214,26 @@ def test_a_matrix_is_never_dissolved():
     assert (out == 0).sum() >= (lab == 0).sum()  # phase 0 kept whole, specks dissolved
     # the 2x2 block too: the exemplar has no cluster of phase 1 larger than one pixel
     assert cluster_components(out == 1)[1] == 3
+
+
+def test_radial_energy_compares_radial_averages(two_phase):
+    rng = np.random.default_rng(3)
+    target = rng.random((1, 81))
+    state = _S2State(two_phase, target, [1], 4, True, radial=True)
+    lag = np.arange(-4, 5)
+    dist = np.rint(np.hypot(*np.meshgrid(lag, lag, indexing="ij"))).ravel()
+    err = state.s2[0] - target[0]
+    radial = [err[dist == r].mean() for r in range(5)]
+    assert state.energy() == pytest.approx(np.mean(np.square(radial)))
+    # a swap's predicted change is the change of that energy
+    for _ in range(20):
+        p, q = rng.integers(0, two_phase.size, 2)
+        lp, lq = state.labels.flat[p], state.labels.flat[q]
+        if lp == lq:
+            continue
+        ds = state.delta(np.array([p]), np.array([lq]), np.array([q]), np.array([lp]))
+        before = state.energy()
+        predicted = float(state.energy_change(ds)[0])
+        state.apply(int(p), int(lq), np.zeros_like(ds[0]))
+        state.apply(int(q), int(lp), ds[0])
+        assert state.energy() - before == pytest.approx(predicted, abs=1e-12)
