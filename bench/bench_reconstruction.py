@@ -1,32 +1,41 @@
-"""Single-exemplar reconstruction on the Li et al. (2018) exemplars, against the fitted GRF.
+"""Single-exemplar reconstruction on the Li et al. (2018) exemplars: morphology, not only S2.
 
-For each exemplar (the central 128x128 crop of each 256x256 file: a crop keeps the pixel scale
-and the labels exact, where resizing would halve the features and blur the phases) this runs, in
-one process and one after another:
+Inputs: the central 128x128 crop of each 256x256 exemplar (a crop keeps the pixel scale and the
+labels exact), the six two-phase ones and the three-phase composite. Columns (``VARIANTS``):
 
-* the reconstruction, hybrid (Gram + ``S2`` term, the default) and Gram-only, with ``random``
-  VGG19 weights, and with ``imagenet`` weights when torchvision's file is in the torch hub cache;
-* the GRF baseline: a level-cut GRF fitted to the exemplar's ``S2`` (``mdesign.reconstruction.
-  baseline``), the paper's GRF comparison;
+* ``before, random`` / ``before, normalized``: the method as it was before issue 11 (Gram +
+  ``S2`` loss, k-means, annealing on the ``S2`` lag window), with random and with the normalised
+  VGG19 weights;
+* ``default``: ``mdesign reconstruct``'s defaults (``configs/reconstruct.yaml``), and the same
+  with ``random`` weights (the offline fallback);
+* the variants tried on the way (each one change against the default);
+* the fitted level-cut GRF (:func:`mdesign.reconstruction.grf_baseline`), the paper's baseline.
 
-and prints for each: ``S2`` RMSE, lineal-path RMSE (all phases, ``r = 0..32``), fraction error in
-pixels, seconds per reconstruction, and the ratio of the reconstruction's ``S2`` RMSE to the
-GRF's. A summary counts the two-phase materials where the reconstruction's ``S2`` RMSE is below
-the GRF's. A second table times one VGG19 forward and backward pass at 128x128 through pool4
-with 1 and 2 torch threads (median of 5), which decides ``--threads``.
+For each: ``S2`` and lineal-path RMSE (phase 1 for two phases, every phase for three), the
+fraction error in pixels, seconds, and the out-of-loss morphology of
+:mod:`mdesign.reconstruction.metrics` (cluster counts per phase, specific surface, mean chord
+length per phase, per-phase lineal-path RMSE), with relative errors against the exemplar. The
+goals of issue 11 are checked for every two-phase exemplar and variant. The figure grid
+(``NAME_grid.png``) shows exemplar | GRF | variants for every material at twice full resolution,
+nearest neighbour.
 
-Usage: ``python bench/bench_reconstruction.py`` (``--quick``: two materials, 20 iterations).
-``--coarse-to-fine`` adds the hybrid with coarse-to-fine optimisation (100 iterations at half
-size, 50 at full size) to see whether it buys speed at equal fidelity. Results:
-``bench/results/NAME.json``, ``NAME_summary.json`` and ``NAME.md`` (``--name``, default
-``reconstruction``).
+Runs are independent (one reconstruction each, one torch thread) and are cached as files in
+``--runs`` so that several processes can share the work (``--variants``/``--materials`` pick a
+share) and a final ``--merge`` assembles the tables and the figure without recomputing. The load
+average of the machine is recorded before and after every run (the machine is shared).
+
+Usage: ``python bench/bench_reconstruction.py`` (all, in one process); ``--quick``: two
+materials, 20 iterations. Results: ``bench/results/NAME.md``, ``NAME.json``,
+``NAME_summary.json``, ``NAME_grid.png`` (``--name``, default ``reconstruction``).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,18 +43,31 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, machine, median_time, report
+from _util import RESULTS, machine, report
 
 from mdesign.data import LI2018_MATERIALS, li2018_exemplar
-from mdesign.reconstruction import (
-    grf_baseline,
-    reconstruct,
-    reconstruction_errors,
-    vgg19_features,
-)
-from mdesign.reconstruction.vgg import IMAGENET_URL
+from mdesign.reconstruction import grf_baseline, reconstruct, reconstruction_errors
 
 MATERIALS = LI2018_MATERIALS
+BEFORE = {
+    "tv_weight": 0.0,
+    "anneal_neighbour_weight": 0.0,
+    "anneal_radial": False,
+    "anneal_cleanup": False,
+}
+"""The settings of the method before issue 11 (main's defaults then), the weights apart."""
+VARIANTS: dict[str, dict] = {
+    "before, random": {"weights": "random", **BEFORE},
+    "before, normalized": {"weights": "normalized", **BEFORE},
+    "default": {},
+    "default, random": {"weights": "random"},
+    "no variation term": {"tv_weight": 0.0},
+    "no cleanup": {"anneal_cleanup": False},
+}
+GOAL_CLUSTERS = 0.30
+GOAL_SURFACE = 0.10
+GOAL_LINEAL = 0.015
+GOAL_SECONDS = 60.0
 
 
 def crop(name: str, size: int) -> np.ndarray:
@@ -54,20 +76,262 @@ def crop(name: str, size: int) -> np.ndarray:
     return img[y0 : y0 + size, x0 : x0 + size]
 
 
-def vgg_pass_seconds(threads: int) -> float:
-    torch.set_num_threads(threads)
-    model = vgg19_features(
-        ["relu1_1", "pool1", "pool2", "pool3", "pool4"],
-        weights="random",
-        padding_mode="circular",
-        device="cpu",
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def run_one(variant: str, material: str, args, runs: Path) -> None:
+    path = runs / f"{_slug(variant)}__{material}.npz"
+    if path.exists() and not args.force:
+        return
+    ex = crop(material, args.size)
+    kw = dict(VARIANTS[variant])
+    if args.iterations is not None:
+        kw["iterations"] = args.iterations
+    load_before = os.getloadavg()[0]
+    res = reconstruct(ex, seed=args.seed, device="cpu", **kw)
+    load_after = os.getloadavg()[0]
+    info = {
+        "seconds": res.seconds,
+        "seconds_optimization": res.seconds_optimization,
+        "seconds_annealing": res.seconds_annealing,
+        "iterations": res.iterations,
+        "converged": res.converged,
+        "weights": res.weights,
+        "load_before": load_before,
+        "load_after": load_after,
+        "overrides": kw,
+    }
+    np.savez(path, labels=res.labels, info=json.dumps(info))
+    print(
+        f"{material} / {variant}: S2 {res.errors.s2_rmse:.4f}, L {res.errors.lineal_path_rmse:.4f}"
+        f", clusters {res.errors.morphology_reconstruction.clusters.tolist()} "
+        f"(exemplar {res.errors.morphology_exemplar.clusters.tolist()}), {res.seconds:.1f} s, "
+        f"load {load_before:.1f}-{load_after:.1f}",
+        flush=True,
     )
-    x = torch.rand(1, 3, 128, 128, requires_grad=True)
 
-    def step():
-        sum(f.square().mean() for f in model(x)).backward()
 
-    return median_time(step, repeat=5)
+def row(material: str, column: str, ex: np.ndarray, labels: np.ndarray, k: int, extra: dict):
+    e = reconstruction_errors(ex, labels, phases=k)
+    m = e.morphology_report()
+    r = {
+        "material": material,
+        "phases": k,
+        "column": column,
+        "s2_rmse": e.s2_rmse,
+        "lineal_path_rmse": e.lineal_path_rmse,
+        "fraction_error_px": e.fraction_error_pixels,
+        "clusters_exemplar": m["clusters_exemplar"],
+        "clusters": m["clusters_reconstruction"],
+        "clusters_rel": m["clusters_relative_error"],
+        "specific_surface_exemplar": m["specific_surface_exemplar"][-1],
+        "specific_surface_rel": m["specific_surface_relative_error"][-1],
+        "mean_chord_exemplar": m["mean_chord_length_exemplar"],
+        "mean_chord_rel": m["mean_chord_length_relative_error"],
+        "lineal_path_rmse_per_phase": m["lineal_path_rmse_per_phase"],
+    }
+    r.update(extra)
+    return r
+
+
+def goals(r: dict, grf: dict, material: str) -> dict:
+    """The goals of issue 11 for one two-phase row."""
+    clusters_ok = all(
+        rel is not None and abs(rel) <= GOAL_CLUSTERS
+        for n, rel in zip(r["clusters_exemplar"], r["clusters_rel"], strict=True)
+        if n >= 10
+    )
+    out = {
+        "clusters_within_30pct": clusters_ok,
+        "specific_surface_within_10pct": abs(r["specific_surface_rel"]) <= GOAL_SURFACE,
+        "lineal_path_le_0.015": r["lineal_path_rmse"] <= GOAL_LINEAL,
+        "lineal_path_below_grf": r["lineal_path_rmse"] < grf["lineal_path_rmse"],
+        "s2_below_grf": r["s2_rmse"] < grf["s2_rmse"],
+        "fraction_within_1px": r["fraction_error_px"] <= 1 + 1e-9,
+        "seconds_le_60": r["seconds"] <= GOAL_SECONDS,
+    }
+    if material == "alloy":  # the thin grain-boundary phase (the fewer clusters) stays connected
+        thin = int(np.argmin(r["clusters_exemplar"]))
+        out["alloy_thin_phase_le_3x"] = r["clusters"][thin] <= 3 * r["clusters_exemplar"][thin]
+    return out
+
+
+def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
+    rows, images, loads = [], {}, []
+    for material in materials:
+        ex = crop(material, args.size)
+        k = int(ex.max()) + 1
+        t = time.perf_counter()
+        grf, fit = grf_baseline(ex, ex.shape, phases=k, seed=args.seed)
+        grf_row = row(
+            material,
+            "GRF",
+            ex,
+            grf,
+            k,
+            {
+                "seconds": time.perf_counter() - t,
+                "note": f"{fit.covariance}, l={fit.correlation_length:.2f}",
+            },
+        )
+        rows.append(grf_row)
+        images[(material, "exemplar")] = ex
+        images[(material, "GRF")] = grf
+        for variant in variants:
+            path = runs / f"{_slug(variant)}__{material}.npz"
+            if not path.exists():
+                print(f"missing run: {material} / {variant}")
+                continue
+            data = np.load(path)
+            info = json.loads(str(data["info"]))
+            loads += [info["load_before"], info["load_after"]]
+            r = row(
+                material,
+                variant,
+                ex,
+                data["labels"],
+                k,
+                {
+                    "seconds": info["seconds"],
+                    "seconds_annealing": info["seconds_annealing"],
+                    "weights": info["weights"],
+                    "load": f"{info['load_before']:.1f}-{info['load_after']:.1f}",
+                },
+            )
+            r["s2_vs_grf"] = r["s2_rmse"] / grf_row["s2_rmse"]
+            r["lineal_path_vs_grf"] = r["lineal_path_rmse"] / grf_row["lineal_path_rmse"]
+            if k == 2:
+                r["goals"] = goals(r, grf_row, material)
+            rows.append(r)
+            images[(material, variant)] = data["labels"]
+    title = (
+        f"reconstruction of the Li et al. 2018 exemplars, central {args.size}x{args.size} crops, "
+        f"1 torch thread per run, seed {args.seed}"
+    )
+    report(args.name, rows, title=title)
+    summary = []
+    for variant in variants:
+        mine = [r for r in rows if r["column"] == variant and r["phases"] == 2]
+        if not mine:
+            continue
+        s = {"column": variant, "two_phase_materials": len(mine)}
+        for key in mine[0]["goals"]:
+            s[key] = f"{sum(r['goals'][key] for r in mine)}/{len(mine)}"
+        s["median_seconds"] = float(np.median([r["seconds"] for r in mine]))
+        s["max_seconds"] = float(np.max([r["seconds"] for r in mine]))
+        summary.append(s)
+    report(f"{args.name}_summary", summary, title="goals of issue 11, two-phase exemplars")
+    load = (min(loads), max(loads)) if loads else (float("nan"),) * 2
+    write_markdown(RESULTS / f"{args.name}.md", title, rows, summary, variants, load)
+    write_grid(RESULTS / f"{args.name}_grid.png", images, materials, ["GRF", *variants])
+
+
+def _cell(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return "[" + ", ".join(_cell(x) if x is not None else "-" for x in v) + "]"
+    if isinstance(v, bool):
+        return "yes" if v else "NO"
+    return str(v)
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v:+.0%}"
+
+
+def write_markdown(path: Path, title, rows, summary, variants, load) -> None:
+    m = machine()
+    cols = [
+        "material", "column", "s2_rmse", "s2_vs_grf", "lineal_path_rmse", "lineal_path_vs_grf",
+        "fraction_error_px", "clusters_exemplar", "clusters", "clusters_rel",
+        "specific_surface_rel", "mean_chord_rel", "lineal_path_rmse_per_phase", "seconds",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            if c in ("clusters_rel", "mean_chord_rel"):
+                cells.append("[" + ", ".join(_pct(x) for x in v) + "]")
+            elif c == "specific_surface_rel":
+                cells.append(_pct(v))
+            else:
+                cells.append(_cell(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    goal_lines = []
+    if summary:
+        keys = list(summary[0])
+        goal_lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        goal_lines += ["| " + " | ".join(_cell(s[k]) for k in keys) + " |" for s in summary]
+    per = []
+    for variant in variants:
+        mine = [r for r in rows if r["column"] == variant and "goals" in r]
+        if not mine:
+            continue
+        keys = list(mine[0]["goals"])
+        per.append(f"### {variant}\n")
+        per.append("| material | " + " | ".join(keys) + " |")
+        per.append("|---|" + "---|" * len(keys))
+        per += [
+            f"| {r['material']} | " + " | ".join(_cell(r["goals"].get(k, "")) for k in keys) + " |"
+            for r in mine
+        ]
+        per.append("")
+    settings = "\n".join(f"* `{v}`: {json.dumps(VARIANTS[v]) or '{}'}" for v in variants)
+    text = "\n\n".join(
+        [
+            f"# {title}",
+            f"{m['cpus']} CPUs shared with other jobs (load average {load[0]:.1f}-{load[1]:.1f} "
+            f"during the runs), torch {m['torch']}, CUDA {m['cuda']}. "
+            "`python bench/bench_reconstruction.py`; figure: `reconstruction_grid.png`.",
+            "Relative errors are reconstruction / exemplar - 1. Clusters: 4-connected components "
+            "of each phase, counted in the image as a window (no wrap-around merging) for "
+            "exemplar and reconstruction alike. Specific surface: Crofton estimate (phase 1's "
+            "interface, the same for both phases of a two-phase image). Mean chord length: "
+            "chords inside the image, per phase. S2 and lineal-path RMSE: phase 1 for two "
+            "phases, all phases for three.",
+            "## Columns (overrides of the defaults)",
+            settings,
+            "## Goals of issue 11 (two-phase exemplars)",
+            "\n".join(goal_lines),
+            "\n".join(per),
+            "## Per material",
+            "\n".join(lines),
+        ]
+    )
+    path.write_text(text + "\n")
+
+
+def write_grid(path: Path, images: dict, materials: list[str], columns: list[str]) -> None:
+    """Exemplar | GRF | variants, one row per material, each image at 2x, nearest neighbour."""
+    from matplotlib.figure import Figure
+
+    from mdesign.plotting import save_figure, show_labels
+    from mdesign.reconstruction.metrics import cluster_counts
+
+    cols = ["exemplar", *columns]
+    side = max(im.shape[0] for im in images.values())
+    dpi = 100
+    panel = 2 * side / dpi
+    fig = Figure(
+        figsize=(panel * len(cols) + 0.5, (panel + 0.45) * len(materials)),
+        layout="constrained",
+        dpi=dpi,
+    )
+    axes = fig.subplots(len(materials), len(cols), squeeze=False)
+    for i, material in enumerate(materials):
+        k = int(images[(material, "exemplar")].max()) + 1
+        for j, col in enumerate(cols):
+            ax = axes[i, j]
+            im = images.get((material, col))
+            if im is None:
+                ax.axis("off")
+                continue
+            counts = ",".join(str(c) for c in cluster_counts(im, phases=k))
+            show_labels(ax, im, k=k, title=f"{material}: {col}\nclusters {counts}")
+    save_figure(fig, path, dpi=dpi)
 
 
 def main() -> None:
@@ -75,128 +339,33 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="two materials, 20 iterations")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, help="L-BFGS iterations (default: config)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--coarse-to-fine",
-        action="store_true",
-        help="also hybrid with coarse-to-fine (100 iterations at half size, 50 at full size)",
-    )
     parser.add_argument("--materials", nargs="+", choices=MATERIALS, help="a subset")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="a subset")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "mdesign_bench_reconstruction",
+        help="folder of the cached runs",
+    )
+    parser.add_argument("--merge", action="store_true", help="only assemble the cached runs")
+    parser.add_argument("--no-merge", action="store_true", help="only run, do not assemble")
+    parser.add_argument("--force", action="store_true", help="redo cached runs")
     parser.add_argument("--name", default="reconstruction", help="results file name")
     args = parser.parse_args()
+    torch.set_num_threads(1)
     materials = args.materials or (("ceramics", "composite") if args.quick else MATERIALS)
-    iterations = 20 if args.quick and args.iterations is None else args.iterations
-
-    trows = [{"threads": t, "vgg19_fwd_bwd_s": vgg_pass_seconds(t)} for t in (1, 2)]
-    report(f"{args.name}_vgg_pass", trows, title="VGG19 forward+backward, 128x128, to pool4")
-    torch.set_num_threads(args.threads)
-
-    hub_file = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_URL.rsplit("/", 1)[-1]
-    weights = ["random"] + (["imagenet"] if hub_file.is_file() else [])
-    if not hub_file.is_file():
-        print(f"no ImageNet weights at {hub_file}: imagenet rows skipped (offline machine)")
-    methods = [("hybrid", {}), ("gram-only", {"s2_weight": 0.0})]
-    if args.coarse_to_fine:
-        methods.append(("hybrid c2f 100+50", {"coarse_to_fine": True, "iterations": 50}))
-    kw = {} if iterations is None else {"iterations": iterations}
-
-    rows = []
-    for name in materials:
-        ex = crop(name, args.size)
-        k = int(ex.max()) + 1
-        t = time.perf_counter()
-        grf, fit = grf_baseline(ex, ex.shape, phases=k, seed=args.seed)
-        t_grf = time.perf_counter() - t
-        ge = reconstruction_errors(ex, grf, phases=k)
-        rows.append(
-            {
-                "material": name,
-                "phases": k,
-                "method": f"GRF ({fit.covariance}, l={fit.correlation_length:.2f})",
-                "weights": "-",
-                "s2_rmse": ge.s2_rmse,
-                "lineal_path_rmse": ge.lineal_path_rmse,
-                "fraction_error_px": ge.fraction_error_pixels,
-                "seconds": t_grf,
-                "s2_vs_grf": 1.0,
-                "converged": "-",
-            }
-        )
-        for w in weights:
-            for method, extra in methods:
-                res = reconstruct(ex, weights=w, seed=args.seed, device="cpu", **{**kw, **extra})
-                e = res.errors
-                rows.append(
-                    {
-                        "material": name,
-                        "phases": k,
-                        "method": method,
-                        "weights": w,
-                        "s2_rmse": e.s2_rmse,
-                        "lineal_path_rmse": e.lineal_path_rmse,
-                        "fraction_error_px": e.fraction_error_pixels,
-                        "seconds": res.seconds,
-                        "s2_vs_grf": e.s2_rmse / ge.s2_rmse,
-                        "converged": res.converged,
-                    }
-                )
-                print(
-                    f"{name} {method} {w}: S2 {e.s2_rmse:.5f} (GRF {ge.s2_rmse:.5f}), "
-                    f"{res.seconds:.1f} s",
-                    flush=True,
-                )
-    title = (
-        f"reconstruction of the Li et al. 2018 exemplars, central {args.size}x{args.size} crops, "
-        f"{torch.get_num_threads()} torch thread(s)"
-    )
-    report(args.name, rows, title=title)
-
-    summary = []
-    for w in weights:
-        for method, _ in methods:
-            mine = [r for r in rows if r["method"] == method and r["weights"] == w]
-            two = [r for r in mine if r["phases"] == 2]
-            summary.append(
-                {
-                    "method": method,
-                    "weights": w,
-                    "two_phase_s2_below_grf": f"{sum(r['s2_vs_grf'] < 1 for r in two)}/{len(two)}",
-                    "median_s2_vs_grf": statistics.median(r["s2_vs_grf"] for r in mine),
-                    "max_fraction_error_px": max(r["fraction_error_px"] for r in mine),
-                    "median_seconds": statistics.median(r["seconds"] for r in mine),
-                    "max_seconds": max(r["seconds"] for r in mine),
-                }
-            )
-    report(f"{args.name}_summary", summary, title="summary against the fitted GRF")
-    write_markdown(RESULTS / f"{args.name}.md", title, trows, rows, summary)
-
-
-def _md_table(rows: list[dict]) -> str:
-    keys = list(rows[0])
-    out = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    for r in rows:
-        cells = [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r.values()]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
-
-
-def write_markdown(path: Path, title: str, trows, rows, summary) -> None:
-    m = machine()
-    text = "\n\n".join(
-        [
-            f"# {title}",
-            f"{m['cpus']} CPUs, torch {m['torch']}, CUDA {m['cuda']}. "
-            "`python bench/bench_reconstruction.py`.",
-            "## VGG19 forward+backward, 128x128, to pool4",
-            _md_table(trows),
-            "## Per material",
-            _md_table(rows),
-            "## Summary against the fitted GRF",
-            _md_table(summary),
-        ]
-    )
-    path.write_text(text + "\n")
+    if args.quick and args.iterations is None:
+        args.iterations = 20
+    variants = args.variants or list(VARIANTS)
+    runs = args.runs / f"{args.size}_{args.seed}_{args.iterations or 'default'}"
+    runs.mkdir(parents=True, exist_ok=True)
+    if not args.merge:
+        for material in materials:
+            for variant in variants:
+                run_one(variant, material, args, runs)
+    if not args.no_merge:
+        merge(args, runs, list(VARIANTS) if args.merge else variants, materials)
 
 
 if __name__ == "__main__":

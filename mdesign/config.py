@@ -338,8 +338,10 @@ class ReconstructionConfig(Config):
     what each one does.
     """
 
-    weights: str = "imagenet"
-    """VGG19 weights: ``imagenet`` (torchvision's, downloaded once), ``random`` or a path."""
+    weights: str = "normalized"
+    """VGG19 weights: ``normalized`` (the normalised VGG19 of Gatys et al. that Li et al. used,
+    from the local cache that ``mdesign weights`` fills once), ``imagenet`` (torchvision's,
+    downloaded once), ``random`` or the path of a state dict."""
     iterations: int = Field(100, ge=1)
     """L-BFGS iterations at the output size."""
     seed: Seed = 0
@@ -359,6 +361,9 @@ class ReconstructionConfig(Config):
     side)."""
     temperature: float = Field(0.1, gt=0)
     """Softness of the phase indicators of the ``S2`` term."""
+    tv_weight: float = Field(1.0, ge=0)
+    """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
+    decodes to speckle); 0: off."""
     coarse_to_fine: bool = False
     """Optimise at half size first (against the exemplar at half size), upsample, refine."""
     coarse_iterations: int = Field(100, ge=1)
@@ -386,6 +391,15 @@ class ReconstructionConfig(Config):
     """Proposals evaluated at once."""
     anneal_final_temperature: float = Field(1e-3, gt=0, le=1)
     """Last temperature of the annealing over the first."""
+    anneal_neighbour_weight: float = Field(3.0, ge=0)
+    """Weight of the neighbourhood-class histogram in the swap energy (local shape: lone pixels,
+    thin lines, rough interfaces), relative to the ``S2`` term; 0: ``S2`` alone."""
+    anneal_radial: bool = True
+    """Compare radial averages of ``S2`` in the annealing energy instead of the whole lag window,
+    so one crop's particular anisotropy is not imprinted on the output."""
+    anneal_cleanup: bool = True
+    """After the annealing, dissolve the small clusters beyond the exemplar's count of clusters
+    that small, and anneal again."""
 
 
 RECONSTRUCTION_DEFAULTS = ReconstructionConfig()

@@ -111,6 +111,8 @@ def _sections():
         "initial_acceptance": "anneal_initial_acceptance",
         "final_temperature_ratio": "anneal_final_temperature",
         "max_lag": "anneal_max_lag",
+        "neighbour_weight": "anneal_neighbour_weight",
+        "radial": "anneal_radial",
     }
     gan = GAN_DEFAULTS
     # (module, qualified-name prefix or "" for all, config section, {parameter: field})

@@ -29,6 +29,7 @@ COMMANDS = (
     "train",
     "sample",
     "reconstruct",
+    "weights",
     "evaluate",
     "evaluators",
     "surrogate_train",

@@ -50,9 +50,11 @@ def add_parser(sub) -> None:
     p.add_argument("--iterations", type=int, metavar="N", help="L-BFGS iterations")
     p.add_argument(
         "--weights",
-        metavar="imagenet|random|PATH",
-        help="VGG19 weights: torchvision's ImageNet weights (downloaded once into the torch hub "
-        "cache), a seeded random initialisation (offline), or a local state dict",
+        metavar="normalized|imagenet|random|PATH",
+        help="VGG19 weights: the normalised VGG19 of Gatys et al. that Li et al. used (default; "
+        "fetched once into the local cache by `mdesign weights`), torchvision's ImageNet weights "
+        "(downloaded once into the torch hub cache), a seeded random initialisation (offline), "
+        "or a local state dict",
     )
     p.add_argument("--seed", type=seed_type, metavar="S", help=f"random seed, {SEED_HELP}")
     p.add_argument("--report", metavar="REPORT.json", help="write the errors and timings as JSON")

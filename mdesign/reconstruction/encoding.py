@@ -10,8 +10,15 @@ VGG19 expects RGB images. A k-phase label image becomes one by giving each phase
 
 The optimiser works on "pixels" in this colour space (values near [0, 1]). For two phases the
 three channels are tied, so the pixels are one gray channel (``C = 1``) that is repeated to RGB;
-otherwise they are the three channels (``C = 3``). :func:`to_vgg_input` then applies ImageNet's
-mean/std normalisation, which torchvision's VGG19 weights were trained with.
+otherwise they are the three channels (``C = 3``). :func:`to_vgg_input` makes them RGB in
+``[0, 1]``; the extractor (:class:`~mdesign.reconstruction.vgg.VGG19Features`) then applies its
+network's :class:`InputConvention` (:func:`normalise_input`), because each set of weights was
+trained on its own input scale:
+
+* torchvision's ImageNet weights (and the random ones): RGB in ``[0, 1]``, minus ImageNet's mean
+  and divided by its standard deviation per channel (:data:`IMAGENET_INPUT`);
+* the normalised VGG19 of Gatys et al. (converted from Caffe): BGR in ``0..255`` minus Caffe's
+  per-channel means, no division (:data:`CAFFE_INPUT`).
 
 :func:`soft_indicators` turns pixels into per-phase probabilities (a softmax over the negative
 squared distances to the phase colours), the differentiable link to the ``S2`` term of the loss.
@@ -19,16 +26,26 @@ squared distances to the phase colours), the differentiable link to the ``S2`` t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
 import numpy as np
 import torch
 
+from mdesign.errors import InputError
 from mdesign.io import PALETTE
 
 __all__ = [
+    "CAFFE_INPUT",
+    "CAFFE_MEAN_BGR",
+    "IMAGENET_INPUT",
     "IMAGENET_MEAN",
     "IMAGENET_STD",
+    "InputConvention",
     "encoding_colours",
     "labels_to_pixels",
+    "normalise_input",
     "pixel_channels",
     "soft_indicators",
     "to_vgg_input",
@@ -36,6 +53,61 @@ __all__ = [
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
+"""Caffe's VGG means, blue, green, red, on the ``0..255`` scale (Simonyan & Zisserman 2015)."""
+
+
+@dataclass(frozen=True)
+class InputConvention:
+    """How a VGG19 expects its input: ``(scale * image[channels] - mean) / std`` per channel.
+
+    Parameters
+    ----------
+    channel_order : {"RGB", "BGR"}
+        Order of the colour channels the first convolution expects.
+    scale : float
+        Factor from RGB in ``[0, 1]`` to the network's range (1 or 255).
+    mean, std : tuple of 3 floats
+        Per-channel mean and standard deviation, in ``channel_order`` and on the scaled range.
+    """
+
+    channel_order: Literal["RGB", "BGR"]
+    scale: float
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (for a state-dict file or a report)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str) -> InputConvention:
+        """The inverse of :meth:`to_dict`; an :class:`InputError` naming ``source`` if invalid."""
+        try:
+            conv = cls(
+                channel_order=str(d["channel_order"]),
+                scale=float(d["scale"]),
+                mean=tuple(float(v) for v in d["mean"]),
+                std=tuple(float(v) for v in d["std"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"{source}: invalid input convention ({exc})") from None
+        if conv.channel_order not in ("RGB", "BGR") or len(conv.mean) != 3 or len(conv.std) != 3:
+            raise InputError(f"{source}: invalid input convention {d!r}")
+        if not (conv.scale > 0 and all(s > 0 for s in conv.std)):
+            raise InputError(f"{source}: input convention needs scale > 0 and std > 0")
+        return conv
+
+
+IMAGENET_INPUT = InputConvention(
+    channel_order="RGB", scale=1.0, mean=IMAGENET_MEAN, std=IMAGENET_STD
+)
+"""torchvision's: RGB in ``[0, 1]``, ImageNet mean and standard deviation."""
+
+CAFFE_INPUT = InputConvention(
+    channel_order="BGR", scale=255.0, mean=CAFFE_MEAN_BGR, std=(1.0, 1.0, 1.0)
+)
+"""Caffe's (VGG19 of Simonyan & Zisserman, Gatys et al.): BGR in ``0..255`` minus the means."""
 
 
 def pixel_channels(phases: int) -> int:
@@ -89,7 +161,10 @@ def labels_to_pixels(
 
 
 def to_vgg_input(pixels: torch.Tensor) -> torch.Tensor:
-    """Pixels to ImageNet-normalised RGB.
+    """Pixels to the extractor's input: RGB, nominally in ``[0, 1]``.
+
+    The network's own normalisation (:func:`normalise_input`) is applied by the extractor, which
+    knows its weights' :class:`InputConvention`.
 
     Parameters
     ----------
@@ -99,12 +174,35 @@ def to_vgg_input(pixels: torch.Tensor) -> torch.Tensor:
     Returns
     -------
     Tensor, ``batch x 3 x H x W``
-        ``(rgb - mean) / std`` per channel.
     """
-    rgb = pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
-    mean = torch.tensor(IMAGENET_MEAN, dtype=pixels.dtype, device=pixels.device)
-    std = torch.tensor(IMAGENET_STD, dtype=pixels.dtype, device=pixels.device)
-    return (rgb - mean[:, None, None]) / std[:, None, None]
+    return pixels.expand(-1, 3, -1, -1) if pixels.shape[1] == 1 else pixels
+
+
+def normalise_input(rgb: torch.Tensor, convention: InputConvention) -> torch.Tensor:
+    """RGB in ``[0, 1]`` to a network's input.
+
+    Parameters
+    ----------
+    rgb : Tensor, ``batch x 3 x H x W``
+        From :func:`to_vgg_input`.
+    convention : InputConvention
+        :data:`IMAGENET_INPUT`, :data:`CAFFE_INPUT` or another.
+
+    Returns
+    -------
+    Tensor, ``batch x 3 x H x W``
+        ``(scale * rgb[order] - mean) / std`` per channel; for :data:`CAFFE_INPUT` exactly
+        ``255 * bgr - mean`` (no division).
+    """
+    x = rgb.flip(1) if convention.channel_order == "BGR" else rgb
+    if convention.scale != 1.0:
+        x = x * convention.scale
+    mean = torch.tensor(convention.mean, dtype=rgb.dtype, device=rgb.device)[:, None, None]
+    x = x - mean
+    if any(s != 1.0 for s in convention.std):
+        std = torch.tensor(convention.std, dtype=rgb.dtype, device=rgb.device)[:, None, None]
+        x = x / std
+    return x
 
 
 def soft_indicators(

@@ -1,18 +1,44 @@
-"""How close a reconstruction is to its exemplar: ``S2`` and lineal-path errors, fractions.
+"""How close a reconstruction is to its exemplar: the descriptors in the loss and those outside it.
 
-The curves are the contract's radial descriptors (:mod:`mdesign.descriptors`), ``r = 0..R`` with
-``R`` a quarter of the smaller side of the smaller image, of phase 1 for two phases (as
-``mdesign characterize`` reports them, and as the loss and the annealing track them) and of
-every phase for three or more. Each image is measured with the estimator that fits it: a
-periodic reconstruction (or GRF) on the torus, a real exemplar (a crop of a larger micrograph)
-counting only the pairs and segments inside it. (For two phases, phase 0's ``S2`` carries no
-information beyond phase 1's on the torus, ``S2_0(r) = 1 - 2 phi_1 + S2_1(r)``; in-image
-estimates break that identity only through edge effects, which would then dominate its error.)
+In the loss (or the annealing energy)
+    The curves are the contract's radial descriptors (:mod:`mdesign.descriptors`), ``r = 0..R``
+    with ``R`` a quarter of the smaller side of the smaller image, of phase 1 for two phases (as
+    ``mdesign characterize`` reports them, and as the loss and the annealing track them) and of
+    every phase for three or more. Each image is measured with the estimator that fits it: a
+    periodic reconstruction (or GRF) on the torus, a real exemplar (a crop of a larger
+    micrograph) counting only the pairs and segments inside it. (For two phases, phase 0's ``S2``
+    carries no information beyond phase 1's on the torus, ``S2_0(r) = 1 - 2 phi_1 + S2_1(r)``;
+    in-image estimates break that identity only through edge effects, which would then dominate
+    its error.)
 
-* ``s2_rmse``: root-mean-square difference of the ``S2`` curves over those phases and ``r``.
-* ``lineal_path_rmse``: the same for the lineal-path function ``L(r)``.
-* ``fraction_error``: the largest ``|phi_j - phi_j^exemplar|`` over all phases, and
-  ``fraction_error_pixels`` the same times the reconstruction's pixel count.
+    * ``s2_rmse``: root-mean-square difference of the ``S2`` curves over those phases and ``r``.
+    * ``lineal_path_rmse``: the same for the lineal-path function ``L(r)``.
+    * ``fraction_error``: the largest ``|phi_j - phi_j^exemplar|`` over all phases, and
+      ``fraction_error_pixels`` the same times the reconstruction's pixel count.
+
+Outside the loss: morphology (:func:`morphology`), for every phase
+    ``S2`` alone does not see speckle (isolated pixels of one phase inside the other) nor
+    whether a thin phase is connected; these do.
+
+    * ``clusters``: the number of connected components of the phase, 4-connectivity, counted in
+      the image as a window: clusters that touch across the periodic wrap-around are NOT merged,
+      for the exemplar and the reconstruction alike, so both carry the same edge effects (a
+      cluster cut by an edge counts once per piece inside).
+    * ``specific_surface``: the phase's interface length per unit area by Crofton's formula
+      (:func:`mdesign.descriptors.specific_surface`), each image with its fitting estimator as
+      above (both are unbiased).
+    * ``mean_chord_length``: the mean length of the phase's chords along rows and columns
+      (:func:`mdesign.descriptors.chord_lengths`), in-image for both images (chords cut by an
+      edge are left out of both).
+    * ``lineal_path``: ``L(r)`` of the phase (estimators as for the curves above);
+      ``lineal_path_rmse`` per phase in :class:`Morphology` comparisons.
+
+    Relative errors are ``reconstruction / exemplar - 1``.
+
+References
+----------
+Torquato, S. *Random Heterogeneous Materials*, Springer (2002): ``S2`` (ch. 2.2), lineal path
+(2.4), chord lengths (2.5), specific surface (2.2).
 """
 
 from __future__ import annotations
@@ -20,11 +46,169 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import ndimage
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from mdesign.config import RECONSTRUCTION_DEFAULTS
-from mdesign.descriptors import lineal_path, two_point_correlation_radial, volume_fractions
+from mdesign.descriptors import (
+    chord_lengths,
+    lineal_path,
+    specific_surface,
+    two_point_correlation_radial,
+    volume_fractions,
+)
 
-__all__ = ["ReconstructionErrors", "reconstruction_errors"]
+__all__ = [
+    "Morphology",
+    "ReconstructionErrors",
+    "cluster_components",
+    "cluster_counts",
+    "morphology",
+    "morphology_report",
+    "reconstruction_errors",
+]
+
+_CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])  # 4-connectivity
+
+
+def cluster_components(mask: np.ndarray, *, periodic: bool = False) -> tuple[np.ndarray, int]:
+    """Connected components of a boolean mask (4-connectivity).
+
+    Parameters
+    ----------
+    mask : ndarray of bool, ``H x W``
+    periodic : bool
+        Merge components that touch across the wrap-around.
+
+    Returns
+    -------
+    components : ndarray of int, ``H x W``
+        0 outside the mask, ``1..n`` the component of each pixel inside.
+    n : int
+    """
+    comp, n = ndimage.label(mask, structure=_CROSS)
+    if periodic and n > 1:
+        # edges between the components facing each other across the wrap-around
+        a = np.concatenate([comp[0, :], comp[:, 0]])
+        b = np.concatenate([comp[-1, :], comp[:, -1]])
+        both = (a > 0) & (b > 0)
+        graph = coo_matrix((np.ones(both.sum()), (a[both] - 1, b[both] - 1)), shape=(n, n))
+        n, root = connected_components(graph, directed=False)
+        comp = np.concatenate([[0], root + 1])[comp]
+    return comp, int(n)
+
+
+def cluster_counts(labels: np.ndarray, *, phases: int, periodic: bool = False) -> np.ndarray:
+    """Connected components of every phase (4-connectivity).
+
+    Parameters
+    ----------
+    labels : ndarray, ``H x W``
+        Phase labels ``0..k-1``.
+    phases : int
+        k.
+    periodic : bool
+        Merge components that touch across the wrap-around (on the torus); by default the image
+        is a window and they are not.
+
+    Returns
+    -------
+    ndarray of int, ``k``
+        The number of clusters of each phase (0 for an absent phase).
+    """
+    labels = np.asarray(labels)
+    return np.array(
+        [cluster_components(labels == j, periodic=periodic)[1] for j in range(phases)],
+        dtype=np.int64,
+    )
+
+
+@dataclass(frozen=True)
+class Morphology:
+    """Descriptors of every phase of one image (module docstring).
+
+    Attributes
+    ----------
+    clusters : ndarray of int, ``k``
+    specific_surface : ndarray, ``k``
+        1/pixel.
+    mean_chord_length : ndarray, ``k``
+        Pixels; nan for a phase without a chord inside the image.
+    lineal_path : ndarray, ``k x (R + 1)``
+    """
+
+    clusters: np.ndarray
+    specific_surface: np.ndarray
+    mean_chord_length: np.ndarray
+    lineal_path: np.ndarray
+
+
+def morphology(labels: np.ndarray, *, phases: int, periodic: bool, max_distance: int) -> Morphology:
+    """Cluster counts, specific surface, mean chord length and lineal path of every phase.
+
+    Parameters
+    ----------
+    labels : ndarray, ``H x W``
+        Phase labels ``0..k-1``.
+    phases : int
+        k.
+    periodic : bool
+        The estimator of the specific surface and the lineal path: on the torus, or in-image.
+        Clusters and chords are always counted in-image (module docstring).
+    max_distance : int
+        ``R`` of the lineal path.
+
+    Returns
+    -------
+    Morphology
+    """
+    stack = np.asarray(labels)[None]
+    return Morphology(
+        clusters=cluster_counts(stack[0], phases=phases),
+        specific_surface=np.array(
+            [specific_surface(stack, phase=j, periodic=periodic)[0] for j in range(phases)]
+        ),
+        mean_chord_length=np.array(
+            [chord_lengths(stack, phase=j, periodic=False).mean for j in range(phases)]
+        ),
+        lineal_path=np.stack(
+            [
+                lineal_path(stack, phase=j, max_distance=max_distance, periodic=periodic)[0]
+                for j in range(phases)
+            ]
+        ),
+    )
+
+
+def _relative(rec: np.ndarray, ex: np.ndarray) -> list[float | None]:
+    """``rec / ex - 1`` elementwise; None where the exemplar's value is 0 or not finite."""
+    out = []
+    for r, e in zip(np.asarray(rec, float), np.asarray(ex, float), strict=True):
+        ok = np.isfinite(r) and np.isfinite(e) and e != 0
+        out.append(float(r / e - 1) if ok else None)
+    return out
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
+
+
+def morphology_report(exemplar: Morphology, reconstruction: Morphology) -> dict:
+    """The morphology keys of the ``--report`` JSON: each descriptor per phase, exemplar and
+    reconstruction, with relative errors (``reconstruction / exemplar - 1``; null where the
+    exemplar's value is 0 or undefined) and the per-phase lineal-path RMSE."""
+    out: dict = {"clusters_connectivity": 4, "clusters_periodic": False}
+    for key in ("clusters", "specific_surface", "mean_chord_length"):
+        ex, rec = getattr(exemplar, key), getattr(reconstruction, key)
+        cast = (lambda v: [int(x) for x in v]) if key == "clusters" else _finite
+        out[f"{key}_exemplar"] = cast(ex)
+        out[f"{key}_reconstruction"] = cast(rec)
+        out[f"{key}_relative_error"] = _relative(rec, ex)
+    out["lineal_path_rmse_per_phase"] = np.sqrt(
+        ((reconstruction.lineal_path - exemplar.lineal_path) ** 2).mean(1)
+    ).tolist()
+    return out
 
 
 @dataclass(frozen=True)
@@ -44,6 +228,8 @@ class ReconstructionErrors:
     s2_exemplar, s2_reconstruction : ndarray, ``len(phases) x (R + 1)``
         Radial ``S2`` of each of ``phases``.
     lineal_path_exemplar, lineal_path_reconstruction : ndarray, ``len(phases) x (R + 1)``
+    morphology_exemplar, morphology_reconstruction : Morphology
+        The descriptors outside the loss, every phase.
     """
 
     s2_rmse: float
@@ -57,24 +243,12 @@ class ReconstructionErrors:
     s2_reconstruction: np.ndarray
     lineal_path_exemplar: np.ndarray
     lineal_path_reconstruction: np.ndarray
+    morphology_exemplar: Morphology
+    morphology_reconstruction: Morphology
 
-
-def _curves(image: np.ndarray, phases: tuple[int, ...], r_max: int, periodic: bool):
-    s2 = np.stack(
-        [
-            two_point_correlation_radial(
-                image[None], phase=j, max_distance=r_max, periodic=periodic
-            )[0]
-            for j in phases
-        ]
-    )
-    lp = np.stack(
-        [
-            lineal_path(image[None], phase=j, max_distance=r_max, periodic=periodic)[0]
-            for j in phases
-        ]
-    )
-    return s2, lp
+    def morphology_report(self) -> dict:
+        """The morphology keys of the report (:func:`morphology_report`)."""
+        return morphology_report(self.morphology_exemplar, self.morphology_reconstruction)
 
 
 def reconstruction_errors(
@@ -86,7 +260,7 @@ def reconstruction_errors(
     exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
     max_distance: int | None = None,
 ) -> ReconstructionErrors:
-    """``S2`` and lineal-path RMSE and fraction error of a reconstruction.
+    """``S2`` and lineal-path RMSE, fraction error and morphology of a reconstruction.
 
     Parameters
     ----------
@@ -106,8 +280,13 @@ def reconstruction_errors(
     side = min(*exemplar.shape, *reconstruction.shape)
     r_max = max(1, side // 4) if max_distance is None else int(max_distance)
     shown = (1,) if phases == 2 else tuple(range(phases))
-    s2_e, lp_e = _curves(exemplar, shown, r_max, exemplar_periodic)
-    s2_r, lp_r = _curves(reconstruction, shown, r_max, reconstruction_periodic)
+    m_e = morphology(exemplar, phases=phases, periodic=exemplar_periodic, max_distance=r_max)
+    m_r = morphology(
+        reconstruction, phases=phases, periodic=reconstruction_periodic, max_distance=r_max
+    )
+    s2_e = _s2(exemplar, shown, r_max, exemplar_periodic)
+    s2_r = _s2(reconstruction, shown, r_max, reconstruction_periodic)
+    lp_e, lp_r = m_e.lineal_path[list(shown)], m_r.lineal_path[list(shown)]
     vf_e = volume_fractions(exemplar[None], phases=phases)[0]
     vf_r = volume_fractions(reconstruction[None], phases=phases)[0]
     frac_err = float(np.abs(vf_r - vf_e).max())
@@ -123,4 +302,17 @@ def reconstruction_errors(
         s2_reconstruction=s2_r,
         lineal_path_exemplar=lp_e,
         lineal_path_reconstruction=lp_r,
+        morphology_exemplar=m_e,
+        morphology_reconstruction=m_r,
+    )
+
+
+def _s2(image: np.ndarray, phases: tuple[int, ...], r_max: int, periodic: bool) -> np.ndarray:
+    return np.stack(
+        [
+            two_point_correlation_radial(
+                image[None], phase=j, max_distance=r_max, periodic=periodic
+            )[0]
+            for j in phases
+        ]
     )

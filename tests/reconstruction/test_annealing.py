@@ -1,10 +1,17 @@
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from mdesign.grf import grf_microstructures, phase_counts
-from mdesign.reconstruction.annealing import _S2State, anneal_fractions
+from mdesign.reconstruction.annealing import (
+    _NeighbourState,
+    _S2State,
+    anneal_fractions,
+    remove_small_clusters,
+)
 from mdesign.reconstruction.loss import s2_window
+from mdesign.reconstruction.metrics import cluster_components
 
 
 @pytest.mark.parametrize("periodic", [True, False])
@@ -81,3 +88,152 @@ def test_only_interface_pixels_swap(two_phase):
     # each change lies within a few pixels of the two straight interfaces (x = 0/24, periodic)
     dist = np.minimum(np.abs(changed[:, 1] - 23.5), np.minimum(changed[:, 1], 47 - changed[:, 1]))
     assert dist.max() < 12
+
+
+def _brute_classes(lab: np.ndarray, periodic: bool) -> np.ndarray:
+    """Neighbourhood class of every pixel by direct loops (edges outside count as same)."""
+    h, w = lab.shape
+    out = np.zeros(lab.shape, dtype=np.int64)
+    for y in range(h):
+        for x in range(w):
+            same_e = same_c = 0
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    if dy == dx == 0:
+                        continue
+                    ny, nx = y + dy, x + dx
+                    if periodic:
+                        ny, nx = ny % h, nx % w
+                    elif not (0 <= ny < h and 0 <= nx < w):
+                        ny, nx = y, x
+                    same = lab[ny, nx] == lab[y, x]
+                    if dy == 0 or dx == 0:
+                        same_e += same
+                    else:
+                        same_c += same
+            out[y, x] = lab[y, x] * 25 + same_e * 5 + same_c
+    return out
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("k", [2, 3])
+def test_neighbour_histogram_swap_delta_equals_recount(periodic, k):
+    lab = (
+        grf_microstructures(
+            1,
+            (14, 11),
+            volume_fraction=0.4 if k == 2 else [0.3, 0.3],
+            phases=k,
+            correlation_length=1.5,
+            seed=2,
+        )
+        .images[0]
+        .astype(np.int64)
+    )
+    nb = _NeighbourState(lab, k, periodic)
+    brute = np.bincount(_brute_classes(lab, periodic).ravel(), minlength=25 * k) / lab.size
+    np.testing.assert_allclose(nb.hist, brute)
+    rng = np.random.default_rng(1)
+    flat = lab.ravel()
+    # near pairs (adjacent, diagonal, shared neighbours) and far ones, across the edges too
+    p = rng.integers(0, lab.size, 300)
+    q = p + rng.choice([1, -1, 2, lab.shape[1], lab.shape[1] + 1, 2 * lab.shape[1], 37], 300)
+    q %= lab.size
+    keep = flat[p] != flat[q]
+    p, q = p[keep], q[keep]
+    delta = nb.swap_delta(flat, p, q)
+    for i in range(p.size):
+        after = flat.copy()
+        after[p[i]], after[q[i]] = flat[q[i]], flat[p[i]]
+        hist = np.bincount(
+            _brute_classes(after.reshape(lab.shape), periodic).ravel(), minlength=25 * k
+        )
+        np.testing.assert_allclose(delta[i], hist / lab.size - nb.hist, atol=1e-12)
+
+
+def test_neighbour_term_brings_the_local_shapes_closer(two_phase):
+    # salt-and-pepper on a smooth exemplar: with the neighbourhood term the swaps end with a
+    # neighbourhood histogram closer to the exemplar's than S2 alone, at the same counts
+    rng = np.random.default_rng(4)
+    noisy = two_phase.copy()
+    flip = rng.random(noisy.shape) < 0.08
+    noisy[flip] = 1 - noisy[flip]
+
+    def hist_error(lab):
+        h = np.bincount(_brute_classes(lab.astype(np.int64), True).ravel(), minlength=50)
+        t = np.bincount(_brute_classes(two_phase.astype(np.int64), True).ravel(), minlength=50)
+        return np.abs(h - t).sum() / lab.size
+
+    kw = dict(phases=2, max_lag=6, steps=3 * noisy.size, seed=0, exemplar_periodic=True)
+    plain = anneal_fractions(noisy, two_phase, **kw)
+    with_nb = anneal_fractions(noisy, two_phase, neighbour_weight=1.0, **kw)
+    counts = [np.bincount(r.labels.ravel()).tolist() for r in (plain, with_nb)]
+    assert counts[0] == counts[1]
+    assert hist_error(with_nb.labels) < 0.8 * hist_error(plain.labels)
+    assert hist_error(plain.labels) < hist_error(noisy)
+    assert with_nb.energy_final < with_nb.energy_fractions
+
+
+def _sizes(labels, j, periodic):
+    comp, n = cluster_components(labels == j, periodic=periodic)
+    return np.sort(np.bincount(comp.ravel(), minlength=n + 1)[1:])
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_small_clusters_are_capped_at_the_exemplars(two_phase, three_phase, k):
+    ex = two_phase if k == 2 else three_phase
+    # the exemplar itself is within its own caps, on the torus and as a window
+    np.testing.assert_array_equal(remove_small_clusters(ex, ex, phases=k, periodic=False), ex)
+    rng = np.random.default_rng(5)
+    noisy = ex.copy()
+    flip = rng.random(ex.shape) < 0.05
+    noisy[flip] = rng.integers(0, k, int(flip.sum()))
+    out = remove_small_clusters(noisy, ex, phases=k, periodic=True)
+    assert set(np.unique(out)) <= set(range(k))
+    changed = out != noisy
+    assert changed.any() and changed.sum() < flip.sum()  # only specks move
+    for j in range(k):
+        before, after = _sizes(noisy, j, True), _sizes(out, j, True)
+        n_ex = ndimage.label(ex == j)[1]
+        assert after.size <= before.size
+        # specks go first, and only the surplus over the exemplar's count is candidate
+        if before.size > n_ex:
+            assert (after == 1).sum() < (before == 1).sum()
+        assert after.size >= min(before.size, n_ex) - k  # merges may join a few
+
+
+def test_a_matrix_is_never_dissolved():
+    # the exemplar: a matrix of phase 0 around three specks of phase 1; the labels' matrix is
+    # a little smaller than the exemplar's, and no other cluster of phase 0 exists in either
+    ex = np.zeros((20, 20), dtype=np.uint8)
+    ex[2, 2] = ex[10, 10] = ex[15, 4] = 1
+    lab = ex.copy()
+    lab[5:7, 5:7] = 1
+    lab[12, 14] = lab[3, 17] = lab[17, 17] = 1  # specks beyond the exemplar's three
+    out = remove_small_clusters(lab, ex, phases=2, periodic=False)
+    assert (out == 0).sum() >= (lab == 0).sum()  # phase 0 kept whole, specks dissolved
+    # the 2x2 block too: the exemplar has no cluster of phase 1 larger than one pixel
+    assert cluster_components(out == 1)[1] == 3
+
+
+def test_radial_energy_compares_radial_averages(two_phase):
+    rng = np.random.default_rng(3)
+    target = rng.random((1, 81))
+    state = _S2State(two_phase, target, [1], 4, True, radial=True)
+    lag = np.arange(-4, 5)
+    dist = np.rint(np.hypot(*np.meshgrid(lag, lag, indexing="ij"))).ravel()
+    err = state.s2[0] - target[0]
+    radial = [err[dist == r].mean() for r in range(5)]
+    assert state.energy() == pytest.approx(np.mean(np.square(radial)))
+    # a swap's predicted change is the change of that energy
+    for _ in range(20):
+        p, q = rng.integers(0, two_phase.size, 2)
+        lp, lq = state.labels.flat[p], state.labels.flat[q]
+        if lp == lq:
+            continue
+        ds = state.delta(np.array([p]), np.array([lq]), np.array([q]), np.array([lp]))
+        before = state.energy()
+        predicted = float(state.energy_change(ds)[0])
+        state.apply(int(p), int(lq), np.zeros_like(ds[0]))
+        state.apply(int(q), int(lp), ds[0])
+        assert state.energy() - before == pytest.approx(predicted, abs=1e-12)

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mdesign.io import read_images
+from mdesign.reconstruction.metrics import cluster_counts
 from tests.conftest import assert_input_error, snapshot
 
 FAST = ("--weights", "random", "--iterations", "4", "-q")
@@ -44,6 +45,15 @@ def test_reconstruct_writes_stack_report_and_plot(run_cli, tmp_path, exemplar, c
     assert abs(report["volume_fraction_reconstruction"][1] - phi) * 36 * 40 <= 1
     assert plot.stat().st_size > 10_000
     assert res.err == ""  # -q: no bars, no notes
+    # the out-of-loss morphology, of the written image and of the exemplar
+    rec = stack.images[0]
+    assert report["clusters_reconstruction"] == cluster_counts(rec, phases=2).tolist()
+    assert report["clusters_exemplar"] == cluster_counts(ceramics_crop, phases=2).tolist()
+    for key in ("specific_surface", "mean_chord_length"):
+        assert len(report[f"{key}_exemplar"]) == len(report[f"{key}_reconstruction"]) == 2
+        ex, re = report[f"{key}_exemplar"][1], report[f"{key}_reconstruction"][1]
+        assert report[f"{key}_relative_error"][1] == pytest.approx(re / ex - 1)
+    assert report["lineal_path_rmse_per_phase"][1] == pytest.approx(report["lineal_path_rmse"])
 
 
 def test_weights_file_through_the_cli(run_cli, tmp_path, exemplar, vgg_file):
@@ -104,7 +114,7 @@ def test_imagenet_offline_is_an_error_not_a_fallback(run_cli, tmp_path, exemplar
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz")  # the default: imagenet
+    res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz", "--weights", "imagenet")
     assert_input_error(res, "--weights imagenet", "--weights random")
     assert not (tmp_path / "o.npz").exists()
 

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from mdesign.descriptors import two_point_correlation
+from mdesign.descriptors import specific_surface, two_point_correlation
 from mdesign.reconstruction.encoding import labels_to_pixels
-from mdesign.reconstruction.loss import TextureLoss, gram_matrix, s2_window
+from mdesign.reconstruction.loss import TextureLoss, gram_matrix, s2_window, total_variation
 from mdesign.reconstruction.vgg import vgg19_features
 
 
@@ -81,3 +81,30 @@ def test_s2_term_is_zero_at_the_exemplar_and_positive_elsewhere(three_phase):
     x = torch.rand(1, 3, 40, 40, generator=torch.Generator().manual_seed(0), requires_grad=True)
     loss(x).total.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_variation_of_labels_is_their_interface_by_crofton(two_phase, periodic):
+    # on the two-colour encoding the variation counts unlike neighbours: Crofton's specific
+    # surface times 2 / pi, the same estimator mdesign.descriptors uses
+    tv = total_variation(labels_to_pixels(two_phase, 2), periodic=periodic)
+    ss = specific_surface(two_phase[None], phase=1, periodic=periodic)[0]
+    assert float(tv) == pytest.approx(ss * 2 / np.pi, rel=1e-6)
+
+
+def test_variation_term_penalises_only_an_excess(two_phase):
+    model = vgg19_features(["relu1_1"], weights="random", padding_mode="circular")
+    loss = TextureLoss(
+        model, two_phase, phases=2, s2_weight=0.0, s2_max_lag=6, periodic=True,
+        exemplar_periodic=True, temperature=0.1, tv_weight=3.0,
+    )  # fmt: skip
+    own = labels_to_pixels(two_phase, 2)
+    assert float(loss(own).tv) == 0.0
+    # smoother than the exemplar (a blurred copy, less variation): no penalty either
+    blurred = (own + own.roll(1, -1) + own.roll(1, -2) + own.roll((1, 1), (-2, -1))) / 4
+    assert float(loss(blurred).tv) == 0.0
+    noisy = own + 0.3 * torch.randn(own.shape, generator=torch.Generator().manual_seed(1))
+    terms = loss(noisy)
+    excess = float(total_variation(noisy, periodic=True) / total_variation(own, periodic=True))
+    assert float(terms.tv) == pytest.approx((excess - 1) ** 2, rel=1e-5)
+    torch.testing.assert_close(terms.total, terms.gram + 3.0 * terms.tv)

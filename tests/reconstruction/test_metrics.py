@@ -1,9 +1,15 @@
 import numpy as np
 import pytest
+from scipy import ndimage
 
-from mdesign.descriptors import lineal_path, two_point_correlation_radial
+from mdesign.descriptors import (
+    chord_lengths,
+    lineal_path,
+    specific_surface,
+    two_point_correlation_radial,
+)
 from mdesign.grf import grf_microstructures
-from mdesign.reconstruction.metrics import reconstruction_errors
+from mdesign.reconstruction.metrics import cluster_counts, reconstruction_errors
 
 
 def test_identical_images_have_zero_error(two_phase):
@@ -54,3 +60,87 @@ def test_two_phase_errors_are_phase_1s(two_phase):
     assert e.s2_rmse > 1e-3
     assert e.s2_rmse == pytest.approx(np.sqrt(((s2[1] - s2[3]) ** 2).mean()))
     np.testing.assert_allclose(s2[0] - s2[2], s2[1] - s2[3], atol=1e-6)
+
+
+def _flood_fill_count(mask: np.ndarray, *, periodic: bool) -> int:
+    """Connected components of a boolean mask by breadth-first search (4-neighbours)."""
+    h, w = mask.shape
+    seen = np.zeros_like(mask, dtype=bool)
+    count = 0
+    for y0, x0 in zip(*np.nonzero(mask), strict=True):
+        if seen[y0, x0]:
+            continue
+        count += 1
+        seen[y0, x0] = True
+        stack = [(y0, x0)]
+        while stack:
+            y, x = stack.pop()
+            for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                ny, nx = y + dy, x + dx
+                if periodic:
+                    ny, nx = ny % h, nx % w
+                elif not (0 <= ny < h and 0 <= nx < w):
+                    continue
+                if mask[ny, nx] and not seen[ny, nx]:
+                    seen[ny, nx] = True
+                    stack.append((ny, nx))
+    return count
+
+
+@pytest.mark.parametrize("periodic", [False, True])
+def test_cluster_counts_match_a_flood_fill(two_phase, three_phase, periodic):
+    for image, k in ((two_phase, 2), (three_phase, 3)):
+        counts = cluster_counts(image, phases=k, periodic=periodic)
+        brute = [_flood_fill_count(image == j, periodic=periodic) for j in range(k)]
+        assert counts.tolist() == brute
+        if not periodic:  # scipy's own 4-connected labelling agrees
+            assert counts.tolist() == [ndimage.label(image == j)[1] for j in range(k)]
+    # a periodic GRF has clusters crossing the wrap-around: merging them lowers the count
+    flat = cluster_counts(two_phase, phases=2).sum()
+    assert cluster_counts(two_phase, phases=2, periodic=True).sum() < flat
+
+
+def test_cluster_counts_of_a_checkerboard_and_isolated_pixels():
+    board = np.indices((8, 8)).sum(0) % 2  # 4-connectivity: every pixel is its own cluster
+    assert cluster_counts(board, phases=2).tolist() == [32, 32]
+    speck = np.zeros((10, 10), dtype=np.uint8)
+    speck[2, 2] = speck[5, 7] = speck[0, 0] = speck[9, 9] = 1
+    assert cluster_counts(speck, phases=2).tolist() == [1, 4]
+    # (0, 0) and (9, 9) are diagonal neighbours across the corner: still two clusters on the
+    # torus with 4-connectivity, while a pixel at (0, 5) would join one at (9, 5)
+    assert cluster_counts(speck, phases=2, periodic=True).tolist() == [1, 4]
+    speck[0, 5] = speck[9, 5] = 1
+    assert cluster_counts(speck, phases=2, periodic=True).tolist() == [1, 5]
+    assert cluster_counts(speck, phases=3).tolist() == [1, 6, 0]
+
+
+def test_morphology_reuses_the_descriptors_and_reports_relative_errors(two_phase):
+    rec = grf_microstructures(
+        1, (48, 48), volume_fraction=0.35, correlation_length=6, seed=1
+    ).images[0]
+    e = reconstruction_errors(two_phase, rec, phases=2)
+    m = e.morphology_reconstruction
+    for j in (0, 1):
+        assert m.specific_surface[j] == pytest.approx(
+            specific_surface(rec[None], phase=j, periodic=True)[0]
+        )
+        assert m.mean_chord_length[j] == pytest.approx(
+            chord_lengths(rec[None], phase=j, periodic=False).mean
+        )
+    # two phases share one interface; the lineal path of phase 1 is the contract's curve
+    assert m.specific_surface[0] == pytest.approx(m.specific_surface[1])
+    np.testing.assert_allclose(m.lineal_path[1], e.lineal_path_reconstruction[0])
+    rep = e.morphology_report()
+    mx = e.morphology_exemplar
+    for key in ("clusters", "specific_surface", "mean_chord_length"):
+        ex, re, rel = (rep[f"{key}_{s}"] for s in ("exemplar", "reconstruction", "relative_error"))
+        assert len(ex) == len(re) == len(rel) == 2
+        assert rel == pytest.approx([r / x - 1 for r, x in zip(re, ex, strict=True)])
+    assert rep["clusters_exemplar"] == cluster_counts(two_phase, phases=2).tolist()
+    # a coarser field (correlation length 6 against 3) has less interface and longer chords
+    assert rep["specific_surface_relative_error"][1] < 0
+    assert min(rep["mean_chord_length_relative_error"]) > 0
+    assert mx.clusters.sum() > m.clusters.sum()
+    lp1 = np.sqrt(((m.lineal_path[1] - mx.lineal_path[1]) ** 2).mean())
+    assert rep["lineal_path_rmse_per_phase"][1] == pytest.approx(lp1)
+    assert lp1 == pytest.approx(e.lineal_path_rmse)

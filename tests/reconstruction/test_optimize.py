@@ -6,7 +6,7 @@ from mdesign.reconstruction.optimize import optimize_pixels
 
 
 def _terms(total):
-    return LossTerms(total=total, gram=total, s2=total * 0)
+    return LossTerms(total=total, gram=total, s2=total * 0, tv=total * 0)
 
 
 def test_lbfgs_minimises_a_quadratic():

@@ -8,6 +8,7 @@ from torch import nn
 
 from mdesign.errors import InputError
 from mdesign.reconstruction import vgg
+from mdesign.reconstruction.encoding import IMAGENET_INPUT, IMAGENET_MEAN, IMAGENET_STD
 from mdesign.reconstruction.vgg import (
     IMAGENET_URL,
     LAYER_INDEX,
@@ -40,7 +41,11 @@ def test_truncated_after_deepest_layer_and_frozen():
 
 
 def _manual_features(state, x, *, pool):
-    """relu1_1, pool1 and relu2_1 computed directly from the state dict with F.conv2d."""
+    """relu1_1, pool1 and relu2_1 computed directly from the state dict with F.conv2d, after
+    torchvision's input normalisation of RGB ``x`` in [0, 1]."""
+    mean = torch.tensor(IMAGENET_MEAN)[:, None, None]
+    std = torch.tensor(IMAGENET_STD)[:, None, None]
+    x = (x - mean) / std
     h = F.relu(F.conv2d(x, state["0.weight"], state["0.bias"], padding=1))
     relu1_1 = h
     h = F.relu(F.conv2d(h, state["2.weight"], state["2.bias"], padding=1))
@@ -57,6 +62,7 @@ def test_state_dict_file_loads_and_matches_direct_convolutions(vgg_file, vgg_sta
     )
     for key in ("0.weight", "2.bias", "5.weight"):
         assert torch.equal(model.state_dict()[f"features.{key}"], vgg_state[key])
+    assert model.convention == IMAGENET_INPUT  # a plain state dict: torchvision's input
     x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     pool = F.avg_pool2d if pooling == "avg" else F.max_pool2d
     for got, want in zip(model(x), _manual_features(vgg_state, x, pool=pool), strict=True):
