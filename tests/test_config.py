@@ -125,7 +125,8 @@ def _sections():
         ("mdesign.reconstruction.loss", "", rec, {}),
         ("mdesign.reconstruction.vgg", "", rec, {}),
         ("mdesign.reconstruction.decoding", "", rec, {}),
-        ("mdesign.reconstruction.metrics", "", rec, {}),
+        # the metrics' `periodic` is how clusters are counted (in-image), not the output's
+        ("mdesign.reconstruction.metrics", "", rec, {"periodic": None}),
         ("mdesign.reconstruction.baseline", "", rec, {}),
         ("mdesign.reconstruction.annealing", "", rec, anneal),
         ("mdesign.gan.networks", "Generator", gan.generator, {}),

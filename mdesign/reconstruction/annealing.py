@@ -307,7 +307,11 @@ class _NeighbourState:
 
 
 def remove_small_clusters(
-    labels: np.ndarray, exemplar: np.ndarray, *, phases: int, periodic: bool = True
+    labels: np.ndarray,
+    exemplar: np.ndarray,
+    *,
+    phases: int,
+    periodic: bool = RECONSTRUCTION_DEFAULTS.periodic,
 ) -> np.ndarray:
     """Dissolve the surplus of small clusters, so none is left beyond the exemplar's.
 
