@@ -14,6 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from mdesign.cli._common import SEED_HELP, seed_type
+
 from ._prefect_env import configure_prefect
 
 
@@ -24,9 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("folder", help="folder of exemplars (.npy, .npz, .png, .tif)")
     parser.add_argument("out_dir", help="folder for the reconstructions and the table")
     parser.add_argument("--config", help="reconstruction settings (YAML)")
-    parser.add_argument("--weights", help="imagenet | random | PATH")
+    parser.add_argument("--weights", help="normalized (default) | imagenet | random | PATH")
     parser.add_argument("--iterations", type=int)
-    parser.add_argument("--seed", type=int)
+    parser.add_argument("--seed", type=seed_type, help=SEED_HELP)
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
     args = top.parse_args(argv)

@@ -28,7 +28,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["configure_prefect", "prefect_api"]
+__all__ = ["configure_prefect", "drain_to_api", "prefect_api"]
 
 STARTUP_TIMEOUT_ENV = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
 # seconds; Prefect's 20 s default was too short for two campaigns starting on a busy 2-core box
@@ -193,3 +193,13 @@ def _stop(server: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def drain_to_api() -> None:
+    """Send the logs and events still queued for the API while its server is up (otherwise
+    Prefect's exit handler tries a stopped server and prints an error)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=5, at_exit=False)
+    EventsWorker.drain_all(timeout=5, at_exit=False)

@@ -16,12 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from mdesign_flows._prefect_env import prefect_api
+from mdesign_flows._prefect_env import drain_to_api, prefect_api
 from prefect import flow, get_run_logger, task, unmapped
 from prefect.cache_policies import NO_CACHE
-from prefect.events.worker import EventsWorker
 from prefect.futures import as_completed
-from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -133,13 +131,6 @@ def _task_runner(cfg: CampaignConfig):
     )
 
 
-def _drain_to_api() -> None:
-    """Send the logs and events still queued for the API while its server is up (otherwise
-    Prefect's exit handler tries a stopped server and prints an error)."""
-    APILogWorker.drain_all(timeout=5, at_exit=False)
-    EventsWorker.drain_all(timeout=5, at_exit=False)
-
-
 def run_design_campaign(
     cfg: CampaignConfig, out_dir: str | Path, *, config_dir: str | Path | None = None
 ) -> dict[str, Any]:
@@ -161,4 +152,4 @@ def run_design_campaign(
                 config_dir=str(config_dir) if config_dir else None,
             )
         finally:
-            _drain_to_api()
+            drain_to_api()

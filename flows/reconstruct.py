@@ -12,8 +12,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mdesign_flows._prefect_env import drain_to_api, prefect_api
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from mdesign.reconstruction.batch import exemplar_files, reconstruct_file, write_table
 
@@ -76,5 +78,16 @@ def run_reconstruct_folder(
     size: tuple[int, int] | None = None,
     baseline: bool = True,
 ) -> str:
-    """Run :func:`reconstruct_folder` (a ReconstructionConfig as a dict); the table's path."""
-    return reconstruct_folder(str(folder), str(out_dir), dict(config or {}), size, baseline)
+    """Run :func:`reconstruct_folder` (a ReconstructionConfig as a dict); the table's path.
+
+    Unless ``PREFECT_API_URL`` is set, the flow reports to a temporary Prefect server tied to
+    this process (:func:`mdesign_flows._prefect_env.prefect_api`), so none outlives the run.
+    """
+    with (
+        prefect_api(Path(out_dir) / ".prefect") as api,
+        temporary_settings(updates={PREFECT_API_URL: api}),
+    ):
+        try:
+            return reconstruct_folder(str(folder), str(out_dir), dict(config or {}), size, baseline)
+        finally:
+            drain_to_api()
