@@ -76,6 +76,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from mdesign.config import RECONSTRUCTION_DEFAULTS as D
 from mdesign.grf import phase_counts
 from mdesign.reconstruction.loss import s2_window
 
@@ -406,8 +407,8 @@ def anneal_fractions(
     batch: int = 64,
     initial_acceptance: float = 0.5,
     final_temperature_ratio: float = 1e-3,
-    neighbour_weight: float = 0.0,
-    radial: bool = False,
+    neighbour_weight: float = D.anneal_neighbour_weight,
+    radial: bool = D.anneal_radial,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make the phase fractions exact by interface moves that keep ``S2`` close to the exemplar's.

@@ -183,7 +183,7 @@ class TextureLoss(nn.Module):
         periodic: bool,
         exemplar_periodic: bool = False,
         temperature: float,
-        tv_weight: float = 0.0,
+        tv_weight: float,
         scale: int = 1,
     ) -> None:
         super().__init__()
