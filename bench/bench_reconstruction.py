@@ -43,10 +43,15 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, machine, report
+from _util import RESULTS, machine, median_time, report
 
 from mdesign.data import LI2018_MATERIALS, li2018_exemplar
-from mdesign.reconstruction import grf_baseline, reconstruct, reconstruction_errors
+from mdesign.reconstruction import (
+    grf_baseline,
+    reconstruct,
+    reconstruction_errors,
+    vgg19_features,
+)
 
 MATERIALS = LI2018_MATERIALS
 BEFORE = {
@@ -89,10 +94,13 @@ def run_one(variant: str, material: str, args, runs: Path) -> None:
     if args.iterations is not None:
         kw["iterations"] = args.iterations
     load_before = os.getloadavg()[0]
+    cpu = time.process_time()
     res = reconstruct(ex, seed=args.seed, device="cpu", **kw)
+    cpu = time.process_time() - cpu
     load_after = os.getloadavg()[0]
     info = {
         "seconds": res.seconds,
+        "cpu_seconds": cpu,
         "seconds_optimization": res.seconds_optimization,
         "seconds_annealing": res.seconds_annealing,
         "iterations": res.iterations,
@@ -110,6 +118,25 @@ def run_one(variant: str, material: str, args, runs: Path) -> None:
         f"load {load_before:.1f}-{load_after:.1f}",
         flush=True,
     )
+
+
+def vgg_pass_seconds(threads: int) -> float:
+    """Median of 5 VGG19 forward+backward passes at 128x128 through pool4 (random weights)."""
+    torch.set_num_threads(threads)
+    model = vgg19_features(
+        ["relu1_1", "pool1", "pool2", "pool3", "pool4"],
+        weights="random",
+        padding_mode="circular",
+        device="cpu",
+    )
+    x = torch.rand(1, 3, 128, 128, requires_grad=True)
+
+    def step():
+        sum(f.square().mean() for f in model(x)).backward()
+
+    seconds = median_time(step, repeat=5)
+    torch.set_num_threads(1)
+    return seconds
 
 
 def row(material: str, column: str, ex: np.ndarray, labels: np.ndarray, k: int, extra: dict):
@@ -149,7 +176,9 @@ def goals(r: dict, grf: dict, material: str) -> dict:
         "lineal_path_below_grf": r["lineal_path_rmse"] < grf["lineal_path_rmse"],
         "s2_below_grf": r["s2_rmse"] < grf["s2_rmse"],
         "fraction_within_1px": r["fraction_error_px"] <= 1 + 1e-9,
-        "seconds_le_60": r["seconds"] <= GOAL_SECONDS,
+        # CPU time of the single-threaded run: the wall time on this shared machine (load 4-6 on
+        # 2 cores) measures the other jobs as much as this one
+        "cpu_seconds_le_60": (r.get("cpu_seconds") or r["seconds"]) <= GOAL_SECONDS,
     }
     if material == "alloy":  # the thin grain-boundary phase (the fewer clusters) stays connected
         thin = int(np.argmin(r["clusters_exemplar"]))
@@ -158,6 +187,8 @@ def goals(r: dict, grf: dict, material: str) -> dict:
 
 
 def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
+    trows = [{"threads": t, "vgg19_fwd_bwd_s": vgg_pass_seconds(t)} for t in (1, 2)]
+    report(f"{args.name}_vgg_pass", trows, title="VGG19 forward+backward, 128x128, to pool4")
     rows, images, loads = [], {}, []
     for material in materials:
         ex = crop(material, args.size)
@@ -194,6 +225,7 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
                 k,
                 {
                     "seconds": info["seconds"],
+                    "cpu_seconds": info.get("cpu_seconds"),
                     "seconds_annealing": info["seconds_annealing"],
                     "weights": info["weights"],
                     "load": f"{info['load_before']:.1f}-{info['load_after']:.1f}",
@@ -216,14 +248,19 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
         if not mine:
             continue
         s = {"column": variant, "two_phase_materials": len(mine)}
-        for key in mine[0]["goals"]:
-            s[key] = f"{sum(r['goals'][key] for r in mine)}/{len(mine)}"
+        keys = dict.fromkeys(k for r in mine for k in r["goals"])
+        for key in keys:
+            have = [r["goals"][key] for r in mine if key in r["goals"]]
+            s[key] = f"{sum(have)}/{len(have)}"
         s["median_seconds"] = float(np.median([r["seconds"] for r in mine]))
         s["max_seconds"] = float(np.max([r["seconds"] for r in mine]))
+        cpu = [r["cpu_seconds"] for r in mine if r.get("cpu_seconds")]
+        s["median_cpu_seconds"] = float(np.median(cpu)) if cpu else None
+        s["max_cpu_seconds"] = float(np.max(cpu)) if cpu else None
         summary.append(s)
     report(f"{args.name}_summary", summary, title="goals of issue 11, two-phase exemplars")
     load = (min(loads), max(loads)) if loads else (float("nan"),) * 2
-    write_markdown(RESULTS / f"{args.name}.md", title, rows, summary, variants, load)
+    write_markdown(RESULTS / f"{args.name}.md", title, rows, summary, variants, load, trows)
     write_grid(RESULTS / f"{args.name}_grid.png", images, materials, ["GRF", *variants])
 
 
@@ -241,12 +278,13 @@ def _pct(v) -> str:
     return "-" if v is None else f"{v:+.0%}"
 
 
-def write_markdown(path: Path, title, rows, summary, variants, load) -> None:
+def write_markdown(path: Path, title, rows, summary, variants, load, trows) -> None:
     m = machine()
     cols = [
         "material", "column", "s2_rmse", "s2_vs_grf", "lineal_path_rmse", "lineal_path_vs_grf",
         "fraction_error_px", "clusters_exemplar", "clusters", "clusters_rel",
         "specific_surface_rel", "mean_chord_rel", "lineal_path_rmse_per_phase", "seconds",
+        "cpu_seconds",
     ]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -262,15 +300,17 @@ def write_markdown(path: Path, title, rows, summary, variants, load) -> None:
         lines.append("| " + " | ".join(cells) + " |")
     goal_lines = []
     if summary:
-        keys = list(summary[0])
+        keys = list(dict.fromkeys(k for s in summary for k in s))
         goal_lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-        goal_lines += ["| " + " | ".join(_cell(s[k]) for k in keys) + " |" for s in summary]
+        goal_lines += [
+            "| " + " | ".join(_cell(s.get(k, "-")) for k in keys) + " |" for s in summary
+        ]
     per = []
     for variant in variants:
         mine = [r for r in rows if r["column"] == variant and "goals" in r]
         if not mine:
             continue
-        keys = list(mine[0]["goals"])
+        keys = list(dict.fromkeys(k for r in mine for k in r["goals"]))
         per.append(f"### {variant}\n")
         per.append("| material | " + " | ".join(keys) + " |")
         per.append("|---|" + "---|" * len(keys))
@@ -292,6 +332,11 @@ def write_markdown(path: Path, title, rows, summary, variants, load) -> None:
             "interface, the same for both phases of a two-phase image). Mean chord length: "
             "chords inside the image, per phase. S2 and lineal-path RMSE: phase 1 for two "
             "phases, all phases for three.",
+            "## VGG19 forward+backward, 128x128, to pool4 (median of 5)",
+            "\n".join(
+                ["| threads | seconds |", "|---|---|"]
+                + [f"| {t['threads']} | {t['vgg19_fwd_bwd_s']:.3f} |" for t in trows]
+            ),
             "## Columns (overrides of the defaults)",
             settings,
             "## Goals of issue 11 (two-phase exemplars)",

@@ -76,7 +76,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mdesign.config import RECONSTRUCTION_DEFAULTS
+from mdesign.config import RECONSTRUCTION_DEFAULTS as D
 from mdesign.grf import phase_counts
 from mdesign.reconstruction.loss import s2_window
 
@@ -311,7 +311,7 @@ def remove_small_clusters(
     exemplar: np.ndarray,
     *,
     phases: int,
-    periodic: bool = RECONSTRUCTION_DEFAULTS.periodic,
+    periodic: bool = D.periodic,
 ) -> np.ndarray:
     """Dissolve the surplus of small clusters, so none is left beyond the exemplar's.
 
@@ -406,13 +406,13 @@ def anneal_fractions(
     max_lag: int,
     steps: int,
     seed: int,
-    periodic: bool = RECONSTRUCTION_DEFAULTS.periodic,
-    exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
-    batch: int = RECONSTRUCTION_DEFAULTS.anneal_batch,
-    initial_acceptance: float = RECONSTRUCTION_DEFAULTS.anneal_initial_acceptance,
-    final_temperature_ratio: float = RECONSTRUCTION_DEFAULTS.anneal_final_temperature,
-    neighbour_weight: float = RECONSTRUCTION_DEFAULTS.anneal_neighbour_weight,
-    radial: bool = RECONSTRUCTION_DEFAULTS.anneal_radial,
+    periodic: bool = D.periodic,
+    exemplar_periodic: bool = D.exemplar_periodic,
+    batch: int = D.anneal_batch,
+    initial_acceptance: float = D.anneal_initial_acceptance,
+    final_temperature_ratio: float = D.anneal_final_temperature,
+    neighbour_weight: float = D.anneal_neighbour_weight,
+    radial: bool = D.anneal_radial,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make the phase fractions exact by interface moves that keep ``S2`` close to the exemplar's.

@@ -184,7 +184,7 @@ class TextureLoss(nn.Module):
         periodic: bool,
         exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
         temperature: float,
-        tv_weight: float = RECONSTRUCTION_DEFAULTS.tv_weight,
+        tv_weight: float,
         scale: int = 1,
     ) -> None:
         super().__init__()

@@ -13,9 +13,7 @@ from mdesign.reconstruction.annealing import (
 from mdesign.reconstruction.loss import s2_window
 from mdesign.reconstruction.metrics import cluster_components
 
-# The energy these tests check by hand: the whole S2 lag window, no neighbourhood term (the
-# defaults add both; tests of those terms pass them explicitly).
-PLAIN_S2_ENERGY = {"neighbour_weight": 0.0, "radial": False}
+S2_ONLY = {"neighbour_weight": 0.0, "radial": False}  # the S2 lag-window energy alone
 
 
 @pytest.mark.parametrize("periodic", [True, False])
@@ -52,9 +50,7 @@ def test_fractions_exact_and_s2_closer(two_phase):
     start = grf_microstructures(
         1, (40, 44), volume_fraction=0.5, correlation_length=4, seed=5
     ).images[0]
-    res = anneal_fractions(
-        start, two_phase, phases=2, max_lag=6, steps=3000, seed=0, **PLAIN_S2_ENERGY
-    )
+    res = anneal_fractions(start, two_phase, phases=2, max_lag=6, steps=3000, seed=0, **S2_ONLY)
     counts = np.bincount(res.labels.ravel(), minlength=2)
     want = phase_counts(np.array([[1 - two_phase.mean(), two_phase.mean()]]), start.size)[0]
     assert np.array_equal(counts, want) and np.array_equal(res.target_counts, want)
@@ -72,8 +68,8 @@ def test_fractions_exact_and_s2_closer(two_phase):
 def test_three_phases_exact_and_seeded(three_phase):
     start = np.roll(three_phase, 7, axis=1).T.copy()
     start[:10] = 0  # too much phase 0
-    a = anneal_fractions(start, three_phase, phases=3, max_lag=5, steps=1000, seed=4)
-    b = anneal_fractions(start, three_phase, phases=3, max_lag=5, steps=1000, seed=4)
+    a = anneal_fractions(start, three_phase, phases=3, max_lag=5, steps=1000, seed=4, **S2_ONLY)
+    b = anneal_fractions(start, three_phase, phases=3, max_lag=5, steps=1000, seed=4, **S2_ONLY)
     assert np.array_equal(a.labels, b.labels)
     fr = np.bincount(three_phase.ravel(), minlength=3) / three_phase.size
     counts = np.bincount(a.labels.ravel(), minlength=3)
@@ -88,7 +84,7 @@ def test_only_interface_pixels_swap(two_phase):
     start[:, 24:] = 1
     target = np.zeros_like(start)
     target[:, ::2] = 1
-    res = anneal_fractions(start, target, phases=2, max_lag=3, steps=200, seed=0, **PLAIN_S2_ENERGY)
+    res = anneal_fractions(start, target, phases=2, max_lag=3, steps=200, seed=0, **S2_ONLY)
     changed = np.argwhere(res.labels != start)
     assert changed.size
     # each change lies within a few pixels of the two straight interfaces (x = 0/24, periodic)
@@ -171,8 +167,8 @@ def test_neighbour_term_brings_the_local_shapes_closer(two_phase):
         return np.abs(h - t).sum() / lab.size
 
     kw = dict(phases=2, max_lag=6, steps=3 * noisy.size, seed=0, exemplar_periodic=True)
-    plain = anneal_fractions(noisy, two_phase, **kw)
-    with_nb = anneal_fractions(noisy, two_phase, neighbour_weight=1.0, **kw)
+    plain = anneal_fractions(noisy, two_phase, **kw, **S2_ONLY)
+    with_nb = anneal_fractions(noisy, two_phase, neighbour_weight=1.0, radial=False, **kw)
     counts = [np.bincount(r.labels.ravel()).tolist() for r in (plain, with_nb)]
     assert counts[0] == counts[1]
     assert hist_error(with_nb.labels) < 0.8 * hist_error(plain.labels)
