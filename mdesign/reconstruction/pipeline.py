@@ -178,7 +178,8 @@ def check_size(size: Sequence[int]) -> tuple[int, int]:
     shape = tuple(int(s) for s in size)
     if len(shape) != 2 or min(shape) < MIN_SIZE:
         raise InputError(
-            f"--size: expected H W of at least {MIN_SIZE} px each, got {' '.join(map(str, shape))}"
+            f"expected H W of at least {MIN_SIZE} px each, got {' '.join(map(str, shape))}",
+            param="size",
         )
     return shape
 

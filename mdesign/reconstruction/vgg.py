@@ -331,10 +331,11 @@ def load_vgg19_weights(weights: str | os.PathLike, *, progress: bool = False) ->
         except Exception as exc:  # URLError, timeouts, hash mismatch: all mean "not available"
             hub = Path(torch.hub.get_dir()) / "checkpoints"
             raise InputError(
-                f"--weights imagenet: cannot fetch {IMAGENET_URL} "
+                f"imagenet: cannot fetch {IMAGENET_URL} "
                 f"({type(exc).__name__}: {exc}); with network access it is downloaded once into "
-                f"{hub}; offline, copy that file there, give a local state dict with "
-                "--weights PATH, or choose --weights random"
+                f"{hub}; offline, copy that file there, give the path of a local state dict, "
+                "or choose normalized (the default) or random",
+                param="weights",
             ) from None
         state = _normalise_keys(state, source="--weights imagenet")
         return VGG19Weights(state=state, convention=IMAGENET_INPUT)

@@ -115,7 +115,7 @@ def test_imagenet_offline_is_an_error_not_a_fallback(run_cli, tmp_path, exemplar
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     res = run_cli("reconstruct", exemplar, "-o", tmp_path / "o.npz", "--weights", "imagenet")
-    assert_input_error(res, "--weights imagenet", "--weights random")
+    assert_input_error(res, "--weights: imagenet: cannot fetch", "or random")
     assert not (tmp_path / "o.npz").exists()
 
 

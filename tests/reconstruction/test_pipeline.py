@@ -72,8 +72,9 @@ def test_bad_exemplars(image, needle):
 
 
 def test_output_size_below_32_is_refused(ceramics_crop):
-    with pytest.raises(InputError, match="--size"):
+    with pytest.raises(InputError, match="at least 32") as info:
         reconstruct(ceramics_crop, size=(16, 40), **FAST)
+    assert info.value.param == "size"  # the Python parameter; the CLI shows --size
 
 
 def test_non_periodic_output(ceramics_crop):
