@@ -314,7 +314,7 @@ def test_seed_rule_bounds_are_inclusive_exclusive(tmp_path, run_cli):
     [("1", "100000", "--size"), ("1000000000", "32", "-n")],
 )
 def test_grf_sizes_the_machine_cannot_hold_are_refused(tmp_path, run_cli, n, size, needle):
-    res = run_cli(*_with(_with(GRF, "-n", n), "--size", size), "-q", "-o", tmp_path / "x.npz")
+    res = run_cli(*_with(_with(GRF, "-n", n), "--size", size), "-o", tmp_path / "x.npz")
     assert_input_error(res, needle, "of memory")
     assert not (tmp_path / "x.npz").exists()
 

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.errors import InputError
     from mdesign.grf import grf_memory, grf_microstructures
     from mdesign.io import WRITE_SUFFIXES, write_images
-    from mdesign.memory import format_bytes
+    from mdesign.memory import format_bytes, memory_budget
 
     check_outputs([("-o", args.output, WRITE_SUFFIXES)])
     cfg = load_config(
@@ -101,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--size: sizes must be positive, got {' '.join(map(str, args.size))}")
     shape = tuple(args.size) if len(args.size) > 1 else (args.size[0], args.size[0])
     need = grf_memory(args.n, shape, periodic=cfg.periodic, chunk_size=cfg.chunk_size)
-    if args.n > 0 and need > 2**30:
+    budget = memory_budget()
+    if args.n > 0 and need > 2**30 and (budget is None or need <= budget):
+        # a size over the budget is refused by grf_microstructures, with one error line
         note(args, f"note: this needs about {format_bytes(need)} of memory")
     vf = parse_ranges(args.volume_fraction, option="--volume-fraction")
     res = grf_microstructures(
