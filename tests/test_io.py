@@ -141,9 +141,9 @@ def test_written_files_get_the_usual_permissions(tmp_path):
 
 
 def test_the_li2018_exemplars_ship_inside_the_package():
-    """The exemplars are package data (a user's clone has no ../shared): labels, the documented
-    fractions (Li et al. 2018 table in mdesign/data/li2018/README.md), and a clear error for an
-    unknown name."""
+    """The exemplars are package data inside the project (nothing reads a sibling folder):
+    labels, the documented fractions (Li et al. 2018 table in mdesign/data/li2018/README.md), and
+    a clear error for an unknown name."""
     from mdesign.data import LI2018_MATERIALS, li2018_exemplar
 
     fractions = {"alloy": 0.865, "carbonate": 0.139, "ceramics": 0.391, "pmma": 0.026}
