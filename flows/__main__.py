@@ -36,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mdesign.config import ReconstructionConfig, load_config
     from mdesign.errors import InputError
+    from mdesign.io import check_output_dir
     from mdesign.reconstruction.batch import exemplar_files
 
     try:
@@ -48,8 +49,7 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
         )
         exemplar_files(args.folder)
-        if out_dir.exists() and not out_dir.is_dir():
-            raise InputError(f"{out_dir}: is a file, expected a directory")
+        check_output_dir(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         configure_prefect(out_dir / ".prefect")
         from .reconstruct import run_reconstruct_folder

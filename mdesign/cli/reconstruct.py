@@ -14,10 +14,6 @@ from mdesign.cli._common import (
     seed_type,
 )
 
-# Peak memory per output pixel: VGG19 activations kept for the backward pass and their gradients
-# in float32 (measured 5.3 KB per pixel at 384 x 384 with the weights), rounded up.
-BYTES_PER_PIXEL = 6144
-
 
 def add_parser(sub) -> None:
     p = sub.add_parser(
@@ -93,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.io import WRITE_SUFFIXES, atomic_paths, read_images, write_images
     from mdesign.memory import check_memory
     from mdesign.reconstruction import check_exemplar, check_size, reconstruct
+    from mdesign.reconstruction.pipeline import reconstruction_memory
 
     check_outputs(
         [
@@ -123,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     check_exemplar(stack.images, source=str(args.exemplar))
     exemplar = stack.images[0]
     h, w = size or exemplar.shape
-    check_memory(BYTES_PER_PIXEL * h * w, what=f"reconstructing {h} x {w}", param="size")
+    check_memory(reconstruction_memory((h, w)), what=f"reconstructing {h} x {w}", param="size")
     if cfg.weights == "random":
         note(args, "note: random VGG19 weights (--weights random)")
     res = reconstruct(exemplar, size=size, progress=not args.quiet, **cfg.model_dump())

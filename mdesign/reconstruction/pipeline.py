@@ -45,10 +45,30 @@ from mdesign.reconstruction.metrics import ReconstructionErrors, reconstruction_
 from mdesign.reconstruction.optimize import OptimizationResult, optimize_pixels
 from mdesign.reconstruction.vgg import vgg19_features
 
-__all__ = ["MIN_SIZE", "ReconstructionResult", "check_exemplar", "check_size", "reconstruct"]
+__all__ = [
+    "MIN_SIZE",
+    "ReconstructionResult",
+    "check_exemplar",
+    "check_size",
+    "reconstruct",
+    "reconstruction_memory",
+]
 
 MIN_SIZE = 32
 """Smallest side of an exemplar or output: VGG19's pool4 needs 16 px; 32 leaves it 2 x 2."""
+
+# Peak memory per output pixel: VGG19 activations kept for the backward pass and their gradients
+# in float32 (measured 5.3 KB per pixel at 384 x 384 with the weights), rounded up.
+BYTES_PER_PIXEL = 6144
+
+
+def reconstruction_memory(shape: Sequence[int]) -> int:
+    """Bytes a reconstruction of output size ``shape`` (``H x W``) needs at its peak, about.
+
+    The estimate :func:`mdesign.memory.check_memory` compares with the budget before any work.
+    """
+    h, w = (int(s) for s in shape)
+    return BYTES_PER_PIXEL * h * w
 
 
 @dataclass(frozen=True)
