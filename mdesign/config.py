@@ -477,9 +477,15 @@ class GANTrainConfig(Config):
 class GANSampleConfig(Config):
     """Decoding latents to microstructures (:func:`mdesign.gan.decode`)."""
 
+    fraction: Literal["training", "free"] = "training"
+    """``training``: each random sample is cut at a phase-1 fraction drawn from the training
+    images' distribution, exactly (a level cut of the generator's output, as the training images
+    were cut); ``free``: the generator's own fraction, cut by ``binarize``. A random latent's own
+    fraction spreads 40% less than the training fractions (:mod:`mdesign.gan.sampling`)."""
     binarize: Literal["midpoint", "otsu"] = "midpoint"
-    """``midpoint``: phase 1 where the tanh output is above 0, the middle of the two phases'
-    training values -1 and +1; ``otsu``: Otsu's threshold of each image's output."""
+    """With ``fraction: free``: ``midpoint``: phase 1 where the tanh output is above 0, the
+    middle of the two phases' training values -1 and +1; ``otsu``: Otsu's threshold of each
+    image's output."""
     periodic: bool = False
     """Circular padding in every transposed convolution, so the images tile seamlessly."""
     batch_size: int = Field(256, ge=1)
@@ -768,7 +774,8 @@ class ConstraintConfig(OutcomeConfig):
 
 
 class DesignSpaceConfig(Config):
-    """The design space: a trained GAN's latent box ``[-1, 1]^(C h w)``."""
+    """The design space: a trained GAN's latent box ``[-1, 1]^(C h w)`` and (``fraction:
+    training``) the phase-1 fraction as one more variable."""
 
     checkpoint: str = "artifacts/gan/checkpoint.pt"
     """Path to a ``mdesign train`` checkpoint; relative paths are taken from the config file's
@@ -777,7 +784,14 @@ class DesignSpaceConfig(Config):
     """Side K of the K x K latent map (images of side 32 K); the checkpoint's by default."""
     periodic: bool = False
     """Decode with circular padding (tileable designs)."""
+    fraction: Literal["training", "free"] = "training"
+    """``training``: the phase-1 fraction is a design variable of its own, the last of
+    ``C h w + 1``: its box coordinate ``x`` is the training fractions' quantile at
+    ``(x + 1) / 2`` (random points of the box then have the training distribution of
+    fractions), and the generator's output is cut exactly there. ``free``: the ``C h w``
+    latents only, cut by ``binarize`` (the generator's own fraction)."""
     binarize: Literal["midpoint", "otsu"] = "midpoint"
+    """With ``fraction: free``: how the generator's output is cut."""
     factory: str | None = None
     """Instead of a checkpoint, ``module:function`` returning a design space object (``dim``,
     ``latent_shape``, ``image_shape``, ``decode(X)``, ``grf(seed)``); for your own generator.
@@ -805,7 +819,8 @@ class BOConfig(Config):
     """Give the GP each design's phase-1 volume fraction (known by decoding, ~1 ms) as a 17th
     input: properties that depend mostly on the fraction are then learnt from a few dozen
     designs, which a GP on the 16 latents alone cannot do. The acquisition is then maximised
-    over the candidate pool."""
+    over the candidate pool. Not needed (and not added) when the fraction is a design variable
+    (``generator.fraction: training``)."""
     ref_point: list[float] | None = None
     """Multi-objective reference point in the objectives' own units and goals; inferred from the
     initial design when omitted."""
@@ -847,3 +862,4 @@ class CampaignConfig(Config):
 
 
 BO_DEFAULTS = BOConfig()
+DESIGN_SPACE_DEFAULTS = DesignSpaceConfig()

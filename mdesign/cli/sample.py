@@ -22,10 +22,14 @@ def add_parser(sub) -> None:
         description=(
             "Decode latents with a trained generator: random ones drawn uniformly from the "
             "latent box [-1, 1] (-n, --latent-size K, --seed), or given ones (--latent Z.npy "
-            "of shape N x C x h x w, or a .npz with a 'latents' array). A latent of side K "
-            "gives an image of side 32*K. Binarisation: 'midpoint' puts phase 1 where the tanh "
-            "output is above 0; 'otsu' uses Otsu's threshold of each image. A .npz output "
-            "holds the latents beside the images. --report compares the images with fresh "
+            "of shape N x C x h x w, or a .npz with a 'latents' array and optionally "
+            "'fractions'). A latent of side K gives an image of side 32*K. Each random sample is "
+            "cut exactly at a phase-1 fraction drawn from the training images' distribution "
+            "(--fraction; the training images were cut the same way), so samples cover the "
+            "training fractions. With --fraction free the generator's own fraction is kept: "
+            "'midpoint' puts phase 1 where the tanh output is above 0; 'otsu' uses Otsu's "
+            "threshold of each image. A .npz output holds the latents and fractions beside the "
+            "images. --report compares the images with fresh "
             "images from the training distribution (S2, lineal path, volume fractions) and "
             "with a second real set for scale. Settings not given come from the checkpoint's "
             "config (sample section)."
@@ -47,7 +51,19 @@ def add_parser(sub) -> None:
         default=None,
         help="tileable output (circular padding in every layer)",
     )
-    p.add_argument("--binarize", choices=["midpoint", "otsu"], help="how the tanh output is cut")
+    p.add_argument(
+        "--fraction",
+        metavar="F",
+        help="phase-1 fraction of each image, cut exactly: 'training' (drawn from the training "
+        "images' fractions; the default for random latents), a value V, a range A:B (uniform), "
+        "or 'free' (the generator's own, cut by --binarize; the default for --latent files "
+        "without fractions)",
+    )
+    p.add_argument(
+        "--binarize",
+        choices=["midpoint", "otsu"],
+        help="with --fraction free: how the output is cut",
+    )
     p.add_argument(
         "-o", "--output", required=True, metavar="OUT.npz", help="images (.npz, .png, ...)"
     )
@@ -65,11 +81,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda if present)")
     add_quiet(p)
-    flags = {"size": "--latent-size", "shape": "--latent-size", "z": "--latent"}
+    flags = {
+        "size": "--latent-size",
+        "shape": "--latent-size",
+        "z": "--latent",
+        "fractions": "--fraction",
+    }
     p.set_defaults(run=run, param_flags=flags)
 
 
 def _read_latents(path, *, channels: int):
+    """The latents of a .npy or .npz file, and its fractions (a .npz ``fractions``) or None."""
     from pathlib import Path
 
     import numpy as np
@@ -89,10 +111,13 @@ def _read_latents(path, *, channels: int):
     except InputError as exc:
         raise InputError(f"--latent {exc}") from None
     check_memory(read_memory(shape, dtype), what=f"--latent {path}")
+    fractions = None
     try:
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 z = data["latents"]
+                if "fractions" in data.files:
+                    fractions = data["fractions"]
         else:
             z = np.load(path, allow_pickle=False)
     except InputError:
@@ -101,7 +126,30 @@ def _read_latents(path, *, channels: int):
         raise InputError(f"--latent {path}: cannot read ({type(exc).__name__}: {exc})") from None
     if z.dtype.kind not in "fiu":
         raise InputError(f"--latent {path}: expected numbers, got dtype {z.dtype}")
-    return check_latents(z, latent_channels=channels, source=f"--latent {path}", in_box=True)
+    z = check_latents(z, latent_channels=channels, source=f"--latent {path}", in_box=True)
+    if fractions is not None:
+        from mdesign.gan.sampling import check_fractions
+
+        fractions = check_fractions(fractions, z.shape[0], source=f"--latent {path}")
+    return z, fractions
+
+
+def _fraction_rule(text: str | None, default: str):
+    """``--fraction``: "training", "free", a value or a range, as the quantile function of the
+    fractions to cut at (None for free), and how it is described."""
+    import numpy as np
+
+    from mdesign.cli._common import parse_range
+    from mdesign.errors import InputError
+
+    text = default if text is None else text
+    if text in ("training", "free"):
+        return text, None
+    value = parse_range(text, option="--fraction")
+    lo, hi = (value, value) if isinstance(value, float) else value
+    if not (0 <= lo <= hi <= 1):
+        raise InputError(f"--fraction: expected fractions in [0, 1] with A <= B, got {text!r}")
+    return text, np.linspace(lo, hi, 101)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -111,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mdesign.errors import InputError
     from mdesign.gan import decode, latent_shape, load_checkpoint, sample_latents
-    from mdesign.gan.sampling import decode_memory
+    from mdesign.gan.sampling import decode_memory, sample_fractions, training_fractions
     from mdesign.io import WRITE_SUFFIXES, atomic_paths, read_images, write_images
     from mdesign.memory import check_memory
 
@@ -142,8 +190,27 @@ def run(args: argparse.Namespace) -> int:
     seed = cfg.seed if args.seed is None else args.seed
     periodic = cfg.periodic if args.periodic is None else args.periodic
     binarize = cfg.binarize if args.binarize is None else args.binarize
+    # --binarize asks for the generator's own fraction, as do latents given without fractions
+    free = args.latent or args.binarize is not None
+    rule, quantiles = _fraction_rule(args.fraction, "free" if free else cfg.fraction)
+    if rule == "training":
+        quantiles = training_fractions(ckpt.data_meta)
+        if quantiles is None:
+            raise InputError(
+                f"--fraction: {args.checkpoint} records no training fractions; give --fraction "
+                "V, A:B or free"
+            )
+    if args.binarize is not None and quantiles is not None:
+        raise InputError("--binarize: applies with --fraction free only")
+    fractions = None
     if args.latent:
-        z = _read_latents(args.latent, channels=ckpt.config.generator.latent_channels)
+        z, fractions = _read_latents(args.latent, channels=ckpt.config.generator.latent_channels)
+        if args.binarize is not None:
+            fractions = None  # cut by --binarize, as asked
+        elif fractions is not None and args.fraction is not None:
+            raise InputError(
+                f"--fraction: {args.latent} holds the fractions of its latents; leave it out"
+            )
     else:
         n = args.n or (ckpt.config.validation.n_images if args.report else cfg.n_images)
         shape = latent_shape(ckpt.config, size=args.latent_size)
@@ -162,7 +229,9 @@ def run(args: argparse.Namespace) -> int:
             f"--reference {args.reference}: {reference.shape[0]} images; comparing {n} "
             f"samples needs {2 * n} (two real sets for scale)"
         )
-    images = decode(ckpt.generator, z, periodic=periodic, binarize=binarize)
+    if fractions is None and quantiles is not None:
+        fractions = sample_fractions(n, quantiles, seed=seed)
+    images = decode(ckpt.generator, z, fractions=fractions, periodic=periodic, binarize=binarize)
     report = _validate(args, ckpt, images, reference, seed=seed) if args.report else None
     meta = run_meta(
         "sample",
@@ -171,11 +240,13 @@ def run(args: argparse.Namespace) -> int:
         seed=None if args.latent else seed,
         latent=args.latent,
         periodic=periodic,
-        binarize=binarize,
+        fraction=rule if fractions is None or args.latent is None else "from --latent",
+        binarize=binarize if fractions is None else None,
     )
     # all outputs at the end, renamed into place together: a failure writes none of them
     with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
-        write_images(out, images, meta=meta, latents=z.numpy().astype(np.float32))
+        extra = {} if fractions is None else {"fractions": np.asarray(fractions, np.float64)}
+        write_images(out, images, meta=meta, latents=z.numpy().astype(np.float32), **extra)
         if report is not None:
             rep.write_text(json.dumps(report[0], indent=1) + "\n")
         if plot is not None:

@@ -50,7 +50,7 @@ from mdesign.gan.checkpoint import (
     save_checkpoint,
 )
 from mdesign.gan.networks import Discriminator, Generator, init_weights, labels_to_signed
-from mdesign.gan.sampling import decode, latent_shape, sample_latents
+from mdesign.gan.sampling import QUANTILE_POINTS, decode, latent_shape, sample_latents
 from mdesign.io import atomic_path, write_images
 from mdesign.runs import refuse_other_run
 
@@ -154,7 +154,8 @@ def data_provenance(
 ) -> dict[str, Any]:
     """The ``data_meta`` record stored in checkpoints: what the GAN was trained on.
 
-    Includes the digest of the labels (checked on resume) and, when the images came from
+    Includes the digest of the labels (checked on resume), the quantiles of the images' phase-1
+    fractions (two-phase data) and, when the images came from
     ``mdesign grf``, its ``meta`` record under ``grf`` (the parameters of the distribution).
     """
     arr = np.ascontiguousarray(images, dtype=np.uint8)
@@ -165,6 +166,12 @@ def data_provenance(
         "sha256": hashlib.sha256(arr.tobytes()).hexdigest(),
         "volume_fraction": float(arr.mean()),
     }
+    if arr.ndim >= 2 and len(arr) and int(arr.max()) <= 1:
+        # the quantile function of the images' phase-1 fractions: what random design points
+        # are cut at (mdesign.gan.sampling.training_fractions)
+        per_image = arr.reshape(len(arr), -1).mean(1)
+        u = np.linspace(0, 1, QUANTILE_POINTS)
+        record["volume_fraction_quantiles"] = [float(v) for v in np.quantile(per_image, u)]
     if meta and meta.get("command") == "grf":
         record["grf"] = json.loads(json.dumps(meta, default=str))
     return record

@@ -89,6 +89,7 @@ def campaign_context(
         "checkpoint": str(resolve_checkpoint(g.checkpoint, config_dir)),
         "latent_size": g.latent_size,
         "periodic": g.periodic,
+        "fraction": g.fraction,
         "binarize": g.binarize,
     }
     outcomes = [
@@ -187,12 +188,17 @@ def prepare_campaign(
 def _fraction_feature(space):
     """The phase-1 volume fraction of each latent's decoded design, ``k x d -> k x 1``.
 
-    Known for ~1 ms a design before any evaluator runs: BO drops candidates that break a
+    Known for ~1 ms a design before any evaluator runs (for nothing when the fraction is a
+    design variable of the space): BO drops candidates that break a
     volume-fraction constraint, and (``bo.fraction_input``) gives it to the GP as an input.
     NaN for a design that cannot be decoded.
     """
 
     def vf(Z: np.ndarray) -> np.ndarray:
+        if getattr(space, "fraction_variable", False):
+            # the fraction is a design variable, cut exactly: known without decoding
+            pixels = math.prod(space.image_shape)
+            return np.rint(space.fractions(Z) * pixels) / pixels
         images = space.decode(Z)
         return (images == 1).reshape(len(images), -1).mean(1)
 
@@ -243,6 +249,8 @@ def _propose(
         return [{"latent": x.tolist()} for x in X]
     X = torch.tensor([r.latent for r in ok], dtype=bo.DTYPE)
     Y = torch.tensor([r.outcomes for r in ok], dtype=bo.DTYPE)
+    # a fraction design variable is already an input of the GP: no need to add it again
+    inputs = config.bo.fraction_input and not getattr(space, "fraction_variable", False)
     n_obj = len(config.objectives)
     constraints = [bo.Constraint(n_obj + j, c.min, c.max) for j, c in enumerate(config.constraints)]
     goals = [1 if o.goal == "maximize" else -1 for o in config.objectives]
@@ -258,9 +266,9 @@ def _propose(
         raw_samples=config.bo.raw_samples,
         mc_samples=config.bo.mc_samples,
         ref_point=config.bo.ref_point,
-        features=fraction if (known or config.bo.fraction_input) else None,
+        features=fraction if (known or inputs) else None,
         feature_constraints=known,
-        feature_inputs=config.bo.fraction_input,
+        feature_inputs=inputs,
         pool_size=config.bo.pool_size,
     )
     return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]

@@ -1,7 +1,9 @@
 """The design problem: a point of the GAN's latent box, decoded and evaluated.
 
-``X`` (``n x d``, ``d = C h w``) lies in ``[-1, 1]^d``, the GAN's latent prior and the box BO
-searches (Yang et al. 2018). The generator decodes it to a binarised microstructure; the
+``X`` (``n x d``) lies in ``[-1, 1]^d``, the box BO searches: the GAN's latent prior
+(``C h w`` latents, Yang et al. 2018) and, by default, one more coordinate for the phase-1
+fraction, mapped to the training fractions' distribution (:class:`GANDesignSpace`). The
+generator decodes it to a binarised microstructure; the
 outcomes are property evaluators (:mod:`mdesign.evaluators`) or the built-in
 ``volume_fraction`` of phase 1 computed from the image.
 
@@ -29,7 +31,7 @@ import numpy as np
 import torch
 from botorch.test_functions.base import BaseTestProblem
 
-from mdesign.config import GAN_DEFAULTS
+from mdesign.config import DESIGN_SPACE_DEFAULTS, GAN_DEFAULTS
 from mdesign.errors import InputError
 
 __all__ = [
@@ -47,7 +49,7 @@ VOLUME_FRACTION = "volume_fraction"
 
 
 class GANDesignSpace:
-    """A trained generator's latent box as a design space.
+    """A trained generator's latent box, and the phase-1 fraction, as a design space.
 
     Parameters
     ----------
@@ -57,10 +59,22 @@ class GANDesignSpace:
         Side K of the latent map (image side 32 K); the checkpoint's training latent by default.
     periodic : bool
         Decode with circular padding (tileable designs).
+    fraction : {"training", "free"}
+        ``training``: a design is ``C h w`` latents and one fraction coordinate ``x`` in
+        ``[-1, 1]``, the training fractions' quantile at ``(x + 1) / 2``
+        (:func:`mdesign.gan.sampling.fractions_at`); the output is cut exactly at that fraction.
+        ``free``: the latents only, cut by ``binarize``.
     binarize : {"midpoint", "otsu"}
-        How the generator's tanh output becomes labels.
+        With ``fraction="free"``: how the generator's tanh output becomes labels.
     device : optional
         Defaults to CUDA when available.
+
+    Attributes
+    ----------
+    dim : int
+        ``C h w`` (+ 1 with the fraction variable).
+    fraction_variable : bool
+        Whether the last design variable is the fraction.
     """
 
     def __init__(
@@ -69,22 +83,42 @@ class GANDesignSpace:
         *,
         latent_size: int | None = None,
         periodic: bool = GAN_DEFAULTS.sample.periodic,
+        fraction: str = DESIGN_SPACE_DEFAULTS.fraction,
         binarize: str = GAN_DEFAULTS.sample.binarize,
         device=None,
     ) -> None:
         from mdesign.gan import latent_shape, load_checkpoint
+        from mdesign.gan.sampling import training_fractions
 
+        if fraction not in ("training", "free"):
+            raise InputError(f"expected training or free, got {fraction!r}", param="fraction")
         self.checkpoint_path = Path(checkpoint)
         self.ckpt = load_checkpoint(self.checkpoint_path, device=device)
         self.latent_shape = tuple(latent_shape(self.ckpt.config, size=latent_size))
         self.periodic = periodic
         self.binarize = binarize
+        self.fraction_variable = fraction == "training"
+        self.quantiles = training_fractions(self.ckpt.data_meta) if self.fraction_variable else None
+        if self.fraction_variable and self.quantiles is None:
+            raise InputError(
+                f"{checkpoint}: the checkpoint records no training fractions; use fraction: free",
+                param="fraction",
+            )
         # the generator's upsampling factor (32 for the default five stride-2 layers)
         self.image_shape = tuple(self.decode(np.zeros((1, self.dim))).shape[1:])
 
     @property
     def dim(self) -> int:
-        return int(np.prod(self.latent_shape))
+        return int(np.prod(self.latent_shape)) + int(self.fraction_variable)
+
+    def fractions(self, X: np.ndarray | torch.Tensor) -> np.ndarray | None:
+        """The target phase-1 fractions of designs ``X`` (``n x d``), or None (``free``)."""
+        if not self.fraction_variable:
+            return None
+        x = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)[:, -1]
+        from mdesign.gan.sampling import fractions_at
+
+        return fractions_at((x + 1) / 2, self.quantiles)
 
     def decode(self, X: np.ndarray | torch.Tensor) -> np.ndarray:
         """Labels ``n x 32h x 32w`` of the designs ``X`` (``n x d`` in ``[-1, 1]``)."""
@@ -92,9 +126,12 @@ class GANDesignSpace:
 
         gen = self.ckpt.generator
         param = next(gen.parameters())
-        z = torch.as_tensor(np.asarray(X, dtype=np.float32)).to(param.device)
-        z = z.reshape(-1, *self.latent_shape)
-        return decode(gen, z, periodic=self.periodic, binarize=self.binarize)
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)
+        z = torch.as_tensor(X[:, : math.prod(self.latent_shape)], dtype=torch.float32)
+        z = z.to(param.device).reshape(-1, *self.latent_shape)
+        return decode(
+            gen, z, fractions=self.fractions(X), periodic=self.periodic, binarize=self.binarize
+        )
 
     def grf(self, seed: int) -> np.ndarray:
         """One GRF image drawn like the GAN's training set, at this space's image size,
@@ -131,7 +168,8 @@ def _cached_space(spec_json: str):
 def check_space(space, *, name: str = "space") -> None:
     """Raise :class:`InputError` unless ``space`` is a design space (what a factory returns).
 
-    A design space has ``dim`` (int), ``latent_shape`` (ints whose product is ``dim``),
+    A design space has ``dim`` (int), ``latent_shape`` (ints whose product is ``dim``, or
+    ``dim - 1`` when its ``fraction_variable`` attribute is true),
     ``image_shape`` (two or three ints) and ``decode(X)``, which maps ``n x dim`` latents to
     ``n x *image_shape`` integer labels; checked here on one latent. ``grf(seed)`` is needed
     only for the ``grf`` baseline and checked by the campaign.
@@ -142,7 +180,8 @@ def check_space(space, *, name: str = "space") -> None:
         raise InputError(f"{what} (it has no {', '.join(missing)})")
     try:
         dim = int(space.dim)
-        latent_ok = math.prod(space.latent_shape) == dim > 0
+        extra = int(bool(getattr(space, "fraction_variable", False)))
+        latent_ok = math.prod(space.latent_shape) + extra == dim > 0
         images = np.asarray(space.decode(np.zeros((1, dim))))
     except Exception as exc:
         raise InputError(f"{what} ({type(exc).__name__}: {exc})") from None
@@ -160,8 +199,9 @@ def load_space(spec: dict[str, Any]):
     """The design space described by ``spec`` (cached per process).
 
     ``spec`` holds :class:`GANDesignSpace`'s keywords (``checkpoint``, ``latent_size``,
-    ``periodic``, ``binarize``), or ``factory: "module:function"`` and that function's keywords
-    for a user-supplied space with the same methods (``dim``, ``latent_shape``, ``image_shape``,
+    ``periodic``, ``fraction``, ``binarize``), or ``factory: "module:function"`` and that
+    function's keywords for a user-supplied space with the same methods (``dim``,
+    ``latent_shape``, ``image_shape``,
     ``decode``, ``grf``).
     """
     return _cached_space(json.dumps(spec, sort_keys=True))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
@@ -87,7 +88,7 @@ def write_report(
     # best BO designs, decoded again (decoding is deterministic)
     bo_res = results["bo"]
     top = _top_designs(bo_res, config.top_k, multi)
-    latents = np.array([bo_res.records[i].latent for i in top], dtype=np.float32)
+    latents = np.array([bo_res.records[i].latent for i in top], dtype=np.float64)
     images = space.decode(latents) if len(top) else np.zeros((0, *space.image_shape), np.uint8)
     values = np.array([bo_res.records[i].outcomes for i in top], dtype=np.float64)
     confirmed = None
@@ -110,6 +111,12 @@ def write_report(
         "ids": [bo_res.records[i].id for i in top],
     }
     extra = {}
+    n_latent = math.prod(space.latent_shape)
+    if getattr(space, "fraction_variable", False):
+        # the design's last coordinate is its phase-1 fraction: stored as the fraction
+        extra["fractions"] = (space.fractions(latents) if len(top) else np.zeros(0)).astype(
+            np.float64
+        )
     if confirmed is not None:
         meta["confirmed_by"] = config.confirm.name
         extra["confirmed"] = confirmed
@@ -117,7 +124,7 @@ def write_report(
         out / "best.npz",
         images,
         meta=meta,
-        latents=latents.reshape(len(top), *space.latent_shape)
+        latents=latents[:, :n_latent].reshape(len(top), *space.latent_shape).astype(np.float32)
         if len(top)
         else np.zeros((0, *space.latent_shape), np.float32),
         values=values.reshape(len(top), len(outcome_names)),
