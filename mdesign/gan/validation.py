@@ -2,20 +2,55 @@
 
 Generated images are compared with fresh images from the distribution the GAN was trained on
 (a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`) through the
-descriptors of :mod:`mdesign.descriptors`: the two-point correlation ``S2(r)``, the lineal path
-``L(r)`` and the volume fractions.
+descriptors of :mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
+second real set vs the real set (``real_b``, of the same size), the scale of sampling noise.
 
-The headline figure is the **S2 distance**, the mean absolute difference between the mean radial
-S2 curves of two sets for ``r = 0..32`` (:func:`s2_distance`). On its own it has no scale: two
-finite sets drawn from the *same* distribution differ too. So it is reported beside the same
-distance between two independent real sets of the same size; a generator whose distance is within
-2x of that real-vs-real distance reproduces S2 about as well as sampling noise allows.
+S2 and lineal path
+    The headline figure is the **S2 distance**, the mean absolute difference between the mean
+    radial S2 curves of two sets for ``r = 0..32`` (:func:`s2_distance`). On its own it has no
+    scale: two finite sets drawn from the *same* distribution differ too. So it is reported
+    beside the same distance between the two real sets; a generator whose distance is within 2x
+    of that real-vs-real distance (``s2_ratio <= 2``) reproduces S2 about as well as sampling
+    noise allows. The lineal-path distance ``L(r)`` is reported the same way.
+
+Volume fractions of phase 1
+    The two-sample Kolmogorov-Smirnov statistic of the per-image fractions against the real
+    set's (``volume_fraction_ks_*``), and the ratio of their standard deviations
+    (``volume_fraction_std_ratio``, ``std(generated) / std(real)``): a generator can match the
+    mean fraction and S2 while collapsing the spread of fractions (mode collapse), which the
+    ratio shows directly. (A fixed-fraction training set has ``std(real) = 0``; the ratio is
+    then 1 if the generated fractions are exact too, and very large otherwise.)
+
+Morphology
+    ``S2`` alone does not see speckle (isolated pixels of one phase inside the other) nor the
+    connectivity of a phase; these do.
+
+    * **Specific surface** ``s`` of phase 1: interface length per unit area (1/pixel) by
+      Crofton's formula (:func:`mdesign.descriptors.specific_surface`; Torquato 2002, ch. 2.2),
+      mean per set, and its relative error ``mean_gen / mean_real - 1``.
+    * **Cluster counts** of each phase: connected components, 4-connectivity
+      (:func:`mdesign.reconstruction.metrics.cluster_counts`), mean per set and phase, and the
+      relative error per phase.
+
+    Both use **in-image** estimators, for every set alike: generated images are not periodic
+    (the generator has no wrap-around), so their interface across the image edge and their
+    clusters touching across it are not physical. Counting only the pixel pairs inside the
+    image (specific surface) and leaving clusters cut by an edge unmerged (one count per piece
+    inside) gives the real images, periodic or not, the same estimator and the same edge
+    effects, so the comparison is fair.
+
+Goals
+    :meth:`ValidationReport.summary` states whether each figure meets its goal (``goals``):
+    ``volume_fraction_ks <= 0.1``, ``|volume_fraction_std_ratio - 1| <= 0.1``,
+    ``s2_ratio <= 2``, ``|specific_surface_error| <= 0.1`` and ``|clusters_error| <= 0.1`` for
+    each phase (:data:`GOALS`).
 
 References
 ----------
 Yang, Z. et al. "Microstructural materials design via deep adversarial learning methodology",
 J. Mech. Des. 140(11), 111416 (2018), sec. 3 (validation by S2 and volume fraction).
-Torquato, S. *Random Heterogeneous Materials*, Springer (2002), ch. 2.
+Torquato, S. *Random Heterogeneous Materials*, Springer (2002), ch. 2 (``S2`` and lineal path
+2.2-2.4, specific surface 2.2), ch. 9 (connectedness, clusters).
 """
 
 from __future__ import annotations
@@ -28,10 +63,11 @@ from typing import Any
 import numpy as np
 
 from mdesign.config import GAN_DEFAULTS, GRFConfig, config_from_dict
-from mdesign.descriptors import lineal_path, two_point_correlation_radial
+from mdesign.descriptors import lineal_path, specific_surface, two_point_correlation_radial
 from mdesign.errors import InputError
 
 __all__ = [
+    "GOALS",
     "ValidationReport",
     "curve_distance",
     "grf_reference",
@@ -43,6 +79,22 @@ __all__ = [
 ]
 
 _V = GAN_DEFAULTS.validation
+
+GOALS: dict[str, float] = {
+    "volume_fraction_ks": 0.1,
+    "volume_fraction_std_ratio": 0.1,
+    "s2_ratio": 2.0,
+    "specific_surface": 0.1,
+    "clusters": 0.1,
+}
+"""Goal thresholds of :meth:`ValidationReport.summary`: the KS statistic at most 0.1, the std
+ratio within 10% of 1, the S2 ratio at most 2, the specific surface and the cluster count of
+each phase within 10% of the real set's."""
+
+
+def _ratio(a: float, b: float) -> float:
+    """``a / b``, with ``0 / 0 = 1`` (two sets that agree on a zero) and ``b`` floored at 1e-12."""
+    return 1.0 if a == b else float(a / max(b, 1e-12))
 
 
 def curve_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -212,6 +264,11 @@ class ValidationReport:
     lineal_path_generated, lineal_path_real, lineal_path_real_b : ndarray, ``N x (R + 1)``
         Lineal path of phase 1.
     volume_fraction_generated, volume_fraction_real, volume_fraction_real_b : ndarray, ``N``
+        Fraction of phase 1 of each image.
+    specific_surface_generated, specific_surface_real, specific_surface_real_b : ndarray, ``N``
+        Specific surface of phase 1 of each image, in-image estimator, 1/pixel.
+    clusters_generated, clusters_real, clusters_real_b : ndarray of int, ``N x 2``
+        Clusters of phases 0 and 1 of each image (4-connectivity, in-image).
     """
 
     s2_generated: np.ndarray
@@ -223,6 +280,12 @@ class ValidationReport:
     volume_fraction_generated: np.ndarray
     volume_fraction_real: np.ndarray
     volume_fraction_real_b: np.ndarray
+    specific_surface_generated: np.ndarray
+    specific_surface_real: np.ndarray
+    specific_surface_real_b: np.ndarray
+    clusters_generated: np.ndarray
+    clusters_real: np.ndarray
+    clusters_real_b: np.ndarray
 
     @property
     def s2_distance_generated(self) -> float:
@@ -240,7 +303,18 @@ class ValidationReport:
         return self.s2_distance_generated / max(self.s2_distance_real, 1e-12)
 
     def summary(self) -> dict[str, Any]:
-        """The JSON report: distances, their ratio, and the mean curves."""
+        """The JSON report: distances, their ratio, the mean curves, morphology and goals.
+
+        Returns
+        -------
+        dict
+            Besides the S2, lineal-path and volume-fraction entries:
+            ``volume_fraction_std_ratio`` (generated vs real) and ``_real`` (real_b vs real);
+            ``specific_surface_mean`` ``{generated, real, real_b}``, ``specific_surface_error``
+            (``mean_gen / mean_real - 1``) and ``_real``; ``clusters_mean``
+            ``{generated, real, real_b}`` each ``[phase 0, phase 1]``, ``clusters_error`` and
+            ``_real`` per phase; ``goals``, booleans (:data:`GOALS`) and ``all``.
+        """
         from scipy.stats import ks_2samp
 
         vf = {
@@ -248,22 +322,57 @@ class ValidationReport:
             "real": self.volume_fraction_real,
             "real_b": self.volume_fraction_real_b,
         }
+        ss = {
+            "generated": float(self.specific_surface_generated.mean()),
+            "real": float(self.specific_surface_real.mean()),
+            "real_b": float(self.specific_surface_real_b.mean()),
+        }
+        cl = {
+            "generated": self.clusters_generated.mean(0),
+            "real": self.clusters_real.mean(0),
+            "real_b": self.clusters_real_b.mean(0),
+        }
         lp_gen = curve_distance(self.lineal_path_generated, self.lineal_path_real)
         lp_real = curve_distance(self.lineal_path_real_b, self.lineal_path_real)
+        ks_gen = float(ks_2samp(vf["generated"], vf["real"]).statistic)
+        std_ratio = _ratio(vf["generated"].std(), vf["real"].std())
+        ss_error = _ratio(ss["generated"], ss["real"]) - 1
+        cl_error = [_ratio(g, r) - 1 for g, r in zip(cl["generated"], cl["real"], strict=True)]
+        goals = {
+            "volume_fraction_ks": ks_gen <= GOALS["volume_fraction_ks"],
+            "volume_fraction_std_ratio": abs(std_ratio - 1) <= GOALS["volume_fraction_std_ratio"],
+            "s2_ratio": self.s2_ratio <= GOALS["s2_ratio"],
+            "specific_surface": abs(ss_error) <= GOALS["specific_surface"],
+            **{f"clusters_phase_{j}": abs(e) <= GOALS["clusters"] for j, e in enumerate(cl_error)},
+        }
+        goals = {k: bool(v) for k, v in goals.items()}
+        goals["all"] = all(goals.values())
         return {
             "n_images": int(self.s2_generated.shape[0]),
             "max_distance": int(self.s2_generated.shape[1] - 1),
             "s2_distance_generated": self.s2_distance_generated,
             "s2_distance_real": self.s2_distance_real,
             "s2_ratio": self.s2_ratio,
-            "s2_goal_met": bool(self.s2_ratio <= 2.0),
+            "s2_goal_met": bool(self.s2_ratio <= GOALS["s2_ratio"]),
             "lineal_path_distance_generated": lp_gen,
             "lineal_path_distance_real": lp_real,
             "lineal_path_ratio": lp_gen / max(lp_real, 1e-12),
             "volume_fraction_mean": {k: float(v.mean()) for k, v in vf.items()},
             "volume_fraction_std": {k: float(v.std()) for k, v in vf.items()},
-            "volume_fraction_ks_generated": float(ks_2samp(vf["generated"], vf["real"]).statistic),
+            "volume_fraction_ks_generated": ks_gen,
             "volume_fraction_ks_real": float(ks_2samp(vf["real_b"], vf["real"]).statistic),
+            "volume_fraction_std_ratio": std_ratio,
+            "volume_fraction_std_ratio_real": _ratio(vf["real_b"].std(), vf["real"].std()),
+            "specific_surface_mean": ss,
+            "specific_surface_error": ss_error,
+            "specific_surface_error_real": _ratio(ss["real_b"], ss["real"]) - 1,
+            "clusters_mean": {k: [float(c) for c in v] for k, v in cl.items()},
+            "clusters_error": cl_error,
+            "clusters_error_real": [
+                _ratio(b, r) - 1 for b, r in zip(cl["real_b"], cl["real"], strict=True)
+            ],
+            "goals": goals,
+            "goal_thresholds": dict(GOALS),
             "s2_mean": {
                 "generated": self.s2_generated.mean(0).tolist(),
                 "real": self.s2_real.mean(0).tolist(),
@@ -299,7 +408,11 @@ def validate(
     Returns
     -------
     ValidationReport
+        Per-image descriptors of the three sets; specific surface and clusters with in-image
+        estimators (module docstring).
     """
+    from mdesign.reconstruction.metrics import cluster_counts
+
     sets = (generated, real, real_b)
     for name, arr in zip(("generated", "real", "real_b"), sets, strict=True):
         if np.asarray(arr).ndim != 3:
@@ -309,7 +422,30 @@ def validate(
     s2 = [two_point_correlation_radial(a, max_distance=max_distance) for a in sets]
     lp = [lineal_path(a, max_distance=max_distance) for a in sets]
     vf = [np.asarray(a, dtype=np.float64).mean((1, 2)) for a in sets]
-    return ValidationReport(*s2, *lp, *vf)
+    ss = [specific_surface(a, phase=1, periodic=False) for a in sets]
+    cl = [np.stack([cluster_counts(img, phases=2) for img in np.asarray(a)]) for a in sets]
+    return ValidationReport(*s2, *lp, *vf, *ss, *cl)
+
+
+def _morphology_line(summ: dict[str, Any]) -> str:
+    """Two lines: specific surface and clusters, generated vs real (error; real-vs-real error),
+    and the goals missed."""
+    cl = ", ".join(
+        f"phase {j} {summ['clusters_mean']['generated'][j]:.1f} vs "
+        f"{summ['clusters_mean']['real'][j]:.1f} ({e:+.1%}; {er:+.1%})"
+        for j, (e, er) in enumerate(
+            zip(summ["clusters_error"], summ["clusters_error_real"], strict=True)
+        )
+    )
+    missed = [k for k, v in summ["goals"].items() if k != "all" and not v]
+    return (
+        "generated vs real (error; real-vs-real error):  specific surface "
+        f"{summ['specific_surface_mean']['generated']:.4f} vs "
+        f"{summ['specific_surface_mean']['real']:.4f} "
+        f"({summ['specific_surface_error']:+.1%}; {summ['specific_surface_error_real']:+.1%})"
+        f"  |  clusters {cl}\n"
+        + ("all goals met" if not missed else "goals missed: " + ", ".join(missed))
+    )
 
 
 def plot_validation(
@@ -320,7 +456,11 @@ def plot_validation(
     *,
     title: str | None = None,
 ) -> Path:
-    """S2 and lineal path with 5-95% bands, volume-fraction histograms, and sample images."""
+    """S2 and lineal path with 5-95% bands, volume-fraction histograms, and sample images.
+
+    The volume-fraction panel states the KS statistic and the std ratio; a line at the bottom
+    the specific-surface and cluster-count errors and the goals missed.
+    """
     from matplotlib.figure import Figure
 
     from mdesign.plotting import plot_band, save_figure, show_labels
@@ -364,13 +504,16 @@ def plot_validation(
     ax.set(
         xlabel="volume fraction of phase 1",
         ylabel="images",
-        title=f"volume fractions (KS {summ['volume_fraction_ks_generated']:.3f}, "
-        f"real-vs-real {summ['volume_fraction_ks_real']:.3f})",
+        title=f"volume fractions: KS {summ['volume_fraction_ks_generated']:.3f} "
+        f"(real-vs-real {summ['volume_fraction_ks_real']:.3f})\n"
+        f"std ratio {summ['volume_fraction_std_ratio']:.2f} "
+        f"(real-vs-real {summ['volume_fraction_std_ratio_real']:.2f})",
     )
     ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
     for i in range(3):
         show_labels(fig.add_subplot(grid[1, i]), real[i], k=2, title=f"real {i}")
         show_labels(fig.add_subplot(grid[1, 3 + i]), generated[i], k=2, title=f"generated {i}")
+    fig.supxlabel(_morphology_line(summ), fontsize=9)
     fig.suptitle((title or "GAN validation") + f" ({summ['n_images']} images per set)", fontsize=10)
     return save_figure(fig, path)
