@@ -23,13 +23,13 @@ def add_parser(sub) -> None:
             "Decode latents with a trained generator: random ones drawn uniformly from the "
             "latent box [-1, 1] (-n, --latent-size K, --seed), or given ones (--latent Z.npy "
             "of shape N x C x h x w, or a .npz with a 'latents' array and optionally "
-            "'fractions'). A latent of side K gives an image of side 32*K. Each random sample is "
-            "cut exactly at a phase-1 fraction drawn from the training images' distribution "
-            "(--fraction; the training images were cut the same way), so samples cover the "
-            "training fractions. With --fraction free the generator's own fraction is kept: "
-            "'midpoint' puts phase 1 where the tanh output is above 0; 'otsu' uses Otsu's "
-            "threshold of each image. A .npz output holds the latents and fractions beside the "
-            "images. --report compares the images with fresh "
+            "'volume_fraction'). A latent of side K gives an image of side 32*K. Each random "
+            "sample is cut exactly at a phase-1 fraction drawn from the training images' "
+            "distribution (--fraction; the training images were cut the same way), so samples "
+            "cover the training fractions. With --fraction free the generator's own fraction is "
+            "kept: 'midpoint' puts phase 1 where the tanh output is above 0; 'otsu' uses Otsu's "
+            "threshold of each image. A .npz output holds the latents and fractions "
+            "('volume_fraction') beside the images. --report compares the images with fresh "
             "images from the training distribution (S2, lineal path, volume fractions) and "
             "with a second real set for scale. Settings not given come from the checkpoint's "
             "config (sample section)."
@@ -91,7 +91,7 @@ def add_parser(sub) -> None:
 
 
 def _read_latents(path, *, channels: int):
-    """The latents of a .npy or .npz file, and its fractions (a .npz ``fractions``) or None."""
+    """Latents of a .npy or .npz file, and its fractions (a .npz `volume_fraction`) or None."""
     from pathlib import Path
 
     import numpy as np
@@ -116,8 +116,8 @@ def _read_latents(path, *, channels: int):
         if path.suffix.lower() == ".npz":
             with np.load(path, allow_pickle=False) as data:
                 z = data["latents"]
-                if "fractions" in data.files:
-                    fractions = data["fractions"]
+                if "volume_fraction" in data.files:
+                    fractions = data["volume_fraction"]
         else:
             z = np.load(path, allow_pickle=False)
     except InputError:
@@ -245,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     )
     # all outputs at the end, renamed into place together: a failure writes none of them
     with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
-        extra = {} if fractions is None else {"fractions": np.asarray(fractions, np.float64)}
+        extra = {} if fractions is None else {"volume_fraction": np.asarray(fractions, np.float64)}
         write_images(out, images, meta=meta, latents=z.numpy().astype(np.float32), **extra)
         if report is not None:
             rep.write_text(json.dumps(report[0], indent=1) + "\n")
@@ -263,7 +263,12 @@ def run(args: argparse.Namespace) -> int:
             args,
             f"S2 distance generated-vs-real {summary['s2_distance_generated']:.5f}, "
             f"real-vs-real {summary['s2_distance_real']:.5f} (ratio {summary['s2_ratio']:.2f}, "
-            f"goal <= 2); wrote {args.report}" + (f" and {args.plot}" if args.plot else ""),
+            f"goal <= 2); fractions KS {summary['volume_fraction_ks_generated']:.3f}, std ratio "
+            f"{summary['volume_fraction_std_ratio']:.2f}; specific surface "
+            f"{100 * summary['specific_surface_error']:+.1f}%, clusters per phase "
+            + " / ".join(f"{100 * e:+.1f}%" for e in summary["clusters_error"])
+            + f"; wrote {args.report}"
+            + (f" and {args.plot}" if args.plot else ""),
         )
     return 0
 

@@ -335,3 +335,46 @@ def test_train_refuses_bad_configs_seeds_and_folders(run_cli, tiny_run, tmp_path
         full = ["train", "--data", data, "--out", tmp_path / "run", *args, "-q"]
         assert_input_error(run_cli(*full), *needles)
     assert snapshot(tmp_path) == before and not (tmp_path / "run").exists()
+
+
+def test_sample_cuts_at_training_fractions_by_default(run_cli, tiny_run, tmp_path):
+    _, _, out = tiny_run
+    ck = out / "model.pt"
+    state = torch.load(ck, weights_only=True)
+    q = np.asarray(state["data_meta"]["volume_fraction_quantiles"])
+    s = tmp_path / "s.npz"
+    assert run_cli("sample", "--checkpoint", ck, "-n", 40, "--seed", 2, "-o", s, "-q").code == 0
+    with np.load(s) as f:
+        images, fractions, meta = f["images"], f["volume_fraction"], json.loads(str(f["meta"]))
+    vf = images.reshape(40, -1).mean(1)
+    # each image holds its drawn fraction to the pixel, drawn within the training range
+    assert np.array_equal(vf, np.rint(fractions * 32 * 32) / (32 * 32))
+    assert q[0] <= fractions.min() and fractions.max() <= q[-1] and fractions.std() > 0
+    assert meta["fraction"] == "training" and meta["binarize"] is None
+    # a value and a range; the saved fractions decode the same images again
+    one = tmp_path / "one.npz"
+    assert run_cli("sample", "--checkpoint", ck, "-n", 3, "--fraction", 0.25, "-o", one).code == 0
+    with np.load(one) as f:
+        assert np.array_equal(f["images"].reshape(3, -1).sum(1), [256] * 3)
+    again = tmp_path / "again.npz"
+    assert run_cli("sample", "--checkpoint", ck, "--latent", s, "-o", again, "-q").code == 0
+    with np.load(again) as f:
+        assert np.array_equal(f["images"], images)
+    # free: the generator's own fraction, as --binarize asks
+    free = tmp_path / "free.npz"
+    assert (
+        run_cli("sample", "--checkpoint", ck, "-n", 4, "--binarize", "otsu", "-o", free).code == 0
+    )
+    with np.load(free) as f:
+        assert "volume_fraction" not in f.files
+    for args, needle in [
+        (["--fraction", "2"], "--fraction"),
+        (["--fraction", "0.6:0.2"], "--fraction"),
+        (["--fraction", "x"], "--fraction"),
+        (["--fraction", "0.5", "--binarize", "otsu"], "--binarize"),
+        (["--latent", s, "--fraction", "0.5"], "--fraction"),
+    ]:
+        assert_input_error(
+            run_cli("sample", "--checkpoint", ck, *args, "-o", tmp_path / "bad.npz"), needle
+        )
+    assert not (tmp_path / "bad.npz").exists()

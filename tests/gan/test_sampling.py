@@ -137,3 +137,69 @@ def test_bfloat16_decoding_flips_only_pixels_at_the_cut():
     assert 0 < (fast != exact).mean() < 0.005
     with pytest.raises(InputError, match="float32 or bfloat16"):
         decode(g, z, precision="float16")
+
+
+def test_a_fraction_cut_is_exact_and_a_level_set_of_the_output(tiny):
+    from mdesign.gan.sampling import _fused
+
+    g, _ = tiny_networks(tiny)
+    z = sample_latents(6, (1, 2, 2), seed=8)
+    f = np.array([0.0, 0.1, 0.3, 0.5, 0.77, 1.0])
+    labels = decode(g, z, fractions=f, batch_size=4)
+    n_pix = 64 * 64
+    # exact counts, to the pixel
+    assert np.array_equal(labels.reshape(6, -1).sum(1), np.rint(f * n_pix).astype(int))
+    # a level set of the output less its drift (Gaussian, one latent cell = 32 pixels wide):
+    # every phase-1 pixel's value is above every phase-0 pixel's, per image
+    from scipy.ndimage import gaussian_filter
+
+    with torch.inference_mode():
+        y = _fused(g, torch.float32)(z, logits=True)[:, 0].double().numpy()
+    y = np.stack([v - gaussian_filter(v, 32.0, mode="reflect") for v in y])
+    for img, out in zip(labels, y, strict=True):
+        if 0 < img.sum() < n_pix:
+            assert out[img == 1].min() >= out[img == 0].max()
+    # nested: a larger fraction of the same latent adds phase 1, never moves it
+    more = decode(g, z, fractions=np.minimum(f + 0.2, 1.0))
+    assert np.all(more >= labels)
+    # one value for all; bad values are refused by name
+    assert np.array_equal(decode(g, z, fractions=0.3).reshape(6, -1).sum(1), [1229] * 6)
+    with pytest.raises(InputError, match="fractions"):
+        decode(g, z, fractions=[0.5, 1.5, 0, 0, 0, 0])
+    with pytest.raises(InputError, match="6 fractions"):
+        decode(g, z, fractions=[0.5, 0.5])
+
+
+def test_training_fractions_from_the_record_and_their_sampling():
+    from scipy.stats import kstest
+
+    from mdesign.gan import SHIPPED_CHECKPOINT, data_provenance, load_checkpoint
+    from mdesign.gan.sampling import fractions_at, sample_fractions, training_fractions
+    from mdesign.grf import grf_microstructures
+
+    # the shipped model's data: mdesign grf --volume-fraction 0.3:0.6, drawn uniformly
+    q = training_fractions(load_checkpoint(SHIPPED_CHECKPOINT).data_meta)
+    assert np.allclose(q, np.linspace(0.3, 0.6, 101))
+    # new checkpoints record the images' own quantiles: the inverse CDF of their fractions
+    res = grf_microstructures(
+        200, (32, 32), volume_fraction=(0.2, 0.7), correlation_length=3, seed=0
+    )
+    meta = data_provenance(res.images)
+    q = training_fractions(meta)
+    vf = res.images.reshape(200, -1).mean(1)
+    assert q[0] == vf.min() and q[-1] == vf.max() and np.all(np.diff(q) >= 0)
+    drawn = sample_fractions(4000, q, seed=1)
+    assert (
+        np.abs(np.quantile(drawn, [0.1, 0.5, 0.9]) - np.quantile(vf, [0.1, 0.5, 0.9])).max() < 0.02
+    )
+    assert np.array_equal(drawn, sample_fractions(4000, q, seed=1))
+    assert (
+        kstest(
+            sample_fractions(4000, np.linspace(0.3, 0.6, 101), seed=2), "uniform", args=(0.3, 0.3)
+        ).statistic
+        < 0.03
+    )
+    assert fractions_at(np.array([0, 0.5, 1]), np.linspace(0.3, 0.6, 101)) == pytest.approx(
+        [0.3, 0.45, 0.6]
+    )
+    assert training_fractions({"n_images": 3}) is None

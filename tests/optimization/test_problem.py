@@ -17,13 +17,54 @@ def space():
 
 
 def test_the_shipped_gan_as_a_design_space(space):
-    assert space.latent_shape == (1, 4, 4) and space.dim == 16
+    assert space.latent_shape == (1, 4, 4) and space.dim == 17 and space.fraction_variable
     assert space.image_shape == (128, 128)
-    X = np.random.default_rng(0).uniform(-1, 1, (3, 16))
+    X = np.random.default_rng(0).uniform(-1, 1, (3, 17))
     a, b = space.decode(X), space.decode(X)
     assert a.shape == (3, 128, 128) and a.dtype == np.uint8 and np.array_equal(a, b)
     big = GANDesignSpace(SHIPPED_CHECKPOINT, latent_size=8)
-    assert big.dim == 64 and big.image_shape == (256, 256)
+    assert big.dim == 65 and big.image_shape == (256, 256)
+    free = GANDesignSpace(SHIPPED_CHECKPOINT, fraction="free")
+    assert free.dim == 16 and not free.fraction_variable
+
+
+def test_the_fraction_variable_spans_the_training_fractions_exactly(space):
+    # the last coordinate x maps to the quantile (x + 1) / 2 of the training fractions, uniform
+    # on [0.3, 0.6] for the shipped model: corners and centre are known in closed form
+    X = np.zeros((3, 17))
+    X[:, -1] = [-1.0, 0.0, 1.0]
+    vf = space.decode(X).mean((1, 2))
+    assert np.allclose(vf, np.rint(np.array([0.3, 0.45, 0.6]) * 128**2) / 128**2, atol=0)
+    # random points of the box: fractions uniform on [0.3, 0.6] (KS against the uniform CDF)
+    from scipy.stats import kstest
+
+    X = np.random.default_rng(1).uniform(-1, 1, (300, 17))
+    vf = space.decode(X).mean((1, 2))
+    assert kstest(vf, "uniform", args=(0.3, 0.3)).statistic < 0.08
+    # the latents still shape the image: the same fraction, other latents, another image
+    X2 = X.copy()
+    X2[:, :16] = np.random.default_rng(2).uniform(-1, 1, (300, 16))
+    assert np.array_equal(space.decode(X2).mean((1, 2)), vf)
+    assert not np.array_equal(space.decode(X2[:1]), space.decode(X[:1]))
+
+
+def test_without_recorded_fractions_the_space_refuses_and_names_the_remedy(tmp_path):
+    from mdesign.errors import InputError
+    from mdesign.gan import load_checkpoint, save_checkpoint
+
+    ck = load_checkpoint(SHIPPED_CHECKPOINT)
+    path = tmp_path / "nofrac.pt"
+    save_checkpoint(
+        path,
+        generator=ck.generator,
+        discriminator=ck.discriminator,
+        config=ck.config,
+        epoch=ck.epoch,
+        data_meta={"n_images": 1},
+    )
+    with pytest.raises(InputError, match="fraction: free"):
+        GANDesignSpace(path)
+    assert GANDesignSpace(path, fraction="free").dim == 16
 
 
 def test_grf_baseline_is_drawn_like_the_training_set(space):
@@ -39,8 +80,8 @@ def test_grf_baseline_is_drawn_like_the_training_set(space):
 
 def test_problem_checks_bounds_and_evaluates(space):
     problem = LatentDesignProblem(space, OUTCOMES)
-    assert problem.dim == 16 and problem.bounds.shape == (2, 16)
-    X = torch.rand(2, 16, dtype=torch.float64) * 2 - 1
+    assert problem.dim == 17 and problem.bounds.shape == (2, 17)
+    X = torch.rand(2, 17, dtype=torch.float64) * 2 - 1
     Y = problem(X)
     assert Y.shape == (2, 2) and torch.isfinite(Y).all()
     vf = (space.decode(X.numpy()) == 1).reshape(2, -1).mean(1)
@@ -56,8 +97,8 @@ def test_problem_checks_bounds_and_evaluates(space):
 def test_a_bad_design_is_a_failed_result_not_an_exception(space):
     ctx = {"space": {"checkpoint": str(SHIPPED_CHECKPOINT)}, "outcomes": OUTCOMES}
     res = evaluate_design(ctx, {"latent": [0.0] * 5})
-    assert res["outcomes"] is None and "16 values" in res["error"]
-    res = evaluate_design(ctx, {"latent": [2.0] * 16})
+    assert res["outcomes"] is None and "17 values" in res["error"]
+    res = evaluate_design(ctx, {"latent": [2.0] * 17})
     assert res["outcomes"] is None and "[-1, 1]" in res["error"]
-    ok = evaluate_design(ctx, {"latent": [0.1] * 16})
+    ok = evaluate_design(ctx, {"latent": [0.1] * 17})
     assert ok["error"] is None and len(ok["outcomes"]) == 2
