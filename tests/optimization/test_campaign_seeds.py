@@ -1,0 +1,109 @@
+"""The multi-seed campaign driver (bench/bench_campaign_optical.py): its per-seed summary of an
+evaluation store and its convergence verdicts, on stores and values built by hand."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mdesign.config import CampaignConfig, config_from_dict
+from mdesign.optimization.campaign import STORE_NAME
+from mdesign.optimization.store import EvaluationStore
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_campaign_optical.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_campaign_optical", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+def _config(budget):
+    return config_from_dict(
+        CampaignConfig,
+        {
+            "objectives": [{"evaluator": "optical_absorption", "goal": "maximize"}],
+            "bo": {"budget": budget, "initial": 2, "batch_size": 2},
+            "baselines": ["random", "grf"],
+        },
+    )
+
+
+def _store(path, values):
+    """A store whose method ``m`` has one completed evaluation per entry of ``values[m]``
+    (None: a failed one), in that order."""
+    with EvaluationStore(path / STORE_NAME) as store:
+        for m, vals in values.items():
+            for i, v in enumerate(vals):
+                design = {"grf_seed": i} if m == "grf" else {"latent": [v or 0.0, float(i)]}
+                (rid,) = store.add_pending(m, i, [design])
+                store.complete(
+                    rid,
+                    outcomes=None if v is None else [v],
+                    error="boom" if v is None else None,
+                    seconds=1.0,
+                )
+
+
+def test_seed_summary_counts_only_the_budget_and_only_successes(bench, tmp_path):
+    rng = np.random.default_rng(0)
+    budget = 5
+    values = {m: list(rng.uniform(0.2, 0.6, budget)) for m in ("bo", "random", "grf")}
+    values["bo"][1] = None  # a failure: in no mean, no best
+    values["bo"].append(0.99)  # beyond the budget: ignored
+    _store(tmp_path, values)
+    s = bench.seed_summary(tmp_path, _config(budget))
+    assert s["complete"]
+    for m, vals in values.items():
+        inside = [v for v in vals[:budget] if v is not None]
+        got = s["methods"][m]
+        assert got["n"] == budget and got["n_ok"] == len(inside)
+        assert got["best"] == max(inside) and np.isclose(got["mean"], np.mean(inside))
+        # the best-so-far curve ends at the best, never decreases, and its design is the best's
+        curve = np.array(got["best_so_far"], dtype=float)
+        assert curve[-1] == got["best"] and np.all(np.diff(curve[~np.isnan(curve)]) >= 0)
+        i = vals.index(got["best"])
+        assert got["best_design"] == ({"grf_seed": i} if m == "grf" else {"latent": [vals[i], i]})
+
+    c = bench.comparison(s, goal=1)
+    best = {m: s["methods"][m]["best"] for m in values}
+    assert c["beats_all"] == (best["bo"] > best["random"] and best["bo"] > best["grf"])
+    grf_mean = s["methods"]["grf"]["mean"]
+    assert np.isclose(c["bo_best_over_grf_mean_pct"] / 100 + 1, best["bo"] / grf_mean)
+    assert np.isclose(
+        c["gan_mean_over_grf_mean_pct"] / 100 + 1, s["methods"]["random"]["mean"] / grf_mean
+    )
+
+
+def test_seed_summary_of_a_missing_store_is_empty_and_incomplete(bench, tmp_path):
+    s = bench.seed_summary(tmp_path / "nothing", _config(4))
+    assert not s["complete"] and not (tmp_path / "nothing").exists()
+    assert all(v["best"] is None and v["best_so_far"] == [None] * 4 for v in s["methods"].values())
+    assert bench.comparison(s, goal=1)["beats_all"] is None
+
+
+def test_convergence_sees_a_ranking_flip_and_compares_changes_with_gaps(bench):
+    # seed 0: bo > random > grf at both orders; seed 1: random overtakes bo at order 9
+    values = {
+        0: {"bo": {5: 0.50, 7: 0.52, 9: 0.53}, "random": {5: 0.40, 7: 0.41, 9: 0.41},
+            "grf": {5: 0.30, 7: 0.30, 9: 0.31}},
+        1: {"bo": {5: 0.50, 7: 0.50, 9: 0.50}, "random": {5: 0.45, 7: 0.49, 9: 0.52},
+            "grf": {5: 0.30, 7: 0.31, 9: 0.30}},
+    }  # fmt: skip
+    conv = bench.convergence(values, [5, 7, 9], 5, goal=1)
+    assert conv["same_ranking"] == {0: True, 1: False}
+    assert conv["bo_beats_all_at_highest_order"] == {0: True, 1: False}
+    deltas = [abs(v[9] - v[7]) for by_m in values.values() for v in by_m.values()]
+    assert np.isclose(conv["max_abs_delta"], max(deltas))
+    gaps = [0.53 - 0.41, 0.52 - 0.50]  # each seed's smallest gap between two methods at order 9
+    assert np.isclose(conv["min_gap_between_bests"], min(gaps))
+    assert conv["delta_below_every_gap"] == (max(deltas) < min(gaps))
+    # minimising reverses every ranking, so the same flip is seen
+    assert bench.convergence(values, [5, 7, 9], 5, goal=-1)["same_ranking"] == {0: True, 1: False}
