@@ -2,10 +2,11 @@
 
 Prints, on this machine and in one run:
 
-1. BO overhead per iteration (GP fit + acquisition optimisation, q = 4, 16-D latent, one
-   objective and one constrained outcome) at 50, 100 and 200 observations (median of 3 seeds),
-   for the campaign's default (the decoded volume fraction as a GP input; the shipped GAN
-   decodes the 2,048-design candidate pool each iteration) and for latents-only BO.
+1. BO overhead per iteration (GP fit + acquisition optimisation, q = 4, one objective and one
+   constrained outcome) at 50, 100 and 200 observations (median of 3 seeds), for the campaign's
+   default (16 latents and the fraction as a 17th design variable) and, with the generator's
+   own fraction (``generator.fraction: free``), for the decoded fraction as an extra GP input
+   (the shipped GAN decodes the 2,048-design candidate pool each iteration) and latents only.
 2. Evaluations per minute of a campaign's evaluations on 1 and on 2 Dask workers (the shipped
    GAN and the quickstart evaluator; the same designs both times).
 3. How many evaluations BO needs to beat the best of 200 random latent samples (the paper's
@@ -38,7 +39,8 @@ QUICKSTART = ROOT / "configs" / "campaign_quickstart.yaml"
 
 
 def _synthetic(X: torch.Tensor) -> torch.Tensor:
-    """A smooth 16-D objective and a constrained quantity, standing in for real outcomes."""
+    """A smooth objective of the design variables and a constrained quantity, standing in for
+    real outcomes."""
     obj = torch.sin(3 * X[:, :4]).sum(1) - (X[:, 4:] ** 2).sum(1)
     return torch.stack([obj, X[:, 0] * 0.5 + 0.5], 1)
 
@@ -49,22 +51,37 @@ def part_overhead(quick: bool) -> None:
     from mdesign.optimization.problem import load_space
 
     context = campaign_context(load_campaign(QUICKSTART), config_dir=QUICKSTART.parent)
-    fraction = _fraction_feature(load_space(context["space"]))
+    space = load_space(context["space"])
+    fraction = _fraction_feature(space)
+    free = load_space({**context["space"], "fraction": "free"})
     paths = {
-        # the campaign's default: the volume fraction (decoded) as a GP input and a filter,
-        # the acquisition maximised over the 2,048-design pool
-        "fraction input + pool (default)": dict(
-            features=fraction, feature_constraints=[bo.Constraint(0, 0.3, 0.5)]
-        ),
-        # bo.fraction_input: false: gradient-optimised candidates (L-BFGS-B restarts) + pool
-        "latents only, gradient + pool": dict(
+        # the campaign's default: the fraction is the 17th design variable (a GP input, and a
+        # filter on the candidates, known without decoding); gradient candidates + pool
+        "fraction variable, gradient + pool (default)": dict(
+            space=space,
             features=fraction,
             feature_constraints=[bo.Constraint(0, 0.3, 0.5)],
             feature_inputs=False,
         ),
+        # generator.fraction: free: the decoded fraction as an extra GP input and a filter,
+        # the acquisition maximised over the 2,048-design pool
+        "fraction free, decoded fraction input + pool": dict(
+            space=free,
+            features=_fraction_feature(free),
+            feature_constraints=[bo.Constraint(0, 0.3, 0.5)],
+        ),
+        # generator.fraction: free, bo.fraction_input: false
+        "fraction free, latents only, gradient + pool": dict(
+            space=free,
+            features=_fraction_feature(free),
+            feature_constraints=[bo.Constraint(0, 0.3, 0.5)],
+            feature_inputs=False,
+        ),
     }
-    dim, rows = 16, []
+    rows = []
     for path, extra in paths.items():
+        extra = dict(extra)
+        dim = extra.pop("space").dim
         for n in (50, 100) if quick else (50, 100, 200):
             times = []
             for seed in range(1 if quick else 3):
@@ -91,19 +108,20 @@ def part_overhead(quick: bool) -> None:
                     "max_s": max(times),
                 }
             )
-    report("bo_overhead", rows, title="BO overhead per iteration (fit + qLogNEI, 16-D, q=4)")
+    report("bo_overhead", rows, title="BO overhead per iteration (fit + qLogNEI, q=4)")
 
 
 def part_dask(quick: bool) -> None:
     from mdesign.cli.optimize import load_campaign
     from mdesign.optimization.campaign import campaign_context
-    from mdesign.optimization.problem import evaluate_design
+    from mdesign.optimization.problem import evaluate_design, load_space
 
     cfg = load_campaign(QUICKSTART)
     context = campaign_context(cfg, config_dir=QUICKSTART.parent)
+    dim = load_space(context["space"]).dim
     rng = np.random.default_rng(0)
     n = 16 if quick else 48
-    designs = [{"latent": x.tolist()} for x in rng.uniform(-1, 1, size=(n, 16))]
+    designs = [{"latent": x.tolist()} for x in rng.uniform(-1, 1, size=(n, dim))]
     rows = []
     t = time.perf_counter()
     for d in designs:
@@ -146,12 +164,13 @@ def part_bo_vs_random(quick: bool, *, constrained: bool = True) -> None:
 
     from mdesign.cli.optimize import load_campaign
     from mdesign.optimization.campaign import campaign_context, run_campaign
-    from mdesign.optimization.problem import evaluate_design
+    from mdesign.optimization.problem import evaluate_design, load_space
 
     base = load_campaign(QUICKSTART)
     if not constrained:
         base = base.model_copy(update={"constraints": []})
     context = campaign_context(base, config_dir=QUICKSTART.parent)
+    dim = load_space(context["space"]).dim
     goal = 1 if base.objectives[0].goal == "maximize" else -1
     n_random, max_bo = (60, 30) if quick else (200, 70)
 
@@ -166,7 +185,7 @@ def part_bo_vs_random(quick: bool, *, constrained: bool = True) -> None:
         rng = np.random.default_rng(1000 + seed)
         rand = [
             evaluate_design(context, {"latent": x.tolist()})["outcomes"]
-            for x in rng.uniform(-1, 1, size=(n_random, 16))
+            for x in rng.uniform(-1, 1, size=(n_random, dim))
         ]
         target = max(goal * o[0] for o in rand if o is not None and feasible(o))
         cfg = base.model_copy(
