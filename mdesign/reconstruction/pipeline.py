@@ -247,6 +247,8 @@ def reconstruct(
     anneal_neighbour_weight: float = D.anneal_neighbour_weight,
     anneal_radial: bool = D.anneal_radial,
     anneal_cleanup: bool = D.anneal_cleanup,
+    anneal_keep_clusters: bool = D.anneal_keep_clusters,
+    anneal_dense_lag: int = D.anneal_dense_lag,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> ReconstructionResult:
@@ -270,7 +272,7 @@ def reconstruct(
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
     anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight,
-    anneal_radial, anneal_cleanup
+    anneal_radial, anneal_cleanup, anneal_keep_clusters, anneal_dense_lag
         As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
@@ -350,6 +352,8 @@ def reconstruct(
         final_temperature_ratio=anneal_final_temperature,
         neighbour_weight=anneal_neighbour_weight,
         radial=anneal_radial,
+        keep_clusters=anneal_keep_clusters,
+        dense_lag=anneal_dense_lag,
         progress=progress,
     )
     annealing = anneal_fractions(decoded, exemplar, seed=seed, **anneal_kw)
