@@ -100,6 +100,7 @@ __all__ = [
     "AnnealingResult",
     "anneal_fractions",
     "connectivity_number",
+    "join_network_fragments",
     "keeps_clusters",
     "remove_small_clusters",
 ]
@@ -408,6 +409,92 @@ class _NeighbourState:
         np.add.at(delta, (rows[keep], new[keep]), 1.0)
         np.add.at(delta, (rows[keep], old[keep]), -1.0)
         return delta / flat.size
+
+
+NETWORK_SHARE = 0.9
+"""A phase is a network when the exemplar's largest cluster holds this share of its pixels..."""
+NETWORK_CLUSTERS = 5
+"""... and it has at most this many clusters (in the exemplar as a window, per its area)."""
+BRIDGE_MIN_SIZE = 5
+"""Fragments of a network phase of at least this many pixels are joined, smaller ones left to
+:func:`remove_small_clusters`."""
+
+
+def _path4(y0: int, x0: int, y1: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 4-connected staircase of pixels from ``(y0, x0)`` to ``(y1, x1)`` along the segment."""
+    ys, xs = [y0], [x0]
+    y, x = y0, x0
+    ny, nx = abs(y1 - y0), abs(x1 - x0)
+    sy, sx = np.sign(y1 - y0), np.sign(x1 - x0)
+    while (y, x) != (y1, x1):
+        # step along the axis that lags behind the segment the most
+        if ((abs(y - y0) + 0.5) * nx < (abs(x - x0) + 0.5) * ny and y != y1) or x == x1:
+            y += sy
+        else:
+            x += sx
+        ys.append(y)
+        xs.append(x)
+    return np.array(ys), np.array(xs)
+
+
+def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: int) -> np.ndarray:
+    """Join the fragments of a network phase to its largest cluster by straight bridges.
+
+    A thin phase that forms one network in the exemplar (at most :data:`NETWORK_CLUSTERS`
+    clusters, the largest with :data:`NETWORK_SHARE` of its pixels: grain boundaries) comes out
+    of the decoding in pieces, and dissolving the pieces (:func:`remove_small_clusters`) would
+    leave no network. Instead,
+    while the phase has more clusters than the exemplar (both counted in the image as a
+    window), the fragment of at least :data:`BRIDGE_MIN_SIZE` pixels nearest to the largest
+    cluster is joined to it by a 4-connected segment between their nearest pixels (Prim's
+    algorithm: the shortest bridges first). The bridges add pixels to the phase (and may close
+    cells of the others, as the exemplar's network does); :func:`anneal_fractions` restores the
+    fractions.
+
+    Parameters
+    ----------
+    labels : ndarray, ``H x W``
+    exemplar : ndarray, ``H' x W'``
+    phases : int
+        k.
+
+    Returns
+    -------
+    ndarray, ``H x W``
+        A new label image.
+    """
+    from scipy import ndimage
+
+    from mdesign.reconstruction.metrics import cluster_components
+
+    out = np.array(labels, copy=True)
+    scale = labels.size / exemplar.size
+    for j in range(phases):
+        comp_ex, n_ex = cluster_components(exemplar == j)
+        if n_ex == 0:
+            continue
+        ex_sizes = np.bincount(comp_ex.ravel())[1:]
+        if n_ex > NETWORK_CLUSTERS or ex_sizes.max() < NETWORK_SHARE * ex_sizes.sum():
+            continue
+        target = max(1, round(n_ex * scale))
+        while True:
+            comp, n = cluster_components(out == j)
+            if n <= target:
+                break
+            sizes = np.bincount(comp.ravel(), minlength=n + 1)
+            sizes[0] = 0
+            main = int(np.argmax(sizes))
+            frags = np.flatnonzero(sizes >= BRIDGE_MIN_SIZE)
+            frags = frags[frags != main]
+            if frags.size == 0:
+                break
+            dist, (iy, ix) = ndimage.distance_transform_edt(comp != main, return_indices=True)
+            best = ndimage.minimum_position(dist, comp, frags)
+            d = [dist[b] for b in best]
+            y0, x0 = best[int(np.argmin(d))]
+            ys, xs = _path4(int(y0), int(x0), int(iy[y0, x0]), int(ix[y0, x0]))
+            out[ys, xs] = j
+    return out
 
 
 def remove_small_clusters(

@@ -10,6 +10,7 @@ from mdesign.reconstruction.annealing import (
     _S2State,
     anneal_fractions,
     connectivity_number,
+    join_network_fragments,
     keeps_clusters,
     remove_small_clusters,
 )
@@ -312,3 +313,30 @@ def test_keep_clusters_annealing_adds_no_cluster(two_phase):
     assert res.flips <= 1 and res.accepted > 0  # one flip at most: the rounding of the counts
     n_kept = [cluster_components(res.labels == j, periodic=True)[1] for j in range(2)]
     assert all(a <= b for a, b in zip(n_kept, n0, strict=True))
+
+
+def test_network_fragments_are_joined():
+    # the exemplar: a connected grid of lines of phase 0 (a network) around cells of phase 1
+    ex = np.ones((40, 40), dtype=np.uint8)
+    ex[::10, :] = 0
+    ex[:, ::10] = 0
+    # the labels: the same lines broken into pieces, and a speck
+    lab = ex.copy()
+    lab[5, ::10] = 1
+    lab[::10, 5] = 1
+    lab[::10, 25] = 1
+    lab[33, 33] = 0
+    n_lab = cluster_components(lab == 0)[1]
+    assert n_lab > 5
+    out = join_network_fragments(lab, ex, phases=2)
+    assert np.all(out[lab == 0] == 0)  # bridges only add to the network phase
+    assert cluster_components(out == 0)[1] <= 2  # the network joined; the speck is left
+    # bridges close cells again, but no more than the exemplar's
+    n_cells = [cluster_components(im == 1)[1] for im in (lab, out, ex)]
+    assert n_cells[0] < n_cells[1] <= n_cells[2]
+    # specks (a phase of many clusters) are no network: their surplus is left as it is
+    ex = np.zeros((40, 40), dtype=np.uint8)
+    ex[2::8, 2::8] = 1
+    lab = ex.copy()
+    lab[5::8, 5::8] = 1
+    np.testing.assert_array_equal(join_network_fragments(lab, ex, phases=2), lab)
