@@ -8,7 +8,9 @@ labels exact), the six two-phase ones and the three-phase composite. Columns (``
   VGG19 weights;
 * ``default``: ``mdesign reconstruct``'s defaults (``configs/reconstruct.yaml``), and the same
   with ``random`` weights (the offline fallback);
-* the variants tried on the way (each one change against the default);
+* the variants tried on the way (each one change against the default;
+  ``reconstruction_previous.md`` holds the run before the cluster guard, the joining of network
+  fragments and the annealing window of 32 px, with the columns of that time);
 * the fitted level-cut GRF (:func:`mdesign.reconstruction.grf_baseline`), the paper's baseline.
 
 For each: ``S2`` and lineal-path RMSE (phase 1 for two phases, every phase for three), the
@@ -59,6 +61,8 @@ BEFORE = {
     "anneal_neighbour_weight": 0.0,
     "anneal_radial": False,
     "anneal_cleanup": False,
+    "anneal_max_lag": 16,
+    "anneal_keep_clusters": False,
 }
 """The settings of the method before issue 11 (main's defaults then), the weights apart."""
 VARIANTS: dict[str, dict] = {
@@ -68,6 +72,8 @@ VARIANTS: dict[str, dict] = {
     "default, random": {"weights": "random"},
     "no variation term": {"tv_weight": 0.0},
     "no cleanup": {"anneal_cleanup": False},
+    "annealing R = 16": {"anneal_max_lag": 16},
+    "no cluster guard": {"anneal_keep_clusters": False},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

@@ -33,6 +33,22 @@ Neighbourhood term (optional, weight ``neighbour_weight``)
     errors of the same weight. A swap changes the classes of at most 18 pixels (the two and their
     8 neighbours), so it costs ``O(1)`` more. In stage 2 only (stage 1 keeps ``S2`` alone).
 
+Sparse far lags (``dense_lag``, with ``radial``)
+    A move costs the number of lags tracked. With ``radial`` only the lags with ``round(|d|) <=
+    R`` count, and beyond ``dense_lag`` only those with even ``dy`` and ``dx`` are tracked (a
+    quarter): the radial average of each such distance is then over that subset, still dozens
+    of lags. So ``R = 32`` costs about 1.4 times ``R = 16`` instead of 4 times.
+Cluster guard (``keep_clusters``)
+    ``S2`` and the neighbourhood histogram barely see whether a swap splits a cluster or starts a
+    new one, so the swaps recreate the small clusters that :func:`remove_small_clusters`
+    dissolved. With the guard, the phases that have at least the exemplar's count of clusters
+    (per unit area) when the annealing starts refuse such moves: a flip of ``p`` from ``a`` to
+    ``b`` is refused when ``p``'s edge neighbours of ``a`` form two or more runs on its 8-ring
+    (Yokoi's 4-connectivity number, :func:`connectivity_number`; ``p`` may be their only link)
+    or when no edge neighbour is of ``b`` (``p`` would start a cluster of ``b``). The test is
+    local and sufficient, so a guarded phase's count never rises; a swap whose two pixels are
+    within 2 px of each other is refused (their tests would not see each other). Stage 1 draws
+    its candidates among the pixels that pass the test when there are any.
 Stage 1, fractions (greedy)
     While some phase has too many pixels: take the phase ``a`` with the largest surplus and the
     phase ``b`` with the largest deficit, draw up to ``batch`` pixels of ``a`` that touch ``b``
@@ -80,7 +96,14 @@ from mdesign.config import RECONSTRUCTION_DEFAULTS as D
 from mdesign.grf import phase_counts
 from mdesign.reconstruction.loss import s2_window
 
-__all__ = ["AnnealingResult", "anneal_fractions", "remove_small_clusters"]
+__all__ = [
+    "AnnealingResult",
+    "anneal_fractions",
+    "connectivity_number",
+    "join_network_fragments",
+    "keeps_clusters",
+    "remove_small_clusters",
+]
 
 
 @dataclass(frozen=True)
@@ -113,24 +136,37 @@ class AnnealingResult:
 class _S2State:
     """Labels, their tracked indicators and ``S2`` window, updated move by move."""
 
-    def __init__(self, labels, target, tracked, max_lag, periodic, radial=False):
+    def __init__(self, labels, target, tracked, max_lag, periodic, radial=False, dense_lag=None):
         self.labels = labels.astype(np.int64)
         self.h, self.w = labels.shape
         self.r = max_lag
         self.periodic = periodic
         self.tracked = np.asarray(tracked)
-        self.target = target  # J x L (flattened window)
         lag = np.arange(-max_lag, max_lag + 1)
-        self.dy = np.repeat(lag, lag.size)
-        self.dx = np.tile(lag, lag.size)
+        dy = np.repeat(lag, lag.size)
+        dx = np.tile(lag, lag.size)
+        # the lags tracked, a subset of the window symmetric under d -> -d (so that reversing
+        # the list maps each lag to its opposite); radial: only round(|d|) <= R, and beyond
+        # ``dense_lag`` only the lags of even dy and dx (a quarter: the radial averages there
+        # are over many lags already, and a move costs the number of lags)
+        keep = np.ones(dy.size, dtype=bool)
+        if radial:
+            dist = np.rint(np.hypot(dy, dx)).astype(np.int64)
+            keep = dist <= max_lag
+            if dense_lag is not None and dense_lag < max_lag:
+                keep &= (dist <= dense_lag) | ((dy % 2 == 0) & (dx % 2 == 0))
+        self.keep = np.flatnonzero(keep)
+        self.window_to_lag = np.full(dy.size, -1)
+        self.window_to_lag[self.keep] = np.arange(self.keep.size)
+        self.dy, self.dx = dy[self.keep], dx[self.keep]
+        self.target = target[:, self.keep]  # J x L (tracked lags of the flattened window)
         self.n_lags = self.dy.size
         # radial: the energy compares averages over the lags of each distance round(|d|) <= R
         self.proj = None
         if radial:
             dist = np.rint(np.hypot(self.dy, self.dx)).astype(np.int64)
-            inside = dist <= max_lag
             proj = np.zeros((max_lag + 1, self.n_lags))
-            proj[dist[inside], np.flatnonzero(inside)] = 1.0
+            proj[dist, np.arange(self.n_lags)] = 1.0
             self.proj = proj / proj.sum(1, keepdims=True)
         self.centre = self.n_lags // 2
         if periodic:
@@ -151,7 +187,7 @@ class _S2State:
             np.stack([self.labels == ph for ph in self.tracked]), dtype=torch.float64
         )[None]
         win = s2_window(onehot, self.r, periodic=self.periodic)[0]
-        return win.reshape(len(self.tracked), -1).numpy()
+        return win.reshape(len(self.tracked), -1).numpy()[:, self.keep]
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         return x if self.proj is None else x @ self.proj.T
@@ -196,6 +232,8 @@ class _S2State:
                 sx = (sx + self.w // 2) % self.w - self.w // 2
             near = (np.abs(sy) <= self.r) & (np.abs(sx) <= self.r)
             idx = (sy + self.r) * (2 * self.r + 1) + (sx + self.r)
+            idx = np.where(near, self.window_to_lag[np.where(near, idx, 0)], -1)
+            near &= idx >= 0  # a lag that is tracked
             b = np.flatnonzero(near)
             cross = d_q[b] * d_p[b]
             dq[b, :, idx[b]] += cross
@@ -243,6 +281,83 @@ class _S2State:
 
 _EDGES = ((-1, 0), (1, 0), (0, -1), (0, 1))
 _CORNERS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
+# the 8-ring around a pixel in turn (E, NE, N, NW, W, SW, S, SE), as columns of the neighbour
+# table (edges N S W E, then corners NW NE SW SE)
+_RING = (3, 5, 0, 4, 2, 6, 1, 7)
+
+
+def _neighbour_table(h: int, w: int, periodic: bool) -> np.ndarray:
+    """``HW x 8`` flat indices of the 8 neighbours (edges N S W E, corners NW NE SW SE).
+
+    Outside the image (not periodic) a pixel is its own neighbour.
+    """
+    ys, xs = np.divmod(np.arange(h * w), w)
+    cols = []
+    for dy, dx in _EDGES + _CORNERS:
+        ny, nx = ys + dy, xs + dx
+        if periodic:
+            ny, nx = ny % h, nx % w
+        else:
+            inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            ny, nx = np.where(inside, ny, ys), np.where(inside, nx, xs)
+        cols.append(ny * w + nx)
+    return np.stack(cols, 1)
+
+
+def connectivity_number(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, phase) -> np.ndarray:
+    """Yokoi's 4-connectivity number of pixels ``p`` for ``phase``.
+
+    The number of 4-connected runs of ``phase`` through the edge neighbours of ``p`` on its
+    8-ring, ``sum over the edge neighbours k of x_k (1 - x_{k+1} x_{k+2})`` (ring order, ``x``
+    the indicator of ``phase``): 0 when no edge neighbour is of ``phase``, 1 when they are all
+    joined around ``p``, 2 or more when ``p`` is the only local link between them.
+
+    Parameters
+    ----------
+    flat : ndarray of int, ``HW``
+    nbr : ndarray of int, ``HW x 8``
+        :func:`_neighbour_table`.
+    p : ndarray of int, ``B``
+    phase : int or ndarray of int, ``B``
+
+    Returns
+    -------
+    ndarray of int, ``B``
+    """
+    ring = nbr[p][:, _RING]
+    # outside the image (a pixel is its own neighbour there) is of no phase
+    x = (flat[ring] == np.asarray(phase).reshape(-1, 1)) & (ring != p[:, None])
+    nxt1 = np.roll(x, -1, axis=1)
+    nxt2 = np.roll(x, -2, axis=1)
+    run = x & ~(nxt1 & nxt2)
+    return run[:, 0::2].sum(1)
+
+
+def keeps_clusters(
+    flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, new: np.ndarray, guard: np.ndarray
+) -> np.ndarray:
+    """Whether flipping each pixel ``p`` to ``new`` adds no cluster to a guarded phase.
+
+    A flip from ``a`` to ``b`` may split a cluster of ``a`` only if ``p`` joins two or more runs
+    of ``a`` on its ring (connectivity number >= 2), and starts a new cluster of ``b`` only if no
+    edge neighbour is of ``b`` (number 0). Both are refused for the phases with ``guard``; the
+    flip may still remove a cluster (a lone pixel) or merge two. The test is local, so it is
+    sufficient: an allowed flip never raises a guarded phase's count of 4-connected clusters.
+
+    Parameters
+    ----------
+    flat : ndarray of int, ``HW``
+    nbr : ndarray of int, ``HW x 8``
+    p, new : ndarray of int, ``B``
+    guard : ndarray of bool, ``k``
+
+    Returns
+    -------
+    ndarray of bool, ``B``
+    """
+    old = flat[p]
+    ok = ~guard[old] | (connectivity_number(flat, nbr, p, old) <= 1)
+    return ok & (~guard[new] | (connectivity_number(flat, nbr, p, new) >= 1))
 
 
 class _NeighbourState:
@@ -251,19 +366,9 @@ class _NeighbourState:
     def __init__(self, labels: np.ndarray, phases: int, periodic: bool) -> None:
         self.h, self.w = labels.shape
         self.phases = phases
-        # neighbour table, ``HW x 8`` flat indices (edges first); outside the image (not
-        # periodic) a pixel is its own neighbour, so the edge counts as the same phase
-        ys, xs = np.divmod(np.arange(self.h * self.w), self.w)
-        cols = []
-        for dy, dx in _EDGES + _CORNERS:
-            ny, nx = ys + dy, xs + dx
-            if periodic:
-                ny, nx = ny % self.h, nx % self.w
-            else:
-                inside = (ny >= 0) & (ny < self.h) & (nx >= 0) & (nx < self.w)
-                ny, nx = np.where(inside, ny, ys), np.where(inside, nx, xs)
-            cols.append(ny * self.w + nx)
-        self.nbr = np.stack(cols, 1)
+        # neighbour table (edges first); outside the image (not periodic) a pixel is its own
+        # neighbour, so the edge counts as the same phase
+        self.nbr = _neighbour_table(self.h, self.w, periodic)
         self.n_classes = 25 * phases
         self.hist = self.histogram(labels.ravel())
 
@@ -306,6 +411,92 @@ class _NeighbourState:
         return delta / flat.size
 
 
+NETWORK_SHARE = 0.9
+"""A phase is a network when the exemplar's largest cluster holds this share of its pixels..."""
+NETWORK_CLUSTERS = 5
+"""... and it has at most this many clusters (in the exemplar as a window, per its area)."""
+BRIDGE_MIN_SIZE = 5
+"""Fragments of a network phase of at least this many pixels are joined, smaller ones left to
+:func:`remove_small_clusters`."""
+
+
+def _path4(y0: int, x0: int, y1: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
+    """A 4-connected staircase of pixels from ``(y0, x0)`` to ``(y1, x1)`` along the segment."""
+    ys, xs = [y0], [x0]
+    y, x = y0, x0
+    ny, nx = abs(y1 - y0), abs(x1 - x0)
+    sy, sx = np.sign(y1 - y0), np.sign(x1 - x0)
+    while (y, x) != (y1, x1):
+        # step along the axis that lags behind the segment the most
+        if ((abs(y - y0) + 0.5) * nx < (abs(x - x0) + 0.5) * ny and y != y1) or x == x1:
+            y += sy
+        else:
+            x += sx
+        ys.append(y)
+        xs.append(x)
+    return np.array(ys), np.array(xs)
+
+
+def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: int) -> np.ndarray:
+    """Join the fragments of a network phase to its largest cluster by straight bridges.
+
+    A thin phase that forms one network in the exemplar (at most :data:`NETWORK_CLUSTERS`
+    clusters, the largest with :data:`NETWORK_SHARE` of its pixels: grain boundaries) comes out
+    of the decoding in pieces, and dissolving the pieces (:func:`remove_small_clusters`) would
+    leave no network. Instead,
+    while the phase has more clusters than the exemplar (both counted in the image as a
+    window), the fragment of at least :data:`BRIDGE_MIN_SIZE` pixels nearest to the largest
+    cluster is joined to it by a 4-connected segment between their nearest pixels (Prim's
+    algorithm: the shortest bridges first). The bridges add pixels to the phase (and may close
+    cells of the others, as the exemplar's network does); :func:`anneal_fractions` restores the
+    fractions.
+
+    Parameters
+    ----------
+    labels : ndarray, ``H x W``
+    exemplar : ndarray, ``H' x W'``
+    phases : int
+        k.
+
+    Returns
+    -------
+    ndarray, ``H x W``
+        A new label image.
+    """
+    from scipy import ndimage
+
+    from mdesign.reconstruction.metrics import cluster_components
+
+    out = np.array(labels, copy=True)
+    scale = labels.size / exemplar.size
+    for j in range(phases):
+        comp_ex, n_ex = cluster_components(exemplar == j)
+        if n_ex == 0:
+            continue
+        ex_sizes = np.bincount(comp_ex.ravel())[1:]
+        if n_ex > NETWORK_CLUSTERS or ex_sizes.max() < NETWORK_SHARE * ex_sizes.sum():
+            continue
+        target = max(1, round(n_ex * scale))
+        while True:
+            comp, n = cluster_components(out == j)
+            if n <= target:
+                break
+            sizes = np.bincount(comp.ravel(), minlength=n + 1)
+            sizes[0] = 0
+            main = int(np.argmax(sizes))
+            frags = np.flatnonzero(sizes >= BRIDGE_MIN_SIZE)
+            frags = frags[frags != main]
+            if frags.size == 0:
+                break
+            dist, (iy, ix) = ndimage.distance_transform_edt(comp != main, return_indices=True)
+            best = ndimage.minimum_position(dist, comp, frags)
+            d = [dist[b] for b in best]
+            y0, x0 = best[int(np.argmin(d))]
+            ys, xs = _path4(int(y0), int(x0), int(iy[y0, x0]), int(ix[y0, x0]))
+            out[ys, xs] = j
+    return out
+
+
 def remove_small_clusters(
     labels: np.ndarray,
     exemplar: np.ndarray,
@@ -319,12 +510,13 @@ def remove_small_clusters(
     are taken from the smallest up; a cluster of ``s`` pixels is dissolved when keeping it would
     leave more clusters of at most ``s`` pixels than the exemplar has per unit area (its
     clusters counted in-image), until as many have gone as the phase has clusters beyond the
-    exemplar's count. So the lower tail of the cluster-size distribution is capped at the
-    exemplar's, which removes speckle (lone pixels and specks) and keeps a small cluster
-    wherever the exemplar has as many, and the count never falls below the exemplar's by
-    dissolution (a matrix slightly smaller than the exemplar's stays). A dissolved cluster takes
-    the phase most frequent among its outer 4-neighbours. The fractions change;
-    :func:`anneal_fractions` restores them.
+    exemplar's count (both counted in the image as a window, a cut cluster once per piece: a
+    periodic output counted on the torus would keep more than the exemplar). So the lower tail
+    of the cluster-size distribution is capped at the exemplar's, which removes speckle (lone
+    pixels and specks) and keeps a small cluster wherever the exemplar has as many, and the
+    window count never falls below the exemplar's by dissolution (a matrix slightly smaller
+    than the exemplar's stays). A dissolved cluster takes the phase most frequent among its
+    outer 4-neighbours. The fractions change; :func:`anneal_fractions` restores them.
 
     Parameters
     ----------
@@ -354,8 +546,10 @@ def remove_small_clusters(
             continue
         sizes = np.bincount(comp.ravel(), minlength=n + 1)[1:]
         # at most the surplus over the exemplar's count goes: a large cluster (a matrix) is
-        # never dissolved for being a little smaller than the exemplar's
-        surplus = n - round(ex_sizes.size * scale)
+        # never dissolved for being a little smaller than the exemplar's. Both counted in the
+        # image as a window (the exemplar's count includes the pieces of the clusters its edges
+        # cut, so the output's must too, else a periodic output keeps more than the exemplar)
+        surplus = ndimage.label(out == j)[1] - round(ex_sizes.size * scale)
         if surplus <= 0:
             continue
         order = np.argsort(sizes, kind="stable")
@@ -413,6 +607,8 @@ def anneal_fractions(
     final_temperature_ratio: float = D.anneal_final_temperature,
     neighbour_weight: float = D.anneal_neighbour_weight,
     radial: bool = D.anneal_radial,
+    keep_clusters: bool = D.anneal_keep_clusters,
+    dense_lag: int = D.anneal_dense_lag,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make the phase fractions exact by interface moves that keep ``S2`` close to the exemplar's.
@@ -448,6 +644,12 @@ def anneal_fractions(
     radial : bool
         Compare the radial averages of ``S2`` (over the lags of each distance
         ``round(|d|) <= R``) instead of the whole window (module docstring).
+    dense_lag : int
+        With ``radial``, the lags beyond this distance are tracked on the even lattice only
+        (module docstring).
+    keep_clusters : bool
+        Refuse the moves that would add a cluster to a phase that has at least the exemplar's
+        count (per unit area) when the swaps start (module docstring).
     progress : bool
         Show a progress bar over the swap proposals.
 
@@ -464,7 +666,13 @@ def anneal_fractions(
     fractions = np.array([(exemplar == ph).mean() for ph in range(phases)])
     counts_target = phase_counts(fractions[None], h * w)[0]
     state = _S2State(
-        labels, target.reshape(len(tracked), -1).numpy(), tracked, max_lag, periodic, radial
+        labels,
+        target.reshape(len(tracked), -1).numpy(),
+        tracked,
+        max_lag,
+        periodic,
+        radial,
+        dense_lag=dense_lag,
     )
     nb = nb_target = None
     nb_coef = 0.0
@@ -487,6 +695,20 @@ def anneal_fractions(
         return nb_coef * ((2 * err + dh) * dh).mean(1), dh
 
     e_initial = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0)
+    nbr = guard = None
+    if keep_clusters:
+        from mdesign.reconstruction.metrics import cluster_components
+
+        nbr = nb.nbr if nb is not None else _neighbour_table(h, w, periodic)
+        scale = labels.size / exemplar.size
+        # both counted in the image as a window (as remove_small_clusters does)
+        guard = np.array(
+            [
+                cluster_components(state.labels == j)[1]
+                >= round(cluster_components(exemplar == j)[1] * scale)
+                for j in range(phases)
+            ]
+        )
 
     # stage 1: greedy flips from the largest surplus to the largest deficit
     flips = 0
@@ -498,6 +720,10 @@ def anneal_fractions(
         cand = np.flatnonzero(is_a & state.touching(b))
         if cand.size == 0:
             cand = np.flatnonzero(is_a)
+        if guard is not None:
+            safe = keeps_clusters(state.labels.ravel(), nbr, cand, np.full(cand.size, b), guard)
+            if safe.any():
+                cand = cand[safe]
         if cand.size > batch:
             cand = rng.choice(cand, batch, replace=False)
         ds = state.delta(cand, np.full(cand.size, b))
@@ -523,6 +749,16 @@ def anneal_fractions(
             q = rng.choice(interface, n)
             lp, lq = state.labels.flat[p], state.labels.flat[q]
             valid = lp != lq
+            if guard is not None:
+                flat = state.labels.ravel()
+                (py, px), (qy, qx) = np.divmod(p, w), np.divmod(q, w)
+                sy, sx = np.abs(py - qy), np.abs(px - qx)
+                if periodic:
+                    sy, sx = np.minimum(sy, h - sy), np.minimum(sx, w - sx)
+                # overlapping rings: the two tests would not see each other's flip
+                valid &= (sy > 2) | (sx > 2)
+                valid &= keeps_clusters(flat, nbr, p, lq, guard)
+                valid &= keeps_clusters(flat, nbr, q, lp, guard)
             de = np.full(n, np.inf)
             ds = None
             if valid.any():

@@ -7,7 +7,10 @@
    (:mod:`~mdesign.reconstruction.optimize`); with ``coarse_to_fine``, first at half size
    against the exemplar at half size, then upsample and refine.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
-4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`).
+4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`); with
+   ``anneal_cleanup``, then join the fragments of a network phase, dissolve the surplus of small
+   clusters and anneal again; with ``anneal_keep_clusters``, the swaps add no cluster to a
+   phase that has the exemplar's count.
 
 References
 ----------
@@ -36,6 +39,7 @@ from mdesign.io import MAX_PHASES
 from mdesign.reconstruction.annealing import (
     AnnealingResult,
     anneal_fractions,
+    join_network_fragments,
     remove_small_clusters,
 )
 from mdesign.reconstruction.decoding import decode_kmeans
@@ -247,6 +251,8 @@ def reconstruct(
     anneal_neighbour_weight: float = D.anneal_neighbour_weight,
     anneal_radial: bool = D.anneal_radial,
     anneal_cleanup: bool = D.anneal_cleanup,
+    anneal_keep_clusters: bool = D.anneal_keep_clusters,
+    anneal_dense_lag: int = D.anneal_dense_lag,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> ReconstructionResult:
@@ -270,7 +276,7 @@ def reconstruct(
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
     anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight,
-    anneal_radial, anneal_cleanup
+    anneal_radial, anneal_cleanup, anneal_keep_clusters, anneal_dense_lag
         As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
@@ -350,14 +356,16 @@ def reconstruct(
         final_temperature_ratio=anneal_final_temperature,
         neighbour_weight=anneal_neighbour_weight,
         radial=anneal_radial,
+        keep_clusters=anneal_keep_clusters,
+        dense_lag=anneal_dense_lag,
         progress=progress,
     )
     annealing = anneal_fractions(decoded, exemplar, seed=seed, **anneal_kw)
     if anneal_cleanup:
-        # dissolve the surplus of small clusters, then anneal again (fractions, then swaps)
-        cleaned = remove_small_clusters(
-            annealing.labels, exemplar, phases=phases, periodic=periodic
-        )
+        # join a network phase's fragments, dissolve the surplus of small clusters, then anneal
+        # again (fractions, then swaps)
+        joined = join_network_fragments(annealing.labels, exemplar, phases=phases)
+        cleaned = remove_small_clusters(joined, exemplar, phases=phases, periodic=periodic)
         annealing = anneal_fractions(cleaned, exemplar, seed=seed + 1, **anneal_kw)
     t_anneal = time.perf_counter() - t_anneal
     errors = reconstruction_errors(

@@ -5,9 +5,13 @@ from scipy import ndimage
 
 from mdesign.grf import grf_microstructures, phase_counts
 from mdesign.reconstruction.annealing import (
+    _neighbour_table,
     _NeighbourState,
     _S2State,
     anneal_fractions,
+    connectivity_number,
+    join_network_fragments,
+    keeps_clusters,
     remove_small_clusters,
 )
 from mdesign.reconstruction.loss import s2_window
@@ -201,7 +205,9 @@ def test_small_clusters_are_capped_at_the_exemplars(two_phase, three_phase, k):
         # specks go first, and only the surplus over the exemplar's count is candidate
         if before.size > n_ex:
             assert (after == 1).sum() < (before == 1).sum()
-        assert after.size >= min(before.size, n_ex) - k  # merges may join a few
+        # the surplus is counted in the image as a window, as the exemplar's count is
+        window_before, window_after = (ndimage.label(im == j)[1] for im in (noisy, out))
+        assert window_after >= min(window_before, n_ex) - k  # merges may join a few
 
 
 def test_a_matrix_is_never_dissolved():
@@ -218,18 +224,28 @@ def test_a_matrix_is_never_dissolved():
     assert cluster_components(out == 1)[1] == 3
 
 
-def test_radial_energy_compares_radial_averages(two_phase):
+@pytest.mark.parametrize("dense_lag", [None, 2])
+def test_radial_energy_compares_radial_averages(two_phase, dense_lag):
     rng = np.random.default_rng(3)
     target = rng.random((1, 81))
-    state = _S2State(two_phase, target, [1], 4, True, radial=True)
+    state = _S2State(two_phase, target, [1], 4, True, radial=True, dense_lag=dense_lag)
     lag = np.arange(-4, 5)
-    dist = np.rint(np.hypot(*np.meshgrid(lag, lag, indexing="ij"))).ravel()
-    err = state.s2[0] - target[0]
-    radial = [err[dist == r].mean() for r in range(5)]
+    dy, dx = (a.ravel() for a in np.meshgrid(lag, lag, indexing="ij"))
+    dist = np.rint(np.hypot(dy, dx))
+    # the lags tracked: within R, and beyond dense_lag on the even lattice only
+    keep = dist <= 4
+    if dense_lag is not None:
+        keep &= (dist <= dense_lag) | ((dy % 2 == 0) & (dx % 2 == 0))
+    assert keep.sum() < (dist <= 4).sum() if dense_lag is not None else True
+    onehot = torch.as_tensor(two_phase == 1, dtype=torch.float64)[None, None]
+    full = s2_window(onehot, 4, periodic=True)[0, 0].reshape(-1).numpy()
+    err = full - target[0]
+    radial = [err[keep & (dist == r)].mean() for r in range(5)]
     assert state.energy() == pytest.approx(np.mean(np.square(radial)))
-    # a swap's predicted change is the change of that energy
-    for _ in range(20):
-        p, q = rng.integers(0, two_phase.size, 2)
+    # a swap's predicted change is the change of that energy, nearby pixels included
+    for _ in range(40):
+        p = rng.integers(0, two_phase.size)
+        q = (p + rng.integers(-100, 100)) % two_phase.size
         lp, lq = state.labels.flat[p], state.labels.flat[q]
         if lp == lq:
             continue
@@ -239,3 +255,88 @@ def test_radial_energy_compares_radial_averages(two_phase):
         state.apply(int(p), int(lq), np.zeros_like(ds[0]))
         state.apply(int(q), int(lp), ds[0])
         assert state.energy() - before == pytest.approx(predicted, abs=1e-12)
+    np.testing.assert_allclose(state.s2, state._exact_s2(), atol=1e-12)
+
+
+def test_connectivity_number_of_known_neighbourhoods():
+    # centre pixel of a 3x3 image, non-periodic: the ring is the 8 pixels around it
+    nbr = _neighbour_table(3, 3, False)
+    centre = np.array([4])
+    cases = {
+        "bridge": ([[0, 1, 0], [0, 1, 0], [0, 1, 0]], 2),  # N and S of phase 1, not joined
+        "corner": ([[0, 1, 1], [0, 1, 1], [0, 0, 0]], 1),  # N and E joined through NE
+        "lone": ([[1, 0, 1], [0, 1, 0], [1, 0, 1]], 0),  # corners only
+        "cross": ([[0, 1, 0], [1, 1, 1], [0, 1, 0]], 4),
+    }
+    for name, (img, want) in cases.items():
+        got = connectivity_number(np.array(img).ravel(), nbr, centre, 1)
+        assert got[0] == want, name
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("k", [2, 3])
+def test_allowed_flips_never_add_a_cluster(periodic, k):
+    rng = np.random.default_rng(k)
+    lab = rng.integers(0, k, (20, 18))
+    nbr = _neighbour_table(*lab.shape, periodic)
+    guard = np.ones(k, dtype=bool)
+    allowed = refused = 0
+    for _ in range(600):
+        p = rng.integers(0, lab.size, 1)
+        new = (lab.flat[p] + rng.integers(1, k, 1)) % k
+        after = lab.copy()
+        after.flat[p] = new
+        before_n = [cluster_components(lab == j, periodic=periodic)[1] for j in range(k)]
+        after_n = [cluster_components(after == j, periodic=periodic)[1] for j in range(k)]
+        if keeps_clusters(lab.ravel(), nbr, p, new, guard)[0]:
+            assert all(a <= b for a, b in zip(after_n, before_n, strict=True))
+            allowed += 1
+            lab = after
+        else:
+            refused += 1
+    assert allowed > 50 and refused > 50  # both branches exercised
+
+
+def test_keep_clusters_annealing_adds_no_cluster(two_phase):
+    ex = two_phase
+    # speckle with the exemplar's fractions (swaps of random pixel pairs)
+    rng = np.random.default_rng(3)
+    start = ex.copy().ravel()
+    p, q = rng.integers(0, start.size, (2, 150))
+    start[p], start[q] = start[q], start[p].copy()
+    start = start.reshape(ex.shape)
+    n0 = [cluster_components(start == j, periodic=True)[1] for j in range(2)]
+    n_ex = [ndimage.label(ex == j)[1] for j in range(2)]
+    assert all(a > b for a, b in zip(n0, n_ex, strict=True))  # both phases guarded
+    kw = dict(phases=2, max_lag=4, steps=3000, seed=0, periodic=True)
+    res = anneal_fractions(start, ex, keep_clusters=True, **kw)
+    assert res.flips <= 1 and res.accepted > 0  # one flip at most: the rounding of the counts
+    n_kept = [cluster_components(res.labels == j, periodic=True)[1] for j in range(2)]
+    assert all(a <= b for a, b in zip(n_kept, n0, strict=True))
+
+
+def test_network_fragments_are_joined():
+    # the exemplar: a connected grid of lines of phase 0 (a network) around cells of phase 1
+    ex = np.ones((40, 40), dtype=np.uint8)
+    ex[::10, :] = 0
+    ex[:, ::10] = 0
+    # the labels: the same lines broken into pieces, and a speck
+    lab = ex.copy()
+    lab[5, ::10] = 1
+    lab[::10, 5] = 1
+    lab[::10, 25] = 1
+    lab[33, 33] = 0
+    n_lab = cluster_components(lab == 0)[1]
+    assert n_lab > 5
+    out = join_network_fragments(lab, ex, phases=2)
+    assert np.all(out[lab == 0] == 0)  # bridges only add to the network phase
+    assert cluster_components(out == 0)[1] <= 2  # the network joined; the speck is left
+    # bridges close cells again, but no more than the exemplar's
+    n_cells = [cluster_components(im == 1)[1] for im in (lab, out, ex)]
+    assert n_cells[0] < n_cells[1] <= n_cells[2]
+    # specks (a phase of many clusters) are no network: their surplus is left as it is
+    ex = np.zeros((40, 40), dtype=np.uint8)
+    ex[2::8, 2::8] = 1
+    lab = ex.copy()
+    lab[5::8, 5::8] = 1
+    np.testing.assert_array_equal(join_network_fragments(lab, ex, phases=2), lab)
