@@ -113,6 +113,8 @@ def _sections():
         "max_lag": "anneal_max_lag",
         "neighbour_weight": "anneal_neighbour_weight",
         "radial": "anneal_radial",
+        "keep_clusters": "anneal_keep_clusters",
+        "dense_lag": "anneal_dense_lag",
     }
     gan = GAN_DEFAULTS
     # (module, qualified-name prefix or "" for all, config section, {parameter: field})
