@@ -16,11 +16,12 @@ With ``fractions`` given, :func:`decode` instead cuts each image's continuous ou
 quantile that gives exactly that phase-1 fraction: the same level cut that makes the training
 images from Gaussian random fields (:func:`mdesign.grf.level_cut`), after removing the output's
 drift at the scale of a latent cell (a Gaussian high-pass of width one cell, 32 pixels). The
-fraction then becomes a design variable of its own, beside the latent. This is how random samples cover the training
-fractions: a random latent's own fraction averages the 16 local fractions of its latent cells,
-so it spreads over images about 40% less than the training fractions do (std 0.052 against
-0.087 for the shipped model), whereas a fraction drawn from the training distribution
-(:func:`training_fractions`, :func:`sample_fractions`) and cut exactly matches it. The
+fraction then becomes a design variable of its own, beside the latent. This is how random
+samples cover the training fractions: a random latent's own fraction averages the 16 local
+fractions of its latent cells, so it spreads over images about 40% less than the training
+fractions do (std 0.052 against 0.087 for the shipped model), whereas a fraction drawn from the
+training distribution (:func:`training_fractions`, :func:`sample_fractions`) and cut exactly
+matches it. The
 morphology is kept: the level sets of the generator's output are its interfaces. Without the
 high-pass the cut is global, and the generator's cell-to-cell drift of level makes an image's
 32x32 blocks differ in fraction more than the training images' do (within-image std of the block
