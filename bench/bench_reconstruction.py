@@ -8,7 +8,8 @@ labels exact), the six two-phase ones and the three-phase composite. Columns (``
   VGG19 weights;
 * ``default``: ``mdesign reconstruct``'s defaults (``configs/reconstruct.yaml``), and the same
   with ``random`` weights (the offline fallback);
-* the variants tried on the way (each one change against the default;
+* the variants tried on the way (each one change against the default; ``no surface stage`` is
+  the default before the annealing's surface stage;
   ``reconstruction_previous.md`` holds the run before the cluster guard, the joining of network
   fragments and the annealing window of 32 px, with the columns of that time);
 * the fitted level-cut GRF (:func:`mdesign.reconstruction.grf_baseline`), the paper's baseline.
@@ -74,6 +75,7 @@ VARIANTS: dict[str, dict] = {
     "no cleanup": {"anneal_cleanup": False},
     "annealing R = 16": {"anneal_max_lag": 16},
     "no cluster guard": {"anneal_keep_clusters": False},
+    "no surface stage": {"anneal_surface": False},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

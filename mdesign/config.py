@@ -413,6 +413,13 @@ class ReconstructionConfig(Config):
     has at least the exemplar's count of clusters when the annealing starts (a local test on the
     3 x 3 neighbourhood of each flipped pixel), so the swaps do not undo the cleanup's
     dissolution of the surplus small clusters."""
+    anneal_surface: bool = True
+    """End the last annealing with a surface stage: while the interface is longer than the
+    exemplar's (per unit area), swap pairs of pixels that shorten it (a tip or protrusion of one
+    phase with a pixel of the other that the flip does not roughen), the pair of least energy
+    rise first, within the cluster guard. Fractions and guarded cluster counts stay; it removes
+    the surplus surface of the network bridges and ragged blobs (the Li et al. alloy: +13% to
+    +3%)."""
 
 
 RECONSTRUCTION_DEFAULTS = ReconstructionConfig()

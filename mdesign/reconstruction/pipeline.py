@@ -10,7 +10,8 @@
 4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`); with
    ``anneal_cleanup``, then join the fragments of a network phase, dissolve the surplus of small
    clusters and anneal again; with ``anneal_keep_clusters``, the swaps add no cluster to a
-   phase that has the exemplar's count.
+   phase that has the exemplar's count; with ``anneal_surface``, the last annealing ends with
+   swaps that shorten the interface to the exemplar's length per unit area.
 
 References
 ----------
@@ -253,6 +254,7 @@ def reconstruct(
     anneal_cleanup: bool = D.anneal_cleanup,
     anneal_keep_clusters: bool = D.anneal_keep_clusters,
     anneal_dense_lag: int = D.anneal_dense_lag,
+    anneal_surface: bool = D.anneal_surface,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> ReconstructionResult:
@@ -276,7 +278,7 @@ def reconstruct(
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
     anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight,
-    anneal_radial, anneal_cleanup, anneal_keep_clusters, anneal_dense_lag
+    anneal_radial, anneal_cleanup, anneal_keep_clusters, anneal_dense_lag, anneal_surface
         As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
@@ -360,13 +362,19 @@ def reconstruct(
         dense_lag=anneal_dense_lag,
         progress=progress,
     )
-    annealing = anneal_fractions(decoded, exemplar, seed=seed, **anneal_kw)
+    # the surface stage ends the last annealing only: before the cleanup it would only change
+    # what the cleanup starts from (and the lineal paths with it), not the output's surface
+    annealing = anneal_fractions(
+        decoded, exemplar, seed=seed, surface=anneal_surface and not anneal_cleanup, **anneal_kw
+    )
     if anneal_cleanup:
         # join a network phase's fragments, dissolve the surplus of small clusters, then anneal
-        # again (fractions, then swaps)
+        # again (fractions, then swaps, then the surface stage)
         joined = join_network_fragments(annealing.labels, exemplar, phases=phases)
         cleaned = remove_small_clusters(joined, exemplar, phases=phases, periodic=periodic)
-        annealing = anneal_fractions(cleaned, exemplar, seed=seed + 1, **anneal_kw)
+        annealing = anneal_fractions(
+            cleaned, exemplar, seed=seed + 1, surface=anneal_surface, **anneal_kw
+        )
     t_anneal = time.perf_counter() - t_anneal
     errors = reconstruction_errors(
         exemplar,

@@ -3,6 +3,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from mdesign.descriptors import specific_surface
 from mdesign.grf import grf_microstructures, phase_counts
 from mdesign.reconstruction.annealing import (
     _neighbour_table,
@@ -10,6 +11,8 @@ from mdesign.reconstruction.annealing import (
     _S2State,
     anneal_fractions,
     connectivity_number,
+    interface_density,
+    interface_edges,
     join_network_fragments,
     keeps_clusters,
     remove_small_clusters,
@@ -170,7 +173,10 @@ def test_neighbour_term_brings_the_local_shapes_closer(two_phase):
         t = np.bincount(_brute_classes(two_phase.astype(np.int64), True).ravel(), minlength=50)
         return np.abs(h - t).sum() / lab.size
 
-    kw = dict(phases=2, max_lag=6, steps=3 * noisy.size, seed=0, exemplar_periodic=True)
+    # the swaps' energy alone: without the surface stage after them, which shortens both
+    kw = dict(
+        phases=2, max_lag=6, steps=3 * noisy.size, seed=0, exemplar_periodic=True, surface=False
+    )
     plain = anneal_fractions(noisy, two_phase, **kw, **S2_ONLY)
     with_nb = anneal_fractions(noisy, two_phase, neighbour_weight=1.0, radial=False, **kw)
     counts = [np.bincount(r.labels.ravel()).tolist() for r in (plain, with_nb)]
@@ -340,3 +346,64 @@ def test_network_fragments_are_joined():
     lab = ex.copy()
     lab[5::8, 5::8] = 1
     np.testing.assert_array_equal(join_network_fragments(lab, ex, phases=2), lab)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_interface_density_is_crofton_and_counts_edges(two_phase, three_phase, periodic):
+    # two phases: 2 / pi times the specific surface of the descriptors (Crofton)
+    sv = specific_surface(two_phase[None], phase=1, periodic=periodic)[0]
+    assert interface_density(two_phase, periodic=periodic) == pytest.approx(2 / np.pi * sv)
+    # the edge count of the neighbour table is the same count, on the torus or in-image
+    for lab in (two_phase, three_phase):
+        h, w = lab.shape
+        pairs = 2 * h * w if periodic else h * (w - 1) + (h - 1) * w
+        edges = interface_edges(lab.ravel().astype(np.int64), _neighbour_table(h, w, periodic))
+        assert edges == round(interface_density(lab, periodic=periodic) * pairs)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_surface_stage_shortens_the_interface_to_the_exemplars(two_phase, three_phase, k):
+    ex = two_phase if k == 2 else three_phase
+    h, w = ex.shape
+    nbr = _neighbour_table(h, w, True)
+    target = interface_density(ex, periodic=False) * 2 * h * w
+    # a rough copy: swaps of random pixel pairs (speckle), fractions kept
+    rng = np.random.default_rng(1)
+    start = ex.copy().ravel()
+    p, q = rng.integers(0, start.size, (2, 60))
+    start[p], start[q] = start[q], start[p].copy()
+    start = start.reshape(ex.shape)
+    assert interface_edges(start.ravel().astype(np.int64), nbr) > target + 50
+    kw = dict(phases=k, max_lag=4, steps=0, seed=0, periodic=True, keep_clusters=True)
+    off = anneal_fractions(start, ex, surface=False, **kw)
+    on = anneal_fractions(start, ex, surface=True, **kw)
+    assert off.surface_swaps == 0 and on.surface_swaps > 0
+    # fractions kept, no cluster added to a guarded phase (all phases have a surplus here)
+    assert np.array_equal(np.bincount(on.labels.ravel(), minlength=k), on.target_counts)
+    n0 = [cluster_components(off.labels == j)[1] for j in range(k)]
+    n1 = [cluster_components(on.labels == j)[1] for j in range(k)]
+    assert all(a <= b for a, b in zip(n1, n0, strict=True))
+    # it stops at the exemplar's length: at or below it, by less than one swap (8 edges)
+    edges = interface_edges(on.labels.ravel().astype(np.int64), nbr)
+    assert target - 8 < edges <= target
+    # the reported energy is the one of the returned labels (a recount: no move left to make)
+    again = anneal_fractions(on.labels, ex, surface=False, **kw)
+    assert again.flips == 0 and again.energy_final == pytest.approx(on.energy_final, rel=1e-9)
+
+
+def test_surface_stage_leaves_a_short_interface(two_phase):
+    # a smoother copy (larger grains, the same fraction) is already below the exemplar's length
+    smooth = grf_microstructures(
+        1, two_phase.shape, volume_fraction=two_phase.mean(), correlation_length=6, seed=2
+    ).images[0]
+    h, w = smooth.shape
+    nbr = _neighbour_table(h, w, True)
+    assert (
+        interface_edges(smooth.ravel().astype(np.int64), nbr)
+        < interface_density(two_phase, periodic=False) * 2 * h * w
+    )
+    kw = dict(phases=2, max_lag=4, steps=200, seed=0, periodic=True)
+    on = anneal_fractions(smooth, two_phase, surface=True, **kw)
+    off = anneal_fractions(smooth, two_phase, surface=False, **kw)
+    assert on.surface_swaps == 0
+    np.testing.assert_array_equal(on.labels, off.labels)
