@@ -115,6 +115,7 @@ def _sections():
         "radial": "anneal_radial",
         "keep_clusters": "anneal_keep_clusters",
         "dense_lag": "anneal_dense_lag",
+        "surface": "anneal_surface",
     }
     gan = GAN_DEFAULTS
     # (module, qualified-name prefix or "" for all, config section, {parameter: field})
