@@ -64,6 +64,7 @@ BEFORE = {
     "anneal_cleanup": False,
     "anneal_max_lag": 16,
     "anneal_keep_clusters": False,
+    "anneal_surface": False,
 }
 """The settings of the method before issue 11 (main's defaults then), the weights apart."""
 VARIANTS: dict[str, dict] = {
