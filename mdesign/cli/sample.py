@@ -141,6 +141,7 @@ def _fraction_rule(text: str | None, default: str):
 
     from mdesign.cli._common import parse_range
     from mdesign.errors import InputError
+    from mdesign.gan.sampling import QUANTILE_POINTS
 
     text = default if text is None else text
     if text in ("training", "free"):
@@ -149,7 +150,7 @@ def _fraction_rule(text: str | None, default: str):
     lo, hi = (value, value) if isinstance(value, float) else value
     if not (0 <= lo <= hi <= 1):
         raise InputError(f"--fraction: expected fractions in [0, 1] with A <= B, got {text!r}")
-    return text, np.linspace(lo, hi, 101)
+    return text, np.linspace(lo, hi, QUANTILE_POINTS)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
             f"--reference {args.reference}: {reference.shape[0]} images; comparing {n} "
             f"samples needs {2 * n} (two real sets for scale)"
         )
-    if fractions is None and quantiles is not None:
+    if fractions is not None:
+        rule = "from --latent"
+    elif quantiles is not None:
         fractions = sample_fractions(n, quantiles, seed=seed)
     images = decode(ckpt.generator, z, fractions=fractions, periodic=periodic, binarize=binarize)
     report = _validate(args, ckpt, images, reference, seed=seed) if args.report else None
@@ -240,7 +243,7 @@ def run(args: argparse.Namespace) -> int:
         seed=None if args.latent else seed,
         latent=args.latent,
         periodic=periodic,
-        fraction=rule if fractions is None or args.latent is None else "from --latent",
+        fraction=rule,
         binarize=binarize if fractions is None else None,
     )
     # all outputs at the end, renamed into place together: a failure writes none of them

@@ -360,6 +360,13 @@ def test_sample_cuts_at_training_fractions_by_default(run_cli, tiny_run, tmp_pat
     assert run_cli("sample", "--checkpoint", ck, "--latent", s, "-o", again, "-q").code == 0
     with np.load(again) as f:
         assert np.array_equal(f["images"], images)
+        assert json.loads(str(f["meta"]))["fraction"] == "from --latent"
+    np.save(tmp_path / "z.npy", np.load(s)["latents"])  # latents without their fractions
+    drawn = tmp_path / "drawn.npz"
+    args = ("--latent", tmp_path / "z.npy", "--fraction", "training", "-o", drawn, "-q")
+    assert run_cli("sample", "--checkpoint", ck, *args).code == 0
+    with np.load(drawn) as f:
+        assert json.loads(str(f["meta"]))["fraction"] == "training"
     # free: the generator's own fraction, as --binarize asks
     free = tmp_path / "free.npz"
     assert (
