@@ -67,8 +67,9 @@ def plot_characterization(
     ----------
     char : mdesign.descriptors.Characterization
         The descriptors.
-    images : ndarray, ``N x H x W``
-        The labels they came from (up to three are shown).
+    images : ndarray, ``N x H x W`` or ``N x H x W x D``
+        The labels they came from (up to three images are shown; for volumes, the three
+        orthogonal middle slices of the first).
     path : path-like
         PNG to write.
     title : str, optional
@@ -77,12 +78,23 @@ def plot_characterization(
     k = char.volume_fractions.shape[1]
     fig = Figure(figsize=(12, 3.4), layout="constrained")
     grid = fig.add_gridspec(1, 6)
-    n_show = min(3, images.shape[0])
+    if images.ndim == 4:
+        vol = images[0]
+        shown = [
+            (vol[vol.shape[0] // 2], f"volume 0, H = {vol.shape[0] // 2}"),
+            (vol[:, vol.shape[1] // 2], f"W = {vol.shape[1] // 2}"),
+            (vol[:, :, vol.shape[2] // 2], f"D = {vol.shape[2] // 2}"),
+        ]
+        what = "volumes"
+    else:
+        shown = [(images[i], f"image {i}") for i in range(min(3, images.shape[0]))]
+        what = "images"
+    n_show = len(shown)
     sub = grid[0, :2].subgridspec(1, n_show) if n_show > 1 else grid[0, :2]
-    for i in range(n_show):
+    for i, (img, label) in enumerate(shown):
         ax = fig.add_subplot(sub[0, i] if n_show > 1 else sub)
-        show_labels(ax, images[i], k=k, title=f"image {i}")
-    band = f" (mean, 5-95% of {char.shape[0]} images)" if char.shape[0] > 1 else ""
+        show_labels(ax, img, k=k, title=label)
+    band = f" (mean, 5-95% of {char.shape[0]} {what})" if char.shape[0] > 1 else ""
     p = char.phase
     ax = fig.add_subplot(grid[0, 2])
     plot_band(ax, char.s2, label=f"$S_2$ of phase {p}")

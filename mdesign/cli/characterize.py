@@ -14,10 +14,12 @@ def add_parser(sub) -> None:
         "characterize",
         help="volume fractions, S2, lineal path, chord lengths and specific surface",
         description=(
-            "Descriptors averaged over the images of INPUT (.npz stack, .npy, .png, .tif). "
+            "Descriptors averaged over the images of INPUT (.npz stack, .npy, .png, .tif), or "
+            "over the volumes of an (N, H, W, D) .npz/.npy. "
             "s2[r] is the periodic two-point probability of phase P averaged over displacements "
-            "with round(|d|) = r; lineal_path[r] the probability that r+1 consecutive pixels "
-            "along an axis all lie in P (periodic, x and y averaged)."
+            "with round(|d|) = r (3D displacements for volumes); lineal_path[r] the probability "
+            "that r+1 consecutive pixels along an axis all lie in P (periodic, averaged over x "
+            "and y, or x, y and z)."
         ),
     )
     p.add_argument("input", metavar="INPUT")
@@ -32,7 +34,7 @@ def add_parser(sub) -> None:
         "--max-distance",
         type=int,
         metavar="R",
-        help="largest distance in pixels (default: a quarter of the smaller side)",
+        help="largest distance in pixels (default: a quarter of the smallest side)",
     )
     add_phases(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         characterize_memory(shape, max_distance=args.max_distance),
         what=f"characterizing {args.input} ({dims})",
     )
-    stack = read_images(args.input, phases=args.phases)
+    stack = read_images(args.input, phases=args.phases, volumes=True)
     if stack.note:
         note(args, f"note: {stack.note}")
     char = characterize(stack.images, phase=args.phase, max_distance=args.max_distance)
@@ -77,7 +79,8 @@ def _print_table(report: dict) -> None:
     lines = [
         f"images            {report['n_images']} of {'x'.join(map(str, report['shape']))}",
         f"volume fractions  {fr}",
-        f"specific surface  {report['specific_surface']:.4f} /px (phase {report['phase']})",
+        f"specific surface  {report['specific_surface']:.4f} /px (phase {report['phase']}, "
+        f"{'area per volume' if len(report['shape']) == 3 else 'length per area'})",
         f"mean chord        {report['mean_chord_length']} px",
         "   r      S2       L",
     ]
