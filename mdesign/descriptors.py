@@ -87,8 +87,9 @@ def _spatial_shape(images: np.ndarray | torch.Tensor) -> tuple[int, ...]:
     if images.ndim == 2:
         return tuple(images.shape)
     if images.ndim not in (3, 4):
+        shape = tuple(images.shape)
         raise InputError(
-            f"expected images of shape N x H x W or volumes N x H x W x D, got {tuple(images.shape)}"
+            f"expected images of shape N x H x W or volumes N x H x W x D, got {shape}"
         )
     return tuple(images.shape[1:])
 

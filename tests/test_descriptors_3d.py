@@ -235,3 +235,160 @@ def test_chords_along_an_axis_equal_porespys(axis, grf_volumes):
     ours = chord_lengths(sub[None].astype(np.uint8), periodic=False).counts[axis]
     ref_hist = np.bincount(ref, minlength=len(ours) + 1)[1:]
     assert len(ref) > 50 and np.array_equal(ours, ref_hist)
+
+
+# ---------------------------------------------------------------- closed forms
+
+
+def _laminate(shape=(12, 16, 20), period=5, width=2, axis=2):
+    """Layers of phase 1 ``width`` thick every ``period`` voxels across ``axis``."""
+    pos = np.arange(shape[axis]) % period < width
+    vol = np.broadcast_to(np.expand_dims(pos, [a for a in range(3) if a != axis]), shape).astype(
+        np.uint8
+    )
+    return vol[None]
+
+
+def test_laminate_lineal_path_chords_and_surface_are_exact():
+    shape, period, width = (12, 16, 20), 5, 2
+    vol = _laminate(shape, period, width, axis=2)
+    frac = width / period
+    r_max = 4
+    per_axis = [lineal_path(vol, max_distance=r_max, axis=a)[0] for a in range(3)]
+    # along the layers a segment stays in its layer: L = the fraction at every r
+    assert np.allclose(per_axis[0], frac, atol=1e-12) and np.allclose(per_axis[1], frac)
+    # across: a segment of r + 1 voxels fits in a layer of width w from w - r starts
+    across = np.clip(width - np.arange(r_max + 1), 0, None) / period
+    assert np.abs(per_axis[2] - across).max() <= 1e-12
+    assert np.abs(lineal_path(vol, max_distance=r_max)[0] - (2 * frac + across) / 3).max() < 1e-12
+    ch = chord_lengths(vol)
+    n_layers = shape[2] // period
+    assert ch.counts[2, width - 1] == n_layers * shape[0] * shape[1] and ch.counts[2].sum() == (
+        n_layers * shape[0] * shape[1]
+    )
+    # lines along y and x inside a layer lie wholly in the phase: W and H of them per plane
+    assert ch.counts[:2].sum() == 0
+    assert ch.spanning == n_layers * width * (shape[1] + shape[0])
+    # two interfaces per period along z, none along x and y: P_L = (2 / period) / 3
+    s_true = 2 / period
+    assert specific_surface(vol)[0] == pytest.approx(2 * s_true / 3, abs=1e-12)
+    assert specific_surface(vol, periodic=False)[0] == pytest.approx(
+        2 * (2 * n_layers - 1) / (shape[2] - 1) / 3, abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_extruded_image_has_the_2d_s2_in_plane(periodic):
+    img = grf_microstructures(1, (16, 18), volume_fraction=0.4, correlation_length=2, seed=3)
+    img = img.images[0]
+    depth = 8
+    vol = np.repeat(img[:, :, None], depth, axis=2)[None]
+    x3 = torch.as_tensor(vol == 1, dtype=torch.float64)
+    corr3 = autocorrelation(x3, periodic=periodic, dims=3)[0].numpy()
+    corr2 = autocorrelation(x3[..., 0], periodic=periodic, dims=2)[0].numpy()
+    # every dz with pairs (all of them on the torus) sees the 2D S2 at the in-plane lag
+    for dz in range(depth):
+        assert np.abs(corr3[:, :, dz] - corr2).max() <= 1e-9
+    # the public maps agree to float32 round-off
+    s2_3d = two_point_correlation(vol, periodic=periodic)[0]
+    s2_2d = two_point_correlation(img[None], periodic=periodic)[0]
+    centre = depth // 2 if periodic else depth - 1
+    assert np.abs(s2_3d[:, :, centre] - s2_2d).max() < 1e-5
+    # the lineal path along z is the fraction; along x and y the 2D curves
+    lp2 = [lineal_path(img[None], max_distance=4, axis=a, periodic=periodic)[0] for a in (0, 1)]
+    for a in (0, 1):
+        lp3 = lineal_path(vol, max_distance=4, axis=a, periodic=periodic)[0]
+        assert np.abs(lp3 - lp2[a]).max() <= 1e-12
+    assert np.allclose(lineal_path(vol, max_distance=4, axis=2, periodic=periodic), img.mean())
+
+
+def test_specific_surface_of_a_ball_is_crofton_unbiased():
+    size, a = 64, 20.0
+    z, y, x = np.mgrid[:size, :size, :size] - (size - 1) / 2
+    ball = (np.sqrt(x**2 + y**2 + z**2) <= a).astype(np.uint8)[None]
+    s = specific_surface(ball)[0]
+    exact = 4 * np.pi * a**2 / size**3
+    assert s == pytest.approx(exact, rel=0.03)
+    # counting voxel faces overestimates a sphere by 3/2
+    faces = sum((np.diff(ball[0], axis=k) != 0).sum() for k in range(3)) / size**3
+    assert faces > 1.4 * exact
+
+
+def test_lineal_path_axis_in_2d_and_bad_axes():
+    imgs = grf_microstructures(4, (20, 24), volume_fraction=0.4, correlation_length=2, seed=1)
+    imgs = imgs.images
+    y = lineal_path(imgs, max_distance=5, axis=0)
+    x = lineal_path(imgs, max_distance=5, axis=1)
+    assert np.array_equal(lineal_path(imgs, max_distance=5), (x + y) / 2)
+    rows = (imgs == 1).reshape(-1, 24)  # x: along the rows
+    for r in (0, 3):
+        hits = sum(all(row[(i + k) % 24] for k in range(r + 1)) for row in rows for i in range(24))
+        assert x[:, r].mean() == pytest.approx(hits / rows.size, abs=1e-12)
+    with pytest.raises(InputError, match=r"^axis: must be one of 0..1"):
+        lineal_path(imgs, axis=2)
+    with pytest.raises(InputError, match=r"^axis: must be one of 0..2"):
+        lineal_path(imgs[:, None].repeat(3, 1), axis=3)
+    with pytest.raises(InputError, match="N x H x W x D"):
+        lineal_path(np.zeros((1, 2, 3, 4, 5), np.uint8))
+    with pytest.raises(InputError, match="N x H x W x D"):
+        two_point_correlation_radial(np.zeros((1, 2, 3, 4, 5), np.uint8))
+
+
+# ---------------------------------------------------------------- torch core, batching
+
+
+def test_autocorrelation_3d_is_differentiable():
+    x = torch.rand(1, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    for periodic in (True, False):
+        assert torch.autograd.gradcheck(
+            lambda t, p=periodic: autocorrelation(t, periodic=p, dims=3), (x,)
+        )
+
+
+def test_volume_batches_equal_one_by_one(grf_volumes):
+    batched = two_point_correlation_radial(grf_volumes, max_distance=6, chunk_size=2)
+    single = np.stack(
+        [two_point_correlation_radial(v[None], max_distance=6)[0] for v in grf_volumes]
+    )
+    assert np.allclose(batched, single, atol=1e-6)
+    from_tensor = two_point_correlation_radial(torch.as_tensor(grf_volumes), max_distance=6)
+    assert np.allclose(from_tensor, single, atol=1e-6)
+
+
+# ---------------------------------------------------------------- characterize and CLI
+
+
+def test_characterize_volumes(grf_volumes):
+    char = characterize(grf_volumes)
+    rep = char.summary()
+    assert rep["n_images"] == 3 and rep["shape"] == [24, 24, 24] and rep["max_distance"] == 6
+    assert rep["s2"][0] == pytest.approx(rep["volume_fractions"][1], abs=1e-6)
+    assert rep["lineal_path"][0] == pytest.approx(rep["volume_fractions"][1], abs=1e-12)
+    assert char.chords.counts.shape[0] == 3
+    assert rep["specific_surface"] == pytest.approx(specific_surface(grf_volumes).mean())
+    with pytest.raises(InputError, match=r"^max_distance: must be between 1 and half the smallest"):
+        characterize(grf_volumes[:, :, :, :10], max_distance=6)
+    assert characterize_memory((1, 96, 96, 96)) < 1 << 30
+
+
+def test_cli_characterize_volumes(tmp_path, run_cli, grf_volumes):
+    np.savez(tmp_path / "v.npz", images=grf_volumes)
+    plot = tmp_path / "v.png"
+    res = run_cli("characterize", tmp_path / "v.npz", "--json", "--plot", plot, "-q")
+    assert res.code == 0, res.err
+    rep = json.loads(res.out)
+    lib = characterize(grf_volumes).summary()
+    assert set(rep) == set(lib) and rep["shape"] == [24, 24, 24] and rep["n_images"] == 3
+    assert np.allclose(rep["s2"], lib["s2"]) and np.allclose(rep["lineal_path"], lib["lineal_path"])
+    assert plot.stat().st_size > 10_000
+    table = run_cli("characterize", tmp_path / "v.npz")
+    assert table.code == 0 and "3 of 24x24x24" in table.out and "area per volume" in table.out
+    assert_input_error(
+        run_cli("characterize", tmp_path / "v.npz", "--max-distance", 13), "--max-distance"
+    )
+    np.save(tmp_path / "five.npy", np.zeros((1, 2, 3, 4, 5), np.uint8))
+    assert_input_error(run_cli("characterize", tmp_path / "five.npy", "--json"), "five.npy")
+    # only callers that handle volumes read them
+    with pytest.raises(InputError, match="2D image"):
+        read_images(tmp_path / "v.npz")
+    assert read_images(tmp_path / "v.npz", volumes=True).images.shape == (3, 24, 24, 24)
