@@ -659,18 +659,18 @@ def characterize_memory(shape: tuple[int, ...], *, max_distance: int | None = No
 
     ``shape`` is ``(H, W)``, ``(N, H, W)`` or ``(N, H, W, D)``. Images: about ``128 + 2.5 R``
     bytes per pixel with ``R`` the largest distance (measured: 378, 646 and 1236 bytes per pixel
-    for one 512^2, 1024^2 and 2048^2 image at the default ``R``); the lineal path and chords hold
-    ``R``-long runs per pixel. Volumes: about ``128 + 2.5 R`` bytes per voxel plus the radial
-    average's ``(R + 1)``-column matrix over the ``4/3 pi R^3`` lags within ``R``
-    (measured: see ``tests/test_descriptors_3d.py`` notes and the report of the change).
+    for one 512^2, 1024^2 and 2048^2 image at the default ``R``), mostly the radial average's
+    dense ``lags x (R + 1)`` matrix. Volumes: 96 bytes per voxel plus that matrix over the
+    ``4/3 pi (R + 1)^3`` lags within ``R`` with half again for copies (measured peak increase:
+    56 and 129 MiB for one 96^3 and 128^3 volume at the default ``R``, 292 MiB for 96^3 at
+    ``R = 48``; estimated 100, 249 and 357 MiB).
     """
     spatial = tuple(shape[1:]) if len(shape) > 2 else tuple(shape)
     r_max = default_max_distance(spatial) if max_distance is None else int(max_distance)
-    per_pixel = int(math.prod(shape) * (128 + 2.5 * r_max))
     if len(spatial) != 3:
-        return per_pixel
+        return int(math.prod(shape) * (128 + 2.5 * r_max))
     lags = 4 / 3 * math.pi * (r_max + 1) ** 3
-    return per_pixel + int(lags * (r_max + 1) * 8 * 2)
+    return int(math.prod(shape) * 96 + lags * (r_max + 1) * 8 * 1.5)
 
 
 def characterize(

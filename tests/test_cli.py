@@ -189,7 +189,7 @@ def test_grf_bad_output_and_usage_exit_2(tmp_path, run_cli):
         ("bad.png", lambda p: p.write_bytes(b"\x89PNG garbage"), "cannot read"),
         ("bad.bmp", lambda p: p.write_bytes(b"BM"), "unsupported format"),
         ("one.npy", lambda p: np.save(p, np.zeros(7)), "2D image"),
-        ("four.npy", lambda p: np.save(p, np.zeros((1, 2, 3, 4))), "2D image"),
+        ("five.npy", lambda p: np.save(p, np.zeros((1, 2, 3, 4, 5))), "2D image"),
         ("nan.npy", lambda p: np.save(p, np.full((4, 4), np.nan)), "NaN"),
         ("nine.npz", lambda p: np.savez(p, images=np.arange(81).reshape(1, 9, 9) % 9), "at most 8"),
         ("empty.npz", lambda p: np.savez(p, images=np.zeros((0, 4, 4), np.uint8)), "empty"),
