@@ -7,9 +7,14 @@ Prints, on this machine and in one run:
 * ``porespy.metrics.two_point_correlation`` per image on the same images (after its ~1.3 s
   numba warm-up; median over images), and the ratio;
 * the lineal path and chord lengths of the same stack (PoreSpy has no Torquato L(r) to compare
-  with; its ``lineal_path_distribution`` is a chord-length histogram).
+  with; its ``lineal_path_distribution`` is a chord-length histogram);
+* volumes (``results/descriptors_speed_3d.json``): radial S2 of one 64^3 GRF volume over 3D
+  displacements, periodic and non-periodic, against ``porespy.metrics.two_point_correlation``
+  on the same volume (median of 5 runs each, after PoreSpy's warm-up), and the three-axis
+  lineal path, chords and specific surface.
 
-Usage: ``python bench/bench_descriptors.py`` (``--quick`` for a smaller run).
+Usage: ``python bench/bench_descriptors.py`` (``--quick`` for a smaller run; ``--volumes`` for
+the 3D part only).
 """
 
 from __future__ import annotations
@@ -20,12 +25,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import median_time, report
 
 from mdesign.descriptors import (
     chord_lengths,
     lineal_path,
+    specific_surface,
     two_point_correlation_radial,
 )
 from mdesign.grf import grf_microstructures
@@ -34,7 +42,11 @@ from mdesign.grf import grf_microstructures
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images (for a smoke run)")
+    parser.add_argument("--volumes", action="store_true", help="only the 3D (64^3) part")
     args = parser.parse_args()
+    bench_volumes()
+    if args.volumes:
+        return
     n = 500 if args.quick else 5000
     n_peer = 20 if args.quick else 100
     import porespy as ps
@@ -94,6 +106,47 @@ def main() -> None:
         }
     )
     report("descriptors_speed", rows, title="descriptors of 128x128 images")
+
+
+def bench_volumes(size: int = 64, repeat: int = 5) -> None:
+    """One ``size^3`` volume: our radial S2 against PoreSpy's, and the other 3D descriptors."""
+    import porespy as ps
+
+    vol = grf_microstructures(
+        1, (size, size, size), volume_fraction=0.35, correlation_length=4, seed=0
+    ).images
+    r_max = size // 4
+    bins = np.arange(0, r_max + 2)
+    ps.metrics.two_point_correlation(vol[0] == 1, bins=bins)  # numba compile
+    peer = median_time(
+        lambda: ps.metrics.two_point_correlation(vol[0] == 1, bins=bins), repeat=repeat
+    )
+    rows = []
+    for periodic in (True, False):
+        t = median_time(
+            lambda p=periodic: two_point_correlation_radial(vol, max_distance=r_max, periodic=p),
+            repeat=repeat,
+        )
+        kind = "periodic" if periodic else "non-periodic"
+        rows.append({"method": f"mdesign S2 radial 3D ({kind}), R = {r_max}", "seconds": t})
+    rows.append(
+        {
+            "method": f"porespy two_point_correlation 3D (non-periodic), {r_max + 1} bins",
+            "seconds": peer,
+        }
+    )
+    for name, fn in (
+        ("mdesign lineal path L(r), 3 axes", lambda: lineal_path(vol, max_distance=r_max)),
+        ("mdesign chord lengths, 3 axes", lambda: chord_lengths(vol)),
+        ("mdesign specific surface 2 P_L", lambda: specific_surface(vol)),
+    ):
+        rows.append({"method": name, "seconds": median_time(fn, repeat=repeat)})
+    for r in rows:
+        r["volume"] = f"{size}^3"
+        r["porespy_over_this"] = (
+            peer / r["seconds"] if "S2" in r["method"] or "porespy" in r["method"] else None
+        )
+    report("descriptors_speed_3d", rows, title=f"descriptors of one {size}^3 volume")
 
 
 if __name__ == "__main__":
