@@ -495,12 +495,8 @@ def anneal_volume(
         for attempt in range(2):
             if pair != (a, b) or attempt == 1:
                 pair = (a, b)
-                is_a = state.flat == a
-                touching = np.zeros_like(is_a)
-                touching[np.flatnonzero(is_a)] = (
-                    state.face_labels(np.flatnonzero(is_a)) == b
-                ).any(1)
-                pool.reset(np.flatnonzero(is_a & touching))
+                of_a = np.flatnonzero(state.flat == a)
+                pool.reset(of_a[(state.face_labels(of_a) == b).any(1)])
             cand = np.unique(pool.draw(rng, batch))
             cand = cand[(state.flat[cand] == a) & (state.face_labels(cand) == b).any(1)]
             if cand.size:
@@ -510,15 +506,31 @@ def anneal_volume(
             cand = cand[rng.choice(cand.size, min(batch, cand.size), replace=False)]
         ds = state.delta(cand, np.full(cand.size, b))
         dc = state.compare(ds)
-        best = int(np.argmin(state.energy_change(dc)))
-        v = int(cand[best])
-        state.apply(v, b)
-        state.add_s2(ds[best], dc[best])
-        nb = state.neighbours(v)
-        pool.add(nb[state.flat[nb] == a])
-        counts[a] -= 1
-        counts[b] += 1
-        flips += 1
+        de = state.energy_change(dc)
+        coords = state.coords(cand)
+        # several flips per batch: after each, the candidates near it (their dS2 changed) drop
+        # out and the others' dE is recomputed from the new error; each flip is still the least
+        # rise among at least half a batch
+        alive = np.ones(cand.size, dtype=bool)
+        while True:
+            best = int(np.argmin(np.where(alive, de, np.inf)))
+            v = int(cand[best])
+            state.apply(v, b)
+            state.add_s2(ds[best], dc[best])
+            nb = state.neighbours(v)
+            pool.add(nb[state.flat[nb] == a])
+            counts[a] -= 1
+            counts[b] += 1
+            flips += 1
+            alive &= state.tracked_index(state.displacement(coords, coords[best])) < 0
+            surplus = counts - counts_target
+            if (
+                alive.sum() * 2 < cand.size
+                or (surplus == 0).all()
+                or (int(np.argmax(surplus)), int(np.argmin(surplus))) != (a, b)
+            ):
+                break
+            de[alive] = state.energy_change(dc[alive])
     e_fractions = state.energy()
 
     # stage 2: Metropolis swaps of interface voxels of different phases, geometric cooling
@@ -536,56 +548,52 @@ def anneal_volume(
             n = min(batch, steps - done)
             p, q = _draw_interface(pool, iface, rng, n)
             lp, lq = state.flat[p], state.flat[q]
-            valid = lp != lq
-            vi = np.flatnonzero(valid)
-            de = np.full(n, np.inf)
-            if vi.size:
-                ds = state.delta(p[vi], lq[vi], q[vi], lp[vi])
-                dc = state.compare(ds)
-                de[vi] = state.energy_change(dc)
-            slot = np.cumsum(valid) - 1  # row of ds for each valid proposal
+            # a pair of one phase is a no-op (zero change) and never accepted
+            ds = state.delta(p, lq, q, lp)
+            dc = state.compare(ds)
+            de = np.where(lp != lq, state.energy_change(dc), np.inf)
             temps = t0 * decay ** (done + np.arange(n))
             u = rng.random(n)
             cp, cq = state.coords(p), state.coords(q)
-            start, limit = 0, n
-            while start < limit:
+            start = 0
+            while start < n:
                 with np.errstate(over="ignore", divide="ignore"):
-                    ok = valid[start:limit] & (
-                        u[start:limit] < np.exp(-np.clip(de[start:limit], 0, None) / temps[start:limit])
-                    )
+                    ok = u[start:] < np.exp(-np.clip(de[start:], 0, None) / temps[start:])
                 if not ok.any():
                     break
                 i = start + int(np.argmax(ok))
-                k = slot[i]
                 pi, qi = int(p[i]), int(q[i])
                 state.apply(pi, int(lq[i]))
                 state.apply(qi, int(lp[i]))
-                state.add_s2(ds[k], dc[k])
+                state.add_s2(ds[i], dc[i])
                 accepted += 1
                 # the interface changes at the two voxels and their edge neighbours
-                near = np.concatenate([[pi, qi], state.neighbours(pi), state.neighbours(qi)])
+                near = np.unique(
+                    np.concatenate([[pi, qi], state.neighbours(pi), state.neighbours(qi)])
+                )
                 now = state.is_interface(near)
-                near_u, first = np.unique(near, return_index=True)
-                now = now[first]
-                n_iface += int(now.sum()) - int(iface[near_u].sum())
-                iface[near_u] = now
-                pool.add(near_u[now])
-                # later proposals stay valid unless a voxel is within a tracked lag of the swap
-                later = np.arange(i + 1, limit)
+                n_iface += int(now.sum()) - int(iface[near].sum())
+                iface[near] = now
+                pool.add(near[now])
+                # the later proposals with a voxel within a tracked lag of the swap are
+                # evaluated again against the new state; the others keep their dS2
+                start = i + 1
+                later = np.arange(start, n)
                 dep = np.zeros(later.size, dtype=bool)
                 for c in (cp, cq):
                     for ci in (cp[i], cq[i]):
-                        s = state.displacement(c[later], ci[None, :])
-                        dep |= state.tracked_index(s) >= 0
-                if dep.any():
-                    limit = i + 1 + int(np.argmax(dep))
-                rest = np.arange(i + 1, limit)
-                rest = rest[valid[rest]]
-                if rest.size:
-                    de[rest] = state.energy_change(dc[slot[rest]])
-                start = i + 1
-            done += limit
-            bar.update(limit)
+                        dep |= state.tracked_index(state.displacement(c[later], ci[None])) >= 0
+                d = later[dep]
+                if d.size:
+                    lp[d], lq[d] = state.flat[p[d]], state.flat[q[d]]
+                    ds[d] = state.delta(p[d], lq[d], q[d], lp[d])
+                    dc[d] = state.compare(ds[d])
+                later = later[lp[later] != lq[later]]
+                de[start:] = np.inf
+                if later.size:
+                    de[later] = state.energy_change(dc[later])
+            done += n
+            bar.update(n)
         bar.close()
     # recompute exactly: the incremental sums drift by rounding only, but the result is reported
     state.s2 = state.exact_s2()
