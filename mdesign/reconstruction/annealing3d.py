@@ -182,6 +182,8 @@ class _VolumeS2State:
         self.lag_index = np.full((2 * r + 1,) * 3, -1, dtype=np.int64)
         self.lag_index[tuple((disp + r).T)] = inverse
         self.lag_index[tuple((-disp + r).T)] = inverse
+        self.lag_flat = self.lag_index.ravel()
+        self.lag_strides = np.array([(2 * r + 1) ** 2, 2 * r + 1, 1])
         # compared entries: every tracked lag of each plane, or each plane's radial averages
         n_plane = win1.size
         rows_plane = np.arange(3 * n_plane)
@@ -257,6 +259,16 @@ class _VolumeS2State:
         idx = np.full(len(s), -1)
         idx[near] = self.lag_index[tuple((s[near] + self.r).T)]
         return idx
+
+    def near_any(self, c: np.ndarray, ref: np.ndarray) -> np.ndarray:
+        """Whether any of the voxels ``c[:, b]`` (``m x B x 3``) is at a tracked lag (or 0) from
+        any of ``ref`` (``r x 3``): ``B``."""
+        s = c[:, None, :, :] - ref[None, :, None, :]  # m x r x B x 3
+        if self.periodic:
+            s = (s + self.shape // 2) % self.shape - self.shape // 2
+        near = (np.abs(s) <= self.r).all(-1)
+        key = np.where(near, (s + self.r) @ self.lag_strides, 0)
+        return (near & (self.lag_flat[key] >= 0)).any((0, 1))
 
     def delta(self, p, new, q=None, q_new=None) -> np.ndarray:
         """``S2`` change (``B x J x U``) of flipping voxels ``p`` to ``new`` (then ``q``)."""
@@ -337,8 +349,8 @@ def _s2_at(labels, tracked, disp, periodic, max_lag) -> np.ndarray:
     size = shape if periodic else shape + max_lag
     out = np.empty((len(tracked), len(disp)))
     for j, ph in enumerate(tracked):
-        f = np.fft.rfftn((labels == ph).astype(np.float64), s=tuple(size))
-        corr = np.fft.irfftn(f.real**2 + f.imag**2, s=tuple(size))
+        f = np.fft.rfftn((labels == ph).astype(np.float64), s=tuple(size), axes=(0, 1, 2))
+        corr = np.fft.irfftn(f.real**2 + f.imag**2, s=tuple(size), axes=(0, 1, 2))
         vals = corr[tuple((disp % size).T)]
         if periodic:
             out[j] = vals / shape.prod()
@@ -522,7 +534,7 @@ def anneal_volume(
             counts[a] -= 1
             counts[b] += 1
             flips += 1
-            alive &= state.tracked_index(state.displacement(coords, coords[best])) < 0
+            alive &= ~state.near_any(coords[None], coords[best][None])
             surplus = counts - counts_target
             if (
                 alive.sum() * 2 < cand.size
@@ -554,7 +566,7 @@ def anneal_volume(
             de = np.where(lp != lq, state.energy_change(dc), np.inf)
             temps = t0 * decay ** (done + np.arange(n))
             u = rng.random(n)
-            cp, cq = state.coords(p), state.coords(q)
+            cpq = np.stack([state.coords(p), state.coords(q)])  # 2 x n x 3
             start = 0
             while start < n:
                 with np.errstate(over="ignore", divide="ignore"):
@@ -579,11 +591,7 @@ def anneal_volume(
                 # evaluated again against the new state; the others keep their dS2
                 start = i + 1
                 later = np.arange(start, n)
-                dep = np.zeros(later.size, dtype=bool)
-                for c in (cp, cq):
-                    for ci in (cp[i], cq[i]):
-                        dep |= state.tracked_index(state.displacement(c[later], ci[None])) >= 0
-                d = later[dep]
+                d = later[state.near_any(cpq[:, later], cpq[:, i])]
                 if d.size:
                     lp[d], lq[d] = state.flat[p[d]], state.flat[q[d]]
                     ds[d] = state.delta(p[d], lq[d], q[d], lp[d])
