@@ -11,7 +11,9 @@ from mdesign.reconstruction.loss import s2_window
 
 def _blobs(shape, cuts, sigma, seed):
     """Labels of a smoothed-noise field cut at the quantiles ``cuts`` (periodic smoothing)."""
-    f = ndimage.gaussian_filter(np.random.default_rng(seed).standard_normal(shape), sigma, mode="wrap")
+    f = ndimage.gaussian_filter(
+        np.random.default_rng(seed).standard_normal(shape), sigma, mode="wrap"
+    )
     return np.digitize(f, np.quantile(f, cuts)).astype(np.uint8)
 
 
@@ -80,8 +82,15 @@ def test_fractions_exact_energy_is_the_slices_and_falls(k, periodic, radial):
     # the start's fractions are far from the targets (0.5 / 0.4-0.3-0.3 against ~0.3 / 0.3-0.3-0.4)
     start = _blobs((14, 13, 12), [0.5] if k == 2 else [0.4, 0.7], 2.0, seed=k)
     res = anneal_volume(
-        start, exemplars, phases=k, max_lag=3, steps=2500, seed=0, periodic=periodic,
-        radial=radial, batch=64,
+        start,
+        exemplars,
+        phases=k,
+        max_lag=3,
+        steps=2500,
+        seed=0,
+        periodic=periodic,
+        radial=radial,
+        batch=64,
     )
     want = phase_counts(volume_fractions(exemplars, k)[None], start.size)[0]
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=k), want)
