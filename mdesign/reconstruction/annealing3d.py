@@ -64,10 +64,11 @@ Vectorisation
     the work). Interface voxels are kept in a pool updated swap by swap (the pool may hold
     stale voxels, which are redrawn), so no move costs ``O(H W D)``.
 
-Budget (measured on 2 shared cores, one thread, ``R = 16``, radial, the Li et al. alloy)
-    About 1250 lags per flip. 64^3: ~65 s per sweep of swaps, 96^3: ~300 s per sweep (the
-    acceptances' bookkeeping is a large share); the fraction stage ~0.25 ms per flip (64^3,
-    13k flips, 3 s); peak memory ~350 MB at 96^3.
+Budget (measured on 2 shared cores, one thread, ``R = 16``, radial, batch 256, the Li et al.
+alloy from a level cut 5% off its fraction)
+    About 1250 lags per flip. Swaps: 64^3 ~55 s per sweep, 96^3 ~130 s per sweep (about a
+    sixth of the proposals accepted; their bookkeeping is a large share). Fractions: ~0.3 ms
+    per flip (13k flips at 64^3 in 4 s, 44k at 96^3 in 13 s). Peak memory ~350 MB at 96^3.
 
 Left out (2D has them)
     The neighbourhood-class histogram term, the cluster guard and the surface stage.
