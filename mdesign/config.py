@@ -420,6 +420,25 @@ class ReconstructionConfig(Config):
     rise first, within the cluster guard. Fractions and guarded cluster counts stay; it removes
     the surplus surface of the network bridges and ragged blobs (the Li et al. alloy: +13% to
     +3%)."""
+    volume_init: Literal["grf", "noise"] = "grf"
+    """Start of a 2D-to-3D reconstruction (``--size H W D``): a level-cut Gaussian random field
+    fitted to the exemplar's ``S2`` (its slices already have about the exemplar's ``S2``, so the
+    steps go to the Gram loss), or uniform noise as in 2D."""
+    volume_iterations: int = Field(150, ge=1)
+    """Adam steps of a 2D-to-3D reconstruction, each on freshly drawn slices."""
+    volume_slices: int = Field(4, ge=1)
+    """Slices drawn along each axis per step (their mean Gram loss is the step's estimate)."""
+    volume_chunk: int = Field(8, ge=1)
+    """Slices through VGG19 at once: bounds the activations held (memory)."""
+    volume_lr: float = Field(0.05, gt=0)
+    """Adam's step size in voxel values, decayed to 5% of it by a cosine schedule."""
+    volume_anneal_sweeps: float = Field(0.5, ge=0)
+    """Swap proposals of the 3D annealing, per voxel."""
+    volume_anneal_max_lag: int = Field(16, ge=1)
+    """Largest in-plane lag of the 3D annealing's ``S2`` windows (capped at a quarter side);
+    a move costs about ``1.5 pi R^2`` lags."""
+    volume_anneal_batch: int = Field(256, ge=1)
+    """Proposals of the 3D annealing evaluated at once."""
 
 
 RECONSTRUCTION_DEFAULTS = ReconstructionConfig()

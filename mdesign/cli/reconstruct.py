@@ -28,20 +28,28 @@ def add_parser(sub) -> None:
             "mdesign.config.ReconstructionConfig (configs/reconstruct.yaml)."
         ),
     )
-    p.add_argument("exemplar", metavar="EXEMPLAR", help="one 2D image (.npy, .npz, .png, .tif)")
+    p.add_argument(
+        "exemplar",
+        metavar="EXEMPLAR",
+        nargs="+",
+        help="one 2D image (.npy, .npz, .png, .tif); for a volume (--size H W D) one exemplar "
+        "for every axis, or three: those of the slices normal to H, to W and to D",
+    )
     p.add_argument(
         "-o",
         "--output",
         required=True,
         metavar="OUT.npz",
-        help="the reconstruction (.npz stack of one image, .npy, .tif, or .png)",
+        help="the reconstruction (.npz stack of one image or volume, .npy, .tif (a volume: one "
+        "page per H), or .png (2D only))",
     )
     p.add_argument(
         "--size",
         type=int,
         nargs="+",
         metavar="H",
-        help="H [W]: output size in pixels (default: the exemplar's; at least 32)",
+        help="H [W [D]]: output size in pixels (default: the exemplar's; at least 32); "
+        "H W D makes a volume whose orthogonal slices match the exemplar(s)",
     )
     p.add_argument("--iterations", type=int, metavar="N", help="L-BFGS iterations")
     p.add_argument(
@@ -82,22 +90,27 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import json
-
     from mdesign.config import ReconstructionConfig, load_config
     from mdesign.errors import InputError
-    from mdesign.io import WRITE_SUFFIXES, atomic_paths, read_images, write_images
-    from mdesign.memory import check_memory
-    from mdesign.reconstruction import check_exemplar, check_size, reconstruct
-    from mdesign.reconstruction.pipeline import reconstruction_memory
+    from mdesign.io import WRITE_SUFFIXES
+    from mdesign.reconstruction import check_size
 
+    volume = args.size is not None and len(args.size) == 3
+    if args.size is not None and len(args.size) > 3:
+        raise InputError(f"--size: expected H [W [D]], got {len(args.size)} numbers")
+    if len(args.exemplar) > 1 and not volume:
+        raise InputError(
+            f"{len(args.exemplar)} exemplars: several exemplars (one per axis) need a volume "
+            "(--size H W D)"
+        )
+    suffixes = tuple(s for s in WRITE_SUFFIXES if s != ".png") if volume else WRITE_SUFFIXES
     check_outputs(
         [
-            ("-o", args.output, WRITE_SUFFIXES),
+            ("-o", args.output, suffixes),
             ("--report", args.report, (".json",)),
             ("--plot", args.plot, (".png",)),
         ],
-        inputs=[("EXEMPLAR", args.exemplar), ("--config", args.config)],
+        inputs=[*(("EXEMPLAR", ex) for ex in args.exemplar), ("--config", args.config)],
     )
     cfg = load_config(
         ReconstructionConfig,
@@ -109,16 +122,36 @@ def run(args: argparse.Namespace) -> int:
         coarse_to_fine=args.coarse_to_fine,
         periodic=args.periodic,
     )
+    if volume:
+        if args.iterations is not None:
+            cfg = cfg.model_copy(update={"volume_iterations": args.iterations})
+        return _run_volume(args, cfg)
     size = None
     if args.size is not None:
-        if len(args.size) > 2:
-            raise InputError(f"--size: expected H [W], got {len(args.size)} numbers")
         size = check_size((args.size[0], args.size[-1]))
-    stack = read_images(args.exemplar, phases=args.phases)
+    return _run_image(args, cfg, size)
+
+
+def _read_exemplar(args, path):
+    from mdesign.io import read_images
+
+    stack = read_images(path, phases=args.phases)
     if stack.note:
         note(args, f"note: {stack.note}")
-    check_exemplar(stack.images, source=str(args.exemplar))
-    exemplar = stack.images[0]
+    return stack.images
+
+
+def _run_image(args, cfg, size) -> int:
+    import json
+
+    from mdesign.io import atomic_paths, write_images
+    from mdesign.memory import check_memory
+    from mdesign.reconstruction import check_exemplar, reconstruct
+    from mdesign.reconstruction.pipeline import reconstruction_memory
+
+    images = _read_exemplar(args, args.exemplar[0])
+    check_exemplar(images, source=str(args.exemplar[0]))
+    exemplar = images[0]
     h, w = size or exemplar.shape
     check_memory(reconstruction_memory((h, w)), what=f"reconstructing {h} x {w}", param="size")
     if cfg.weights == "random":
@@ -134,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         )
     meta = run_meta(
         "reconstruct",
-        exemplar=str(args.exemplar),
+        exemplar=str(args.exemplar[0]),
         size=list(res.labels.shape),
         converged=res.converged,
         config=cfg.model_dump(mode="json"),
@@ -152,11 +185,60 @@ def run(args: argparse.Namespace) -> int:
         if plot is not None:
             from mdesign.reconstruction.plot import plot_reconstruction
 
-            plot_reconstruction(exemplar, res.labels, res.errors, plot, title=str(args.exemplar))
+            plot_reconstruction(exemplar, res.labels, res.errors, plot, title=str(args.exemplar[0]))
     note(
         args,
         f"wrote {args.output}: {res.labels.shape[0]}x{res.labels.shape[1]}, S2 RMSE "
         f"{res.errors.s2_rmse:.4f}, lineal-path RMSE {res.errors.lineal_path_rmse:.4f}, "
         f"{res.seconds:.1f} s",
+    )
+    return 0
+
+
+def _run_volume(args, cfg) -> int:
+    import json
+
+    import numpy as np
+
+    from mdesign.io import atomic_paths, write_images
+    from mdesign.memory import check_memory
+    from mdesign.reconstruction.volume import (
+        check_exemplars,
+        check_volume_size,
+        reconstruct_volume,
+        volume_memory,
+    )
+
+    shape = check_volume_size(args.size)
+    exemplars = [_read_exemplar(args, path) for path in args.exemplar]
+    check_exemplars(exemplars, sources=[str(p) for p in args.exemplar])
+    exemplars = [ex[0] for ex in exemplars]
+    dims = " x ".join(map(str, shape))
+    check_memory(
+        volume_memory(shape, chunk=cfg.volume_chunk), what=f"reconstructing {dims}", param="size"
+    )
+    if cfg.weights == "random":
+        note(args, "note: random VGG19 weights (--weights random)")
+    res = reconstruct_volume(exemplars, size=shape, progress=not args.quiet, **cfg.model_dump())
+    report = res.report()
+    meta = run_meta(
+        "reconstruct",
+        exemplar=[str(p) for p in args.exemplar],
+        size=list(shape),
+        config=cfg.model_dump(mode="json"),
+    )
+    fractions = np.asarray(report["volume_fraction_reconstruction"])
+    with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
+        write_images(out, res.labels[None], meta=meta, volume_fraction=fractions[1:2])
+        if rep is not None:
+            rep.write_text(json.dumps(report, indent=1) + "\n")
+        if plot is not None:
+            from mdesign.reconstruction.plot import plot_volume_reconstruction
+
+            plot_volume_reconstruction(exemplars, res, plot, title=" ".join(args.exemplar))
+    per_axis = ", ".join(f"{e.s2_rmse:.4f}" for e in res.axes)
+    note(
+        args,
+        f"wrote {args.output}: {dims}, slice S2 RMSE per axis {per_axis}, {res.seconds:.1f} s",
     )
     return 0

@@ -33,7 +33,7 @@ def decode_kmeans(pixels: torch.Tensor | np.ndarray, phases: int, *, seed: int) 
 
     Parameters
     ----------
-    pixels : Tensor or ndarray, ``C x H x W``
+    pixels : Tensor or ndarray, ``C x H x W`` (or ``C x H x W x D``)
         Pixels in the encoding's colour space (``C = 1`` for two phases, else 3).
     phases : int
         k, the number of clusters and phases.
@@ -42,14 +42,14 @@ def decode_kmeans(pixels: torch.Tensor | np.ndarray, phases: int, *, seed: int) 
 
     Returns
     -------
-    ndarray of uint8, ``H x W``
+    ndarray of uint8, ``H x W`` (or ``H x W x D``)
         Labels ``0..k-1``.
     """
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 
     arr = pixels.detach().cpu().numpy() if isinstance(pixels, torch.Tensor) else np.asarray(pixels)
-    c, h, w = arr.shape
+    c, spatial = arr.shape[0], arr.shape[1:]
     points = arr.reshape(c, -1).T.astype(np.float64)
     with warnings.catch_warnings():
         # fewer distinct colours than k (a flat image) is legal: some clusters are then empty
@@ -60,4 +60,4 @@ def decode_kmeans(pixels: torch.Tensor | np.ndarray, phases: int, *, seed: int) 
     clusters, phase_of = linear_sum_assignment(cost)
     mapping = np.empty(phases, dtype=np.uint8)
     mapping[clusters] = phase_of
-    return mapping[km.labels_].reshape(h, w)
+    return mapping[km.labels_].reshape(spatial)

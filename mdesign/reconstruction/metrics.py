@@ -67,6 +67,7 @@ __all__ = [
     "morphology",
     "morphology_report",
     "reconstruction_errors",
+    "slice_errors",
 ]
 
 _CROSS = np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]])  # 4-connectivity
@@ -130,7 +131,9 @@ class Morphology:
 
     Attributes
     ----------
-    clusters : ndarray of int, ``k``
+    clusters : ndarray, ``k``
+        Integer counts for one image; mean counts per slice (scaled to the exemplar's area) from
+        :func:`slice_errors`.
     specific_surface : ndarray, ``k``
         1/pixel.
     mean_chord_length : ndarray, ``k``
@@ -190,6 +193,11 @@ def _relative(rec: np.ndarray, ex: np.ndarray) -> list[float | None]:
     return out
 
 
+def _counts(values: np.ndarray) -> list[int | float]:
+    """Cluster counts: integers, or (mean counts over slices) floats to 2 decimals."""
+    return [int(v) if float(v).is_integer() else round(float(v), 2) for v in values]
+
+
 def _finite(values: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
 
@@ -201,7 +209,7 @@ def morphology_report(exemplar: Morphology, reconstruction: Morphology) -> dict:
     out: dict = {"clusters_connectivity": 4, "clusters_periodic": False}
     for key in ("clusters", "specific_surface", "mean_chord_length"):
         ex, rec = getattr(exemplar, key), getattr(reconstruction, key)
-        cast = (lambda v: [int(x) for x in v]) if key == "clusters" else _finite
+        cast = _counts if key == "clusters" else _finite
         out[f"{key}_exemplar"] = cast(ex)
         out[f"{key}_reconstruction"] = cast(rec)
         out[f"{key}_relative_error"] = _relative(rec, ex)
@@ -307,6 +315,24 @@ def reconstruction_errors(
     )
 
 
+def _windows(images: np.ndarray, window: tuple[int, int]) -> np.ndarray:
+    """Windows of size ``window`` of each image at up to 3 x 3 evenly spaced offsets."""
+    h, w = images.shape[1:]
+    ys = np.unique(np.linspace(0, h - window[0], 3).round().astype(int))
+    xs = np.unique(np.linspace(0, w - window[1], 3).round().astype(int))
+    return np.stack(
+        [img[y : y + window[0], x : x + window[1]] for img in images for y in ys for x in xs]
+    )
+
+
+def _window_morphology(images: np.ndarray, window: tuple[int, int], phases: int):
+    """Mean cluster counts and mean chord lengths of each phase, in windows (:func:`_windows`)."""
+    wins = _windows(images, window)
+    counts = np.mean([cluster_counts(img, phases=phases) for img in wins], axis=0)
+    chords = np.array([chord_lengths(wins, phase=j, periodic=False).mean for j in range(phases)])
+    return counts, chords
+
+
 def _s2(image: np.ndarray, phases: tuple[int, ...], r_max: int, periodic: bool) -> np.ndarray:
     return np.stack(
         [
@@ -315,4 +341,104 @@ def _s2(image: np.ndarray, phases: tuple[int, ...], r_max: int, periodic: bool) 
             )[0]
             for j in phases
         ]
+    )
+
+
+def slice_errors(
+    exemplar: np.ndarray,
+    volume: np.ndarray,
+    *,
+    axis: int,
+    phases: int,
+    volume_periodic: bool = True,
+    exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
+    max_distance: int | None = None,
+) -> ReconstructionErrors:
+    """The errors of :func:`reconstruction_errors` for the slices of a volume along one axis.
+
+    The slices normal to ``axis`` (``np.take(volume, i, axis)``, rows along the lower remaining
+    axis) are measured as a stack and their descriptors averaged: ``S2`` and ``L`` curves,
+    specific surface, chords pooled over the slices. Cluster counts depend on the window (a
+    cluster cut by an edge counts once per piece), so both sides are counted in windows of the
+    same size, the smaller of the exemplar and the slices on each side: the mean count over
+    windows at up to 3 x 3 evenly spaced offsets of the exemplar, and of every slice. With
+    slices the exemplar's size, these are the exemplar's count and the mean count per slice.
+    Mean chord lengths (chords inside the window) are taken in the same windows.
+
+    Parameters
+    ----------
+    exemplar : ndarray, ``h x w``
+        The 2D exemplar of the slices normal to ``axis``.
+    volume : ndarray, ``H x W x D``
+        Phase labels.
+    axis : {0, 1, 2}
+    phases : int
+        k.
+    volume_periodic, exemplar_periodic : bool
+        The estimators (module docstring): the slices of a periodic volume are periodic.
+    max_distance : int, optional
+        ``R``; a quarter of the smallest side of the exemplar and the slices by default.
+
+    Returns
+    -------
+    ReconstructionErrors
+        ``fraction_error_pixels`` counts voxels of the whole volume.
+    """
+    slices = np.ascontiguousarray(np.moveaxis(np.asarray(volume), axis, 0))
+    side = min(*exemplar.shape, *slices.shape[1:])
+    r_max = max(1, side // 4) if max_distance is None else int(max_distance)
+    shown = (1,) if phases == 2 else tuple(range(phases))
+    m_e = morphology(exemplar, phases=phases, periodic=exemplar_periodic, max_distance=r_max)
+    window = (min(exemplar.shape[0], slices.shape[1]), min(exemplar.shape[1], slices.shape[2]))
+    counts_e, chords_e = _window_morphology(exemplar[None], window, phases)
+    counts_r, chords_r = _window_morphology(slices, window, phases)
+    m_e = Morphology(
+        clusters=counts_e,
+        specific_surface=m_e.specific_surface,
+        mean_chord_length=chords_e,
+        lineal_path=m_e.lineal_path,
+    )
+    m_r = Morphology(
+        clusters=counts_r,
+        specific_surface=np.array(
+            [
+                specific_surface(slices, phase=j, periodic=volume_periodic).mean()
+                for j in range(phases)
+            ]
+        ),
+        mean_chord_length=chords_r,
+        lineal_path=np.stack(
+            [
+                lineal_path(slices, phase=j, max_distance=r_max, periodic=volume_periodic).mean(0)
+                for j in range(phases)
+            ]
+        ),
+    )
+    s2_e = _s2(exemplar, shown, r_max, exemplar_periodic)
+    s2_r = np.stack(
+        [
+            two_point_correlation_radial(
+                slices, phase=j, max_distance=r_max, periodic=volume_periodic
+            ).mean(0)
+            for j in shown
+        ]
+    )
+    lp_e, lp_r = m_e.lineal_path[list(shown)], m_r.lineal_path[list(shown)]
+    vf_e = volume_fractions(exemplar[None], phases=phases)[0]
+    vf_r = volume_fractions(slices, phases=phases).mean(0)
+    frac_err = float(np.abs(vf_r - vf_e).max())
+    return ReconstructionErrors(
+        s2_rmse=float(np.sqrt(((s2_r - s2_e) ** 2).mean())),
+        lineal_path_rmse=float(np.sqrt(((lp_r - lp_e) ** 2).mean())),
+        fraction_error=frac_err,
+        fraction_error_pixels=frac_err * slices.size,
+        volume_fraction_exemplar=vf_e,
+        volume_fraction_reconstruction=vf_r,
+        phases=shown,
+        s2_exemplar=s2_e,
+        s2_reconstruction=s2_r,
+        lineal_path_exemplar=lp_e,
+        lineal_path_reconstruction=lp_r,
+        morphology_exemplar=m_e,
+        morphology_reconstruction=m_r,
     )

@@ -1,4 +1,8 @@
-"""The reconstruction figure: exemplar | reconstruction | S2 and lineal-path curves.
+"""The reconstruction figures: exemplar | reconstruction | S2 and lineal-path curves.
+
+For a volume (:func:`plot_volume_reconstruction`): the exemplar(s) | the three orthogonal middle
+slices, then the ``S2`` and lineal-path curves of the slices along each axis against the
+exemplar's.
 
 The two images are drawn at full resolution or more (at least two figure pixels per image
 pixel, nearest neighbour, no smoothing), so speckle and one-pixel lines stay visible; their
@@ -16,7 +20,7 @@ from matplotlib.figure import Figure
 from mdesign.plotting import save_figure, show_labels
 from mdesign.reconstruction.metrics import ReconstructionErrors
 
-__all__ = ["plot_reconstruction"]
+__all__ = ["plot_reconstruction", "plot_volume_reconstruction"]
 
 _DPI = 120
 _CURVE_INCHES = 3.2
@@ -85,4 +89,77 @@ def plot_reconstruction(
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
+    return save_figure(fig, path, dpi=_DPI)
+
+
+def plot_volume_reconstruction(
+    exemplars,
+    result,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Write a PNG of a 2D-to-3D reconstruction: exemplar(s), middle slices, curves per axis.
+
+    Parameters
+    ----------
+    exemplars : sequence of 1 or 3 ndarrays, ``h x w``
+        The exemplar(s) as given (``exemplars[a]`` for the slices normal to axis ``a``).
+    result : VolumeReconstructionResult
+        From :func:`~mdesign.reconstruction.volume.reconstruct_volume`.
+    path : path-like
+        PNG to write (atomically).
+    title : str, optional
+        Figure title.
+    """
+    labels = result.labels
+    k = len(result.axes[0].volume_fraction_exemplar)
+    distinct = list({id(ex): ex for ex in exemplars}.values())
+    images = [
+        (ex, "exemplar" if len(distinct) == 1 else f"exemplar, axis {i}")
+        for i, ex in enumerate(distinct)
+    ]
+    for a in range(3):
+        mid = labels.shape[a] // 2
+        images.append((np.take(labels, mid, axis=a), f"slice {mid} normal to axis {a}"))
+    n_img = len(images)
+    side = max(max(im.shape) for im, _ in images)
+    inches = max(2.4, 2 * side / _DPI)
+    fig = Figure(
+        figsize=(max(n_img * inches, 3 * _CURVE_INCHES) + 0.6, inches + 2 * _CURVE_INCHES + 1.4),
+        layout="constrained",
+        dpi=_DPI,
+    )
+    top, mid_row, bottom = fig.subfigures(
+        3, 1, height_ratios=[inches + 0.6, _CURVE_INCHES, _CURVE_INCHES]
+    )
+    # one scale for every image: a slice's pixel is as large as the exemplar's
+    ratios = [im.shape[1] for im, _ in images]
+    for ax, (image, name) in zip(top.subplots(1, n_img, width_ratios=ratios), images, strict=True):
+        show_labels(ax, image, k=k, title=f"{name}\n{image.shape[0]}x{image.shape[1]}")
+    for row, key, label in (
+        (mid_row, "s2", "$S_2$"),
+        (bottom, "lineal_path", "lineal path $L$"),
+    ):
+        for a, ax in enumerate(row.subplots(1, 3)):
+            e = result.axes[a]
+            ex = getattr(e, f"{key}_exemplar")
+            rec = getattr(e, f"{key}_reconstruction")
+            rmse = e.s2_rmse if key == "s2" else e.lineal_path_rmse
+            r = np.arange(ex.shape[1])
+            for i, j in enumerate(e.phases):
+                ax.plot(r, ex[i], color=f"C{j}", lw=1.8, label=f"exemplar, phase {j}")
+                ax.plot(r, rec[i], color=f"C{j}", lw=1.4, ls="--", label=f"slices, phase {j}")
+            ax.set(
+                xlabel="r (pixels)",
+                ylabel="probability",
+                title=f"{label}, slices normal to axis {a}, RMSE {rmse:.4f}",
+            )
+            ax.title.set_fontsize(8)
+            ax.legend(fontsize=7)
+    h, w, d = labels.shape
+    fig.suptitle(
+        (f"{title}\n" if title else "") + f"volume {h} x {w} x {d}, {result.seconds:.0f} s",
+        fontsize=10,
+    )
     return save_figure(fig, path, dpi=_DPI)

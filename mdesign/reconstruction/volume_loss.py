@@ -1,0 +1,283 @@
+"""The 2D-to-3D loss: Gram matrices of orthogonal slices and the ``S2`` of the volume's planes.
+
+A volume ``H x W x D`` matches a 2D exemplar when its slices do, along each of the three axes.
+The slices normal to axis ``a`` are ``np.take(volume, i, axis=a)``; their rows run along the
+lower remaining axis and their columns along the higher one, and ``exemplars[a]`` describes them
+(one exemplar for an isotropic material, three for an anisotropic one).
+
+Gram term (Bostanabad 2020; Kench & Cooper 2021 train a GAN on the same slices)
+    The mean, over the three axes and over slices drawn along each, of the 2D Gram loss of
+    :class:`~mdesign.reconstruction.loss.TextureLoss` against that axis's exemplar. Slices are
+    pushed through VGG19 a chunk at a time and their gradients scattered back into the volume
+    (:meth:`SliceLoss.gram_backward`), so the activations of at most ``chunk`` slices are held
+    at once, whatever the volume's size.
+Two-point term
+    ``S2`` of the volume's soft indicators by one 3D FFT, restricted to each plane of
+    displacements (the lags ``(d1, d2)`` in the plane normal to ``a``, ``d_a = 0``), which is
+    the mean ``S2`` of all slices of that orientation, against the exemplar's 2D window. Every
+    slice enters this term at every step, at the cost of one FFT.
+Variation term
+    As in 2D: the excess of the volume's mean absolute step, over the three axes, beyond the
+    exemplars' mean.
+
+References
+----------
+Bostanabad, R. "Reconstruction of 3D microstructures from 2D images via transfer learning",
+Computer-Aided Design 128, 102906 (2020).
+Kench, S. & Cooper, S. J. "Generating three-dimensional structures from a two-dimensional slice
+with generative adversarial network-based dimensionality expansion", Nat. Mach. Intell. 3, 299
+(2021).
+Li, X. et al. "A transfer learning approach for microstructure reconstruction and
+structure-property predictions", Sci. Rep. 8, 13461 (2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mdesign.reconstruction.encoding import (
+    encoding_colours,
+    labels_to_pixels,
+    soft_indicators,
+    to_vgg_input,
+)
+from mdesign.reconstruction.loss import gram_matrix, s2_window, total_variation
+from mdesign.reconstruction.vgg import VGG19Features
+
+__all__ = ["SliceLoss", "VolumeLossTerms", "plane_windows", "slices_of", "volume_autocorrelation"]
+
+
+@dataclass(frozen=True)
+class VolumeLossTerms:
+    """One evaluation of :class:`SliceLoss` (floats; the gradient is in the volume's ``grad``)."""
+
+    total: float
+    gram: float
+    s2: float
+    tv: float
+
+
+def slices_of(volume: torch.Tensor, axis: int, index: torch.Tensor) -> torch.Tensor:
+    """Slices of a ``C x H x W x D`` volume normal to ``axis``, as a ``n x C x h x w`` batch."""
+    return volume.index_select(axis + 1, index).movedim(axis + 1, 0)
+
+
+def volume_autocorrelation(x: torch.Tensor, *, periodic: bool, max_lag: int) -> torch.Tensor:
+    """Two-point autocorrelation of ``batch x H x W x D`` (soft) indicators, lag layout.
+
+    Periodic: on the torus, ``batch x H x W x D``. Otherwise the volume is zero-padded by
+    ``max_lag`` on each axis and each lag divided by its number of voxel pairs inside the volume
+    (exact up to ``max_lag``), ``batch x (H + R) x (W + R) x (D + R)``.
+    """
+    dims = (-3, -2, -1)
+    shape = tuple(x.shape[-3:])
+    if periodic:
+        f = torch.fft.rfftn(x, dim=dims)
+        return torch.fft.irfftn(f.real**2 + f.imag**2, s=shape, dim=dims) / float(np.prod(shape))
+    size = tuple(n + max_lag for n in shape)
+    f = torch.fft.rfftn(x, s=size, dim=dims)
+    corr = torch.fft.irfftn(f.real**2 + f.imag**2, s=size, dim=dims)
+    counts = None
+    for i, (n, m) in enumerate(zip(shape, size, strict=True)):
+        lag = torch.arange(m, device=x.device)
+        lag = torch.minimum(lag, m - lag)
+        c = (n - lag).clamp_min(1).to(x.dtype)
+        view = [1, 1, 1]
+        view[i] = m
+        c = c.reshape(view)
+        counts = c if counts is None else counts * c
+    return corr / counts
+
+
+def plane_windows(corr: torch.Tensor, max_lag: int) -> list[torch.Tensor]:
+    """The lag window ``-R..R`` of each plane of displacements of a 3D autocorrelation.
+
+    Parameters
+    ----------
+    corr : Tensor, ``batch x M1 x M2 x M3``
+        Lag layout (:func:`volume_autocorrelation`).
+    max_lag : int
+        ``R``.
+
+    Returns
+    -------
+    list of 3 Tensors, ``batch x (2R + 1) x (2R + 1)``
+        Entry ``a`` holds the lags with ``d_a = 0``, laid out as
+        :func:`~mdesign.reconstruction.loss.s2_window` lays out a slice normal to ``a``.
+    """
+    lags = torch.arange(-max_lag, max_lag + 1, device=corr.device)
+    m = corr.shape[-3:]
+    i0, i1, i2 = (lags % n for n in m)
+    return [
+        corr[:, 0].index_select(1, i1).index_select(2, i2),
+        corr[:, :, 0].index_select(1, i0).index_select(2, i2),
+        corr[:, :, :, 0].index_select(1, i0).index_select(2, i1),
+    ]
+
+
+class SliceLoss(torch.nn.Module):
+    """Gram loss of orthogonal slices, the planes' ``S2`` and the variation, against 2D exemplars.
+
+    Parameters
+    ----------
+    extractor : VGG19Features
+        Frozen feature extractor; its layers are the Gram layers.
+    exemplars : sequence of 3 ndarrays, ``h_a x w_a``
+        ``exemplars[a]`` describes the slices normal to axis ``a`` (module docstring); the same
+        array three times for an isotropic material.
+    phases : int
+        k.
+    s2_weight, s2_max_lag, periodic, exemplar_periodic, temperature, tv_weight
+        As in :class:`~mdesign.reconstruction.loss.TextureLoss`.
+    scale : int
+        Compare with the exemplars shrunk by this factor (coarse-to-fine).
+    """
+
+    def __init__(
+        self,
+        extractor: VGG19Features,
+        exemplars: Sequence[np.ndarray],
+        *,
+        phases: int,
+        s2_weight: float,
+        s2_max_lag: int,
+        periodic: bool,
+        exemplar_periodic: bool,
+        temperature: float,
+        tv_weight: float,
+        scale: int = 1,
+    ) -> None:
+        super().__init__()
+        if len(exemplars) != 3:
+            raise ValueError("one exemplar per axis (3) expected")
+        self.extractor = extractor
+        self.phases = phases
+        self.s2_weight = float(s2_weight)
+        self.s2_max_lag = int(s2_max_lag)
+        self.periodic = periodic
+        self.temperature = float(temperature)
+        self.tv_weight = float(tv_weight)
+        device = next(extractor.parameters()).device
+        self.s2_phases = [1] if phases == 2 else list(range(phases))
+        self.register_buffer("colours", encoding_colours(phases, device=device))
+        grams, s2_targets, s2_scales, tvs = [], [], [], []
+        cache: dict[int, tuple] = {}
+        for ex in exemplars:
+            if id(ex) not in cache:
+                cache[id(ex)] = self._targets(ex, exemplar_periodic, scale, device)
+            g, s2, s2_scale, tv = cache[id(ex)]
+            grams.append(g)
+            s2_targets.append(s2)
+            s2_scales.append(s2_scale)
+            tvs.append(tv)
+        self.n_layers = len(grams[0])
+        for a in range(3):
+            for i, g in enumerate(grams[a]):
+                self.register_buffer(f"target_gram_{a}_{i}", g)
+                self.register_buffer(f"gram_scale_{a}_{i}", (g**2).sum())
+            self.register_buffer(f"target_s2_{a}", s2_targets[a])
+            self.register_buffer(f"s2_scale_{a}", s2_scales[a])
+        self.register_buffer("target_tv", torch.stack(tvs).mean().clamp_min(1e-12))
+
+    def _targets(self, exemplar, exemplar_periodic, scale, device):
+        pixels = labels_to_pixels(exemplar, self.phases, device=device)
+        onehot = torch.stack(
+            [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in self.s2_phases]
+        )[None].to(device)
+        if scale > 1:
+            pixels = F.avg_pool2d(pixels, scale)
+            onehot = F.avg_pool2d(onehot, scale)
+        with torch.no_grad():
+            grams = [gram_matrix(f) for f in self.extractor(to_vgg_input(pixels))]
+            tv = total_variation(pixels, periodic=exemplar_periodic).sum()
+        s2 = s2_window(onehot, self.s2_max_lag, periodic=exemplar_periodic)
+        frac = onehot.mean((-2, -1))[..., None, None]
+        s2_scale = ((s2 - frac**2) ** 2).sum().clamp_min(1e-12)
+        return grams, s2, s2_scale, tv
+
+    def gram(self, slices: torch.Tensor, axis: int) -> torch.Tensor:
+        """Sum over a batch of slices normal to ``axis`` of their Gram loss (mean over layers)."""
+        feats = self.extractor(to_vgg_input(slices))
+        out = slices.new_zeros(())
+        for i, f in enumerate(feats):
+            diff = gram_matrix(f) - getattr(self, f"target_gram_{axis}_{i}")
+            out = out + (diff**2).sum() / getattr(self, f"gram_scale_{axis}_{i}")
+        return out / self.n_layers
+
+    def gram_backward(
+        self, volume: torch.Tensor, picks: Sequence[torch.Tensor], *, chunk: int
+    ) -> float:
+        """Mean Gram loss of the picked slices; its gradient is added to ``volume.grad``.
+
+        Parameters
+        ----------
+        volume : Tensor, ``C x H x W x D``
+            A leaf with ``requires_grad``.
+        picks : 3 Tensors of slice indices
+            ``picks[a]``: the slices normal to axis ``a`` (may be empty).
+        chunk : int
+            Slices through VGG19 at once: bounds the activations held.
+
+        Returns
+        -------
+        float
+            Mean over the axes with picks of the mean loss of their slices.
+        """
+        if volume.grad is None:
+            volume.grad = torch.zeros_like(volume)
+        axes = [a for a in range(3) if len(picks[a])]
+        total = 0.0
+        for a in axes:
+            idx = picks[a]
+            weight = 1.0 / (len(idx) * len(axes))
+            for part in idx.split(chunk):
+                s = slices_of(volume.detach(), a, part).requires_grad_(True)
+                loss = self.gram(s, a) * weight
+                loss.backward()
+                volume.grad.index_add_(a + 1, part, s.grad.movedim(0, a + 1))
+                total += loss.item()
+        return total
+
+    def field_terms(self, volume: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``S2`` and variation terms of the whole volume (differentiable)."""
+        c, h, w, d = volume.shape
+        s2 = volume.new_zeros(())
+        if self.s2_weight > 0:
+            soft = soft_indicators(
+                volume.reshape(1, c, h, w * d), self.colours, temperature=self.temperature
+            ).reshape(-1, h, w, d)[self.s2_phases]
+            corr = volume_autocorrelation(soft, periodic=self.periodic, max_lag=self.s2_max_lag)
+            for a, window in enumerate(plane_windows(corr, self.s2_max_lag)):
+                diff = window[None] - getattr(self, f"target_s2_{a}")
+                s2 = s2 + (diff**2).sum() / getattr(self, f"s2_scale_{a}")
+            s2 = s2 / 3
+        tv = volume.new_zeros(())
+        if self.tv_weight > 0:
+            steps = []
+            for dim in (1, 2, 3):
+                if self.periodic:
+                    steps.append((volume - volume.roll(1, dims=dim)).abs().mean())
+                else:
+                    n = volume.shape[dim]
+                    diff = volume.narrow(dim, 1, n - 1) - volume.narrow(dim, 0, n - 1)
+                    steps.append(diff.abs().mean())
+            excess = torch.stack(steps).mean() / self.target_tv - 1
+            tv = F.relu(excess).square()
+        return s2, tv
+
+    def backward_step(
+        self, volume: torch.Tensor, picks: Sequence[torch.Tensor], *, chunk: int
+    ) -> VolumeLossTerms:
+        """Zero ``volume.grad``, then accumulate the gradient of the whole loss into it."""
+        volume.grad = torch.zeros_like(volume)
+        gram = self.gram_backward(volume, picks, chunk=chunk)
+        s2, tv = self.field_terms(volume)
+        rest = self.s2_weight * s2 + self.tv_weight * tv
+        if rest.requires_grad:
+            rest.backward()
+        return VolumeLossTerms(total=gram + float(rest), gram=gram, s2=float(s2), tv=float(tv))
