@@ -141,18 +141,20 @@ def _segment(gray: np.ndarray, phases: int, *, source: str) -> tuple[np.ndarray,
     return labels, note
 
 
-def _check_array(arr: np.ndarray, *, source: str) -> np.ndarray:
+def _check_array(arr: np.ndarray, *, source: str, volumes: bool = False) -> np.ndarray:
     if arr.dtype.kind not in "biuf":
         raise InputError(f"{source}: expected numbers, got an array of dtype {arr.dtype}")
-    if arr.ndim not in (2, 3):
+    if arr.ndim not in ((2, 3, 4) if volumes else (2, 3)):
+        also = " or volumes (N x H x W x D)" if volumes else ""
         raise InputError(
-            f"{source}: expected a 2D image (H x W) or a stack (N x H x W), got shape {arr.shape}"
+            f"{source}: expected a 2D image (H x W) or a stack (N x H x W){also}, "
+            f"got shape {arr.shape}"
         )
     if arr.size == 0:
         raise InputError(f"{source}: the image is empty (shape {arr.shape})")
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         raise InputError(f"{source}: contains NaN or infinite values")
-    return arr if arr.ndim == 3 else arr[None]
+    return arr if arr.ndim in (3, 4) else arr[None]
 
 
 def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
@@ -262,7 +264,9 @@ def read_memory(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return n * (np.dtype(dtype).itemsize + 8 + 8 + 1)
 
 
-def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
+def read_images(
+    path: str | os.PathLike, *, phases: int = 2, volumes: bool = False
+) -> ImageStack:
     """Read a microstructure stack or image as phase labels.
 
     Parameters
@@ -271,17 +275,21 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
         ``.npz``, ``.npy``, ``.png``, ``.tif`` or ``.tiff``.
     phases : int
         Number of phases to segment a grayscale image into (2 to 8); ignored for labels.
+    volumes : bool
+        Also accept a 4D array, a stack of volumes ``N x H x W x D`` (for a caller that takes
+        them, such as ``mdesign evaluate``); a 3D array is always a stack of images.
 
     Returns
     -------
     ImageStack
-        ``images`` of shape ``N x H x W`` (uint8 labels), plus the file's other arrays.
+        ``images`` of shape ``N x H x W`` (uint8 labels; ``N x H x W x D`` for volumes), plus
+        the file's other arrays.
 
     Raises
     ------
     InputError
-        A missing or unreadable file, a suffix not listed, a 1D or 4D array, NaN, an empty
-        image, more than 8 labels in a stack, or a bad ``phases``.
+        A missing or unreadable file, a suffix not listed, a 1D array (or a 4D one without
+        ``volumes``), NaN, an empty image, more than 8 labels in a stack, or a bad ``phases``.
     """
     path = Path(path)
     source = str(path)
@@ -330,7 +338,7 @@ def read_images(path: str | os.PathLike, *, phases: int = 2) -> ImageStack:
             f"{source}: cannot read as {suffix} ({type(exc).__name__}: {exc})"
         ) from None
 
-    arr = _check_array(np.asarray(arr), source=source)
+    arr = _check_array(np.asarray(arr), source=source, volumes=volumes)
     if suffix == ".npz" or palette:
         if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
             raise InputError(f"{source}: 'images' must hold integer phase labels")
