@@ -264,9 +264,7 @@ def read_memory(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return n * (np.dtype(dtype).itemsize + 8 + 8 + 1)
 
 
-def read_images(
-    path: str | os.PathLike, *, phases: int = 2, volumes: bool = False
-) -> ImageStack:
+def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = False) -> ImageStack:
     """Read a microstructure stack or image as phase labels.
 
     Parameters
