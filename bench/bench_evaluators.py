@@ -13,9 +13,15 @@ Prints, on this machine and in one run:
    so the same discretisation must agree to TauFactor's convergence level, and the default
    accuracy shows how far the one-cell-per-pixel answer is from the refined one;
 4. ``optical_absorption`` seconds per image at the default settings, and the convergence of its
-   value in the Fourier truncation order (and the raster grid).
+   value in the Fourier truncation order (and the raster grid);
+5. in 3D, agreement with TauFactor's multi-phase solver on 64^3 two-phase volumes at contrast 10
+   and 100 (same discretisation, see :func:`mirror_dirichlet`), wall times on one torch thread,
+   and the cost of mdesign's periodic 3x3 tensor with its conjugate-gradient iterations
+   (``results/evaluators_taufactor_3d.json``). :func:`tensor_3d` is the call a later bench makes
+   for the tensor of one volume.
 
-Usage: ``python bench/bench_evaluators.py`` (``--quick`` for a smaller run).
+Usage: ``python bench/bench_evaluators.py`` (``--quick`` for a smaller run, ``--part 2d|3d`` for
+one half).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import argparse
 import statistics
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +39,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import median_time, report
 
+from mdesign.device import single_thread
 from mdesign.evaluators import conductivity_tensor, effective_conductivity, optical_absorption
+from mdesign.evaluators.conductivity import _pcg_solve
 from mdesign.grf import grf_microstructures
 
 R90 = np.array([[0.0, -1.0], [1.0, 0.0]])
@@ -254,20 +263,189 @@ def optics(images: np.ndarray, orders: tuple[int, ...], grids: tuple[int, ...]) 
     )
 
 
+def tensor_3d(volume: np.ndarray, *, conductivities, **accuracy) -> np.ndarray:
+    """The ``3 x 3`` effective tensor of one periodic ``H x W x D`` volume (x, y, z = axes 1, 0,
+    2): :func:`mdesign.evaluators.conductivity_tensor` with its keywords (``refinement``,
+    ``extrapolate``, ``tolerance``, ...)."""
+    return conductivity_tensor(volume[None], conductivities=conductivities, **accuracy)[0]
+
+
+def mirror_dirichlet(vol: np.ndarray) -> np.ndarray:
+    """A periodic volume whose y (axis 0) problem is TauFactor's multi-phase boundary problem.
+
+    TauFactor's ``MultiPhaseSolver`` holds the potential on nodes one voxel beyond the first and
+    last layers along its first axis, joined to them by the end voxel's own conductance, and
+    lets nothing through the four other faces. Axes 1 and 2 are mirrored about the faces
+    (``2W x 2D``: symmetry planes carry no flux). Axis 0 is mirrored about ghost layers, copies
+    of the end layers: ``v, v[-1], v reversed, v[0]`` (``2H + 2``); the periodic field is odd
+    about each ghost layer, so the layer sits at one potential, one voxel from its neighbours,
+    joined by the harmonic mean of two equal conductivities: the end voxel's. The periodic
+    sigma_yy is then the flux times ``(H + 1)`` over the drop, TauFactor's ``D_eff``.
+    """
+    a = np.concatenate([vol, vol[-1:], vol[::-1], vol[:1]], axis=0)
+    a = np.concatenate([a, a[:, ::-1]], axis=1)
+    return np.concatenate([a, a[:, :, ::-1]], axis=2)
+
+
+def _taufactor_multiphase(vol: np.ndarray, contrast: float) -> tuple[float, bool, int]:
+    """TauFactor's D_eff along axis 0: phase 0 conducts 1, phase 1 ``contrast`` (its labels
+    1 and 2; its label 0 would be insulating), converged flag and SOR iterations."""
+    import taufactor as tau
+
+    solver = tau.MultiPhaseSolver(
+        vol.astype(np.float32) + 1, cond={1: 1.0, 2: float(contrast)}, device="cpu"
+    )
+    solver.solve(verbose=False, conv_crit=1e-3, iter_limit=100_000)
+    return float(np.asarray(solver.D_eff).ravel()[0]), bool(solver.converged), int(solver.iter)
+
+
+def _cg_iterations(vol: np.ndarray, cond: tuple[float, float], tolerance: float) -> list[int]:
+    """Conjugate-gradient iterations of the three loads on one cell per voxel."""
+    sigma = torch.tensor(cond, dtype=torch.float64)[torch.as_tensor(vol.astype(np.int64))]
+    with single_thread("cpu"):
+        _, _, its = _pcg_solve(
+            sigma[None],
+            torch.eye(3, dtype=torch.float64),
+            tolerance=tolerance,
+            max_iterations=10_000,
+        )
+    return [int(i) for i in its[0]]
+
+
+def _timed(fn, repeat: int) -> tuple[float, object]:
+    """Median wall time of ``fn()`` over ``repeat`` runs (no warm-up), and its last result."""
+    out = []
+    t = median_time(lambda: out.append(fn()), repeat=repeat, warmup=0)
+    return t, out[-1]
+
+
+def taufactor_agreement_3d(vols: np.ndarray, contrasts: tuple[float, ...], repeat: int) -> None:
+    rows = []
+    plain = {"refinement": 1, "extrapolate": False}
+    with single_thread("cpu"):  # TauFactor on one torch thread too, as mdesign's solver runs
+        for contrast in contrasts:
+            cond = (1.0, float(contrast))
+            for i, vol in enumerate(vols):
+                t_tau, (d_tau, converged, sor_iters) = _timed(
+                    partial(_taufactor_multiphase, vol, contrast), repeat
+                )
+                t_same, same = _timed(
+                    partial(
+                        effective_conductivity, mirror_dirichlet(vol)[None],
+                        conductivities=cond, direction="y", **plain,
+                    ),
+                    repeat,
+                )  # fmt: skip
+                # the user's case: the periodic volume itself, one load (8x fewer cells)
+                t_periodic, _ = _timed(
+                    partial(
+                        effective_conductivity, vol[None], conductivities=cond, direction="y",
+                        **plain,
+                    ),
+                    repeat,
+                )  # fmt: skip
+                same = float(same[0])
+                rows.append(
+                    {
+                        "contrast": int(contrast),
+                        "volume": i,
+                        "phase1": float(vol.mean()),
+                        "tau_D_eff": d_tau,
+                        "tau_converged": converged,
+                        "tau_sor_iterations": sor_iters,
+                        "mdesign_same": same,
+                        "diff_%": 100 * (same / d_tau - 1),
+                        "tau_s": t_tau,
+                        "mdesign_s": t_same,
+                        "mdesign_over_tau": t_same / t_tau,
+                        "mdesign_periodic_s": t_periodic,
+                        "periodic_over_tau": t_periodic / t_tau,
+                    }
+                )
+    report(
+        "evaluators_taufactor_3d",
+        rows,
+        title=(
+            f"3D: effective conductivity along axis 0 of {len(vols)} {vols.shape[1]}^3 two-phase "
+            "GRF volumes (phase 0: 1, phase 1: contrast), TauFactor 1.2 MultiPhaseSolver (SOR, "
+            "float32, conv_crit 1e-3) vs mdesign (1 cell per voxel, tolerance 1e-4) on the "
+            f"{2 * vols.shape[1] + 2}x{2 * vols.shape[1]}x{2 * vols.shape[1]} mirror-extended "
+            "volume (the same boundary-value problem and discretisation); median wall time of "
+            f"{repeat}, one torch thread each; mdesign_periodic_s: mdesign's own periodic "
+            "problem on the volume itself, one cell per voxel"
+        ),
+    )
+
+
+def tensor_cost_3d(vols: np.ndarray, contrasts: tuple[float, ...], repeat: int) -> None:
+    rows = []
+    for contrast in contrasts:
+        cond = (1.0, float(contrast))
+        for label, kw in (
+            ("1 cell/voxel", {"refinement": 1, "extrapolate": False}),
+            ("default (2^3 cells, extrapolated from 1)", {}),
+        ):
+            t, tensor = _timed(partial(tensor_3d, vols[0], conductivities=cond, **kw), repeat)
+            rows.append(
+                {
+                    "contrast": int(contrast),
+                    "accuracy": label,
+                    "sigma_xx": float(tensor[0, 0]),
+                    "sigma_yy": float(tensor[1, 1]),
+                    "sigma_zz": float(tensor[2, 2]),
+                    "max_offdiag": float(np.abs(tensor - np.diag(np.diag(tensor))).max()),
+                    "s_per_tensor": t,
+                    "cg_iterations_x_y_z": "",
+                }
+            )
+        for n in (16, 32, 64):
+            its = _cg_iterations(vols[0][:n, :n, :n], cond, tolerance=1e-4)
+            rows.append(
+                {
+                    "contrast": int(contrast),
+                    "accuracy": f"CG iterations, 1 cell/voxel, {n}^3 corner",
+                    "sigma_xx": None,
+                    "sigma_yy": None,
+                    "sigma_zz": None,
+                    "max_offdiag": None,
+                    "s_per_tensor": None,
+                    "cg_iterations_x_y_z": " ".join(map(str, its)),
+                }
+            )
+    report(
+        "evaluators_conductivity_3d",
+        rows,
+        title=(
+            f"3D: mdesign's periodic 3x3 tensor of one {vols.shape[1]}^3 volume, one torch "
+            f"thread, median of {repeat}; CG iterations (tolerance 1e-4) against the size"
+        ),
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer images and orders")
+    parser.add_argument("--part", choices=("all", "2d", "3d"), default="all")
     args = parser.parse_args()
-    images = blobs(4 if args.quick else 16, seed=0)
-    conductivity_speed(images)
-    duality_table(images[:4] if args.quick else images[:8])
-    tau_images = grf_microstructures(
-        3 if args.quick else 6, (128, 128), volume_fraction=0.6, correlation_length=6, seed=2
-    ).images
-    taufactor_agreement(tau_images)
-    opt_images = blobs(2, seed=4)
-    orders = (1, 3, 5) if args.quick else (1, 3, 5, 7, 9)
-    optics(opt_images, orders, grids=() if args.quick else (32, 128))
+    if args.part in ("all", "2d"):
+        images = blobs(4 if args.quick else 16, seed=0)
+        conductivity_speed(images)
+        duality_table(images[:4] if args.quick else images[:8])
+        tau_images = grf_microstructures(
+            3 if args.quick else 6, (128, 128), volume_fraction=0.6, correlation_length=6, seed=2
+        ).images
+        taufactor_agreement(tau_images)
+        opt_images = blobs(2, seed=4)
+        orders = (1, 3, 5) if args.quick else (1, 3, 5, 7, 9)
+        optics(opt_images, orders, grids=() if args.quick else (32, 128))
+    if args.part in ("all", "3d"):
+        side = 32 if args.quick else 64
+        vols = grf_microstructures(
+            3, (side, side, side), volume_fraction=0.4, correlation_length=4, seed=5
+        ).images
+        repeat = 1 if args.quick else 3
+        taufactor_agreement_3d(vols, (10.0, 100.0), repeat=repeat)
+        tensor_cost_3d(vols, (10.0, 100.0), repeat=repeat)
 
 
 if __name__ == "__main__":

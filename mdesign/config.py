@@ -217,10 +217,10 @@ class ConductivityConfig(Config):
         description="conductivity of each phase, phase 0 first (e.g. 1,10); required",
         json_schema_extra={"unit": "any (the value has the same unit)", "required": True},
     )
-    direction: Literal["x", "y"] = Field(
+    direction: Literal["x", "y", "z"] = Field(
         "x",
         description="direction of the applied field: x = along the columns (axis 1), "
-        "y = along the rows (axis 0)",
+        "y = along the rows (axis 0), z = along the depth (axis 2; volumes N x H x W x D only)",
         json_schema_extra=_unit(""),
     )
     refinement: int = Field(

@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
         "evaluate",
         help="property values of each image (effective_conductivity, optical_absorption, ...)",
         description=(
-            "Evaluate a property of every image of INPUT (.npz stack, .npy, .png, .tif). "
+            "Evaluate a property of every image of INPUT (.npz stack, .npy, .png, .tif; "
+            "a .npz or .npy of volumes N x H x W x D for evaluators that take them). "
             "NAME is a registered evaluator (see `mdesign evaluators`) or a module:function "
             "path. An image whose evaluation fails (an exception, NaN or inf) gets null and an "
             "entry in `errors`; the others are still evaluated. When every image fails the "
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     params = parse_params(args.param)
     evaluator = get_evaluator(args.evaluator, **params)
-    stack = read_images(args.input, phases=args.phases)
+    stack = read_images(args.input, phases=args.phases, volumes=True)
     if stack.note:
         note(args, f"note: {stack.note}")
     phases = getattr(evaluator, "phases", None)
@@ -56,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
             f"--param {key}: {phases} values for {phases} phases, but {args.input} has "
             f"{stack.n_phases} phases (labels 0..{stack.n_phases - 1})"
         )
+    check = getattr(evaluator, "check_images", None)
+    if check is not None:
+        check(stack.images)
     result = evaluate_batch(evaluator, stack.images, progress=not args.quiet)
     values = [None if math.isnan(v) else float(v) for v in result.values]
     report = {

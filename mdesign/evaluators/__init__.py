@@ -2,8 +2,8 @@
 
 Built-ins (registered below by explicit calls):
 
-* ``effective_conductivity``: periodic 2D homogenisation of k-phase images by finite volumes and
-  FFT-preconditioned conjugate gradients (:mod:`mdesign.evaluators.conductivity`);
+* ``effective_conductivity``: periodic homogenisation of k-phase images or volumes by finite
+  volumes and FFT-preconditioned conjugate gradients (:mod:`mdesign.evaluators.conductivity`);
 * ``optical_absorption``: normal-incidence absorption of a thin film patterned by the image,
   averaged over wavelength, by rigorous coupled-wave analysis with meent
   (:mod:`mdesign.evaluators.optics`), the property of Yang et al. (2018);

@@ -4,7 +4,10 @@ An *evaluator* maps a batch of label images ``N x H x W`` (uint8) to ``N`` prope
 any object with a ``name``, a mapping of typed :class:`Parameter` s, and ``__call__``; the design
 campaign and ``mdesign evaluate`` only ever call it through :func:`evaluate_batch`, which turns an
 exception, NaN or infinity for one image into a missing value plus an error entry for that image
-and never lets it fail the batch.
+and never lets it fail the batch. Volumes ``N x H x W x D`` pass through to the evaluators that
+take them (``effective_conductivity``); an evaluator may also define ``check_images(images)``,
+raising :class:`~mdesign.errors.InputError` for a stack its parameters cannot evaluate, which
+``mdesign evaluate`` calls before any work.
 
 Where evaluators come from, in the order :func:`get_evaluator` looks:
 
@@ -525,8 +528,10 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
-    if images.ndim != 3:
-        raise InputError(f"expected images N x H x W, got shape {images.shape}")
+    if images.ndim not in (3, 4):
+        raise InputError(
+            f"expected images N x H x W or volumes N x H x W x D, got shape {images.shape}"
+        )
     if images.dtype != np.uint8:
         bad_range = images.size and (images.min() < 0 or images.max() > 7)
         if images.dtype.kind not in "iu" or bad_range:
@@ -569,7 +574,8 @@ def evaluate_batch(
     ----------
     evaluator : Evaluator
         What to evaluate.
-    images : ndarray, ``N x H x W`` uint8 labels (or one ``H x W`` image)
+    images : ndarray, ``N x H x W`` uint8 labels (or one ``H x W`` image), or volumes
+        ``N x H x W x D`` for an evaluator that takes them (``effective_conductivity``)
     batch_size : int, optional
         Images per call; defaults to ``evaluator.batch_size`` when it has one, else ``N``.
     progress : bool

@@ -1,31 +1,47 @@
-"""Effective conductivity of periodic 2D k-phase images (homogenisation).
+"""Effective conductivity of periodic k-phase images (2D) and volumes (3D) by homogenisation.
 
-Each pixel is a square of its phase's conductivity; the image is one period of an infinite
-periodic medium. For a macroscopic field ``E`` the periodic potential fluctuation ``phi`` solves
-``div(sigma (E + grad phi)) = 0`` and the effective tensor maps ``E`` to the mean current,
-``sigma_eff E = <sigma (E + grad phi)>``.
+Each pixel (voxel) is a square (cube) of its phase's conductivity; the image is one period of an
+infinite periodic medium. For a macroscopic field ``E`` the periodic potential fluctuation ``phi``
+solves ``div(sigma (E + grad phi)) = 0`` and the effective tensor maps ``E`` to the mean current,
+``sigma_eff E = <sigma (E + grad phi)>``. Images ``N x H x W`` give ``2 x 2`` tensors, volumes
+``N x H x W x D`` ``3 x 3`` tensors, with x the column axis (axis 1), y the row axis (axis 0) and
+z the depth axis (axis 2): a 2D tensor is the x-y block of the volume made by repeating its image
+along the depth.
 
 Discretisation: cell-centred finite volumes on the pixel grid, each pixel optionally split into
-``refinement x refinement`` cells, with the harmonic mean of the two cells as the conductance of
-a face (two half-cells in series). This is the classical two-point flux scheme; it is exact for
-laminates in both directions (series and parallel resistors) and converges to the continuum
-answer as the cells shrink. With ``extrapolate`` the solutions on ``refinement // 2`` and
-``refinement`` cells per pixel are combined by Richardson extrapolation at first order in the
-cell size, which cancels most of the discretisation error at the cost of one coarser solve.
+``refinement`` cells per side (``refinement**2`` cells, ``refinement**3`` in a voxel), with the
+harmonic mean of the two cells as the conductance of a face (two half-cells in series). This is
+the classical two-point flux scheme; it is exact for laminates in every direction (series and
+parallel resistors) and converges to the continuum answer as the cells shrink. With
+``extrapolate`` the solutions on ``refinement // 2`` and ``refinement`` cells per pixel are
+combined by Richardson extrapolation at first order in the cell size, which cancels most of the
+discretisation error at the cost of one coarser solve. The first order holds in 3D as well: on
+24^3 two-phase volumes at contrast 10 the plain scheme errs by about -8% (1 cell per voxel) and
+-3.5% (2^3 cells), successive differences halving, and the default 1-and-2 extrapolation by
+about +0.7%. In 3D refinement costs its cube: the default (2^3 cells per voxel, extrapolated from
+1) takes about 15 times the one-cell solve (a 64^3 tensor on one loaded thread: 0.5 s against
+8 s at contrast 10, 1.3 s against 17 s at contrast 100); ``refinement=1`` is the setting for
+screening.
 
 Solver: conjugate gradients preconditioned by the inverse of the constant-coefficient periodic
-Laplacian, applied with FFTs (Moulinec & Suquet 1998; the conjugate-gradient form of Zeman et
-al. 2010, here on the finite-volume operator as in the staggered-grid scheme of Schneider et al.
-2016). The preconditioned operator's spectrum is bounded by the conductivity contrast, not the
-grid size, so the iteration count does not grow with the image (about 15 iterations at contrast
-10 and 40 at contrast 100 for the default tolerance). Everything is batched over images in
-torch, float64, on :func:`mdesign.device.default_device`.
+Laplacian, applied with FFTs over the two or three image axes (Moulinec & Suquet 1998; the
+conjugate-gradient form of Zeman et al. 2010, here on the finite-volume operator as in the
+staggered-grid scheme of Schneider et al. 2016). The preconditioned operator's spectrum is bounded
+by the conductivity contrast, not the grid size, so the iteration count does not grow with the
+image (about 15 iterations at contrast 10 and 40 at contrast 100 for the default tolerance in 2D;
+in 3D 13 at contrast 10 at 16^3, 32^3 and 64^3, and 27-35 at contrast 100). Everything is
+batched over images in torch, float64, on :func:`mdesign.device.default_device`; a volume whose
+loads do not fit the memory budget together is solved one load at a time.
 
+Checks (``tests/evaluators``): laminates, the Wiener bounds, and in 3D the Hashin-Shtrikman
+bounds (Hashin & Shtrikman 1962), in the trace form that holds for anisotropic two-phase media
+(Torquato 2002, ch. 21), and the exact response of the tensor to 90-degree rotations of the grid.
 Keller's duality (Keller 1964; Mendelson 1975 for anisotropic media) is exact in the continuum
-for any 2D two-phase image: with ``R`` the rotation by 90 degrees,
+for any 2D two-phase image, and only in 2D: with ``R`` the rotation by 90 degrees,
 ``sigma_eff(s2, s1) = s1 s2 R sigma_eff(s1, s2)^-1 R^T``; for a tensor without off-diagonal terms
 this is ``sigma_xx(s1, s2) sigma_yy(s2, s1) = s1 s2``. How far a discrete solution misses it
-measures its accuracy (``bench/bench_evaluators.py``).
+measures its accuracy (``bench/bench_evaluators.py``, which also compares 2D images and 3D
+volumes with TauFactor on the same discretisation).
 
 References
 ----------
@@ -35,12 +51,17 @@ Zeman J., Vondrejc J., Novak J., Marek I. (2010) Accelerating a FFT-based solver
 homogenization of periodic media by conjugate gradients. J. Comput. Phys. 229, 8065-8071.
 Schneider M., Ospald F., Kabel M. (2016) Computational homogenization of elasticity on a
 staggered grid. Int. J. Numer. Methods Eng. 105, 693-720.
+Hashin Z., Shtrikman S. (1962) A variational approach to the theory of the effective magnetic
+permeability of multiphase materials. J. Appl. Phys. 33, 3125-3131.
 Keller J. B. (1964) A theorem on the conductivity of a composite medium. J. Math. Phys. 5, 548.
 Torquato S. (2002) Random Heterogeneous Materials, ch. 19-21 (bounds, duality). Springer.
+Kench S., Squires I., Dahari A., Cooper S. J. (2023) TauFactor 2: a GPU accelerated python tool
+for microstructural analysis. J. Open Source Softw. 8, 5358.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -61,6 +82,10 @@ __all__ = [
 _D = CONDUCTIVITY_DEFAULTS
 _CELLS_PER_CHUNK = 2**21
 """Fine-grid cells (times loads) solved together: about 200 MB of float64 work arrays."""
+_AXES = {2: (1, 0), 3: (1, 0, 2)}
+"""Image axis of each tensor index (x, y[, z]) by image dimension: x is the column axis (1),
+y the row axis (0), z the depth axis (2) of a volume, so a 2D tensor is the x-y block of 3D."""
+_DIRECTIONS = ("x", "y", "z")
 
 
 def _check_conductivities(conductivities: Sequence[float] | None, images: np.ndarray) -> tuple:
@@ -85,8 +110,10 @@ def _as_images(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
-    if images.ndim != 3:
-        raise InputError(f"expected images N x H x W, got shape {images.shape}")
+    if images.ndim not in (3, 4):
+        raise InputError(
+            f"expected images N x H x W or volumes N x H x W x D, got shape {images.shape}"
+        )
     if images.dtype.kind not in "biu":
         raise InputError(f"expected integer labels, got dtype {images.dtype}")
     if images.size and images.min() < 0:
@@ -107,102 +134,144 @@ def _pcg_solve(
     tolerance: float,
     max_iterations: int,
     x0: torch.Tensor | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    loads_per_solve: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Effective tensor in the basis of ``loads`` on the cell grid ``sigma``.
 
     Parameters
     ----------
-    sigma : Tensor, ``B x H x W``
+    sigma : Tensor, ``B x H x W`` or ``B x H x W x D``
         Cell conductivities.
-    loads : Tensor, ``L x 2``
-        Macroscopic fields (Ex, Ey) per cell length; every image is solved for every load.
-    x0 : Tensor, ``B x L x H x W``, optional
+    loads : Tensor, ``L x d``
+        Macroscopic fields per cell length, components in the tensor order (x, y[, z]) of
+        ``_AXES``; every image is solved for every load.
+    x0 : Tensor, ``B x L x H x W [x D]``, optional
         Initial potential fluctuation.
+    loads_per_solve : int, optional
+        Loads iterated together (all by default); fewer bound the memory of one large image.
+        The loads' systems are independent, so this changes the cost, not the values.
 
     Returns
     -------
     T : Tensor, ``B x L x L``
         ``T[n, l, m] = <(E_l + grad phi_l) . sigma (E_m + grad phi_m)>``: the energy form,
         which errs by the square of the field error (the mean current errs linearly).
-    phi : Tensor, ``B x L x H x W``
+    phi : Tensor, ``B x L x H x W [x D]``
         The potential fluctuation (for warm starts on finer grids).
+    iterations : Tensor of int64, ``B x L``
+        Conjugate-gradient iterations each system took to reach ``tolerance``.
     """
-    B, H, W = sigma.shape
+    B, *grid = sigma.shape
+    nd = len(grid)
     L = loads.shape[0]
-    # conductance of the face between cell (i, j) and (i, j+1) (gx) and (i+1, j) (gy)
-    gx = _harmonic(sigma, torch.roll(sigma, -1, 2)).unsqueeze(1)  # B x 1 x H x W
-    gy = _harmonic(sigma, torch.roll(sigma, -1, 1)).unsqueeze(1)
-    gx_left = torch.roll(gx, 1, 3)
-    gy_up = torch.roll(gy, 1, 2)
-    diag = gx + gx_left + gy + gy_up
-    ex = loads[:, 0].view(1, L, 1, 1)
-    ey = loads[:, 1].view(1, L, 1, 1)
+    axes = _AXES[nd]
+    space = tuple(range(2, 2 + nd))  # the grid's dims in B x L x grid arrays
+    ones = [1] * nd
+    # per tensor index k (x, y[, z]): conductance of the face between a cell and its next
+    # neighbour along image axis axes[k] (g), the same face seen from that neighbour (g_back),
+    # and the load's component (e); g, g_back: B x 1 x grid, e: 1 x L x 1...
+    g, g_back, e = [], [], []
+    for k, a in enumerate(axes):
+        gk = _harmonic(sigma, torch.roll(sigma, -1, a + 1)).unsqueeze(1)
+        g.append(gk)
+        g_back.append(torch.roll(gk, 1, a + 2))
+        e.append(loads[:, k].view(1, L, *ones))
+    diag = g[0] + g_back[0]
+    for k in range(1, nd):
+        diag = diag + g[k] + g_back[k]
 
     def apply(p: torch.Tensor) -> torch.Tensor:
         # A = D^T G D: the net current out of each cell for potential p
-        return (
-            diag * p
-            - gx * torch.roll(p, -1, 3)
-            - gx_left * torch.roll(p, 1, 3)
-            - gy * torch.roll(p, -1, 2)
-            - gy_up * torch.roll(p, 1, 2)
-        )
+        out = diag * p
+        for k, a in enumerate(axes):
+            out = out - g[k] * torch.roll(p, -1, a + 2) - g_back[k] * torch.roll(p, 1, a + 2)
+        return out
 
-    # right-hand side: minus the divergence of the current the macroscopic field drives
-    b = (gx * ex - gx_left * ex) + (gy * ey - gy_up * ey)
-    b = b.expand(B, L, H, W).contiguous()
-    ky = torch.fft.fftfreq(H, dtype=sigma.dtype, device=sigma.device).view(H, 1)
-    kx = torch.fft.rfftfreq(W, dtype=sigma.dtype, device=sigma.device).view(1, -1)
-    lam = (2 - 2 * torch.cos(2 * np.pi * ky)) + (2 - 2 * torch.cos(2 * np.pi * kx))
+    # eigenvalues of the unit-conductance periodic Laplacian on the rfftn grid (the last
+    # image axis halved), summed over the image axes in order: H x (W//2+1) [or H x W x (D//2+1)]
+    lam = None
+    for i, n in enumerate(grid):
+        freq = torch.fft.rfftfreq if i == nd - 1 else torch.fft.fftfreq
+        k = freq(n, dtype=sigma.dtype, device=sigma.device)
+        shape = [1] * nd
+        shape[i] = -1
+        li = 2 - 2 * torch.cos(2 * np.pi * k.view(shape))
+        lam = li if lam is None else lam + li
     # the mean of the potential is free: the zero mode of the preconditioner is dropped
     inv_lam = torch.where(lam > 0, 1 / torch.where(lam > 0, lam, 1), torch.zeros_like(lam))
-    scale = (gx.mean(dim=(2, 3), keepdim=True) + gy.mean(dim=(2, 3), keepdim=True)) / 2
+    scale = g[0].mean(dim=space, keepdim=True)
+    for k in range(1, nd):
+        scale = scale + g[k].mean(dim=space, keepdim=True)
+    scale = scale / nd
     scale = torch.where(scale > 0, scale, torch.ones_like(scale))
-    inv_lam = inv_lam / scale  # B x 1 x H x (W//2+1)
+    inv_lam = inv_lam / scale
 
     def precondition(r: torch.Tensor) -> torch.Tensor:
-        return torch.fft.irfft2(torch.fft.rfft2(r) * inv_lam, s=(H, W))
+        return torch.fft.irfftn(torch.fft.rfftn(r, dim=space) * inv_lam, s=grid, dim=space)
 
     def dot(a: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        return (a * c).sum(dim=(2, 3), keepdim=True)
+        return (a * c).sum(dim=space, keepdim=True)
 
-    if x0 is None:
-        x = torch.zeros_like(b)
-        r = b.clone()
-    else:
-        x = x0.clone()
-        r = b - apply(x)
-    z = precondition(r)
-    p = z.clone()
-    rz = dot(r, z)
-    target = (tolerance**2) * dot(b, precondition(b))
-    active = rz > target
-    it = 0
-    while bool(active.any()):
-        if it >= max_iterations:
-            bad = sorted({int(i) for i in torch.nonzero(active.view(B, L))[:, 0]})
-            raise RuntimeError(
-                f"conjugate gradients did not converge in {max_iterations} iterations "
-                f"(images {bad})"
-            )
-        ap = apply(p)
-        pap = dot(p, ap)
-        # converged systems are frozen, so a value does not depend on its batch companions
-        alpha = torch.where(active & (pap > 0), rz / torch.where(pap > 0, pap, 1), 0)
-        x = x + alpha * p
-        r = r - alpha * ap
+    def cg(lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+        # right-hand side: minus the divergence of the current the macroscopic field drives
+        ek = [v[:, lo:hi] for v in e]
+        b = g[0] * ek[0] - g_back[0] * ek[0]
+        for k in range(1, nd):
+            b = b + (g[k] * ek[k] - g_back[k] * ek[k])
+        b = b.expand(B, hi - lo, *grid).contiguous()
+        if x0 is None:
+            x = torch.zeros_like(b)
+            r = b.clone()
+        else:
+            x = x0[:, lo:hi].clone()
+            r = b - apply(x)
         z = precondition(r)
-        rz_new = dot(r, z)
-        active = active & (rz_new > target) & (pap > 0)
-        beta = torch.where(active, rz_new / torch.where(rz > 0, rz, 1), 0)
-        p = z + beta * p
-        rz = rz_new
-        it += 1
-    # total potential drop across each face (field + fluctuation), per load: B x L x H x W
-    dx = ex + torch.roll(x, -1, 3) - x
-    dy = ey + torch.roll(x, -1, 2) - x
-    t = torch.einsum("blhw,bmhw->blm", gx * dx, dx) + torch.einsum("blhw,bmhw->blm", gy * dy, dy)
-    return t / (H * W), x
+        p = z.clone()
+        rz = dot(r, z)
+        target = (tolerance**2) * dot(b, precondition(b))
+        del b
+        active = rz > target
+        counts = torch.zeros_like(active, dtype=torch.int64)
+        it = 0
+        while bool(active.any()):
+            if it >= max_iterations:
+                bad = sorted({int(i) for i in torch.nonzero(active.view(B, hi - lo))[:, 0]})
+                raise RuntimeError(
+                    f"conjugate gradients did not converge in {max_iterations} iterations "
+                    f"(images {bad})"
+                )
+            counts += active
+            ap = apply(p)
+            pap = dot(p, ap)
+            # converged systems are frozen, so a value does not depend on its batch companions
+            alpha = torch.where(active & (pap > 0), rz / torch.where(pap > 0, pap, 1), 0)
+            x = x + alpha * p
+            r = r - alpha * ap
+            z = precondition(r)
+            rz_new = dot(r, z)
+            active = active & (rz_new > target) & (pap > 0)
+            beta = torch.where(active, rz_new / torch.where(rz > 0, rz, 1), 0)
+            p = z + beta * p
+            rz = rz_new
+            it += 1
+        return x, counts.view(B, hi - lo)
+
+    step = L if loads_per_solve is None else max(1, int(loads_per_solve))
+    if step >= L:
+        x, iterations = cg(0, L)
+    else:
+        parts = [cg(lo, min(lo + step, L)) for lo in range(0, L, step)]
+        x = torch.cat([px for px, _ in parts], dim=1)
+        iterations = torch.cat([pc for _, pc in parts], dim=1)
+    # total potential drop across each face (field + fluctuation), per load: B x L x grid
+    spec = "blhw,bmhw->blm" if nd == 2 else "blhwd,bmhwd->blm"
+    t = None
+    for k, a in enumerate(axes):
+        dk = e[k] + torch.roll(x, -1, a + 2) - x
+        tk = torch.einsum(spec, g[k] * dk, dk)
+        t = tk if t is None else t + tk
+        del dk
+    return t / math.prod(grid), x, iterations
 
 
 def _solve(
@@ -216,7 +285,7 @@ def _solve(
     max_iterations: int,
     device: torch.device | str | None,
 ) -> np.ndarray:
-    """Effective tensor ``N x L x L`` in the basis of the loads ``L x 2`` (extrapolated)."""
+    """Effective tensor ``N x L x L`` in the basis of the loads ``L x d`` (extrapolated)."""
     dev = default_device(device)
     with single_thread(dev):
         return _solve_levels(
@@ -242,9 +311,19 @@ def _solve_levels(
     max_iterations: int,
     device: torch.device,
 ) -> np.ndarray:
-    # bound memory: about 12 arrays of the fine grid per image and load are alive at once
-    n, h, w = images.shape
-    per_chunk = max(1, _CELLS_PER_CHUNK // (h * w * refinement**2 * loads.shape[0]))
+    # bound memory: about 12 arrays of the fine grid per image and load are alive at once. A
+    # volume whose loads together exceed the budget is solved one group of loads at a time
+    # (images keep their loads together: batching changes a value's last bits, and 2D values
+    # stay bit-identical to the 2D-only solver's). One load of one grid above the budget is
+    # solved as it is: 64^3 voxels refined 2x take about 0.2 GB, 128^3 about 1.6 GB.
+    n, *shape = images.shape
+    nd = len(shape)
+    fine = math.prod(shape) * refinement**nd
+    L = loads.shape[0]
+    per_chunk = max(1, _CELLS_PER_CHUNK // (fine * L))
+    loads_per_solve = None
+    if nd == 3 and fine * L > _CELLS_PER_CHUNK:
+        loads_per_solve = max(1, _CELLS_PER_CHUNK // fine)
     if n > per_chunk:
         return np.concatenate(
             [
@@ -264,7 +343,7 @@ def _solve_levels(
     dev = device
     table = torch.tensor(cond, dtype=torch.float64, device=dev)
     labels = torch.as_tensor(images.astype(np.int64), device=dev)
-    sigma = table[labels]  # N x H x W
+    sigma = table[labels]  # N x H x W [x D]
     loads = loads.to(device=dev, dtype=torch.float64)
     levels = [refinement]
     if extrapolate and refinement >= 2:
@@ -273,13 +352,27 @@ def _solve_levels(
     phi = None
     prev = None
     for s in levels:
-        cells = sigma.repeat_interleave(s, 1).repeat_interleave(s, 2) if s > 1 else sigma
+        cells = sigma
+        if s > 1:
+            for dim in range(1, 1 + nd):
+                cells = cells.repeat_interleave(s, dim)
         x0 = None
         if phi is not None and s % prev == 0:
             # the coarse solution, in fine-cell units, starts the fine solve
             r = s // prev
-            x0 = phi.repeat_interleave(r, 2).repeat_interleave(r, 3) * r
-        t, phi = _pcg_solve(cells, loads, tolerance=tolerance, max_iterations=max_iterations, x0=x0)
+            x0 = phi
+            for dim in range(2, 2 + nd):
+                x0 = x0.repeat_interleave(r, dim)
+            x0 = x0 * r
+        phi = None
+        t, phi, _ = _pcg_solve(
+            cells,
+            loads,
+            tolerance=tolerance,
+            max_iterations=max_iterations,
+            x0=x0,
+            loads_per_solve=loads_per_solve,
+        )
         tensors.append(t)
         prev = s
     if len(levels) == 2:
@@ -288,6 +381,21 @@ def _solve_levels(
     else:
         t = tensors[0]
     return t.cpu().numpy()
+
+
+def _check_direction(direction: str, images: np.ndarray) -> int:
+    """Tensor index of ``direction`` for these images (z only for volumes)."""
+    if direction not in _DIRECTIONS:
+        raise InputError(f"direction: expected x, y or z, got {direction!r}")
+    if direction == "z" and images.ndim != 4:
+        raise InputError(
+            f"direction: z needs volumes N x H x W x D, got images of shape {images.shape}"
+        )
+    return _DIRECTIONS.index(direction)
+
+
+def _accuracy(source: str, **values: Any) -> ConductivityConfig:
+    return config_from_dict(ConductivityConfig, values, source=source)
 
 
 def conductivity_tensor(
@@ -300,16 +408,18 @@ def conductivity_tensor(
     max_iterations: int = _D.max_iterations,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Effective conductivity tensor of periodic k-phase images.
+    """Effective conductivity tensor of periodic k-phase images or volumes.
 
     Parameters
     ----------
-    images : ndarray of int, ``N x H x W`` (or one ``H x W`` image)
-        Phase labels ``0..k-1``; each image is one period of the medium.
+    images : ndarray of int, ``N x H x W`` (or one ``H x W`` image), or ``N x H x W x D``
+        Phase labels ``0..k-1``; each image (volume) is one period of the medium. A 3D array
+        is a stack of images; pass one volume as ``volume[None]``.
     conductivities : sequence of float
         Conductivity of each phase (``k`` values, >= 0, phase 0 first).
     refinement : int
-        Each pixel is split into ``refinement x refinement`` finite-volume cells.
+        Each pixel (voxel) is split into ``refinement`` cells per side (``refinement**3`` cells
+        per voxel: the cost of a volume grows as its cube).
     extrapolate : bool
         Richardson-extrapolate from ``refinement // 2`` and ``refinement`` cells per pixel
         (first order in the cell size); ignored when ``refinement`` is 1.
@@ -323,10 +433,11 @@ def conductivity_tensor(
 
     Returns
     -------
-    ndarray of float64, ``N x 2 x 2``
+    ndarray of float64, ``N x 2 x 2`` (images) or ``N x 3 x 3`` (volumes)
         ``T[n, a, b]``: mean current along ``a`` for a unit field along ``b``, with index 0 = x
-        (the column axis, axis 1 of the image) and 1 = y (the row axis, axis 0). Symmetric up to
-        the solver tolerance.
+        (the column axis, axis 1 of the image), 1 = y (the row axis, axis 0) and, for volumes,
+        2 = z (the depth axis, axis 2). A volume made of one image repeated along its depth has
+        that image's 2D tensor as its x-y block. Symmetric up to the solver tolerance.
 
     Notes
     -----
@@ -340,18 +451,15 @@ def conductivity_tensor(
     """
     images = _as_images(images)
     cond = _check_conductivities(conductivities, images)
-    cfg = config_from_dict(
-        ConductivityConfig,
-        {
-            "refinement": refinement,
-            "extrapolate": extrapolate,
-            "tolerance": tolerance,
-            "max_iterations": max_iterations,
-        },
-        source="conductivity_tensor",
+    cfg = _accuracy(
+        "conductivity_tensor",
+        refinement=refinement,
+        extrapolate=extrapolate,
+        tolerance=tolerance,
+        max_iterations=max_iterations,
     )
-    loads = torch.eye(2, dtype=torch.float64)
-    t = _solve(
+    loads = torch.eye(images.ndim - 1, dtype=torch.float64)
+    return _solve(
         images,
         cond,
         loads,
@@ -361,7 +469,6 @@ def conductivity_tensor(
         max_iterations=cfg.max_iterations,
         device=device,
     )
-    return t
 
 
 def effective_conductivity(
@@ -375,47 +482,48 @@ def effective_conductivity(
     max_iterations: int = _D.max_iterations,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Effective conductivity of periodic k-phase images along x or y.
+    """Effective conductivity of periodic k-phase images (volumes) along x, y (or z).
 
     One solve per image (the field along ``direction``); :func:`conductivity_tensor` gives the
-    full tensor with two.
+    full tensor with two (three for volumes).
 
     Parameters
     ----------
-    images : ndarray of int, ``N x H x W`` (or one ``H x W`` image)
+    images : ndarray of int, ``N x H x W`` (or one ``H x W`` image), or ``N x H x W x D``
         Phase labels ``0..k-1``.
     conductivities : sequence of float
         Conductivity of each phase, phase 0 first; the result has their unit.
-    direction : {"x", "y"}
-        ``x``: field and current along the columns (axis 1); ``y``: along the rows (axis 0).
+    direction : {"x", "y", "z"}
+        ``x``: field and current along the columns (axis 1); ``y``: along the rows (axis 0);
+        ``z``: along the depth (axis 2), volumes only.
     refinement, extrapolate, tolerance, max_iterations, device
         As in :func:`conductivity_tensor`.
 
     Returns
     -------
     ndarray of float64, ``N``
-        ``sigma_xx`` or ``sigma_yy`` of each image.
+        ``sigma_xx``, ``sigma_yy`` or ``sigma_zz`` of each image.
+
+    Raises
+    ------
+    InputError
+        Bad labels or conductivities, an unknown direction, or ``z`` for 2D images.
 
     References
     ----------
     Zeman et al. (2010), J. Comput. Phys. 229, 8065 (FFT-preconditioned conjugate gradients).
     """
-    if direction not in ("x", "y"):
-        raise InputError(f"direction: expected x or y, got {direction!r}")
     images = _as_images(images)
+    axis = _check_direction(direction, images)
     cond = _check_conductivities(conductivities, images)
-    cfg = config_from_dict(
-        ConductivityConfig,
-        {
-            "refinement": refinement,
-            "extrapolate": extrapolate,
-            "tolerance": tolerance,
-            "max_iterations": max_iterations,
-        },
-        source="effective_conductivity",
+    cfg = _accuracy(
+        "effective_conductivity",
+        refinement=refinement,
+        extrapolate=extrapolate,
+        tolerance=tolerance,
+        max_iterations=max_iterations,
     )
-    axis = 0 if direction == "x" else 1
-    loads = torch.zeros(1, 2, dtype=torch.float64)
+    loads = torch.zeros(1, images.ndim - 1, dtype=torch.float64)
     loads[0, axis] = 1.0
     t = _solve(
         images,
@@ -431,10 +539,11 @@ def effective_conductivity(
 
 
 class EffectiveConductivity:
-    """Effective conductivity of the periodic image along x or y (finite volumes, FFT-CG).
+    """Effective conductivity of the periodic image (volume) along x, y or z (FV, FFT-CG).
 
     Built by ``get_evaluator("effective_conductivity", conductivities=..., ...)``; the values
-    are :func:`effective_conductivity` of each image, in the unit of the conductivities.
+    are :func:`effective_conductivity` of each image, in the unit of the conductivities. Takes
+    images ``N x H x W`` or volumes ``N x H x W x D``; ``direction=z`` only volumes.
     """
 
     name = "effective_conductivity"
@@ -455,6 +564,14 @@ class EffectiveConductivity:
     def phases(self) -> int:
         """Number of phases the parameters describe."""
         return len(self.config.conductivities)
+
+    def check_images(self, images: np.ndarray) -> None:
+        """Refuse a stack these parameters cannot evaluate (``direction=z`` on 2D images)
+        before any work: :class:`~mdesign.errors.InputError` naming the parameter."""
+        try:
+            _check_direction(self.config.direction, _as_images(images))
+        except InputError as exc:
+            raise InputError(f"evaluator {self.name}: parameter {exc}") from None
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         c = self.config

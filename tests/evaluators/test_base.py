@@ -115,7 +115,7 @@ def test_entry_point_clashing_with_a_builtin_raises(monkeypatch, clean_registry)
     ("params", "needle"),
     [
         ({"conductivities": "1,x"}, "conductivities"),
-        ({"conductivities": "1,10", "direction": "z"}, "direction"),
+        ({"conductivities": "1,10", "direction": "w"}, "direction"),
         ({"conductivities": "1,10", "refinement": "0"}, "refinement"),
         ({"conductivities": "1,10", "tolerance": "abc"}, "tolerance"),
         ({"conductivities": "1,10", "colour": "red"}, "unknown parameter 'colour'"),

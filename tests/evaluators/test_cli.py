@@ -86,7 +86,7 @@ def test_evaluators_lists_parameters_and_units(run_cli):
     params = {p["name"]: p for p in info["optical_absorption"]["parameters"]}
     assert params["period"]["unit"] == "nm" and params["order"]["default"] == 5
     cond = {p["name"]: p for p in info["effective_conductivity"]["parameters"]}
-    assert cond["conductivities"]["required"] and cond["direction"]["type"] == "x|y"
+    assert cond["conductivities"]["required"] and cond["direction"]["type"] == "x|y|z"
 
 
 @pytest.mark.parametrize(
