@@ -11,13 +11,22 @@ Modules: :mod:`~.vgg` (feature extractor and weights), :mod:`~.encoding` (labels
 :mod:`~.decoding` (k-means), :mod:`~.annealing` (exact fractions), :mod:`~.metrics` (errors
 against the exemplar), :mod:`~.baseline` (fitted GRF), :mod:`~.pipeline` (all of it:
 :func:`reconstruct`).
+
+2D to 3D: :mod:`~.volume_loss` (the Gram loss of orthogonal slices, streamed, and the ``S2`` of
+the volume's planes), :mod:`~.annealing3d` (exact fractions with the slices' ``S2``),
+:mod:`~.volume` (all of it: :func:`reconstruct_volume`).
 """
 
 from mdesign.reconstruction.annealing import AnnealingResult, anneal_fractions
+from mdesign.reconstruction.annealing3d import anneal_volume
 from mdesign.reconstruction.baseline import GRFFit, fit_grf, grf_baseline
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.loss import LossTerms, TextureLoss, gram_matrix, s2_window
-from mdesign.reconstruction.metrics import ReconstructionErrors, reconstruction_errors
+from mdesign.reconstruction.metrics import (
+    ReconstructionErrors,
+    reconstruction_errors,
+    slice_errors,
+)
 from mdesign.reconstruction.optimize import OptimizationResult, optimize_pixels
 from mdesign.reconstruction.pipeline import (
     MIN_SIZE,
@@ -33,6 +42,7 @@ from mdesign.reconstruction.vgg import (
     load_vgg19_state_dict,
     vgg19_features,
 )
+from mdesign.reconstruction.volume import VolumeReconstructionResult, reconstruct_volume
 
 __all__ = [
     "IMAGENET_URL",
@@ -46,7 +56,9 @@ __all__ = [
     "ReconstructionResult",
     "TextureLoss",
     "VGG19Features",
+    "VolumeReconstructionResult",
     "anneal_fractions",
+    "anneal_volume",
     "check_exemplar",
     "check_size",
     "decode_kmeans",
@@ -56,7 +68,9 @@ __all__ = [
     "load_vgg19_state_dict",
     "optimize_pixels",
     "reconstruct",
+    "reconstruct_volume",
     "reconstruction_errors",
     "s2_window",
+    "slice_errors",
     "vgg19_features",
 ]

@@ -280,4 +280,4 @@ class SliceLoss(torch.nn.Module):
         rest = self.s2_weight * s2 + self.tv_weight * tv
         if rest.requires_grad:
             rest.backward()
-        return VolumeLossTerms(total=gram + float(rest), gram=gram, s2=float(s2), tv=float(tv))
+        return VolumeLossTerms(total=gram + rest.item(), gram=gram, s2=s2.item(), tv=tv.item())

@@ -1,0 +1,298 @@
+"""2D-to-3D reconstruction on the Li et al. (2018) exemplars: slices per axis, time, memory.
+
+Inputs: the central 128x128 crop of each 256x256 exemplar (as ``bench_reconstruction.py``).
+For each material and volume side ``S`` (64 for every material, 96 for ``--big``), one
+``reconstruct_volume`` run with the defaults (one torch thread, ``--jobs`` runs side by side),
+and beside it what a user would otherwise have:
+
+* the 2D reconstruction of the same exemplar at ``S x S`` (the same ``R = S / 4`` of the curves
+  as the volume's slices): the goal is a per-axis slice ``S2`` RMSE within 1.5x of its;
+* the fitted 3D Gaussian random field the volume starts from (the classical 2D-to-3D method:
+  a level cut matching ``S2``), measured the same way.
+
+Each run also gives its peak resident memory (``VmHWM`` of its own process), the seconds of each
+stage, the exactness of the fractions, and the 3D effective conductivity tensor of the volume
+(phase 0 at 1, phase 1 at 10; :func:`mdesign.evaluators.conductivity.conductivity_tensor`).
+
+Outputs ``results/reconstruction_3d.md`` / ``.json`` and ``reconstruction_3d_grid.png``
+(exemplar | the three middle slices, each size). Runs are cached in ``--runs`` (each one a
+separate process, so a crash or kill loses only that run); ``--merge`` assembles them.
+
+    python bench/bench_reconstruction_3d.py                 # 6 two-phase materials at 64^3
+    python bench/bench_reconstruction_3d.py --big alloy carbonate   # and those at 96^3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _util import RESULTS, machine, peak_rss_mb, report
+
+from mdesign.data import LI2018_MATERIALS, li2018_exemplar
+
+MATERIALS = [m for m in LI2018_MATERIALS if m != "composite"]
+CONDUCTIVITIES = (1.0, 10.0)
+
+
+def crop(name: str, size: int = 128) -> np.ndarray:
+    img = li2018_exemplar(name, 256)
+    y0, x0 = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
+    return img[y0 : y0 + size, x0 : x0 + size]
+
+
+def _axis_summary(errors) -> dict:
+    """Slice statistics of one axis (``slice_errors`` / ``reconstruction_errors``)."""
+    m_e, m_r = errors.morphology_exemplar, errors.morphology_reconstruction
+    rel = lambda r, e: [float(x / y - 1) if y else None for x, y in zip(r, e, strict=True)]  # noqa: E731
+    return {
+        "s2_rmse": errors.s2_rmse,
+        "lineal_path_rmse": errors.lineal_path_rmse,
+        "clusters_exemplar": [float(c) for c in m_e.clusters],
+        "clusters": [float(c) for c in m_r.clusters],
+        "clusters_rel": rel(m_r.clusters, m_e.clusters),
+        "specific_surface_rel": float(m_r.specific_surface[1] / m_e.specific_surface[1] - 1),
+        "mean_chord_rel": rel(m_r.mean_chord_length, m_e.mean_chord_length),
+    }
+
+
+def run_one(material: str, side: int, seed: int, out: Path) -> None:
+    """One material at ``side^3`` (in this process): volume, 2D reference, GRF, conductivity."""
+    from mdesign.evaluators.conductivity import conductivity_tensor
+    from mdesign.reconstruction import reconstruct
+    from mdesign.reconstruction.metrics import reconstruction_errors, slice_errors
+    from mdesign.reconstruction.volume import reconstruct_volume
+
+    torch.set_num_threads(1)
+    ex = crop(material)
+    k = int(ex.max()) + 1
+    load_before = os.getloadavg()[0]
+    cpu = time.process_time()
+    res = reconstruct_volume(ex, size=(side,) * 3, seed=seed, device="cpu")
+    cpu = time.process_time() - cpu
+    peak = peak_rss_mb()
+    load_after = os.getloadavg()[0]
+    counts = np.bincount(res.labels.ravel(), minlength=k)
+    grf_axes = [_axis_summary(slice_errors(ex, res.start, axis=a, phases=k)) for a in range(3)]
+    t = time.perf_counter()
+    two_d = reconstruct(ex, size=(side, side), seed=seed, device="cpu")
+    t2d = time.perf_counter() - t
+    ref = _axis_summary(
+        reconstruction_errors(ex, two_d.labels, phases=k, reconstruction_periodic=True)
+    )
+    t = time.perf_counter()
+    tensor = conductivity_tensor(res.labels[None], conductivities=CONDUCTIVITIES)[0]
+    t_cond = time.perf_counter() - t
+    info = {
+        "material": material,
+        "side": side,
+        "seed": seed,
+        "seconds": res.seconds,
+        "cpu_seconds": cpu,
+        "seconds_optimization": res.seconds_optimization,
+        "seconds_annealing": res.seconds_annealing,
+        "peak_rss_mb": peak,
+        "load_before": load_before,
+        "load_after": load_after,
+        "fraction_error_voxels": int(np.abs(counts - res.annealing.target_counts).max()),
+        "gram_initial": float(res.gram_losses[:10].mean()),
+        "gram_final": float(res.gram_losses[-10:].mean()),
+        "axes": [_axis_summary(e) for e in res.axes],
+        "grf_axes": grf_axes,
+        "two_d": ref,
+        "two_d_seconds": t2d,
+        "conductivity_tensor": tensor.tolist(),
+        "conductivity_seconds": t_cond,
+        "specific_surface_volume": float(res.specific_surface[1]),
+    }
+    np.savez_compressed(out, labels=res.labels, start=res.start, info=json.dumps(info))
+    s2 = ", ".join(f"{a['s2_rmse']:.4f}" for a in info["axes"])
+    print(
+        f"{material} {side}^3: slice S2 RMSE {s2} (2D {ref['s2_rmse']:.4f}, GRF "
+        f"{np.mean([a['s2_rmse'] for a in grf_axes]):.4f}), {res.seconds:.0f} s, "
+        f"peak {peak:.0f} MB, load {load_before:.1f}-{load_after:.1f}",
+        flush=True,
+    )
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(np.mean(vals)) if vals else None
+
+
+def row(info: dict) -> dict:
+    axes, grf, ref = info["axes"], info["grf_axes"], info["two_d"]
+    s2 = [a["s2_rmse"] for a in axes]
+    k = len(ref["clusters"])
+    tensor = np.array(info["conductivity_tensor"])
+    diag = np.diag(tensor)
+    return {
+        "material": info["material"],
+        "side": info["side"],
+        "seconds": round(info["seconds"], 1),
+        "cpu_seconds": round(info["cpu_seconds"], 1),
+        "peak_mb": round(info["peak_rss_mb"]),
+        "fraction_error_voxels": info["fraction_error_voxels"],
+        "s2_rmse_axes": [round(v, 5) for v in s2],
+        "s2_rmse_2d": round(ref["s2_rmse"], 5),
+        "s2_ratio_to_2d": round(max(s2) / ref["s2_rmse"], 2),
+        "s2_rmse_grf": round(float(np.mean([a["s2_rmse"] for a in grf])), 5),
+        "lineal_path_rmse_axes": [round(a["lineal_path_rmse"], 4) for a in axes],
+        "lineal_path_rmse_2d": round(ref["lineal_path_rmse"], 4),
+        "lineal_path_rmse_grf": round(float(np.mean([a["lineal_path_rmse"] for a in grf])), 4),
+        "clusters_rel": [_pct(_mean(a["clusters_rel"][j] for a in axes)) for j in range(k)],
+        "clusters_rel_2d": [_pct(ref["clusters_rel"][j]) for j in range(k)],
+        "clusters_rel_grf": [_pct(_mean(a["clusters_rel"][j] for a in grf)) for j in range(k)],
+        "specific_surface_rel": _pct(_mean(a["specific_surface_rel"] for a in axes)),
+        "specific_surface_rel_2d": _pct(ref["specific_surface_rel"]),
+        "specific_surface_rel_grf": _pct(_mean(a["specific_surface_rel"] for a in grf)),
+        "conductivity_diag": [round(float(v), 3) for v in diag],
+        "conductivity_offdiag_max": round(float(np.abs(tensor - np.diag(diag)).max()), 4),
+        "conductivity_seconds": round(info["conductivity_seconds"], 1),
+    }
+
+
+def _pct(v) -> str:
+    return "" if v is None else f"{100 * v:+.0f}%"
+
+
+def goals(rows: list[dict]) -> dict:
+    small = [r for r in rows if r["side"] == 64]
+    big = [r for r in rows if r["side"] == 96]
+    return {
+        "runs_64": len(small),
+        "seconds_64_le_600": f"{sum(r['seconds'] <= 600 for r in small)}/{len(small)}",
+        "median_seconds_64": float(np.median([r["seconds"] for r in small])) if small else None,
+        "max_seconds_64": max((r["seconds"] for r in small), default=None),
+        "s2_within_1.5x_of_2d": f"{sum(r['s2_ratio_to_2d'] <= 1.5 for r in rows)}/{len(rows)}",
+        "median_s2_ratio_to_2d": float(np.median([r["s2_ratio_to_2d"] for r in rows])),
+        "fractions_exact": f"{sum(r['fraction_error_voxels'] <= 1 for r in rows)}/{len(rows)}",
+        "runs_96": len(big),
+        "peak_96_le_4096_mb": f"{sum(r['peak_mb'] <= 4096 for r in big)}/{len(big)}",
+        "max_peak_mb_96": max((r["peak_mb"] for r in big), default=None),
+    }
+
+
+def write_grid(path: Path, infos: list[dict], runs: Path) -> None:
+    """Exemplar | the middle slice normal to each axis, one row per run, one scale."""
+    from matplotlib.figure import Figure
+
+    from mdesign.plotting import save_figure, show_labels
+
+    dpi = 100
+    panel = 2 * 128 / dpi
+    fig = Figure(figsize=(4 * panel + 0.5, (panel + 0.5) * len(infos)), layout="constrained")
+    axes = fig.subplots(len(infos), 4, squeeze=False)
+    for i, info in enumerate(infos):
+        labels = np.load(runs / f"{info['material']}_{info['side']}.npz")["labels"]
+        ex = crop(info["material"])
+        k = int(ex.max()) + 1
+        show_labels(axes[i, 0], ex, k=k, title=f"{info['material']}: exemplar 128x128")
+        for a in range(3):
+            mid = labels.shape[a] // 2
+            sl = np.take(labels, mid, axis=a)
+            ax = axes[i, a + 1]
+            show_labels(ax, sl, k=k, title=f"{info['side']}^3, slice normal to axis {a}")
+            # one scale: a voxel is as large as an exemplar pixel
+            ax.set_xlim(-0.5, 127.5)
+            ax.set_ylim(127.5, -0.5)
+    save_figure(fig, path, dpi=dpi)
+
+
+def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple) -> None:
+    m = machine()
+    lines = [
+        "# 2D-to-3D reconstruction of the Li et al. 2018 exemplars (central 128x128 crops)",
+        "",
+        f"{m['cpus']} CPUs shared with other jobs (load average {load[0]:.1f}-{load[1]:.1f}), "
+        f"1 torch thread per run, torch {m['torch']}, CUDA {m['cuda']}. "
+        "`python bench/bench_reconstruction_3d.py`; figure: `reconstruction_3d_grid.png`.",
+        "",
+        "Slice statistics: the slices normal to each axis against the exemplar (S2 and lineal "
+        "path of phase 1, R = side / 4, the volume periodic, the exemplar in-image). The 2D "
+        "column is `mdesign reconstruct` of the same exemplar at side x side; the GRF column is "
+        "the fitted 3D Gaussian random field the volume starts from. Clusters and chords are "
+        "compared in windows of the slices' size. Conductivity: phase 0 at 1, phase 1 at 10, "
+        "the 3D tensor of the volume (periodic, default accuracy).",
+        "",
+        "## Goals",
+        "",
+        "| " + " | ".join(summary) + " |",
+        "|" + "---|" * len(summary),
+        "| " + " | ".join(str(v) for v in summary.values()) + " |",
+        "",
+        "## Runs",
+        "",
+        "| " + " | ".join(rows[0]) + " |",
+        "|" + "---|" * len(rows[0]),
+    ]
+    lines += ["| " + " | ".join(str(v) for v in r.values()) + " |" for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--materials", nargs="+", choices=MATERIALS, default=MATERIALS)
+    parser.add_argument("--big", nargs="*", choices=MATERIALS, default=[], help="also at 96^3")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--jobs", type=int, default=2, help="runs side by side")
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "mdesign_bench_reconstruction_3d",
+        help="folder of the cached runs",
+    )
+    parser.add_argument("--merge", action="store_true", help="only assemble the cached runs")
+    parser.add_argument("--one", nargs=2, metavar=("MATERIAL", "SIDE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    runs = args.runs / f"seed{args.seed}"
+    runs.mkdir(parents=True, exist_ok=True)
+    if args.one:
+        material, side = args.one[0], int(args.one[1])
+        run_one(material, side, args.seed, runs / f"{material}_{side}.npz")
+        return
+    jobs = [(m, 64) for m in args.materials] + [(m, 96) for m in args.big]
+    if not args.merge:
+        todo = [(m, s) for m, s in jobs if not (runs / f"{m}_{s}.npz").exists()]
+        # largest first, so the long ones do not run alone at the end
+        todo.sort(key=lambda j: -j[1])
+
+        def launch(job):
+            cmd = [sys.executable, __file__, "--one", job[0], str(job[1])]
+            cmd += ["--seed", str(args.seed), "--runs", str(args.runs)]
+            return subprocess.run(cmd, check=False).returncode
+
+        with ThreadPoolExecutor(args.jobs) as pool:
+            codes = list(pool.map(launch, todo))
+        if any(codes):
+            print(f"{sum(c != 0 for c in codes)} runs failed", file=sys.stderr)
+    infos = []
+    for m, s in jobs:
+        path = runs / f"{m}_{s}.npz"
+        if path.exists():
+            infos.append(json.loads(str(np.load(path)["info"])))
+    if not infos:
+        sys.exit("no runs to assemble")
+    rows = [row(i) for i in infos]
+    summary = goals(rows)
+    report("reconstruction_3d", rows, title="2D-to-3D reconstruction, Li et al. exemplars")
+    report("reconstruction_3d_summary", [summary], title="goals of issue 14")
+    loads = [x for i in infos for x in (i["load_before"], i["load_after"])]
+    write_markdown(RESULTS / "reconstruction_3d.md", rows, summary, (min(loads), max(loads)))
+    write_grid(RESULTS / "reconstruction_3d_grid.png", infos, runs)
+    print(f"wrote {RESULTS / 'reconstruction_3d.md'}")
+
+
+if __name__ == "__main__":
+    main()
