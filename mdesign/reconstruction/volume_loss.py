@@ -280,4 +280,5 @@ class SliceLoss(torch.nn.Module):
         rest = self.s2_weight * s2 + self.tv_weight * tv
         if rest.requires_grad:
             rest.backward()
-        return VolumeLossTerms(total=gram + float(rest), gram=gram, s2=float(s2), tv=float(tv))
+        rest, s2, tv = (float(t.detach()) for t in (rest, s2, tv))
+        return VolumeLossTerms(total=gram + rest, gram=gram, s2=s2, tv=tv)
