@@ -318,12 +318,15 @@ def reconstruct_volume(
     **_2d_only
         The 2D-only settings of :class:`~mdesign.config.ReconstructionConfig` (L-BFGS,
         coarse-to-fine, the 2D annealing's cleanup), accepted and ignored so that a whole
-        config can be passed.
+        config can be passed; a name that is not a config field is a TypeError.
 
     Returns
     -------
     VolumeReconstructionResult
     """
+    unknown = set(_2d_only) - set(type(D).model_fields)
+    if unknown:
+        raise TypeError(f"reconstruct_volume() got unexpected keyword arguments: {sorted(unknown)}")
     start = time.perf_counter()
     if isinstance(exemplars, np.ndarray) and exemplars.ndim == 2:
         exemplars = [exemplars]

@@ -301,3 +301,8 @@ def test_noise_start_is_further_from_the_exemplar_than_the_grf_start(result, cer
     assert result.grf is not None and result.report()["start"] is not None
     for g, n in zip(result.axes, noise.axes, strict=True):
         assert g.s2_rmse < 0.5 * n.s2_rmse
+
+
+def test_unknown_settings_are_an_error_not_ignored(ceramics):
+    with pytest.raises(TypeError, match="anneal_sweep"):
+        reconstruct_volume(ceramics, size=(32, 32, 32), anneal_sweep=0.1, **FAST)
