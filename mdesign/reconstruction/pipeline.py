@@ -257,6 +257,7 @@ def reconstruct(
     anneal_surface: bool = D.anneal_surface,
     device: torch.device | str | None = None,
     progress: bool = False,
+    **_volume_only,
 ) -> ReconstructionResult:
     """Reconstruct a microstructure statistically equivalent to one exemplar (Li et al. 2018).
 
@@ -284,11 +285,18 @@ def reconstruct(
         CUDA when available by default.
     progress : bool
         Show progress bars.
+    **_volume_only
+        The 2D-to-3D settings of :class:`~mdesign.config.ReconstructionConfig` (``volume_*``),
+        accepted and ignored so that a whole config can be passed; any other name is a
+        TypeError.
 
     Returns
     -------
     ReconstructionResult
     """
+    unknown = set(_volume_only) - {f for f in type(D).model_fields if f.startswith("volume_")}
+    if unknown:
+        raise TypeError(f"reconstruct() got unexpected keyword arguments: {sorted(unknown)}")
     start = time.perf_counter()
     exemplar = np.asarray(exemplar)
     if exemplar.ndim == 3 and exemplar.shape[0] == 1:

@@ -46,7 +46,7 @@ from mdesign.descriptors import specific_surface
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.reconstruction.annealing import AnnealingResult
-from mdesign.reconstruction.annealing3d import anneal_volume
+from mdesign.reconstruction.annealing3d import anneal_volume, volume_fractions
 from mdesign.reconstruction.baseline import GRFFit, fit_grf
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
@@ -120,6 +120,9 @@ class VolumeReconstructionResult:
     ----------
     labels : ndarray of uint8, ``H x W x D``
         Phase labels with the exemplars' mean fractions (to one voxel).
+    volume_fraction_exemplar : ndarray, ``k``
+        Those fractions: the mean over the distinct exemplars
+        (:func:`~mdesign.reconstruction.annealing3d.volume_fractions`).
     decoded : ndarray of uint8, ``H x W x D``
         The k-means decoding before annealing.
     start : ndarray of uint8, ``H x W x D`` or None
@@ -140,6 +143,7 @@ class VolumeReconstructionResult:
     """
 
     labels: np.ndarray
+    volume_fraction_exemplar: np.ndarray
     decoded: np.ndarray
     start: np.ndarray | None
     losses: np.ndarray
@@ -169,9 +173,13 @@ class VolumeReconstructionResult:
         return float(np.mean([e.lineal_path_rmse for e in self.axes]))
 
     def report(self) -> dict:
-        """The contract's ``--report`` keys (means over the axes) and the statistics per axis."""
+        """The contract's ``--report`` keys and the statistics per axis.
+
+        ``volume_fraction_exemplar`` is the fractions the labels were made to; the curves' RMSEs
+        are means over the axes.
+        """
         first = self.axes[0]
-        vf_ex = np.mean([e.volume_fraction_exemplar for e in self.axes], axis=0)
+        vf_ex = self.volume_fraction_exemplar
         counts = np.bincount(self.labels.ravel(), minlength=vf_ex.size)
         vf = counts / self.labels.size
         per_axis = []
@@ -310,12 +318,15 @@ def reconstruct_volume(
     **_2d_only
         The 2D-only settings of :class:`~mdesign.config.ReconstructionConfig` (L-BFGS,
         coarse-to-fine, the 2D annealing's cleanup), accepted and ignored so that a whole
-        config can be passed.
+        config can be passed; a name that is not a config field is a TypeError.
 
     Returns
     -------
     VolumeReconstructionResult
     """
+    unknown = set(_2d_only) - set(type(D).model_fields)
+    if unknown:
+        raise TypeError(f"reconstruct_volume() got unexpected keyword arguments: {sorted(unknown)}")
     start = time.perf_counter()
     if isinstance(exemplars, np.ndarray) and exemplars.ndim == 2:
         exemplars = [exemplars]
@@ -428,6 +439,7 @@ def reconstruct_volume(
     )
     return VolumeReconstructionResult(
         labels=labels,
+        volume_fraction_exemplar=volume_fractions(exemplars, phases),
         decoded=decoded,
         start=labels0,
         losses=arr[:, 0],

@@ -71,7 +71,7 @@ def test_weights_file_through_the_cli(run_cli, tmp_path, exemplar, vgg_file):
         (None, ("--phases", "9"), ("--phases", "8")),
         (lambda p: np.save(p, np.eye(24, dtype=np.uint8)), (), ("at least 32",)),
         (None, ("--size", "20"), ("--size", "32")),
-        (None, ("--size", "40", "40", "40"), ("--size",)),
+        (None, ("--size", "40", "40", "40", "40"), ("--size", "4 numbers")),
         (None, ("--iterations", "0"), ("iterations",)),
     ],
 )
@@ -152,3 +152,132 @@ def test_refused_before_work_and_nothing_replaced(
     args = [a.format(ex=exemplar, tmp=tmp_path) for a in args]
     assert_input_error(run_cli("reconstruct", exemplar, *args, *FAST), *needles)
     assert snapshot(tmp_path) == before
+
+
+# --- volumes (--size H W D) ------------------------------------------------------------------
+
+VOLUME_CONFIG = """\
+layers: [relu1_1, pool1, pool2]
+s2_max_lag: 6
+volume_anneal_sweeps: 0.05
+volume_anneal_max_lag: 4
+"""
+
+
+@pytest.fixture
+def fast_volume(tmp_path):
+    path = tmp_path / "fast.yaml"
+    path.write_text(VOLUME_CONFIG)
+    return ("--config", path, "--weights", "random", "--iterations", "2", "-q")
+
+
+def test_volume_writes_stack_report_plot_and_tif(
+    run_cli, tmp_path, exemplar, ceramics_crop, fast_volume
+):
+    out, rep, plot = tmp_path / "vol.npz", tmp_path / "rep.json", tmp_path / "vol.png"
+    res = run_cli(
+        "reconstruct", exemplar, "-o", out, "--size", "32", "32", "32", "--seed", "5",
+        "--report", rep, "--plot", plot, *fast_volume,
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    assert res.err == ""
+    with np.load(out) as z:
+        volume = z["images"]
+        assert volume.shape == (1, 32, 32, 32) and volume.dtype == np.uint8
+        meta = json.loads(str(z["meta"]))
+        phi = float(volume.mean())
+        assert z["volume_fraction"] == pytest.approx([phi])
+    assert meta["command"] == "reconstruct" and meta["size"] == [32, 32, 32]
+    assert meta["exemplar"] == [str(exemplar)]
+    # the exemplar's fraction, to one voxel
+    assert abs(phi - ceramics_crop.mean()) * 32**3 <= 1
+    report = json.loads(rep.read_text())
+    assert CONTRACT_KEYS <= report.keys()
+    assert report["iterations"] == 2 and report["weights"] == "random"  # --iterations: Adam steps
+    assert report["shape"] == [32, 32, 32] and len(report["axes"]) == 3
+    assert report["volume_fraction_reconstruction"][1] == pytest.approx(phi)
+    assert plot.stat().st_size > 10_000
+    # the same run to a .tif: one page per H, the same voxels
+    tif = tmp_path / "vol.tif"
+    res = run_cli(
+        "reconstruct", exemplar, "-o", tif, "--size", "32", "32", "32", "--seed", "5",
+        *fast_volume,
+    )  # fmt: skip
+    assert res.code == 0, res.err
+    pages = read_images(tif).images
+    assert pages.shape == (32, 32, 32)
+    np.testing.assert_array_equal(pages, volume[0])
+
+
+@pytest.fixture
+def three_phase_file(tmp_path):
+    from mdesign.data import li2018_exemplar
+
+    path = tmp_path / "composite.npy"
+    np.save(path, li2018_exemplar("composite", 64))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["{ex}", "{ex}", "-o", "{tmp}/old.npz", "--size", "32", "32", "32"], ("got 2",)),
+        (["{ex}", "{ex}", "{ex}", "-o", "{tmp}/old.npz"], ("3 exemplars", "--size H W D")),
+        (["{ex}", "{ex}", "{ex}", "-o", "{tmp}/old.npz", "--size", "40"], ("3 exemplars",)),
+        (["{ex}", "{ex}", "{ex}", "-o", "{tmp}/old.npz", "--size", "40", "40"], ("3 exemplars",)),
+        (["{ex}", "-o", "{tmp}/old.npz", "--size", "32", "32", "16"], ("--size", "at least 32")),
+        (["{ex}", "-o", "{tmp}/old.npz", "--size", "1", "2", "3", "4"], ("--size", "4 numbers")),
+        (["{ex}", "-o", "{tmp}/x.png", "--size", "32", "32", "32"], ("-o", ".png")),
+        (
+            ["{ex}", "{three}", "{ex}", "-o", "{tmp}/old.npz", "--size", "32", "32", "32"],
+            ("same phases", "composite.npy: 3"),
+        ),
+        (["{ex}", "-o", "{tmp}/old.npz", "--size", "4000", "4000", "4000"], ("--size", "memory")),
+        (
+            ["{ex}", "-o", "{tmp}/old.npz", "--size", "32", "32", "32", "--iterations", "0"],
+            ("--iterations",),
+        ),
+    ],
+)
+def test_volume_refused_before_work_and_nothing_replaced(
+    run_cli, tmp_path, exemplar, three_phase_file, monkeypatch, args, needles
+):
+    import mdesign.reconstruction.volume
+
+    (tmp_path / "old.npz").write_bytes(b"an earlier reconstruction")
+    before = snapshot(tmp_path)
+
+    def must_not_run(*a, **k):
+        raise AssertionError("the reconstruction started before the input was checked")
+
+    monkeypatch.setattr(mdesign.reconstruction.volume, "reconstruct_volume", must_not_run)
+    args = [a.format(ex=exemplar, tmp=tmp_path, three=three_phase_file) for a in args]
+    assert_input_error(run_cli("reconstruct", *args, "--weights", "random", "-q"), *needles)
+    assert snapshot(tmp_path) == before
+
+
+def test_volume_memory_budget_counts_the_chunk(run_cli, tmp_path, exemplar, monkeypatch):
+    # a budget that holds the default chunk of slices but not 64 of them
+    import mdesign.reconstruction.volume
+    from mdesign.config import RECONSTRUCTION_DEFAULTS
+    from mdesign.errors import InputError
+    from mdesign.memory import ENV_LIMIT
+    from mdesign.reconstruction.volume import volume_memory
+
+    shape = (32, 40, 48)
+    chunk = RECONSTRUCTION_DEFAULTS.volume_chunk
+    assert chunk < 64
+    monkeypatch.setenv(ENV_LIMIT, str(volume_memory(shape, chunk=chunk)))
+
+    def started(*a, **k):
+        raise InputError("started")
+
+    monkeypatch.setattr(mdesign.reconstruction.volume, "reconstruct_volume", started)
+    size = ("--size", *map(str, shape))
+    out = tmp_path / "o.npz"
+    assert_input_error(run_cli("reconstruct", exemplar, "-o", out, *size, "-q"), "started")
+    config = tmp_path / "big.yaml"
+    config.write_text("volume_chunk: 64\n")
+    res = run_cli("reconstruct", exemplar, "-o", out, *size, "--config", config, "-q")
+    assert_input_error(res, "--size", "memory")
+    assert not out.exists()

@@ -87,3 +87,15 @@ def test_non_periodic_output(ceramics_crop):
 
     e = reconstruction_errors(ceramics_crop, res.labels, phases=2, reconstruction_periodic=False)
     assert e.s2_rmse == res.errors.s2_rmse
+
+
+def test_a_whole_config_can_be_passed(ceramics_crop):
+    # the CLI and the batch flow pass cfg.model_dump(): the 2D path ignores the volume_* keys
+    from mdesign.config import ReconstructionConfig
+
+    cfg = ReconstructionConfig(weights="random", iterations=2, anneal_sweeps=0.1)
+    res = reconstruct(ceramics_crop, device="cpu", **cfg.model_dump())
+    assert res.iterations == 2 and res.labels.shape == ceramics_crop.shape
+    # a name that is not a setting is still an error, not silently ignored
+    with pytest.raises(TypeError, match="volume_iteration"):
+        reconstruct(ceramics_crop, volume_iteration=3, **FAST)
