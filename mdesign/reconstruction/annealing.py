@@ -121,6 +121,7 @@ __all__ = [
     "connectivity_number",
     "interface_density",
     "interface_edges",
+    "is_network",
     "join_network_fragments",
     "keeps_clusters",
     "remove_small_clusters",
@@ -461,6 +462,21 @@ def _path4(y0: int, x0: int, y1: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
     return np.array(ys), np.array(xs)
 
 
+def is_network(exemplar: np.ndarray, phase: int) -> bool:
+    """Whether ``phase`` forms one network in the exemplar (grain boundaries, a matrix).
+
+    At most :data:`NETWORK_CLUSTERS` clusters (4-connected, in the image), the largest holding
+    :data:`NETWORK_SHARE` of the phase's pixels.
+    """
+    from mdesign.reconstruction.metrics import cluster_components
+
+    comp, n = cluster_components(np.asarray(exemplar) == phase)
+    if n == 0:
+        return False
+    sizes = np.bincount(comp.ravel())[1:]
+    return n <= NETWORK_CLUSTERS and sizes.max() >= NETWORK_SHARE * sizes.sum()
+
+
 def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: int) -> np.ndarray:
     """Join the fragments of a network phase to its largest cluster by straight bridges.
 
@@ -494,12 +510,9 @@ def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: 
     out = np.array(labels, copy=True)
     scale = labels.size / exemplar.size
     for j in range(phases):
-        comp_ex, n_ex = cluster_components(exemplar == j)
-        if n_ex == 0:
+        if not is_network(exemplar, j):
             continue
-        ex_sizes = np.bincount(comp_ex.ravel())[1:]
-        if n_ex > NETWORK_CLUSTERS or ex_sizes.max() < NETWORK_SHARE * ex_sizes.sum():
-            continue
+        n_ex = cluster_components(exemplar == j)[1]
         target = max(1, round(n_ex * scale))
         while True:
             comp, n = cluster_components(out == j)

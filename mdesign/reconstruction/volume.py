@@ -45,7 +45,7 @@ from mdesign.config import RECONSTRUCTION_DEFAULTS as D
 from mdesign.descriptors import specific_surface
 from mdesign.device import default_device
 from mdesign.errors import InputError
-from mdesign.reconstruction.annealing import AnnealingResult
+from mdesign.reconstruction.annealing import AnnealingResult, is_network
 from mdesign.reconstruction.annealing3d import anneal_volume, volume_fractions
 from mdesign.reconstruction.baseline import GRFFit, fit_grf
 from mdesign.reconstruction.decoding import decode_kmeans
@@ -246,6 +246,11 @@ def _start(
 ) -> tuple[np.ndarray | None, GRFFit | None]:
     """The start's labels, fitted to the (first distinct) exemplars' ``S2``, or None for noise.
 
+    A thin phase that is a network in the exemplar (grain boundaries,
+    :func:`~mdesign.reconstruction.annealing.is_network`) starts as sheets, the two-sided cut
+    ``{|Y| < t}`` (:func:`~mdesign.reconstruction.baseline.fit_grf` with ``sheets``), whose
+    slices are webs of lines, instead of the blobs of a level cut.
+
     With three different exemplars, the GRF takes the mean of their fitted correlation lengths
     (an isotropic start; the optimisation makes the anisotropy).
     """
@@ -253,7 +258,13 @@ def _start(
         return None, None
     distinct = list({id(ex): ex for ex in exemplars}.values())
     fits = [
-        fit_grf(ex, phases=phases, seed=seed + 1, exemplar_periodic=exemplar_periodic)
+        fit_grf(
+            ex,
+            phases=phases,
+            seed=seed + 1,
+            exemplar_periodic=exemplar_periodic,
+            sheets=phases == 2 and is_network(ex, int(np.argmin(np.bincount(ex.ravel())))),
+        )
         for ex in distinct
     ]
     fit = fits[0]
