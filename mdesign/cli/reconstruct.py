@@ -24,6 +24,10 @@ def add_parser(sub) -> None:
             "the pixels matches the Gram matrices of VGG19 features (Gatys et al. 2015) and, by "
             "default, the two-point correlation S2; k-means decodes the phases and simulated "
             "annealing makes the phase fractions exact (to one pixel) while keeping S2 close. "
+            "With --size H W D, a volume whose orthogonal slices match the exemplar (or three "
+            "exemplars, one per axis): Adam on the voxels against the Gram loss of slices drawn "
+            "along each axis and the S2 of the volume's planes, from a fitted 3D GRF, then a 3D "
+            "annealing. "
             "Options not given take their defaults from --config, else from "
             "mdesign.config.ReconstructionConfig (configs/reconstruct.yaml)."
         ),

@@ -26,3 +26,40 @@ def test_baseline_has_exact_fractions_and_a_fresh_seed(three_phase):
     # the returned image is not one of the fitting images (seed + 1)
     assert not np.array_equal(img, fit.sample(1, (32, 40), seed=3)[0])
     assert np.array_equal(img, fit.sample(1, (32, 40), seed=2)[0])
+
+
+def test_sheet_fit_recovers_the_generating_length_and_cuts_exact_fractions():
+    # an exemplar drawn from the two-sided cut {|Y| < t} with a known length: the sheet fit
+    # must find the minority phase as the sheet and that length again
+    from mdesign.reconstruction.baseline import GRFFit
+
+    truth = GRFFit("gaussian", 5.0, (0, 1), np.array([0.85, 0.15]), 0.0, sheet_phase=1)
+    ex = truth.sample(1, (128, 128), seed=2)[0]
+    assert np.bincount(ex.ravel(), minlength=2).tolist() == [
+        round(0.85 * ex.size),
+        round(0.15 * ex.size),
+    ]
+    fit = fit_grf(ex, phases=2, seed=1, exemplar_periodic=True, sheets=True)
+    assert fit.sheet_phase == 1
+    if fit.covariance == "gaussian":
+        assert fit.correlation_length == pytest.approx(5.0, rel=0.15)
+    assert fit.s2_rmse < 0.002
+    # volumes: exact counts, and the same seed gives the same volume
+    vol = fit.sample(2, (24, 20, 16), seed=0)
+    assert vol.shape == (2, 24, 20, 16)
+    counts = np.stack([np.bincount(v.ravel(), minlength=2) for v in vol])
+    assert np.all(np.abs(counts[:, 1] - 0.15 * vol[0].size) <= 1)
+    assert np.array_equal(vol, fit.sample(2, (24, 20, 16), seed=0))
+
+
+def test_is_network_tells_grain_boundaries_from_particles():
+    from mdesign.data import li2018_exemplar
+    from mdesign.reconstruction.annealing import is_network
+
+    alloy = li2018_exemplar("alloy", 256)[64:192, 64:192]
+    carbonate = li2018_exemplar("carbonate", 256)[64:192, 64:192]
+    assert is_network(alloy, 0)  # the grain boundaries: one web
+    assert not is_network(alloy, 1)  # the grains: many
+    assert not is_network(carbonate, 1)  # particles
+    # a phase absent from the image is no network
+    assert not is_network(np.zeros((8, 8), np.uint8), 1)

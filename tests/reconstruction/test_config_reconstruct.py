@@ -19,9 +19,21 @@ def test_the_library_defaults_are_the_configs():
 
     from mdesign.reconstruction import reconstruct
 
+    from mdesign.reconstruction import reconstruct_volume
+
     params = inspect.signature(reconstruct).parameters
+    volume = inspect.signature(reconstruct_volume).parameters
     for key, value in RECONSTRUCTION_DEFAULTS.model_dump().items():
-        assert params[key].default == value, key
+        if key.startswith("volume_"):
+            # the 2D-to-3D settings are reconstruct_volume's, and only its
+            assert key not in params and volume[key].default == value, key
+        else:
+            assert params[key].default == value, key
+        if key in volume:
+            assert volume[key].default == value, key
+    # every setting of reconstruct_volume is a config key
+    settings = set(volume) - {"exemplars", "size", "device", "progress", "_2d_only"}
+    assert settings <= set(RECONSTRUCTION_DEFAULTS.model_dump())
 
 
 @pytest.mark.parametrize(
