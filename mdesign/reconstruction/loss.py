@@ -57,7 +57,16 @@ from mdesign.reconstruction.encoding import (
 )
 from mdesign.reconstruction.vgg import VGG19Features
 
-__all__ = ["LossTerms", "TextureLoss", "gram_matrix", "s2_window", "total_variation"]
+__all__ = [
+    "ExemplarTargets",
+    "LossTerms",
+    "TextureLoss",
+    "exemplar_targets",
+    "gram_matrix",
+    "s2_phases",
+    "s2_window",
+    "total_variation",
+]
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -125,6 +134,79 @@ def total_variation(pixels: torch.Tensor, *, periodic: bool) -> torch.Tensor:
         dx = pixels[..., :, 1:] - pixels[..., :, :-1]
         dy = pixels[..., 1:, :] - pixels[..., :-1, :]
     return (dx.abs().mean((-3, -2, -1)) + dy.abs().mean((-3, -2, -1))) / 2
+
+
+def s2_phases(phases: int) -> list[int]:
+    """The phases whose ``S2`` the loss and the annealing track: phase 1 of two, else all."""
+    return [1] if phases == 2 else list(range(phases))
+
+
+@dataclass(frozen=True)
+class ExemplarTargets:
+    """What the loss compares with: an exemplar's Gram matrices, ``S2`` window and variation.
+
+    Attributes
+    ----------
+    grams : list of Tensors, ``1 x C_l x C_l``
+        One per layer of the extractor.
+    s2 : Tensor, ``1 x J x (2R + 1) x (2R + 1)``
+        :func:`s2_window` of the tracked phases (:func:`s2_phases`).
+    s2_scale : Tensor, 0-dim
+        ``sum((s2 - phi^2)^2)``, the normaliser of the ``S2`` term (at least 1e-12).
+    tv : Tensor, 0-dim
+        :func:`total_variation` of the exemplar's pixels.
+    """
+
+    grams: list
+    s2: torch.Tensor
+    s2_scale: torch.Tensor
+    tv: torch.Tensor
+
+
+def exemplar_targets(
+    extractor: VGG19Features,
+    exemplar: np.ndarray,
+    *,
+    phases: int,
+    s2_max_lag: int,
+    exemplar_periodic: bool,
+    scale: int = 1,
+) -> ExemplarTargets:
+    """The targets of :class:`TextureLoss` (and of each axis of the 3D slice loss).
+
+    Parameters
+    ----------
+    extractor : VGG19Features
+    exemplar : ndarray, ``H x W``
+        Phase labels ``0..k-1``.
+    phases : int
+        k.
+    s2_max_lag : int
+        ``R`` of the ``S2`` window.
+    exemplar_periodic : bool
+        Estimate the exemplar's ``S2`` and variation on the torus.
+    scale : int
+        Shrink the exemplar by this factor first (average pooling), for coarse-to-fine.
+
+    Returns
+    -------
+    ExemplarTargets
+    """
+    device = next(extractor.parameters()).device
+    pixels = labels_to_pixels(exemplar, phases, device=device)
+    if scale > 1:
+        pixels = F.avg_pool2d(pixels, scale)
+    with torch.no_grad():
+        grams = [gram_matrix(f) for f in extractor(to_vgg_input(pixels))]
+        tv = total_variation(pixels, periodic=exemplar_periodic).sum()
+    onehot = torch.stack(
+        [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in s2_phases(phases)]
+    )[None].to(device)
+    if scale > 1:
+        onehot = F.avg_pool2d(onehot, scale)
+    s2 = s2_window(onehot, s2_max_lag, periodic=exemplar_periodic)
+    frac = onehot.mean((-2, -1))[..., None, None]
+    return ExemplarTargets(grams, s2, ((s2 - frac**2) ** 2).sum().clamp_min(1e-12), tv)
 
 
 @dataclass(frozen=True)
@@ -196,29 +278,24 @@ class TextureLoss(nn.Module):
         self.temperature = float(temperature)
         self.tv_weight = float(tv_weight)
         device = next(extractor.parameters()).device
-        pixels = labels_to_pixels(exemplar, phases, device=device)
-        if scale > 1:
-            pixels = F.avg_pool2d(pixels, scale)
-        with torch.no_grad():
-            targets = [gram_matrix(f) for f in extractor(to_vgg_input(pixels))]
-            tv = total_variation(pixels, periodic=exemplar_periodic).sum()
-        self.register_buffer("target_tv", tv.clamp_min(1e-12))
-        for i, g in enumerate(targets):
+        # two phases: phase 1 alone; more: every phase
+        self.s2_phases = s2_phases(phases)
+        t = exemplar_targets(
+            extractor,
+            exemplar,
+            phases=phases,
+            s2_max_lag=self.s2_max_lag,
+            exemplar_periodic=exemplar_periodic,
+            scale=scale,
+        )
+        self.register_buffer("target_tv", t.tv.clamp_min(1e-12))
+        for i, g in enumerate(t.grams):
             self.register_buffer(f"target_gram_{i}", g)
             self.register_buffer(f"gram_scale_{i}", (g**2).sum())
-        self.n_layers = len(targets)
+        self.n_layers = len(t.grams)
         self.register_buffer("colours", encoding_colours(phases, device=device))
-        # two phases: phase 1 alone; more: every phase
-        self.s2_phases = [1] if phases == 2 else list(range(phases))
-        onehot = torch.stack(
-            [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in self.s2_phases]
-        )[None].to(device)
-        if scale > 1:
-            onehot = F.avg_pool2d(onehot, scale)
-        target_s2 = s2_window(onehot, self.s2_max_lag, periodic=exemplar_periodic)
-        frac = onehot.mean((-2, -1))[..., None, None]
-        self.register_buffer("target_s2", target_s2)
-        self.register_buffer("s2_scale", ((target_s2 - frac**2) ** 2).sum().clamp_min(1e-12))
+        self.register_buffer("target_s2", t.s2)
+        self.register_buffer("s2_scale", t.s2_scale)
 
     def gram_targets(self) -> list[torch.Tensor]:
         """The exemplar's Gram matrices, ``1 x C_l x C_l`` per layer."""

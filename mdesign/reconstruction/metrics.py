@@ -294,15 +294,20 @@ def reconstruction_errors(
     )
     s2_e = _s2(exemplar, shown, r_max, exemplar_periodic)
     s2_r = _s2(reconstruction, shown, r_max, reconstruction_periodic)
-    lp_e, lp_r = m_e.lineal_path[list(shown)], m_r.lineal_path[list(shown)]
     vf_e = volume_fractions(exemplar[None], phases=phases)[0]
     vf_r = volume_fractions(reconstruction[None], phases=phases)[0]
+    return _errors(shown, m_e, m_r, s2_e, s2_r, vf_e, vf_r, reconstruction.size)
+
+
+def _errors(shown, m_e, m_r, s2_e, s2_r, vf_e, vf_r, size) -> ReconstructionErrors:
+    """:class:`ReconstructionErrors` from the two sides' descriptors (``size``: the pixels)."""
+    lp_e, lp_r = m_e.lineal_path[list(shown)], m_r.lineal_path[list(shown)]
     frac_err = float(np.abs(vf_r - vf_e).max())
     return ReconstructionErrors(
         s2_rmse=float(np.sqrt(((s2_r - s2_e) ** 2).mean())),
         lineal_path_rmse=float(np.sqrt(((lp_r - lp_e) ** 2).mean())),
         fraction_error=frac_err,
-        fraction_error_pixels=frac_err * reconstruction.size,
+        fraction_error_pixels=frac_err * size,
         volume_fraction_exemplar=vf_e,
         volume_fraction_reconstruction=vf_r,
         phases=shown,
@@ -423,22 +428,6 @@ def slice_errors(
             for j in shown
         ]
     )
-    lp_e, lp_r = m_e.lineal_path[list(shown)], m_r.lineal_path[list(shown)]
     vf_e = volume_fractions(exemplar[None], phases=phases)[0]
     vf_r = volume_fractions(slices, phases=phases).mean(0)
-    frac_err = float(np.abs(vf_r - vf_e).max())
-    return ReconstructionErrors(
-        s2_rmse=float(np.sqrt(((s2_r - s2_e) ** 2).mean())),
-        lineal_path_rmse=float(np.sqrt(((lp_r - lp_e) ** 2).mean())),
-        fraction_error=frac_err,
-        fraction_error_pixels=frac_err * slices.size,
-        volume_fraction_exemplar=vf_e,
-        volume_fraction_reconstruction=vf_r,
-        phases=shown,
-        s2_exemplar=s2_e,
-        s2_reconstruction=s2_r,
-        lineal_path_exemplar=lp_e,
-        lineal_path_reconstruction=lp_r,
-        morphology_exemplar=m_e,
-        morphology_reconstruction=m_r,
-    )
+    return _errors(shown, m_e, m_r, s2_e, s2_r, vf_e, vf_r, slices.size)

@@ -40,13 +40,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mdesign.reconstruction.encoding import (
-    encoding_colours,
-    labels_to_pixels,
-    soft_indicators,
-    to_vgg_input,
-)
-from mdesign.reconstruction.loss import gram_matrix, s2_window, total_variation
+from mdesign.reconstruction.encoding import encoding_colours, soft_indicators, to_vgg_input
+from mdesign.reconstruction.loss import ExemplarTargets, exemplar_targets, gram_matrix, s2_phases
 from mdesign.reconstruction.vgg import VGG19Features
 
 __all__ = ["SliceLoss", "VolumeLossTerms", "plane_windows", "slices_of", "volume_autocorrelation"]
@@ -163,42 +158,31 @@ class SliceLoss(torch.nn.Module):
         self.temperature = float(temperature)
         self.tv_weight = float(tv_weight)
         device = next(extractor.parameters()).device
-        self.s2_phases = [1] if phases == 2 else list(range(phases))
+        self.s2_phases = s2_phases(phases)
         self.register_buffer("colours", encoding_colours(phases, device=device))
-        grams, s2_targets, s2_scales, tvs = [], [], [], []
-        cache: dict[int, tuple] = {}
+        cache: dict[int, ExemplarTargets] = {}
+        targets = []
         for ex in exemplars:
             if id(ex) not in cache:
-                cache[id(ex)] = self._targets(ex, exemplar_periodic, scale, device)
-            g, s2, s2_scale, tv = cache[id(ex)]
-            grams.append(g)
-            s2_targets.append(s2)
-            s2_scales.append(s2_scale)
-            tvs.append(tv)
-        self.n_layers = len(grams[0])
-        for a in range(3):
-            for i, g in enumerate(grams[a]):
+                cache[id(ex)] = exemplar_targets(
+                    extractor,
+                    ex,
+                    phases=phases,
+                    s2_max_lag=self.s2_max_lag,
+                    exemplar_periodic=exemplar_periodic,
+                    scale=scale,
+                )
+            targets.append(cache[id(ex)])
+        self.n_layers = len(targets[0].grams)
+        for a, t in enumerate(targets):
+            for i, g in enumerate(t.grams):
                 self.register_buffer(f"target_gram_{a}_{i}", g)
                 self.register_buffer(f"gram_scale_{a}_{i}", (g**2).sum())
-            self.register_buffer(f"target_s2_{a}", s2_targets[a])
-            self.register_buffer(f"s2_scale_{a}", s2_scales[a])
-        self.register_buffer("target_tv", torch.stack(tvs).mean().clamp_min(1e-12))
-
-    def _targets(self, exemplar, exemplar_periodic, scale, device):
-        pixels = labels_to_pixels(exemplar, self.phases, device=device)
-        onehot = torch.stack(
-            [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in self.s2_phases]
-        )[None].to(device)
-        if scale > 1:
-            pixels = F.avg_pool2d(pixels, scale)
-            onehot = F.avg_pool2d(onehot, scale)
-        with torch.no_grad():
-            grams = [gram_matrix(f) for f in self.extractor(to_vgg_input(pixels))]
-            tv = total_variation(pixels, periodic=exemplar_periodic).sum()
-        s2 = s2_window(onehot, self.s2_max_lag, periodic=exemplar_periodic)
-        frac = onehot.mean((-2, -1))[..., None, None]
-        s2_scale = ((s2 - frac**2) ** 2).sum().clamp_min(1e-12)
-        return grams, s2, s2_scale, tv
+            self.register_buffer(f"target_s2_{a}", t.s2)
+            self.register_buffer(f"s2_scale_{a}", t.s2_scale)
+        self.register_buffer(
+            "target_tv", torch.stack([t.tv for t in targets]).mean().clamp_min(1e-12)
+        )
 
     def gram(self, slices: torch.Tensor, axis: int) -> torch.Tensor:
         """Sum over a batch of slices normal to ``axis`` of their Gram loss (mean over layers)."""
