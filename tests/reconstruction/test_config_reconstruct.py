@@ -17,9 +17,7 @@ def test_shipped_reconstruct_config_is_the_default():
 def test_the_library_defaults_are_the_configs():
     import inspect
 
-    from mdesign.reconstruction import reconstruct
-
-    from mdesign.reconstruction import reconstruct_volume
+    from mdesign.reconstruction import reconstruct, reconstruct_volume
 
     params = inspect.signature(reconstruct).parameters
     volume = inspect.signature(reconstruct_volume).parameters
