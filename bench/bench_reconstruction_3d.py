@@ -232,9 +232,10 @@ def write_grid(path: Path, infos: list[dict], runs: Path) -> None:
             sl = np.take(labels, mid, axis=a)
             ax = axes[i, a + 1]
             show_labels(ax, sl, k=k, title=f"{info['side']}^3, slice normal to axis {a}")
-            # one scale: a voxel is as large as an exemplar pixel
+            # one scale: a voxel is as large as an exemplar pixel; gray beyond the slice
             ax.set_xlim(-0.5, 127.5)
             ax.set_ylim(127.5, -0.5)
+            ax.set_facecolor("0.75")
     save_figure(fig, path, dpi=dpi)
 
 
