@@ -133,7 +133,7 @@ def plot_volume_reconstruction(
     top, mid_row, bottom = fig.subfigures(
         3, 1, height_ratios=[inches + 0.6, _CURVE_INCHES, _CURVE_INCHES]
     )
-    # one scale for every image: a slice's pixel is as large as the exemplar's
+    # widths in proportion to the sides, so a larger exemplar is drawn larger than the slices
     ratios = [im.shape[1] for im, _ in images]
     for ax, (image, name) in zip(top.subplots(1, n_img, width_ratios=ratios), images, strict=True):
         show_labels(ax, image, k=k, title=f"{name}\n{image.shape[0]}x{image.shape[1]}")
