@@ -220,6 +220,7 @@ class VolumeReconstructionResult:
             else {
                 "grf_covariance": self.grf.covariance,
                 "grf_correlation_length": self.grf.correlation_length,
+                "grf_sheet_phase": self.grf.sheet_phase,
             },
             "annealing": {
                 "flips": self.annealing.flips,
@@ -252,7 +253,8 @@ def _start(
     slices are webs of lines, instead of the blobs of a level cut.
 
     With three different exemplars, the GRF takes the mean of their fitted correlation lengths
-    (an isotropic start; the optimisation makes the anisotropy).
+    (an isotropic start; the optimisation makes the anisotropy), and sheets only when every
+    exemplar's fit is sheets of the same phase.
     """
     if init == "noise":
         return None, None
@@ -271,7 +273,10 @@ def _start(
     if len(fits) > 1:
         fractions = np.mean([f.fractions for f in fits], axis=0)
         length = float(np.mean([f.correlation_length for f in fits]))
-        fit = GRFFit(fit.covariance, length, fit.order, fractions, fit.s2_rmse)
+        # sheets only when every exemplar's thin phase is the same web
+        same = all(f.sheet_phase == fit.sheet_phase for f in fits)
+        sheet = fit.sheet_phase if same else None
+        fit = GRFFit(fit.covariance, length, fit.order, fractions, fit.s2_rmse, sheet_phase=sheet)
     return fit.sample(1, shape, seed=seed)[0], fit
 
 

@@ -306,3 +306,20 @@ def test_noise_start_is_further_from_the_exemplar_than_the_grf_start(result, cer
 def test_unknown_settings_are_an_error_not_ignored(ceramics):
     with pytest.raises(TypeError, match="anneal_sweep"):
         reconstruct_volume(ceramics, size=(32, 32, 32), anneal_sweep=0.1, **FAST)
+
+
+def test_a_web_phase_starts_as_sheets_only_when_every_exemplar_has_it():
+    from mdesign.data import li2018_exemplar
+    from mdesign.reconstruction.volume import _start
+
+    alloy = li2018_exemplar("alloy", 64)
+    pmma = li2018_exemplar("pmma", 64)
+    kw = dict(phases=2, init="grf", seed=0, exemplar_periodic=False)
+    labels, fit = _start([alloy] * 3, (32, 32, 32), **kw)
+    assert fit.sheet_phase == 0  # the grain boundaries
+    assert np.bincount(labels.ravel(), minlength=2)[0] == round(fit.fractions[0] * labels.size)
+    _, fit = _start([pmma] * 3, (32, 32, 32), **kw)
+    assert fit.sheet_phase is None  # particles: a level cut
+    _, fit = _start([alloy, alloy, pmma], (32, 32, 32), **kw)
+    assert fit.sheet_phase is None
+    assert _start([alloy] * 3, (32, 32, 32), **{**kw, "init": "noise"}) == (None, None)
