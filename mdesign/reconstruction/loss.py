@@ -114,26 +114,29 @@ def s2_window(indicators: torch.Tensor, max_lag: int, *, periodic: bool) -> torc
 
 
 def total_variation(pixels: torch.Tensor, *, periodic: bool) -> torch.Tensor:
-    """Mean absolute difference of neighbouring pixels along x and y.
+    """Mean absolute difference of neighbouring pixels, averaged over the spatial axes.
 
     Parameters
     ----------
-    pixels : Tensor, ``batch x C x H x W``
+    pixels : Tensor, ``batch x C x H x W`` (or ``batch x C x H x W x D``)
     periodic : bool
         Include the steps across the wrap-around.
 
     Returns
     -------
     Tensor, ``batch``
-        ``(mean |dx| + mean |dy|) / 2``, averaged over the channels.
+        ``(mean |dx| + mean |dy|) / 2`` (and ``|dz|``, over 3 for volumes), averaged over the
+        channels.
     """
-    if periodic:
-        dx = pixels - pixels.roll(1, dims=-1)
-        dy = pixels - pixels.roll(1, dims=-2)
-    else:
-        dx = pixels[..., :, 1:] - pixels[..., :, :-1]
-        dy = pixels[..., 1:, :] - pixels[..., :-1, :]
-    return (dx.abs().mean((-3, -2, -1)) + dy.abs().mean((-3, -2, -1))) / 2
+    terms = []
+    for dim in range(pixels.ndim - 1, 1, -1):  # the last spatial axis first, as x before y
+        if periodic:
+            d = pixels - pixels.roll(1, dims=dim)
+        else:
+            n = pixels.shape[dim]
+            d = pixels.narrow(dim, 1, n - 1) - pixels.narrow(dim, 0, n - 1)
+        terms.append(d.abs().mean(tuple(range(1, pixels.ndim))))
+    return sum(terms) / len(terms)
 
 
 def s2_phases(phases: int) -> list[int]:

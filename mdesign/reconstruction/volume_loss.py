@@ -40,11 +40,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from mdesign.descriptors import autocorrelation
 from mdesign.reconstruction.encoding import encoding_colours, soft_indicators, to_vgg_input
-from mdesign.reconstruction.loss import ExemplarTargets, exemplar_targets, gram_matrix, s2_phases
+from mdesign.reconstruction.loss import (
+    ExemplarTargets,
+    exemplar_targets,
+    gram_matrix,
+    s2_phases,
+    total_variation,
+)
 from mdesign.reconstruction.vgg import VGG19Features
 
-__all__ = ["SliceLoss", "VolumeLossTerms", "plane_windows", "slices_of", "volume_autocorrelation"]
+__all__ = ["SliceLoss", "VolumeLossTerms", "plane_windows", "slices_of"]
 
 
 @dataclass(frozen=True)
@@ -62,40 +69,13 @@ def slices_of(volume: torch.Tensor, axis: int, index: torch.Tensor) -> torch.Ten
     return volume.index_select(axis + 1, index).movedim(axis + 1, 0)
 
 
-def volume_autocorrelation(x: torch.Tensor, *, periodic: bool, max_lag: int) -> torch.Tensor:
-    """Two-point autocorrelation of ``batch x H x W x D`` (soft) indicators, lag layout.
-
-    Periodic: on the torus, ``batch x H x W x D``. Otherwise the volume is zero-padded by
-    ``max_lag`` on each axis and each lag divided by its number of voxel pairs inside the volume
-    (exact up to ``max_lag``), ``batch x (H + R) x (W + R) x (D + R)``.
-    """
-    dims = (-3, -2, -1)
-    shape = tuple(x.shape[-3:])
-    if periodic:
-        f = torch.fft.rfftn(x, dim=dims)
-        return torch.fft.irfftn(f.real**2 + f.imag**2, s=shape, dim=dims) / float(np.prod(shape))
-    size = tuple(n + max_lag for n in shape)
-    f = torch.fft.rfftn(x, s=size, dim=dims)
-    corr = torch.fft.irfftn(f.real**2 + f.imag**2, s=size, dim=dims)
-    counts = None
-    for i, (n, m) in enumerate(zip(shape, size, strict=True)):
-        lag = torch.arange(m, device=x.device)
-        lag = torch.minimum(lag, m - lag)
-        c = (n - lag).clamp_min(1).to(x.dtype)
-        view = [1, 1, 1]
-        view[i] = m
-        c = c.reshape(view)
-        counts = c if counts is None else counts * c
-    return corr / counts
-
-
 def plane_windows(corr: torch.Tensor, max_lag: int) -> list[torch.Tensor]:
     """The lag window ``-R..R`` of each plane of displacements of a 3D autocorrelation.
 
     Parameters
     ----------
     corr : Tensor, ``batch x M1 x M2 x M3``
-        Lag layout (:func:`volume_autocorrelation`).
+        Lag layout (:func:`mdesign.descriptors.autocorrelation` with ``dims=3``).
     max_lag : int
         ``R``.
 
@@ -235,22 +215,14 @@ class SliceLoss(torch.nn.Module):
             soft = soft_indicators(
                 volume.reshape(1, c, h, w * d), self.colours, temperature=self.temperature
             ).reshape(-1, h, w, d)[self.s2_phases]
-            corr = volume_autocorrelation(soft, periodic=self.periodic, max_lag=self.s2_max_lag)
+            corr = autocorrelation(soft, periodic=self.periodic, max_lag=self.s2_max_lag, dims=3)
             for a, window in enumerate(plane_windows(corr, self.s2_max_lag)):
                 diff = window[None] - getattr(self, f"target_s2_{a}")
                 s2 = s2 + (diff**2).sum() / getattr(self, f"s2_scale_{a}")
             s2 = s2 / 3
         tv = volume.new_zeros(())
         if self.tv_weight > 0:
-            steps = []
-            for dim in (1, 2, 3):
-                if self.periodic:
-                    steps.append((volume - volume.roll(1, dims=dim)).abs().mean())
-                else:
-                    n = volume.shape[dim]
-                    diff = volume.narrow(dim, 1, n - 1) - volume.narrow(dim, 0, n - 1)
-                    steps.append(diff.abs().mean())
-            excess = torch.stack(steps).mean() / self.target_tv - 1
+            excess = total_variation(volume[None], periodic=self.periodic)[0] / self.target_tv - 1
             tv = F.relu(excess).square()
         return s2, tv
 

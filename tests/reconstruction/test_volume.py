@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from mdesign.data import li2018_exemplar
+from mdesign.descriptors import autocorrelation
 from mdesign.errors import InputError
 from mdesign.grf import grf_microstructures, phase_counts
 from mdesign.reconstruction.loss import s2_window
@@ -19,7 +20,6 @@ from mdesign.reconstruction.volume_loss import (
     SliceLoss,
     plane_windows,
     slices_of,
-    volume_autocorrelation,
 )
 
 SHAPE = (32, 36, 40)  # unequal sides: an axis mixed up with another changes a shape
@@ -80,7 +80,7 @@ def test_slices_of_are_numpy_take_slices(axis):
 def test_plane_windows_are_the_mean_s2_window_of_the_slices(periodic):
     r = 3
     x = torch.rand(2, 9, 11, 13, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
-    windows = plane_windows(volume_autocorrelation(x, periodic=periodic, max_lag=r), r)
+    windows = plane_windows(autocorrelation(x, periodic=periodic, max_lag=r, dims=3), r)
     assert len(windows) == 3
     for axis, win in enumerate(windows):
         # every slice normal to `axis`, as a batch of 2-indicator images: n x 2 x h x w
