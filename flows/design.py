@@ -97,6 +97,8 @@ def design_campaign(
         "report": str(summary.report),
         "best": summary.best,
         "improvement_percent": summary.improvement,
+        "confirmed_best": summary.confirmed_best,
+        "confirmed_improvement_percent": summary.confirmed_improvement,
     }
 
 

@@ -115,19 +115,31 @@ def run(args: argparse.Namespace) -> int:
                 result = run_design_campaign(cfg, out, config_dir=config_dir)
         except KeyboardInterrupt:
             _exit_interrupted()
-    best = result["best"].get("bo")
-    name = cfg.objectives[0].name
-    note(
-        args,
-        f"best BO design: {name} = {best}"
-        if best is not None
-        else "no feasible BO design was found",
-    )
-    for m, imp in result["improvement_percent"].items():
-        if imp is not None:
-            note(args, f"BO vs {m}: {imp:+.1f}%")
+    _note_bests(args, "", cfg.objectives[0].name, result["best"], result["improvement_percent"])
+    if result.get("confirmed_best") is not None:
+        _note_bests(
+            args,
+            "confirmed ",
+            cfg.confirm.name,
+            result["confirmed_best"],
+            result["confirmed_improvement_percent"],
+        )
     print(f"report: {result['report']}")
     return 0
+
+
+def _note_bests(args, prefix: str, name: str, best: dict, improvement: dict) -> None:
+    """BO's best and its improvement over each baseline (as found, or as confirmed)."""
+    bo = best.get("bo")
+    note(
+        args,
+        f"{prefix}best BO design: {name} = {bo}"
+        if bo is not None
+        else f"no {prefix}feasible BO design was found",
+    )
+    for m, imp in improvement.items():
+        if imp is not None:
+            note(args, f"{prefix}BO vs {m}: {imp:+.1f}%")
 
 
 _exiting = threading.Lock()

@@ -459,6 +459,16 @@ class OpticalAbsorption:
         """Number of phases the parameters describe."""
         return len(self.config.materials)
 
+    def check_images(self, images: np.ndarray) -> None:
+        """Refuse volumes before any work: the film's pattern is a 2D image (the thickness is
+        the ``thickness`` parameter), so ``N x H x W x D`` is an :class:`InputError`."""
+        shape = np.shape(images)
+        if len(shape) == 4:
+            raise InputError(
+                f"evaluator {self.name}: takes 2D patterns N x H x W (the film's thickness is "
+                f"the thickness parameter), got volumes of shape {tuple(shape)}"
+            )
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         c = self.config
         return optical_absorption(

@@ -4,7 +4,11 @@
 it in the :class:`~mdesign.optimization.store.EvaluationStore` as pending, hands it to an
 ``evaluate_many`` callable (sequential by default; the Prefect flow in ``flows/design.py`` maps
 it over tasks, optionally on a Dask cluster), records each result as it completes, and repeats
-until each method has its budget. It ends with ``best.npz``, ``report.md`` and ``report.png``.
+until each method has its budget. With a ``confirm`` evaluator, each method's ``top_k`` designs
+are then evaluated again by it, through the same ``evaluate_many`` and into the same store, so
+the comparison of the methods can rest on the confirmed values (a cheap screening objective, or
+a coarse setting of an expensive one, lets an optimiser exploit its errors: the confirmed values
+show whether its lead survives). It ends with ``best.npz``, ``report.md`` and ``report.png``.
 
 Methods, each with the same budget and seed (Yang et al. 2018 compare the same three):
 
@@ -19,6 +23,7 @@ depend on whether or where it was interrupted.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -35,7 +40,7 @@ from mdesign.optimization.cluster import check_dask_address
 from mdesign.optimization.lock import campaign_lock
 from mdesign.optimization.problem import VOLUME_FRACTION, evaluate_design, evaluator_for, load_space
 from mdesign.optimization.report import write_report
-from mdesign.optimization.results import CampaignSummary, MethodResult
+from mdesign.optimization.results import CampaignSummary, MethodResult, top_designs
 from mdesign.optimization.store import EvaluationRecord, EvaluationStore
 from mdesign.runs import refuse_other_run
 
@@ -43,6 +48,7 @@ __all__ = [
     "CampaignSummary",
     "EvaluateMany",
     "campaign_context",
+    "confirm_key",
     "evaluate_sequentially",
     "prepare_campaign",
     "run_campaign",
@@ -372,7 +378,62 @@ def run_campaign(
             bar.close()
         results = {m: _method_result(store.records(m), config) for m in methods}
         store.write_csv()
-    return write_report(config, out, results, space=space, log=log)
+        confirmed = None
+        if config.confirm is not None:
+            confirmed = _confirm(
+                config, store, context, results, evaluate_many, progress=progress, log=log
+            )
+    return write_report(config, out, results, space=space, confirmed=confirmed, log=log)
+
+
+def confirm_key(config: CampaignConfig) -> str:
+    """What identifies a campaign's confirming evaluator in the store (evaluator and
+    parameters, not its label)."""
+    spec = {"evaluator": config.confirm.evaluator, "params": dict(config.confirm.params)}
+    return json.dumps(spec, sort_keys=True)
+
+
+def _confirm(
+    config: CampaignConfig,
+    store: EvaluationStore,
+    context: dict[str, Any],
+    results: dict[str, MethodResult],
+    evaluate_many: EvaluateMany,
+    *,
+    progress: bool,
+    log: Callable[[str], None],
+) -> dict[int, tuple[float, str, float]]:
+    """Evaluate every method's best designs (``top_k``, or the Pareto set) with ``confirm``.
+
+    Each value is stored as it completes, so an interrupted confirmation resumes where it
+    stopped, and a finished one is not repeated; a design that fails costs only itself.
+    Returns the store's confirmations, ``{id: (value, error, seconds)}``.
+    """
+    key = confirm_key(config)
+    multi = len(config.objectives) > 1
+    tops = [
+        res.records[i] for res in results.values() for i in top_designs(res, config.top_k, multi)
+    ]
+    done = store.confirmations(key)
+    todo = [r for r in tops if r.id not in done]
+    if todo:
+        log(f"confirm: {len(todo)} design(s) with {config.confirm.evaluator}")
+        ctx = {"space": context["space"], "outcomes": [json.loads(key)]}
+        bar = tqdm(total=len(todo), desc="confirm", unit="eval", disable=not progress, leave=False)
+
+        def on_result(i: int, result: dict) -> None:
+            value = result["outcomes"][0] if result["outcomes"] else None
+            store.add_confirmation(
+                todo[i].id, key, value=value, error=result["error"], seconds=result["seconds"]
+            )
+            if result["error"]:
+                log(f"confirm: design {todo[i].id} failed: {result['error']}")
+            bar.update(1)
+
+        evaluate_many(ctx, [r.design for r in todo], on_result)
+        bar.close()
+        done = store.confirmations(key)
+    return done
 
 
 def _fmt_best(v: float, config: CampaignConfig) -> str:

@@ -40,7 +40,6 @@ __all__ = [
     "GANDesignSpace",
     "LatentDesignProblem",
     "check_space",
-    "confirm_values",
     "evaluate_design",
     "load_space",
 ]
@@ -234,35 +233,6 @@ def _outcome_values(images: np.ndarray, outcomes: Sequence[dict[str, Any]]) -> n
             raise RuntimeError("; ".join(f"{spec['evaluator']}: {e.message}" for e in res.errors))
         cols.append(np.asarray(res.values, dtype=np.float64))
     return np.stack(cols, axis=1)
-
-
-def confirm_values(images: np.ndarray, spec: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
-    """Values of designs under one outcome, failures isolated (the campaign's ``confirm`` step).
-
-    Parameters
-    ----------
-    images : ndarray, ``n x H x W`` uint8 labels
-    spec : dict
-        ``{"evaluator", "params"}``, as an :class:`mdesign.config.OutcomeConfig` dumps.
-
-    Returns
-    -------
-    values : ndarray of float64, ``n``
-        NaN where the evaluator raised or returned NaN or inf.
-    errors : list of str
-        One message per design, empty where it succeeded.
-    """
-    if len(images) == 0:
-        return np.zeros(0), []
-    if spec["evaluator"] == VOLUME_FRACTION:
-        return _outcome_values(images, [spec])[:, 0], [""] * len(images)
-    from mdesign.evaluators import evaluate_batch
-
-    res = evaluate_batch(evaluator_for(spec), images)
-    errors = [""] * len(images)
-    for e in res.errors:
-        errors[e.index] = e.message
-    return np.asarray(res.values, dtype=np.float64), errors
 
 
 class LatentDesignProblem(BaseTestProblem):

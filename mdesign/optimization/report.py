@@ -14,12 +14,13 @@ from mdesign import __version__
 from mdesign.config import CampaignConfig
 from mdesign.io import atomic_path, write_images
 from mdesign.optimization import bo
-from mdesign.optimization.problem import confirm_values
 from mdesign.optimization.results import (
     CampaignSummary,
     MethodResult,
     best_values,
+    confirmed_row,
     improvement_percent,
+    top_designs,
 )
 from mdesign.plotting import save_figure, show_labels
 
@@ -32,20 +33,6 @@ PAPER = (
     "design +17.2% above the mean of randomly sampled (GRF) microstructures, and the mean GAN "
     "sample +4.8% above that mean. The table compares best against best, a stricter test."
 )
-
-
-def _top_designs(res: MethodResult, k: int, multi: bool) -> list[int]:
-    """Indices of the best feasible designs: Pareto set (several objectives) or top k."""
-    idx = np.flatnonzero(res.feasible)
-    if idx.size == 0:
-        return []
-    if multi:
-        front = bo.pareto_mask(torch.as_tensor(res.objectives[idx])).numpy()
-        idx = idx[front]
-        order = np.argsort(-res.objectives[idx, 0], kind="stable")
-        return idx[order].tolist()
-    order = np.argsort(-res.objectives[idx, 0], kind="stable")
-    return idx[order][:k].tolist()
 
 
 def _hypervolume_curve(res: MethodResult, ref: torch.Tensor) -> np.ndarray:
@@ -62,6 +49,7 @@ def write_report(
     results: dict[str, MethodResult],
     *,
     space,
+    confirmed: dict[int, tuple[float, str, float]] | None = None,
     log: Callable[[str], None] | None = None,
 ) -> CampaignSummary:
     """Write the campaign's results and return its summary.
@@ -75,6 +63,10 @@ def write_report(
         Completed evaluations per method.
     space : design space
         Decodes the best latents again for the files and the figure.
+    confirmed : dict, optional
+        The ``confirm`` stage's values, ``{id: (value, error, seconds)}``
+        (:meth:`~mdesign.optimization.store.EvaluationStore.confirmations`): each method's best
+        is then also taken by its confirmed value, and BO is compared on those.
     log : callable, optional
     """
     goals = [1 if o.goal == "maximize" else -1 for o in config.objectives]
@@ -88,17 +80,25 @@ def write_report(
 
     # best BO designs, decoded again (decoding is deterministic)
     bo_res = results["bo"]
-    top = _top_designs(bo_res, config.top_k, multi)
+    top = top_designs(bo_res, config.top_k, multi)
     latents = np.array([bo_res.records[i].latent for i in top], dtype=np.float64)
     images = space.decode(latents) if len(top) else np.zeros((0, *space.image_shape), np.uint8)
     values = np.array([bo_res.records[i].outcomes for i in top], dtype=np.float64)
-    confirmed = None
-    if config.confirm is not None:
-        # screening with a cheap objective, confirming with the expensive evaluator
-        confirmed, confirm_errors = confirm_values(images, config.confirm.model_dump())
-        for i, msg in zip(top, confirm_errors, strict=True):
-            if msg and log:
-                log(f"confirm: design {bo_res.records[i].id} failed: {msg}")
+    confirmed_top, confirmed_rows, confirmed_best, confirmed_imp = None, None, None, None
+    if confirmed is not None:
+        # each method's best designs again, by the confirming evaluator (same goal as the first
+        # objective): the methods are compared on these values
+        confirmed_rows = {
+            m: confirmed_row(res, confirmed, top_designs(res, config.top_k, multi), goals[0])
+            for m, res in results.items()
+        }
+        confirmed_top = np.array([confirmed.get(bo_res.records[i].id, (math.nan,))[0] for i in top])
+        confirmed_best = {m: row["best"] for m, row in confirmed_rows.items()}
+        confirmed_imp = {
+            m: improvement_percent(confirmed_best.get("bo"), confirmed_best[m], goals[0])
+            for m in results
+            if m != "bo"
+        }
     meta = {
         "command": "optimize",
         "version": __version__,
@@ -118,9 +118,10 @@ def write_report(
         extra["volume_fraction"] = (space.fractions(latents) if len(top) else np.zeros(0)).astype(
             np.float64
         )
-    if confirmed is not None:
+    if confirmed_top is not None:
         meta["confirmed_by"] = config.confirm.name
-        extra["confirmed"] = confirmed
+        meta["confirmed_best"] = confirmed_best
+        extra["confirmed"] = confirmed_top
     write_images(
         out / "best.npz",
         images,
@@ -157,11 +158,59 @@ def write_report(
         values=values,
         multi=multi,
         ref=ref,
-        confirmed=confirmed,
+        confirmed=confirmed_top,
+        confirmed_rows=confirmed_rows,
+        confirmed_improvement=confirmed_imp,
     )
     if log:
         log(f"report: {out / 'report.md'}")
-    return CampaignSummary(out, results, goals, names, best, improvement, out / "report.md")
+    return CampaignSummary(
+        out,
+        results,
+        goals,
+        names,
+        best,
+        improvement,
+        out / "report.md",
+        confirmed_best=confirmed_best,
+        confirmed_improvement=confirmed_imp,
+    )
+
+
+def _confirmed_markdown(config, rows: dict[str, dict], improvement: dict, name: str) -> list[str]:
+    """The confirm stage's section of report.md: the methods compared on confirmed values."""
+    c = config.confirm
+    params = ", ".join(f"{k} {v}" for k, v in c.params.items())
+    multi = len(config.objectives) > 1
+    which = "the Pareto set" if multi else f"the top {config.top_k} by {name}"
+    lines = [
+        "",
+        f"## Confirmed with `{c.evaluator}`{f' ({params})' if params else ''}",
+        "",
+        f"Each method's best designs ({which}) were evaluated again; each method's best is then "
+        "its best confirmed value. These values, not the screening objective's, decide.",
+        "",
+        f"| method | confirmed | failed | best confirmed {c.name} | design | its {name} | "
+        "BO improvement |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for m, row in rows.items():
+        imp = improvement.get(m)
+        cells = [
+            LABELS[m],
+            str(row["n"]),
+            str(row["failed"]),
+            _g(row["best"]),
+            _g(row["id"]),
+            _g(row["screened"]),
+            "" if m == "bo" else ("-" if imp is None else f"{imp:+.1f}%"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _g(v) -> str:
+    return "-" if v is None else (str(v) if isinstance(v, int) else f"{v:.6g}")
 
 
 def _best_other(res: MethodResult, space, method: str) -> tuple[np.ndarray | None, float | None]:
@@ -276,6 +325,8 @@ def _markdown(
     multi,
     ref,
     confirmed=None,
+    confirmed_rows=None,
+    confirmed_improvement=None,
 ):
     lines = [f"# Design campaign: {config.name}", ""]
     goal_txt = ", ".join(
@@ -332,16 +383,8 @@ def _markdown(
         if confirmed is not None:
             cells.append("failed" if np.isnan(confirmed[j]) else f"{confirmed[j]:.6g}")
         lines.append(f"| {j + 1} | {rec.id} | " + " | ".join(cells) + " |")
-    if confirmed is not None and np.isfinite(confirmed).any():
-        sign = goals[0]
-        j = int(np.nanargmax(sign * confirmed))
-        lines += [
-            "",
-            f"Confirmed with `{config.confirm.evaluator}`: the best design is "
-            f"{results['bo'].records[top[j]].id} with {config.confirm.name} = "
-            f"{confirmed[j]:.6g} ({names[0]} {values[j][0]:.6g}). The confirmed values, not "
-            f"the screening objective's, decide.",
-        ]
+    if confirmed_rows is not None:
+        lines += _confirmed_markdown(config, confirmed_rows, confirmed_improvement, names[0])
     lines += [
         "",
         "![report](report.png)",

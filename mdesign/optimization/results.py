@@ -6,9 +6,11 @@ These types sit apart from :mod:`~mdesign.optimization.campaign` (which computes
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +20,9 @@ __all__ = [
     "CampaignSummary",
     "MethodResult",
     "best_values",
+    "confirmed_row",
     "improvement_percent",
+    "top_designs",
 ]
 
 
@@ -63,6 +67,10 @@ class CampaignSummary:
     improvement : dict of str to float or None
         BO's improvement over each baseline in percent (positive is better, for either goal).
     report : Path
+    confirmed_best : dict of str to float or None, optional
+        With a ``confirm`` evaluator: each method's best confirmed value among its best designs.
+    confirmed_improvement : dict of str to float or None, optional
+        BO's improvement over each baseline on those values, in percent.
     """
 
     out_dir: Path
@@ -72,6 +80,8 @@ class CampaignSummary:
     best: dict[str, float | None]
     improvement: dict[str, float | None]
     report: Path
+    confirmed_best: dict[str, float | None] | None = None
+    confirmed_improvement: dict[str, float | None] | None = None
 
 
 def improvement_percent(bo_best: float | None, base_best: float | None, goal: int) -> float | None:
@@ -92,3 +102,55 @@ def best_values(results: dict[str, MethodResult], goals: Sequence[int]) -> dict[
         b = r.best_so_far()
         out[m] = float(goals[0] * b[-1]) if len(b) and np.isfinite(b[-1]) else None
     return out
+
+
+def top_designs(res: MethodResult, k: int, multi: bool) -> list[int]:
+    """Indices of a method's best feasible designs, best first: the Pareto set of the
+    objectives (``multi``), or the top ``k`` by the first objective."""
+    idx = np.flatnonzero(res.feasible)
+    if idx.size == 0:
+        return []
+    if multi:
+        import torch
+
+        from mdesign.optimization import bo
+
+        front = bo.pareto_mask(torch.as_tensor(res.objectives[idx])).numpy()
+        idx = idx[front]
+        order = np.argsort(-res.objectives[idx, 0], kind="stable")
+        return idx[order].tolist()
+    order = np.argsort(-res.objectives[idx, 0], kind="stable")
+    return idx[order][:k].tolist()
+
+
+def confirmed_row(
+    res: MethodResult, confirmed: dict[int, tuple], top: list[int], goal: int
+) -> dict[str, Any]:
+    """One method's confirmation: its best design by the confirmed value.
+
+    Parameters
+    ----------
+    res : MethodResult
+    confirmed : dict
+        ``{id: (value, error, seconds)}`` (:meth:`EvaluationStore.confirmations`).
+    top : list of int
+        Indices of the method's confirmed designs (:func:`top_designs`).
+    goal : int
+        +1 (maximise) or -1.
+
+    Returns
+    -------
+    dict
+        ``n`` (designs), ``failed``, and of the best confirmed design ``best`` (its confirmed
+        value), ``id``, ``design`` and ``screened`` (its first objective as the campaign
+        recorded it); None where no design was confirmed.
+    """
+    vals = np.array([confirmed.get(res.records[i].id, (math.nan,))[0] for i in top])
+    failed = sum(bool(confirmed.get(res.records[i].id, (0, ""))[1]) for i in top)
+    row = {"n": len(top), "failed": failed, "best": None, "id": None, "design": None}
+    row["screened"] = None
+    if np.isfinite(vals).any():
+        j = int(np.nanargmax(goal * vals))
+        rec = res.records[top[j]]
+        row.update(best=float(vals[j]), id=rec.id, design=rec.design, screened=rec.outcomes[0])
+    return row

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,18 @@ CREATE TABLE IF NOT EXISTS evaluations (
     seconds REAL
 );
 CREATE INDEX IF NOT EXISTS by_method ON evaluations (method, status);
+"""
+# the confirm stage's values (a campaign's ``confirm`` evaluator), one row per design and
+# confirming evaluator; stores written before it existed gain the table when opened
+_CONFIRMATIONS = """
+CREATE TABLE IF NOT EXISTS confirmations (
+    id INTEGER NOT NULL REFERENCES evaluations (id),
+    spec TEXT NOT NULL,
+    value REAL,
+    error TEXT,
+    seconds REAL,
+    PRIMARY KEY (id, spec)
+);
 """
 _COLUMNS = {"id", "method", "batch", "design", "status", "outcomes", "error", "seconds"}
 
@@ -237,6 +250,32 @@ class EvaluationStore:
             ).fetchone()[0]
         )
 
+    def confirmations(self, spec: str) -> dict[int, tuple[float, str, float]]:
+        """Confirmed values under one confirming evaluator: ``{id: (value, error, seconds)}``.
+
+        ``spec`` identifies the evaluator and its parameters (a JSON string); a failed
+        confirmation has value NaN and its error message.
+        """
+        rows = self._db.execute(
+            "SELECT id, value, error, seconds FROM confirmations WHERE spec = ?", (spec,)
+        )
+        return {
+            int(i): (math.nan if v is None else float(v), e or "", float(t or 0.0))
+            for i, v, e, t in rows
+        }
+
+    def add_confirmation(
+        self, id: int, spec: str, *, value: float | None, error: str | None, seconds: float
+    ) -> None:
+        """Record the confirmed value of design ``id`` (None and ``error`` if it failed), on
+        disk before returning."""
+        with self._transaction():
+            self._db.execute(
+                "INSERT OR REPLACE INTO confirmations (id, spec, value, error, seconds) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (int(id), spec, value, error, float(seconds)),
+            )
+
     def next_batch(self, method: str) -> int:
         row = self._db.execute(
             "SELECT MAX(batch) FROM evaluations WHERE method = ?", (method,)
@@ -286,7 +325,7 @@ def _create(path: Path) -> None:
     with atomic_path(path) as tmp:
         db = sqlite3.connect(tmp, isolation_level=None)
         try:
-            db.executescript(_SCHEMA)
+            db.executescript(_SCHEMA + _CONFIRMATIONS)
         finally:
             db.close()
 
@@ -316,6 +355,7 @@ def _open(path: Path) -> sqlite3.Connection:
         raise _corrupt(path, "it is an SQLite database but not a campaign's evaluation store")
     db.execute("PRAGMA journal_mode=WAL")
     db.execute("PRAGMA synchronous=FULL")
+    db.executescript(_CONFIRMATIONS)
     return db
 
 

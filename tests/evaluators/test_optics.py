@@ -132,3 +132,20 @@ def test_library_thin_film_formula_matches_the_characteristic_matrix():
         airy_absorption(n_film, n_sub, 80.0, lam),
         atol=1e-12,
     )
+
+
+def test_cli_refuses_volumes_before_any_work(run_cli, tmp_path):
+    from mdesign.io import write_images
+    from tests.conftest import assert_input_error
+
+    vols = np.zeros((2, 8, 8, 8), np.uint8)
+    vols[:, :4] = 1
+    path = tmp_path / "vols.npz"
+    write_images(path, vols)
+    ev = get_evaluator("optical_absorption", **FAST)
+    with pytest.raises(InputError, match="2D patterns"):
+        ev.check_images(vols)
+    ev.check_images(vols[:, :, :, 0])  # the images of the same labels are accepted
+    res = run_cli("evaluate", path, "--evaluator", "optical_absorption", "-q")
+    assert_input_error(res, "optical_absorption", "2D patterns", "(2, 8, 8, 8)")
+    assert res.out == ""  # refused up front: no per-image table, no progress

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -242,11 +243,25 @@ def test_sigkill_on_dask_workers_leaves_no_process_and_resumes(tmp_path):
     assert not _alive(below), _alive(below)  # no orphan: server and workers died with it
     before = _rows(out)
     assert 3 <= len(before) < 12
-    rerun = _optimize(cfg, out, env, "--workers", "2")
+    # resumed with a confirm stage (not part of the campaign's identity): it runs through the
+    # flow's tasks on the same cluster, after the evaluations
+    confirming = _config(
+        tmp_path / "confirm.yaml",
+        generator={"factory_params": {"pid_dir": str(pids), "delay": 0.4}},
+        bo={"budget": 6, "initial": 4},
+        top_k=2,
+        confirm={"evaluator": "tests.optimization.fakes:capped_fraction", "params": {"cap": 0.45}},
+    )
+    rerun = _optimize(confirming, out, env, "--workers", "2")
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
     assert "report:" in stdout
     _assert_resumed(_rows(out), before, 6, ("bo", "random"))
+    with np.load(out / "best.npz") as data:
+        meta = json.loads(str(data["meta"]))
+    assert set(meta["confirmed_best"]) == {"bo", "random"}
+    assert all(0 <= v <= 0.45 for v in meta["confirmed_best"].values())  # capped_fraction's range
+    assert "## Confirmed with" in (out / "report.md").read_text()
     # decoded in worker processes, not the flow's: each run's cluster did some of the work
     worker_pids = {int(p.name) for p in pids.iterdir()} - {proc.pid, rerun.pid}
     assert len(worker_pids) >= 2, (proc.pid, rerun.pid, sorted(worker_pids))

@@ -249,6 +249,91 @@ def test_confirm_reevaluates_the_best_designs_and_failures_cost_only_themselves(
         assert "confirmed" not in data.files
 
 
+def _top_images(rows, method, k):
+    """The images of a method's k best designs by the CSV's value (ties: the earlier id)."""
+    from tests.optimization.fakes import make_space
+
+    space = make_space()
+    ok = [r for r in rows if r["method"] == method and r["status"] == "ok"]
+    ok = sorted(ok, key=lambda r: -float(r["value"]))[:k]
+    designs = [json.loads(r["design"]) for r in ok]
+    return np.concatenate(
+        [
+            space.grf(d["grf_seed"]) if "grf_seed" in d else space.decode(np.array(d["latent"]))
+            for d in designs
+        ]
+    )
+
+
+def _counting(calls):
+    """evaluate_many that records how many designs each confirm call is given."""
+
+    def evaluate_many(context, designs, on_result):
+        if context["outcomes"][0]["evaluator"].endswith("capped_fraction"):
+            calls.append(len(designs))
+        evaluate_sequentially(context, designs, on_result)
+
+    return evaluate_many
+
+
+def test_confirm_compares_every_method_on_its_best_designs(tmp_path):
+    from tests.optimization.fakes import capped_fraction
+
+    confirm = {"evaluator": "tests.optimization.fakes:capped_fraction", "params": {"cap": 0.45}}
+    out, calls = tmp_path / "c", []
+    cfg = _config(top_k=3, confirm=confirm)
+    summary = run_campaign(
+        cfg, out, space_spec=SPACE, progress=False, evaluate_many=_counting(calls)
+    )
+    assert calls == [9]  # the top 3 of each of the three methods, in one parallel call
+    rows = _rows(out)
+    for m in ("bo", "random", "grf"):
+        # independent: the method's top 3 by the CSV, decoded again, the evaluator applied
+        expect = capped_fraction(_top_images(rows, m, 3), cap=0.45)
+        assert summary.confirmed_best[m] == pytest.approx(expect.max(), abs=1e-12)
+    # the screening's best designs overshoot the cap: the confirmed ranking differs from it
+    assert summary.confirmed_best["bo"] < summary.best["bo"]
+    bo = summary.confirmed_best["bo"]
+    for m in ("random", "grf"):
+        base = summary.confirmed_best[m]
+        assert summary.confirmed_improvement[m] == pytest.approx(100 * (bo - base) / abs(base))
+    report = (out / "report.md").read_text()
+    section = report[report.index("## Confirmed with") :]
+    assert "(cap 0.45)" in section and "random GRF" in section and "random latents" in section
+    with np.load(out / "best.npz") as data:
+        meta = json.loads(str(data["meta"]))
+    assert meta["confirmed_best"] == pytest.approx(summary.confirmed_best)
+
+
+def test_confirm_resumes_without_repeating_a_confirmation(tmp_path):
+    from mdesign.optimization.problem import evaluate_design
+
+    confirm = {"evaluator": "tests.optimization.fakes:capped_fraction", "params": {"cap": 0.45}}
+    out, calls = tmp_path / "c", []
+    cfg = _config(top_k=3, confirm=confirm)
+
+    def killed_after_four(context, designs, on_result):
+        if not context["outcomes"][0]["evaluator"].endswith("capped_fraction"):
+            return evaluate_sequentially(context, designs, on_result)
+        for i, d in enumerate(designs[:4]):
+            on_result(i, evaluate_design(context, d))
+        raise Crash
+
+    with pytest.raises(Crash):
+        run_campaign(cfg, out, space_spec=SPACE, progress=False, evaluate_many=killed_after_four)
+    first = run_campaign(cfg, out, space_spec=SPACE, progress=False, evaluate_many=_counting(calls))
+    assert calls == [5]  # only what the killed run had not confirmed
+    run_campaign(cfg, out, space_spec=SPACE, progress=False, evaluate_many=_counting(calls))
+    assert calls == [5]  # a finished confirmation is not repeated
+    # the result equals a run that was never interrupted
+    fresh = run_campaign(cfg, tmp_path / "d", space_spec=SPACE, progress=False)
+    assert first.confirmed_best == pytest.approx(fresh.confirmed_best)
+    # another setting of the confirming evaluator is confirmed anew
+    other = _config(top_k=3, confirm={**confirm, "params": {"cap": 0.4}})
+    run_campaign(other, out, space_spec=SPACE, progress=False, evaluate_many=_counting(calls))
+    assert calls == [5, 9]
+
+
 def test_an_unknown_confirming_evaluator_is_refused_before_the_campaign(tmp_path):
     cfg = _config(confirm={"evaluator": "no_such_evaluator"})
     with pytest.raises(InputError, match="no_such_evaluator"):

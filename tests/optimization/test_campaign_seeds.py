@@ -25,13 +25,14 @@ def bench():
     sys.modules.pop(spec.name, None)
 
 
-def _config(budget):
+def _config(budget, **over):
     return config_from_dict(
         CampaignConfig,
         {
             "objectives": [{"evaluator": "optical_absorption", "goal": "maximize"}],
             "bo": {"budget": budget, "initial": 2, "batch_size": 2},
             "baselines": ["random", "grf"],
+            **over,
         },
     )
 
@@ -107,3 +108,56 @@ def test_convergence_sees_a_ranking_flip_and_compares_changes_with_gaps(bench):
     assert conv["delta_below_every_gap"] == (max(deltas) < min(gaps))
     # minimising reverses every ranking, so the same flip is seen
     assert bench.convergence(values, [5, 7, 9], 5, goal=-1)["same_ranking"] == {0: True, 1: False}
+
+
+def test_seed_summary_takes_each_methods_best_confirmed_design(bench, tmp_path):
+    from mdesign.optimization.campaign import confirm_key
+
+    values = {
+        "bo": [0.50, 0.40, 0.60, 0.30],
+        "random": [0.45, 0.55, 0.20, 0.35],
+        "grf": [0.52, 0.10, 0.51, 0.30],
+    }
+    # the confirming evaluator re-ranks: each method's top 2, confirmed at these values
+    confirmed = {"bo": {2: 0.48, 0: 0.53}, "random": {1: 0.50, 0: 0.44}, "grf": {0: 0.56, 2: None}}
+    _store(tmp_path, values)
+    cfg = _config(4, top_k=2, confirm={"evaluator": "optical_absorption", "params": {"order": 9}})
+    with EvaluationStore(tmp_path / STORE_NAME) as store:
+        for m, by_index in confirmed.items():
+            recs = store.records(m)
+            for i, v in by_index.items():
+                store.add_confirmation(
+                    recs[i].id, confirm_key(cfg), value=v, error=None if v else "x", seconds=1.0
+                )
+    s = bench.seed_summary(tmp_path, cfg)
+    for m, by_index in confirmed.items():
+        i = max((i for i in by_index if by_index[i] is not None), key=by_index.get)
+        row = s["methods"][m]["confirmed"]
+        assert row["best"] == by_index[i] and row["screened"] == values[m][i]
+        assert row["n"] == 2 and row["failed"] == sum(v is None for v in by_index.values())
+    # on recorded values BO wins (0.60); on confirmed values GRF does (0.56 > 0.53 > 0.50)
+    assert bench.comparison(s, goal=1)["beats_all"] is True
+    c = bench.comparison(s, goal=1, confirmed=True)
+    assert c["beats"] == {"random": True, "grf": False} and c["beats_all"] is False
+    assert np.isclose(c["improvement_pct"]["grf"], 100 * (0.53 / 0.56 - 1))
+
+
+def test_the_cache_key_follows_the_checkpoint_content_not_its_path(bench, tmp_path):
+    a, b, c = tmp_path / "a.pt", tmp_path / "copy" / "b.pt", tmp_path / "c.pt"
+    b.parent.mkdir()
+    a.write_bytes(b"weights")
+    b.write_bytes(b"weights")
+    c.write_bytes(b"other weights")
+    design = {"latent": [0.1, -0.2]}
+
+    def key(path, order=5):
+        ctx = {"space": {"checkpoint": str(path), "fraction": "training"}, "outcomes": []}
+        return bench.job_key(
+            bench.order_context(
+                {**ctx, "outcomes": [{"evaluator": "optical_absorption", "params": {}}]}, order
+            ),
+            design,
+        )
+
+    assert key(a) == key(b)  # a copy of the checkpoint elsewhere: the cache still applies
+    assert key(a) != key(c) and key(a) != key(a, order=9)

@@ -55,6 +55,39 @@ def test_meta_round_trip(tmp_path):
         assert store.get_meta("missing") is None
 
 
+def test_confirmations_are_durable_per_evaluator_and_failures_are_nan(tmp_path):
+    db = tmp_path / "e.sqlite"
+    with EvaluationStore(db) as store:
+        ids = store.add_pending("grf", 0, [{"grf_seed": 1}, {"grf_seed": 2}])
+        store.add_confirmation(ids[0], "A", value=0.5, error=None, seconds=2.0)
+        store.add_confirmation(ids[1], "A", value=None, error="boom", seconds=1.0)
+        store.add_confirmation(ids[0], "B", value=0.25, error=None, seconds=3.0)
+    with EvaluationStore(db) as store:
+        a, b, c = (store.confirmations(k) for k in "ABC")
+    assert c == {} and a[ids[0]] == (0.5, "", 2.0) and b == {ids[0]: (0.25, "", 3.0)}
+    value, error, _ = a[ids[1]]
+    assert value != value and error == "boom"  # NaN
+
+
+def test_a_store_from_before_confirmations_gains_the_table(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "e.sqlite"
+    with EvaluationStore(db) as store:
+        (i,) = store.add_pending("bo", 0, [{"latent": [0.0]}])
+        store.complete(i, outcomes=[1.0], error=None, seconds=0.1)
+    con = sqlite3.connect(db)
+    con.execute("DROP TABLE confirmations")
+    con.commit()
+    con.close()
+    with EvaluationStore(db) as store:  # an older campaign resumed with a confirm stage
+        assert store.confirmations("A") == {}
+        store.add_confirmation(i, "A", value=2.0, error=None, seconds=1.0)
+        assert store.records("bo")[0].outcomes == [1.0]
+    with EvaluationStore(db) as store:
+        assert store.confirmations("A")[i][0] == 2.0
+
+
 def _filled_store(path):
     with EvaluationStore(path) as store:
         store.set_meta("identity", {"seed": 0})
