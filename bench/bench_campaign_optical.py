@@ -454,14 +454,12 @@ def confirmed_check(
     confirm_order = int(c.params["order"])
     comp = {s: comparison(per_seed[s], goal, confirmed=True) for s in per_seed}
     checks = sorted(set(check_orders) - {confirm_order, base_order})
+    rows = {
+        s: {m: v["methods"][m]["confirmed"] or {} for m in methods} for s, v in per_seed.items()
+    }
     bests = {
-        s: {
-            "methods": {
-                m: {"best_design": (v["methods"][m]["confirmed"] or {}).get("design")}
-                for m in methods
-            }
-        }
-        for s, v in per_seed.items()
+        s: {"methods": {m: {"best_design": r.get("design")} for m, r in by_m.items()}}
+        for s, by_m in rows.items()
     }
     jobs = reevaluation_jobs(bests, methods, context, checks)
     if workers is None:
@@ -470,13 +468,10 @@ def confirmed_check(
         cache = reevaluate(jobs, cache_path=cache_path, workers=workers)
     values = {
         s: {
-            m: {
-                base_order: (v["methods"][m]["confirmed"] or {}).get("screened"),
-                confirm_order: (v["methods"][m]["confirmed"] or {}).get("best"),
-            }
-            for m in methods
+            m: {base_order: r.get("screened"), confirm_order: r.get("best")}
+            for m, r in by_m.items()
         }
-        for s, v in per_seed.items()
+        for s, by_m in rows.items()
     }
     for j in jobs:
         values[j["seed"]][j["method"]][j["order"]] = cache.get(j["key"], {}).get("value")
@@ -490,10 +485,7 @@ def confirmed_check(
         "orders": orders,
         "comparison": {str(s): v for s, v in comp.items()},
         "bo_beats_all": sum(bool(v["beats_all"]) for v in comp.values()),
-        "median_best": {
-            m: _median((per_seed[s]["methods"][m]["confirmed"] or {}).get("best") for s in per_seed)
-            for m in methods
-        },
+        "median_best": {m: _median(rows[s][m].get("best") for s in rows) for m in methods},
         "median_improvement_pct": {
             m: _median(comp[s]["improvement_pct"][m] for s in per_seed) for m in methods[1:]
         },
@@ -501,10 +493,7 @@ def confirmed_check(
             str(s): {m: {str(o): x for o, x in vm.items()} for m, vm in vs.items()}
             for s, vs in values.items()
         },
-        "ids": {
-            str(s): {m: (v["methods"][m]["confirmed"] or {}).get("id") for m in methods}
-            for s, v in per_seed.items()
-        },
+        "ids": {str(s): {m: r.get("id") for m, r in by_m.items()} for s, by_m in rows.items()},
         "convergence": conv,
         "seconds": {
             str(o): _median(

@@ -92,7 +92,7 @@ def write_report(
             m: confirmed_row(res, confirmed, top_designs(res, config.top_k, multi), goals[0])
             for m, res in results.items()
         }
-        confirmed_top = np.array([confirmed.get(bo_res.records[i].id, (math.nan,))[0] for i in top])
+        confirmed_top = np.array(confirmed_rows["bo"]["values"], dtype=np.float64)
         confirmed_best = {m: row["best"] for m, row in confirmed_rows.items()}
         confirmed_imp = {
             m: improvement_percent(confirmed_best.get("bo"), confirmed_best[m], goals[0])

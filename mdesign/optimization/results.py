@@ -141,14 +141,15 @@ def confirmed_row(
     Returns
     -------
     dict
-        ``n`` (designs), ``failed``, and of the best confirmed design ``best`` (its confirmed
+        ``n`` (designs), ``failed``, ``values`` (each design's confirmed value, NaN where
+        failed or not confirmed), and of the best confirmed design ``best`` (its confirmed
         value), ``id``, ``design`` and ``screened`` (its first objective as the campaign
         recorded it); None where no design was confirmed.
     """
     vals = np.array([confirmed.get(res.records[i].id, (math.nan,))[0] for i in top])
     failed = sum(bool(confirmed.get(res.records[i].id, (0, ""))[1]) for i in top)
-    row = {"n": len(top), "failed": failed, "best": None, "id": None, "design": None}
-    row["screened"] = None
+    row = {"n": len(top), "failed": failed, "values": vals.tolist(), "best": None, "id": None}
+    row.update(design=None, screened=None)
     if np.isfinite(vals).any():
         j = int(np.nanargmax(goal * vals))
         rec = res.records[top[j]]
