@@ -451,7 +451,7 @@ RECONSTRUCTION_DEFAULTS = ReconstructionConfig()
 class GeneratorConfig(Config):
     """The DCGAN generator (:class:`mdesign.gan.Generator`; Yang et al. 2018).
 
-    ``len(widths) + 1`` stride-2 transposed convolutions (kernel 4) map a latent map
+    ``len(widths) + 1`` upsampling layers (``upsample``) map a latent map
     ``C x h x w`` to an image of ``(2**depth h) x (2**depth w)``: the default five make 32x
     upsampling, so a 4x4 latent gives 128x128 and an 8x8 latent 256x256.
     """
@@ -461,8 +461,14 @@ class GeneratorConfig(Config):
     latent_size: int = Field(4, ge=1)
     """Side ``h = w`` of the training latent map; the training images are ``2**depth * h``."""
     widths: tuple[Width, ...] = Field((128, 64, 32, 16), min_length=1)
-    """Channels after each hidden transposed convolution (BatchNorm + ReLU); the last layer
+    """Channels after each hidden upsampling layer (BatchNorm + ReLU); the last layer
     maps to one channel with tanh."""
+    upsample: Literal["transposed", "resize"] = "transposed"
+    """How each layer doubles the sides. ``transposed``: a stride-2 transposed convolution
+    (kernel 4), the paper's DCGAN; its uneven overlap leaves a period-2 (checkerboard) pattern
+    that shows as single-pixel clusters. ``resize``: nearest-neighbour upsampling and a 3x3
+    convolution (Odena et al., Distill 2016), no checkerboard; same reach per latent cell.
+    Checkpoints written before this option are ``transposed``."""
 
 
 class DiscriminatorConfig(Config):

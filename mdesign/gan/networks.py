@@ -1,10 +1,12 @@
 """The DCGAN networks of the latent design space (Yang et al. 2018).
 
-* :class:`Generator`: a fully convolutional stack of stride-2 transposed convolutions (kernel 4,
-  BatchNorm + ReLU, tanh out) that maps a latent map ``N x C x h x w`` to an image
-  ``N x 1 x (s h) x (s w)`` with ``s = 2**depth`` (32 by default: a 4x4 latent gives 128x128, an
-  8x8 latent 256x256). With ``periodic=True`` every transposed convolution pads circularly, so
-  the output tiles seamlessly.
+* :class:`Generator`: a fully convolutional stack of upsampling layers (BatchNorm + ReLU, tanh
+  out) that maps a latent map ``N x C x h x w`` to an image ``N x 1 x (s h) x (s w)`` with
+  ``s = 2**depth`` (32 by default: a 4x4 latent gives 128x128, an 8x8 latent 256x256). Each layer
+  doubles the sides either by a stride-2 transposed convolution (kernel 4; the paper's DCGAN) or
+  by a resize-convolution (nearest-neighbour upsampling, then a 3x3 convolution; Odena et al.
+  2016), which has no checkerboard pattern. With ``periodic=True`` every layer pads circularly,
+  so the output tiles seamlessly.
 * :class:`Discriminator`: the mirror image, stride-2 convolutions with LeakyReLU, then a head
   that averages the last feature map over space and maps it to one logit, so any input whose
   sides are divisible by ``2**len(widths)`` is accepted.
@@ -23,6 +25,8 @@ Yang, Z., Li, X., Brinson, L. C., Choudhary, A. N., Chen, W. & Agrawal, A. "Micr
 materials design via deep adversarial learning methodology", J. Mech. Des. 140(11), 111416 (2018).
 Radford, A., Metz, L. & Chintala, S. "Unsupervised representation learning with deep
 convolutional generative adversarial networks", ICLR (2016).
+Odena, A., Dumoulin, V. & Olah, C. "Deconvolution and checkerboard artifacts", Distill (2016),
+doi:10.23915/distill.00003.
 """
 
 from __future__ import annotations
@@ -92,6 +96,53 @@ def up_conv(
     return F.conv_transpose2d(x, weight, bias, stride=2, padding=1)
 
 
+def resize_conv(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, periodic: bool
+) -> torch.Tensor:
+    """Resize-convolution doubling each side: nearest-neighbour upsampling, then a 3x3 convolution.
+
+    Parameters
+    ----------
+    x : Tensor, ``N x C_in x h x w``
+    weight : Tensor, ``C_out x C_in x 3 x 3``
+    bias : Tensor, ``C_out``, or None
+    periodic : bool
+        False: zero padding of one pixel. True: circular padding, so the output,
+        ``N x C_out x 2h x 2w``, is the convolution on the torus.
+
+    Notes
+    -----
+    Every output pixel gathers the same number of weights, so unlike a stride-2 transposed
+    convolution with a free kernel of 4 it cannot leave a pattern of period 2 in its output
+    (Odena et al. 2016). The reach is the transposed convolution's: input cells ``a..b`` affect
+    outputs ``2a - 1 .. 2b + 2``.
+
+    It is computed as that transposed convolution (:func:`up_conv`) with the tied kernel the
+    resize implies, which saves building the upsampled copy (faster on a CPU). Along
+    each axis, with the 3 taps ``(a, b, c)`` the even outputs gather ``a x[i-1] + (b + c) x[i]``
+    and the odd ones ``(a + b) x[i] + c x[i+1]``: the 4-tap kernel ``(c, b + c, a + b, a)``.
+    """
+    kernel = torch.einsum(
+        "ka,oiab,lb->iokl", _RESIZE_TAPS.to(weight), weight, _RESIZE_TAPS.to(weight)
+    )
+    return up_conv(x, kernel, bias, periodic=periodic)
+
+
+# row k: which of the 3x3 convolution's taps reach tap k of the equivalent 4x4 transposed kernel
+_RESIZE_TAPS = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+_UPSAMPLERS = {"transposed": up_conv, "resize": resize_conv}
+
+
+def _upsample_layer(in_channels: int, out_channels: int, *, upsample: str, bias: bool):
+    if upsample == "transposed":
+        return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=bias)
+    if upsample == "resize":
+        return nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=bias)
+    raise InputError(f"upsample must be 'transposed' or 'resize', got {upsample!r}")
+
+
 def init_weights(module: nn.Module, *, seed: int) -> nn.Module:
     """DCGAN initialisation (Radford et al. 2016), seeded: weights ``N(0, 0.02)``, norms ``N(1,
     0.02)``, biases 0. Returns ``module``, changed in place."""
@@ -110,15 +161,21 @@ def init_weights(module: nn.Module, *, seed: int) -> nn.Module:
 
 
 class UpBlock(nn.Module):
-    """Transposed convolution (4, stride 2, no bias), BatchNorm, ReLU: doubles each side."""
+    """Upsampling layer (no bias), BatchNorm, ReLU: doubles each side.
 
-    def __init__(self, in_channels: int, out_channels: int):
+    ``upsample="transposed"``: a stride-2 transposed convolution with a kernel of 4;
+    ``"resize"``: nearest-neighbour upsampling and a 3x3 convolution (:func:`resize_conv`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, upsample: str = "transposed"):
         super().__init__()
-        self.conv = nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1, bias=False)
+        self.conv = _upsample_layer(in_channels, out_channels, upsample=upsample, bias=False)
         self.norm = nn.BatchNorm2d(out_channels)
+        self.upsample = upsample
 
     def forward(self, x: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
-        return F.relu(self.norm(up_conv(x, self.conv.weight, None, periodic=periodic)))
+        up = _UPSAMPLERS[self.upsample]
+        return F.relu(self.norm(up(x, self.conv.weight, None, periodic=periodic)))
 
 
 class Generator(nn.Module):
@@ -132,6 +189,11 @@ class Generator(nn.Module):
         Channels of the hidden layers; the default ``(128, 64, 32, 16)`` is the paper's, with a
         last transposed convolution to one channel: five stride-2 layers, 32x upsampling,
         ~175k parameters.
+    upsample : {"transposed", "resize"}
+        How each layer doubles the sides: the paper's stride-2 transposed convolution (kernel 4),
+        or a resize-convolution (nearest-neighbour upsampling and a 3x3 convolution, ~99k
+        parameters with the default widths), which leaves no checkerboard pattern in the
+        images (Odena et al. 2016).
 
     Notes
     -----
@@ -146,19 +208,23 @@ class Generator(nn.Module):
         self,
         latent_channels: int = _G.latent_channels,
         widths: Sequence[int] = _G.widths,
+        *,
+        upsample: str = _G.upsample,
     ):
         super().__init__()
         self.latent_channels = int(latent_channels)
         self.widths = tuple(int(w) for w in widths)
+        self.upsample = str(upsample)
         chans = (self.latent_channels, *self.widths)
         # state size after block i: widths[i] x (2**(i+1) h) x (2**(i+1) w)
-        self.blocks = nn.ModuleList(UpBlock(a, b) for a, b in pairwise(chans))
-        self.out = nn.ConvTranspose2d(self.widths[-1], 1, 4, 2, 1)
+        self.blocks = nn.ModuleList(UpBlock(a, b, upsample=upsample) for a, b in pairwise(chans))
+        self.out = _upsample_layer(self.widths[-1], 1, upsample=upsample, bias=True)
 
     @classmethod
     def from_config(cls, config: GANConfig) -> Generator:
         """The generator that ``config.generator`` describes."""
-        return cls(config.generator.latent_channels, config.generator.widths)
+        g = config.generator
+        return cls(g.latent_channels, g.widths, upsample=g.upsample)
 
     @property
     def scale(self) -> int:
@@ -169,7 +235,8 @@ class Generator(nn.Module):
         x = z
         for block in self.blocks:
             x = block(x, periodic=periodic)
-        return torch.tanh(up_conv(x, self.out.weight, self.out.bias, periodic=periodic))
+        up = _UPSAMPLERS[self.upsample]
+        return torch.tanh(up(x, self.out.weight, self.out.bias, periodic=periodic))
 
 
 class DownBlock(nn.Module):
@@ -323,8 +390,9 @@ class FusedGenerator(nn.Module):
     Notes
     -----
     BatchNorm after a convolution, ``gamma (y - mu) / sqrt(var + eps) + beta``, is affine in
-    ``y`` per output channel, so it folds into the transposed convolution's weight (scaled per
-    output channel, dimension 1 of a ``C_in x C_out x 4 x 4`` weight) and a bias.
+    ``y`` per output channel, so it folds into the convolution's weight (scaled per output
+    channel: dimension 1 of a transposed convolution's ``C_in x C_out x 4 x 4`` weight,
+    dimension 0 of a resize-convolution's ``C_out x C_in x 3 x 3``) and a bias.
     ``forward(z, periodic=False, logits=False)`` returns the pre-tanh output with ``logits``,
     whose sign decides the midpoint binarisation without computing the tanh.
     """
@@ -332,10 +400,13 @@ class FusedGenerator(nn.Module):
     def __init__(self, generator: Generator, *, dtype: torch.dtype = torch.float32):
         super().__init__()
         weights, biases = [], []
+        out_dim = 1 if generator.upsample == "transposed" else 0
         for block in generator.blocks:
             bn = block.norm
             s = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-            weights.append(block.conv.weight.detach() * s[None, :, None, None])
+            shape = [1, 1, 1, 1]
+            shape[out_dim] = -1
+            weights.append(block.conv.weight.detach() * s.reshape(shape))
             biases.append(bn.bias.detach() - bn.running_mean * s)
         weights.append(generator.out.weight.detach())
         biases.append(generator.out.bias.detach())
@@ -349,14 +420,16 @@ class FusedGenerator(nn.Module):
         self.dtype = dtype
         self.latent_channels = generator.latent_channels
         self.scale = generator.scale
+        self.upsample = generator.upsample
 
     def forward(
         self, z: torch.Tensor, *, periodic: bool = False, logits: bool = False
     ) -> torch.Tensor:
         x = z.to(self.dtype).contiguous(memory_format=torch.channels_last)
         last = len(self.weights) - 1
+        up = _UPSAMPLERS[self.upsample]
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            x = up_conv(x, w, b, periodic=periodic)
+            x = up(x, w, b, periodic=periodic)
             if i < last:
                 x = F.relu(x)
         return x if logits else torch.tanh(x)

@@ -126,3 +126,24 @@ def test_shipped_checkpoint_is_the_default_model():
     assert ck.latent_shape == (1, 4, 4)
     assert ck.data_meta["shape"] == [128, 128] and ck.data_meta["n_images"] == 5000
     assert "grf" in ck.data_meta
+
+
+def test_a_resize_generator_round_trips(tmp_path):
+    from tests.gan.conftest import tiny_config
+
+    config = tiny_config(generator={"upsample": "resize"})
+    g, d = tiny_networks(config)
+    path = save_checkpoint(
+        tmp_path / "r.pt", generator=g, discriminator=d, config=config, epoch=1, data_meta={}
+    )
+    ck = load_checkpoint(path, device="cpu")
+    assert ck.config.generator.upsample == "resize" and ck.generator.upsample == "resize"
+    z = sample_latents(4, latent_shape(config, size=2), seed=1)
+    assert np.array_equal(decode(ck.generator, z), decode(g, z))
+
+
+def test_checkpoints_without_upsample_are_transposed():
+    # the shipped model was written before the option existed
+    ck = shipped_checkpoint()
+    assert ck.config.generator.upsample == "transposed"
+    assert isinstance(ck.generator.out, torch.nn.ConvTranspose2d)

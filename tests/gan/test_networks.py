@@ -14,9 +14,16 @@ from mdesign.gan.networks import (
     discriminator_trunk,
     init_weights,
     labels_to_signed,
+    resize_conv,
     up_conv,
 )
-from tests.gan.conftest import tiny_networks
+from tests.gan.conftest import tiny_config, tiny_networks
+
+UPSAMPLES = ("transposed", "resize")
+
+
+def _tiny(upsample: str):
+    return tiny_config(generator={"upsample": upsample})
 
 
 def test_default_generator_is_the_papers():
@@ -42,8 +49,9 @@ def test_default_discriminator_mirrors_it():
 
 
 @pytest.mark.parametrize("size", [(1, 1), (2, 3), (4, 4)])
-def test_any_latent_size_gives_32_pixels_per_cell(tiny, size):
-    g, _ = tiny_networks(tiny)
+@pytest.mark.parametrize("upsample", UPSAMPLES)
+def test_any_latent_size_gives_32_pixels_per_cell(upsample, size):
+    g, _ = tiny_networks(_tiny(upsample))
     with torch.no_grad():
         for periodic in (False, True):
             out = g(torch.zeros(3, 1, *size), periodic=periodic)
@@ -83,8 +91,48 @@ def test_periodic_up_conv_is_the_transposed_convolution_on_the_torus():
     )
 
 
-def test_periodic_generator_tiles(tiny):
-    g, _ = tiny_networks(tiny)
+def test_resize_conv_is_nearest_upsampling_then_a_3x3_convolution():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 3, 5, generator=gen, dtype=torch.float64)
+    w = torch.randn(2, 3, 3, 3, generator=gen, dtype=torch.float64)
+    b = torch.randn(2, generator=gen, dtype=torch.float64)
+    up = x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)
+    torch.testing.assert_close(resize_conv(x, w, b, periodic=False), F.conv2d(up, w, b, padding=1))
+    # periodic: the centre of the zero-padded layer applied to the input tiled 3x3
+    h2, w2 = 2 * x.shape[-2], 2 * x.shape[-1]
+    centre = resize_conv(x.repeat(1, 1, 3, 3), w, b, periodic=False)[..., h2 : 2 * h2, w2 : 2 * w2]
+    torch.testing.assert_close(resize_conv(x, w, b, periodic=True), centre)
+
+
+def test_resize_generator_has_no_checkerboard():
+    # a constant latent on the torus: every layer of a resize generator sees a constant input,
+    # so the image is exactly constant; the transposed convolution's uneven overlap (pixels of
+    # the two parities gather different kernel taps) leaves a period-2 pattern
+    z = torch.full((1, 1, 2, 2), 0.7)
+    spread = {}
+    for upsample in UPSAMPLES:
+        g, _ = tiny_networks(_tiny(upsample))
+        with torch.no_grad():
+            img = g.eval()(z, periodic=True)[0, 0]
+        spread[upsample] = float(img.max() - img.min())
+    assert spread["resize"] < 1e-6
+    assert spread["transposed"] > 1e-3
+
+
+def test_resize_generator_size():
+    g = Generator(1, (128, 64, 32, 16), upsample="resize")
+    widths = (1, 128, 64, 32, 16, 1)
+    convs = sum(a * b * 9 for a, b in pairwise(widths))
+    assert sum(p.numel() for p in g.parameters()) == convs + 2 * sum(widths[1:-1]) + 1
+    with torch.no_grad():
+        assert g.eval()(torch.zeros(1, 1, 3, 2)).shape == (1, 1, 96, 64)
+    with pytest.raises(InputError, match="upsample"):
+        Generator(1, (8,), upsample="bilinear")
+
+
+@pytest.mark.parametrize("upsample", UPSAMPLES)
+def test_periodic_generator_tiles(upsample):
+    g, _ = tiny_networks(_tiny(upsample))
     z = torch.rand(2, 1, 2, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
     with torch.no_grad():
         img = g(z, periodic=True)
@@ -95,9 +143,10 @@ def test_periodic_generator_tiles(tiny):
     assert (plain - img).abs().max() > 1e-3
 
 
-def test_each_latent_cell_reaches_only_its_receptive_field(tiny):
+@pytest.mark.parametrize("upsample", UPSAMPLES)
+def test_each_latent_cell_reaches_only_its_receptive_field(upsample):
     # five stride-2 layers, kernel 4: cell 0 reaches pixels -31..62 (a -> 2a - 1, b -> 2b + 2)
-    g, _ = tiny_networks(tiny)
+    g, _ = tiny_networks(_tiny(upsample))
     z = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
     z2 = z.clone()
     z2[0, 0, 0, 0] = -z[0, 0, 0, 0] + 0.5
@@ -107,8 +156,9 @@ def test_each_latent_cell_reaches_only_its_receptive_field(tiny):
     assert diff[:63, :63].max() > 0
 
 
-def test_fused_generator_matches_eval_mode(tiny):
-    g, _ = tiny_networks(tiny)
+@pytest.mark.parametrize("upsample", UPSAMPLES)
+def test_fused_generator_matches_eval_mode(upsample):
+    g, _ = tiny_networks(_tiny(upsample))
     f = FusedGenerator(g)
     z = torch.rand(5, 1, 2, 2, generator=torch.Generator().manual_seed(3)) * 2 - 1
     with torch.no_grad():
