@@ -653,8 +653,8 @@ def _convergence_lines(conv: dict[str, Any], orders: list[int], base_order: int)
     lines += [
         "",
         f"- largest change {prev}->{hi}: {_f(conv['max_abs_delta'], '.5f')} absolute, "
-        f"{_pc(_scaled(conv['max_rel_delta'], 100))} "
-        f"relative; smallest gap between two methods' bests at order {hi}: "
+        f"{_f(_scaled(conv['max_rel_delta'], 100), '.1f')}% relative (either sign); "
+        f"smallest gap between two methods' bests at order {hi}: "
         f"{_f(conv['min_gap_between_bests'], '.5f')} (median over seeds of each seed's "
         f"smallest gap: {_f(conv['median_gap_between_bests'], '.5f')}); the change is below "
         f"every gap: {_yes(conv['delta_below_every_gap'])}.",
