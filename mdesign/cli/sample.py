@@ -268,7 +268,8 @@ def run(args: argparse.Namespace) -> int:
             f"real-vs-real {summary['s2_distance_real']:.5f} (ratio {summary['s2_ratio']:.2f}, "
             f"goal <= 2); fractions KS {summary['volume_fraction_ks_generated']:.3f}, std ratio "
             f"{summary['volume_fraction_std_ratio']:.2f}; specific surface "
-            f"{100 * summary['specific_surface_error']:+.1f}%, clusters per phase "
+            f"{100 * summary['specific_surface_error']:+.1f}% (std ratio "
+            f"{summary['specific_surface_std_ratio']:.2f}), clusters per phase "
             + " / ".join(f"{100 * e:+.1f}%" for e in summary["clusters_error"])
             + f"; wrote {args.report}"
             + (f" and {args.plot}" if args.plot else ""),

@@ -27,7 +27,12 @@ Morphology
 
     * **Specific surface** ``s`` of phase 1: interface length per unit area (1/pixel) by
       Crofton's formula (:func:`mdesign.descriptors.specific_surface`; Torquato 2002, ch. 2.2),
-      mean per set, and its relative error ``mean_gen / mean_real - 1``.
+      mean per set, and its relative error ``mean_gen / mean_real - 1``. Its spread over
+      images is reported too (``specific_surface_std_ratio`` and ``specific_surface_ks_*``, as
+      for the fractions; no goal): the interface density sets the feature size, and a
+      generator can match its mean while covering a narrower range of feature sizes than its
+      training set (coarse and fine images averaged into medium ones), which no random sample
+      and no design search in its latent space can then reach.
     * **Cluster counts** of each phase: connected components, 4-connectivity
       (:func:`mdesign.reconstruction.metrics.cluster_counts`), mean per set and phase, and the
       relative error per phase.
@@ -311,7 +316,9 @@ class ValidationReport:
             Besides the S2, lineal-path and volume-fraction entries:
             ``volume_fraction_std_ratio`` (generated vs real) and ``_real`` (real_b vs real);
             ``specific_surface_mean`` ``{generated, real, real_b}``, ``specific_surface_error``
-            (``mean_gen / mean_real - 1``) and ``_real``; ``clusters_mean``
+            (``mean_gen / mean_real - 1``) and ``_real``; ``specific_surface_std``
+            ``{generated, real, real_b}``, ``specific_surface_std_ratio`` and ``_real``,
+            ``specific_surface_ks_generated`` and ``_real``; ``clusters_mean``
             ``{generated, real, real_b}`` each ``[phase 0, phase 1]``, ``clusters_error`` and
             ``_real`` per phase; ``goals``, booleans (:data:`GOALS`) and ``all``.
         """
@@ -322,11 +329,13 @@ class ValidationReport:
             "real": self.volume_fraction_real,
             "real_b": self.volume_fraction_real_b,
         }
-        ss = {
-            "generated": float(self.specific_surface_generated.mean()),
-            "real": float(self.specific_surface_real.mean()),
-            "real_b": float(self.specific_surface_real_b.mean()),
+        surfaces = {
+            "generated": self.specific_surface_generated,
+            "real": self.specific_surface_real,
+            "real_b": self.specific_surface_real_b,
         }
+        ss = {k: float(v.mean()) for k, v in surfaces.items()}
+        ss_std = {k: float(v.std()) for k, v in surfaces.items()}
         cl = {
             "generated": self.clusters_generated.mean(0),
             "real": self.clusters_real.mean(0),
@@ -366,6 +375,15 @@ class ValidationReport:
             "specific_surface_mean": ss,
             "specific_surface_error": ss_error,
             "specific_surface_error_real": _ratio(ss["real_b"], ss["real"]) - 1,
+            "specific_surface_std": ss_std,
+            "specific_surface_std_ratio": _ratio(ss_std["generated"], ss_std["real"]),
+            "specific_surface_std_ratio_real": _ratio(ss_std["real_b"], ss_std["real"]),
+            "specific_surface_ks_generated": float(
+                ks_2samp(surfaces["generated"], surfaces["real"]).statistic
+            ),
+            "specific_surface_ks_real": float(
+                ks_2samp(surfaces["real_b"], surfaces["real"]).statistic
+            ),
             "clusters_mean": {k: [float(c) for c in v] for k, v in cl.items()},
             "clusters_error": cl_error,
             "clusters_error_real": [
@@ -442,8 +460,10 @@ def _morphology_line(summ: dict[str, Any]) -> str:
         "generated vs real (error; real-vs-real error):  specific surface "
         f"{summ['specific_surface_mean']['generated']:.4f} vs "
         f"{summ['specific_surface_mean']['real']:.4f} "
-        f"({summ['specific_surface_error']:+.1%}; {summ['specific_surface_error_real']:+.1%})"
-        f"  |  clusters {cl}\n"
+        f"({summ['specific_surface_error']:+.1%}; {summ['specific_surface_error_real']:+.1%}), "
+        f"its spread over images: std ratio {summ['specific_surface_std_ratio']:.2f} "
+        f"({summ['specific_surface_std_ratio_real']:.2f})"
+        f"\nclusters {cl}\n"
         + ("all goals met" if not missed else "goals missed: " + ", ".join(missed))
     )
 

@@ -122,6 +122,7 @@ def test_phase_inversion_swaps_the_cluster_counts(sets):
     assert np.array_equal(rep.specific_surface_generated, rep.specific_surface_real)
     summ = rep.summary()
     assert summ["specific_surface_error"] == 0
+    assert summ["specific_surface_std_ratio"] == 1 and summ["specific_surface_ks_generated"] == 0
     m0, m1 = summ["clusters_mean"]["real"]
     assert summ["clusters_error"] == pytest.approx([m1 / m0 - 1, m0 / m1 - 1])
 
@@ -155,3 +156,21 @@ def test_the_std_ratio_sees_collapsed_fractions_and_agrees_on_exact_ones(sets):
     summ = validate(a, b, c, max_distance=4).summary()
     assert summ["volume_fraction_std_ratio"] == 1
     assert summ["goals"]["volume_fraction_std_ratio"] is True
+
+
+def test_a_narrower_range_of_feature_sizes_shows_in_the_surface_spread_not_its_mean():
+    # real: correlation lengths uniform in [2, 6]; generated: all at 3.64, where the mean
+    # interface density (~ 1 / length) is the real set's (mean of 1 / l over [2, 6] is
+    # ln(3) / 4 = 1 / 3.64). The mean goal passes; the spread over images shows the collapse.
+    def grf(seed, length):
+        return grf_microstructures(
+            40, (64, 64), volume_fraction=(0.3, 0.5), correlation_length=length, seed=seed
+        ).images
+
+    summ = validate(grf(3, 3.64), grf(1, (2, 6)), grf(2, (2, 6)), max_distance=8).summary()
+    assert summ["goals"]["specific_surface"]  # the mean is within 10%
+    assert summ["specific_surface_std_ratio"] < 0.4
+    assert 0.7 < summ["specific_surface_std_ratio_real"] < 1.4
+    assert summ["specific_surface_ks_generated"] > 2 * summ["specific_surface_ks_real"]
+    s = summ["specific_surface_std"]
+    assert summ["specific_surface_std_ratio"] == pytest.approx(s["generated"] / s["real"])
