@@ -47,12 +47,12 @@ def _synthetic(X: torch.Tensor) -> torch.Tensor:
 
 def part_overhead(quick: bool) -> None:
     from mdesign.cli.optimize import load_campaign
-    from mdesign.optimization.campaign import _fraction_feature, campaign_context
+    from mdesign.optimization.campaign import _design_features, campaign_context
     from mdesign.optimization.problem import load_space
 
     context = campaign_context(load_campaign(QUICKSTART), config_dir=QUICKSTART.parent)
     space = load_space(context["space"])
-    fraction = _fraction_feature(space)
+    fraction = _design_features(space)
     free = load_space({**context["space"], "fraction": "free"})
     paths = {
         # the campaign's default: the fraction is the 17th design variable (a GP input, and a
@@ -67,13 +67,13 @@ def part_overhead(quick: bool) -> None:
         # the acquisition maximised over the 2,048-design pool
         "fraction free, decoded fraction input + pool": dict(
             space=free,
-            features=_fraction_feature(free),
+            features=_design_features(free),
             feature_constraints=[bo.Constraint(0, 0.3, 0.5)],
         ),
         # generator.fraction: free, bo.fraction_input: false
         "fraction free, latents only, gradient + pool": dict(
             space=free,
-            features=_fraction_feature(free),
+            features=_design_features(free),
             feature_constraints=[bo.Constraint(0, 0.3, 0.5)],
             feature_inputs=False,
         ),

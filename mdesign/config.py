@@ -870,9 +870,28 @@ class BOConfig(Config):
     designs, which a GP on the 16 latents alone cannot do. The acquisition is then maximised
     over the candidate pool. Not needed (and not added) when the fraction is a design variable
     (``generator.fraction: training``)."""
+    inputs: Literal["design", "descriptors"] = "design"
+    """What the GP sees. ``design``: the design variables (the latents, and the fraction: see
+    ``fraction_input``), the paper's latent-space BO. ``descriptors``: two descriptors of each
+    decoded design only, its phase-1 volume fraction and interface crossing rate (the specific
+    surface, :func:`mdesign.descriptors.specific_surface`, over its largest value ``pi / 2``
+    (images; 2 for volumes): about the inverse feature size). The latents then only generate
+    the candidate pool, and the acquisition chooses among it. Properties that follow the
+    fraction and the feature size (optical absorption does) are learnt far better from the two
+    than from 17 latents: on the optical campaign's designs a GP on 60 of them ranks the others
+    at Spearman 0.82 against 0.69 (0.49 against 0.21 at fractions above 0.57). Needs
+    ``pool_size > 0``; costs a decode of the pool per batch (~1 ms a design)."""
     ref_point: list[float] | None = None
     """Multi-objective reference point in the objectives' own units and goals; inferred from the
     initial design when omitted."""
+
+    @model_validator(mode="after")
+    def _descriptors_need_a_pool(self) -> BOConfig:
+        if self.inputs == "descriptors" and self.pool_size == 0:
+            raise ValueError(
+                "inputs: descriptors chooses from the candidate pool: set pool_size > 0"
+            )
+        return self
 
 
 class DaskConfig(Config):

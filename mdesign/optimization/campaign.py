@@ -191,26 +191,34 @@ def prepare_campaign(
     return context
 
 
-def _fraction_feature(space):
-    """The phase-1 volume fraction of each latent's decoded design, ``k x d -> k x 1``.
+def _design_features(space, *, surface: bool = False):
+    """Descriptors of each latent's decoded design, ``k x d -> k x c``: the phase-1 volume
+    fraction (column 0) and, with ``surface``, the interface crossing rate in [0, 1] (the specific
+    surface over its largest value: ``pi / 2`` for images, 2 for volumes).
 
-    Known for ~1 ms a design before any evaluator runs (for nothing when the fraction is a
-    design variable of the space): BO drops candidates that break a
-    volume-fraction constraint, and (``bo.fraction_input``) gives it to the GP as an input.
-    NaN for a design that cannot be decoded.
+    Known for ~1 ms a design before any evaluator runs (the fraction for nothing when it is a
+    design variable of the space): BO drops candidates that break a volume-fraction
+    constraint, and gives the GP the fraction (``bo.fraction_input``) or both
+    (``bo.inputs: descriptors``) as inputs. NaN for a design that cannot be decoded.
     """
+    from mdesign.descriptors import specific_surface
 
     def vf(Z: np.ndarray) -> np.ndarray:
-        if getattr(space, "fraction_variable", False):
+        if getattr(space, "fraction_variable", False) and not surface:
             # the fraction is a design variable, cut exactly: known without decoding
             pixels = math.prod(space.image_shape)
-            return np.rint(space.fractions(Z) * pixels) / pixels
+            return (np.rint(space.fractions(Z) * pixels) / pixels)[:, None]
         images = space.decode(Z)
-        return (images == 1).reshape(len(images), -1).mean(1)
+        f = (images == 1).reshape(len(images), -1).mean(1)
+        if not surface:
+            return f[:, None]
+        top = np.pi / 2 if images.ndim == 3 else 2.0
+        periodic = getattr(space, "periodic", True)
+        return np.stack([f, specific_surface(images, phase=1, periodic=periodic) / top], 1)
 
     def fraction(X: torch.Tensor) -> torch.Tensor:
         Z = X.detach().cpu().numpy()
-        out = np.full(len(Z), np.nan)
+        out = np.full((len(Z), 2 if surface else 1), np.nan)
         for lo in range(0, len(Z), 256):
             try:
                 out[lo : lo + 256] = vf(Z[lo : lo + 256])
@@ -220,13 +228,13 @@ def _fraction_feature(space):
                         out[i] = vf(Z[i : i + 1])[0]
                     except Exception:
                         pass
-        return torch.as_tensor(out, dtype=X.dtype).unsqueeze(1)
+        return torch.as_tensor(out, dtype=X.dtype)
 
     return fraction
 
 
 def _fraction_constraints(config: CampaignConfig) -> list[bo.Constraint]:
-    """The volume-fraction constraints, on column 0 of :func:`_fraction_feature`."""
+    """The volume-fraction constraints, on column 0 of :func:`_design_features`."""
     return [
         bo.Constraint(0, c.min, c.max) for c in config.constraints if c.evaluator == VOLUME_FRACTION
     ]
@@ -245,7 +253,8 @@ def _propose(
     # bo
     bounds = bo.box(dim)
     ok = store.records("bo", status="ok")
-    fraction = _fraction_feature(space)
+    descriptors = config.bo.inputs == "descriptors"
+    fraction = _design_features(space, surface=descriptors)
     known = _fraction_constraints(config)
     if batch == 0 or len(ok) < 2:
         X = bo.initial_design(4 * n_new if known else n_new, bounds, seed=seed)
@@ -256,7 +265,9 @@ def _propose(
     X = torch.tensor([r.latent for r in ok], dtype=bo.DTYPE)
     Y = torch.tensor([r.outcomes for r in ok], dtype=bo.DTYPE)
     # a fraction design variable is already an input of the GP: no need to add it again
-    inputs = config.bo.fraction_input and not getattr(space, "fraction_variable", False)
+    inputs = descriptors or (
+        config.bo.fraction_input and not getattr(space, "fraction_variable", False)
+    )
     n_obj = len(config.objectives)
     constraints = [bo.Constraint(n_obj + j, c.min, c.max) for j, c in enumerate(config.constraints)]
     goals = [1 if o.goal == "maximize" else -1 for o in config.objectives]
@@ -275,6 +286,7 @@ def _propose(
         features=fraction if (known or inputs) else None,
         feature_constraints=known,
         feature_inputs=inputs,
+        design_inputs=not descriptors,
         pool_size=config.bo.pool_size,
     )
     return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]

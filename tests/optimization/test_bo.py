@@ -127,3 +127,31 @@ def test_feature_inputs_respect_known_constraints_and_skip_undecodable_designs()
     # without feature inputs the GP sees the latents only, and the filter still applies
     q = bo.propose(X, h(X), seed=0, features=_feature, feature_inputs=False, **kwargs)
     assert q.model.train_inputs[0].shape[-1] == 6 and (_feature(q.X) <= 0.6).all()
+
+
+def test_feature_only_inputs_find_the_best_feature_value():
+    # the objective is a peak in the feature alone (at 0.7): a GP on the feature finds it from
+    # a dozen designs; the design variables only generate the candidates
+    b = bo.box(6)
+    X = bo.initial_design(12, b, seed=7)
+    X = X[torch.isfinite(_feature(X)).all(1)]
+
+    def h(X):
+        return -((_feature(X) - 0.7) ** 2)
+
+    kwargs = dict(goals=[1], bounds=b, q=4, seed=0, features=_feature, pool_size=256)
+    p = bo.propose(X, h(X), design_inputs=False, **kwargs)
+    assert p.model.train_inputs[0].shape[-1] == 1
+    assert p.X.shape == (4, 6) and (p.X.abs() <= 1).all()
+    f = _feature(p.X)
+    assert torch.isfinite(f).all()
+    assert (f - 0.7).abs().max() < 0.05 < (_feature(X) - 0.7).abs().min()
+    # four different designs, even where the pool repeats a feature value
+    assert len(torch.unique(p.X, dim=0)) == 4
+    assert torch.equal(p.X, bo.propose(X, h(X), design_inputs=False, **kwargs).X)
+
+
+def test_unique_rows_keeps_the_first_of_each():
+    A = torch.tensor([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0], [3.0, 0.0], [0.0, 1.0]])
+    rows, first = bo._unique_rows(A)
+    assert first.tolist() == [0, 1, 3] and torch.equal(rows, A[[0, 1, 3]])

@@ -360,3 +360,29 @@ def test_a_factory_that_is_not_a_design_space_is_refused_before_the_campaign(
         prepare_campaign(_config(), tmp_path / "c", space_spec=spec)
     assert needle in str(err.value)
     assert not (tmp_path / "c").exists()
+
+
+def test_descriptor_inputs_are_the_fraction_and_the_interface_crossing_rate(tmp_path):
+    import torch
+
+    from mdesign.optimization.campaign import _design_features
+    from tests.optimization.fakes import make_space
+
+    space = make_space()
+    X = torch.linspace(-1, 1, 5 * 4, dtype=torch.float64).reshape(5, 4)
+    F = _design_features(space, surface=True)(X).numpy()
+    images = space.decode(X.numpy()).astype(bool)
+    # brute force: the fraction of pixels, and of neighbour pairs (periodic) that differ
+    crossings = [(images != np.roll(images, 1, axis=a)).mean((1, 2)) for a in (1, 2)]
+    assert F.shape == (5, 2)
+    assert np.allclose(F[:, 0], images.mean((1, 2)))
+    assert np.allclose(F[:, 1], (crossings[0] + crossings[1]) / 2)
+    assert np.array_equal(_design_features(space)(X).numpy(), F[:, :1])
+
+    cfg = _config(bo={**_config().bo.model_dump(), "inputs": "descriptors"}, baselines=[])
+    run_campaign(cfg, tmp_path / "c", space_spec=SPACE, progress=False)
+    rows = _rows(tmp_path / "c")
+    assert len(rows) == 9 and all(r["status"] == "ok" for r in rows)
+    # the GP on the two descriptors drives the fraction (the objective) above the Sobol start's
+    values = [float(r["value"]) for r in rows]
+    assert max(values[4:]) > max(values[:4])
