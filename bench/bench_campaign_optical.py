@@ -30,12 +30,22 @@ finished one is skipped and an interrupted one resumes. The re-evaluations run i
 run recomputes nothing. Writes ``results.json``, ``results.md``, ``campaign.png`` and
 ``command.txt`` to ``--results`` and prints the tables.
 
+With ``--baselines-from ROOT``, only BO runs here (``bo`` of the config, its confirm stage
+included); the baselines' evaluations, confirmations and re-evaluations are read from another
+root's campaigns of the same seeds, budget and evaluators (``random`` and ``grf`` designs depend
+on the seed only, not on BO's settings, so they are the same designs with the same values).
+That compares a BO variant (``configs/campaign_optical_descriptors.yaml``) with the baselines
+without evaluating them again.
+
 Usage (the full run takes about 3 hours on 2 free cores: 5 campaigns of 3 x 60 evaluations at
 ~2.5 s each, 60 confirmations at order 9 at ~60 s each, 15 checks at order 11 at ~4-7 min each,
 and the 45 re-evaluations at orders 5, 7 and 9 of the bests without confirmation)::
 
     python bench/bench_campaign_optical.py                 # run or resume, then summarise
     python bench/bench_campaign_optical.py --summary-only  # rebuild the outputs from the caches
+    python bench/bench_campaign_optical.py --config configs/campaign_optical_descriptors.yaml \
+        --baselines-from runs/campaign_optical --out-root runs/campaign_optical_descriptors \
+        --results artifacts/campaigns/optical_descriptors     # a BO variant against them
 """
 
 from __future__ import annotations
@@ -84,6 +94,41 @@ def load_config(path: Path, *, seed: int, budget: int | None):
     if cfg.objectives[0].evaluator != EVALUATOR:
         raise SystemExit(f"error: {path}: the first objective must be {EVALUATOR}")
     return cfg
+
+
+def bo_only_config(config_path: Path, out_root: Path) -> Path:
+    """A copy of the campaign config in ``out_root`` without baselines (BO and its confirm
+    stage only), its generator checkpoint made absolute."""
+    import yaml
+
+    raw = yaml.safe_load(config_path.read_text())
+    gen = dict(raw.get("generator") or {})
+    if gen.get("checkpoint"):
+        gen["checkpoint"] = str((config_path.parent / gen["checkpoint"]).resolve())
+    raw.update(generator=gen, baselines=[])
+    path = out_root / "campaign_bo_only.yaml"
+    write_text(
+        path, f"# {config_path.name} without baselines (--baselines-from)\n" + yaml.safe_dump(raw)
+    )
+    return path
+
+
+def baseline_summary(root: Path, seed: int, config) -> dict[str, Any]:
+    """The baselines of ``config`` as another root's campaign of ``seed`` found them
+    (:func:`seed_summary`); an error unless each has the budget and, with a confirm stage, its
+    confirmations."""
+    out = seed_summary(root / f"seed{seed}", config)["methods"]
+    for m in config.baselines:
+        r = out[m]
+        if r["n"] < config.bo.budget or (
+            config.confirm is not None and r["confirmed"]["best"] is None
+        ):
+            raise SystemExit(
+                f"error: {root}/seed{seed}: {m} has {r['n']} of {config.bo.budget} evaluations"
+                + (" or no confirmations" if config.confirm is not None else "")
+                + ": run its campaign first"
+            )
+    return {m: out[m] for m in config.baselines}
 
 
 def campaign_complete(out_dir: Path, config) -> bool:
@@ -820,6 +865,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--workers", type=int, default=2, help="evaluation processes")
     p.add_argument(
+        "--baselines-from",
+        type=Path,
+        help="run BO only, and read the baselines' campaigns and re-evaluations from this "
+        "root (its seed{S} folders and cache)",
+    )
+    p.add_argument(
         "--budget", type=int, help="evaluations per method (None: the config's bo.budget)"
     )
     p.add_argument(
@@ -861,17 +912,24 @@ def main(argv: list[str] | None = None) -> int:
     first = configs[args.seeds[0]]
     goal = 1 if first.objectives[0].goal == "maximize" else -1
 
-    # 1. the campaigns
+    # 1. the campaigns (BO only, with --baselines-from)
+    run_path, run_configs = config_path, configs
+    base_root, baselines = args.baselines_from, {}
+    if base_root is not None:
+        baselines = {s: baseline_summary(base_root, s, configs[s]) for s in args.seeds}
+        args.out_root.mkdir(parents=True, exist_ok=True)
+        run_path = bo_only_config(config_path, args.out_root)
+        run_configs = {s: load_config(run_path, seed=s, budget=args.budget) for s in args.seeds}
     if not args.summary_only:
         args.out_root.mkdir(parents=True, exist_ok=True)
         write_text(args.out_root / "command.txt", command + "\n")
         for s in args.seeds:
             out = args.out_root / f"seed{s}"
-            if campaign_complete(out, configs[s]):
+            if campaign_complete(out, run_configs[s]):
                 print(f"seed {s}: complete in {out}, skipped", flush=True)
                 continue
             run_seed(
-                config_path,
+                run_path,
                 seed=s,
                 out_dir=out,
                 workers=args.workers,
@@ -880,7 +938,9 @@ def main(argv: list[str] | None = None) -> int:
             )
 
     # 2. what each seed found
-    per_seed = {s: seed_summary(args.out_root / f"seed{s}", configs[s]) for s in args.seeds}
+    per_seed = {s: seed_summary(args.out_root / f"seed{s}", run_configs[s]) for s in args.seeds}
+    for s, other in baselines.items():  # --baselines-from
+        per_seed[s]["methods"].update(other)
     comp = {s: comparison(per_seed[s], goal) for s in args.seeds}
     methods = ["bo", *first.baselines]
 
@@ -892,6 +952,10 @@ def main(argv: list[str] | None = None) -> int:
     orders = sorted({base_order, *args.orders})
     jobs = reevaluation_jobs(per_seed, methods, context, orders)
     cache_path = args.out_root / CACHE_NAME
+    if base_root is not None and (base_root / CACHE_NAME).is_file():
+        # content-keyed: the baselines' re-evaluations are reused, nothing else matches
+        merged = {**read_cache(base_root / CACHE_NAME), **read_cache(cache_path)}
+        write_text(cache_path, json.dumps(merged, indent=1) + "\n")
     if args.summary_only:
         cache = read_cache(cache_path)
     else:

@@ -260,6 +260,9 @@ def propose(
         # linear_operator trips torch's notice about sparse invariant checks on every fit:
         # noise for a user, nothing to act on
         warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly")
+        # nor is the jitter a near-singular kernel matrix gets (designs that are near
+        # duplicates in the GP's inputs, as many are in two descriptors)
+        warnings.filterwarnings("ignore", message=r"A not p\.d\., added jitter")
         torch.manual_seed(seed)
         model = fit_model(X_in, Y, model_bounds)
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)

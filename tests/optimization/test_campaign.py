@@ -1,5 +1,6 @@
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -202,16 +203,15 @@ def test_an_evaluator_returning_nan_fails_only_its_design(tmp_path):
     assert all(float(r["value"]) <= 0.6 for r in rows if r["status"] == "ok")
 
 
-@pytest.mark.parametrize(
-    "name", ["campaign_quickstart.yaml", "campaign_optical.yaml", "campaign_surrogate.yaml"]
-)
-def test_shipped_campaign_configs_are_valid(name, monkeypatch):
-    from pathlib import Path
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("campaign_*.yaml")))
+def test_shipped_campaign_configs_are_valid(name, monkeypatch):
     from mdesign.cli.optimize import load_campaign
     from mdesign.optimization.problem import VOLUME_FRACTION, evaluator_for
 
-    root = Path(__file__).resolve().parents[2]
+    root = CONFIGS.parent
     monkeypatch.chdir(root)  # evaluator parameters that are paths are read from the repo root
     path = root / "configs" / name
     cfg = load_campaign(path)

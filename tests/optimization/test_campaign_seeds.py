@@ -161,3 +161,29 @@ def test_the_cache_key_follows_the_checkpoint_content_not_its_path(bench, tmp_pa
 
     assert key(a) == key(b)  # a copy of the checkpoint elsewhere: the cache still applies
     assert key(a) != key(c) and key(a) != key(a, order=9)
+
+
+def test_baselines_from_another_root_need_their_budget_and_bo_runs_alone(bench, tmp_path):
+    budget = 3
+    root = tmp_path / "root"
+    (root / "seed0").mkdir(parents=True)
+    _store(root / "seed0", {"random": [0.1, 0.3, 0.2], "grf": [0.4, None]})  # grf: 2 of 3
+    with pytest.raises(SystemExit, match="grf has 2 of 3 evaluations"):
+        bench.baseline_summary(root, 0, _config(budget))
+    got = bench.baseline_summary(root, 0, _config(budget, baselines=["random"]))
+    assert list(got) == ["random"] and got["random"]["best"] == 0.3
+
+    # the BO-only copy of a shipped config: no baselines, the same checkpoint, absolute
+    config = BENCH.parents[1] / "configs" / "campaign_optical_descriptors.yaml"
+    path = bench.bo_only_config(config, tmp_path)
+    cfg, full = (
+        bench.load_config(path, seed=0, budget=None),
+        bench.load_config(config, seed=0, budget=None),
+    )
+    assert cfg.baselines == [] and full.baselines == ["random", "grf"]
+    assert Path(cfg.generator.checkpoint).is_absolute()
+    assert (
+        Path(cfg.generator.checkpoint).resolve()
+        == (config.parent / full.generator.checkpoint).resolve()
+    )
+    assert cfg.bo == full.bo and cfg.confirm == full.confirm
