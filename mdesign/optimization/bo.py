@@ -26,6 +26,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
@@ -333,10 +334,8 @@ def propose(
 
 def _unique_rows(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The distinct rows of ``A`` in order of first appearance, and their indices."""
-    _, inverse = torch.unique(A, dim=0, return_inverse=True)
-    first = torch.full((int(inverse.max()) + 1,), len(A), dtype=torch.long)
-    first = first.scatter_reduce(0, inverse, torch.arange(len(A)), reduce="amin")
-    first = torch.sort(first).values
+    _, first = np.unique(A.detach().cpu().numpy(), axis=0, return_index=True)
+    first = torch.from_numpy(np.sort(first))
     return A[first], first
 
 

@@ -216,7 +216,7 @@ def _design_features(space, *, surface: bool = False):
         periodic = getattr(space, "periodic", True)
         return np.stack([f, specific_surface(images, phase=1, periodic=periodic) / top], 1)
 
-    def fraction(X: torch.Tensor) -> torch.Tensor:
+    def features(X: torch.Tensor) -> torch.Tensor:
         Z = X.detach().cpu().numpy()
         out = np.full((len(Z), 2 if surface else 1), np.nan)
         for lo in range(0, len(Z), 256):
@@ -230,7 +230,7 @@ def _design_features(space, *, surface: bool = False):
                         pass
         return torch.as_tensor(out, dtype=X.dtype)
 
-    return fraction
+    return features
 
 
 def _fraction_constraints(config: CampaignConfig) -> list[bo.Constraint]:
@@ -254,12 +254,12 @@ def _propose(
     bounds = bo.box(dim)
     ok = store.records("bo", status="ok")
     descriptors = config.bo.inputs == "descriptors"
-    fraction = _design_features(space, surface=descriptors)
+    features = _design_features(space, surface=descriptors)
     known = _fraction_constraints(config)
     if batch == 0 or len(ok) < 2:
         X = bo.initial_design(4 * n_new if known else n_new, bounds, seed=seed)
         if known:  # the first n Sobol points that meet the known constraints (then the rest)
-            keep = bo.feasible_mask(fraction(X), known)
+            keep = bo.feasible_mask(features(X), known)
             X = torch.cat([X[keep], X[~keep]])[:n_new]
         return [{"latent": x.tolist()} for x in X]
     X = torch.tensor([r.latent for r in ok], dtype=bo.DTYPE)
@@ -283,7 +283,7 @@ def _propose(
         raw_samples=config.bo.raw_samples,
         mc_samples=config.bo.mc_samples,
         ref_point=config.bo.ref_point,
-        features=fraction if (known or inputs) else None,
+        features=features if (known or inputs) else None,
         feature_constraints=known,
         feature_inputs=inputs,
         design_inputs=not descriptors,
