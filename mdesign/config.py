@@ -463,11 +463,14 @@ class GeneratorConfig(Config):
     widths: tuple[Width, ...] = Field((128, 64, 32, 16), min_length=1)
     """Channels after each hidden upsampling layer (BatchNorm + ReLU); the last layer
     maps to one channel with tanh."""
-    upsample: Literal["transposed", "resize"] = "transposed"
+    upsample: Literal["transposed", "resize", "blur"] = "transposed"
     """How each layer doubles the sides. ``transposed``: a stride-2 transposed convolution
     (kernel 4), the paper's DCGAN; its uneven overlap leaves a period-2 (checkerboard) pattern
     that shows as single-pixel clusters. ``resize``: nearest-neighbour upsampling and a 3x3
     convolution (Odena et al., Distill 2016), no checkerboard; same reach per latent cell.
+    ``blur``: the transposed convolution with a free kernel, then the binomial filter
+    ``[1, 2, 1] / 2`` along each axis, which zeroes the period-2 pattern (StyleGAN2's
+    upsampling); the transposed convolution's parameters, reach one pixel wider.
     Checkpoints written before this option are ``transposed``."""
 
 

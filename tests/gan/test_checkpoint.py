@@ -128,16 +128,17 @@ def test_shipped_checkpoint_is_the_default_model():
     assert "grf" in ck.data_meta
 
 
-def test_a_resize_generator_round_trips(tmp_path):
+@pytest.mark.parametrize("upsample", ["resize", "blur"])
+def test_other_generators_round_trip(tmp_path, upsample):
     from tests.gan.conftest import tiny_config
 
-    config = tiny_config(generator={"upsample": "resize"})
+    config = tiny_config(generator={"upsample": upsample})
     g, d = tiny_networks(config)
     path = save_checkpoint(
         tmp_path / "r.pt", generator=g, discriminator=d, config=config, epoch=1, data_meta={}
     )
     ck = load_checkpoint(path, device="cpu")
-    assert ck.config.generator.upsample == "resize" and ck.generator.upsample == "resize"
+    assert ck.config.generator.upsample == upsample and ck.generator.upsample == upsample
     z = sample_latents(4, latent_shape(config, size=2), seed=1)
     assert np.array_equal(decode(ck.generator, z), decode(g, z))
 

@@ -11,6 +11,7 @@ from mdesign.gan.networks import (
     Discriminator,
     FusedGenerator,
     Generator,
+    blur_conv,
     discriminator_trunk,
     init_weights,
     labels_to_signed,
@@ -19,7 +20,7 @@ from mdesign.gan.networks import (
 )
 from tests.gan.conftest import tiny_config, tiny_networks
 
-UPSAMPLES = ("transposed", "resize")
+UPSAMPLES = ("transposed", "resize", "blur")
 
 
 def _tiny(upsample: str):
@@ -104,10 +105,31 @@ def test_resize_conv_is_nearest_upsampling_then_a_3x3_convolution():
     torch.testing.assert_close(resize_conv(x, w, b, periodic=True), centre)
 
 
-def test_resize_generator_has_no_checkerboard():
+def test_blur_conv_is_one_transposed_convolution_with_the_filtered_kernel():
+    # the binomial filter applied after the transposed convolution is the 6x6 kernel
+    # w * [1, 2, 1]^2 / 4 (a full 2-D convolution, built here by hand) with padding 2, and the
+    # bias is added after it
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 3, 5, generator=gen, dtype=torch.float64)
+    w = torch.randn(3, 2, 4, 4, generator=gen, dtype=torch.float64)
+    b = torch.randn(2, generator=gen, dtype=torch.float64)
+    taps = torch.tensor([1.0, 2.0, 1.0], dtype=torch.float64) / 2
+    kernel = torch.zeros(3, 2, 6, 6, dtype=torch.float64)
+    for i in range(3):
+        for j in range(3):
+            kernel[..., i : i + 4, j : j + 4] += taps[i] * taps[j] * w
+    want = F.conv_transpose2d(x, kernel, b, stride=2, padding=2)
+    torch.testing.assert_close(blur_conv(x, w, b, periodic=False), want)
+    h2, w2 = 2 * x.shape[-2], 2 * x.shape[-1]
+    centre = blur_conv(x.repeat(1, 1, 3, 3), w, b, periodic=False)[..., h2 : 2 * h2, w2 : 2 * w2]
+    torch.testing.assert_close(blur_conv(x, w, b, periodic=True), centre)
+
+
+def test_resize_and_blur_generators_have_no_checkerboard():
     # a constant latent on the torus: every layer of a resize generator sees a constant input,
-    # so the image is exactly constant; the transposed convolution's uneven overlap (pixels of
-    # the two parities gather different kernel taps) leaves a period-2 pattern
+    # so the image is exactly constant, and the blur's zero at period 2 evens out the two
+    # parities; the free transposed convolution's uneven overlap (pixels of the two parities
+    # gather different kernel taps) leaves a period-2 pattern
     z = torch.full((1, 1, 2, 2), 0.7)
     spread = {}
     for upsample in UPSAMPLES:
@@ -115,7 +137,7 @@ def test_resize_generator_has_no_checkerboard():
         with torch.no_grad():
             img = g.eval()(z, periodic=True)[0, 0]
         spread[upsample] = float(img.max() - img.min())
-    assert spread["resize"] < 1e-6
+    assert spread["resize"] < 1e-6 and spread["blur"] < 1e-6
     assert spread["transposed"] > 1e-3
 
 
@@ -128,6 +150,17 @@ def test_resize_generator_size():
         assert g.eval()(torch.zeros(1, 1, 3, 2)).shape == (1, 1, 96, 64)
     with pytest.raises(InputError, match="upsample"):
         Generator(1, (8,), upsample="bilinear")
+
+
+def test_blur_generator_has_the_transposed_parameters():
+    shapes = {
+        u: [p.shape for p in Generator(1, (128, 64, 32, 16), upsample=u).parameters()]
+        for u in ("transposed", "blur")
+    }
+    assert shapes["blur"] == shapes["transposed"]
+    with torch.no_grad():
+        g = Generator(1, (128, 64, 32, 16), upsample="blur").eval()
+        assert g(torch.zeros(1, 1, 3, 2)).shape == (1, 1, 96, 64)
 
 
 @pytest.mark.parametrize("upsample", UPSAMPLES)
@@ -145,15 +178,17 @@ def test_periodic_generator_tiles(upsample):
 
 @pytest.mark.parametrize("upsample", UPSAMPLES)
 def test_each_latent_cell_reaches_only_its_receptive_field(upsample):
-    # five stride-2 layers, kernel 4: cell 0 reaches pixels -31..62 (a -> 2a - 1, b -> 2b + 2)
+    # five stride-2 layers, kernel 4: cell 0 reaches pixels -31..62 (a -> 2a - 1, b -> 2b + 2);
+    # the blur's filter adds a pixel each side (a -> 2a - 2, b -> 2b + 3): up to pixel 93
+    last = 93 if upsample == "blur" else 62
     g, _ = tiny_networks(_tiny(upsample))
     z = torch.rand(1, 1, 4, 4, generator=torch.Generator().manual_seed(2)) * 2 - 1
     z2 = z.clone()
     z2[0, 0, 0, 0] = -z[0, 0, 0, 0] + 0.5
     with torch.no_grad():
         diff = (g(z) - g(z2))[0, 0].abs()
-    assert diff[63:, :].max() == 0 and diff[:, 63:].max() == 0
-    assert diff[:63, :63].max() > 0
+    assert diff[last + 1 :, :].max() == 0 and diff[:, last + 1 :].max() == 0
+    assert diff[last, :].max() > 0 and diff[:, last].max() > 0
 
 
 @pytest.mark.parametrize("upsample", UPSAMPLES)

@@ -68,7 +68,7 @@ def test_training_is_seeded(tmp_path, tiny, tiny_images):
     assert not _same_state(ga, gc)
 
 
-@pytest.mark.parametrize("upsample", ["transposed", "resize"])
+@pytest.mark.parametrize("upsample", ["transposed", "resize", "blur"])
 def test_resume_continues_exactly(tmp_path, tiny_images, upsample):
     tiny = tiny_config(generator={"upsample": upsample})
     straight = train(tiny_images, tmp_path / "straight", tiny, epochs=3, device="cpu")
