@@ -16,8 +16,11 @@ gets, each written atomically:
   of the size);
 * a line of ``metrics.jsonl``: mean losses, the discriminator's mean output on real and fake
   images, seconds, and a quality monitor: the volume fraction of ``monitor_size`` generated
-  images against the training images', and the S2 distance between them
-  (:func:`mdesign.gan.validation.s2_distance`);
+  images against the training images', the S2 distance between them
+  (:func:`mdesign.gan.validation.s2_distance`), and the share of their pixels whose tanh output
+  is below 0.9 in magnitude (``grey_fraction``: the training images are all -1 or +1, and a
+  generator whose output stays grey loses to a discriminator that sees it, which the binarised
+  fraction and S2 hide);
 * ``samples/epoch_NNNN.png``: a grid of images decoded from fixed latents.
 
 All randomness (initial weights, batch order, latents, penalty mixing) comes from generators
@@ -49,7 +52,13 @@ from mdesign.gan.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from mdesign.gan.networks import Discriminator, Generator, init_weights, labels_to_signed
+from mdesign.gan.networks import (
+    Discriminator,
+    FusedGenerator,
+    Generator,
+    init_weights,
+    labels_to_signed,
+)
 from mdesign.gan.sampling import QUANTILE_POINTS, decode, latent_shape, sample_latents
 from mdesign.io import atomic_path, write_images
 from mdesign.runs import refuse_other_run
@@ -59,6 +68,8 @@ __all__ = ["TrainResult", "check_training_images", "data_provenance", "train"]
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 METRICS = "metrics.jsonl"
+GREY_LEVEL = 0.9
+"""A monitored pixel is grey when its tanh output is below this in magnitude."""
 
 
 @dataclass(frozen=True)
@@ -231,14 +242,17 @@ def standing_statistics(
 def _monitor(
     gen: Generator, images: np.ndarray, z: torch.Tensor, max_distance: int
 ) -> dict[str, float]:
-    """Volume fraction and S2 distance of generated images against training images."""
+    """Volume fraction, S2 distance and grey share of generated images against training images."""
     from mdesign.gan.validation import s2_distance
 
     fake = decode(gen, z)
+    with torch.no_grad():  # eval-mode output, without switching the generator's mode
+        raw = FusedGenerator(gen)(z.to(next(gen.parameters()).device))
     return {
         "volume_fraction_generated": float(fake.mean()),
         "volume_fraction_real": float(images.mean()),
         "s2_distance": s2_distance(fake, images, max_distance=max_distance),
+        "grey_fraction": float((raw.abs() < GREY_LEVEL).float().mean()),
     }
 
 
@@ -514,6 +528,7 @@ def train(
                 + (
                     f" vf {record['volume_fraction_generated']:.3f}/"
                     f"{record['volume_fraction_real']:.3f} S2 dist {record['s2_distance']:.4f}"
+                    f" grey {record['grey_fraction']:.3f}"
                     if "s2_distance" in record
                     else ""
                 )

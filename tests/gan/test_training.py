@@ -9,8 +9,9 @@ from mdesign.config import GAN_DEFAULTS, GANConfig, load_config
 from mdesign.errors import InputError
 from mdesign.gan import load_checkpoint
 from mdesign.gan.checkpoint import read_checkpoint
+from mdesign.gan.sampling import latent_shape, sample_latents
 from mdesign.gan.training import check_training_images, data_provenance, train
-from tests.gan.conftest import tiny_config
+from tests.gan.conftest import tiny_config, tiny_networks
 
 
 def _same_state(a: dict, b: dict) -> bool:
@@ -39,6 +40,7 @@ def test_run_directory(tmp_path, tiny, tiny_images):
         assert np.isfinite([r["loss_d"], r["loss_g"], r["s2_distance"]]).all()
         assert 0 <= r["d_real"] <= 1 and 0 <= r["d_fake"] <= 1
     assert abs(recs[0]["volume_fraction_real"] - tiny_images[:8].mean()) < 1e-12
+    assert all(0 <= r["grey_fraction"] <= 1 for r in recs)
     full, model = read_checkpoint(res.checkpoint), read_checkpoint(res.model)
     assert {"optimizer_g", "optimizer_d", "rng"} <= full.keys()
     assert not {"optimizer_g", "optimizer_d", "rng"} & model.keys()
@@ -47,6 +49,21 @@ def test_run_directory(tmp_path, tiny, tiny_images):
     # an epoch is N // batch_size discriminator steps, and as many generator steps at D:G 1:1
     steps = [s["step"] for s in full["optimizer_d"]["state"].values()]
     assert all(int(s) == 2 * (32 // 8) for s in steps)
+
+
+def test_monitor_counts_grey_pixels_in_eval_mode(tiny, tiny_images):
+    g, _ = tiny_networks(tiny)
+    with torch.no_grad():
+        g.out.weight.mul_(100)  # spreads the tiny network's outputs over (-1, 1)
+    z = sample_latents(16, latent_shape(tiny), seed=1)
+    g.train()
+    grey = training._monitor(g, tiny_images, z, 8)["grey_fraction"]
+    assert g.training  # the monitor does not switch the generator's mode
+    with torch.no_grad():
+        raw = g.eval()(z).numpy()
+    want = (np.abs(raw) < 0.9).mean()
+    assert 0.1 < want < 0.9  # a case the threshold decides
+    assert grey == pytest.approx(want, abs=2e-3)
 
 
 def test_d_steps_sets_the_ratio_of_updates(tmp_path, tiny_images):
