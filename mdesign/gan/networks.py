@@ -30,7 +30,6 @@ Odena, A., Dumoulin, V. & Olah, C. "Deconvolution and checkerboard artifacts", D
 doi:10.23915/distill.00003.
 Karras, T., Laine, S., Aittala, M., Hellsten, J., Lehtinen, J. & Aila, T. "Analyzing and
 improving the image quality of StyleGAN", CVPR (2020).
-Zhang, R. "Making convolutional networks shift-invariant again", ICML (2019).
 """
 
 from __future__ import annotations
