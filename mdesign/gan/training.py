@@ -52,14 +52,8 @@ from mdesign.gan.checkpoint import (
     read_checkpoint,
     save_checkpoint,
 )
-from mdesign.gan.networks import (
-    Discriminator,
-    FusedGenerator,
-    Generator,
-    init_weights,
-    labels_to_signed,
-)
-from mdesign.gan.sampling import QUANTILE_POINTS, decode, latent_shape, sample_latents
+from mdesign.gan.networks import Discriminator, Generator, init_weights, labels_to_signed
+from mdesign.gan.sampling import QUANTILE_POINTS, _fused, decode, latent_shape, sample_latents
 from mdesign.io import atomic_path, write_images
 from mdesign.runs import refuse_other_run
 
@@ -246,8 +240,11 @@ def _monitor(
     from mdesign.gan.validation import s2_distance
 
     fake = decode(gen, z)
-    with torch.no_grad():  # eval-mode output, without switching the generator's mode
-        raw = FusedGenerator(gen)(z.to(next(gen.parameters()).device))
+    # the eval-mode output, without switching the generator's mode: the folded generator
+    # decode has just built (and cached)
+    fused = _fused(gen, torch.float32)
+    with torch.no_grad():
+        raw = fused(z.to(fused.weights[0].device))
     return {
         "volume_fraction_generated": float(fake.mean()),
         "volume_fraction_real": float(images.mean()),
