@@ -488,6 +488,12 @@ class DiscriminatorConfig(Config):
     per-sample one (``instance`` or ``none``): its penalty is a per-sample gradient."""
     leaky_slope: float = Field(0.2, ge=0, lt=1)
     """Negative slope of the LeakyReLU activations."""
+    pool: Literal["mean", "mean_std"] = "mean"
+    """What the linear head sees of the last feature map: ``mean``, its spatial mean (the
+    paper's; the mean of a patch logit over the image, so the discriminator judges patches one
+    at a time); ``mean_std``, the spatial standard deviation of each feature beside its mean,
+    so it also sees how the texture varies across the image (a GRF training image has one
+    correlation length throughout). Checkpoints written before this option are ``mean``."""
 
 
 class GANTrainConfig(Config):

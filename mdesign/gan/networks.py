@@ -9,8 +9,9 @@
   two leave no checkerboard pattern. With ``periodic=True`` every layer pads circularly, so
   the output tiles seamlessly.
 * :class:`Discriminator`: the mirror image, stride-2 convolutions with LeakyReLU, then a head
-  that averages the last feature map over space and maps it to one logit, so any input whose
-  sides are divisible by ``2**len(widths)`` is accepted.
+  that averages the last feature map over space (optionally with its spatial standard
+  deviation) and maps it to one logit, so any input whose sides are divisible by
+  ``2**len(widths)`` is accepted.
 * :class:`DiscriminatorTrunk`: the discriminator's convolutional trunk with global average
   pooling, a feature extractor ``N x 1 x H x W -> N x F`` for structure-property models (the
   paper's transferability claim).
@@ -58,6 +59,8 @@ __all__ = [
 
 _G = GAN_DEFAULTS.generator
 _D = GAN_DEFAULTS.discriminator
+_POOLS = {"mean": 1, "mean_std": 2}
+"""Discriminator poolings and the features per channel each gives the head."""
 
 
 def labels_to_signed(labels: np.ndarray | torch.Tensor, *, device=None) -> torch.Tensor:
@@ -312,13 +315,19 @@ class Discriminator(nn.Module):
         Normalisation after every convolution but the first (DCGAN leaves the first one out).
     leaky_slope : float
         Negative slope of the LeakyReLU.
+    pool : {"mean", "mean_std"}
+        What the linear head sees of the last feature map ``N x F x h x w``: its spatial mean
+        (``N x F``; the paper's), or the spatial mean and the spatial (population) standard
+        deviation of each feature side by side (``N x 2F``).
 
     Notes
     -----
     ``forward(x)`` takes ``N x 1 x H x W`` (phase 0 at -1, phase 1 at +1) with ``H`` and ``W``
-    divisible by ``2**len(widths)`` and returns ``N`` logits (real is positive). The head is
-    linear in the spatial mean of the last feature map, which equals averaging a 1x1-conv
-    patch logit over the image: a judgement of the image's texture statistics at any size.
+    divisible by ``2**len(widths)`` and returns ``N`` logits (real is positive). With ``pool=
+    "mean"`` the head is linear in the spatial mean of the last feature map, which equals
+    averaging a 1x1-conv patch logit over the image: a judgement of patches (about 46 px across
+    with the default widths) one at a time, blind to how they differ across the image. The
+    standard deviation of ``"mean_std"`` lets it see that spread too.
     """
 
     def __init__(
@@ -327,9 +336,13 @@ class Discriminator(nn.Module):
         *,
         norm: str = _D.norm,
         leaky_slope: float = _D.leaky_slope,
+        pool: str = _D.pool,
     ):
         super().__init__()
+        if pool not in _POOLS:
+            raise InputError(f"pool must be one of {', '.join(map(repr, _POOLS))}, got {pool!r}")
         self.widths = tuple(int(w) for w in widths)
+        self.pool = str(pool)
         chans = (1, *self.widths)
         self.features = nn.Sequential(
             *(
@@ -337,13 +350,13 @@ class Discriminator(nn.Module):
                 for i, (a, b) in enumerate(pairwise(chans))
             )
         )
-        self.head = nn.Linear(self.widths[-1], 1)
+        self.head = nn.Linear(self.widths[-1] * _POOLS[self.pool], 1)
 
     @classmethod
     def from_config(cls, config: GANConfig) -> Discriminator:
         """The discriminator that ``config.discriminator`` describes."""
         d = config.discriminator
-        return cls(d.widths, norm=d.norm, leaky_slope=d.leaky_slope)
+        return cls(d.widths, norm=d.norm, leaky_slope=d.leaky_slope, pool=d.pool)
 
     @property
     def out_features(self) -> int:
@@ -356,7 +369,13 @@ class Discriminator(nn.Module):
         return 2 ** len(self.widths)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x).mean((-2, -1))).squeeze(-1)
+        f = self.features(x)
+        pooled = f.mean((-2, -1))
+        if self.pool == "mean_std":
+            # the epsilon keeps the gradient finite where a feature is constant over the map
+            spread = (f.var((-2, -1), unbiased=False) + 1e-8).sqrt()
+            pooled = torch.cat([pooled, spread], dim=1)
+        return self.head(pooled).squeeze(-1)
 
 
 class DiscriminatorTrunk(nn.Module):

@@ -143,8 +143,24 @@ def test_other_generators_round_trip(tmp_path, upsample):
     assert np.array_equal(decode(ck.generator, z), decode(g, z))
 
 
+def test_mean_std_discriminator_round_trips(tmp_path):
+    from tests.gan.conftest import tiny_config
+
+    config = tiny_config(discriminator={"pool": "mean_std"})
+    g, d = tiny_networks(config)
+    path = save_checkpoint(
+        tmp_path / "d.pt", generator=g, discriminator=d, config=config, epoch=1, data_meta={}
+    )
+    ck = load_checkpoint(path, device="cpu")
+    assert ck.discriminator.pool == "mean_std" and ck.discriminator.head.in_features == 32
+    x = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(ck.discriminator(x), d.eval()(x))
+
+
 def test_checkpoints_without_upsample_are_transposed():
-    # the shipped model was written before the option existed
+    # the shipped model was written before the options existed
     ck = shipped_checkpoint()
     assert ck.config.generator.upsample == "transposed"
+    assert ck.config.discriminator.pool == "mean" and ck.discriminator.pool == "mean"
     assert isinstance(ck.generator.out, torch.nn.ConvTranspose2d)

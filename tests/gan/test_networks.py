@@ -225,6 +225,41 @@ def test_discriminator_and_trunk_take_any_size_divisible_by_16(tiny, hw):
         torch.testing.assert_close(d.head(feats).squeeze(-1), d(x))
 
 
+def test_mean_std_pool_feeds_the_head_the_mean_and_population_std(tiny):
+    d = Discriminator(tiny.discriminator.widths, pool="mean_std").eval()
+    assert d.head.in_features == 2 * d.out_features
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # weights that give features of order 1 (DCGAN's init gives ~1e-5)
+        for p in d.parameters():
+            p.normal_(0, 0.5, generator=gen)
+    x = torch.rand(3, 1, 48, 32, generator=torch.Generator().manual_seed(4)) * 2 - 1
+    with torch.no_grad():
+        f = d.features(x).double().numpy()  # N x F x 3 x 2
+        logits = d(x).double().numpy()
+    w = d.head.weight.detach().double().numpy()[0]
+    b = float(d.head.bias)
+    F_ = d.out_features
+    for n in range(3):
+        cells = f[n].reshape(F_, -1)
+        mean, std = cells.mean(1), np.sqrt(((cells - cells.mean(1, keepdims=True)) ** 2).mean(1))
+        assert logits[n] == pytest.approx(w[:F_] @ mean + w[F_:] @ std + b, rel=1e-4, abs=1e-6)
+    # the spread term matters: the same features rearranged into a mosaic of one constant
+    # value per feature (zero spread) would score w[:F] @ mean + b
+    assert np.abs(w[F_:] @ f.reshape(3, F_, -1).std(2).T).min() > 1e-4
+
+
+def test_mean_std_pool_is_batch_independent_in_eval_mode(tiny):
+    d = init_weights(Discriminator(tiny.discriminator.widths, pool="mean_std"), seed=2).eval()
+    x = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(d(x)[2:3], d(x[2:3]))
+
+
+def test_discriminator_rejects_an_unknown_pool():
+    with pytest.raises(InputError, match="pool must be one of 'mean', 'mean_std'"):
+        Discriminator((4, 8), pool="max")
+
+
 def test_trunk_is_a_copy_with_batch_independent_features(tiny):
     _, d = tiny_networks(tiny)
     trunk = discriminator_trunk(d)

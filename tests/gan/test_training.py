@@ -85,9 +85,12 @@ def test_training_is_seeded(tmp_path, tiny, tiny_images):
     assert not _same_state(ga, gc)
 
 
-@pytest.mark.parametrize("upsample", ["transposed", "resize", "blur"])
-def test_resume_continues_exactly(tmp_path, tiny_images, upsample):
-    tiny = tiny_config(generator={"upsample": upsample})
+@pytest.mark.parametrize(
+    ("upsample", "pool"),
+    [("transposed", "mean"), ("resize", "mean"), ("blur", "mean"), ("transposed", "mean_std")],
+)
+def test_resume_continues_exactly(tmp_path, tiny_images, upsample, pool):
+    tiny = tiny_config(generator={"upsample": upsample}, discriminator={"pool": pool})
     straight = train(tiny_images, tmp_path / "straight", tiny, epochs=3, device="cpu")
     train(tiny_images, tmp_path / "split", tiny, epochs=1, device="cpu")
     split = train(tiny_images, tmp_path / "split", None, epochs=3, resume=True, device="cpu")
@@ -97,7 +100,8 @@ def test_resume_continues_exactly(tmp_path, tiny_images, upsample):
         assert _same_state(a[key], b[key])
     assert torch.equal(a["rng"], b["rng"])
     assert _metrics(straight.out_dir / "metrics.jsonl") == _metrics(split.out_dir / "metrics.jsonl")
-    assert load_checkpoint(split.out_dir / "model.pt").generator.upsample == upsample
+    loaded = load_checkpoint(split.out_dir / "model.pt")
+    assert loaded.generator.upsample == upsample and loaded.discriminator.pool == pool
 
 
 @pytest.mark.parametrize("where", ["grid", "checkpoint"])
