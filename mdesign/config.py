@@ -458,6 +458,13 @@ class GeneratorConfig(Config):
 
     latent_channels: int = Field(1, ge=1)
     """``C``, channels of the latent map (design variables per latent cell)."""
+    global_channels: int = Field(0, ge=0)
+    """``G``, latent channels with one value per image (a global latent): the latent map is
+    ``(C + G) x h x w``, its last ``G`` channels constant over the map (the generator uses
+    their spatial mean), and the design space gains ``G`` variables (``C h w + G``). Each
+    pixel of a purely local latent map depends only on the cells near it; a global channel
+    lets an image keep one texture throughout, as a GRF training image keeps one correlation
+    length. 0 (the paper's) by default."""
     latent_size: int = Field(4, ge=1)
     """Side ``h = w`` of the training latent map; the training images are ``2**depth * h``."""
     widths: tuple[Width, ...] = Field((128, 64, 32, 16), min_length=1)

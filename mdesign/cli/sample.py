@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--binarize: applies with --fraction free only")
     fractions = None
     if args.latent:
-        z, fractions = _read_latents(args.latent, channels=ckpt.config.generator.latent_channels)
+        z, fractions = _read_latents(args.latent, channels=ckpt.latent_shape[0])
         if args.binarize is not None:
             fractions = None  # cut by --binarize, as asked
         elif fractions is not None and args.fraction is not None:
@@ -221,7 +221,9 @@ def run(args: argparse.Namespace) -> int:
             what=f"{n} images of {side} x {side}",
             param="n" if n >= shape[1] * shape[2] else "size",  # the larger factor
         )
-        z = sample_latents(n, shape, seed=seed)
+        z = sample_latents(
+            n, shape, seed=seed, global_channels=ckpt.config.generator.global_channels
+        )
     n = z.shape[0]
     if args.report and n < 2:
         raise InputError("--report: needs at least 2 images")

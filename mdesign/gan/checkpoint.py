@@ -82,9 +82,9 @@ class GANCheckpoint:
 
     @property
     def latent_shape(self) -> tuple[int, int, int]:
-        """``(C, h, w)`` of the training latent map (``(1, 4, 4)`` for the default)."""
+        """``(C + G, h, w)`` of the training latent map (``(1, 4, 4)`` for the default)."""
         g = self.config.generator
-        return (g.latent_channels, g.latent_size, g.latent_size)
+        return (g.latent_channels + g.global_channels, g.latent_size, g.latent_size)
 
 
 def save_checkpoint(

@@ -52,6 +52,7 @@ __all__ = [
     "DiscriminatorTrunk",
     "FusedGenerator",
     "Generator",
+    "broadcast_global",
     "discriminator_trunk",
     "init_weights",
     "labels_to_signed",
@@ -187,6 +188,17 @@ def _upsample_layer(in_channels: int, out_channels: int, *, upsample: str, bias:
     raise InputError(f"upsample must be 'transposed', 'resize' or 'blur', got {upsample!r}")
 
 
+def broadcast_global(z: torch.Tensor, global_channels: int) -> torch.Tensor:
+    """The latent map ``N x (C + G) x h x w`` with its last ``G`` channels replaced by their
+    spatial mean: one value per image and channel, broadcast over the map (unchanged if
+    ``G = 0``)."""
+    if not global_channels:
+        return z
+    c = z.shape[1] - int(global_channels)
+    g = z[:, c:].mean((-2, -1), keepdim=True).expand(-1, -1, *z.shape[-2:])
+    return torch.cat([z[:, :c], g], dim=1)
+
+
 def init_weights(module: nn.Module, *, seed: int) -> nn.Module:
     """DCGAN initialisation (Radford et al. 2016), seeded: weights ``N(0, 0.02)``, norms ``N(1,
     0.02)``, biases 0. Returns ``module``, changed in place."""
@@ -229,7 +241,7 @@ class Generator(nn.Module):
     Parameters
     ----------
     latent_channels : int
-        ``C`` of the latent map ``N x C x h x w``.
+        ``C``, the local channels of the latent map ``N x (C + G) x h x w``.
     widths : sequence of int
         Channels of the hidden layers; the default ``(128, 64, 32, 16)`` is the paper's, with a
         last transposed convolution to one channel: five stride-2 layers, 32x upsampling,
@@ -240,14 +252,18 @@ class Generator(nn.Module):
         parameters with the default widths), or the transposed convolution followed by the
         filter ``[1, 2, 1] / 2`` along each axis (the same parameters as the paper's). The last
         two leave no checkerboard pattern in the images (Odena et al. 2016).
+    global_channels : int
+        ``G``, the global channels: the last ``G`` channels of the latent map enter through
+        their spatial mean, one value per image broadcast over the map (0, the paper's, by
+        default).
 
     Notes
     -----
     ``forward(z, periodic=False)`` returns ``N x 1 x (s h) x (s w)`` in ``(-1, 1)`` with
     ``s = 2**(len(widths) + 1)``; phase 1 is the positive side. A latent of any size works (the
-    paper's scalability); in eval mode each output pixel depends only on the latent cells within
-    its receptive field, and with ``periodic=True`` the image of a tiled latent is the tiled
-    image.
+    paper's scalability); in eval mode each output pixel depends only on the local latent cells
+    within its receptive field (and on the global channels), and with ``periodic=True`` the
+    image of a tiled latent is the tiled image.
     """
 
     def __init__(
@@ -256,12 +272,14 @@ class Generator(nn.Module):
         widths: Sequence[int] = _G.widths,
         *,
         upsample: str = _G.upsample,
+        global_channels: int = _G.global_channels,
     ):
         super().__init__()
         self.latent_channels = int(latent_channels)
+        self.global_channels = int(global_channels)
         self.widths = tuple(int(w) for w in widths)
         self.upsample = str(upsample)
-        chans = (self.latent_channels, *self.widths)
+        chans = (self.in_channels, *self.widths)
         # state size after block i: widths[i] x (2**(i+1) h) x (2**(i+1) w)
         self.blocks = nn.ModuleList(UpBlock(a, b, upsample=upsample) for a, b in pairwise(chans))
         self.out = _upsample_layer(self.widths[-1], 1, upsample=upsample, bias=True)
@@ -270,15 +288,22 @@ class Generator(nn.Module):
     def from_config(cls, config: GANConfig) -> Generator:
         """The generator that ``config.generator`` describes."""
         g = config.generator
-        return cls(g.latent_channels, g.widths, upsample=g.upsample)
+        return cls(
+            g.latent_channels, g.widths, upsample=g.upsample, global_channels=g.global_channels
+        )
 
     @property
     def scale(self) -> int:
         """Side of the image per latent cell, ``2**depth``."""
         return 2 ** (len(self.blocks) + 1)
 
+    @property
+    def in_channels(self) -> int:
+        """Channels of the latent map, ``C + G``."""
+        return self.latent_channels + self.global_channels
+
     def forward(self, z: torch.Tensor, *, periodic: bool = False) -> torch.Tensor:
-        x = z
+        x = broadcast_global(z, self.global_channels)
         for block in self.blocks:
             x = block(x, periodic=periodic)
         up = _UPSAMPLERS[self.upsample]
@@ -482,13 +507,16 @@ class FusedGenerator(nn.Module):
         self.biases = nn.ParameterList(nn.Parameter(b.to(dtype, copy=True), False) for b in biases)
         self.dtype = dtype
         self.latent_channels = generator.latent_channels
+        self.global_channels = generator.global_channels
+        self.in_channels = generator.in_channels
         self.scale = generator.scale
         self.upsample = generator.upsample
 
     def forward(
         self, z: torch.Tensor, *, periodic: bool = False, logits: bool = False
     ) -> torch.Tensor:
-        x = z.to(self.dtype).contiguous(memory_format=torch.channels_last)
+        x = broadcast_global(z.to(self.dtype), self.global_channels)
+        x = x.contiguous(memory_format=torch.channels_last)
         last = len(self.weights) - 1
         up = _UPSAMPLERS[self.upsample]
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):

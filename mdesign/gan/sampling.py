@@ -1,9 +1,10 @@
 """Decoding latents to microstructures: the design space's map from ``z`` to images.
 
 The latent prior, and the box a design optimiser searches, is uniform on ``[-1, 1]^d`` with
-``d = C h w`` (16 for the default ``1 x 4 x 4`` latent; Yang et al. 2018). A latent map of side
-``K`` decodes to an image of side ``32 K`` (the generator is fully convolutional), so a model
-trained on 4x4 latents makes 256x256 images from 8x8 latents.
+``d = C h w`` (16 for the default ``1 x 4 x 4`` latent; Yang et al. 2018), plus ``G`` for a
+generator with global channels (one value per image each, broadcast over the map). A latent map
+of side ``K`` decodes to an image of side ``32 K`` (the generator is fully convolutional), so a
+model trained on 4x4 latents makes 256x256 images from 8x8 latents.
 
 Binarisation of the generator's tanh output ``y`` in ``(-1, 1)``:
 
@@ -58,6 +59,7 @@ __all__ = [
     "decode",
     "decode_memory",
     "fractions_at",
+    "latent_maps",
     "latent_shape",
     "sample_fractions",
     "sample_latents",
@@ -68,14 +70,43 @@ _S = GAN_DEFAULTS.sample
 
 
 def latent_shape(config: GANConfig = GAN_DEFAULTS, *, size: int | None = None) -> tuple:
-    """``(C, h, w)`` of the latent map: the training one, or ``size x size`` if given.
+    """``(C + G, h, w)`` of the latent map: the training one, or ``size x size`` if given.
 
-    The design space has ``C h w`` variables, 16 for the default ``(1, 4, 4)``.
+    The design space has ``C h w + G`` variables (:func:`latent_maps`), 16 for the default
+    ``(1, 4, 4)`` without global channels.
     """
     side = config.generator.latent_size if size is None else int(size)
     if side < 1:
         raise InputError(f"must be at least 1, got {side}", param="size")
-    return (config.generator.latent_channels, side, side)
+    g = config.generator
+    return (g.latent_channels + g.global_channels, side, side)
+
+
+def latent_maps(
+    x: np.ndarray | torch.Tensor, shape: Sequence[int], *, global_channels: int = 0
+) -> torch.Tensor:
+    """Latent maps from design vectors: the inverse of flattening a map's free variables.
+
+    Parameters
+    ----------
+    x : array, ``n x (C h w + G)``
+        Per design, the local cells (``C x h x w`` in C order), then the ``G`` global values.
+    shape : sequence of int
+        ``(C + G, h, w)``, e.g. :func:`latent_shape`.
+    global_channels : int
+        ``G``, the generator's global channels (``config.generator.global_channels``).
+
+    Returns
+    -------
+    Tensor, ``n x (C + G) x h x w``, float32; each global channel constant over the map.
+    """
+    cg, h, w = (int(s) for s in shape)
+    g = int(global_channels)
+    local = (cg - g) * h * w
+    t = torch.as_tensor(np.asarray(x, dtype=np.float32)).reshape(-1, local + g)
+    maps = t[:, :local].reshape(-1, cg - g, h, w)
+    glob = t[:, local:, None, None].expand(-1, g, h, w)
+    return torch.cat([maps, glob], dim=1)
 
 
 def sample_latents(
@@ -84,6 +115,7 @@ def sample_latents(
     *,
     seed: int | None = None,
     generator: torch.Generator | None = None,
+    global_channels: int = 0,
 ) -> torch.Tensor:
     """``n`` latents drawn uniformly from the latent box ``[-1, 1]``: the GAN's latent prior.
 
@@ -94,16 +126,20 @@ def sample_latents(
     n : int
         Number of latents.
     shape : sequence of int
-        ``(C, h, w)``, e.g. :func:`latent_shape`.
+        ``(C + G, h, w)``, e.g. :func:`latent_shape`.
     seed : int, optional
         The same seed gives the same latents (a private :class:`torch.Generator`).
     generator : torch.Generator, optional
         Draw from this CPU generator instead (a stream shared with other draws, as in the
         training loop). Exactly one of ``seed`` and ``generator`` is given.
+    global_channels : int
+        ``G`` (``config.generator.global_channels``): the last ``G`` channels take one uniform
+        value per latent, constant over the map (the value drawn for cell ``(0, 0)``, so the
+        local channels are the same draws as without them).
 
     Returns
     -------
-    Tensor, ``n x C x h x w``, float32 on the CPU
+    Tensor, ``n x (C + G) x h x w``, float32 on the CPU
     """
     if int(n) != n or n < 1:
         raise InputError(f"the number of samples must be a positive integer, got {n}", param="n")
@@ -115,8 +151,16 @@ def sample_latents(
         what=f"{n} latents of {' x '.join(map(str, shape))}",
         param="n" if int(n) >= cells else "shape",  # the larger factor
     )
+    g = int(global_channels)
+    if not 0 <= g <= int(shape[0]):
+        raise InputError(
+            f"{g} global channels in a latent map of {shape[0]} channels", param="global_channels"
+        )
     gen = generator if generator is not None else torch.Generator().manual_seed(check_seed(seed))
-    return torch.rand((int(n), *(int(s) for s in shape)), generator=gen) * 2 - 1
+    z = torch.rand((int(n), *(int(s) for s in shape)), generator=gen) * 2 - 1
+    if g:
+        z[:, z.shape[1] - g :] = z[:, z.shape[1] - g :, :1, :1].clone()
+    return z
 
 
 QUANTILE_POINTS = 101
@@ -368,7 +412,7 @@ def decode(
         raise InputError(f"expected float32 or bfloat16, got {precision!r}", param="precision")
     fused = _fused(generator, dtypes[precision])
     device = fused.biases[0].device
-    zt = check_latents(z, latent_channels=fused.latent_channels)
+    zt = check_latents(z, latent_channels=fused.in_channels)
     n, _, h, w = zt.shape
     if fractions is not None:
         fractions = check_fractions(fractions, n)

@@ -227,7 +227,10 @@ def standing_statistics(
     generator.train()
     with torch.no_grad():
         for _ in range(n_batches):
-            generator(sample_latents(batch_size, latent_shape, generator=gen).to(dev))
+            z = sample_latents(
+                batch_size, latent_shape, generator=gen, global_channels=generator.global_channels
+            )
+            generator(z.to(dev))
     for m, mom in zip(norms, momenta, strict=True):
         m.momentum = mom
     return generator.eval()
@@ -396,9 +399,12 @@ def train(
     zshape = latent_shape(config)
     # fixed latents for the grids and the monitor: derived from the seed, not from the run's
     # stream, so they are the same on resume
-    grid_z = sample_latents(tc.grid_size, zshape, seed=tc.seed + 2)
+    prior = {"global_channels": config.generator.global_channels}
+    grid_z = sample_latents(tc.grid_size, zshape, seed=tc.seed + 2, **prior)
     monitor_z = (
-        sample_latents(tc.monitor_size, zshape, seed=tc.seed + 3) if tc.monitor_size else None
+        sample_latents(tc.monitor_size, zshape, seed=tc.seed + 3, **prior)
+        if tc.monitor_size
+        else None
     )
     monitor_real = images[: tc.monitor_size] if tc.monitor_size else None
     data = torch.from_numpy(images)
@@ -421,7 +427,7 @@ def train(
         )
         for b in bar:
             real = labels_to_signed(data[order[b * bs : (b + 1) * bs]], device=dev)
-            z = sample_latents(bs, zshape, generator=rng).to(dev)
+            z = sample_latents(bs, zshape, generator=rng, **prior).to(dev)
             g_step = (b + 1) % tc.d_steps == 0
             with torch.set_grad_enabled(g_step):
                 fake = gen(z)

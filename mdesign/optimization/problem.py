@@ -94,6 +94,7 @@ class GANDesignSpace:
         self.checkpoint_path = Path(checkpoint)
         self.ckpt = load_checkpoint(self.checkpoint_path, device=device)
         self.latent_shape = tuple(latent_shape(self.ckpt.config, size=latent_size))
+        self.global_channels = self.ckpt.config.generator.global_channels
         self.periodic = periodic
         self.binarize = binarize
         self.fraction_variable = fraction == "training"
@@ -108,7 +109,17 @@ class GANDesignSpace:
 
     @property
     def dim(self) -> int:
-        return int(np.prod(self.latent_shape)) + int(self.fraction_variable)
+        c, h, w = self.latent_shape
+        g = self.global_channels
+        return (c - g) * h * w + g + int(self.fraction_variable)
+
+    def latent_maps(self, X: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """The latent maps ``n x (C + G) x h x w`` of designs ``X`` (``n x d``)."""
+        from mdesign.gan.sampling import latent_maps
+
+        X = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)
+        x = X[:, : self.dim - int(self.fraction_variable)]
+        return latent_maps(x, self.latent_shape, global_channels=self.global_channels)
 
     def fractions(self, X: np.ndarray | torch.Tensor) -> np.ndarray | None:
         """The target phase-1 fractions of designs ``X`` (``n x d``), or None (``free``)."""
@@ -126,8 +137,7 @@ class GANDesignSpace:
         gen = self.ckpt.generator
         param = next(gen.parameters())
         X = np.asarray(X, dtype=np.float64).reshape(-1, self.dim)
-        z = torch.as_tensor(X[:, : math.prod(self.latent_shape)], dtype=torch.float32)
-        z = z.to(param.device).reshape(-1, *self.latent_shape)
+        z = self.latent_maps(X).to(param.device)
         return decode(
             gen, z, fractions=self.fractions(X), periodic=self.periodic, binarize=self.binarize
         )
@@ -171,7 +181,10 @@ def check_space(space, *, name: str = "space") -> None:
     ``dim - 1`` when its ``fraction_variable`` attribute is true),
     ``image_shape`` (two or three ints) and ``decode(X)``, which maps ``n x dim`` latents to
     ``n x *image_shape`` integer labels; checked here on one latent. ``grf(seed)`` is needed
-    only for the ``grf`` baseline and checked by the campaign.
+    only for the ``grf`` baseline and checked by the campaign. A space whose designs are not
+    the flattened latent map (a GAN with global channels) has ``latent_maps(X)``, which gives
+    the ``n x *latent_shape`` maps of ``n x dim`` designs; then ``latent_shape`` need not hold
+    ``dim``.
     """
     what = f"{name} returned {type(space).__name__!r}, not a design space"
     missing = [a for a in ("dim", "latent_shape", "image_shape", "decode") if not hasattr(space, a)]
@@ -180,7 +193,11 @@ def check_space(space, *, name: str = "space") -> None:
     try:
         dim = int(space.dim)
         extra = int(bool(getattr(space, "fraction_variable", False)))
-        latent_ok = math.prod(space.latent_shape) + extra == dim > 0
+        if hasattr(space, "latent_maps"):
+            maps = tuple(np.shape(space.latent_maps(np.zeros((1, dim)))))
+            latent_ok = maps == (1, *tuple(space.latent_shape)) and dim > 0
+        else:
+            latent_ok = math.prod(space.latent_shape) + extra == dim > 0
         images = np.asarray(space.decode(np.zeros((1, dim))))
     except Exception as exc:
         raise InputError(f"{what} ({type(exc).__name__}: {exc})") from None

@@ -126,7 +126,7 @@ def write_report(
         out / "best.npz",
         images,
         meta=meta,
-        latents=latents[:, :n_latent].reshape(len(top), *space.latent_shape).astype(np.float32)
+        latents=_latent_maps(space, latents, n_latent)
         if len(top)
         else np.zeros((0, *space.latent_shape), np.float32),
         values=values.reshape(len(top), len(outcome_names)),
@@ -207,6 +207,14 @@ def _confirmed_markdown(config, rows: dict[str, dict], improvement: dict, name: 
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _latent_maps(space, latents: np.ndarray, n_latent: int) -> np.ndarray:
+    """The latent maps ``n x *space.latent_shape`` of designs (what ``mdesign sample --latent``
+    decodes): the space's own ``latent_maps`` when it has one, else the reshaped coordinates."""
+    if hasattr(space, "latent_maps"):
+        return np.asarray(space.latent_maps(latents), dtype=np.float32)
+    return latents[:, :n_latent].reshape(len(latents), *space.latent_shape).astype(np.float32)
 
 
 def _g(v) -> str:

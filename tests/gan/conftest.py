@@ -57,7 +57,7 @@ def tiny_networks(config: GANConfig, *, seed: int = 0, warm: bool = True):
         g.train()
         with torch.no_grad():
             for _ in range(5):
-                g(torch.rand((8, config.generator.latent_channels, 2, 2), generator=gen) * 2 - 1)
+                g(torch.rand((8, g.in_channels, 2, 2), generator=gen) * 2 - 1)
             # move the norms off their initial values, so folding them is not an identity
             for m in g.modules():
                 if isinstance(m, torch.nn.BatchNorm2d):

@@ -204,6 +204,28 @@ def test_fused_generator_matches_eval_mode(upsample):
             torch.testing.assert_close(torch.tanh(logits), ref, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("upsample", UPSAMPLES)
+def test_global_channels_enter_through_their_spatial_mean(upsample):
+    config = tiny_config(generator={"upsample": upsample, "global_channels": 1})
+    g = tiny_networks(config)[0].eval()
+    in_dim = 1 if upsample == "resize" else 0
+    assert g.in_channels == 2 and g.blocks[0].conv.weight.shape[in_dim] == 2
+    gen = torch.Generator().manual_seed(1)
+    z = torch.rand(3, 2, 4, 4, generator=gen) * 2 - 1  # a global channel that varies over the map
+    flat = z.clone()
+    flat[:, 1] = z[:, 1].mean((-2, -1), keepdim=True)
+    with torch.no_grad():
+        torch.testing.assert_close(g(z), g(flat))
+        torch.testing.assert_close(FusedGenerator(g)(z), g(z), rtol=1e-4, atol=1e-5)
+        # a local cell reaches only nearby pixels; the global value reaches every pixel
+        local, glob = flat.clone(), flat.clone()
+        local[:, 0, 0, 0] += 0.5
+        glob[:, 1] += 0.5
+        far = (slice(None), 0, slice(112, 128), slice(112, 128))  # beyond cell (0, 0)'s reach
+        assert torch.equal(g(local)[far], g(flat)[far])
+        assert (g(glob) - g(flat)).abs().amin() > 0
+
+
 def test_init_is_seeded():
     a = init_weights(Generator(1, (8, 4)), seed=5).state_dict()
     b = init_weights(Generator(1, (8, 4)), seed=5).state_dict()

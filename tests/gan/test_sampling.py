@@ -203,3 +203,21 @@ def test_training_fractions_from_the_record_and_their_sampling():
         [0.3, 0.45, 0.6]
     )
     assert training_fractions({"n_images": 3}) is None
+
+
+def test_global_channels_of_the_prior_are_one_uniform_value_per_latent():
+    from scipy.stats import kstest
+
+    from mdesign.gan.sampling import latent_maps
+
+    z = sample_latents(2000, (3, 4, 4), seed=7, global_channels=1)
+    plain = sample_latents(2000, (3, 4, 4), seed=7)
+    assert torch.equal(z[:, :2], plain[:, :2])  # the local channels are the same draws
+    assert torch.equal(z[:, 2], z[:, 2, :1, :1].expand(-1, 4, 4))
+    assert kstest(z[:, 2, 0, 0].numpy(), "uniform", args=(-1, 2)).pvalue > 1e-3
+    # design vectors (the local cells, then the global values) map back to the same latents
+    x = torch.cat([z[:, :2].flatten(1), z[:, 2:, 0, 0]], dim=1)
+    assert x.shape == (2000, 2 * 16 + 1)
+    assert torch.equal(latent_maps(x.numpy(), (3, 4, 4), global_channels=1), z)
+    with pytest.raises(InputError, match="global channels"):
+        sample_latents(1, (1, 4, 4), seed=0, global_channels=2)

@@ -86,11 +86,19 @@ def test_training_is_seeded(tmp_path, tiny, tiny_images):
 
 
 @pytest.mark.parametrize(
-    ("upsample", "pool"),
-    [("transposed", "mean"), ("resize", "mean"), ("blur", "mean"), ("transposed", "mean_std")],
+    ("upsample", "pool", "global_channels"),
+    [
+        ("transposed", "mean", 0),
+        ("resize", "mean", 0),
+        ("blur", "mean", 0),
+        ("blur", "mean_std", 1),
+    ],
 )
-def test_resume_continues_exactly(tmp_path, tiny_images, upsample, pool):
-    tiny = tiny_config(generator={"upsample": upsample}, discriminator={"pool": pool})
+def test_resume_continues_exactly(tmp_path, tiny_images, upsample, pool, global_channels):
+    tiny = tiny_config(
+        generator={"upsample": upsample, "global_channels": global_channels},
+        discriminator={"pool": pool},
+    )
     straight = train(tiny_images, tmp_path / "straight", tiny, epochs=3, device="cpu")
     train(tiny_images, tmp_path / "split", tiny, epochs=1, device="cpu")
     split = train(tiny_images, tmp_path / "split", None, epochs=3, resume=True, device="cpu")
@@ -102,6 +110,8 @@ def test_resume_continues_exactly(tmp_path, tiny_images, upsample, pool):
     assert _metrics(straight.out_dir / "metrics.jsonl") == _metrics(split.out_dir / "metrics.jsonl")
     loaded = load_checkpoint(split.out_dir / "model.pt")
     assert loaded.generator.upsample == upsample and loaded.discriminator.pool == pool
+    assert loaded.generator.global_channels == global_channels
+    assert loaded.latent_shape == (1 + global_channels, 1, 1)
 
 
 @pytest.mark.parametrize("where", ["grid", "checkpoint"])

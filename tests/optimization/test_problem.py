@@ -67,6 +67,33 @@ def test_without_recorded_fractions_the_space_refuses_and_names_the_remedy(tmp_p
     assert GANDesignSpace(path, fraction="free").dim == 16
 
 
+def test_a_gan_with_a_global_channel_is_a_space_of_local_cells_and_one_global_value(tmp_path):
+    from mdesign.gan import decode, save_checkpoint
+    from mdesign.optimization.problem import check_space
+    from tests.gan.conftest import tiny_config, tiny_networks
+
+    config = tiny_config(generator={"global_channels": 1, "latent_size": 2})
+    g, d = tiny_networks(config)
+    with torch.no_grad():  # a global channel that matters as much as a trained one can
+        g.blocks[0].conv.weight[1] *= 100
+    path = save_checkpoint(
+        tmp_path / "g.pt", generator=g, discriminator=d, config=config, epoch=1, data_meta={}
+    )
+    space = GANDesignSpace(path, fraction="free")
+    assert space.latent_shape == (2, 2, 2) and space.dim == 4 + 1
+    check_space(space)
+    X = np.random.default_rng(0).uniform(-1, 1, (5, 5))
+    z = space.latent_maps(X)
+    assert torch.equal(z[:, 0], torch.as_tensor(X[:, :4], dtype=torch.float32).reshape(5, 2, 2))
+    assert torch.equal(
+        z[:, 1], torch.as_tensor(X[:, 4:], dtype=torch.float32)[:, :, None].expand(5, 2, 2)
+    )
+    assert np.array_equal(space.decode(X), decode(g, z))
+    X2 = X.copy()
+    X2[:, 4] = -X[:, 4]  # the global value alone changes the image
+    assert not np.array_equal(space.decode(X2), space.decode(X))
+
+
 def test_grf_baseline_is_drawn_like_the_training_set(space):
     from mdesign.gan import grf_training_parameters
 

@@ -55,7 +55,12 @@ def study_images(gan, config: SurrogateConfig, *, progress: bool = False):
     pool, test = grf.images[: st.n_pool], grf.images[st.n_pool :]
     gan_images = np.zeros((0, *pool.shape[1:]), np.uint8)
     if st.n_gan_test:
-        z = sample_latents(st.n_gan_test, latent_shape(gan.config), seed=st.image_seed)
+        z = sample_latents(
+            st.n_gan_test,
+            latent_shape(gan.config),
+            seed=st.image_seed,
+            global_channels=gan.config.generator.global_channels,
+        )
         gan_images = decode(gan.generator, z)
     return pool, test, gan_images
 
