@@ -195,7 +195,10 @@ def broadcast_global(z: torch.Tensor, global_channels: int) -> torch.Tensor:
     if not global_channels:
         return z
     c = z.shape[1] - int(global_channels)
-    g = z[:, c:].mean((-2, -1), keepdim=True).expand(-1, -1, *z.shape[-2:])
+    # the mean in double precision is exact for a constant channel (the prior's), so the map
+    # passes through unchanged
+    g = z[:, c:].double().mean((-2, -1), keepdim=True).to(z.dtype)
+    g = g.expand(-1, -1, *z.shape[-2:])
     return torch.cat([z[:, :c], g], dim=1)
 
 

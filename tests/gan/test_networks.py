@@ -12,6 +12,7 @@ from mdesign.gan.networks import (
     FusedGenerator,
     Generator,
     blur_conv,
+    broadcast_global,
     discriminator_trunk,
     init_weights,
     labels_to_signed,
@@ -216,6 +217,10 @@ def test_global_channels_enter_through_their_spatial_mean(upsample):
     flat[:, 1] = z[:, 1].mean((-2, -1), keepdim=True)
     with torch.no_grad():
         torch.testing.assert_close(g(z), g(flat))
+        # the prior's maps (constant global channels) pass unchanged, bit for bit
+        prior = torch.rand(5, 2, 7, 7, generator=gen) * 2 - 1
+        prior[:, 1] = prior[:, 1, :1, :1]
+        assert torch.equal(broadcast_global(prior, 1), prior)
         torch.testing.assert_close(FusedGenerator(g)(z), g(z), rtol=1e-4, atol=1e-5)
         # a local cell reaches only nearby pixels; the global value reaches every pixel
         local, glob = flat.clone(), flat.clone()
