@@ -511,7 +511,13 @@ class GANTrainConfig(Config):
     Yang et al. 2018; ``wgan-gp``: Wasserstein loss with gradient penalty (Gulrajani et al.
     2017)."""
     lr: float = Field(5e-4, gt=0)
-    """Adam learning rate of both networks."""
+    """Adam learning rate of both networks (until the first of ``lr_steps``)."""
+    lr_steps: list[tuple[Annotated[int, Field(ge=2)], Annotated[float, Field(gt=0)]]] = []
+    """A piecewise-constant schedule: ``[epoch, lr]`` pairs in increasing epoch order; from
+    that epoch on (counted from 1, as in ``metrics.jsonl``) both networks use that learning
+    rate. Empty: ``lr`` throughout. A lower rate late in training settles the generator's
+    oscillation from epoch to epoch, which otherwise shows as bars and stripes along the pixel
+    grid (``artifacts/gan_global/README.md``)."""
     beta1: float = Field(0.5, ge=0, lt=1)
     """Adam's first-moment decay (0.5, Radford et al. 2016)."""
     beta2: float = Field(0.999, ge=0, lt=1)
@@ -534,6 +540,22 @@ class GANTrainConfig(Config):
     (``generator_train``), so a run can be judged both ways."""
     gp_weight: float = Field(10.0, ge=0)
     """Weight of the gradient penalty (``wgan-gp`` only)."""
+
+    @model_validator(mode="after")
+    def _steps_in_order(self) -> GANTrainConfig:
+        epochs = [e for e, _ in self.lr_steps]
+        if epochs != sorted(set(epochs)):
+            raise ValueError(f"lr_steps: epochs must increase, got {epochs}")
+        return self
+
+    def lr_at(self, epoch: int) -> float:
+        """The learning rate of ``epoch`` (counted from 1)."""
+        lr = self.lr
+        for start, value in self.lr_steps:
+            if epoch >= start:
+                lr = value
+        return lr
+
     seed: Seed = 0
     """Seeds the initial weights, the batch order and the latents; the same seed and data give
     the same run."""

@@ -11,6 +11,7 @@ from mdesign.descriptors import (
     lineal_path,
     specific_surface,
     two_point_correlation,
+    two_point_correlation_directional,
     two_point_correlation_radial,
     volume_fractions,
 )
@@ -192,3 +193,48 @@ def test_non_periodic_radial_with_short_padding_equals_full_padding(grf_stack):
     ).numpy()
     short = two_point_correlation_radial(grf_stack, max_distance=7, periodic=False)
     assert np.allclose(full, short, atol=1e-6)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_directional_s2_matches_brute_force(periodic):
+    imgs = _random_labels(7, shape=(3, 12, 15))
+    dirs = [(1, 0), (0, 1), (1, 1), (1, -1), (2, -1)]
+    got = two_point_correlation_directional(
+        imgs, directions=dirs, phase=1, max_distance=5, periodic=periodic
+    )
+    assert got.shape == (3, 5, 6)
+    for n, img in enumerate(imgs):
+        for j, (dy, dx) in enumerate(dirs):
+            for k in range(6):
+                want = _brute_s2(img, 1, k * dy, k * dx, periodic)
+                assert got[n, j, k] == pytest.approx(want, abs=1e-6), (n, j, k)
+    # the axes by default, and one image alone as in the stack
+    axes = two_point_correlation_directional(imgs, max_distance=5, periodic=periodic)
+    np.testing.assert_allclose(axes, got[:, :2], atol=1e-6)
+    one = two_point_correlation_directional(imgs[1], max_distance=5, periodic=periodic)
+    np.testing.assert_allclose(one[0], axes[1], atol=1e-6)
+
+
+def test_directional_s2_of_stripes_and_of_a_volume():
+    # vertical stripes of period 2: down a column nothing changes, across it and along a
+    # diagonal every odd multiple lands in the other phase
+    stripes = np.zeros((1, 8, 10), dtype=np.uint8)
+    stripes[:, :, ::2] = 1
+    got = two_point_correlation_directional(
+        stripes, directions=[(1, 0), (0, 1), (1, 1)], max_distance=4, periodic=False
+    )[0]
+    np.testing.assert_allclose(got[0], 0.5, atol=1e-6)
+    np.testing.assert_allclose(got[1], [0.5, 0, 0.5, 0, 0.5], atol=1e-6)
+    np.testing.assert_allclose(got[2], [0.5, 0, 0.5, 0, 0.5], atol=1e-6)
+    vol = _random_labels(3, shape=(2, 6, 7, 8))
+    got = two_point_correlation_directional(vol, max_distance=2, periodic=True)
+    assert got.shape == (2, 3, 3)
+    ind = (vol[0] == 1).astype(float)
+    for axis in range(3):
+        for r in range(3):
+            want = (ind * np.roll(ind, -r, axis=axis)).mean()
+            assert got[0, axis, r] == pytest.approx(want, abs=1e-6)
+    with pytest.raises(InputError, match="reaches beyond"):
+        two_point_correlation_directional(stripes, max_distance=8)
+    with pytest.raises(InputError, match="non-zero integer vectors of 2"):
+        two_point_correlation_directional(stripes, directions=[(0, 0)], max_distance=2)

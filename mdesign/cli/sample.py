@@ -91,7 +91,7 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run, param_flags=flags)
 
 
-def _read_latents(path, *, channels: int):
+def _read_latents(path, *, channels: int, global_channels: int):
     """Latents of a .npy or .npz file, and its fractions (a .npz `volume_fraction`) or None."""
     from pathlib import Path
 
@@ -127,7 +127,13 @@ def _read_latents(path, *, channels: int):
         raise InputError(f"--latent {path}: cannot read ({type(exc).__name__}: {exc})") from None
     if z.dtype.kind not in "fiu":
         raise InputError(f"--latent {path}: expected numbers, got dtype {z.dtype}")
-    z = check_latents(z, latent_channels=channels, source=f"--latent {path}", in_box=True)
+    z = check_latents(
+        z,
+        latent_channels=channels,
+        global_channels=global_channels,
+        source=f"--latent {path}",
+        in_box=True,
+    )
     if fractions is not None:
         from mdesign.gan.sampling import check_fractions
 
@@ -206,7 +212,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--binarize: applies with --fraction free only")
     fractions = None
     if args.latent:
-        z, fractions = _read_latents(args.latent, channels=ckpt.latent_shape[0])
+        z, fractions = _read_latents(
+            args.latent,
+            channels=ckpt.latent_shape[0],
+            global_channels=ckpt.config.generator.global_channels,
+        )
         if args.binarize is not None:
             fractions = None  # cut by --binarize, as asked
         elif fractions is not None and args.fraction is not None:
@@ -274,6 +284,7 @@ def run(args: argparse.Namespace) -> int:
             f"{100 * summary['specific_surface_error']:+.1f}% (std ratio "
             f"{summary['specific_surface_std_ratio']:.2f}), clusters per phase "
             + " / ".join(f"{100 * e:+.1f}%" for e in summary["clusters_error"])
+            + f", anisotropy x{summary['anisotropy_ratio']:.2f} (goal <= 1.2)"
             + f"; wrote {args.report}"
             + (f" and {args.plot}" if args.plot else ""),
         )

@@ -234,12 +234,15 @@ def check_fractions(fractions, n: int, *, source: str = "fractions") -> np.ndarr
 # Latents may leave the box [-1, 1] by float rounding (a float64 optimiser cast to float32,
 # a text round trip), not by more.
 LATENT_BOX_TOLERANCE = 1e-4
+# relative spread over the map allowed in a global channel (interpolated maps round a constant)
+GLOBAL_TOLERANCE = 1e-5
 
 
 def check_latents(
     z: np.ndarray | torch.Tensor,
     *,
     latent_channels: int,
+    global_channels: int = 0,
     source: str = "latents",
     in_box: bool = False,
 ) -> torch.Tensor:
@@ -250,7 +253,12 @@ def check_latents(
     z : ndarray or Tensor
         The latents.
     latent_channels : int
-        ``C`` of the generator.
+        The generator's input channels, ``C + G`` (``Generator.in_channels``).
+    global_channels : int
+        ``G``: the last ``G`` channels are global, one value per image, so each must be constant
+        over the map (to within float rounding). A map drawn without ``global_channels`` in
+        :func:`sample_latents` is refused here: the generator would silently use its mean, a
+        narrower distribution than the prior's.
     source : str
         Named in the error messages.
     in_box : bool
@@ -262,7 +270,8 @@ def check_latents(
     ------
     InputError
         Wrong number of dimensions, a channel count other than the generator's, an empty
-        array, NaN/infinite values, or (``in_box``) a value outside the box.
+        array, NaN/infinite values, a global channel that varies over the map, or (``in_box``) a
+        value outside the box.
     """
     t = torch.as_tensor(z) if not isinstance(z, torch.Tensor) else z
     if t.ndim == 3:
@@ -283,6 +292,18 @@ def check_latents(
     t = t.to(torch.float32)
     if not torch.isfinite(t).all():
         raise InputError(f"{source}: latents contain NaN or infinite values")
+    g = int(global_channels)
+    if g:
+        glob = t[:, t.shape[1] - g :].flatten(2)
+        spread = glob.amax(2) - glob.amin(2)
+        bad = spread > GLOBAL_TOLERANCE * glob.abs().amax(2).clamp(min=1)
+        if bad.any():
+            i = int(bad.any(1).nonzero()[0, 0])
+            raise InputError(
+                f"{source}: the last {g} channel(s) are global (one value per image), but latent "
+                f"{i} varies over the map by {float(spread[i].max()):.3g}; draw latents with "
+                f"sample_latents(..., global_channels={g}) or make those channels constant"
+            )
     if in_box:
         worst = float(t.abs().max())
         if worst > 1 + LATENT_BOX_TOLERANCE:
@@ -412,7 +433,7 @@ def decode(
         raise InputError(f"expected float32 or bfloat16, got {precision!r}", param="precision")
     fused = _fused(generator, dtypes[precision])
     device = fused.biases[0].device
-    zt = check_latents(z, latent_channels=fused.in_channels)
+    zt = check_latents(z, latent_channels=fused.in_channels, global_channels=fused.global_channels)
     n, _, h, w = zt.shape
     if fractions is not None:
         fractions = check_fractions(fractions, n)

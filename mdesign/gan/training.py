@@ -413,6 +413,10 @@ def train(
     records = []
     for epoch in range(start, total):
         t0 = time.perf_counter()
+        lr = tc.lr_at(epoch + 1)
+        for opt in (opt_g, opt_d):
+            for group in opt.param_groups:
+                group["lr"] = lr
         gen.train()
         disc.train()
         order = torch.randperm(images.shape[0], generator=rng)
@@ -488,6 +492,7 @@ def train(
             "loss_g": sums["loss_g"] / max(g_steps, 1),
             "d_real": sums["d_real"] / n_batches,
             "d_fake": sums["d_fake"] / n_batches,
+            "lr": lr,
             "seconds": seconds,
             "images_per_second": n_batches * bs / seconds,
         }

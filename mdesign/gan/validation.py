@@ -36,6 +36,11 @@ Morphology
     * **Cluster counts** of each phase: connected components, 4-connectivity
       (:func:`mdesign.reconstruction.metrics.cluster_counts`), mean per set and phase, and the
       relative error per phase.
+    * **Anisotropy** of each image (:func:`anisotropy`): how much its ``S2`` differs between
+      the two axes and between the two diagonals, and the ratio of the set means
+      (``anisotropy_ratio``). An isotropic training set gives only its sampling noise; bars,
+      stripes and streaks along the pixel grid or its diagonals give more, and neither the
+      radial ``S2`` nor the surface and clusters see them.
 
     Both use **in-image** estimators, for every set alike: generated images are not periodic
     (the generator has no wrap-around), so their interface across the image edge and their
@@ -47,8 +52,8 @@ Morphology
 Goals
     :meth:`ValidationReport.summary` states whether each figure meets its goal (``goals``):
     ``volume_fraction_ks <= 0.1``, ``|volume_fraction_std_ratio - 1| <= 0.1``,
-    ``s2_ratio <= 2``, ``|specific_surface_error| <= 0.1`` and ``|clusters_error| <= 0.1`` for
-    each phase (:data:`GOALS`).
+    ``s2_ratio <= 2``, ``|specific_surface_error| <= 0.1``, ``|clusters_error| <= 0.1`` for
+    each phase and ``anisotropy_ratio <= 1.2`` (:data:`GOALS`).
 
 References
 ----------
@@ -68,12 +73,18 @@ from typing import Any
 import numpy as np
 
 from mdesign.config import GAN_DEFAULTS, GRFConfig, config_from_dict
-from mdesign.descriptors import lineal_path, specific_surface, two_point_correlation_radial
+from mdesign.descriptors import (
+    lineal_path,
+    specific_surface,
+    two_point_correlation_directional,
+    two_point_correlation_radial,
+)
 from mdesign.errors import InputError
 
 __all__ = [
     "GOALS",
     "ValidationReport",
+    "anisotropy",
     "curve_distance",
     "grf_reference",
     "plot_validation",
@@ -91,10 +102,11 @@ GOALS: dict[str, float] = {
     "s2_ratio": 2.0,
     "specific_surface": 0.1,
     "clusters": 0.1,
+    "anisotropy": 1.2,
 }
 """Goal thresholds of :meth:`ValidationReport.summary`: the KS statistic at most 0.1, the std
 ratio within 10% of 1, the S2 ratio at most 2, the specific surface and the cluster count of
-each phase within 10% of the real set's."""
+each phase within 10% of the real set's, the mean anisotropy at most 1.2 times the real set's."""
 
 
 def _ratio(a: float, b: float) -> float:
@@ -274,6 +286,8 @@ class ValidationReport:
         Specific surface of phase 1 of each image, in-image estimator, 1/pixel.
     clusters_generated, clusters_real, clusters_real_b : ndarray of int, ``N x 2``
         Clusters of phases 0 and 1 of each image (4-connectivity, in-image).
+    anisotropy_generated, anisotropy_real, anisotropy_real_b : ndarray, ``N``
+        Anisotropy of each image (:func:`anisotropy`).
     """
 
     s2_generated: np.ndarray
@@ -291,6 +305,9 @@ class ValidationReport:
     clusters_generated: np.ndarray
     clusters_real: np.ndarray
     clusters_real_b: np.ndarray
+    anisotropy_generated: np.ndarray
+    anisotropy_real: np.ndarray
+    anisotropy_real_b: np.ndarray
 
     @property
     def s2_distance_generated(self) -> float:
@@ -347,12 +364,19 @@ class ValidationReport:
         std_ratio = _ratio(vf["generated"].std(), vf["real"].std())
         ss_error = _ratio(ss["generated"], ss["real"]) - 1
         cl_error = [_ratio(g, r) - 1 for g, r in zip(cl["generated"], cl["real"], strict=True)]
+        an = {
+            "generated": float(self.anisotropy_generated.mean()),
+            "real": float(self.anisotropy_real.mean()),
+            "real_b": float(self.anisotropy_real_b.mean()),
+        }
+        an_ratio = _ratio(an["generated"], an["real"])
         goals = {
             "volume_fraction_ks": ks_gen <= GOALS["volume_fraction_ks"],
             "volume_fraction_std_ratio": abs(std_ratio - 1) <= GOALS["volume_fraction_std_ratio"],
             "s2_ratio": self.s2_ratio <= GOALS["s2_ratio"],
             "specific_surface": abs(ss_error) <= GOALS["specific_surface"],
             **{f"clusters_phase_{j}": abs(e) <= GOALS["clusters"] for j, e in enumerate(cl_error)},
+            "anisotropy": an_ratio <= GOALS["anisotropy"],
         }
         goals = {k: bool(v) for k, v in goals.items()}
         goals["all"] = all(goals.values())
@@ -389,6 +413,9 @@ class ValidationReport:
             "clusters_error_real": [
                 _ratio(b, r) - 1 for b, r in zip(cl["real_b"], cl["real"], strict=True)
             ],
+            "anisotropy_mean": an,
+            "anisotropy_ratio": an_ratio,
+            "anisotropy_ratio_real": _ratio(an["real_b"], an["real"]),
             "goals": goals,
             "goal_thresholds": dict(GOALS),
             "s2_mean": {
@@ -442,7 +469,41 @@ def validate(
     vf = [np.asarray(a, dtype=np.float64).mean((1, 2)) for a in sets]
     ss = [specific_surface(a, phase=1, periodic=False) for a in sets]
     cl = [np.stack([cluster_counts(img, phases=2) for img in np.asarray(a)]) for a in sets]
-    return ValidationReport(*s2, *lp, *vf, *ss, *cl)
+    an = [anisotropy(a, max_distance=max_distance) for a in sets]
+    return ValidationReport(*s2, *lp, *vf, *ss, *cl, *an)
+
+
+def anisotropy(images: np.ndarray, *, max_distance: int = _V.max_distance) -> np.ndarray:
+    """Per image, how much ``S2`` of phase 1 depends on the direction.
+
+    ``mean_{k=1..R} (|S2(k, 0) - S2(0, k)| + |S2(k, k) - S2(k, -k)|) / 2 / (phi - phi^2)``: the
+    axes compared with each other and the diagonals with each other (each pair has the same
+    lengths), with the in-image estimator
+    (:func:`mdesign.descriptors.two_point_correlation_directional`, ``periodic=False``), and
+    ``phi`` the image's fraction. ``phi - phi^2`` is the range of ``S2`` (its value at 0 less
+    its limit), so the figure is comparable across fractions. 0 for a single-phase image.
+
+    Parameters
+    ----------
+    images : ndarray, ``N x H x W``
+        Phase labels 0 and 1.
+    max_distance : int
+        ``R``: the largest multiple of each direction (``R sqrt 2`` pixels along a diagonal).
+
+    Returns
+    -------
+    ndarray, ``N``
+    """
+    s2 = two_point_correlation_directional(
+        images,
+        directions=[(1, 0), (0, 1), (1, 1), (1, -1)],
+        max_distance=max_distance,
+        periodic=False,
+    )
+    phi = s2[:, 0, 0]
+    scale = phi - phi**2
+    diff = (np.abs(s2[:, 0, 1:] - s2[:, 1, 1:]) + np.abs(s2[:, 2, 1:] - s2[:, 3, 1:])) / 2
+    return np.where(scale > 0, diff.mean(1) / np.where(scale > 0, scale, 1), 0.0)
 
 
 def _morphology_line(summ: dict[str, Any]) -> str:
@@ -463,7 +524,8 @@ def _morphology_line(summ: dict[str, Any]) -> str:
         f"({summ['specific_surface_error']:+.1%}; {summ['specific_surface_error_real']:+.1%}), "
         f"its spread over images: std ratio {summ['specific_surface_std_ratio']:.2f} "
         f"({summ['specific_surface_std_ratio_real']:.2f})"
-        f"\nclusters {cl}\n"
+        f"\nclusters {cl}, anisotropy x{summ['anisotropy_ratio']:.2f} "
+        f"({summ['anisotropy_ratio_real']:.2f})\n"
         + ("all goals met" if not missed else "goals missed: " + ", ".join(missed))
     )
 

@@ -413,3 +413,9 @@ def test_sample_with_a_global_channel_round_trips_its_latents(run_cli, tmp_path)
     res = run_cli("sample", *args, "--latent", tmp_path / "local.npy", "-o", tmp_path / "x.npz")
     assert res.code == 2 and "channels, the generator takes 2" in res.err
     assert not (tmp_path / "x.npz").exists()
+    varying = latents.copy()
+    varying[:, 1] = np.random.default_rng(0).uniform(-1, 1, (4, 3, 3))  # not one value per image
+    np.save(tmp_path / "varying.npy", varying)
+    res = run_cli("sample", *args, "--latent", tmp_path / "varying.npy", "-o", tmp_path / "x.npz")
+    assert res.code == 2 and "global_channels=1" in res.err and "latent 0 varies" in res.err
+    assert not (tmp_path / "x.npz").exists()

@@ -221,3 +221,22 @@ def test_global_channels_of_the_prior_are_one_uniform_value_per_latent():
     assert torch.equal(latent_maps(x.numpy(), (3, 4, 4), global_channels=1), z)
     with pytest.raises(InputError, match="global channels"):
         sample_latents(1, (1, 4, 4), seed=0, global_channels=2)
+
+
+def test_decode_refuses_a_global_channel_that_varies_over_the_map():
+    from tests.gan.conftest import tiny_config
+
+    g = tiny_networks(tiny_config(generator={"global_channels": 1}))[0]
+    z = sample_latents(3, (2, 3, 3), seed=4, global_channels=1)
+    images = decode(g, z, fractions=0.5)
+    # a bilinear resize of the maps rounds the constant channel: still accepted, same images
+    big = torch.nn.functional.interpolate(z.double(), size=(5, 5), mode="bilinear").float()
+    assert decode(g, big, fractions=0.5).shape == (3, 160, 160)
+    assert np.array_equal(decode(g, z.clone(), fractions=0.5), images)
+    wrong = sample_latents(3, (2, 3, 3), seed=4)  # the prior drawn without global_channels
+    with pytest.raises(InputError, match=r"latent 0 varies .*global_channels=1"):
+        decode(g, wrong, fractions=0.5)
+    wrong = z.clone()
+    wrong[2, 1, 1, 2] += 1e-3  # one cell of the last latent
+    with pytest.raises(InputError, match=r"latent 2 varies over the map by 0\.001"):
+        decode(g, wrong, fractions=0.5)

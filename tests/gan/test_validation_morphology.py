@@ -1,4 +1,5 @@
-"""Validation beyond S2: spread of the fractions, specific surface, cluster counts and goals."""
+"""Validation beyond S2: spread of the fractions, specific surface, cluster counts, anisotropy
+and goals."""
 
 import json
 from collections import deque
@@ -6,7 +7,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from mdesign.gan.validation import GOALS, validate
+from mdesign.gan.validation import GOALS, anisotropy, validate
 from mdesign.grf import grf_microstructures
 
 OLD_KEYS = {
@@ -79,6 +80,7 @@ def test_a_copy_of_the_real_set_meets_every_goal(sets):
             "specific_surface",
             "clusters_phase_0",
             "clusters_phase_1",
+            "anisotropy",
             "all",
         ],
         True,
@@ -174,3 +176,47 @@ def test_a_narrower_range_of_feature_sizes_shows_in_the_surface_spread_not_its_m
     assert summ["specific_surface_ks_generated"] > 2 * summ["specific_surface_ks_real"]
     s = summ["specific_surface_std"]
     assert summ["specific_surface_std_ratio"] == pytest.approx(s["generated"] / s["real"])
+
+
+def test_anisotropy_of_stripes_in_closed_form_and_invariant_to_rotation(sets):
+    # vertical stripes of period 2 at fraction 1/2: S2 down a column is 1/2 at every lag,
+    # across it 1/2 at even lags and 0 at odd ones, so the axes differ by 1/4 on average over
+    # r = 1..4; both diagonals cross the stripes alike (no difference); phi - phi^2 = 1/4
+    stripes = np.zeros((1, 16, 16), dtype=np.uint8)
+    stripes[:, :, ::2] = 1
+    assert anisotropy(stripes, max_distance=4) == pytest.approx([0.5])
+    # diagonal stripes (period 2 along the rows and the columns): the axes agree, one
+    # diagonal stays in its phase and the other alternates
+    yy, xx = np.mgrid[:16, :16]
+    diagonal = ((yy + xx) % 2 == 0)[None].astype(np.uint8)
+    # a checkerboard: every pair agrees, up to the in-image estimator's edges (an odd-sized
+    # overlap holds one more pixel of one phase)
+    assert anisotropy(diagonal, max_distance=4)[0] < 0.01
+    diagonal = ((yy + xx) % 4 < 2)[None].astype(np.uint8)
+    # along (k, -k) nothing changes (1/2); along (k, k) the phase alternates every step
+    # (0, 1/2, 0, 1/2 for k = 1..4: the mean |difference| is 1/4) and the axes agree
+    assert anisotropy(diagonal, max_distance=4) == pytest.approx([0.5], abs=0.01)  # edges
+    assert anisotropy(np.zeros((1, 8, 8), dtype=np.uint8), max_distance=4).tolist() == [0.0]
+    # swapping the axes swaps the two curves: the same figure per image
+    real, _ = sets
+    a = anisotropy(real, max_distance=8)
+    np.testing.assert_allclose(
+        anisotropy(real.transpose(0, 2, 1).copy(), max_distance=8), a, rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        anisotropy(np.rot90(real, axes=(1, 2)).copy(), max_distance=8), a, rtol=1e-5
+    )
+
+
+def test_bars_break_the_anisotropy_goal_but_not_the_radial_s2(sets):
+    real, real_b = sets
+    summ = validate(real.copy(), real, real_b, max_distance=8).summary()
+    assert summ["anisotropy_ratio"] == 1 and summ["goals"]["anisotropy"]
+    assert 0.8 < summ["anisotropy_ratio_real"] < 1.25  # two isotropic sets: sampling noise
+    # the same fields stretched 3x along the rows (horizontal bars), with their fractions
+    bars = np.repeat(_grf_set(20, seed=23, size=64), 3, axis=2)[:, :, :64]
+    summ = validate(bars, real, real_b, max_distance=8).summary()
+    assert summ["anisotropy_ratio"] > 2 and not summ["goals"]["anisotropy"]
+    assert summ["anisotropy_mean"]["generated"] == pytest.approx(
+        anisotropy(bars, max_distance=8).mean()
+    )
