@@ -310,6 +310,26 @@ def two_point_correlation(
     return corr
 
 
+def _indicator_batches(
+    images: np.ndarray | torch.Tensor,
+    phase: int,
+    *,
+    chunk_size: int,
+    device: torch.device | str | None,
+):
+    """The phase indicator of a stack in batches of ``chunk_size`` images (volumes: at most
+    2^24 voxels a batch); one batch for a single image."""
+    shape = _spatial_shape(images)
+    if images.ndim == 2:
+        yield _indicator(images, phase, device=device)
+        return
+    step = chunk_size
+    if len(shape) == 3:
+        step = max(1, min(chunk_size, _VOLUME_BATCH_VOXELS // math.prod(shape)))
+    for start in range(0, images.shape[0], step):
+        yield _indicator(images[start : start + step], phase, device=device)
+
+
 def two_point_correlation_radial(
     images: np.ndarray | torch.Tensor,
     *,
@@ -346,14 +366,8 @@ def two_point_correlation_radial(
     r_max = default_max_distance(shape) if max_distance is None else int(max_distance)
     # lags beyond R are not needed: a round(|d|) <= R lag has components <= R
     dist = lag_distances(shape, periodic=periodic, max_lag=r_max)
-    single = images.ndim == 2
-    step = chunk_size
-    if len(shape) == 3:
-        step = max(1, min(chunk_size, _VOLUME_BATCH_VOXELS // math.prod(shape)))
     out = []
-    for start in range(0, 1 if single else images.shape[0], step):
-        chunk = images if single else images[start : start + step]
-        x = _indicator(chunk, phase, device=device)
+    for x in _indicator_batches(images, phase, chunk_size=chunk_size, device=device):
         corr = autocorrelation(x, periodic=periodic, max_lag=r_max, dims=len(shape))
         out.append(radial_average(corr, dist, r_max).cpu())
     return torch.cat(out).numpy().astype(np.float64)
@@ -419,16 +433,10 @@ def two_point_correlation_directional(
             f"{r_max} times the directions {dirs.tolist()} reaches beyond images of {shape}",
             param="max_distance",
         )
-    single = images.ndim == 2
-    step = chunk_size
-    if dims == 3:
-        step = max(1, min(chunk_size, _VOLUME_BATCH_VOXELS // math.prod(shape)))
     max_lag = int(reach.max())
     k = np.arange(r_max + 1)
     out = []
-    for start in range(0, 1 if single else images.shape[0], step):
-        chunk = images if single else images[start : start + step]
-        x = _indicator(chunk, phase, device=device)
+    for x in _indicator_batches(images, phase, chunk_size=chunk_size, device=device):
         corr = autocorrelation(x, periodic=periodic, max_lag=max_lag, dims=dims)
         size = corr.shape[-dims:]
         curves = []
