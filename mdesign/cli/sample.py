@@ -31,8 +31,9 @@ def add_parser(sub) -> None:
             "kept: 'midpoint' puts phase 1 where the tanh output is above 0; 'otsu' uses Otsu's "
             "threshold of each image. A .npz output holds the latents and fractions "
             "('volume_fraction') beside the images. --report compares the images with fresh "
-            "images from the training distribution (S2, lineal path, volume fractions) and "
-            "with a second real set for scale. Settings not given come from the checkpoint's "
+            "images from the training distribution (S2, lineal path, volume fractions, specific "
+            "surface, clusters per phase, anisotropy; the goals met or missed) and with a second "
+            "real set for scale. Settings not given come from the checkpoint's "
             "config (sample section)."
         ),
     )
