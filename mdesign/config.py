@@ -540,6 +540,14 @@ class GANTrainConfig(Config):
     (``generator_train``), so a run can be judged both ways."""
     gp_weight: float = Field(10.0, ge=0)
     """Weight of the gradient penalty (``wgan-gp`` only)."""
+    seed: Seed = 0
+    """Seeds the initial weights, the batch order and the latents; the same seed and data give
+    the same run."""
+    grid_size: int = Field(16, ge=1)
+    """Images in each epoch's sample grid (from fixed latents, so epochs can be compared)."""
+    monitor_size: int = Field(256, ge=0)
+    """Generated images compared with as many training images after each epoch (volume
+    fraction and S2 distance in ``metrics.jsonl``); 0 turns the monitor off."""
 
     @model_validator(mode="after")
     def _steps_in_order(self) -> GANTrainConfig:
@@ -555,15 +563,6 @@ class GANTrainConfig(Config):
             if epoch >= start:
                 lr = value
         return lr
-
-    seed: Seed = 0
-    """Seeds the initial weights, the batch order and the latents; the same seed and data give
-    the same run."""
-    grid_size: int = Field(16, ge=1)
-    """Images in each epoch's sample grid (from fixed latents, so epochs can be compared)."""
-    monitor_size: int = Field(256, ge=0)
-    """Generated images compared with as many training images after each epoch (volume
-    fraction and S2 distance in ``metrics.jsonl``); 0 turns the monitor off."""
 
 
 class GANSampleConfig(Config):
