@@ -16,7 +16,8 @@ dev machine's cores):
   the evaluators it stands in for (effective conductivity at the default accuracy, optical
   absorption at the study's low order and at its defaults), and the speed-up.
 
-The pretrained trunk is the shipped GAN's discriminator (``artifacts/gan/checkpoint.pt``) when
+The pretrained trunk is the paper network's discriminator
+(``artifacts/gan_paper/checkpoint.pt``, what ``mdesign surrogate-train`` starts from) when
 present, else an untrained one of the same architecture (the same cost). The dev machine's 2
 cores are shared: the load average is printed, and times vary by tens of percent between runs.
 
@@ -47,12 +48,12 @@ def _data(n: int, seed: int):
 
 
 def _gan():
-    from mdesign.gan import SHIPPED_CHECKPOINT, load_checkpoint
+    from mdesign.gan import PAPER_CHECKPOINT, load_checkpoint
     from mdesign.gan.networks import Discriminator, init_weights
 
-    if SHIPPED_CHECKPOINT.is_file():
-        return load_checkpoint(SHIPPED_CHECKPOINT, device="cpu"), "shipped GAN discriminator"
-    return init_weights(Discriminator(), seed=0).eval(), "untrained discriminator (no shipped GAN)"
+    if PAPER_CHECKPOINT.is_file():
+        return load_checkpoint(PAPER_CHECKPOINT, device="cpu"), "the paper GAN's discriminator"
+    return init_weights(Discriminator(), seed=0).eval(), "untrained discriminator (no paper GAN)"
 
 
 def _plain_loop_seconds_per_step(images, values, *, mode: str, steps: int, gan) -> float:

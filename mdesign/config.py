@@ -517,7 +517,7 @@ class GANTrainConfig(Config):
     that epoch on (counted from 1, as in ``metrics.jsonl``) both networks use that learning
     rate. Empty: ``lr`` throughout. A lower rate late in training settles the generator's
     oscillation from epoch to epoch, which otherwise shows as bars and stripes along the pixel
-    grid (``artifacts/gan_global/README.md``)."""
+    grid (``artifacts/gan/README.md``)."""
     beta1: float = Field(0.5, ge=0, lt=1)
     """Adam's first-moment decay (0.5, Radford et al. 2016)."""
     beta2: float = Field(0.999, ge=0, lt=1)
@@ -535,7 +535,7 @@ class GANTrainConfig(Config):
     al. 2019), which smooths the oscillations of adversarial training. 0 turns it off: the
     generator being trained is saved. Measured here, the average biases the structure: in
     five runs with the ``resize`` and ``blur`` generators its specific surface was 12-26 points
-    above the trained generator's (finer features; ``artifacts/gan_global/README.md``). The
+    above the trained generator's (finer features; ``artifacts/gan/README.md``). The
     average never feeds back into training, and ``checkpoint.pt`` keeps both
     (``generator_train``), so a run can be judged both ways."""
     gp_weight: float = Field(10.0, ge=0)
@@ -583,7 +583,8 @@ class GANSampleConfig(Config):
     """Latents decoded per forward pass (bounds memory)."""
     precision: Literal["float32", "bfloat16"] = "float32"
     """Arithmetic of decoding: bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX
-    and flips the rare pixels within rounding of the cut (0.14% for the shipped model)."""
+    and flips the rare pixels within rounding of the cut (0.53% for the shipped model, 0.14% for
+    the paper's network)."""
     n_images: int = Field(16, ge=1)
     """Images ``mdesign sample`` makes when ``-n`` is not given (and no ``--report``)."""
     seed: Seed = 0

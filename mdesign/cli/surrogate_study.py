@@ -25,7 +25,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--checkpoint",
         metavar="CKPT",
-        help="the trained GAN (default: the shipped artifacts/gan/checkpoint.pt)",
+        help="the trained GAN: its discriminator is the pretrained trunk, its generator draws "
+        "the GAN samples (default: the paper network's artifacts/gan_paper/checkpoint.pt, whose "
+        "discriminator transfers best)",
     )
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--config", metavar="FILE.yaml", help="a SurrogateConfig YAML")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from mdesign.config import SurrogateConfig, config_from_dict, load_config
     from mdesign.errors import InputError
-    from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
+    from mdesign.gan.checkpoint import PAPER_CHECKPOINT
     from mdesign.surrogates.study import run_study
 
     check_outputs(
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raw["study"]["seeds"] = args.seeds
     config = config_from_dict(SurrogateConfig, raw, source="options")
     apply_threads(args.threads)
-    checkpoint = args.checkpoint or SHIPPED_CHECKPOINT
+    checkpoint = args.checkpoint or PAPER_CHECKPOINT
     res = run_study(
         checkpoint,
         args.out,

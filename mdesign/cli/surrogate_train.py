@@ -38,8 +38,8 @@ def add_parser(sub) -> None:
         "--checkpoint",
         metavar="CKPT",
         help="GAN whose discriminator is the pretrained trunk (frozen, finetune; default: the "
-        "shipped artifacts/gan/checkpoint.pt), or a surrogate .pt of another property "
-        "(cross-property transfer)",
+        "paper network's artifacts/gan_paper/checkpoint.pt, whose discriminator transfers best), "
+        "or a surrogate .pt of another property (cross-property transfer)",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--values", metavar="KEY", help="array of DATA.npz holding the targets")
@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.config import SurrogateConfig, load_config
     from mdesign.errors import InputError
     from mdesign.evaluators import evaluate_batch, evaluator_params, get_evaluator
-    from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
+    from mdesign.gan.checkpoint import PAPER_CHECKPOINT
     from mdesign.io import read_images
     from mdesign.surrogates import make_surrogate, save_surrogate
     from mdesign.surrogates.sources import load_transfer_source
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     # the pretrained trunk is an input too: read it before the (possibly long) labelling
     source = None
     if args.model != "s2_gp" and (args.model != "scratch" or args.checkpoint):
-        source = load_transfer_source(args.checkpoint or str(SHIPPED_CHECKPOINT))
+        source = load_transfer_source(args.checkpoint or str(PAPER_CHECKPOINT))
     if args.values is not None:
         if args.values not in stack.extras:
             keys = ", ".join(k for k in stack.extras if k != "meta") or "none"

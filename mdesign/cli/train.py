@@ -16,12 +16,17 @@ def add_parser(sub) -> None:
             "writes DIR/checkpoint.pt (resumable: networks, optimisers, config, epoch, RNG "
             "state), DIR/model.pt (inference weights only), a line of DIR/metrics.jsonl and "
             "DIR/samples/epoch_NNNN.png; DIR/config.yaml is the config used. Settings not "
-            "given come from --config, else from mdesign.config.GANConfig (configs/gan.yaml). "
-            "Uses CUDA when present."
+            "given come from --config, else from mdesign.config.GANConfig (the paper's network, "
+            "artifacts/gan_paper); --config configs/gan.yaml trains the shipped model's recipe "
+            "(artifacts/gan). Uses CUDA when present."
         ),
     )
     p.add_argument("--data", required=True, metavar="DATA.npz", help="training label stack")
-    p.add_argument("--config", metavar="FILE.yaml", help="a GANConfig YAML (configs/gan.yaml)")
+    p.add_argument(
+        "--config",
+        metavar="FILE.yaml",
+        help="a GANConfig YAML (configs/gan.yaml: the shipped model's)",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="run directory")
     p.add_argument("--epochs", type=int, metavar="E", help="total epochs (train.epochs)")
     p.add_argument(

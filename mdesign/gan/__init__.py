@@ -3,8 +3,9 @@
 A fully convolutional generator maps a latent map ``z`` (``N x C x h x w``, uniform on
 ``[-1, 1]``; 16 design variables for the paper's ``1 x 4 x 4``) to a two-phase microstructure of
 side ``32 h``. ``G`` of the ``C`` channels may be global, one value per image
-(``generator.global_channels``: the shipped model has none; ``artifacts/gan_global`` has one,
-a ``2 x 4 x 4`` map of 16 cells and one global value). This package holds the networks
+(``generator.global_channels``): the shipped model, ``artifacts/gan``, has one (a
+``2 x 4 x 4`` map of 16 cells and one global value); the paper's network,
+``artifacts/gan_paper``, has none. This package holds the networks
 (:mod:`~mdesign.gan.networks`), the training loop (:mod:`~mdesign.gan.training`, ``mdesign
 train``), checkpoints (:mod:`~mdesign.gan.checkpoint`), decoding (:mod:`~mdesign.gan.sampling`,
 ``mdesign sample``) and statistical validation (:mod:`~mdesign.gan.validation`).
@@ -16,7 +17,7 @@ Typical use::
 
     ckpt = load_checkpoint(SHIPPED_CHECKPOINT)
     G = ckpt.config.generator.global_channels      # channels with one value per image
-    z = sample_latents(8, latent_shape(ckpt.config), seed=0, global_channels=G)  # 8 x 1 x 4 x 4
+    z = sample_latents(8, latent_shape(ckpt.config), seed=0, global_channels=G)  # 8 x 2 x 4 x 4
     images = decode(ckpt.generator, z, fractions=0.45)           # 8 x 128 x 128 uint8
     big = sample_latents(1, latent_shape(ckpt.config, size=8), seed=1, global_channels=G)
     decode(ckpt.generator, big, fractions=0.45)                  # 1 x 256 x 256
@@ -26,6 +27,7 @@ maps ``N x 1 x H x W`` images (``labels_to_signed``) to ``N x F`` with ``F = tru
 """
 
 from mdesign.gan.checkpoint import (
+    PAPER_CHECKPOINT,
     SHIPPED_CHECKPOINT,
     GANCheckpoint,
     load_checkpoint,
@@ -52,6 +54,7 @@ from mdesign.gan.validation import (
 )
 
 __all__ = [
+    "PAPER_CHECKPOINT",
     "SHIPPED_CHECKPOINT",
     "Discriminator",
     "DiscriminatorTrunk",

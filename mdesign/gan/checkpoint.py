@@ -36,6 +36,7 @@ from mdesign.io import atomic_path
 
 __all__ = [
     "FORMAT",
+    "PAPER_CHECKPOINT",
     "SHIPPED_CHECKPOINT",
     "GANCheckpoint",
     "load_checkpoint",
@@ -46,9 +47,18 @@ __all__ = [
 
 FORMAT = "mdesign.gan/1"
 
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[2] / "artifacts" / "gan" / "checkpoint.pt"
+_ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+
+SHIPPED_CHECKPOINT = _ARTIFACTS / "gan" / "checkpoint.pt"
 """The shipped model, ``artifacts/gan/checkpoint.pt`` at the repository root (the project is
-installed editable, so the path is found from the package). See ``artifacts/gan/README.md``."""
+installed editable, so the path is found from the package): 16 local latent cells and one
+global value. See ``artifacts/gan/README.md``."""
+
+PAPER_CHECKPOINT = _ARTIFACTS / "gan_paper" / "checkpoint.pt"
+"""The paper's network (Yang et al. 2018; the typed defaults of :class:`mdesign.config.GANConfig`),
+``artifacts/gan_paper/checkpoint.pt``: the shipped model until the global-channel model replaced
+it. Its discriminator transfers best to structure-property models, so the surrogates start from
+it (``artifacts/gan_paper/README.md``)."""
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,13 @@ drift at the scale of a latent cell (a Gaussian high-pass of width one cell, 32 
 fraction then becomes a design variable of its own, beside the latent. This is how random
 samples cover the training fractions: a random latent's own fraction averages the 16 local
 fractions of its latent cells, so it spreads over images about 40% less than the training
-fractions do (std 0.052 against 0.087 for the shipped model), whereas a fraction drawn from the
+fractions do (std 0.052 against 0.087 for the paper's network), whereas a fraction drawn from the
 training distribution (:func:`training_fractions`, :func:`sample_fractions`) and cut exactly
 matches it. The morphology is kept: the level sets of the generator's output are its
 interfaces. Without the high-pass the cut is global, and the generator's cell-to-cell drift of
 level makes an image's 32x32 blocks differ in fraction more than the training images' do
-(within-image std of the block fractions 0.134 against 0.116, shipped model, 500 images); with
-it, 0.113.
+(within-image std of the block fractions 0.134 against 0.116, the paper's network, 500 images);
+with it, 0.113.
 
 With ``precision="bfloat16"`` the forward pass runs in bfloat16 (opt-in; float32 is the default
 and what the design campaign uses).

@@ -16,7 +16,7 @@ Typical use::
     from mdesign.gan import load_checkpoint
     from mdesign.surrogates import load_surrogate, save_surrogate, transfer_surrogate
 
-    gan = load_checkpoint("artifacts/gan/checkpoint.pt")
+    gan = load_checkpoint("artifacts/gan_paper/checkpoint.pt")  # its discriminator transfers best
     model = transfer_surrogate(gan, mode="finetune").fit(images, values, seed=0)
     pred = model.predict(new_images)          # Prediction(mean N, std N)
     save_surrogate(model, "conductivity.pt")

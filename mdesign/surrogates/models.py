@@ -251,7 +251,8 @@ class NetworkSurrogate:
     config : SurrogateNetworkConfig
         Head, optimiser, early stopping, augmentation and ensemble size.
     pretrained : str
-        Where the trunk came from (saved as provenance), e.g. ``"gan:artifacts/gan/checkpoint.pt"``.
+        Where the trunk came from (saved as provenance), e.g.
+        ``"gan:artifacts/gan_paper/checkpoint.pt"``.
 
     Notes
     -----

@@ -8,6 +8,7 @@ import mdesign.gan.checkpoint as ckpt_mod
 from mdesign.config import GAN_DEFAULTS
 from mdesign.errors import InputError
 from mdesign.gan import (
+    PAPER_CHECKPOINT,
     SHIPPED_CHECKPOINT,
     GANCheckpoint,
     decode,
@@ -115,17 +116,28 @@ def test_missing_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
         shipped_checkpoint()
 
 
-def test_shipped_checkpoint_is_the_default_model():
-    assert SHIPPED_CHECKPOINT.name == "checkpoint.pt"
-    assert SHIPPED_CHECKPOINT.parent.name == "gan"
-    assert SHIPPED_CHECKPOINT.stat().st_size < 2_000_000
+def test_shipped_checkpoints_are_the_recipes_in_configs():
+    from mdesign.config import GANConfig, load_config
+
+    configs = SHIPPED_CHECKPOINT.parents[2] / "configs"
+    assert SHIPPED_CHECKPOINT.name == PAPER_CHECKPOINT.name == "checkpoint.pt"
+    assert (SHIPPED_CHECKPOINT.parent.name, PAPER_CHECKPOINT.parent.name) == ("gan", "gan_paper")
+    for path in (SHIPPED_CHECKPOINT, PAPER_CHECKPOINT):
+        assert path.stat().st_size < 2_000_000
     ck = shipped_checkpoint(device="cpu")
-    # the shipped model is the default configuration (trained for some number of epochs)
+    # the shipped model is configs/gan.yaml at its last epoch; the paper's network the typed
+    # defaults (trained for 100 epochs)
+    assert ck.config == load_config(GANConfig, configs / "gan.yaml")
+    assert ck.epoch == ck.config.train.epochs == 47
+    assert ck.latent_shape == (2, 4, 4)
+    paper = load_checkpoint(PAPER_CHECKPOINT, device="cpu")
     skip = {"train": {"epochs"}}
-    assert ck.config.model_dump(exclude=skip) == GAN_DEFAULTS.model_dump(exclude=skip)
-    assert ck.latent_shape == (1, 4, 4)
-    assert ck.data_meta["shape"] == [128, 128] and ck.data_meta["n_images"] == 5000
-    assert "grf" in ck.data_meta
+    assert paper.config.model_dump(exclude=skip) == GAN_DEFAULTS.model_dump(exclude=skip)
+    assert paper.latent_shape == (1, 4, 4) and paper.epoch == 100
+    # both were trained on the same 5,000 images
+    for meta in (ck.data_meta, paper.data_meta):
+        assert meta["shape"] == [128, 128] and meta["n_images"] == 5000 and "grf" in meta
+    assert ck.data_meta["sha256"] == paper.data_meta["sha256"]
 
 
 @pytest.mark.parametrize("upsample", ["resize", "blur"])
@@ -159,8 +171,8 @@ def test_mean_std_discriminator_round_trips(tmp_path):
 
 
 def test_checkpoints_without_upsample_are_transposed():
-    # the shipped model was written before the options existed
-    ck = shipped_checkpoint()
+    # the paper's network was written before the options existed
+    ck = load_checkpoint(PAPER_CHECKPOINT, device="cpu")
     assert ck.config.generator.upsample == "transposed"
     assert ck.config.discriminator.pool == "mean" and ck.discriminator.pool == "mean"
     assert isinstance(ck.generator.out, torch.nn.ConvTranspose2d)

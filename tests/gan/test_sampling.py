@@ -130,11 +130,13 @@ def test_bfloat16_decoding_flips_only_pixels_at_the_cut():
     from mdesign.gan import shipped_checkpoint
 
     g = shipped_checkpoint(device="cpu").generator
-    z = sample_latents(32, (1, 4, 4), seed=9)
+    z = sample_latents(32, (2, 4, 4), seed=9, global_channels=1)
     exact = decode(g, z)
     fast = decode(g, z, precision="bfloat16")
     assert fast.shape == exact.shape and fast.dtype == np.uint8
-    assert 0 < (fast != exact).mean() < 0.005
+    # measured: 0.53% of pixels (the paper's network: 0.14%; the blur generator's smoother
+    # output puts more pixels near the cut); a wrong cast or layout flips tens of percent
+    assert 0 < (fast != exact).mean() < 0.01
     with pytest.raises(InputError, match="float32 or bfloat16"):
         decode(g, z, precision="float16")
 
@@ -173,12 +175,13 @@ def test_a_fraction_cut_is_exact_and_a_level_set_of_the_output(tiny):
 def test_training_fractions_from_the_record_and_their_sampling():
     from scipy.stats import kstest
 
-    from mdesign.gan import SHIPPED_CHECKPOINT, data_provenance, load_checkpoint
+    from mdesign.gan import PAPER_CHECKPOINT, data_provenance, load_checkpoint
     from mdesign.gan.sampling import fractions_at, sample_fractions, training_fractions
     from mdesign.grf import grf_microstructures
 
-    # the shipped model's data: mdesign grf --volume-fraction 0.3:0.6, drawn uniformly
-    q = training_fractions(load_checkpoint(SHIPPED_CHECKPOINT).data_meta)
+    # the paper network's checkpoint predates the recorded quantiles; its data's record,
+    # mdesign grf --volume-fraction 0.3:0.6 (drawn uniformly), gives them
+    q = training_fractions(load_checkpoint(PAPER_CHECKPOINT).data_meta)
     assert np.allclose(q, np.linspace(0.3, 0.6, 101))
     # new checkpoints record the images' own quantiles: the inverse CDF of their fractions
     res = grf_microstructures(

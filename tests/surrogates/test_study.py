@@ -135,7 +135,8 @@ def test_labels_are_cached_per_image_set(tmp_path, images):
 
 def test_the_committed_study_would_resume_with_nothing_to_run():
     # artifacts/surrogates/: its identity is what this code computes for its config and the
-    # shipped checkpoint, and its journal holds every run of its plan
+    # paper network's checkpoint (the study's default), and its journal holds every run of its
+    # plan
     import hashlib
     from pathlib import Path
 
@@ -147,7 +148,8 @@ def test_the_committed_study_would_resume_with_nothing_to_run():
     out = root / "artifacts" / "surrogates"
     identity = json.loads((out / "study.json").read_text())
     config = config_from_dict(SurrogateConfig, identity["config"], source="study.json")
-    sha = hashlib.sha256((root / "artifacts" / "gan" / "checkpoint.pt").read_bytes()).hexdigest()
+    paper = root / "artifacts" / "gan_paper" / "checkpoint.pt"
+    sha = hashlib.sha256(paper.read_bytes()).hexdigest()
     assert identity == {
         "format": FORMAT,
         "config": config.model_dump(mode="json"),

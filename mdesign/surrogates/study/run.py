@@ -67,7 +67,7 @@ def run_study(
     Parameters
     ----------
     checkpoint : path-like
-        The trained GAN (``artifacts/gan/checkpoint.pt``): its discriminator is the pretrained
+        The trained GAN (``artifacts/gan_paper/checkpoint.pt``): its discriminator is the pretrained
         trunk, its ``data_meta`` gives the image distribution, its generator the GAN samples.
     out : path-like
         Output directory; rerunning on it resumes (same config and checkpoint only).
