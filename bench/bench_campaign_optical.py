@@ -659,7 +659,15 @@ def markdown(res: dict[str, Any]) -> str:
             + f" | {_pc(sm['median_' + key])} | {_pc(PAPER[key])} |"
         )
     conv = res["convergence"]
-    if conv is not None:
+    if conv is not None and conv["max_abs_delta"] is None:
+        lines += [
+            "",
+            "## Without confirmation",
+            "",
+            "Each method's best design by the campaign's value was not re-evaluated at higher "
+            "orders (outputs written with `--summary-only` before those re-evaluations ran).",
+        ]
+    elif conv is not None:
         lines += [
             "",
             "## Without confirmation: each method's best design at RCWA orders "
@@ -691,10 +699,12 @@ def _convergence_lines(conv: dict[str, Any], orders: list[int], base_order: int)
             + " | ".join(_f(r["values"].get(o)) for o in orders)
             + f" | {_f(r['delta'], '+.5f')} | {_pc(_scaled(r['relative'], 100))} |"
         )
+    # seeds whose methods were not all evaluated at both orders are counted apart, not as "no"
     same = conv["same_ranking"]
     beats_hi = conv["bo_beats_all_at_highest_order"]
     n_same = sum(bool(v) for v in same.values())
     n_beats = sum(bool(v) for v in beats_hi.values())
+    of_same, of_beats = _of_known(same, hi), _of_known(beats_hi, hi)
     lines += [
         "",
         f"- largest change {prev}->{hi}: {_f(conv['max_abs_delta'], '.5f')} absolute, "
@@ -704,13 +714,22 @@ def _convergence_lines(conv: dict[str, Any], orders: list[int], base_order: int)
         f"smallest gap: {_f(conv['median_gap_between_bests'], '.5f')}); the change is below "
         f"every gap: {_yes(conv['delta_below_every_gap'])}.",
         f"- ranking of the methods at order {hi} equals the ranking at order {base_order} in "
-        f"{n_same} of {len(same)} seeds ("
+        f"{n_same} of {of_same} ("
         + ", ".join(f"seed {s}: {_yes(v)}" for s, v in same.items())
         + ").",
         f"- BO's best is strictly above both baselines' bests at order {hi} in {n_beats} of "
-        f"{len(beats_hi)} seeds.",
+        f"{of_beats}.",
     ]
     return lines
+
+
+def _of_known(by_seed: dict[Any, bool | None], order: int) -> str:
+    """``"5 seeds"``, or ``"3 seeds (2 not evaluated at order 11 for every method)"``."""
+    known = sum(v is not None for v in by_seed.values())
+    missing = len(by_seed) - known
+    return f"{known} seeds" + (
+        f" ({missing} not evaluated at order {order} for every method)" if missing else ""
+    )
 
 
 def _confirmed_lines(res: dict[str, Any]) -> list[str]:

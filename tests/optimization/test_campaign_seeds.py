@@ -187,3 +187,20 @@ def test_baselines_from_another_root_need_their_budget_and_bo_runs_alone(bench, 
         == (config.parent / full.generator.checkpoint).resolve()
     )
     assert cfg.bo == full.bo and cfg.confirm == full.confirm
+
+
+def test_seeds_not_evaluated_at_every_order_are_counted_apart_not_as_no(bench):
+    # seed 1's random best has no order-11 value: its ranking and BO's lead there are unknown,
+    # which the summary must say rather than count as "ranking changed" / "BO not above"
+    values = {
+        0: {"bo": {9: 0.14, 11: 0.141}, "random": {9: 0.12, 11: 0.121}},
+        1: {"bo": {9: 0.13, 11: 0.131}, "random": {9: 0.12, 11: None}},
+    }
+    conv = bench.convergence(values, [9, 11], 9, 1)
+    assert conv["same_ranking"] == {0: True, 1: None}
+    text = "\n".join(bench._convergence_lines(conv, [9, 11], 9))
+    assert "at order 9 in 1 of 1 seeds (1 not evaluated at order 11 for every method)" in text
+    assert "at order 11 in 1 of 1 seeds (1 not evaluated at order 11 for every method)" in text
+    values[1]["random"][11] = 0.135  # now known, and BO is not above it
+    text = "\n".join(bench._convergence_lines(bench.convergence(values, [9, 11], 9, 1), [9, 11], 9))
+    assert "in 1 of 2 seeds (" in text and "not evaluated" not in text
