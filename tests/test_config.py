@@ -11,6 +11,7 @@ from mdesign.config import (
     load_config,
 )
 from mdesign.errors import InputError
+from mdesign.runs import config_differences
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -68,16 +69,6 @@ def test_missing_config_file(tmp_path):
         load_config(GRFConfig, tmp_path / "nope.yaml")
 
 
-def _differences(a: dict, b: dict, prefix: str = "") -> set[str]:
-    keys = set()
-    for k in a.keys() | b.keys():
-        if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-            keys |= _differences(a[k], b[k], f"{prefix}{k}.")
-        elif a.get(k) != b.get(k):
-            keys.add(prefix + k)
-    return keys
-
-
 def test_gan_yaml_is_the_shipped_models_recipe_and_differs_from_the_paper_where_it_says():
     # configs/gan.yaml is what the shipped model was trained with (its checkpoint's config);
     # the typed defaults stay the paper's network (artifacts/gan_paper), and the file marks the
@@ -87,7 +78,7 @@ def test_gan_yaml_is_the_shipped_models_recipe_and_differs_from_the_paper_where_
     paper = load_config(GANConfig, CONFIGS.parent / "artifacts" / "gan_paper" / "config.yaml")
     assert cfg == shipped
     assert paper == GAN_DEFAULTS
-    changed = _differences(cfg.model_dump(), GAN_DEFAULTS.model_dump())
+    changed = set(config_differences(GAN_DEFAULTS.model_dump(), cfg.model_dump()))
     assert changed == {
         "generator.global_channels",
         "generator.upsample",
