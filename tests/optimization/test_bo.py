@@ -87,7 +87,15 @@ def test_hypervolume_closed_form_and_pareto():
     assert (ref < pts.min(0).values).all()
 
 
-def test_two_objectives_propose_a_batch():
+def test_two_objectives_propose_a_batch_without_building_botorchs_kernel(tmp_path, monkeypatch):
+    # BoTorch builds a fused qLogNEHVI kernel into TORCH_EXTENSIONS_DIR on first use, under a
+    # lock file that a killed build leaves behind for every later one to wait on forever:
+    # propose must not start that build, and must leave BoTorch's module state as it was
+    from botorch.acquisition.multi_objective import logei
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setattr(logei, "_load_attempted", False)
+    monkeypatch.setattr(logei, "_C", None)
     b = bo.box(3)
     X = bo.initial_design(10, b, seed=0)
     Y = torch.stack([-(X - 0.5).pow(2).sum(1), -(X + 0.5).pow(2).sum(1)], 1)
@@ -95,6 +103,8 @@ def test_two_objectives_propose_a_batch():
         X, Y, goals=[1, 1], bounds=b, q=2, seed=0, num_restarts=2, raw_samples=32, mc_samples=32
     )
     assert p.X.shape == (2, 3) and np.isfinite(p.acq_value)
+    assert list(tmp_path.iterdir()) == []
+    assert logei._load_attempted is False and logei._C is None
 
 
 def _feature(X):
