@@ -13,10 +13,14 @@ from mdesign.grf import grf_microstructures
 from mdesign.reconstruction.vgg import _expected_shapes
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="package")
 def one_torch_thread():
     """One intra-op thread: on a shared 2-core machine two threads oversubscribe the cores and
-    small VGG passes run several times slower (timings belong to bench/, not to tests)."""
+    small VGG passes run several times slower (timings belong to bench/, not to tests).
+
+    Package scope, so it is set before any module-scoped fixture runs: a function-scoped one came
+    after them, and ``test_volume``'s module fixture then ran on two threads and its
+    same-seed check on one, which differ in the last bits of a float32 loss."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
