@@ -16,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup weights demo test lint format bench clean
+.PHONY: setup weights demo test lint format bench docs clean
 
 setup: $(STAMP) weights
 
@@ -62,6 +62,11 @@ format: setup
 test: lint
 	$(PY) -m pytest -q
 
+# The documentation site (MkDocs, strict: a broken link or reference fails the build) in site/.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "docs: site/index.html"
+
 bench: setup
 	$(PY) bench/bench_grf.py
 	$(PY) bench/bench_descriptors.py
@@ -72,4 +77,4 @@ bench: setup
 	$(PY) bench/bench_optimization.py
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) site .pytest_cache .ruff_cache
