@@ -16,7 +16,7 @@ export OMP_WAIT_POLICY ?= PASSIVE
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: setup weights demo test lint format bench docs clean
+.PHONY: setup weights demo test lint format bench docs docs-tutorials clean
 
 setup: $(STAMP) weights
 
@@ -63,9 +63,16 @@ test: lint
 	$(PY) -m pytest -q
 
 # The documentation site (MkDocs, strict: a broken link or reference fails the build) in site/.
-docs: setup
+# It runs and downloads nothing (no weights): the tutorials' figures are committed.
+docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 	@echo "docs: site/index.html"
+
+# The tutorials at full size: each script writes its figures into docs/tutorials/figures/, which
+# are committed (the site build runs nothing; tests/test_tutorials.py runs them at reduced size).
+TUTORIALS := reconstruct campaign latent surrogates
+docs-tutorials: setup
+	for t in $(TUTORIALS); do $(PY) docs/tutorials/$$t.py || exit 1; done
 
 bench: setup
 	$(PY) bench/bench_grf.py
