@@ -59,7 +59,7 @@ from mdesign.config import GRF_DEFAULTS, Covariance
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.memory import check_memory
-from mdesign.seeds import check_seed
+from mdesign.seeds import SeedLike, as_seed_sequence
 
 __all__ = [
     "GRFResult",
@@ -421,7 +421,7 @@ def grf_microstructures(
     *,
     volume_fraction: Range | list[Range],
     correlation_length: Range,
-    seed: int,
+    seed: SeedLike,
     covariance: Covariance = GRF_DEFAULTS.covariance,
     nu: float = GRF_DEFAULTS.matern_nu,
     anisotropy: Range = GRF_DEFAULTS.anisotropy,
@@ -447,9 +447,10 @@ def grf_microstructures(
         stay positive.
     correlation_length : float or ``(A, B)``
         Field correlation length in pixels (module docstring), > 0 and <= the smallest side.
-    seed : int
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence
         Image ``i`` depends only on ``(seed, i)`` and the parameters, not on ``n`` or the chunk
-        size: the same seed gives the same bytes.
+        size: the same seed gives the same bytes. Image ``i`` takes the ``i``-th child that
+        :meth:`~numpy.random.SeedSequence.spawn` gives (of ``SeedSequence(seed)`` for an int).
     covariance, nu, anisotropy, angle, phases, periodic, chunk_size
         As in :class:`mdesign.config.GRFConfig`; ``anisotropy`` and ``angle`` also take ranges.
     device : torch.device, optional
@@ -470,7 +471,7 @@ def grf_microstructures(
     """
     if int(n) != n or n <= 0:
         raise InputError(f"the number of images must be a positive integer, got {n}", param="n")
-    seed = check_seed(seed)
+    seed = as_seed_sequence(seed)
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3) or min(shape) < 2:
         raise InputError(
@@ -509,7 +510,10 @@ def grf_microstructures(
     draws = np.empty((n, len(ranges)))
     seeds = np.empty(n, dtype=np.uint64)
     for i in range(n):
-        rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(i,)))
+        child = np.random.SeedSequence(
+            entropy=seed.entropy, spawn_key=(*seed.spawn_key, i), pool_size=seed.pool_size
+        )
+        rng = np.random.default_rng(child)
         u = rng.random(len(ranges))
         draws[i] = ranges[:, 0] + u * (ranges[:, 1] - ranges[:, 0])
         seeds[i] = rng.integers(0, 2**63, dtype=np.uint64)

@@ -263,7 +263,7 @@ def run(args: argparse.Namespace) -> int:
     # all outputs at the end, renamed into place together: a failure writes none of them
     with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
         extra = {} if fractions is None else {"volume_fraction": np.asarray(fractions, np.float64)}
-        write_images(out, images, meta=meta, latents=z.numpy().astype(np.float32), **extra)
+        write_images(out, images, meta=meta, latents=np.asarray(z, dtype=np.float32), **extra)
         if report is not None:
             rep.write_text(json.dumps(report[0], indent=1) + "\n")
         if plot is not None:

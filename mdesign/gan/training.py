@@ -53,7 +53,7 @@ from mdesign.gan.checkpoint import (
     save_checkpoint,
 )
 from mdesign.gan.networks import Discriminator, Generator, init_weights, labels_to_signed
-from mdesign.gan.sampling import QUANTILE_POINTS, _fused, decode, latent_shape, sample_latents
+from mdesign.gan.sampling import QUANTILE_POINTS, _fused, _sample_latents, decode, latent_shape
 from mdesign.io import atomic_path, write_images
 from mdesign.runs import refuse_other_run
 
@@ -227,7 +227,7 @@ def standing_statistics(
     generator.train()
     with torch.no_grad():
         for _ in range(n_batches):
-            z = sample_latents(
+            z = _sample_latents(
                 batch_size, latent_shape, generator=gen, global_channels=generator.global_channels
             )
             generator(z.to(dev))
@@ -400,9 +400,9 @@ def train(
     # fixed latents for the grids and the monitor: derived from the seed, not from the run's
     # stream, so they are the same on resume
     prior = {"global_channels": config.generator.global_channels}
-    grid_z = sample_latents(tc.grid_size, zshape, seed=tc.seed + 2, **prior)
+    grid_z = _sample_latents(tc.grid_size, zshape, seed=tc.seed + 2, **prior)
     monitor_z = (
-        sample_latents(tc.monitor_size, zshape, seed=tc.seed + 3, **prior)
+        _sample_latents(tc.monitor_size, zshape, seed=tc.seed + 3, **prior)
         if tc.monitor_size
         else None
     )
@@ -431,7 +431,7 @@ def train(
         )
         for b in bar:
             real = labels_to_signed(data[order[b * bs : (b + 1) * bs]], device=dev)
-            z = sample_latents(bs, zshape, generator=rng, **prior).to(dev)
+            z = _sample_latents(bs, zshape, generator=rng, **prior).to(dev)
             g_step = (b + 1) % tc.d_steps == 0
             with torch.set_grad_enabled(g_step):
                 fake = gen(z)
