@@ -1,7 +1,11 @@
-"""Figures as PNG files.
+"""Figures: every plotting function returns a :class:`matplotlib.figure.Figure`.
 
-Figures are built with :class:`matplotlib.figure.Figure` directly (no pyplot), so plotting has no
-global state and needs no display. Every figure is written atomically.
+Figures are built with :class:`~matplotlib.figure.Figure` directly (no pyplot), so plotting has
+no global state and needs no display; the CLI saves them as PNG through :func:`save_figure`
+(Agg, atomically). A function that draws one panel takes ``ax``; one that draws a grid takes
+``fig`` (a ``Figure`` or a ``SubFigure`` of a larger one) and otherwise makes its own. Saving is
+the caller's choice: ``path=`` also writes the PNG, or call :func:`save_figure`. In Jupyter, a
+returned Figure displays as a cell's value once pyplot is loaded (``%matplotlib inline``).
 """
 
 from __future__ import annotations
@@ -13,11 +17,20 @@ from pathlib import Path
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 
 from mdesign.io import PALETTE, atomic_path
 
-__all__ = ["phase_cmap", "plot_band", "plot_characterization", "save_figure", "show_labels"]
+__all__ = [
+    "finish",
+    "new_figure",
+    "phase_cmap",
+    "plot_band",
+    "plot_characterization",
+    "root_figure",
+    "save_figure",
+    "show_labels",
+]
 
 
 def phase_cmap(k: int) -> ListedColormap:
@@ -32,14 +45,43 @@ def save_figure(fig: Figure, path: str | os.PathLike, *, dpi: int = 120) -> Path
     return Path(path)
 
 
-def show_labels(ax: Axes, image: np.ndarray, *, k: int | None = None, title: str | None = None):
-    """Draw a label image in the phase colours, without ticks."""
+def new_figure(fig: Figure | SubFigure | None, **kwargs) -> Figure | SubFigure:
+    """``fig`` to draw into, or a new constrained-layout :class:`Figure` made with ``kwargs``."""
+    if fig is None:
+        return Figure(layout="constrained", **kwargs)
+    if not isinstance(fig, (Figure, SubFigure)):
+        raise TypeError(f"fig: expected a matplotlib Figure or SubFigure, got {type(fig)}")
+    return fig
+
+
+def root_figure(artist: Figure | SubFigure | Axes) -> Figure:
+    """The top-level :class:`Figure` of a figure, subfigure or Axes."""
+    try:
+        return artist.get_figure(root=True)
+    except TypeError:  # matplotlib < 3.10: a subfigure's or an Axes' .figure is the root
+        fig = artist.figure if isinstance(artist, Axes) else artist
+        return fig.figure if isinstance(fig, SubFigure) else fig
+
+
+def finish(fig: Figure | SubFigure, path: str | os.PathLike | None, *, dpi: int = 120) -> Figure:
+    """The root Figure of ``fig``, written to ``path`` (PNG) first when one is given."""
+    root = root_figure(fig)
+    if path is not None:
+        save_figure(root, path, dpi=dpi)
+    return root
+
+
+def show_labels(
+    ax: Axes, image: np.ndarray, *, k: int | None = None, title: str | None = None
+) -> Figure:
+    """Draw a label image in the phase colours, without ticks; returns the Axes' Figure."""
     k = k or max(2, int(image.max()) + 1)
     ax.imshow(image, cmap=phase_cmap(k), vmin=-0.5, vmax=k - 0.5, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
         ax.set_title(title, fontsize=9)
+    return root_figure(ax)
 
 
 def plot_band(
@@ -49,18 +91,24 @@ def plot_band(
     label: str,
     color: str | None = None,
     quantiles: Sequence[float] = (0.05, 0.95),
-) -> None:
-    """Mean of ``curves`` (``N x R``) against ``r = 0..R-1`` with a quantile band."""
+) -> Figure:
+    """Mean of ``curves`` (``N x R``) against ``r = 0..R-1`` with a quantile band, in ``ax``."""
     r = np.arange(curves.shape[1])
     (line,) = ax.plot(r, curves.mean(0), label=label, color=color, lw=1.6)
     if curves.shape[0] > 1:
         lo, hi = np.quantile(curves, quantiles, axis=0)
         ax.fill_between(r, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
+    return root_figure(ax)
 
 
 def plot_characterization(
-    char, images: np.ndarray, path: str | os.PathLike, *, title: str | None = None
-) -> Path:
+    char,
+    images: np.ndarray,
+    path: str | os.PathLike | None = None,
+    *,
+    fig: Figure | SubFigure | None = None,
+    title: str | None = None,
+) -> Figure:
     """Example images, S2 and lineal path with 5-95% bands, and the chord-length distribution.
 
     Parameters
@@ -70,13 +118,20 @@ def plot_characterization(
     images : ndarray, ``N x H x W`` or ``N x H x W x D``
         The labels they came from (up to three images are shown; for volumes, the three
         orthogonal middle slices of the first).
-    path : path-like
-        PNG to write.
+    path : path-like, optional
+        Also write the figure there (PNG, atomically).
+    fig : Figure or SubFigure, optional
+        Draw into it (a grid of 6 panels); a new 12 x 3.4 inch Figure by default.
     title : str, optional
         Figure title.
+
+    Returns
+    -------
+    Figure
+        The figure drawn (the root figure of ``fig``).
     """
     k = char.volume_fractions.shape[1]
-    fig = Figure(figsize=(12, 3.4), layout="constrained")
+    fig = new_figure(fig, figsize=(12, 3.4))
     grid = fig.add_gridspec(1, 6)
     if images.ndim == 4:
         vol = images[0]
@@ -116,4 +171,4 @@ def plot_characterization(
     ax.boxplot([fr[:, j] for j in range(k)], tick_labels=[str(j) for j in range(k)])
     ax.set(xlabel="phase", ylabel="fraction", title="volume fractions")
     fig.suptitle((title or "descriptors") + band, fontsize=10)
-    return save_figure(fig, path)
+    return finish(fig, path)

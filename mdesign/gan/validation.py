@@ -67,7 +67,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -534,21 +533,37 @@ def plot_validation(
     report: ValidationReport,
     generated: np.ndarray,
     real: np.ndarray,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
+    fig=None,
     title: str | None = None,
-) -> Path:
+):
     """S2 and lineal path with 5-95% bands, volume-fraction histograms, and sample images.
 
     The volume-fraction panel states the KS statistic and the std ratio; a line at the bottom
     the specific-surface and cluster-count errors and the goals missed.
-    """
-    from matplotlib.figure import Figure
 
-    from mdesign.plotting import plot_band, save_figure, show_labels
+    Parameters
+    ----------
+    report : ValidationReport
+        From :func:`validate`.
+    generated, real : ndarray, ``N x H x W``
+        The image sets compared (three of each are shown).
+    path : path-like, optional
+        Also write the figure there (PNG, atomically).
+    fig : matplotlib Figure or SubFigure, optional
+        Draw into it (2 x 6 panels); a new 13 x 6.4 inch Figure by default.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from mdesign.plotting import finish, new_figure, plot_band, show_labels
 
     summ = report.summary()
-    fig = Figure(figsize=(13, 6.4), layout="constrained")
+    fig = new_figure(fig, figsize=(13, 6.4))
     grid = fig.add_gridspec(2, 6)
     ax = fig.add_subplot(grid[0, 0:2])
     plot_band(ax, report.s2_real, label="real", color="C0")
@@ -598,4 +613,4 @@ def plot_validation(
         show_labels(fig.add_subplot(grid[1, 3 + i]), generated[i], k=2, title=f"generated {i}")
     fig.supxlabel(_morphology_line(summ), fontsize=9)
     fig.suptitle((title or "GAN validation") + f" ({summ['n_images']} images per set)", fontsize=10)
-    return save_figure(fig, path)
+    return finish(fig, path)

@@ -94,8 +94,9 @@ def test_validation_separates_a_biased_set_from_a_fair_one(tmp_path):
     assert len(summ["s2_mean"]["generated"]) == 9
     assert summ["volume_fraction_ks_generated"] > summ["volume_fraction_ks_real"]
     json.dumps(summ)
-    path = plot_validation(bad, biased, real, tmp_path / "v.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = plot_validation(bad, biased, real, tmp_path / "v.png")
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(fig.axes) == 9
 
 
 def test_validation_rejects_multiphase_sets():
