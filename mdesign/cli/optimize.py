@@ -30,8 +30,9 @@ def add_parser(sub) -> None:
             "report.md and report.png. Prefect runs embedded (a temporary server that lives "
             "and dies with the campaign) unless PREFECT_API_URL is set. "
             "Trust: the config's generator.factory and any module:function evaluator are "
-            "imported and run, so a campaign config is as trusted as a Python script (and "
-            "`python -m mdesign` also imports modules from the current directory)."
+            "imported and run, so a campaign config is as trusted as a Python script; modules in "
+            "the current directory are found (after the installed packages; `python -m "
+            "mdesign` looks there first)."
         ),
     )
     p.add_argument("--config", required=True, metavar="CAMPAIGN.yaml")
