@@ -5,32 +5,14 @@ A stationary Gaussian field ``Y`` with unit variance and correlation function ``
 the image's own field values, so each phase fraction hits its target to within one pixel (not
 only on average, as a cut at the theoretical quantile would).
 
-What the correlation length means
----------------------------------
-``correlation_length`` (``l``, in pixels) is the length scale of the field's correlation
-function, in the metric of :func:`covariance`:
-
-* ``gaussian``: ``rho(r) = exp(-(r / l)**2)``, so the field's correlation falls to ``1/e`` at
-  ``r = l`` pixels;
-* ``exponential``: ``rho(r) = exp(-r / l)``, also ``1/e`` at ``r = l``, with rougher interfaces;
-* ``matern`` (``nu`` = 1/2, 3/2, 5/2): ``rho(r) = 2**(1-nu)/Gamma(nu) (s**nu) K_nu(s)`` with
-  ``s = sqrt(2 nu) r / l`` (Rasmussen & Williams 2006, eq. 4.14).
-
-What that means for the binary image, measured on 200 periodic 256x256 images at fraction 1/2
-(``bench/bench_grf.py`` prints the same table):
-
-===========  =================================  ======================================
-covariance   mean chord length of either phase  ``S2(r) - phi**2`` falls to ``1/e`` at
-===========  =================================  ======================================
-gaussian     2.2 ``l``                          0.77 ``l``
-matern 3/2   1.9-2.1 ``l``                      0.87 ``l``
-exponential  0.65-1.2 ``l`` (pixel-limited)     0.59 ``l``
-===========  =================================  ======================================
-
-So with the default gaussian covariance a blob is about ``2 l`` pixels across; :func:`level_cut_s2`
-gives the exact ``S2`` for any fraction. (PoreSpy's ``blobs(blobiness=b)`` filters noise with a
-Gaussian of ``sigma = mean(shape) / (40 b)``, whose field has ``rho(r) = exp(-r**2 / (4
-sigma**2))``: the same family with ``l = 2 sigma``.)
+``correlation_length`` (``l``, in pixels) is the length scale of ``rho`` (:func:`covariance`):
+``exp(-(r / l)**2)`` for ``gaussian`` and ``exp(-r / l)`` for ``exponential``, both ``1/e`` at
+``r = l``; ``matern`` (``nu`` = 1/2, 3/2, 5/2) is ``2**(1-nu)/Gamma(nu) (s**nu) K_nu(s)`` with
+``s = sqrt(2 nu) r / l`` (Rasmussen & Williams 2006, eq. 4.14). With the default gaussian, a blob
+of the binary image is about ``2 l`` pixels across (chord lengths and ``S2`` per covariance,
+measured by ``bench/bench_grf.py``, are in the docs' performance page); :func:`level_cut_s2`
+gives the exact ``S2`` for any fraction. PoreSpy's ``blobs(blobiness=b)`` is the same family with
+``l = 2 sigma``, ``sigma = mean(shape) / (40 b)``.
 
 ``anisotropy`` ``R`` stretches the correlation: the length is ``l`` along the direction ``angle``
 (degrees counter-clockwise from the x axis as displayed, rows running downwards) and ``l / R``
@@ -407,8 +389,8 @@ def grf_memory(
     """Estimated peak memory in bytes of :func:`grf_microstructures` (no allocation).
 
     The uint8 labels of all ``n`` images, plus one chunk of fields with their spectra and the
-    level cut's sort: about 32 bytes per pixel of field (measured: 22-38 bytes per pixel at
-    1024^2 and 2048^2), on the circulant embedding (twice each side) when not periodic.
+    level cut's sort: about 32 bytes per pixel of field (calibrated in the docs' performance
+    page), on the circulant embedding (twice each side) when not periodic.
     """
     pixels = math.prod(int(s) for s in shape)
     embed = 1 if periodic else 2 ** len(shape)

@@ -3,20 +3,15 @@
 Two families, each saved as state dicts plus config (:mod:`mdesign.surrogates.persistence`):
 
 * :class:`NetworkSurrogate`: an ensemble of :class:`~mdesign.surrogates.networks.ImageRegressor`
-  s, in one of three modes:
-
-  - ``frozen``: the pretrained trunk is fixed; only the head is trained (on the trunk's
-    features of the training images and their mirror images, computed once);
-  - ``finetune``: the head is first trained on the frozen trunk as above, then trunk and head
-    are trained together (linear probing then fine-tuning, Kumar et al. 2022), by default
-    exactly as the scratch model is trained (same optimiser, learning rate, BatchNorm in
-    training mode): the two differ only in where they start;
-  - ``scratch``: the same architecture from the DCGAN initialisation, everything trained.
-
-  The pretrained trunk is the GAN discriminator's (:func:`transfer_surrogate`; Yang et al.
-  2018) or another surrogate's (cross-property transfer; Gupta et al. 2021). Each member holds
-  out its own validation split for early stopping and has its own seed; the spread of the
-  members' predictions is the uncertainty (Lakshminarayanan et al. 2017).
+  s, in one of three modes: ``frozen`` (the pretrained trunk is fixed; only the head is trained,
+  on the trunk's features of the training images and their mirror images, computed once);
+  ``finetune`` (the head first trained on the frozen trunk, then trunk and head together, by
+  default exactly as the scratch model is trained: linear probing then fine-tuning, Kumar et
+  al. 2022); ``scratch`` (the same architecture from the DCGAN initialisation). The pretrained
+  trunk is the GAN discriminator's (:func:`transfer_surrogate`; Yang et al. 2018) or another
+  surrogate's (cross-property transfer; Gupta et al. 2021). Each member holds out its own
+  validation split for early stopping and has its own seed; the spread of the members'
+  predictions is the uncertainty (Lakshminarayanan et al. 2017).
 * :class:`S2Surrogate`: the classical baseline. The periodic two-point correlation map of
   phase 1 in a window of displacements, reduced by PCA, regressed by an exact GP (BoTorch
   ``SingleTaskGP``, float64), whose posterior standard deviation is the uncertainty.
@@ -27,12 +22,10 @@ come back in the values' units.
 References
 ----------
 Yang, Z. et al. J. Mech. Des. 140(11), 111416 (2018): the discriminator as a pretrained model.
-Gupta, V. et al. "Cross-property deep transfer learning framework for enhanced predictive
-analytics on small materials data", Nat. Commun. 12, 6595 (2021).
-Kumar, A. et al. "Fine-tuning can distort pretrained features and underperform
-out-of-distribution", ICLR (2022): linear probing, then fine-tuning.
-Lakshminarayanan, B., Pritzel, A. & Blundell, C. "Simple and scalable predictive uncertainty
-estimation using deep ensembles", NeurIPS (2017).
+Gupta, V. et al. "Cross-property deep transfer learning ...", Nat. Commun. 12, 6595 (2021).
+Kumar, A. et al. "Fine-tuning can distort pretrained features ...", ICLR (2022).
+Lakshminarayanan, B. et al. "Simple and scalable predictive uncertainty estimation using deep
+ensembles", NeurIPS (2017).
 Torquato, S. Random Heterogeneous Materials, ch. 2 (two-point correlation). Springer (2002).
 """
 
