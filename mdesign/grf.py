@@ -58,16 +58,16 @@ Range = float | tuple[float, float]
 
 
 def covariance(
-    r: torch.Tensor,
+    r: torch.Tensor | np.ndarray | float,
     *,
     kind: Covariance = GRF_DEFAULTS.covariance,
     nu: float = GRF_DEFAULTS.matern_nu,
-) -> torch.Tensor:
+) -> torch.Tensor | np.ndarray:
     """Correlation function ``rho(r)`` of the unit-variance field, ``r`` in correlation lengths.
 
     Parameters
     ----------
-    r : Tensor
+    r : ndarray, float or Tensor
         Distances divided by the correlation length, any shape, non-negative.
     kind : {"gaussian", "exponential", "matern"}
         The family; see the module docstring for the formulas.
@@ -76,9 +76,11 @@ def covariance(
 
     Returns
     -------
-    Tensor
+    ndarray (float64), or Tensor for a Tensor ``r``
         ``rho(r)``, same shape as ``r``, with ``rho(0) = 1``.
     """
+    if not isinstance(r, torch.Tensor):
+        return covariance(torch.as_tensor(r, dtype=torch.float64), kind=kind, nu=nu).numpy()
     if kind == "gaussian":
         return torch.exp(-(r**2))
     if kind == "exponential":
@@ -184,7 +186,7 @@ def gaussian_random_field(
     periodic: bool = GRF_DEFAULTS.periodic,
     seeds: Sequence[int] | np.ndarray,
     device: torch.device | str | None = None,
-) -> torch.Tensor:
+) -> np.ndarray:
     """Stationary unit-variance Gaussian random fields by spectral (circulant) synthesis.
 
     ``Y = C^{1/2} W`` with white noise ``W`` and ``C^{1/2}`` applied in Fourier space, which gives
@@ -207,8 +209,8 @@ def gaussian_random_field(
 
     Returns
     -------
-    Tensor
-        ``n x H x W`` (or ``n x H x W x D``) float32 fields on ``device``.
+    ndarray
+        ``n x H x W`` (or ``n x H x W x D``) float32 fields (computed on ``device``).
     """
     shape = tuple(int(s) for s in shape)
     device = default_device(device)
@@ -228,7 +230,7 @@ def gaussian_random_field(
     field = torch.fft.irfftn(torch.fft.rfftn(noise, dim=dims) * amp, s=sizes, dim=dims)
     if not periodic:
         field = field[(slice(None), *[slice(0, s) for s in shape])]
-    return field
+    return field.cpu().numpy()
 
 
 def phase_counts(fractions: np.ndarray, n_pixels: int) -> np.ndarray:

@@ -96,7 +96,7 @@ class GRFFit:
                 device="cpu",
             )
             f = float(self.fractions[self.sheet_phase])
-            inside = level_cut(-fields.abs(), np.array([[1 - f, f]] * n))  # 1: |Y| < t
+            inside = level_cut(-np.abs(fields), np.array([[1 - f, f]] * n))  # 1: |Y| < t
             return np.where(inside == 1, self.sheet_phase, 1 - self.sheet_phase).astype(np.uint8)
         frac = self.fractions[list(self.order)]
         vf = float(frac[1]) if frac.size == 2 else [float(f) for f in frac[1:]]
