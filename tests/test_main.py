@@ -17,12 +17,15 @@ from mdesign import __main__ as entry
 
 def test_sets_a_passive_pool_unless_the_user_chose_one(monkeypatch):
     seen = []
-    monkeypatch.setattr(mdesign.cli, "main", lambda: seen.append(os.environ["OMP_WAIT_POLICY"]))
+    env = ("OMP_WAIT_POLICY", "MPLBACKEND")
+    monkeypatch.setattr(mdesign.cli, "main", lambda: seen.append([os.environ[k] for k in env]))
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     entry.main()
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.setenv("MPLBACKEND", "pdf")
     entry.main()
-    assert seen == ["PASSIVE", "ACTIVE"]
+    assert seen == [["PASSIVE", "Agg"], ["ACTIVE", "pdf"]]
 
 
 def test_torch_is_not_loaded_before_the_command_runs():
