@@ -96,4 +96,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_WHERE, *_SUBMODULES})
+    return sorted({"__version__", *_WHERE, *_SUBMODULES})

@@ -33,5 +33,6 @@ def test_dir_lists_the_entry_points_and_each_is_its_module_s_object():
     # the five user stories each have their function at the top
     for name in ("grf_microstructures", "characterize", "reconstruct", "sample_latents", "decode"):
         assert callable(getattr(mdesign, name))
+    assert not {"annotations", "importlib"} & set(names)  # no implementation details
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         mdesign.nope  # noqa: B018
