@@ -5,7 +5,7 @@ no global state and needs no display; the CLI saves them as PNG through :func:`s
 (Agg, atomically). A function that draws one panel takes ``ax``; one that draws a grid takes
 ``fig`` (a ``Figure`` or a ``SubFigure`` of a larger one) and otherwise makes its own. Saving is
 the caller's choice: ``path=`` also writes the PNG, or call :func:`save_figure`. In Jupyter, a
-returned Figure displays as a cell's value once pyplot is loaded (``%matplotlib inline``).
+returned Figure displays as a cell's value after ``%matplotlib inline``.
 """
 
 from __future__ import annotations
