@@ -210,9 +210,9 @@ def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: boo
         A checkpoint's ``data_meta`` (see :func:`grf_training_parameters`).
     n : int
         Number of images.
-    seed : int
-        Seed of the new draw; it must differ from the training set's, or the "fresh" images
-        would be the training images.
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence
+        Seed of the new draw; it must differ from the training set's (nor be
+        ``SeedSequence(training seed)``), or the "fresh" images would be the training images.
 
     Returns
     -------
@@ -226,16 +226,19 @@ def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: boo
         is the training set's.
     """
     from mdesign.grf import grf_microstructures
+    from mdesign.seeds import as_seed_sequence
 
     params = grf_training_parameters(data_meta)
     grf = data_meta["grf"]
-    if grf.get("seed") is not None and int(grf["seed"]) == int(seed):
+    # an int s draws exactly as SeedSequence(s): compare the sequences
+    seq = as_seed_sequence(seed)
+    if grf.get("seed") is not None and seq.entropy == int(grf["seed"]) and not seq.spawn_key:
         raise InputError(
             f"seed {seed} is the training set's seed: the reference would repeat the training "
             "images; use another seed"
         )
     shape = tuple(int(s) for s in grf.get("shape") or data_meta["shape"])
-    return grf_microstructures(int(n), shape, seed=int(seed), progress=progress, **params)
+    return grf_microstructures(int(n), shape, seed=seq, progress=progress, **params)
 
 
 def reference_seeds(seed: int) -> tuple[int, int]:
