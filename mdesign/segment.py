@@ -41,8 +41,9 @@ class SegmentResult:
     labels : ndarray of uint8, ``H' x W'``
         Phase labels ``0..K-1`` of the cropped image, in order of increasing gray level.
     thresholds : tuple of float
-        The ``K - 1`` levels cut at, on the processed image (scaled to ``[0, 1]`` from the
-        cropped input's range, denoised, background-corrected).
+        The ``K - 1`` levels cut at, on the processed image (the cropped input over its largest
+        level with ``background_mode: divide``, else over its range from 0 to 1; denoised,
+        background-corrected).
     crop : tuple of int
         ``(y0, y1, x0, x1)``: the region of the input the labels cover.
     config : SegmentConfig
@@ -334,6 +335,10 @@ def _correct(x: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray,
             b = b - b.mean()
             y = x - b
         labels = np.digitize(y, _thresholds(y, cfg.phases))
+        if cfg.regularize == "potts":
+            # thresholded labels flip more pixels of the majority phase where the noise is
+            # high (the dark side), which pulls B down there; the Potts labels flip few
+            labels = _potts(y, labels, b if divide else None, cfg)[0]
         m = np.array(
             [y[labels == k].mean() if (labels == k).any() else np.nan for k in range(cfg.phases)]
         )
@@ -410,7 +415,16 @@ def segment(
     lo, hi = float(x.min()), float(x.max())
     if hi <= lo:
         raise InputError(f"{source}: the image is constant ({lo:g}); nothing to segment")
-    x = (x - lo) / (hi - lo)
+    # to [0, 1]: divided by the largest level when the flat field multiplies the signal (a
+    # shift would break image = m[phase] B), else shifted and scaled by the range
+    divide = cfg.background != "none" and cfg.background_mode == "divide"
+    if divide and lo < 0:
+        raise InputError(
+            f"{source}: negative gray levels cannot be a multiplied illumination; use "
+            "background_mode: subtract",
+            param="background_mode",
+        )
+    x = x / hi if divide else (x - lo) / (hi - lo)
     x, how = _denoise(x, cfg)
     if how:
         steps.append(how)
