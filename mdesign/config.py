@@ -393,7 +393,7 @@ class SegmentConfig(Config):
     features whose gray level is clear: on the Li et al. ceramics exemplar with a 35%
     illumination gradient and noise at SNR 5 it raised the pixels right from 97.7% to 99.5%,
     where a median or non-local-means filter before the thresholds gave 98.6% and 97.6%
-    (``docs/guide/segment.md``)."""
+    (``docs/guide/own-material.md``)."""
     potts_beta: float = Field(1.0, ge=0)
     """Weight of an agreeing edge neighbour, in units of the log-likelihood."""
     potts_diagonal: float = Field(0.5, ge=0)
