@@ -162,3 +162,12 @@ def test_characterize_segments_grayscale_through_mdesign_segment(tmp_path, run_c
     assert res.code == 0 and "mdesign.segment" in res.err and "background" in res.err
     fractions = json.loads(res.out)["volume_fractions"]
     assert fractions[1] == pytest.approx(labels.mean(), abs=0.02)
+
+
+def test_configs_segment_yaml_is_the_typed_defaults():
+    from pathlib import Path
+
+    from mdesign.config import SEGMENT_DEFAULTS, SegmentConfig, load_config
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "segment.yaml"
+    assert load_config(SegmentConfig, path) == SEGMENT_DEFAULTS

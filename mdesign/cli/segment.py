@@ -116,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.config import SegmentConfig, load_config
     from mdesign.errors import InputError
     from mdesign.io import MAX_PHASES, WRITE_SUFFIXES, atomic_paths, write_images
-    from mdesign.segment import overlay, segment
+    from mdesign.plotting import plot_segmentation
+    from mdesign.segment import segment
 
     check_outputs(
         [("-o", args.output, WRITE_SUFFIXES), ("--plot", args.plot, (".png",))],
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     with atomic_paths(args.output, args.plot) as (out, plot):
         write_images(out, res.labels, meta=meta)
         if plot is not None:
-            overlay(image, res, plot, title=str(args.image))
+            plot_segmentation(image, res, plot, title=str(args.image))
     note(args, f"{args.image}: {res.describe()}")
     note(
         args,
