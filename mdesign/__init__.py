@@ -3,6 +3,8 @@
 Stages, one module or subpackage each (the README's table maps them to commands):
 
 * :mod:`mdesign.grf`: training images, level-cut Gaussian random fields;
+* :mod:`mdesign.segment`: a grayscale micrograph to phase labels; :mod:`mdesign.dataset`: a GAN
+  training set of tiles cut from a user's images, with a held-out region;
 * :mod:`mdesign.descriptors`: statistical descriptors (phase fractions, two-point correlation,
   lineal path, chord lengths, specific surface);
 * :mod:`mdesign.evaluators`: property evaluators (effective conductivity, optical absorption),

@@ -1,8 +1,9 @@
 """Statistical validation of a trained generator against its training distribution.
 
 Generated images are compared with fresh images from the distribution the GAN was trained on
-(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`) through the
-descriptors of :mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
+(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`; for a GAN trained on a
+``mdesign dataset`` set, its held-out tiles, :func:`reference_sets`) through the descriptors of
+:mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
 second real set vs the real set (``real_b``, of the same size), the scale of sampling noise.
 
 S2 and lineal path
