@@ -54,7 +54,8 @@ class TileDataset:
     meta : dict
         Settings, sources (path, sha256, shape, training and held-out regions), counts.
     independent : int
-        Non-overlapping tiles the training regions hold (the independent data).
+        Non-overlapping tiles the training regions of the real images hold (the independent
+        data; reconstructions are counted apart, in ``meta``).
     warning : str or None
         Set when ``independent`` is below ``min_independent``.
     """
@@ -124,7 +125,11 @@ def make_dataset(
     config : DatasetConfig or dict, optional
         Settings (:class:`~mdesign.config.DatasetConfig`); its defaults where omitted.
     sources : sequence of dict, optional
-        One record per image (path, sha256, segmentation, ...), stored in ``meta``.
+        One record per image (path, sha256, segmentation, ...), stored in ``meta``. A record
+        with ``reconstruction`` (the ``meta`` of ``mdesign reconstruct``) marks a synthetic
+        image: training tiles only, no held-out band, counted apart
+        (``reconstruction_independent_tiles``), and a warning if its exemplar was a whole real
+        source (its held-out band included).
     **settings
         Fields of :class:`~mdesign.config.DatasetConfig` overriding ``config``.
 
@@ -145,12 +150,20 @@ def make_dataset(
     sources = list(sources) if sources is not None else [{} for _ in images]
     t = cfg.tile
     train_regions, held_regions, arrays = [], [], []
+    synthetic = [bool(src.get("reconstruction")) for src in sources]
+    if all(synthetic):
+        raise InputError("only reconstructions: give at least one real image", param="images")
     for i, img in enumerate(images):
         arr = np.asarray(img)
         name = str(sources[i].get("path", f"images[{i}]"))
         if arr.ndim != 2 or arr.dtype.kind not in "biu":
             raise InputError(f"{name}: expected 2D integer labels, got {arr.dtype} {arr.shape}")
-        tr, ho = _regions(arr.shape, cfg, source=name)
+        if synthetic[i]:
+            # a reconstruction enlarges the training set; it is never held out (validation is
+            # against real images only)
+            tr, ho = _regions(arr.shape, cfg.model_copy(update={"holdout": 0}), source=name)
+        else:
+            tr, ho = _regions(arr.shape, cfg, source=name)
         train_regions.append(tr)
         held_regions.append(ho)
         arrays.append(arr.astype(np.uint8, copy=False))
@@ -189,18 +202,39 @@ def make_dataset(
     holdout_positions = np.concatenate(hpos) if hpos else np.zeros((0, 3), int)
     if cfg.augment:
         train = dihedral(train)
-    independent = int(sum((r[1] - r[0]) // t * ((r[3] - r[2]) // t) for r in train_regions))
+    per_image = [(r[1] - r[0]) // t * ((r[3] - r[2]) // t) for r in train_regions]
+    independent = int(sum(n for n, syn in zip(per_image, synthetic, strict=True) if not syn))
+    from_reconstructions = int(sum(n for n, syn in zip(per_image, synthetic, strict=True) if syn))
     held_independent = int(
         sum((r[1] - r[0]) // t * ((r[3] - r[2]) // t) for r in held_regions if r is not None)
     )
     warning = None
     if independent < cfg.min_independent:
         warning = (
-            f"the training regions hold {independent} non-overlapping tiles of {t} x {t}, below "
+            f"the real images' training regions hold {independent} non-overlapping tiles of "
+            f"{t} x {t}, below "
             f"{cfg.min_independent:g}: too little independent data for a GAN, which can "
             "memorise it (check with `mdesign sample --report`); add images, or use smaller "
             "tiles"
         )
+    real_digests = {
+        hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+        for a, syn in zip(arrays, synthetic, strict=True)
+        if not syn
+    }
+    leaks = [
+        str(src.get("path", f"images[{i}]"))
+        for i, src in enumerate(sources)
+        if synthetic[i]
+        and (src.get("reconstruction") or {}).get("exemplar_labels_sha256") in real_digests
+    ]
+    if leaks:
+        leak = (
+            f"{', '.join(leaks)}: reconstructed from a whole source image, held-out band "
+            "included, so the held-out tiles are not unseen by the GAN's data; reconstruct from "
+            "the training region only (segment with --crop)"
+        )
+        warning = leak if warning is None else f"{warning}; {leak}"
     records = []
     for i, arr in enumerate(arrays):
         rec = dict(sources[i])
@@ -219,6 +253,7 @@ def make_dataset(
         "n_tiles": int(positions.shape[0]),
         "n_holdout": int(holdout.shape[0]),
         "independent_tiles": independent,
+        "reconstruction_independent_tiles": from_reconstructions,
         "holdout_independent_tiles": held_independent,
         "tiles_per_independent": float(positions.shape[0] / max(independent, 1)),
         "holdout_sha256": hashlib.sha256(np.ascontiguousarray(holdout).tobytes()).hexdigest(),

@@ -30,7 +30,7 @@ def test_tiles_are_slices_and_none_overlaps_the_held_out_band():
     # independent data: non-overlapping tiles of the training regions, 4 x 3 + 2 x 3
     assert ds.independent == 4 * 3 + 2 * 3
     assert ds.meta["holdout_independent_tiles"] == 4 + 2
-    assert ds.warning and "18 non-overlapping" in ds.warning
+    assert ds.warning and "hold 18 non-overlapping" in ds.warning
     # tiles in proportion to the room for them: the larger image gets more
     assert (ds.positions[:, 0] == 0).sum() > (ds.positions[:, 0] == 1).sum()
     # same seed, same tiles; another seed, others
@@ -123,3 +123,35 @@ def test_dataset_command_bad_inputs(tmp_path, run_cli):
     Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(tmp_path / "c.png")
     assert_input_error(run_cli("dataset", tmp_path / "c.png", "-o", out), "colour")
     assert not out.exists()
+
+
+def test_reconstructions_enlarge_training_only_and_are_stated(tmp_path, run_cli):
+    real = li2018_exemplar("ceramics", 256)
+    rec = li2018_exemplar("ceramics", 256)[::-1].copy()  # stands in for a reconstruction
+    sources = [
+        {"path": "real.npz"},
+        {"path": "rec.npz", "reconstruction": {"exemplar_labels_sha256": "0" * 64}},
+    ]
+    ds = make_dataset([real, rec], tile=64, n_tiles=60, holdout=0.25, sources=sources, seed=1)
+    assert (ds.holdout_positions[:, 0] == 0).all()  # held-out tiles from the real image only
+    assert ds.independent == 4 * 3 and ds.meta["reconstruction_independent_tiles"] == 16
+    assert ds.meta["sources"][1]["holdout_region"] is None
+    assert (ds.positions[:, 0] == 1).any()  # the reconstruction gives training tiles
+    with pytest.raises(InputError, match="at least one real image"):
+        make_dataset([rec], tile=64, sources=sources[1:])
+    # a reconstruction of the whole real image saw its held-out band: said so
+    digest = hashlib.sha256(real.tobytes()).hexdigest()
+    sources[1]["reconstruction"]["exemplar_labels_sha256"] = digest
+    leaky = make_dataset([real, rec], tile=64, n_tiles=60, holdout=0.25, sources=sources)
+    assert "held-out band included" in leaky.warning
+    # through the command: the meta of `mdesign reconstruct` marks the file
+    np.savez(tmp_path / "real.npz", images=real[None])
+    meta = {"command": "reconstruct", "exemplar": "real.npz", "exemplar_labels_sha256": digest}
+    np.savez(tmp_path / "rec.npz", images=rec[None], meta=np.array(json.dumps(meta)))
+    out = tmp_path / "t.npz"
+    res = run_cli("dataset", tmp_path / "real.npz", tmp_path / "rec.npz", "-o", out, "--tile", 64)
+    assert res.code == 0, res.err
+    assert "16 in reconstructions" in res.err and "held-out band included" in res.err
+    with np.load(out) as data:
+        srcs = json.loads(str(data["meta"]))["sources"]
+    assert srcs[1]["reconstruction"]["exemplar_labels_sha256"] == digest

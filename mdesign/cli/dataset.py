@@ -21,8 +21,10 @@ def add_parser(sub) -> None:
             "rotations and mirrors of each tile (isotropic materials only). The file's meta "
             "records the sources' sha256, the regions and the settings; the command reports "
             "the independent data (non-overlapping tiles in the training regions) and warns "
-            "when it is too little for a GAN. Settings not given come from --config, else "
-            "from mdesign.config.DatasetConfig."
+            "when it is too little for a GAN. The output of `mdesign reconstruct` may be given "
+            "too, to enlarge a small set: its tiles are training tiles only (never held out), "
+            "counted apart from the real data and stated in the provenance. Settings not "
+            "given come from --config, else from mdesign.config.DatasetConfig."
         ),
     )
     p.add_argument("images", metavar="IMAGE", nargs="+", help="labels or grayscale images")
@@ -75,6 +77,14 @@ def _read_labels(path, seg_cfg):
             raise InputError(f"{path}: a stack of {stack.images.shape[0]} images; give images")
         meta = stack.extras.get("meta") or {}
         record["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        if isinstance(meta, dict) and meta.get("command") == "reconstruct":
+            # a reconstruction (`mdesign reconstruct`): training tiles only, never held out
+            record["reconstruction"] = {
+                "exemplar": meta.get("exemplar"),
+                "exemplar_labels_sha256": meta.get("exemplar_labels_sha256"),
+                "weights": (meta.get("config") or {}).get("weights"),
+                "seed": (meta.get("config") or {}).get("seed"),
+            }
         if isinstance(meta, dict) and meta.get("command") == "segment":
             record["segmented_from"] = {
                 "path": meta.get("source"),
@@ -146,7 +156,13 @@ def run(args: argparse.Namespace) -> int:
         args,
         f"independent data: {ds.independent} non-overlapping tiles in the training regions "
         f"({ds.meta['tiles_per_independent']:.1f} random tiles per independent one), "
-        f"{ds.meta['holdout_independent_tiles']} in the held-out regions",
+        f"{ds.meta['holdout_independent_tiles']} in the held-out regions"
+        + (
+            f", and {ds.meta['reconstruction_independent_tiles']} in reconstructions (not "
+            "independent data: they repeat their exemplar's statistics)"
+            if any("reconstruction" in r for r in ds.meta["sources"])
+            else ""
+        ),
     )
     if ds.warning:
         note(args, f"warning: {ds.warning}")
