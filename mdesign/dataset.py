@@ -113,6 +113,12 @@ def make_dataset(
     images: Sequence[np.ndarray],
     config: DatasetConfig | dict[str, Any] | None = None,
     *,
+    tile: int | None = None,
+    n_tiles: int | None = None,
+    augment: bool | None = None,
+    holdout: float | None = None,
+    holdout_tiles: int | None = None,
+    seed: int | None = None,
     sources: Sequence[dict[str, Any]] | None = None,
     **settings: Any,
 ) -> TileDataset:
@@ -124,6 +130,18 @@ def make_dataset(
         Phase labels (``0..K-1``), of any sizes at least one tile.
     config : DatasetConfig or dict, optional
         Settings (:class:`~mdesign.config.DatasetConfig`); its defaults where omitted.
+    tile : int, optional
+        Tile side, a multiple of 32.
+    n_tiles : int, optional
+        Training tiles drawn (before augmentation).
+    augment : bool, optional
+        Add the 8 dihedral transforms of each training tile (isotropic materials only).
+    holdout : float, optional
+        Share of each real image's longer axis held out (a band at its end, at least a tile).
+    holdout_tiles : int, optional
+        Held-out tiles cut from the bands.
+    seed : int, optional
+        Seed of the tile positions.
     sources : sequence of dict, optional
         One record per image (path, sha256, segmentation, ...), stored in ``meta``. A record
         with ``reconstruction`` (the ``meta`` of ``mdesign reconstruct``) marks a synthetic
@@ -131,7 +149,8 @@ def make_dataset(
         (``reconstruction_independent_tiles``), and a warning if its exemplar was a whole real
         source (its held-out band included).
     **settings
-        Fields of :class:`~mdesign.config.DatasetConfig` overriding ``config``.
+        Any other field of :class:`~mdesign.config.DatasetConfig` (``min_independent``). Each
+        keyword given overrides ``config``.
 
     Returns
     -------
@@ -144,7 +163,16 @@ def make_dataset(
         beside its held-out band).
     """
     base = config.model_dump() if isinstance(config, DatasetConfig) else dict(config or {})
-    cfg = config_from_dict(DatasetConfig, {**base, **settings}, source="dataset settings")
+    named = {
+        "tile": tile,
+        "n_tiles": n_tiles,
+        "augment": augment,
+        "holdout": holdout,
+        "holdout_tiles": holdout_tiles,
+        "seed": seed,
+    }
+    given = {k: v for k, v in named.items() if v is not None}
+    cfg = config_from_dict(DatasetConfig, {**base, **given, **settings}, source="dataset settings")
     if not len(images):
         raise InputError("no images", param="images")
     sources = list(sources) if sources is not None else [{} for _ in images]

@@ -360,6 +360,12 @@ def segment(
     image: np.ndarray,
     config: SegmentConfig | dict[str, Any] | None = None,
     *,
+    phases: int | None = None,
+    crop: tuple[int | None, int | None, int | None, int | None] | None = None,
+    denoise: str | None = None,
+    background: str | None = None,
+    background_mode: str | None = None,
+    regularize: str | None = None,
     source: str = "image",
     **settings: Any,
 ) -> SegmentResult:
@@ -372,11 +378,20 @@ def segment(
         gray; a colour image is refused).
     config : SegmentConfig or dict, optional
         Settings (:class:`~mdesign.config.SegmentConfig`); its defaults where omitted.
+    phases : int, optional
+        Number of phases (2: Otsu's threshold; more: multi-Otsu).
+    crop : tuple, optional
+        ``(y0, y1, x0, x1)``, Python slices (None for an edge): the region kept, e.g.
+        ``(0, -40, None, None)`` drops a 40-row data bar at the bottom.
+    denoise : {"none", "median", "bilateral", "nl_means"}, optional
+    background : {"none", "polynomial", "gaussian"}, optional
+    background_mode : {"divide", "subtract"}, optional
+    regularize : {"none", "potts"}, optional
     source : str
         Names the image in error messages.
     **settings
-        Fields of :class:`~mdesign.config.SegmentConfig` overriding ``config``, e.g.
-        ``phases=3, background="gaussian", denoise="median", crop=(0, -40, None, None)``.
+        Any other field of :class:`~mdesign.config.SegmentConfig` (``median_radius``,
+        ``background_order``, ``potts_beta``, ...). Each keyword given overrides ``config``.
 
     Returns
     -------
@@ -394,7 +409,16 @@ def segment(
         base = config.model_dump()
     else:
         base = dict(config or {})
-    cfg = config_from_dict(SegmentConfig, {**base, **settings}, source="segment settings")
+    named = {
+        "phases": phases,
+        "crop": crop,
+        "denoise": denoise,
+        "background": background,
+        "background_mode": background_mode,
+        "regularize": regularize,
+    }
+    given = {k: v for k, v in named.items() if v is not None}
+    cfg = config_from_dict(SegmentConfig, {**base, **given, **settings}, source="segment settings")
     arr = _check_image(image, source=source)
     arr, crop = _crop(arr, cfg.crop, source=source)
     steps = []
