@@ -10,8 +10,10 @@ The main entry points are attributes of the package, imported on first use (PEP 
     fig = mdesign.plot_characterization(char, images)
 
 ``dir(mdesign)`` lists them; each lives in one stage module or subpackage:
-:mod:`mdesign.grf` (training images), :mod:`mdesign.descriptors`, :mod:`mdesign.evaluators`
-(properties), :mod:`mdesign.reconstruction`, :mod:`mdesign.gan` (the latent design space),
+:mod:`mdesign.grf` (training images), :mod:`mdesign.segment` (a grayscale micrograph to phase
+labels), :mod:`mdesign.dataset` (a training set of tiles from your own images, with a held-out
+region), :mod:`mdesign.descriptors`, :mod:`mdesign.evaluators` (properties),
+:mod:`mdesign.reconstruction`, :mod:`mdesign.gan` (the latent design space),
 :mod:`mdesign.surrogates`, :mod:`mdesign.optimization` (design campaigns; the Prefect wiring is
 in ``flows/``), :mod:`mdesign.io`, :mod:`mdesign.plotting`, :mod:`mdesign.seeds`,
 :mod:`mdesign.config` (every default once) and :mod:`mdesign.cli` (the ``mdesign`` command).
@@ -28,6 +30,9 @@ __version__ = "0.1.0"
 # name -> the module that defines it; imported when the name is first looked up
 _ENTRY_POINTS = {
     "mdesign.grf": ["grf_microstructures", "gaussian_random_field", "level_cut", "GRFResult"],
+    # mdesign.segment is the module (importing it sets the package attribute): segmenting is
+    # mdesign.segment.segment(image)
+    "mdesign.dataset": ["make_dataset", "TileDataset"],
     "mdesign.descriptors": [
         "characterize",
         "Characterization",
@@ -38,7 +43,12 @@ _ENTRY_POINTS = {
         "specific_surface",
     ],
     "mdesign.io": ["read_images", "write_images", "labels_from_values"],
-    "mdesign.plotting": ["plot_characterization", "show_labels", "save_figure"],
+    "mdesign.plotting": [
+        "plot_characterization",
+        "plot_segmentation",
+        "show_labels",
+        "save_figure",
+    ],
     "mdesign.config": ["load_config"],
     "mdesign.evaluators": [
         "get_evaluator",
@@ -66,6 +76,7 @@ _WHERE = {name: module for module, names in _ENTRY_POINTS.items() for name in na
 _SUBMODULES = (
     "cli",
     "config",
+    "dataset",
     "descriptors",
     "device",
     "errors",
@@ -79,6 +90,7 @@ _SUBMODULES = (
     "reconstruction",
     "runs",
     "seeds",
+    "segment",
     "surrogates",
 )
 

@@ -27,6 +27,7 @@ __all__ = [
     "phase_cmap",
     "plot_band",
     "plot_characterization",
+    "plot_segmentation",
     "root_figure",
     "save_figure",
     "show_labels",
@@ -171,4 +172,80 @@ def plot_characterization(
     ax.boxplot([fr[:, j] for j in range(k)], tick_labels=[str(j) for j in range(k)])
     ax.set(xlabel="phase", ylabel="fraction", title="volume fractions")
     fig.suptitle((title or "descriptors") + band, fontsize=10)
+    return finish(fig, path)
+
+
+def plot_segmentation(
+    image: np.ndarray,
+    result,
+    path: str | os.PathLike | None = None,
+    *,
+    fig: Figure | SubFigure | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A figure a person can check the segmentation on: the input with the crop marked, the
+    processed image, the labels' boundaries drawn over the input, and the histogram of the
+    processed image with the thresholds.
+
+    Parameters
+    ----------
+    image : ndarray, ``H x W``
+        The input of :func:`segment`.
+    result : mdesign.segment.SegmentResult
+    path : path-like, optional
+        Also write the figure there (a ``.png``, atomically).
+    fig : Figure or SubFigure, optional
+        Draw into it (1 x 4 panels); a new 13 x 4.2 inch Figure by default.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Figure
+    """
+    from matplotlib.patches import Rectangle
+    from skimage.segmentation import find_boundaries
+
+    arr = np.asarray(image, dtype=np.float64)
+    if arr.ndim == 3:  # gray stored as RGB (segment refuses colour)
+        arr = arr[..., 0]
+    y0, y1, x0, x1 = result.crop
+    fig = new_figure(fig, figsize=(13, 4.2))
+    axes = fig.subplots(1, 4)
+    ax = axes[0]
+    ax.imshow(arr, cmap="gray", interpolation="nearest")
+    if result.crop != (0, arr.shape[0], 0, arr.shape[1]):
+        ax.add_patch(Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False, ec="C1", lw=1.5))
+    ax.set_title("input" + (" (crop in orange)" if result.config.crop is not None else ""))
+    axes[1].imshow(result.processed, cmap="gray", interpolation="nearest")
+    done = [
+        w
+        for w, on in (
+            ("denoised", result.config.denoise != "none"),
+            ("background-corrected", result.config.background != "none"),
+        )
+        if on
+    ]
+    axes[1].set_title(", ".join(done) or "scaled to [0, 1]", fontsize=9)
+    crop = arr[y0:y1, x0:x1]
+    g = (crop - crop.min()) / max(float(np.ptp(crop)), 1e-12)
+    rgb = np.repeat(g[..., None], 3, axis=2)
+    edges = find_boundaries(result.labels, mode="inner")
+    rgb[edges] = (1.0, 0.25, 0.2)
+    tint = 0.25
+    for k in range(result.config.phases):
+        sel = result.labels == k
+        hue = np.array([(0.1, 0.4, 1.0), (1.0, 0.8, 0.1), (0.2, 0.9, 0.3)][k % 3])
+        rgb[sel] = (1 - tint) * rgb[sel] + tint * hue
+    axes[2].imshow(rgb, interpolation="nearest")
+    axes[2].set_title("phases over the input (boundaries red)", fontsize=9)
+    ax = axes[3]
+    ax.hist(result.processed.ravel(), bins=128, color="0.4")
+    for t in result.thresholds:
+        ax.axvline(t, color="C3")
+    ax.set(xlabel="processed gray level", ylabel="pixels", yscale="log")
+    ax.set_title("fractions " + ", ".join(f"{f:.3f}" for f in result.fractions), fontsize=9)
+    for a in axes[:3]:
+        a.set_axis_off()
+    fig.suptitle(title or "segmentation", fontsize=10)
     return finish(fig, path)

@@ -28,7 +28,7 @@ def test_dir_lists_the_entry_points_and_each_is_its_module_s_object():
     for name, module in mdesign._WHERE.items():
         assert name in names and name in mdesign.__all__
         assert getattr(mdesign, name) is getattr(importlib.import_module(module), name)
-    for sub in ("grf", "descriptors", "gan", "reconstruction", "evaluators", "seeds"):
+    for sub in ("grf", "descriptors", "gan", "reconstruction", "evaluators", "seeds", "segment"):
         assert sub in names and getattr(mdesign, sub) is importlib.import_module(f"mdesign.{sub}")
     # the five user stories each have their function at the top
     for name in ("grf_microstructures", "characterize", "reconstruct", "sample_latents", "decode"):

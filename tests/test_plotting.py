@@ -48,6 +48,14 @@ def _characterization(shape=(32, 32)):
     return (characterize(images, max_distance=8), images), {"title": "t"}
 
 
+def _segmentation():
+    from mdesign.segment import segment, synthetic_micrograph
+
+    labels = _images(1, (48, 48))[0]
+    gray = synthetic_micrograph(labels, seed=np.random.SeedSequence(1))
+    return (gray, segment(gray, phases=2, denoise="none", regularize="none")), {}
+
+
 def _curves():
     sizes = {"8": [0.2, 0.05], "16": [0.1, 0.02]}
     results = {
@@ -62,6 +70,7 @@ def _curves():
 
 def _plotters():
     from mdesign.gan.validation import plot_validation
+    from mdesign.plotting import plot_segmentation
     from mdesign.reconstruction.plot import plot_reconstruction, plot_volume_reconstruction
     from mdesign.surrogates.study.report import plot_learning_curves
 
@@ -71,6 +80,7 @@ def _plotters():
         "reconstruction": (plot_reconstruction, _reconstruction),
         "volume_reconstruction": (plot_volume_reconstruction, _volume),
         "validation": (plot_validation, _validation),
+        "segmentation": (plot_segmentation, _segmentation),
         "learning_curves": (plot_learning_curves, _curves),
     }
 
@@ -83,6 +93,7 @@ def _plotters():
         "reconstruction",
         "volume_reconstruction",
         "validation",
+        "segmentation",
         "learning_curves",
     ],
 )

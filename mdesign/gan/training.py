@@ -160,8 +160,10 @@ def data_provenance(
     """The ``data_meta`` record stored in checkpoints: what the GAN was trained on.
 
     Includes the digest of the labels (checked on resume), the quantiles of the images' phase-1
-    fractions (two-phase data) and, when the images came from
-    ``mdesign grf``, its ``meta`` record under ``grf`` (the parameters of the distribution).
+    fractions (two-phase data), the file's absolute ``path``, and, when the images came from
+    ``mdesign grf``, its ``meta`` record under ``grf`` (the parameters of the distribution);
+    from ``mdesign dataset``, its provenance under ``dataset`` (the sources' sha256, the
+    regions, the held-out tiles' digest, the independent data).
     """
     arr = np.ascontiguousarray(images, dtype=np.uint8)
     record: dict[str, Any] = {
@@ -177,8 +179,24 @@ def data_provenance(
         per_image = arr.reshape(len(arr), -1).mean(1)
         u = np.linspace(0, 1, QUANTILE_POINTS)
         record["volume_fraction_quantiles"] = [float(v) for v in np.quantile(per_image, u)]
+    if source is not None:
+        # where the file was: validation and campaigns read the training and held-out tiles
+        # from it (mdesign.dataset.find_training_data, which checks sha256)
+        record["path"] = str(Path(source).resolve())
     if meta and meta.get("command") == "grf":
         record["grf"] = json.loads(json.dumps(meta, default=str))
+    if meta and meta.get("command") == "dataset":
+        keep = (
+            "config",
+            "sources",
+            "n_tiles",
+            "n_holdout",
+            "independent_tiles",
+            "holdout_independent_tiles",
+            "holdout_sha256",
+            "warning",
+        )
+        record["dataset"] = json.loads(json.dumps({k: meta.get(k) for k in keep}, default=str))
     return record
 
 

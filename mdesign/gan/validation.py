@@ -1,8 +1,9 @@
 """Statistical validation of a trained generator against its training distribution.
 
 Generated images are compared with fresh images from the distribution the GAN was trained on
-(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`) through the
-descriptors of :mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
+(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`; for a GAN trained on a
+``mdesign dataset`` set, its held-out tiles, :func:`reference_sets`) through the descriptors of
+:mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
 second real set vs the real set (``real_b``, of the same size), the scale of sampling noise.
 
 S2 and lineal path
@@ -253,19 +254,50 @@ def reference_seeds(seed: int) -> tuple[int, int]:
 
 
 def reference_sets(
-    data_meta: dict[str, Any], n: int, *, seed: int, progress: bool = False
+    data_meta: dict[str, Any],
+    n: int,
+    *,
+    seed: int,
+    progress: bool = False,
+    data: str | os.PathLike | None = None,
+    near: str | os.PathLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Two independent real sets of ``n`` images from a GAN's training distribution.
+    """Two independent real sets from a GAN's training distribution.
 
-    The reference of :func:`validate` and the second set that gives its distance a scale: two
-    fresh draws of :func:`grf_reference`, seeded by :func:`reference_seeds`.
+    The reference of :func:`validate` and the second set that gives its distance a scale. For a
+    GAN trained on ``mdesign grf`` images, two fresh draws of ``n`` images
+    (:func:`grf_reference`, seeded by :func:`reference_seeds`); for any other, the held-out
+    tiles of its training set (``mdesign dataset``; found by
+    :func:`mdesign.dataset.find_training_data`, at ``data`` when it has moved), split in two
+    halves.
 
     Returns
     -------
-    real, real_b : ndarray of uint8, ``n x H x W``
+    real, real_b : ndarray of uint8, ``n x H x W`` (held-out tiles: ``M // 2`` each)
     source : str
-        How they were made (the seeds), for the report.
+        How they were made (the seeds, or the file), for the report.
+
+    Raises
+    ------
+    InputError
+        Neither a GRF record nor a training set with at least 6 held-out tiles.
     """
+    if not isinstance((data_meta or {}).get("grf"), dict):
+        from mdesign.dataset import find_training_data
+
+        found = find_training_data(data_meta, data=data, near=near)
+        m = found.holdout.shape[0] // 2
+        if m < 3:
+            raise InputError(
+                f"{found.path} holds {found.holdout.shape[0]} held-out tiles; validating needs "
+                "at least 6 (make the training set with `mdesign dataset`), or give reference "
+                "images"
+            )
+        return (
+            found.holdout[:m],
+            found.holdout[m : 2 * m],
+            f"held-out tiles of {found.path} ({m} and {m})",
+        )
     s_a, s_b = reference_seeds(seed)
     real = grf_reference(data_meta, n, seed=s_a, progress=progress).images
     real_b = grf_reference(data_meta, n, seed=s_b, progress=progress).images
