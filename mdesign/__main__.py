@@ -20,9 +20,12 @@ import sys
 def main() -> int:
     """Set ``OMP_WAIT_POLICY=PASSIVE`` unless it is set, then run the command line."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from mdesign.cli import main as cli_main
+    import mdesign.cli
 
-    return cli_main()
+    try:
+        return mdesign.cli.main()
+    finally:
+        mdesign.cli.exit_on_signal()  # an interrupt during the shutdown: 130 and its line
 
 
 if __name__ == "__main__":

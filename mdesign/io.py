@@ -33,7 +33,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ __all__ = [
     "atomic_paths",
     "check_output_dir",
     "check_output_path",
+    "check_outputs",
     "labels_from_values",
     "peek_images",
     "read_images",
@@ -416,6 +417,82 @@ def _check_creatable(path: Path, *, label: str) -> None:
         raise InputError(f"{label}: cannot write in {parent} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def check_outputs(
+    outputs: Iterable[tuple[str, str | os.PathLike | None, tuple[str, ...] | None]],
+    *,
+    inputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+    writes: Mapping[str, Iterable[str]] | None = None,
+) -> None:
+    """Refuse, before any work, outputs that cannot be written or that would overwrite an input.
+
+    Parameters
+    ----------
+    outputs : iterable of ``(option, path, suffixes)``
+        Each output the command will write: its flag (for messages), its path (None: not asked
+        for, skipped) and its accepted suffixes, or None for an output folder. A file must have
+        one of the suffixes, must not be a directory, and must be creatable (its nearest existing
+        ancestor is a writable directory, tried for real); a folder must not be a file.
+    inputs : iterable of ``(option, path)``
+        Each input file (a config file is an input too); no output may be the same file (same
+        resolved path, or a hard link).
+    writes : mapping, optional
+        For an output folder's option, the names of the files and subfolders the command writes
+        in it (``{"--out": ("config.yaml", "samples")}``): no input may be one of them or lie in
+        one of those subfolders, so a run never writes over its own config.
+
+    Raises
+    ------
+    InputError
+        Naming the flag and the path.
+    """
+    outs = [(opt, path, suf) for opt, path, suf in outputs if path is not None]
+    ins = [(opt, path) for opt, path in inputs if path is not None]
+    owners = {_file_key(path): (opt, path) for opt, path in ins}
+    written: dict[Any, str] = {}
+    for opt, path, suffixes in outs:
+        if suffixes is None:
+            check_output_dir(path, option=opt)
+        else:
+            check_output_path(path, suffixes=suffixes, option=opt)
+        key = _file_key(path)
+        if key in owners:
+            in_opt, in_path = owners[key]
+            raise InputError(
+                f"{opt} {path}: is the input {in_opt} {in_path}; writing it would destroy "
+                "the input, choose another path"
+            )
+        if key in written:
+            raise InputError(f"{opt} {path}: is also the output of {written[key]}")
+        written[key] = opt
+        for name in (writes or {}).get(opt, ()) if suffixes is None else ():
+            target = Path(path) / name
+            for in_opt, in_path in ins:
+                if same_file(target, in_path) or _inside(in_path, target):
+                    raise InputError(
+                        f"{in_opt} {in_path}: the run writes {target} into {opt} {path}, "
+                        "which would destroy this input; move it out of the folder"
+                    )
+
+
+def _file_key(path: str | os.PathLike) -> Any:
+    """What identifies a file: its device and inode if it exists (hard links share them), else
+    its resolved path; two paths name one file exactly when their keys are equal."""
+    path = Path(path)
+    try:
+        st = path.stat()
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", str(path.resolve()))
+
+
+def _inside(path: str | os.PathLike, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (resolved; a missing folder holds nothing)."""
+    try:
+        return folder.is_dir() and Path(path).resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:

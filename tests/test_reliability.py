@@ -1,0 +1,188 @@
+"""Issue 30: no input overwritten, every byte read budgeted, every float finite, one error line.
+
+Each test reproduces one defect of the issue's list (its number in the test's docstring) and
+stops before any real work: a hostile input must be refused in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from mdesign.errors import InputError
+from tests.conftest import assert_input_error, snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("the work started: the input should have been refused before it")
+
+
+# --- data lost or clobbered (defects 1-5) ----------------------------------------------------
+
+
+@pytest.fixture
+def exemplar_folder(tmp_path):
+    from mdesign.data import LI2018_DIR
+
+    src = tmp_path / "in"
+    src.mkdir()
+    li = np.load(LI2018_DIR / "ceramics_64.npy")
+    np.savez(src / "a.npz", images=li[None, :32, :32])
+    np.save(src / "b.npy", li[32:, 32:])
+    return src
+
+
+def _flow(*argv):
+    pytest.importorskip("prefect")
+    from mdesign_flows.__main__ import main
+
+    try:
+        return main([str(a) for a in argv])
+    except SystemExit as exc:
+        return exc.code
+
+
+def test_folder_flow_into_its_own_input_folder_is_refused(exemplar_folder, capsys, monkeypatch):
+    """1: FOLDER FOLDER would replace a.npz by its reconstruction and b.png by a plot."""
+    pytest.importorskip("prefect")
+    import mdesign_flows.reconstruct as flow
+
+    monkeypatch.setattr(flow, "run_reconstruct_folder", _no_work)
+    from mdesign.io import write_images
+
+    write_images(exemplar_folder / "c.png", np.load(exemplar_folder / "b.npy"))
+    before = snapshot(exemplar_folder)
+    code = _flow("reconstruct", exemplar_folder, exemplar_folder, "--weights", "random")
+    cap = capsys.readouterr()
+    assert code == 2, cap.err
+    lines = cap.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "input" in lines[0], cap.err
+    assert snapshot(exemplar_folder) == before
+
+
+def test_folder_flow_refuses_two_exemplars_with_one_output_name(
+    exemplar_folder, tmp_path, capsys, monkeypatch
+):
+    """2: b.npy and b.png would both write OUT/b.npz; b_grf.npy collides with b's baseline."""
+    pytest.importorskip("prefect")
+    import mdesign_flows.reconstruct as flow
+
+    monkeypatch.setattr(flow, "run_reconstruct_folder", _no_work)
+    from mdesign.io import write_images
+
+    write_images(exemplar_folder / "b.png", np.load(exemplar_folder / "b.npy"))
+    out = tmp_path / "out"
+    code = _flow("reconstruct", exemplar_folder, out, "--weights", "random")
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("error:") and err.count("\n") == 1, err
+    assert "b.png" in err and "b.npy" in err
+    assert not out.exists()
+    (exemplar_folder / "b.png").unlink()
+    np.save(exemplar_folder / "a_grf.npy", np.load(exemplar_folder / "b.npy"))
+    code = _flow("reconstruct", exemplar_folder, out, "--weights", "random")
+    err = capsys.readouterr().err
+    assert code == 2 and "a_grf" in err, err
+
+
+def _tiny_train_inputs(tmp_path):
+    from mdesign.grf import grf_microstructures
+    from tests.gan.conftest import TINY
+
+    data = tmp_path / "grf.npz"
+    imgs = grf_microstructures(8, (32, 32), volume_fraction=0.4, correlation_length=2, seed=1)
+    np.savez(data, images=imgs.images)
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = run / "config.yaml"
+    cfg.write_text(yaml.safe_dump(TINY))
+    return data, cfg, run
+
+
+def test_train_refuses_a_config_inside_its_run_folder(tmp_path, run_cli, monkeypatch):
+    """3: train --config RUN/config.yaml --out RUN rewrote its input config."""
+    import mdesign.gan.training as training
+
+    monkeypatch.setattr(training, "train", _no_work)
+    data, cfg, run = _tiny_train_inputs(tmp_path)
+    before = snapshot(run)
+    res = run_cli("train", "--data", data, "--config", cfg, "--out", run, "--seed", 5, "-q")
+    assert_input_error(res, "--config", "config.yaml")
+    assert snapshot(run) == before
+
+
+def test_optimize_refuses_a_config_its_run_would_overwrite(tmp_path, run_cli, monkeypatch):
+    """4: optimize --config RUN/report.md --out RUN replaced the config with the report."""
+    pytest.importorskip("prefect")
+    import mdesign_flows.design as design
+
+    monkeypatch.setattr(design, "run_design_campaign", _no_work)
+    run = tmp_path / "run"
+    run.mkdir()
+    cfg = run / "report.md"
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "generator": {"factory": "tests.optimization.fakes:make_space"},
+                "objectives": [{"evaluator": "volume_fraction"}],
+                "bo": {"budget": 4, "initial": 2},
+                "baselines": [],
+            }
+        )
+    )
+    before = snapshot(run)
+    res = run_cli("optimize", "--config", cfg, "--out", run, "-q")
+    assert_input_error(res, "--config", "report.md")
+    assert snapshot(run) == before
+
+
+HOLD = (
+    "import sys, time\n"
+    "from mdesign.runs import run_lock\n"
+    "with run_lock(sys.argv[1], what='training run'):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(600)\n"
+)
+
+
+def test_train_takes_the_run_folder_lock(tmp_path, run_cli, monkeypatch):
+    """5: two concurrent train --out R both ran, interleaving their files."""
+    import mdesign.gan.training as training
+
+    monkeypatch.setattr(training, "train", _no_work)
+    data, _, run = _tiny_train_inputs(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run)], env=env, text=True, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        res = run_cli("train", "--data", data, "--out", run, "-q")
+        assert_input_error(res, "--out", "in use", str(holder.pid))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_check_outputs_refuses_an_input_a_run_folder_writes(tmp_path):
+    from mdesign.cli._common import check_outputs
+
+    run = tmp_path / "run"
+    (run / "samples").mkdir(parents=True)
+    (run / "samples" / "x.png").write_bytes(b"")
+    (run / "mine.yaml").write_text("{}")
+    writes = {"--out": ("config.yaml", "samples")}
+    for name in ("config.yaml", "samples/x.png"):
+        with pytest.raises(InputError, match="writes"):
+            check_outputs(
+                [("--out", run, None)], inputs=[("--config", run / name)], writes=writes
+            )
+    # a file the run does not write may live in the folder
+    check_outputs([("--out", run, None)], inputs=[("--config", run / "mine.yaml")], writes=writes)
