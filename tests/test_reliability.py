@@ -181,8 +181,6 @@ def test_check_outputs_refuses_an_input_a_run_folder_writes(tmp_path):
     writes = {"--out": ("config.yaml", "samples")}
     for name in ("config.yaml", "samples/x.png"):
         with pytest.raises(InputError, match="writes"):
-            check_outputs(
-                [("--out", run, None)], inputs=[("--config", run / name)], writes=writes
-            )
+            check_outputs([("--out", run, None)], inputs=[("--config", run / name)], writes=writes)
     # a file the run does not write may live in the folder
     check_outputs([("--out", run, None)], inputs=[("--config", run / "mine.yaml")], writes=writes)
