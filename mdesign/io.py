@@ -53,6 +53,7 @@ __all__ = [
     "check_output_path",
     "check_outputs",
     "labels_from_values",
+    "npz_member_bytes",
     "peek_images",
     "read_images",
     "read_memory",
@@ -260,6 +261,38 @@ def peek_images(
     )
 
 
+def npz_member_bytes(path: str | os.PathLike) -> dict[str, int]:
+    """Bytes each member of a ``.npz`` takes once read, from the headers alone (nothing loaded).
+
+    A ``.npy`` member counts its header's shape times its dtype's size (what :func:`numpy.load`
+    allocates, whatever the compressed size: a few kilobytes can claim gigabytes); any other
+    member counts its uncompressed size in the zip directory (what reading it returns). Keys are
+    the names :func:`numpy.load` gives (``.npy`` stripped). For a memory check of every member a
+    caller reads (:mod:`mdesign.memory`).
+
+    Raises
+    ------
+    InputError
+        The file is not a zip of readable members.
+    """
+    import zipfile
+
+    path = Path(path)
+    out: dict[str, int] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    with zf.open(info) as fh:
+                        shape, dtype = _npy_header(fh)
+                    out[info.filename[:-4]] = math.prod(shape) * dtype.itemsize
+                else:
+                    out[info.filename] = info.file_size
+    except Exception as exc:  # any parser failure means the file is not what it claims
+        raise InputError(f"{path}: cannot read as .npz ({type(exc).__name__}: {exc})") from None
+    return out
+
+
 def read_memory(shape: tuple[int, ...], dtype: np.dtype) -> int:
     """Estimated peak bytes of :func:`read_images` for an array of this shape and dtype: the
     array, a float64 copy where it is segmented or its distinct values are sorted, the labels."""
@@ -308,7 +341,10 @@ def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = Fal
         )
     shape, dtype = peek_images(path)
     dims = " x ".join(map(str, shape))
-    check_memory(read_memory(shape, dtype), what=f"reading {source} ({dims})")
+    need = read_memory(shape, dtype)
+    if suffix == ".npz":  # every other member is read too (the extras)
+        need += sum(n for k, n in npz_member_bytes(path).items() if k != "images")
+    check_memory(need, what=f"reading {source} ({dims}, with its other arrays)")
     extras: dict[str, Any] = {}
     palette = False
     try:

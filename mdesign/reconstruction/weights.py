@@ -310,6 +310,8 @@ def _read_cached(path: Path, source: _Source) -> VGG19Weights:
     digest = parameters_sha256(state)
     if digest != source.converted_sha256:
         raise InputError(f"{path}: parameters hash to {digest}, expected {source.converted_sha256}")
+    if convention != CAFFE_INPUT:  # the parameters' hash does not cover it: compared whole
+        raise InputError(f"{path}: input convention {saved['input']!r}, expected Caffe's")
     return VGG19Weights(state=state, convention=convention)
 
 
