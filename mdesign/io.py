@@ -64,6 +64,8 @@ __all__ = [
 MAX_PHASES = 8
 READ_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
 WRITE_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
+VOLUME_WRITE_SUFFIXES = tuple(s for s in WRITE_SUFFIXES if s != ".png")
+"""Where volumes (``N x H x W x D``) can be written: a PNG holds pictures of images only."""
 
 # Colours of phases 0..7 in PNG output: black and white for two phases, then distinct hues.
 PALETTE = np.array(
@@ -634,6 +636,11 @@ def write_images(
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
+    if images.ndim == 4 and path.suffix.lower() not in VOLUME_WRITE_SUFFIXES:
+        raise InputError(
+            f"{path}: a PNG holds images, not volumes; expected one of "
+            f"{', '.join(VOLUME_WRITE_SUFFIXES)}"
+        )
     if images.size and int(images.max()) >= MAX_PHASES:
         raise InputError(f"{path}: labels must be below {MAX_PHASES}")
     images = images.astype(np.uint8, copy=False)

@@ -275,3 +275,102 @@ def test_the_weights_cache_checks_its_input_convention(tmp_path):
     for bad in ({"scale": float("inf")}, {"std": [1, float("nan"), 1]}):
         with pytest.raises(InputError, match="finite"):
             InputConvention.from_dict({**CAFFE_INPUT.to_dict(), **bad}, source="x.pt")
+
+
+# --- validation of non-finite or inconsistent values (defects 8-12) -------------------------
+
+CAMPAIGN = {
+    "generator": {"factory": "tests.optimization.fakes:make_space"},
+    "objectives": [{"evaluator": "volume_fraction"}],
+    "bo": {"budget": 4, "initial": 2},
+    "baselines": [],
+}
+
+
+@pytest.mark.parametrize(
+    ("cls", "data", "key"),
+    [
+        ("CampaignConfig", {**CAMPAIGN, "constraints": [{"evaluator": "x", "min": "nan"}]}, "min"),
+        ("CampaignConfig", {**CAMPAIGN, "constraints": [{"evaluator": "x", "max": "inf"}]}, "max"),
+        ("CampaignConfig", {**CAMPAIGN, "bo": {"ref_point": [float("nan")]}}, "ref_point"),
+        (
+            "CampaignConfig",
+            {**CAMPAIGN, "objectives": [{"evaluator": "x", "params": {"t": float("inf")}}]},
+            "params",
+        ),
+        ("ReconstructionConfig", {"anneal_sweeps": float("inf")}, "anneal_sweeps"),
+        ("ReconstructionConfig", {"volume_anneal_sweeps": float("inf")}, "volume_anneal_sweeps"),
+        ("ReconstructionConfig", {"volume_lr": float("inf")}, "volume_lr"),
+        ("ReconstructionConfig", {"s2_weight": 1e308}, "s2_weight"),
+        ("GANConfig", {"train": {"lr_steps": [[2, float("nan")]]}}, "lr_steps"),
+        ("GRFConfig", {"angle": float("nan")}, "angle"),
+        ("ConductivityConfig", {"conductivities": [1.0, float("inf")]}, "conductivities"),
+    ],
+)
+def test_every_config_float_is_finite(cls, data, key):
+    """8, 10: a constraint `min: .nan` ran 55 s then crashed; `.inf` sweeps ran then failed."""
+    import mdesign.config as C
+
+    with pytest.raises(InputError, match=key):
+        C.config_from_dict(getattr(C, cls), data, source="x.yaml")
+
+
+def test_the_reference_point_has_one_value_per_objective():
+    """9: two objectives with a 3-value ref_point crashed after the initial design."""
+    from mdesign.config import CampaignConfig, config_from_dict
+
+    two = [{"evaluator": "volume_fraction"}, {"evaluator": "volume_fraction", "label": "b"}]
+    data = {**CAMPAIGN, "objectives": two, "bo": {"ref_point": [1, 2, 3]}}
+    with pytest.raises(InputError, match="ref_point"):
+        config_from_dict(CampaignConfig, data, source="c.yaml")
+    config_from_dict(CampaignConfig, {**data, "bo": {"ref_point": [1, 2]}}, source="c.yaml")
+
+
+def test_reconstruct_refuses_weights_beyond_float32_before_work(tmp_path, run_cli, monkeypatch):
+    """10: --s2-weight inf (3D) and 1e308 (2D) failed with exit 1 after the work."""
+    import mdesign.reconstruction as R
+    import mdesign.reconstruction.volume as V
+    from mdesign.data import LI2018_DIR
+
+    monkeypatch.setattr(R, "reconstruct", _no_work)
+    monkeypatch.setattr(V, "reconstruct_volume", _no_work)
+    ex = tmp_path / "ex.npy"
+    np.save(ex, np.load(LI2018_DIR / "ceramics_64.npy")[:32, :32])
+    common = ["--weights", "random", "--iterations", "2", "-q"]
+    res = run_cli("reconstruct", ex, "-o", tmp_path / "o.npz", "--s2-weight", "1e308", *common)
+    assert_input_error(res, "--s2-weight")
+    res = run_cli(
+        "reconstruct", ex, "-o", tmp_path / "v.npz", "--size", 16, 16, 16, "--s2-weight", "inf",
+        *common,
+    )  # fmt: skip
+    assert_input_error(res, "--s2-weight")
+    assert not list(tmp_path.glob("*.npz"))
+
+
+def test_a_campaign_latent_size_too_large_is_refused_naming_the_key(tmp_path, monkeypatch):
+    """11: generator.latent_size 100000 ran out of memory; 400 named `z`."""
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "4G")
+    from mdesign.config import CampaignConfig, config_from_dict
+    from mdesign.gan.checkpoint import SHIPPED_CHECKPOINT
+    from mdesign.optimization.campaign import prepare_campaign
+
+    for side in (100000, 400):
+        gen = {"checkpoint": str(SHIPPED_CHECKPOINT), "latent_size": side}
+        cfg = config_from_dict(CampaignConfig, {**CAMPAIGN, "generator": gen})
+        with pytest.raises(InputError, match=r"generator\.latent_size") as err:
+            prepare_campaign(cfg, tmp_path / "run")
+        assert "memory" in str(err.value)
+    assert not (tmp_path / "run").exists()
+
+
+def test_grf_refuses_png_for_volumes_before_work(tmp_path, run_cli, monkeypatch):
+    """12: grf --size 32 32 32 -o g.png failed with a TypeError after the work."""
+    import mdesign.grf as G
+
+    monkeypatch.setattr(G, "grf_microstructures", _no_work)
+    res = run_cli(
+        "grf", "-n", 1, "--size", 32, 32, 32, "--volume-fraction", 0.4, "--correlation-length", 3,
+        "--seed", 1, "-o", tmp_path / "g.png", "-q",
+    )  # fmt: skip
+    assert_input_error(res, "-o", ".png")
+    assert not (tmp_path / "g.png").exists()

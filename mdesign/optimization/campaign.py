@@ -163,7 +163,13 @@ def prepare_campaign(
     if config.dask.address:
         check_dask_address(config.dask.address)
     context = campaign_context(config, config_dir=config_dir, space_spec=space_spec)
-    space = load_space(context["space"])  # a bad checkpoint or factory fails here
+    try:
+        space = load_space(context["space"])  # a bad checkpoint or factory fails here
+    except InputError as exc:
+        if exc.param is None or exc.param not in context["space"]:
+            raise
+        # a keyword of the design space is a key of the config's generator section
+        raise InputError(exc.message, param=f"generator.{exc.param}") from None
     for spec in context["outcomes"]:
         if spec["evaluator"] != VOLUME_FRACTION:
             evaluator_for(spec)  # unknown names and bad parameters fail here
