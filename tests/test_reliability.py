@@ -302,7 +302,7 @@ CAMPAIGN = {
         ("ReconstructionConfig", {"volume_anneal_sweeps": float("inf")}, "volume_anneal_sweeps"),
         ("ReconstructionConfig", {"volume_lr": float("inf")}, "volume_lr"),
         ("ReconstructionConfig", {"s2_weight": 1e308}, "s2_weight"),
-        ("GANConfig", {"train": {"lr_steps": [[2, float("nan")]]}}, "lr_steps"),
+        ("GANConfig", {"train": {"lr_steps": [[2, float("inf")]]}}, "lr_steps"),
         ("GRFConfig", {"angle": float("nan")}, "angle"),
         ("ConductivityConfig", {"conductivities": [1.0, float("inf")]}, "conductivities"),
     ],
@@ -374,3 +374,164 @@ def test_grf_refuses_png_for_volumes_before_work(tmp_path, run_cli, monkeypatch)
     )  # fmt: skip
     assert_input_error(res, "-o", ".png")
     assert not (tmp_path / "g.png").exists()
+
+
+# --- the folder flow, hardened like the commands ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "args", "needle"),
+    [
+        ("pickle", ["--weights", "{w}"], "w.pt"),
+        (None, ["--size", "8", "8"], "--size"),
+        ("one_phase", [], "one phase"),
+        (None, ["--iterations", "x"], "--iterations"),
+        (None, ["--seed", "-1"], "--seed"),
+        (None, ["--config", "{cfg}"], "anneal_sweeps"),
+    ],
+)
+def test_folder_flow_checks_every_input_before_prefect(
+    exemplar_folder, tmp_path, capsys, monkeypatch, make, args, needle
+):
+    """The folder flow checked --weights, --size and a one-phase image inside the flow, after
+    37-54 s and 72-84 lines; usage errors had argparse's two lines."""
+    pytest.importorskip("prefect")
+    import pickle
+
+    import mdesign_flows.reconstruct as flow
+
+    monkeypatch.setattr(flow, "run_reconstruct_folder", _no_work)
+    w, cfg = tmp_path / "w.pt", tmp_path / "fast.yaml"
+    if make == "pickle":
+        w.write_bytes(pickle.dumps({"0.weight": [1.0, 2.0]}))
+    if make == "one_phase":
+        np.save(exemplar_folder / "flat.npy", np.zeros((32, 32), np.uint8))
+    cfg.write_text("anneal_sweeps: .inf\n")
+    argv = [a.format(w=w, cfg=cfg) for a in args]
+    code = _flow("reconstruct", exemplar_folder, tmp_path / "out", "--weights", "random", *argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith("error:") and err.count("\n") == 1 and needle in err, err
+    assert not (tmp_path / "out").exists()
+
+
+SLOW_FLOW = (
+    "import sys, time\n"
+    "import mdesign_flows.reconstruct as flow\n"
+    "from mdesign_flows.__main__ import main\n"
+    "def slow(*a, **k):\n"
+    "    print('ready', flush=True)\n"
+    "    time.sleep(60)\n"
+    "flow.run_reconstruct_folder = slow\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+SLOW_COMMAND = (
+    "import sys, time\n"
+    "import mdesign.cli.grf as grf\n"
+    "from mdesign.__main__ import main\n"
+    "def slow(args):\n"
+    "    print('ready', flush=True)\n"
+    "    time.sleep(60)\n"
+    "grf.run = slow\n"
+    "sys.exit(main())\n"
+)
+DONE_COMMAND = (  # the command is done; the interpreter's shutdown is slow
+    "import sys, time\n"
+    "import mdesign.cli.grf as grf\n"
+    "from mdesign.__main__ import main\n"
+    "grf.run = lambda args: 0\n"
+    "code = main()\n"
+    "print('ready', flush=True)\n"
+    "time.sleep(60)\n"
+    "sys.exit(code)\n"
+)
+GRF_ARGS = ["grf", "-n", "1", "--size", "8", "--volume-fraction", "0.5"]
+GRF_ARGS += ["--correlation-length", "2", "--seed", "0", "-o", "x.npz"]
+
+
+@pytest.mark.parametrize(
+    ("code", "args", "sig"),
+    [
+        (SLOW_COMMAND, GRF_ARGS, "SIGTERM"),
+        (DONE_COMMAND, GRF_ARGS, "SIGINT"),
+        (DONE_COMMAND, GRF_ARGS, "SIGTERM"),
+        (SLOW_FLOW, ["reconstruct", "{src}", "{out}", "--weights", "random"], "SIGINT"),
+    ],
+)
+def test_interrupts_exit_130_with_one_error_line(exemplar_folder, tmp_path, code, args, sig):
+    """22: SIGTERM exited 143 with no line; Ctrl-C after the outputs gave no line; Ctrl-C of
+    the folder flow gave a 20-line traceback."""
+    import signal
+
+    pytest.importorskip("prefect")
+    argv = [a.format(src=exemplar_folder, out=tmp_path / "out") for a in args]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        env=env,
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and err == "error: interrupted\n", (proc.returncode, err)
+
+
+# --- stderr: one line, whatever the dependencies say (defects 19-23) ------------------------
+
+
+def _mdesign(*args, cwd, env=None):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "default", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "mdesign", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_a_raw_pickle_as_weights_is_one_error_line(tmp_path):
+    """19: torch's two-line UserWarning came before the error line."""
+    import pickle
+
+    from mdesign.data import LI2018_DIR
+
+    (tmp_path / "w.pt").write_bytes(pickle.dumps({"0.weight": [1.0]}))
+    np.save(tmp_path / "ex.npy", np.load(LI2018_DIR / "ceramics_64.npy")[:32, :32])
+    res = _mdesign(
+        "reconstruct", "ex.npy", "-o", "o.npz", "--weights", "w.pt", "--iterations", 1,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert res.stderr.startswith("error:") and "w.pt" in res.stderr
+
+
+def test_a_decompression_bomb_png_is_one_error_line(tmp_path):
+    """20: PIL's DecompressionBombWarning (two lines) came before the error line."""
+    from PIL import Image
+
+    Image.new("1", (9500, 9500)).save(tmp_path / "big.png")  # 90 M pixels, 11 kB
+    res = _mdesign("characterize", "big.png", cwd=tmp_path, env={"MDESIGN_MEMORY_LIMIT": "64M"})
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "memory" in res.stderr
+
+
+def test_a_newline_in_a_path_or_key_stays_on_the_error_line(tmp_path, run_cli):
+    """21: a newline in a path or a YAML key split the error line in two."""
+    res = run_cli("characterize", tmp_path / "a\nb.npz")
+    assert_input_error(res, "a\\nb.npz")
+    cfg = tmp_path / "c\rd.yaml"
+    cfg.write_text('"bad\\nkey": 1\n')
+    np.save(tmp_path / "e.npy", np.eye(32, dtype=np.uint8))
+    res = run_cli("reconstruct", tmp_path / "e.npy", "-o", tmp_path / "o.npz", "--config", cfg)
+    assert_input_error(res, "c\\rd.yaml", "bad\\nkey")
+    res = run_cli("characterize", tmp_path / "e.npy", "--phases", "2\n3")  # a usage error
+    assert_input_error(res, "2\\n3")
