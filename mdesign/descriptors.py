@@ -106,7 +106,15 @@ def default_max_distance(shape: tuple[int, ...]) -> int:
     """A quarter of the smallest side: the default largest distance ``R`` of the radial curves.
 
     ``shape`` is the spatial shape, ``(H, W)`` or ``(H, W, D)``.
+
+    Raises
+    ------
+    InputError
+        A side below 2 pixels: no distance to measure (the images are at fault, not ``R``).
     """
+    if min(shape) < 2:
+        dims = " x ".join(map(str, shape))
+        raise InputError(f"images of {dims} pixels are too small; sides of at least 2 are needed")
     return max(1, min(shape) // 4)
 
 

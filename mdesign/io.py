@@ -169,8 +169,12 @@ def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
     if suffix in (".tif", ".tiff"):
         import tifffile
 
-        arr = tifffile.imread(path)
-        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] not in (3, 4):
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            arr = series.asarray()
+            # colour samples: the file says so (axes ending in S); else guess from the shape
+            samples = series.axes.endswith("S") or (arr.ndim == 3 and arr.shape[0] not in (3, 4))
+        if samples and arr.ndim in (3, 4) and arr.shape[-1] in (3, 4):
             arr = _rgb_to_single(arr)
         return arr, False
     from PIL import Image

@@ -535,3 +535,33 @@ def test_a_newline_in_a_path_or_key_stays_on_the_error_line(tmp_path, run_cli):
     assert_input_error(res, "c\\rd.yaml", "bad\\nkey")
     res = run_cli("characterize", tmp_path / "e.npy", "--phases", "2\n3")  # a usage error
     assert_input_error(res, "2\\n3")
+
+
+def test_messages_name_what_is_wrong(tmp_path, run_cli):
+    """23: all-NaN labels gave `got shape (0, ...)`; a 1x1 image blamed --max-distance; an RGB
+    TIFF stack (3, 64, 64, 3) was read as volumes of depth 3."""
+    import tifffile
+
+    from mdesign.io import read_images
+
+    np.save(tmp_path / "dot.npy", np.ones((1, 1), np.uint8))
+    res = run_cli("characterize", tmp_path / "dot.npy", "--json")
+    assert_input_error(res, "1 x 1", "too small")
+    assert "--max-distance" not in res.err
+
+    imgs = (np.arange(4 * 32 * 32).reshape(4, 32, 32) % 7 < 3).astype(np.uint8)
+    np.savez(tmp_path / "d.npz", images=imgs, y=np.full(4, np.nan))
+    res = run_cli(
+        "surrogate-train", "--data", tmp_path / "d.npz", "--out", tmp_path / "m.pt",
+        "--model", "s2_gp", "--values", "y", "-q",
+    )  # fmt: skip
+    assert_input_error(res, "--values", "finite")
+    assert "shape" not in res.err
+
+    rgb = np.zeros((3, 64, 64, 3), np.uint8)
+    rgb[:, 16:40, 8:30] = (255, 0, 0)
+    tifffile.imwrite(tmp_path / "rgb.tif", rgb, photometric="rgb")
+    for volumes in (False, True):
+        stack = read_images(tmp_path / "rgb.tif", volumes=volumes)
+        assert stack.images.shape == (3, 64, 64)
+        assert stack.images[:, 16:40, 8:30].all() and stack.images.sum() == 3 * 24 * 22
