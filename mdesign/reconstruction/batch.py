@@ -15,7 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from mdesign.config import ReconstructionConfig, config_from_dict
-from mdesign.io import READ_SUFFIXES, atomic_path, check_outputs, read_images, write_images
+from mdesign.io import (
+    READ_SUFFIXES,
+    atomic_path,
+    check_free_space,
+    check_outputs,
+    read_images,
+    write_images,
+)
 from mdesign.runs import LOCK_NAME
 
 __all__ = [
@@ -30,6 +37,9 @@ __all__ = [
 
 FOLDER_FILES = ("reconstructions.csv", ".prefect", LOCK_NAME)
 """What the folder flow writes in its output folder besides each exemplar's outputs."""
+FOLDER_MIN_FREE = 64 << 20
+"""Bytes the output folder's filesystem must have free at the start (the embedded Prefect
+server's database, and the first outputs)."""
 
 TABLE_COLUMNS = (
     "exemplar",
@@ -134,6 +144,7 @@ def check_folder(
     for path in files:
         for what, out in exemplar_outputs(path, out_dir, baseline=baseline).items():
             outputs.append((f"the {what} of {path.name}", out, (out.suffix,)))
+    check_free_space(out_dir, FOLDER_MIN_FREE, what="the folder flow", param="out_dir")
     given = [(opt, p) for opt, p in (inputs or {}).items() if p is not None]
     check_outputs(
         outputs,
