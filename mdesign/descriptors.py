@@ -81,6 +81,12 @@ def _as_stack(images: np.ndarray | torch.Tensor) -> np.ndarray:
         raise InputError(
             f"expected images of shape N x H x W or volumes N x H x W x D, got {arr.shape}"
         )
+    if arr.size == 0:
+        raise InputError(f"no images (shape {arr.shape})", param="images")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"expected integer phase labels, got an array of {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InputError("the images contain NaN or infinite values", param="images")
     return arr
 
 

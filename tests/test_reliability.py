@@ -786,3 +786,48 @@ def test_local_dask_workers_write_their_stderr_to_the_campaign_log(tmp_path):
     res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert res.returncode == 0 and res.stderr == ""
     assert log.read_text() == "Traceback: worker died\n"
+
+
+# --- probes beyond the issue's list: the Python API -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("exemplar", "kwargs", "needle"),
+    [
+        (np.full((64, 64), np.nan), {}, "NaN"),
+        (np.full((64, 64), np.inf), {}, "NaN"),
+        (np.linspace(0, 1, 64 * 64).reshape(64, 64), {}, "fractional"),
+        (np.array([[None] * 64] * 64), {}, "object"),
+        ("eye", {"s2_weight": float("nan")}, "s2_weight"),
+        ("eye", {"iterations": 0}, "iterations"),
+        ("eye", {"anneal_sweeps": float("inf")}, "anneal_sweeps"),
+        ("eye", {"size": (10**6, 10**6)}, "memory"),
+    ],
+)
+def test_the_python_reconstruct_checks_like_the_command(exemplar, kwargs, needle, monkeypatch):
+    """reconstruct(np.full((64, 64), np.nan)) said "only one phase"; s2_weight=nan ran 38 s;
+    iterations=0 was an IndexError; a 10^6 x 10^6 size a torch RuntimeError."""
+    from mdesign.reconstruction import reconstruct
+
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "8G")
+    if isinstance(exemplar, str):
+        exemplar = (np.add.outer(np.arange(64), np.arange(64)) % 8 < 4).astype(np.uint8)
+    with pytest.raises(InputError, match=needle):
+        reconstruct(exemplar, weights="random", **kwargs)
+
+
+def test_the_python_descriptors_and_evaluators_refuse_what_they_cannot_hold(monkeypatch):
+    """characterize(NaN) was a ValueError, an empty stack a numpy reduction error; the
+    conductivity of a 10^5 x 10^5 image allocated 74.5 GiB before failing (29 s)."""
+    from mdesign.descriptors import characterize
+    from mdesign.evaluators import evaluate_batch, get_evaluator
+
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "2G")
+    with pytest.raises(InputError, match="NaN"):
+        characterize(np.full((2, 16, 16), np.nan))
+    with pytest.raises(InputError, match="no images"):
+        characterize(np.zeros((0, 16, 16), np.uint8))
+    ev = get_evaluator("effective_conductivity", conductivities=(1, 10))
+    huge = np.broadcast_to(np.uint8(0), (1, 20000, 20000))  # no memory of its own
+    res = evaluate_batch(ev, huge)
+    assert np.isnan(res.values[0]) and "memory" in res.errors[0].message
