@@ -31,7 +31,9 @@ __all__ = ["build_parser", "exit_on_signal", "guarded", "main", "one_line"]
 # Command modules under mdesign.cli, in the order `mdesign --help` lists them.
 COMMANDS = (
     "grf",
+    "segment",
     "characterize",
+    "dataset",
     "train",
     "sample",
     "reconstruct",
