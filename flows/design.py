@@ -116,9 +116,10 @@ def _design_campaign(config: dict[str, Any], out_dir: str, config_dir: str | Non
     }
 
 
-# Run by each local Dask worker and nanny as it starts (Dask takes a preload with spaces as
-# script text): a terminal's Ctrl-C reaches the whole process group, and a worker that dies of
-# it prints a traceback; the campaign stops its cluster itself. (A worker also exits on its own
+# Run by each local Dask worker as it starts (Dask takes a preload with spaces as script text;
+# not by the nannies, which live in the campaign's own process): a terminal's Ctrl-C reaches
+# the whole process group, and a worker that dies of it prints a traceback; the campaign stops
+# its cluster itself. (A worker also exits on its own
 # when the campaign's process dies: Dask watches the parent.) Its stderr goes to the log file
 # named by WORKER_LOG_ENV (OUT/.prefect/dask-workers.log): the tracebacks of workers that die
 # with a killed campaign, and Dask's warnings, are kept there, off the campaign's terminal.
@@ -154,7 +155,6 @@ def _task_runner(cfg: CampaignConfig):
             "processes": True,
             "dashboard_address": None,
             "preload": [_WORKER_SETUP],
-            "preload_nanny": [_WORKER_SETUP],
         }
     )
 
@@ -176,6 +176,12 @@ def run_design_campaign(
         # the local Dask workers inherit it (see _WORKER_SETUP)
         log = Path(out_dir).resolve() / ".prefect" / "dask-workers.log"
         os.environ.setdefault(WORKER_LOG_ENV, str(log))
+        # multiprocessing's resource tracker (a child sharing our stderr) warns about the
+        # workers' semaphores when the campaign is killed: two lines with no use to the user
+        quiet = "ignore:resource_tracker:UserWarning"
+        given = os.environ.get("PYTHONWARNINGS", "")
+        if quiet not in given:
+            os.environ["PYTHONWARNINGS"] = f"{given},{quiet}" if given else quiet
         try:
             result = design_campaign.with_options(task_runner=_task_runner(cfg))(
                 config=cfg.model_dump(mode="json"),

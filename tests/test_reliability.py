@@ -776,7 +776,7 @@ def test_the_download_child_dies_with_its_parent(tmp_path):
 
 def test_local_dask_workers_write_their_stderr_to_the_campaign_log(tmp_path):
     """18: SIGKILL of `optimize --workers 2`: the dying workers printed 23 lines of tracebacks
-    on the campaign's terminal. The workers' and nannies' preload sends their stderr to a log."""
+    on the campaign's terminal. The workers' preload sends their stderr to a log."""
     pytest.importorskip("prefect")
     from mdesign_flows.design import _WORKER_SETUP, WORKER_LOG_ENV
 
