@@ -415,14 +415,14 @@ def test_folder_flow_checks_every_input_before_prefect(
     assert not (tmp_path / "out").exists()
 
 
-SLOW_FLOW = (
+SLOW_FLOW = (  # the flow's checks stand in for its work (no Prefect import: seconds)
     "import sys, time\n"
-    "import mdesign_flows.reconstruct as flow\n"
+    "import mdesign.reconstruction.batch as batch\n"
     "from mdesign_flows.__main__ import main\n"
     "def slow(*a, **k):\n"
     "    print('ready', flush=True)\n"
     "    time.sleep(60)\n"
-    "flow.run_reconstruct_folder = slow\n"
+    "batch.check_folder = slow\n"
     "sys.exit(main(sys.argv[1:]))\n"
 )
 SLOW_COMMAND = (
