@@ -14,14 +14,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from mdesign.cli._common import SEED_HELP, seed_type
+from mdesign.cli import _Parser, guarded
+from mdesign.cli._common import SEED_HELP, add_phases, seed_type
 
 from ._prefect_env import configure_prefect
 
+FLAGS = {
+    "out_dir": "OUT_DIR",
+    "config": "--config",
+    "weights": "--weights",
+    "iterations": "--iterations",
+    "seed": "--seed",
+    "size": "--size",
+    "phases": "--phases",
+}
+
 
 def main(argv: list[str] | None = None) -> int:
-    top = argparse.ArgumentParser(prog="python -m mdesign_flows", description=__doc__)
-    sub = top.add_subparsers(dest="flow", required=True)
+    """Parse, then run the flow under the ``mdesign`` contract (:func:`mdesign.cli.guarded`):
+    one ``error:`` line and exit code 2 for bad input, found before Prefect starts; 130 for
+    an interrupt."""
+    top = _Parser(prog="python -m mdesign_flows", description=__doc__)
+    sub = top.add_subparsers(dest="flow", required=True, parser_class=_Parser)
     parser = sub.add_parser("reconstruct", help="reconstruct a folder of exemplars")
     parser.add_argument("folder", help="folder of exemplars (.npy, .npz, .png, .tif)")
     parser.add_argument("out_dir", help="folder for the reconstructions and the table")
@@ -31,39 +45,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=seed_type, help=SEED_HELP)
     parser.add_argument("--size", type=int, nargs=2, metavar=("H", "W"))
     parser.add_argument("--no-baseline", dest="baseline", action="store_false")
+    add_phases(parser)
     args = top.parse_args(argv)
-    out_dir = Path(args.out_dir)
+    return guarded(lambda: _reconstruct(args), flags=lambda: FLAGS)
 
+
+def _reconstruct(args: argparse.Namespace) -> int:
     from mdesign.config import ReconstructionConfig, load_config
-    from mdesign.errors import InputError
-    from mdesign.io import check_output_dir
-    from mdesign.reconstruction.batch import exemplar_files
+    from mdesign.reconstruction.batch import check_folder
+    from mdesign.runs import run_lock
 
-    try:
-        # bad input is one error line before Prefect starts (6-14 s) and before out_dir exists
-        cfg = load_config(
-            ReconstructionConfig,
-            args.config,
-            weights=args.weights,
-            iterations=args.iterations,
-            seed=args.seed,
-        )
-        exemplar_files(args.folder)
-        check_output_dir(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.out_dir)
+    cfg = load_config(
+        ReconstructionConfig,
+        args.config,
+        weights=args.weights,
+        iterations=args.iterations,
+        seed=args.seed,
+    )
+    config = cfg.model_dump(mode="json")
+    size = tuple(args.size) if args.size else None
+    # bad input is one error line before Prefect starts (6-14 s) and before out_dir exists
+    check_folder(
+        args.folder,
+        out_dir,
+        config=config,
+        size=size,
+        baseline=args.baseline,
+        phases=args.phases,
+        inputs={"--config": args.config},
+    )
+    with run_lock(out_dir, name="out_dir", what="folder reconstruction"):
         configure_prefect(out_dir / ".prefect")
         from .reconstruct import run_reconstruct_folder
 
         table = run_reconstruct_folder(
-            args.folder,
-            str(out_dir),
-            cfg.model_dump(mode="json"),
-            tuple(args.size) if args.size else None,
-            args.baseline,
+            args.folder, str(out_dir), config, size, args.baseline, phases=args.phases, check=False
         )
-    except InputError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
     print(table)
     return 0
 

@@ -13,6 +13,7 @@ does). :func:`run_design_campaign` holds the campaign folder's lock and, unless
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from mdesign.config import CampaignConfig, config_from_dict
+from mdesign.errors import InputError
 from mdesign.optimization.campaign import run_campaign
 from mdesign.optimization.lock import campaign_lock
 from mdesign.optimization.problem import evaluate_design
@@ -75,7 +77,19 @@ def _task_evaluator(retries: int, *, parallel: bool):
 def design_campaign(
     config: dict[str, Any], out_dir: str, config_dir: str | None = None
 ) -> dict[str, Any]:
-    """Run or resume the campaign ``config`` (a CampaignConfig as a dict) in ``out_dir``."""
+    """Run or resume the campaign ``config`` (a CampaignConfig as a dict) in ``out_dir``.
+
+    Bad input or a failing disk (:class:`InputError`, :class:`OSError`: a full disk under the
+    store) comes back as ``{"error": exc}``, which :func:`run_design_campaign` raises outside
+    the flow: Prefect would log a failing flow's traceback, and the user gets one line.
+    """
+    try:
+        return _design_campaign(config, out_dir, config_dir)
+    except (InputError, OSError) as exc:
+        return {"error": exc}
+
+
+def _design_campaign(config: dict[str, Any], out_dir: str, config_dir: str | None):
     cfg = config_from_dict(CampaignConfig, config)
     logger = get_run_logger()
     logger.info(
@@ -102,11 +116,23 @@ def design_campaign(
     }
 
 
-# Run by each local Dask worker as it starts (Dask takes a preload with spaces as script text):
-# a terminal's Ctrl-C reaches the whole process group, and a worker that dies of it prints a
-# traceback; the campaign stops its cluster itself. (A worker also exits on its own when the
-# campaign's process dies: Dask watches the parent.)
-_WORKER_SETUP = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+# Run by each local Dask worker as it starts (Dask takes a preload with spaces as script text;
+# not by the nannies, which live in the campaign's own process): a terminal's Ctrl-C reaches
+# the whole process group, and a worker that dies of it prints a traceback; the campaign stops
+# its cluster itself. (A worker also exits on its own
+# when the campaign's process dies: Dask watches the parent.) Its stderr goes to the log file
+# named by WORKER_LOG_ENV (OUT/.prefect/dask-workers.log): the tracebacks of workers that die
+# with a killed campaign, and Dask's warnings, are kept there, off the campaign's terminal.
+WORKER_LOG_ENV = "MDESIGN_DASK_WORKER_LOG"
+_WORKER_SETUP = (
+    "import os, signal\n"
+    "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    f"log = os.environ.get({WORKER_LOG_ENV!r})\n"
+    "if log:\n"
+    "    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)\n"
+    "    os.dup2(fd, 2)\n"
+    "    os.close(fd)\n"
+)
 
 
 def _parallel(cfg: CampaignConfig) -> bool:
@@ -147,11 +173,23 @@ def run_design_campaign(
         prefect_api(Path(out_dir) / ".prefect") as api,
         temporary_settings(updates={PREFECT_API_URL: api}),
     ):
+        # the local Dask workers inherit it (see _WORKER_SETUP)
+        log = Path(out_dir).resolve() / ".prefect" / "dask-workers.log"
+        os.environ.setdefault(WORKER_LOG_ENV, str(log))
+        # multiprocessing's resource tracker (a child sharing our stderr) warns about the
+        # workers' semaphores when the campaign is killed: two lines with no use to the user
+        quiet = "ignore:resource_tracker:UserWarning"
+        given = os.environ.get("PYTHONWARNINGS", "")
+        if quiet not in given:
+            os.environ["PYTHONWARNINGS"] = f"{given},{quiet}" if given else quiet
         try:
-            return design_campaign.with_options(task_runner=_task_runner(cfg))(
+            result = design_campaign.with_options(task_runner=_task_runner(cfg))(
                 config=cfg.model_dump(mode="json"),
                 out_dir=str(out_dir),
                 config_dir=str(config_dir) if config_dir else None,
             )
         finally:
             drain_to_api()
+    if "error" in result:
+        raise result["error"]
+    return result

@@ -17,7 +17,13 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
-from mdesign.reconstruction.batch import exemplar_files, reconstruct_file, write_table
+from mdesign.reconstruction.batch import (
+    check_folder,
+    exemplar_files,
+    reconstruct_file,
+    write_table,
+)
+from mdesign.runs import run_lock
 
 __all__ = ["reconstruct_folder", "reconstruct_task", "run_reconstruct_folder", "table_task"]
 
@@ -29,9 +35,12 @@ def reconstruct_task(
     config: dict[str, Any],
     size: tuple[int, int] | None = None,
     baseline: bool = True,
+    phases: int = 2,
 ) -> dict[str, Any]:
     """Reconstruct one exemplar file into ``out_dir``; returns its table row."""
-    return reconstruct_file(path, out_dir, config=config, size=size, baseline=baseline)
+    return reconstruct_file(
+        path, out_dir, config=config, size=size, baseline=baseline, phases=phases
+    )
 
 
 @task(name="write-table", cache_policy=NO_CACHE)
@@ -47,6 +56,7 @@ def reconstruct_folder(
     config: dict[str, Any] | None = None,
     size: tuple[int, int] | None = None,
     baseline: bool = True,
+    phases: int = 2,
 ) -> str:
     """Reconstruct every exemplar of ``folder`` into ``out_dir`` and write
     ``out_dir/reconstructions.csv``; returns the table's path.
@@ -59,7 +69,7 @@ def reconstruct_folder(
     logger.info("%d exemplars from %s, seed %s", len(files), folder, config.get("seed", 0))
     rows = []
     for path in files:
-        row = reconstruct_task(str(path), out_dir, config, size, baseline)
+        row = reconstruct_task(str(path), out_dir, config, size, baseline, phases)
         logger.info(
             "%s: S2 RMSE %.4g (GRF %s), %.1f s",
             Path(path).name,
@@ -77,17 +87,27 @@ def run_reconstruct_folder(
     config: dict[str, Any] | None = None,
     size: tuple[int, int] | None = None,
     baseline: bool = True,
+    *,
+    phases: int = 2,
+    check: bool = True,
 ) -> str:
     """Run :func:`reconstruct_folder` (a ReconstructionConfig as a dict); the table's path.
 
-    Unless ``PREFECT_API_URL`` is set, the flow reports to a temporary Prefect server tied to
-    this process (:func:`mdesign_flows._prefect_env.prefect_api`), so none outlives the run.
+    Everything is checked first (:func:`mdesign.reconstruction.batch.check_folder`: no output
+    may be an input, no two exemplars may write one file), and ``out_dir`` is held for the run
+    (:func:`mdesign.runs.run_lock`): one run per folder. Unless ``PREFECT_API_URL`` is set, the
+    flow reports to a temporary Prefect server tied to this process
+    (:func:`mdesign_flows._prefect_env.prefect_api`), so none outlives the run.
     """
+    config = dict(config or {})
+    if check:  # python -m mdesign_flows has checked, before importing prefect
+        check_folder(folder, out_dir, config=config, size=size, baseline=baseline, phases=phases)
     with (
+        run_lock(out_dir, name="out_dir", what="folder reconstruction"),
         prefect_api(Path(out_dir) / ".prefect") as api,
         temporary_settings(updates={PREFECT_API_URL: api}),
     ):
         try:
-            return reconstruct_folder(str(folder), str(out_dir), dict(config or {}), size, baseline)
+            return reconstruct_folder(str(folder), str(out_dir), config, size, baseline, phases)
         finally:
             drain_to_api()

@@ -34,9 +34,12 @@ def main() -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("MPLBACKEND", "Agg")
     _add_cwd_to_path()
-    from mdesign.cli import main as cli_main
+    import mdesign.cli
 
-    return cli_main()
+    try:
+        return mdesign.cli.main()
+    finally:
+        mdesign.cli.exit_on_signal()  # an interrupt during the shutdown: 130 and its line
 
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ for example ``configs/gan.yaml: train.lr: Input should be greater than 0``.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mdesign.errors import InputError
 from mdesign.seeds import SEED_LIMIT
@@ -69,17 +70,59 @@ __all__ = [
 C = TypeVar("C", bound="Config")
 
 
-class Config(BaseModel):
-    """Base of all stage configs: immutable, and unknown keys are errors (a typo is not ignored)."""
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: the computations run in float32, so a larger setting overflows."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+
+class Config(BaseModel):
+    """Base of all stage configs: immutable, unknown keys are errors (a typo is not ignored),
+    and every number is finite.
+
+    Every float anywhere in a config, typed fields and free mappings (an evaluator's
+    ``params``) alike, must be finite and at most :data:`FLOAT32_MAX` in magnitude: NaN and
+    infinity (YAML ``.nan``, ``.inf``) are refused with the key that holds them, and so is a
+    value that overflows the float32 arithmetic (``1e308``). Subclasses inherit this; a field
+    that must accept a non-finite value would have to say so itself (none does).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _finite(cls, value: Any) -> Any:
+        where = _non_finite(value)
+        if where is not None:
+            path, bad = where
+            raise ValueError(
+                f"{path}{': ' if path else ''}must be a finite number of magnitude at most "
+                f"{FLOAT32_MAX:.3g}, got {bad!r}"
+            )
+        return value
+
+
+def _non_finite(value: Any, path: str = "") -> tuple[str, float] | None:
+    """The first float in ``value`` (nested lists, tuples and mappings; configs are checked by
+    their own validator) that is not finite or beyond float32, with its dotted path."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) and abs(value) <= FLOAT32_MAX else (path, value)
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, (list, tuple)):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def _problem(exc: ValidationError) -> tuple[str, str]:
     """The first offending key (dotted) and what is wrong with it, e.g. ``("train.lr", "must be
     > 0")``, with a count of any further problems."""
     err = exc.errors()[0]
-    key = ".".join(str(p) for p in err["loc"]) or "<root>"
+    key = ".".join(str(p) for p in err["loc"])
     msg = err["msg"]
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
@@ -93,7 +136,7 @@ def _problem(exc: ValidationError) -> tuple[str, str]:
 def _describe(exc: ValidationError, source: str) -> str:
     """One line naming the first offending key, e.g. ``gan.yaml: train.lr: must be > 0``."""
     key, msg = _problem(exc)
-    return f"{source}: {key}: {msg}"
+    return f"{source}: {key}: {msg}" if key else f"{source}: {msg}"
 
 
 def config_from_dict(cls: type[C], data: dict[str, Any] | None, *, source: str = "config") -> C:
@@ -1086,6 +1129,16 @@ class CampaignConfig(Config):
     end, e.g. the true ``effective_conductivity`` of a campaign that optimised a ``surrogate``
     of it: screening with the cheap model, confirming with the expensive one. The confirmed
     values go into best.npz (``confirmed``) and report.md; a failing design gets NaN."""
+
+    @model_validator(mode="after")
+    def _one_reference_per_objective(self) -> CampaignConfig:
+        ref = self.bo.ref_point
+        if ref is not None and len(ref) != len(self.objectives):
+            raise ValueError(
+                f"bo.ref_point: {len(ref)} values for {len(self.objectives)} objectives; give "
+                "one per objective, or omit it to infer it from the initial design"
+            )
+        return self
 
 
 BO_DEFAULTS = BOConfig()

@@ -71,6 +71,12 @@ def _as_stack(images: np.ndarray | torch.Tensor) -> np.ndarray:
         raise InputError(
             f"expected images of shape N x H x W or volumes N x H x W x D, got {arr.shape}"
         )
+    if arr.size == 0:
+        raise InputError(f"no images (shape {arr.shape})", param="images")
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"expected integer phase labels, got an array of {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InputError("the images contain NaN or infinite values", param="images")
     return arr
 
 
@@ -96,7 +102,15 @@ def default_max_distance(shape: tuple[int, ...]) -> int:
     """A quarter of the smallest side: the default largest distance ``R`` of the radial curves.
 
     ``shape`` is the spatial shape, ``(H, W)`` or ``(H, W, D)``.
+
+    Raises
+    ------
+    InputError
+        A side below 2 pixels: no distance to measure (the images are at fault, not ``R``).
     """
+    if min(shape) < 2:
+        dims = " x ".join(map(str, shape))
+        raise InputError(f"images of {dims} pixels are too small; sides of at least 2 are needed")
     return max(1, min(shape) // 4)
 
 

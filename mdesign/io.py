@@ -34,7 +34,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,19 +50,25 @@ __all__ = [
     "ImageStack",
     "atomic_path",
     "atomic_paths",
+    "check_free_space",
     "check_output_dir",
     "check_output_path",
+    "check_outputs",
     "labels_from_values",
+    "npz_member_bytes",
     "peek_images",
     "read_images",
     "read_memory",
     "same_file",
+    "save_torch",
     "write_images",
 ]
 
 MAX_PHASES = 8
 READ_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
 WRITE_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
+VOLUME_WRITE_SUFFIXES = tuple(s for s in WRITE_SUFFIXES if s != ".png")
+"""Where volumes (``N x H x W x D``) can be written: a PNG holds pictures of images only."""
 
 # Colours of phases 0..7 in PNG output: black and white for two phases, then distinct hues.
 PALETTE = np.array(
@@ -168,8 +174,12 @@ def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
     if suffix in (".tif", ".tiff"):
         import tifffile
 
-        arr = tifffile.imread(path)
-        if arr.ndim == 3 and arr.shape[-1] in (3, 4) and arr.shape[0] not in (3, 4):
+        with tifffile.TiffFile(path) as tf:
+            series = tf.series[0]
+            arr = series.asarray()
+            # colour samples: the file says so (axes ending in S); else guess from the shape
+            samples = series.axes.endswith("S") or (arr.ndim == 3 and arr.shape[0] not in (3, 4))
+        if samples and arr.ndim in (3, 4) and arr.shape[-1] in (3, 4):
             arr = _rgb_to_single(arr)
         return arr, False
     from PIL import Image
@@ -262,6 +272,38 @@ def peek_images(
     )
 
 
+def npz_member_bytes(path: str | os.PathLike) -> dict[str, int]:
+    """Bytes each member of a ``.npz`` takes once read, from the headers alone (nothing loaded).
+
+    A ``.npy`` member counts its header's shape times its dtype's size (what :func:`numpy.load`
+    allocates, whatever the compressed size: a few kilobytes can claim gigabytes); any other
+    member counts its uncompressed size in the zip directory (what reading it returns). Keys are
+    the names :func:`numpy.load` gives (``.npy`` stripped). For a memory check of every member a
+    caller reads (:mod:`mdesign.memory`).
+
+    Raises
+    ------
+    InputError
+        The file is not a zip of readable members.
+    """
+    import zipfile
+
+    path = Path(path)
+    out: dict[str, int] = {}
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if info.filename.endswith(".npy"):
+                    with zf.open(info) as fh:
+                        shape, dtype = _npy_header(fh)
+                    out[info.filename[:-4]] = math.prod(shape) * dtype.itemsize
+                else:
+                    out[info.filename] = info.file_size
+    except Exception as exc:  # any parser failure means the file is not what it claims
+        raise InputError(f"{path}: cannot read as .npz ({type(exc).__name__}: {exc})") from None
+    return out
+
+
 def read_memory(shape: tuple[int, ...], dtype: np.dtype) -> int:
     """Estimated peak bytes of :func:`read_images` for an array of this shape and dtype: the
     array, a float64 copy where it is segmented or its distinct values are sorted, the labels."""
@@ -310,7 +352,10 @@ def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = Fal
         )
     shape, dtype = peek_images(path)
     dims = " x ".join(map(str, shape))
-    check_memory(read_memory(shape, dtype), what=f"reading {source} ({dims})")
+    need = read_memory(shape, dtype)
+    if suffix == ".npz":  # every other member is read too (the extras)
+        need += sum(n for k, n in npz_member_bytes(path).items() if k != "images")
+    check_memory(need, what=f"reading {source} ({dims}, with its other arrays)")
     extras: dict[str, Any] = {}
     palette = False
     try:
@@ -406,6 +451,34 @@ def check_output_dir(path: str | os.PathLike, *, option: str | None = None) -> P
     return path
 
 
+def check_free_space(
+    path: str | os.PathLike, nbytes: int, *, what: str, param: str | None = None
+) -> None:
+    """Refuse, before any work, a folder whose filesystem has less than ``nbytes`` free.
+
+    A run that needs room from its start (a campaign's Prefect database and store) would
+    otherwise fail after its start-up with an error of the component that ran out. ``path``
+    may not exist yet: its nearest existing ancestor's filesystem is asked (``os.statvfs``;
+    where that cannot be read, nothing is refused).
+    """
+    from mdesign.memory import format_bytes
+
+    parent = Path(path)
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        st = os.statvfs(parent)
+    except (OSError, AttributeError):
+        return
+    free = st.f_bavail * st.f_frsize
+    if free < nbytes:
+        raise InputError(
+            f"{path}: {format_bytes(free)} free on its filesystem; {what} needs at least "
+            f"{format_bytes(nbytes)}",
+            param=param,
+        )
+
+
 def _check_creatable(path: Path, *, label: str) -> None:
     """A file can be created at ``path`` (after creating its missing parent folders)."""
     parent = path.parent
@@ -419,6 +492,82 @@ def _check_creatable(path: Path, *, label: str) -> None:
         raise InputError(f"{label}: cannot write in {parent} ({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
+
+
+def check_outputs(
+    outputs: Iterable[tuple[str, str | os.PathLike | None, tuple[str, ...] | None]],
+    *,
+    inputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
+    writes: Mapping[str, Iterable[str]] | None = None,
+) -> None:
+    """Refuse, before any work, outputs that cannot be written or that would overwrite an input.
+
+    Parameters
+    ----------
+    outputs : iterable of ``(option, path, suffixes)``
+        Each output the command will write: its flag (for messages), its path (None: not asked
+        for, skipped) and its accepted suffixes, or None for an output folder. A file must have
+        one of the suffixes, must not be a directory, and must be creatable (its nearest existing
+        ancestor is a writable directory, tried for real); a folder must not be a file.
+    inputs : iterable of ``(option, path)``
+        Each input file (a config file is an input too); no output may be the same file (same
+        resolved path, or a hard link).
+    writes : mapping, optional
+        For an output folder's option, the names of the files and subfolders the command writes
+        in it (``{"--out": ("config.yaml", "samples")}``): no input may be one of them or lie in
+        one of those subfolders, so a run never writes over its own config.
+
+    Raises
+    ------
+    InputError
+        Naming the flag and the path.
+    """
+    outs = [(opt, path, suf) for opt, path, suf in outputs if path is not None]
+    ins = [(opt, path) for opt, path in inputs if path is not None]
+    owners = {_file_key(path): (opt, path) for opt, path in ins}
+    written: dict[Any, str] = {}
+    for opt, path, suffixes in outs:
+        if suffixes is None:
+            check_output_dir(path, option=opt)
+        else:
+            check_output_path(path, suffixes=suffixes, option=opt)
+        key = _file_key(path)
+        if key in owners:
+            in_opt, in_path = owners[key]
+            raise InputError(
+                f"{opt} {path}: is the input {in_opt} {in_path}; writing it would destroy "
+                "the input, choose another path"
+            )
+        if key in written:
+            raise InputError(f"{opt} {path}: is also the output of {written[key]}")
+        written[key] = opt
+        for name in (writes or {}).get(opt, ()) if suffixes is None else ():
+            target = Path(path) / name
+            for in_opt, in_path in ins:
+                if same_file(target, in_path) or _inside(in_path, target):
+                    raise InputError(
+                        f"{in_opt} {in_path}: the run writes {target} into {opt} {path}, "
+                        "which would destroy this input; move it out of the folder"
+                    )
+
+
+def _file_key(path: str | os.PathLike) -> Any:
+    """What identifies a file: its device and inode if it exists (hard links share them), else
+    its resolved path; two paths name one file exactly when their keys are equal."""
+    path = Path(path)
+    try:
+        st = path.stat()
+        return ("inode", st.st_dev, st.st_ino)
+    except OSError:
+        return ("path", str(path.resolve()))
+
+
+def _inside(path: str | os.PathLike, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (resolved; a missing folder holds nothing)."""
+    try:
+        return folder.is_dir() and Path(path).resolve().is_relative_to(folder.resolve())
+    except OSError:
+        return False
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
@@ -477,6 +626,24 @@ def atomic_paths(*paths: str | os.PathLike | None) -> Iterator[list[Path | None]
         yield [None if p is None else stack.enter_context(atomic_path(p)) for p in paths]
 
 
+def save_torch(obj: Any, path: str | os.PathLike) -> Path:
+    """:func:`torch.save` ``obj`` to ``path`` atomically (:func:`atomic_path`).
+
+    The object is serialised in memory and written by Python, so a failing disk (full,
+    read-only) is the :class:`OSError` it is, naming ``path``, not the ``RuntimeError`` of
+    torch's own file writer.
+    """
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
+    return Path(path)
+
+
 def _grid(images: np.ndarray, *, pad: int = 2) -> np.ndarray:
     """RGB montage of ``N x H x W`` labels, near-square, separated by gray lines."""
     n, h, w = images.shape
@@ -524,6 +691,11 @@ def write_images(
     images = np.asarray(images)
     if images.ndim == 2:
         images = images[None]
+    if images.ndim == 4 and path.suffix.lower() not in VOLUME_WRITE_SUFFIXES:
+        raise InputError(
+            f"{path}: a PNG holds images, not volumes; expected one of "
+            f"{', '.join(VOLUME_WRITE_SUFFIXES)}"
+        )
     if images.size and int(images.max()) >= MAX_PHASES:
         raise InputError(f"{path}: labels must be below {MAX_PHASES}")
     images = images.astype(np.uint8, copy=False)

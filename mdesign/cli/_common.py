@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterable
 from typing import Any
 
 from mdesign import __version__
 from mdesign.errors import InputError
+from mdesign.io import check_outputs
 from mdesign.seeds import SEED_LIMIT
 
 __all__ = [
@@ -49,48 +48,6 @@ def seed_type(text: str) -> int:
     if not 0 <= value < SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"expected {SEED_HELP}, got {text}")
     return value
-
-
-def check_outputs(
-    outputs: Iterable[tuple[str, str | os.PathLike | None, tuple[str, ...] | None]],
-    *,
-    inputs: Iterable[tuple[str, str | os.PathLike | None]] = (),
-) -> None:
-    """Refuse, before any work, outputs that cannot be written or that would overwrite an input.
-
-    Parameters
-    ----------
-    outputs : iterable of ``(option, path, suffixes)``
-        Each output the command will write: its flag (for messages), its path (None: not asked
-        for, skipped) and its accepted suffixes, or None for an output folder. A file must have
-        one of the suffixes, must not be a directory, and must be creatable (its nearest existing
-        ancestor is a writable directory, tried for real); a folder must not be a file.
-    inputs : iterable of ``(option, path)``
-        Each input file; no output may be the same file (same resolved path, or a hard link).
-
-    Raises
-    ------
-    InputError
-        Naming the flag and the path.
-    """
-    from mdesign.io import check_output_dir, check_output_path, same_file
-
-    outs = [(opt, path, suf) for opt, path, suf in outputs if path is not None]
-    ins = [(opt, path) for opt, path in inputs if path is not None]
-    for i, (opt, path, suffixes) in enumerate(outs):
-        if suffixes is None:
-            check_output_dir(path, option=opt)
-        else:
-            check_output_path(path, suffixes=suffixes, option=opt)
-        for in_opt, in_path in ins:
-            if same_file(path, in_path):
-                raise InputError(
-                    f"{opt} {path}: is the input {in_opt} {in_path}; writing it would destroy "
-                    "the input, choose another path"
-                )
-        for other_opt, other, _ in outs[:i]:
-            if same_file(path, other):
-                raise InputError(f"{opt} {path}: is also the output of {other_opt}")
 
 
 def parse_params(items: list[str], *, option: str = "--param") -> dict[str, str]:

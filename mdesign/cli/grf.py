@@ -88,10 +88,11 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.config import GRFConfig, load_config
     from mdesign.errors import InputError
     from mdesign.grf import grf_memory, grf_microstructures
-    from mdesign.io import WRITE_SUFFIXES, write_images
+    from mdesign.io import VOLUME_WRITE_SUFFIXES, WRITE_SUFFIXES, write_images
     from mdesign.memory import format_bytes, memory_budget
 
-    check_outputs([("-o", args.output, WRITE_SUFFIXES)])
+    volumes = len(args.size) == 3
+    check_outputs([("-o", args.output, VOLUME_WRITE_SUFFIXES if volumes else WRITE_SUFFIXES)])
     cfg = load_config(
         GRFConfig, phases=args.phases, covariance=args.covariance, periodic=args.periodic
     )

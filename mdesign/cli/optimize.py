@@ -10,7 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
-from mdesign.cli._common import SEED_HELP, add_quiet, note, seed_type
+from mdesign.cli._common import SEED_HELP, add_quiet, check_outputs, note, seed_type
 
 # seconds a campaign may take to wind down after Ctrl-C (flow marked crashed, Dask cluster and
 # Prefect server stopped; 4-8 s measured on a busy 2-core machine) before it is ended outright
@@ -125,7 +125,11 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--out {out}: exists and is not a directory")
 
     from mdesign.optimization.cluster import check_dask_address
-    from mdesign.optimization.lock import campaign_lock
+    from mdesign.optimization.lock import CAMPAIGN_FILES, campaign_lock
+
+    check_outputs(
+        [("--out", out, None)], inputs=[("--config", args.config)], writes={"--out": CAMPAIGN_FILES}
+    )
 
     if args.scheduler:
         check_dask_address(args.scheduler, name="--scheduler")

@@ -96,7 +96,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from mdesign.config import ReconstructionConfig, load_config
     from mdesign.errors import InputError
-    from mdesign.io import WRITE_SUFFIXES
+    from mdesign.io import VOLUME_WRITE_SUFFIXES, WRITE_SUFFIXES
     from mdesign.reconstruction import check_size
 
     volume = args.size is not None and len(args.size) == 3
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             f"{len(args.exemplar)} exemplars: several exemplars (one per axis) need a volume "
             "(--size H W D)"
         )
-    suffixes = tuple(s for s in WRITE_SUFFIXES if s != ".png") if volume else WRITE_SUFFIXES
+    suffixes = VOLUME_WRITE_SUFFIXES if volume else WRITE_SUFFIXES
     check_outputs(
         [
             ("-o", args.output, suffixes),

@@ -108,7 +108,7 @@ def _read_latents(path, *, channels: int, global_channels: int):
 
     from mdesign.errors import InputError
     from mdesign.gan.sampling import check_latents
-    from mdesign.io import peek_images, read_memory
+    from mdesign.io import npz_member_bytes, peek_images, read_memory
     from mdesign.memory import check_memory
 
     path = Path(path)
@@ -120,7 +120,10 @@ def _read_latents(path, *, channels: int, global_channels: int):
         shape, dtype = peek_images(path, key="latents")
     except InputError as exc:
         raise InputError(f"--latent {exc}") from None
-    check_memory(read_memory(shape, dtype), what=f"--latent {path}")
+    need = read_memory(shape, dtype)
+    if path.suffix.lower() == ".npz":  # the fractions beside the latents are read too
+        need += npz_member_bytes(path).get("volume_fraction", 0)
+    check_memory(need, what=f"--latent {path}")
     fractions = None
     try:
         if path.suffix.lower() == ".npz":

@@ -46,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
     from mdesign.config import SurrogateConfig, config_from_dict, load_config
     from mdesign.errors import InputError
     from mdesign.gan.checkpoint import PAPER_CHECKPOINT
+    from mdesign.runs import run_lock
     from mdesign.surrogates.study import run_study
+    from mdesign.surrogates.study.run import study_files
 
     check_outputs(
         [("--out", args.out, None)],
@@ -62,15 +64,21 @@ def run(args: argparse.Namespace) -> int:
     if args.seeds is not None:
         raw["study"]["seeds"] = args.seeds
     config = config_from_dict(SurrogateConfig, raw, source="options")
+    check_outputs(
+        [("--out", args.out, None)],
+        inputs=[("--checkpoint", args.checkpoint), ("--config", args.config)],
+        writes={"--out": study_files(config)},
+    )
     apply_threads(args.threads)
     checkpoint = args.checkpoint or PAPER_CHECKPOINT
-    res = run_study(
-        checkpoint,
-        args.out,
-        config=config,
-        progress=not args.quiet,
-        log=lambda msg: note(args, msg),
-    )
+    with run_lock(args.out, name="--out", what="surrogate study"):
+        res = run_study(
+            checkpoint,
+            args.out,
+            config=config,
+            progress=not args.quiet,
+            log=lambda msg: note(args, msg),
+        )
     note(
         args,
         f"wrote {res.json_path}, {res.figure} and {res.report}"

@@ -124,6 +124,13 @@ def run(args: argparse.Namespace) -> int:
         values = res.values
         target = {"evaluator": args.evaluator, "params": evaluator_params(evaluator)}
     ok = np.isfinite(values)
+    if not ok.any():
+        what = (
+            f"--values {args.values}"
+            if args.values is not None
+            else f"--evaluator {args.evaluator}"
+        )
+        raise InputError(f"{what}: none of the {len(values)} values is finite; nothing to fit")
     if not ok.all():
         note(args, f"note: {int((~ok).sum())} images without a finite value are left out")
     model = make_surrogate(args.model, gan=source, config=config)

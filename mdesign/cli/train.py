@@ -48,17 +48,33 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mdesign.config import GANConfig, config_from_dict, load_config, read_yaml
     from mdesign.errors import InputError
-    from mdesign.gan.training import CHECKPOINT, data_provenance, train
-    from mdesign.io import read_images
+    from mdesign.gan.training import RUN_FILES
+    from mdesign.runs import run_lock
 
     data = Path(args.data)
     if data.suffix.lower() != ".npz":
         raise InputError(f"--data {data}: expected a .npz label stack")
     if args.epochs is not None and args.epochs < 1:
         raise InputError(f"--epochs: must be at least 1, got {args.epochs}")
-    check_outputs([("--out", args.out, None)], inputs=[("--data", data), ("--config", args.config)])
+    check_outputs(
+        [("--out", args.out, None)],
+        inputs=[("--data", data), ("--config", args.config)],
+        writes={"--out": RUN_FILES},
+    )
+    # one run per folder: held from the checks below to the last write
+    with run_lock(args.out, name="out_dir", what="GAN training run"):
+        return _train(args, data)
+
+
+def _train(args: argparse.Namespace, data) -> int:
+    from pathlib import Path
+
+    from mdesign.config import GANConfig, config_from_dict, load_config, read_yaml
+    from mdesign.errors import InputError
+    from mdesign.gan.training import CHECKPOINT, data_provenance, train
+    from mdesign.io import read_images
+
     ckpt = Path(args.out) / CHECKPOINT
     if args.resume and not ckpt.is_file():
         raise InputError(f"--resume: {ckpt} does not exist; nothing to resume")

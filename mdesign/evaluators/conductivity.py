@@ -286,6 +286,17 @@ def _solve(
     device: torch.device | str | None,
 ) -> np.ndarray:
     """Effective tensor ``N x L x L`` in the basis of the loads ``L x d`` (extrapolated)."""
+    from mdesign.memory import check_memory
+
+    # the least that is solved at once: one load of one image's fine grid, about 12 arrays of
+    # float64 (see _solve_levels), and the image as int64
+    shape = images.shape[1:]
+    fine = math.prod(shape) * refinement ** len(shape)
+    check_memory(
+        12 * 8 * fine + 8 * math.prod(shape),
+        what=f"the conductivity of a {' x '.join(map(str, shape))} image",
+        param="images",
+    )
     dev = default_device(device)
     with single_thread(dev):
         return _solve_levels(

@@ -32,7 +32,7 @@ from mdesign.config import GANConfig, config_from_dict
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.gan.networks import Discriminator, Generator
-from mdesign.io import atomic_path
+from mdesign.io import save_torch
 
 __all__ = [
     "FORMAT",
@@ -140,10 +140,7 @@ def save_checkpoint(
         state["generator_train"] = cpu(generator_train.state_dict())
     if ema_updates is not None:
         state["ema_updates"] = int(ema_updates)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
+    return save_torch(state, path)
 
 
 def _optimizer_to_cpu(sd: dict) -> dict:

@@ -55,13 +55,15 @@ from mdesign.gan.checkpoint import (
 from mdesign.gan.networks import Discriminator, Generator, init_weights, labels_to_signed
 from mdesign.gan.sampling import QUANTILE_POINTS, _fused, _sample_latents, decode, latent_shape
 from mdesign.io import atomic_path, write_images
-from mdesign.runs import refuse_other_run
+from mdesign.runs import LOCK_NAME, refuse_other_run, run_lock
 
 __all__ = ["TrainResult", "check_training_images", "data_provenance", "train"]
 
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
 METRICS = "metrics.jsonl"
+RUN_FILES = (CHECKPOINT, MODEL, METRICS, "config.yaml", "samples", LOCK_NAME)
+"""What a training run writes in its folder (no input may be one of them)."""
 GREY_LEVEL = 0.9
 """A monitored pixel is grey when its tanh output is below this in magnitude."""
 
@@ -332,6 +334,12 @@ def train(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: is a file, expected a directory", param="out_dir")
+    # one run per folder, held from the checks to the last write
+    with run_lock(out, name="out_dir", what="GAN training run"):
+        return _train(images, out, config, epochs, resume, data_meta, device, progress)
+
+
+def _train(images, out, config, epochs, resume, data_meta, device, progress) -> TrainResult:
     ckpt_path, model_path, metrics_path = out / CHECKPOINT, out / MODEL, out / METRICS
     dev = default_device(device)
     state = None

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from mdesign.config import CampaignConfig
 from mdesign.errors import InputError
+from mdesign.io import check_free_space
 from mdesign.optimization import bo
 from mdesign.optimization.cluster import check_dask_address
 from mdesign.optimization.lock import campaign_lock
@@ -60,6 +61,9 @@ __all__ = [
 
 METHODS = ("bo", "random", "grf", "training")
 STORE_NAME = "evaluations.sqlite"
+CAMPAIGN_MIN_FREE = 64 << 20
+"""Bytes a campaign folder's filesystem must have free at the start: the embedded Prefect
+server's database (a few MB once migrated) and the store, with room to grow."""
 
 # evaluate_many(context, designs, on_result): evaluates the designs (in any order, possibly in
 # parallel) and calls on_result(index, result_dict) as each completes.
@@ -191,10 +195,17 @@ def prepare_campaign(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: exists and is not a directory", param="out_dir")
+    check_free_space(out, CAMPAIGN_MIN_FREE, what="a campaign", param="out_dir")
     if config.dask.address:
         check_dask_address(config.dask.address)
     context = campaign_context(config, config_dir=config_dir, space_spec=space_spec)
-    space = load_space(context["space"])  # a bad checkpoint or factory fails here
+    try:
+        space = load_space(context["space"])  # a bad checkpoint or factory fails here
+    except InputError as exc:
+        if exc.param is None or exc.param not in context["space"]:
+            raise
+        # a keyword of the design space is a key of the config's generator section
+        raise InputError(exc.message, param=f"generator.{exc.param}") from None
     for spec in context["outcomes"]:
         if spec["evaluator"] != VOLUME_FRACTION:
             evaluator_for(spec)  # unknown names and bad parameters fail here

@@ -6,6 +6,7 @@ Light on purpose (standard library only): the CLI checks an address before it lo
 from __future__ import annotations
 
 import socket
+import time
 from urllib.parse import urlsplit
 
 from mdesign.errors import InputError
@@ -47,11 +48,35 @@ def check_dask_address(address: str, *, timeout: float = 3.0, name: str = "dask.
         raise InputError(
             f"{name}: expected a Dask scheduler address tcp://HOST:PORT, got {address!r}"
         )
+    deadline = time.monotonic() + timeout
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
         raise InputError(
             f"{name}: cannot connect to {address} ({why}); is a Dask scheduler running there?"
         ) from None
+    with sock:
+        if scheme == "tcp" and not _sends_dask_handshake(sock, deadline):
+            raise InputError(
+                f"{name}: {address} accepts connections but is not a Dask scheduler (no Dask "
+                f"handshake within {timeout:g} s); check the host and port"
+            )
     return address
+
+
+def _sends_dask_handshake(sock: socket.socket, deadline: float) -> bool:
+    """Whether the peer starts with a Dask TCP message: a Dask server writes its handshake as
+    soon as a connection is accepted, prefixed by its length (8 bytes, little-endian); an HTTP
+    or SSH server sends nothing or text."""
+    head = b""
+    try:
+        while len(head) < 8:
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            chunk = sock.recv(8 - len(head))
+            if not chunk:
+                return False
+            head += chunk
+    except OSError:  # timed out, or reset
+        return False
+    return 0 < int.from_bytes(head, "little") < 1 << 24

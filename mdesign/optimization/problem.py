@@ -99,6 +99,7 @@ class GANDesignSpace:
         self.checkpoint_path = Path(checkpoint)
         self.ckpt = load_checkpoint(self.checkpoint_path, device=device)
         self.latent_shape = tuple(latent_shape(self.ckpt.config, size=latent_size))
+        _check_decode_memory(self.ckpt.generator, self.latent_shape)
         self.global_channels = self.ckpt.config.generator.global_channels
         self.periodic = periodic
         self.binarize = binarize
@@ -254,6 +255,23 @@ def check_space(space, *, name: str = "space") -> None:
             f"{what} (decode of one latent gave {images.dtype} {images.shape}, expected integer "
             f"labels {want})"
         )
+
+
+def _check_decode_memory(generator, shape: tuple[int, ...]) -> None:
+    """Refuse a latent map whose designs cannot be decoded within the memory budget (one
+    decoded design and the design vectors), before anything is allocated."""
+    import torch
+
+    from mdesign.gan.sampling import _fused, decode_memory
+    from mdesign.memory import check_memory
+
+    c, h, w = shape
+    scale = _fused(generator, torch.float32).scale
+    check_memory(
+        decode_memory(generator, 1, (h, w)) + 16 * c * h * w,
+        what=f"designs of {h * scale} x {w * scale} pixels ({h} x {w} latent cells)",
+        param="latent_size",
+    )
 
 
 def load_space(spec: dict[str, Any]):

@@ -9,14 +9,21 @@ an uninterrupted run would have made.
 
 Completed rows are mirrored to ``evaluations.csv`` (the contract's columns first), rewritten
 atomically after each completion.
+
+A failure of the disk under the store (full, read-only, an I/O error) is raised as the
+:class:`OSError` it is, naming the database, not as :class:`sqlite3.OperationalError`: the CLI
+then reports it as one line about the file, and a rerun resumes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import json
 import math
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,9 +148,10 @@ class EvaluationStore:
         self.feasible = feasible
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.csv_path = Path(csv_path) if csv_path else self.path.with_name("evaluations.csv")
-        if not self.path.exists():
-            _create(self.path)
-        self._db = _open(self.path)
+        with disk_errors(self.path):
+            if not self.path.exists():
+                _create(self.path)
+            self._db = _Connection(_open(self.path), self.path)
 
     def close(self) -> None:
         self._db.close()
@@ -317,6 +325,42 @@ class EvaluationStore:
 
     def _transaction(self):
         return _Transaction(self._db)
+
+
+# SQLite's primary result codes of a disk that fails under the store, and the errno they are
+_DISK_ERRORS = {13: errno.ENOSPC, 10: errno.EIO, 8: errno.EROFS}  # FULL, IOERR, READONLY
+
+
+@contextlib.contextmanager
+def disk_errors(path: Path):
+    """Raise SQLite's errors of the disk (full, I/O, read-only) as :class:`OSError` on ``path``."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        code = _DISK_ERRORS.get(getattr(exc, "sqlite_errorcode", -1) & 0xFF)
+        if code is None and "disk is full" in str(exc):
+            code = errno.ENOSPC
+        if code is None:
+            raise
+        raise OSError(code, f"{os.strerror(code)} ({exc})", str(path)) from exc
+
+
+class _Connection:
+    """A SQLite connection whose statements raise disk failures as :class:`OSError`."""
+
+    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
+        self._db, self._path = db, path
+
+    def execute(self, *args: Any) -> sqlite3.Cursor:
+        with disk_errors(self._path):
+            return self._db.execute(*args)
+
+    def executescript(self, script: str) -> sqlite3.Cursor:
+        with disk_errors(self._path):
+            return self._db.executescript(script)
+
+    def close(self) -> None:
+        self._db.close()
 
 
 def _create(path: Path) -> None:

@@ -26,6 +26,7 @@ squared distances to the phase colours), the differentiable link to the ``S2`` t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -94,6 +95,8 @@ class InputConvention:
             raise InputError(f"{source}: invalid input convention ({exc})") from None
         if conv.channel_order not in ("RGB", "BGR") or len(conv.mean) != 3 or len(conv.std) != 3:
             raise InputError(f"{source}: invalid input convention {d!r}")
+        if not all(math.isfinite(v) for v in (conv.scale, *conv.mean, *conv.std)):
+            raise InputError(f"{source}: input convention needs finite scale, mean and std")
         if not (conv.scale > 0 and all(s > 0 for s in conv.std)):
             raise InputError(f"{source}: input convention needs scale > 0 and std > 0")
         return conv

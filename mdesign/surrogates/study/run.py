@@ -15,7 +15,7 @@ import numpy as np
 from mdesign.config import SURROGATE_DEFAULTS, SurrogateConfig
 from mdesign.gan import load_checkpoint
 from mdesign.io import atomic_path
-from mdesign.runs import claim_run_folder
+from mdesign.runs import LOCK_NAME, claim_run_folder, run_lock
 from mdesign.surrogates.study.labels import label_task, study_images
 from mdesign.surrogates.study.metrics import summarize, transfer_vs_scratch
 from mdesign.surrogates.study.plan import append_row, json_safe, plan_runs, read_rows, row_key
@@ -23,7 +23,7 @@ from mdesign.surrogates.study.report import plot_learning_curves, write_report
 from mdesign.surrogates.study.runner import StudyContext, fit_run
 from mdesign.surrogates.study.ship import ship_surrogate
 
-__all__ = ["FORMAT", "StudyResult", "run_study"]
+__all__ = ["FORMAT", "StudyResult", "run_study", "study_files"]
 
 FORMAT = "mdesign.surrogate-study/1"
 
@@ -52,6 +52,16 @@ class StudyResult:
     json_path: Path
     model: Path | None
     seconds: float
+
+
+def study_files(config: SurrogateConfig = SURROGATE_DEFAULTS) -> tuple[str, ...]:
+    """What a study writes in its folder (no input may be one of them)."""
+    ship = config.study.ship
+    shipped = (f"{ship.task}_{ship.model}.pt",) if ship is not None else ()
+    return (
+        "study.json", "labels", "cache", ".gitignore", "runs.jsonl", "results.json",
+        "learning_curves.png", "report.md", LOCK_NAME, *shipped,
+    )  # fmt: skip
 
 
 def run_study(
@@ -83,9 +93,14 @@ def run_study(
     -------
     StudyResult
     """
+    # one run per folder, held from the claim to the last write
+    with run_lock(out, name="out", what="surrogate study"):
+        return _run_study(checkpoint, Path(out), config, progress, log)
+
+
+def _run_study(checkpoint, out: Path, config: SurrogateConfig, progress, log) -> StudyResult:
     log = log or (lambda msg: None)
     start = time.perf_counter()
-    out = Path(out)
     st = config.study
     ckpt_path = Path(checkpoint)
     gan = load_checkpoint(ckpt_path, device="cpu")
