@@ -4,6 +4,9 @@ Built-ins (registered below by explicit calls):
 
 * ``effective_conductivity``: periodic homogenisation of k-phase images or volumes by finite
   volumes and FFT-preconditioned conjugate gradients (:mod:`mdesign.evaluators.conductivity`);
+* ``elastic_stiffness``: effective stiffness of k-phase isotropic images (plane strain or
+  stress) or volumes by Q1 voxel finite elements and FFT-preconditioned conjugate gradients, one
+  modulus chosen by ``output`` (:mod:`mdesign.evaluators.elasticity`);
 * ``optical_absorption``: normal-incidence absorption of a thin film patterned by the image,
   averaged over wavelength, by rigorous coupled-wave analysis with meent
   (:mod:`mdesign.evaluators.optics`), the property of Yang et al. (2018);
@@ -38,6 +41,14 @@ from mdesign.evaluators.conductivity import (
     conductivity_tensor,
     effective_conductivity,
 )
+from mdesign.evaluators.elasticity import (
+    ElasticModuli,
+    ElasticStiffness,
+    elastic_moduli,
+    elastic_stiffness,
+    lame_constants,
+    stiffness_tensor,
+)
 from mdesign.evaluators.optics import (
     OpticalAbsorption,
     optical_absorption,
@@ -48,6 +59,8 @@ from mdesign.evaluators.optics import (
 __all__ = [
     "ENTRY_POINT_GROUP",
     "EffectiveConductivity",
+    "ElasticModuli",
+    "ElasticStiffness",
     "EvaluationError",
     "EvaluationResult",
     "Evaluator",
@@ -57,18 +70,23 @@ __all__ = [
     "Parameter",
     "conductivity_tensor",
     "effective_conductivity",
+    "elastic_moduli",
+    "elastic_stiffness",
     "evaluate_batch",
     "evaluator_info",
     "evaluator_params",
     "get_evaluator",
+    "lame_constants",
     "list_evaluators",
     "optical_absorption",
     "parameters_from_config",
     "parse_params",
     "refractive_index",
     "register_evaluator",
+    "stiffness_tensor",
     "thin_film_absorption",
 ]
 
 register_evaluator(EffectiveConductivity, _source="built-in")
 register_evaluator(OpticalAbsorption, _source="built-in")
+register_evaluator(ElasticStiffness, _source="built-in")
