@@ -7,6 +7,9 @@ Built-ins (registered below by explicit calls):
 * ``elastic_stiffness``: effective stiffness of k-phase isotropic images (plane strain or
   stress) or volumes by Q1 voxel finite elements and FFT-preconditioned conjugate gradients, one
   modulus chosen by ``output`` (:mod:`mdesign.evaluators.elasticity`);
+* ``tortuosity``: TauFactor's tortuosity factor of one conducting phase, with non-percolating
+  samples found by cluster labelling before any solve and reported as ``inf``
+  (:mod:`mdesign.evaluators.tortuosity`);
 * ``optical_absorption``: normal-incidence absorption of a thin film patterned by the image,
   averaged over wavelength, by rigorous coupled-wave analysis with meent
   (:mod:`mdesign.evaluators.optics`), the property of Yang et al. (2018);
@@ -55,6 +58,7 @@ from mdesign.evaluators.optics import (
     refractive_index,
     thin_film_absorption,
 )
+from mdesign.evaluators.tortuosity import Tortuosity, percolates, tortuosity
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -68,6 +72,7 @@ __all__ = [
     "FunctionEvaluator",
     "OpticalAbsorption",
     "Parameter",
+    "Tortuosity",
     "conductivity_tensor",
     "effective_conductivity",
     "elastic_moduli",
@@ -81,12 +86,15 @@ __all__ = [
     "optical_absorption",
     "parameters_from_config",
     "parse_params",
+    "percolates",
     "refractive_index",
     "register_evaluator",
     "stiffness_tensor",
     "thin_film_absorption",
+    "tortuosity",
 ]
 
 register_evaluator(EffectiveConductivity, _source="built-in")
 register_evaluator(OpticalAbsorption, _source="built-in")
 register_evaluator(ElasticStiffness, _source="built-in")
+register_evaluator(Tortuosity, _source="built-in")
