@@ -303,6 +303,14 @@ class ElasticityConfig(Config):
         description="2D images: plane strain or plane stress (ignored for volumes)",
         json_schema_extra=_unit(""),
     )
+    refinement: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="each pixel (voxel) is split into refinement cells per side (elements) for "
+        "the finest solve",
+        json_schema_extra=_unit("elements per pixel side"),
+    )
     tolerance: float = Field(
         1e-4,
         gt=0,

@@ -247,10 +247,12 @@ def _memory_bytes(shape: Sequence[int], loads: int) -> float:
     return float(_WORK_ARRAYS * per * 8 * len(grid))
 
 
-def _check_memory(images: np.ndarray, loads: int) -> None:
+def _check_memory(shape: Sequence[int], loads: int, refinement: int) -> None:
+    """Refuse a stack ``shape`` (batch first) whose solve would exceed the memory budget."""
+    n, *grid = shape
     check_memory(
-        _memory_bytes(images.shape, loads),
-        what=f"elastic_stiffness of {len(images)} x {'x'.join(map(str, images.shape[1:]))}",
+        _memory_bytes((n, *(g * refinement for g in grid)), loads),
+        what=f"elastic_stiffness of {n} x {'x'.join(map(str, grid))} at refinement {refinement}",
     )
 
 
@@ -463,6 +465,7 @@ def stiffness_tensor(
     bulk_moduli: Sequence[float] | None = None,
     shear_moduli: Sequence[float] | None = None,
     plane: str = _D.plane,
+    refinement: int = _D.refinement,
     tolerance: float = _D.tolerance,
     max_iterations: int = _D.max_iterations,
     device: torch.device | str | None = None,
@@ -483,6 +486,12 @@ def stiffness_tensor(
     plane : {"strain", "stress"}
         The 2D problem: plane strain (the phases' 3D Lame constants) or plane stress (lambda
         condensed to ``2 lambda mu / (lambda + 2 mu)``); ignored for volumes.
+    refinement : int
+        Each pixel (voxel) is split into ``refinement`` elements per side (``refinement**3``
+        per voxel in 3D: the cost grows as its cube). The geometry stays the voxels'; the
+        tensor decreases towards its continuum value (nested Galerkin spaces), at about first
+        order for staircase interfaces (measured 1.35 on a disc), too irregular for a Richardson
+        extrapolation to help.
     tolerance : float
         Relative residual (preconditioned norm) at which conjugate gradients stop; the tensor
         errs by roughly its square.
@@ -518,6 +527,7 @@ def stiffness_tensor(
         bulk_moduli=bulk_moduli,
         shear_moduli=shear_moduli,
         plane=plane,
+        refinement=refinement,
         tolerance=tolerance,
         max_iterations=max_iterations,
     )
@@ -525,40 +535,55 @@ def stiffness_tensor(
     nd = images.ndim - 1
     lam = _plane(lam, mu, ndim=nd, plane=cfg.plane)
     strains = torch.as_tensor(_mandel_loads(nd))
-    _check_memory(images, len(strains))
+    _check_memory(images.shape, len(strains), cfg.refinement)
     dev = default_device(device)
+    cells = images
+    if cfg.refinement > 1:
+        for ax in range(1, 1 + nd):
+            cells = cells.repeat(cfg.refinement, axis=ax)
+    with single_thread(dev):
+        out, its = _tensors(cells, lam, mu, strains, cfg, dev)
+    if return_iterations:
+        return out, its
+    return out
+
+
+def _tensors(
+    images: np.ndarray,
+    lam: np.ndarray,
+    mu: np.ndarray,
+    strains: torch.Tensor,
+    cfg: ElasticityConfig,
+    dev: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Tensors ``N x m x m`` and iterations ``N x m`` of the element grids ``images``."""
     n, *grid = images.shape
     per_chunk = max(1, _ELEMENTS_PER_CHUNK // (math.prod(grid) * len(strains)))
     loads_per_solve = len(strains)
     if math.prod(grid) * len(strains) > _ELEMENTS_PER_CHUNK:
         loads_per_solve = max(1, _ELEMENTS_PER_CHUNK // math.prod(grid))
     tensors, iterations = [], []
-    with single_thread(dev):
-        lam_t = torch.as_tensor(lam, dtype=torch.float64, device=dev)
-        mu_t = torch.as_tensor(mu, dtype=torch.float64, device=dev)
-        for lo in range(0, n, per_chunk):
-            labels = torch.as_tensor(images[lo : lo + per_chunk].astype(np.int64), device=dev)
-            le, me = lam_t[labels], mu_t[labels]
-            m = len(strains)
-            xs, its = [], []
-            for a in range(0, m, loads_per_solve):
-                x, it = _solve(
-                    le,
-                    me,
-                    strains[a : a + loads_per_solve],
-                    tolerance=cfg.tolerance,
-                    max_iterations=cfg.max_iterations,
-                )
-                xs.append(x)
-                its.append(it)
-            t = _energy(le, me, strains, torch.cat(xs, dim=2)).cpu()
-            its = torch.cat(its, dim=1).cpu()
-            tensors.append(t.numpy())
-            iterations.append(its.numpy())
-    out = np.concatenate(tensors)
-    if return_iterations:
-        return out, np.concatenate(iterations)
-    return out
+    lam_t = torch.as_tensor(lam, dtype=torch.float64, device=dev)
+    mu_t = torch.as_tensor(mu, dtype=torch.float64, device=dev)
+    for lo in range(0, n, per_chunk):
+        labels = torch.as_tensor(images[lo : lo + per_chunk].astype(np.int64), device=dev)
+        le, me = lam_t[labels], mu_t[labels]
+        m = len(strains)
+        xs, its = [], []
+        for a in range(0, m, loads_per_solve):
+            x, it = _solve(
+                le,
+                me,
+                strains[a : a + loads_per_solve],
+                tolerance=cfg.tolerance,
+                max_iterations=cfg.max_iterations,
+            )
+            xs.append(x)
+            its.append(it)
+        t = _energy(le, me, strains, torch.cat(xs, dim=2)).cpu()
+        tensors.append(t.numpy())
+        iterations.append(torch.cat(its, dim=1).cpu().numpy())
+    return np.concatenate(tensors), np.concatenate(iterations)
 
 
 @dataclass(frozen=True)
@@ -683,6 +708,7 @@ def elastic_stiffness(
     shear_moduli: Sequence[float] | None = None,
     output: str = _D.output,
     plane: str = _D.plane,
+    refinement: int = _D.refinement,
     tolerance: float = _D.tolerance,
     max_iterations: int = _D.max_iterations,
     device: torch.device | str | None = None,
@@ -698,8 +724,8 @@ def elastic_stiffness(
         ``shear``, ``young`` (the Voigt-Reuss-Hill isotropic projection), ``anisotropy`` (the
         universal index, dimensionless), or ``C_xx``, ``C_yy``, ``C_zz`` (tensor entries).
         See :class:`ElasticModuli`.
-    youngs_moduli, poissons_ratios, bulk_moduli, shear_moduli, plane, tolerance,
-    max_iterations, device
+    youngs_moduli, poissons_ratios, bulk_moduli, shear_moduli, plane, refinement,
+    tolerance, max_iterations, device
         As in :func:`stiffness_tensor`.
 
     Returns
@@ -717,6 +743,7 @@ def elastic_stiffness(
         bulk_moduli=bulk_moduli,
         shear_moduli=shear_moduli,
         plane=plane,
+        refinement=refinement,
         tolerance=tolerance,
         max_iterations=max_iterations,
         device=device,
@@ -763,8 +790,8 @@ class ElasticStiffness:
         except InputError as exc:
             raise InputError(f"evaluator {self.name}: parameter {exc}") from None
         nd = images.ndim - 1
-        chunk = images[: self.batch_size]
-        _check_memory(chunk, 3 if nd == 2 else 6)
+        shape = (min(len(images), self.batch_size), *images.shape[1:])
+        _check_memory(shape, 3 if nd == 2 else 6, self.config.refinement)
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         c = self.config
@@ -776,6 +803,7 @@ class ElasticStiffness:
             shear_moduli=c.shear_moduli,
             output=c.output,
             plane=c.plane,
+            refinement=c.refinement,
             tolerance=c.tolerance,
             max_iterations=c.max_iterations,
         )

@@ -117,6 +117,26 @@ def test_laminate_is_exact_in_every_orientation(d, moduli, nu, widths):
         np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9 * np.abs(want).max())
 
 
+def test_refinement_keeps_laminates_exact_and_decreases_the_tensor():
+    # refined elements still hold the laminate's piecewise-linear field exactly
+    cs = phases_c((1.0, 10.0), (0.3, 0.2), 2)
+    img = np.zeros((1, 6, 8), np.uint8)
+    img[:, :, 5:] = 1
+    got = stiffness_tensor(
+        img, youngs_moduli=(1, 10), poissons_ratios=(0.3, 0.2), refinement=2, **TIGHT
+    )
+    np.testing.assert_allclose(got[0], laminate(cs, [5 / 8, 3 / 8], 0, 2), rtol=1e-9, atol=1e-9)
+    # a disc: the Q1 tensor decreases with refinement (a Galerkin upper bound on nested
+    # spaces), the steps shrinking
+    n = 16
+    y, x = np.mgrid[:n, :n] + 0.5
+    disc = (((x - n / 2) ** 2 + (y - n / 2) ** 2) < 5**2).astype(np.uint8)[None]
+    kw = {"youngs_moduli": (1.0, 20.0), **TIGHT}
+    t1, t2, t4 = (stiffness_tensor(disc, refinement=r, **kw)[0] for r in (1, 2, 4))
+    assert np.linalg.eigvalsh(t1 - t2)[0] > -1e-9 and np.linalg.eigvalsh(t2 - t4)[0] > -1e-9
+    assert np.abs(t2 - t4).max() < 0.6 * np.abs(t1 - t2).max()
+
+
 def test_plane_stress_laminate_and_homogeneous():
     cs = phases_c((1.0, 10.0), (0.3, 0.2), 2, plane="stress")
     img = np.zeros((1, 8, 10), np.uint8)
