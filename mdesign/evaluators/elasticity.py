@@ -73,7 +73,8 @@ __all__ = [
 _D = ELASTICITY_DEFAULTS
 _SQRT2 = math.sqrt(2.0)
 _ELEMENTS_PER_CHUNK = 2**19
-"""Elements (times loads) iterated together: about 60 arrays of this many float64 (250 MB)."""
+"""Elements times loads iterated together, at most (the loads of a larger grid are solved in
+groups): about 60 float64 arrays of this many elements are alive at once (250 MB)."""
 _WORK_ARRAYS = 60
 """float64 arrays of one element per load alive at once in a solve (the memory estimate)."""
 _SINGULAR = 1e-7
@@ -243,7 +244,7 @@ def _memory_bytes(shape: Sequence[int], loads: int) -> float:
     """Rough peak bytes of one solve of ``shape`` (batch first) with ``loads`` loads."""
     n, *grid = shape
     cells = math.prod(grid)
-    per = min(loads * cells * n, max(_ELEMENTS_PER_CHUNK, loads * cells))
+    per = min(n * loads * cells, max(_ELEMENTS_PER_CHUNK, cells))
     return float(_WORK_ARRAYS * per * 8 * len(grid))
 
 
@@ -300,6 +301,11 @@ class _Operators:
         for i, cn in enumerate(self.corners[1:], start=1):
             out += torch.roll(fe[i], list(cn), self.space)
         return out
+
+    def select(self, keep: torch.Tensor) -> None:
+        """Keep only the images ``keep`` of the batch (indices into the current batch)."""
+        self.lam = self.lam.index_select(1, keep)
+        self.mu = self.mu.index_select(1, keep)
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
         """The stiffness operator on nodal displacements."""
@@ -388,14 +394,31 @@ def _solve(
     target = (tolerance**2) * rz
     active = rz > target
     counts = torch.zeros_like(active, dtype=torch.int64)
+    # images whose systems have all converged leave the batch (their x and counts are kept):
+    # iteration counts differ by several times between images with pores
+    x_out = torch.zeros_like(b)
+    counts_out = torch.zeros_like(counts)
+    index = torch.arange(B, device=dev)
     it = 0
     while bool(active.any()):
         if it >= max_iterations:
-            bad = sorted({int(i) for i in torch.nonzero(active.view(B, L))[:, 0]})
+            bad = sorted({int(index[i]) for i in torch.nonzero(active.view(-1, L))[:, 0]})
             raise RuntimeError(
                 f"conjugate gradients did not converge in {max_iterations} iterations "
                 f"(images {bad})"
             )
+        alive = active.view(-1, L).any(1)
+        if not bool(alive.all()):
+            done = ~alive
+            x_out[:, index[done]] = x[:, done]
+            counts_out[:, index[done]] = counts[:, done]
+            keep = torch.nonzero(alive).squeeze(1)
+            index = index[keep]
+            x, r, p, rz, target, active, counts = (
+                t.index_select(1, keep) for t in (x, r, p, rz, target, active, counts)
+            )
+            ops.select(keep)
+            s_inv = s_inv.index_select(2, keep)
         counts += active
         ap = apply(p)
         pap = dot(p, ap)
@@ -410,7 +433,9 @@ def _solve(
         p = z + beta * p
         rz = rz_new
         it += 1
-    return x, counts.view(B, L)
+    x_out[:, index] = x
+    counts_out[:, index] = counts
+    return x_out, counts_out.view(B, L)
 
 
 def _energy(
@@ -752,7 +777,8 @@ def elastic_stiffness(
 
 
 class ElasticStiffness:
-    """Effective elastic stiffness of the periodic image (volume): one modulus (Q1 FE, FFT-CG).
+    """Effective elastic stiffness of the periodic image (volume): one modulus, in the unit of
+    the moduli (Q1 voxel elements, FFT-preconditioned CG).
 
     Built by ``get_evaluator("elastic_stiffness", youngs_moduli=..., output=...)``; the values
     are :func:`elastic_stiffness` of each image. Takes images ``N x H x W`` (plane strain or

@@ -155,7 +155,7 @@ def tortuosity(
 
 
 class Tortuosity:
-    """Tortuosity factor of one conducting phase along x, y or z, TauFactor's definition.
+    """Tortuosity factor (dimensionless; inf: no percolating path) of one phase, TauFactor's.
 
     Built by ``get_evaluator("tortuosity", phase=1, direction="x")``; the values are
     :func:`tortuosity` of each image (dimensionless). A sample whose phase does not percolate
