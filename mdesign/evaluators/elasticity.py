@@ -25,7 +25,9 @@ Solver: conjugate gradients preconditioned by the inverse of the same Q1 operato
 homogeneous reference medium (the image's mean Lame constants), applied with FFTs as one d x d
 Hermitian block per frequency (Zeman et al. 2010; Schneider et al. 2017). The iteration count is
 set by the stiffness contrast, not by the grid size. Everything is batched over images and loads
-in torch, float64, on :func:`mdesign.device.default_device`; element forces are one matrix
+in torch, float64, on :func:`mdesign.device.default_device` (on a CPU in chunks of about one
+128x128 image, which keep the work arrays in cache; images whose loads have converged leave the
+batch); element forces are one matrix
 product of the stacked reference element matrices (``K_e = lambda_e K_lambda + mu_e K_mu``) with
 the gathered nodal displacements.
 
