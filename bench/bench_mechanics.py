@@ -17,6 +17,10 @@ muSpectre (pip ``muspectre``) is installed by this script into its own virtualen
 (``--venv``, default ``bench/.peer-venvs/muspectre``), never into the project's; it runs as a
 subprocess (``_muspectre_worker.py``).
 
+Cross-check (``results/mechanics_skfem.json``): the largest relative difference of the tensor
+(tolerance 1e-8) to scikit-fem's Q1 elements assembled on the same voxels and solved directly
+(the tests' ``skfem_tensor``), on 5 GRF 64x64 images and 3 GRF 12^3 volumes per case.
+
 Usage: ``python bench/bench_mechanics.py`` (``--quick``: 64^2 and 32^3 timing, 2 accuracy
 samples).
 """
@@ -36,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parents[1]))  # the repository: tests' scikit-fem solve
 from _util import report
 
 from mdesign.evaluators import elastic_moduli, stiffness_tensor
@@ -145,11 +150,36 @@ def accuracy(py: Path, shape: tuple[int, ...], n: int, refinement: int) -> list[
     return rows
 
 
+def crosscheck() -> list[dict]:
+    """Largest relative difference to scikit-fem's Q1 solve on the same voxels."""
+    from tests.evaluators.test_elasticity import skfem_tensor
+
+    rows = []
+    for shape, n in (((64, 64), 5), ((12, 12, 12), 3)):
+        for case, moduli in CASES.items():
+            imgs = samples(n, shape, case, seed=3, corr=4 if len(shape) == 2 else 2.5)
+            ours = stiffness_tensor(imgs, youngs_moduli=moduli, poissons_ratios=NU, tolerance=1e-8)
+            diffs = []
+            for img, c in zip(imgs, ours, strict=True):
+                ref = skfem_tensor(img, moduli, NU)
+                diffs.append(np.abs(c - ref).max() / np.abs(ref).max())
+            rows.append(
+                {
+                    "shape": "x".join(map(str, shape)),
+                    "case": case,
+                    "n": n,
+                    "max |C - C_skfem| / max |C_skfem|": f"{max(diffs):.1e}",
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--venv", type=Path, default=HERE / ".peer-venvs" / "muspectre")
-    ap.add_argument("--part", choices=["all", "speed", "accuracy"], default="all")
+    ap.add_argument("--part", choices=["all", "speed", "accuracy", "crosscheck"], default="all")
     ap.add_argument(
         "--all-3d",
         action="store_true",
@@ -157,6 +187,10 @@ def main() -> None:
         "contrast 10 (about 30 more minutes on a loaded 2-core machine)",
     )
     args = ap.parse_args()
+    if args.part in ("all", "crosscheck"):
+        report("mechanics_skfem", crosscheck(), title="elastic_stiffness against scikit-fem Q1")
+        if args.part == "crosscheck":
+            return
     py = peer_python(args.venv)
     if args.part in ("all", "speed"):
         rows = timing(
