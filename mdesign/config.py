@@ -25,6 +25,7 @@ __all__ = [
     "BO_DEFAULTS",
     "CONDUCTIVITY_DEFAULTS",
     "DATASET_DEFAULTS",
+    "ELASTICITY_DEFAULTS",
     "GAN_DEFAULTS",
     "GRF_DEFAULTS",
     "OPTICAL_ABSORPTION_DEFAULTS",
@@ -32,6 +33,7 @@ __all__ = [
     "SEGMENT_DEFAULTS",
     "SURROGATE_DEFAULTS",
     "SURROGATE_EVALUATOR_DEFAULTS",
+    "TORTUOSITY_DEFAULTS",
     "BOConfig",
     "CampaignConfig",
     "ConductivityConfig",
@@ -41,6 +43,7 @@ __all__ = [
     "DatasetConfig",
     "DesignSpaceConfig",
     "DiscriminatorConfig",
+    "ElasticityConfig",
     "GANConfig",
     "GANSampleConfig",
     "GANTrainConfig",
@@ -61,6 +64,7 @@ __all__ = [
     "SurrogateShipConfig",
     "SurrogateStudyConfig",
     "SurrogateTaskConfig",
+    "TortuosityConfig",
     "config_from_dict",
     "dump_config",
     "load_config",
@@ -300,6 +304,124 @@ class ConductivityConfig(Config):
 
 
 CONDUCTIVITY_DEFAULTS = ConductivityConfig()
+
+
+class ElasticityConfig(Config):
+    """Effective elastic stiffness (:func:`mdesign.evaluators.elastic_stiffness`).
+
+    The phases are isotropic: Young's moduli with Poisson's ratios, or bulk and shear moduli
+    (3D values; a pore has modulus 0). The fields are the evaluator's parameters (``mdesign
+    evaluate --param KEY=VALUE``); their defaults are the library's defaults.
+    """
+
+    youngs_moduli: tuple[float, ...] | None = Field(
+        None,
+        description="Young's modulus of each phase, phase 0 first (e.g. 1,10; 0 = pore); "
+        "required unless bulk_moduli and shear_moduli are given",
+        json_schema_extra={"unit": "any (the value has the same unit)"},
+    )
+    poissons_ratios: tuple[float, ...] | None = Field(
+        (0.3,),
+        description="Poisson's ratio, one for all phases or one per phase (with youngs_moduli)",
+        json_schema_extra=_unit(""),
+    )
+    bulk_moduli: tuple[float, ...] | None = Field(
+        None,
+        description="3D bulk modulus of each phase, instead of youngs_moduli (with shear_moduli)",
+        json_schema_extra={"unit": "any (the value has the same unit)"},
+    )
+    shear_moduli: tuple[float, ...] | None = Field(
+        None,
+        description="shear modulus of each phase, instead of youngs_moduli (with bulk_moduli)",
+        json_schema_extra={"unit": "any (the value has the same unit)"},
+    )
+    output: Literal[
+        "E_x", "E_y", "E_z", "bulk", "shear", "young", "anisotropy", "C_xx", "C_yy", "C_zz"
+    ] = Field(
+        "E_x",
+        description="the value: E_x|E_y|E_z directional Young's modulus (1/S_ii; x = axis 1, "
+        "y = axis 0, z = axis 2, volumes only); bulk|shear|young Voigt-Reuss-Hill isotropic "
+        "projection (2D: in-plane moduli); anisotropy universal index (0 = isotropic); C_xx|"
+        "C_yy|C_zz Mandel entries",
+        json_schema_extra={"unit": "unit of the moduli (anisotropy: none)"},
+    )
+    plane: Literal["strain", "stress"] = Field(
+        "strain",
+        description="2D images: plane strain or plane stress (ignored for volumes)",
+        json_schema_extra=_unit(""),
+    )
+    refinement: int = Field(
+        1,
+        ge=1,
+        le=4,
+        description="each pixel (voxel) is split into refinement cells per side (elements) for "
+        "the finest solve",
+        json_schema_extra=_unit("elements per pixel side"),
+    )
+    tolerance: float = Field(
+        1e-4,
+        gt=0,
+        lt=1,
+        description="relative residual (preconditioned norm) at which conjugate gradients stop; "
+        "the tensor errs by about its square",
+        json_schema_extra=_unit(""),
+    )
+    max_iterations: int = Field(
+        5_000,
+        ge=1,
+        description="iteration limit of conjugate gradients; an image that has not converged "
+        "by then fails",
+        json_schema_extra=_unit(""),
+    )
+
+
+ELASTICITY_DEFAULTS = ElasticityConfig()
+
+
+class TortuosityConfig(Config):
+    """Tortuosity factor of one conducting phase (:func:`mdesign.evaluators.tortuosity`)."""
+
+    phase: int = Field(
+        1,
+        ge=0,
+        le=7,
+        description="label of the conducting phase (every other phase insulates)",
+        json_schema_extra=_unit(""),
+    )
+    direction: Literal["x", "y", "z"] = Field(
+        "x",
+        description="transport direction: x = columns (axis 1), y = rows (axis 0), "
+        "z = depth (axis 2; volumes only)",
+        json_schema_extra=_unit(""),
+    )
+    refinement: int = Field(
+        1,
+        ge=1,
+        le=8,
+        description="finite-volume cells per voxel side (1 is TauFactor's discretisation)",
+        json_schema_extra=_unit("cells per voxel side"),
+    )
+    extrapolate: bool = Field(
+        False,
+        description="Richardson-extrapolate from refinement//2 and refinement",
+        json_schema_extra=_unit(""),
+    )
+    tolerance: float = Field(
+        1e-6,
+        gt=0,
+        lt=1,
+        description="relative residual (preconditioned norm) at which conjugate gradients stop",
+        json_schema_extra=_unit(""),
+    )
+    max_iterations: int = Field(
+        10_000,
+        ge=1,
+        description="iteration limit of conjugate gradients",
+        json_schema_extra=_unit(""),
+    )
+
+
+TORTUOSITY_DEFAULTS = TortuosityConfig()
 
 
 class OpticalAbsorptionConfig(Config):

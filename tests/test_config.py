@@ -121,9 +121,11 @@ def _sections():
     from mdesign.config import (
         BO_DEFAULTS,
         CONDUCTIVITY_DEFAULTS,
+        ELASTICITY_DEFAULTS,
         OPTICAL_ABSORPTION_DEFAULTS,
         RECONSTRUCTION_DEFAULTS,
         SURROGATE_DEFAULTS,
+        TORTUOSITY_DEFAULTS,
     )
 
     rec = RECONSTRUCTION_DEFAULTS
@@ -144,6 +146,8 @@ def _sections():
         ("mdesign.grf", "", GRF_DEFAULTS, {"nu": "matern_nu"}),
         ("mdesign.evaluators.conductivity", "", CONDUCTIVITY_DEFAULTS, {}),
         ("mdesign.evaluators.optics", "", OPTICAL_ABSORPTION_DEFAULTS, {}),
+        ("mdesign.evaluators.elasticity", "", ELASTICITY_DEFAULTS, {}),
+        ("mdesign.evaluators.tortuosity", "", TORTUOSITY_DEFAULTS, {}),
         ("mdesign.reconstruction.pipeline", "", rec, {}),
         ("mdesign.reconstruction.optimize", "", rec, {}),
         ("mdesign.reconstruction.loss", "", rec, {}),

@@ -5,9 +5,11 @@ any object with a ``name``, a mapping of typed :class:`Parameter` s, and ``__cal
 campaign and ``mdesign evaluate`` only ever call it through :func:`evaluate_batch`, which turns an
 exception, NaN or infinity for one image into a missing value plus an error entry for that image
 and never lets it fail the batch. Volumes ``N x H x W x D`` pass through to the evaluators that
-take them (``effective_conductivity``); an evaluator may also define ``check_images(images)``,
-raising :class:`~mdesign.errors.InputError` for a stack its parameters cannot evaluate, which
-``mdesign evaluate`` calls before any work.
+take them (``effective_conductivity``, ``elastic_stiffness``, ``tortuosity``); an evaluator
+whose infinite value means something (``tortuosity``: no percolating path) says what in an
+attribute ``infinite_means``, which the error entry quotes; an evaluator may also define
+``check_images(images)``, raising :class:`~mdesign.errors.InputError` for a stack its
+parameters cannot evaluate, which ``mdesign evaluate`` calls before any work.
 
 Where evaluators come from, in the order :func:`get_evaluator` looks:
 
@@ -615,9 +617,12 @@ def evaluate_batch(
     finally:
         if bar is not None:
             bar.close()
+    means = getattr(evaluator, "infinite_means", None)
     for i in np.flatnonzero(~np.isfinite(values)):
         if int(i) not in messages:
             messages[int(i)] = f"value is {values[i]}"
+            if means and np.isinf(values[i]):
+                messages[int(i)] += f": {means}"
         values[i] = np.nan
     errors = [EvaluationError(i, messages[i]) for i in sorted(messages)]
     return EvaluationResult(values, errors, time.perf_counter() - start)

@@ -183,17 +183,29 @@ def test_shipped_evaluator_config_is_the_default():
 
     from mdesign.config import (
         CONDUCTIVITY_DEFAULTS,
+        ELASTICITY_DEFAULTS,
         OPTICAL_ABSORPTION_DEFAULTS,
         SURROGATE_EVALUATOR_DEFAULTS,
+        TORTUOSITY_DEFAULTS,
         ConductivityConfig,
+        ElasticityConfig,
         OpticalAbsorptionConfig,
         SurrogateEvaluatorConfig,
+        TortuosityConfig,
         config_from_dict,
     )
 
     path = Path(__file__).resolve().parents[2] / "configs" / "evaluators.yaml"
     data = yaml.safe_load(path.read_text())
-    assert set(data) == {"effective_conductivity", "optical_absorption", "surrogate"}
+    assert set(data) == {
+        "effective_conductivity",
+        "elastic_stiffness",
+        "optical_absorption",
+        "surrogate",
+        "tortuosity",
+    }
+    assert config_from_dict(ElasticityConfig, data["elastic_stiffness"]) == ELASTICITY_DEFAULTS
+    assert config_from_dict(TortuosityConfig, data["tortuosity"]) == TORTUOSITY_DEFAULTS
     assert config_from_dict(ConductivityConfig, data["effective_conductivity"]) == (
         CONDUCTIVITY_DEFAULTS
     )
@@ -207,6 +219,8 @@ def test_shipped_evaluator_config_is_the_default():
     info = {e.name: e for e in list_evaluators()}
     for name, cfg in (
         ("effective_conductivity", CONDUCTIVITY_DEFAULTS),
+        ("elastic_stiffness", ELASTICITY_DEFAULTS),
+        ("tortuosity", TORTUOSITY_DEFAULTS),
         ("optical_absorption", OPTICAL_ABSORPTION_DEFAULTS),
         ("surrogate", SURROGATE_EVALUATOR_DEFAULTS),
     ):

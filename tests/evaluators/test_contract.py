@@ -17,6 +17,8 @@ from mdesign.grf import grf_microstructures
 # Cheap settings for the built-ins; an installed third-party evaluator is run with its defaults.
 CHEAP = {
     "effective_conductivity": {"conductivities": (1.0, 7.0)},
+    "elastic_stiffness": {"youngs_moduli": (1.0, 7.0)},
+    "tortuosity": {"phase": 0},
     "optical_absorption": {"order": 1, "grid": 8, "wavelengths": 2},
 }
 
