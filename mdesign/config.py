@@ -289,16 +289,23 @@ class OpticalAbsorptionConfig(Config):
         1100.0, gt=0, description="longest vacuum wavelength", json_schema_extra=_unit("nm")
     )
     wavelengths: int = Field(
-        15,
+        141,
         ge=1,
-        le=1000,
-        description="number of equally spaced wavelengths (trapezoidal rule)",
+        le=2000,
+        description="number of equally spaced wavelengths the absorption is solved at",
         json_schema_extra=_unit(""),
     )
     weighting: Literal["none", "am15g"] = Field(
         "am15g",
         description="spectral weight of the average: none (flat in wavelength) or am15g "
         "(photon flux of the ASTM G173-03 AM1.5 global spectrum)",
+        json_schema_extra=_unit(""),
+    )
+    spectral_rule: Literal["product", "trapezoid"] = Field(
+        "product",
+        description="product: the absorption interpolated linearly between the wavelengths and "
+        "integrated against the tabulated weight; trapezoid: the weight sampled at the "
+        "wavelengths only",
         json_schema_extra=_unit(""),
     )
     order: int = Field(
@@ -308,13 +315,25 @@ class OpticalAbsorptionConfig(Config):
         description="Fourier truncation order: harmonics -order..order along each axis",
         json_schema_extra=_unit(""),
     )
-    grid: int = Field(
-        64,
+    grid: int | None = Field(
+        None,
         ge=1,
         le=1024,
-        description="the pattern is area-averaged onto grid x grid cells before the Fourier "
-        "transform",
+        description="null: the image's pixels are the raster; a number: the pattern is "
+        "area-averaged onto grid x grid cells first",
         json_schema_extra=_unit("cells"),
+    )
+    precision: Literal["complex64", "complex128"] = Field(
+        "complex64",
+        description="arithmetic of the RCWA eigendecomposition (the rest is complex128)",
+        json_schema_extra=_unit(""),
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="processes the wavelengths and images are spread over (one thread each)",
+        json_schema_extra=_unit(""),
     )
 
     @model_validator(mode="after")
