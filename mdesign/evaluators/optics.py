@@ -415,23 +415,30 @@ def _solve_image(
             e = torch.as_tensor(eps[:, sl], device=dev)  # k x l
             cells = torch.einsum("kl,kyx->lyx", e, f)
             wl = lam[sl].copy()
-            for attempt in range(2):
-                # a diffraction order grazing exactly (a Rayleigh anomaly: wavelength = period
-                # / m in air or in the substrate) has no admittance; 1e-7 nm away it has one
-                a = layer_absorption(
-                    cells,
-                    torch.as_tensor(eps_sub[sl], device=dev),
-                    torch.as_tensor(wl, device=dev),
-                    thickness=thickness,
-                    period=period,
-                    order=order,
-                    precision=precision,
-                ).cpu()
-                bad = ~torch.isfinite(a).numpy()
-                if not bad.any() or attempt:
+            a = np.full(wl.size, np.nan)
+            todo = np.arange(wl.size)
+            # a value outside [0, 1] or not finite is solved again in complex128 (the complex64
+            # error can exceed a tiny absorption), then 1e-7 nm away: a diffraction order
+            # grazing exactly (a Rayleigh anomaly, wavelength = period / m in air or in the
+            # substrate) has no admittance
+            for prec, nudge in ((precision, 0.0), ("complex128", 0.0), ("complex128", 1e-7)):
+                a[todo] = (
+                    layer_absorption(
+                        cells[todo],
+                        torch.as_tensor(eps_sub[sl][todo], device=dev),
+                        torch.as_tensor(wl[todo] + nudge, device=dev),
+                        thickness=thickness,
+                        period=period,
+                        order=order,
+                        precision=prec,
+                    )
+                    .cpu()
+                    .numpy()
+                )
+                todo = np.flatnonzero(~(np.isfinite(a) & (a > -1e-6) & (a < 1 + 1e-6)))
+                if not todo.size:
                     break
-                wl = wl + 1e-7 * bad
-            out[sl] = a.numpy()
+            out[sl] = a
     return out
 
 
