@@ -79,7 +79,7 @@ def _li_matrix(eps: torch.Tensor, order: int, *, inverse_outer: bool) -> torch.T
 
 
 def convolution_matrices(
-    eps: torch.Tensor, order: int
+    eps: torch.Tensor, order: int, *, invert_z: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Li's convolution matrices of a rasterised layer for ``E_x``, ``E_y`` and ``1 / eps_z``.
 
@@ -91,6 +91,8 @@ def convolution_matrices(
         Harmonics ``-order..order`` per axis. A raster with fewer than ``4 order + 1`` cells
         along an axis is repeated cell by cell up to that (the same function, finer cells),
         so the harmonics up to ``2 order`` are not aliased.
+    invert_z : bool
+        Return ``eps_z_inv``, or Laurent's matrix itself (to solve with instead).
 
     Returns
     -------
@@ -114,8 +116,8 @@ def convolution_matrices(
     eps_x = _li_matrix(eps, order, inverse_outer=True)
     # E_y: the same on the transposed raster, harmonics transposed back
     eps_y = _li_matrix(eps.transpose(-1, -2), order, inverse_outer=True)[..., swap[:, None], swap]
-    eps_z_inv = torch.linalg.inv(_li_matrix(eps, order, inverse_outer=False))
-    return eps_x, eps_y, eps_z_inv
+    eps_z = _li_matrix(eps, order, inverse_outer=False)
+    return eps_x, eps_y, torch.linalg.inv(eps_z) if invert_z else eps_z
 
 
 def _kz(eps: torch.Tensor, k2: torch.Tensor) -> torch.Tensor:
@@ -184,7 +186,7 @@ def layer_absorption(
     """
     dev = eps.device
     lam = wavelengths.to(device=dev, dtype=torch.float64)
-    ex, ey, ezi = convolution_matrices(eps.to(torch.complex128), order)
+    ex, ey, eps_z = convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
     n = ex.shape[-1]
     h = torch.arange(-order, order + 1, device=dev, dtype=torch.float64)
     # harmonic (m, n) at index (n + order) f + m + order: m along x
@@ -193,43 +195,66 @@ def layer_absorption(
     kx = (lam[:, None] / period) * mx  # normalised by k0 = 2 pi / lambda
     ky = (lam[:, None] / period) * my
     kxc, kyc = kx.to(torch.complex128), ky.to(torch.complex128)
-    diag = torch.diag_embed
-    # Q = [[-Kx Ky, Kx^2 - Ey], [Ex - Ky^2, Ky Kx]] (Maxwell's curl H; mu = 1)
-    q12 = diag(kxc * kxc) - ey
-    q21 = ex - diag(kyc * kyc)
+
+    def diagonal(m: torch.Tensor) -> torch.Tensor:
+        return m.diagonal(dim1=-2, dim2=-1)
+
+    # Q = [[-Kx Ky, Kx^2 - Ey], [Ex - Ky^2, Ky Kx]] (Maxwell's curl H; mu = 1): the diagonal
+    # blocks stay vectors, the dense ones are Ey and Ex with their diagonals shifted in place
+    q12 = ey.neg()
+    diagonal(q12).add_(kxc * kxc)
+    q21 = ex
+    diagonal(q21).sub_(kyc * kyc)
+    kxy = kxc * kyc
     # Omega = P Q with P = [Kx; Ky] Ez^-1 [Ky, -Kx] + [[0, I], [-I, 0]]
-    s1 = kyc[..., None] * diag(-kxc * kyc) - kxc[..., None] * q21
-    s2 = kyc[..., None] * q12 - kxc[..., None] * diag(kyc * kxc)
-    t = ezi @ torch.cat([s1, s2], dim=-1)  # N x 2N
-    omega = torch.cat([kxc[..., None] * t, kyc[..., None] * t], dim=-2)
+    s = torch.empty(*q12.shape[:-2], n, 2 * n, dtype=q12.dtype, device=dev)
+    torch.mul(q21, -kxc[..., None], out=s[..., :n])
+    diagonal(s[..., :n]).sub_(kxy * kyc)
+    torch.mul(q12, kyc[..., None], out=s[..., n:])
+    diagonal(s[..., n:]).sub_(kxy * kxc)
+    t = torch.linalg.solve(eps_z, s)  # Ez^-1 [Ky, -Kx] Q, N x 2N
+    omega = torch.empty(*q12.shape[:-2], 2 * n, 2 * n, dtype=q12.dtype, device=dev)
+    torch.mul(t, kxc[..., None], out=omega[..., :n, :])
+    torch.mul(t, kyc[..., None], out=omega[..., n:, :])
     omega[..., :n, :n] += q21
-    omega[..., :n, n:] += diag(kyc * kxc)
-    omega[..., n:, :n] -= diag(-kxc * kyc)
+    diagonal(omega[..., :n, n:]).add_(kxy)
+    diagonal(omega[..., n:, :n]).add_(kxy)
     omega[..., n:, n:] -= q12
     q2, w = torch.linalg.eig(omega.to(_PRECISIONS[precision]))
+    del omega, t, s
     q2, w = q2.to(torch.complex128), w.to(torch.complex128)
     q = torch.sqrt(q2)
     q = torch.where(q.imag < 0, -q, q)  # forward modes: decaying or propagating along +z
     w1, w2 = w[..., :n, :], w[..., n:, :]
     # V = Q W / q: the diagonal blocks as broadcasts, the dense ones as two N x N x 2N products
-    qw = torch.cat(
-        [(-kxc * kyc)[..., None] * w1 + q12 @ w2, q21 @ w1 + (kyc * kxc)[..., None] * w2], dim=-2
-    )
-    v = qw / q[..., None, :]
+    v = torch.empty_like(w)
+    torch.matmul(q12, w2, out=v[..., :n, :])
+    v[..., :n, :] -= kxy[..., None] * w1
+    torch.matmul(q21, w1, out=v[..., n:, :])
+    v[..., n:, :] += kxy[..., None] * w2
+    v /= q[..., None, :]
     one = torch.ones_like(lam).to(torch.complex128)
     y_top = _admittance(one, kxc, kyc)
     y_sub = _admittance(eps_substrate.to(device=dev, dtype=torch.complex128).real + 0j, kxc, kyc)
     x = torch.exp(1j * q * (2 * torch.pi * thickness / lam)[:, None])
-    yw_top, yw_sub = _apply(y_top, w), _apply(y_sub, w)
     # bottom: outgoing waves only, h = Y_s e  =>  c- = (V + Y_s W)^-1 (V - Y_s W) X c+
-    m = torch.linalg.solve(v + yw_sub, (v - yw_sub) * x[..., None, :])
+    yw = _apply(y_sub, w)
+    a2 = v + yw
+    b2 = torch.sub(v, yw, out=yw)
+    b2 *= x[..., None, :]
+    m = torch.linalg.solve(a2, b2)
+    del a2, b2, yw
     # top: h + Y_a e = 2 Y_a e_inc  =>  (V + Y_a W - (V - Y_a W) X M) c+ = 2 Y_a e_inc
+    yw = _apply(y_top, w)
+    a1 = v + yw
+    b1 = torch.sub(v, yw, out=yw)
+    m_x = x[..., :, None] * m
+    a1 -= b1 @ m_x
     e_inc = torch.zeros(lam.shape[0], 2 * n, 2, dtype=torch.complex128, device=dev)
     z0 = (2 * order + 1) * order + order  # the zeroth harmonic
     e_inc[:, z0, 0] = 1  # TM: E along x
     e_inc[:, n + z0, 1] = 1  # TE: E along y
-    a = v + yw_top - (v - yw_top) @ (x[..., :, None] * m)
-    c_fwd = torch.linalg.solve(a, 2 * _apply(y_top, e_inc))
+    c_fwd = torch.linalg.solve(a1, 2 * _apply(y_top, e_inc))
     c_bwd = m @ c_fwd
     e_top = w @ (c_fwd + x[..., None] * c_bwd)
     e_bot = w @ (x[..., None] * c_fwd + c_bwd)
