@@ -41,6 +41,7 @@ from _util import RESULTS, report
 
 from mdesign.evaluators.optics import (
     absorption_spectra,
+    adaptive_average,
     meent_spectra,
     refractive_index,
     spectral_weights,
@@ -140,7 +141,7 @@ def part_spectral(imgs: np.ndarray) -> dict:
     spectra = np.asarray(done["spectra"])
     seconds = done["s"]
     old_raster = absorption_spectra(imgs, LAM_OLD, order=5, grid=64)
-    own_raster = spectra[:, ::50]
+    own_raster = spectra[:, :: (DENSE - 1) // 14]
     lam_fine = np.linspace(400.0, 1100.0, 7001)
     film_fine = thin_film_absorption(
         refractive_index("Si", lam_fine), refractive_index("SiO2", lam_fine), 100.0, lam_fine
@@ -163,6 +164,23 @@ def rule_value(spectrum: np.ndarray, rule: str, n: int) -> float:
     step = (DENSE - 1) // (n - 1)
     lam = np.linspace(400.0, 1100.0, DENSE)[::step]
     return float(spectrum[::step] @ spectral_weights(lam, "am15g", rule=rule))
+
+
+def adaptive_value(spectrum: np.ndarray, start: int, tol: float) -> tuple[float, int]:
+    """The evaluator's adaptive rule (:func:`adaptive_average`, 2.5 nm finest spacing) run on a
+    dense spectrum: every wavelength it asks for is on the 2.5 nm grid, so this is what the
+    evaluator computes, at the cost of the points it used."""
+    lam = np.linspace(400.0, 1100.0, DENSE)
+
+    def lookup(x: np.ndarray) -> np.ndarray:
+        i = np.rint((np.asarray(x) - 400.0) / 2.5).astype(int)
+        assert np.allclose(lam[i], x)
+        return spectrum[i]
+
+    v, pts = adaptive_average(
+        lookup, np.linspace(400.0, 1100.0, start), "am15g", tolerance=tol, step_min=2.5
+    )
+    return v, len(pts)
 
 
 def part_order(imgs: np.ndarray, n_lam: int, orders: tuple[int, ...]) -> dict:
@@ -244,6 +262,20 @@ def main() -> None:
                     "film_%": round(100 * film_err, 3),
                     "patterns_%": " ".join(f"{100 * e:+.2f}" for e in errs),
                     "max_abs_%": round(100 * max(abs(e) for e in [*errs, film_err]), 3),
+                }
+            )
+        for start, tol in ((36, 1e-3), (36, 3e-4), (36, 1e-4), (36, 3e-5), (71, 1e-4)):
+            res = [adaptive_value(a, start, tol) for a in [*spectra, film]]
+            ref = [*dense, sp["film_dense_integral"]]
+            errs = [v / r - 1 for (v, _), r in zip(res, ref, strict=True)]
+            rows.append(
+                {
+                    "rule": f"adaptive from {start}, tolerance {tol:g}"
+                    + (" (default)" if (start, tol) == (36, 1e-4) else ""),
+                    "wavelengths": "-".join(str(f(n for _, n in res)) for f in (min, max)),
+                    "film_%": round(100 * errs[-1], 3),
+                    "patterns_%": " ".join(f"{100 * e:+.2f}" for e in errs[:-1]),
+                    "max_abs_%": round(100 * max(abs(e) for e in errs), 3),
                 }
             )
         old = np.asarray(sp["old_raster_trapezoid15"])

@@ -289,10 +289,11 @@ class OpticalAbsorptionConfig(Config):
         1100.0, gt=0, description="longest vacuum wavelength", json_schema_extra=_unit("nm")
     )
     wavelengths: int = Field(
-        141,
+        36,
         ge=1,
         le=2000,
-        description="number of equally spaced wavelengths the absorption is solved at",
+        description="number of equally spaced wavelengths the absorption is solved at (adaptive: "
+        "the starting grid, whose midpoints are solved too)",
         json_schema_extra=_unit(""),
     )
     weighting: Literal["none", "am15g"] = Field(
@@ -301,12 +302,24 @@ class OpticalAbsorptionConfig(Config):
         "(photon flux of the ASTM G173-03 AM1.5 global spectrum)",
         json_schema_extra=_unit(""),
     )
-    spectral_rule: Literal["product", "trapezoid"] = Field(
-        "product",
+    spectral_rule: Literal["adaptive", "product", "trapezoid"] = Field(
+        "adaptive",
         description="product: the absorption interpolated linearly between the wavelengths and "
-        "integrated against the tabulated weight; trapezoid: the weight sampled at the "
-        "wavelengths only",
+        "integrated against the tabulated weight; adaptive: the same, with intervals halved "
+        "where the interpolant misses; trapezoid: the weight sampled at the wavelengths only",
         json_schema_extra=_unit(""),
+    )
+    spectral_tolerance: float = Field(
+        1e-4,
+        gt=0,
+        description="adaptive: relative photon-weighted miss allowed per interval",
+        json_schema_extra=_unit(""),
+    )
+    wavelength_step_min: float = Field(
+        2.5,
+        gt=0,
+        description="adaptive: finest spacing of the wavelengths solved",
+        json_schema_extra=_unit("nm"),
     )
     order: int = Field(
         5,

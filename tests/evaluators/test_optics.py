@@ -90,7 +90,7 @@ def test_many_images_stay_in_unit_interval():
     images = grf_microstructures(
         6, (32, 32), volume_fraction=(0.2, 0.8), correlation_length=(2, 5), seed=1
     ).images
-    v = optical_absorption(images, order=2, grid=16, wavelengths=3)
+    v = optical_absorption(images, order=2, grid=16, wavelengths=3, spectral_rule="product")
     assert v.shape == (6,) and ((v >= 0) & (v <= 1)).all()
     assert np.ptp(v) > 0.01  # the evaluator tells the patterns apart
 
@@ -243,6 +243,7 @@ def test_product_rule_is_exact_for_piecewise_linear_absorption():
 def test_default_spectral_rule_on_the_film_is_within_half_a_percent():
     # the default rule against the dense integral of Airy's closed form (0.1 nm)
     from mdesign.config import OPTICAL_ABSORPTION_DEFAULTS as d
+    from mdesign.evaluators.optics import adaptive_average
 
     def airy(lam):
         return airy_absorption(refractive_index("Si", lam), refractive_index("SiO2", lam), 100, lam)
@@ -250,8 +251,45 @@ def test_default_spectral_rule_on_the_film_is_within_half_a_percent():
     fine = np.linspace(d.wavelength_min, d.wavelength_max, 7001)
     dense = airy(fine) @ spectral_weights(fine, "am15g", rule="product")
     lam = np.linspace(d.wavelength_min, d.wavelength_max, d.wavelengths)
-    value = airy(lam) @ spectral_weights(lam, "am15g", rule=d.spectral_rule)
+    assert d.spectral_rule == "adaptive"
+    value, points = adaptive_average(
+        airy, lam, "am15g", tolerance=d.spectral_tolerance, step_min=d.wavelength_step_min
+    )
     assert abs(value / dense - 1) < 0.005
+    assert np.diff(points[:, 0]).min() >= d.wavelength_step_min - 1e-9
     # the old default (15 wavelengths, trapezoid) is not
     lam = np.linspace(d.wavelength_min, d.wavelength_max, 15)
     assert abs(airy(lam) @ spectral_weights(lam, "am15g") / dense - 1) > 0.05
+
+
+def test_adaptive_rule_finds_a_narrow_resonance():
+    from mdesign.evaluators.optics import adaptive_average
+
+    def spectrum(lam):  # a smooth background and a 1 nm wide resonance at 777.7 nm
+        return 0.2 + 0.1 * np.sin(lam / 90.0) + 0.5 / (1 + ((lam - 777.7) / 0.5) ** 2)
+
+    fine = np.linspace(400.0, 1100.0, 70001)
+    dense = spectrum(fine) @ spectral_weights(fine, "none", rule="product")
+    value, points = adaptive_average(
+        spectrum, np.linspace(400.0, 1100.0, 36), "none", tolerance=1e-5, step_min=0.1
+    )
+    assert abs(value / dense - 1) < 1e-3
+    near = np.abs(points[:, 0] - 777.7) < 2
+    assert near.sum() >= 8  # refined there, and not everywhere:
+    assert len(points) < 250
+    uniform = np.linspace(400.0, 1100.0, len(points))
+    miss = spectrum(uniform) @ spectral_weights(uniform, "none", rule="product") / dense - 1
+    assert abs(miss) > 3 * abs(value / dense - 1)
+    # the evaluator's own path gives the same as the function on a real spectrum
+    img = np.ones((1, 8, 8), np.uint8)
+    kw = {"wavelength_min": 500.0, "wavelength_max": 700.0, "wavelengths": 3, "order": 0}
+    v = optical_absorption(img, spectral_rule="adaptive", spectral_tolerance=1e-3, **kw)
+    lam = np.linspace(500.0, 700.0, 3)
+    expected, _ = adaptive_average(
+        lambda x: airy_absorption(refractive_index("Si", x), refractive_index("SiO2", x), 100, x),
+        lam,
+        "am15g",
+        tolerance=1e-3,
+        step_min=2.5,
+    )
+    assert v[0] == pytest.approx(expected, abs=1e-6)
