@@ -465,6 +465,7 @@ def absorption_spectra(
     precision: str = _D.precision,
     workers: int = _D.workers,
     device: Any = None,
+    pool: Any = None,
 ) -> np.ndarray:
     """Absorption of the patterned film at each wavelength, by RCWA (:mod:`.rcwa`).
 
@@ -493,6 +494,9 @@ def absorption_spectra(
         1: in this process).
     device : torch.device or str, optional
         Where the solves run: CUDA when present (then in this process, wavelengths batched).
+    pool : concurrent.futures.Executor, optional
+        With ``workers > 1``, run in this pool of processes (kept across calls, as the adaptive
+        spectral rule does) instead of starting one.
 
     Returns
     -------
@@ -536,7 +540,6 @@ def absorption_spectra(
                 frac = _fractions(image, len(materials), grid)
                 out[n] = _solve_image(frac, eps, eps_sub, lam, **kw)
         return _checked(out)
-    import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # tasks: each image's wavelengths in contiguous parts, about 2 per worker in all
@@ -548,11 +551,20 @@ def absorption_spectra(
         for idx in splits:
             tasks.append((frac, eps[:, idx], eps_sub[idx], lam[idx], kw))
             where.append((n, idx))
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=int(workers), mp_context=ctx) as pool:
+    if pool is not None:
         for (n, idx), a in zip(where, pool.map(_solve_task, tasks), strict=True):
             out[n, idx] = a
+        return _checked(out)
+    with ProcessPoolExecutor(max_workers=int(workers), mp_context=_spawn()) as new:
+        for (n, idx), a in zip(where, new.map(_solve_task, tasks), strict=True):
+            out[n, idx] = a
     return _checked(out)
+
+
+def _spawn():
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")
 
 
 def adaptive_average(
@@ -687,25 +699,36 @@ def optical_absorption(
         "device": device,
     }
     if spectral_rule == "adaptive":
+        import contextlib
+        from concurrent.futures import ProcessPoolExecutor
+
+        from mdesign.device import default_device
+
         images = _as_images(images)
-        return np.array(
-            [
-                adaptive_average(
-                    lambda x, img=img: absorption_spectra(img, x, **kw)[0],
-                    lam,
-                    weighting,
-                    tolerance=spectral_tolerance,
-                    step_min=wavelength_step_min,
-                )[0]
-                for img in images
-            ]
-        )
+        parallel = int(workers) > 1 and default_device(device).type == "cpu"
+        with (
+            ProcessPoolExecutor(max_workers=int(workers), mp_context=_spawn())
+            if parallel
+            else contextlib.nullcontext()
+        ) as pool:  # one pool for every refinement round (a spawn costs seconds)
+            return np.array(
+                [
+                    adaptive_average(
+                        lambda x, img=img: absorption_spectra(img, x, pool=pool, **kw)[0],
+                        lam,
+                        weighting,
+                        tolerance=spectral_tolerance,
+                        step_min=wavelength_step_min,
+                    )[0]
+                    for img in images
+                ]
+            )
     w = spectral_weights(lam, weighting, rule=spectral_rule)
     return absorption_spectra(images, lam, **kw) @ w
 
 
 class OpticalAbsorption:
-    """Solar absorption of a thin film patterned by the image (RCWA with meent; Yang et al. 2018).
+    """Solar absorption of a thin film patterned by the image (RCWA; Yang et al. 2018).
 
     Built by ``get_evaluator("optical_absorption", ...)``; the values are
     :func:`optical_absorption` of each image, a fraction in [0, 1].

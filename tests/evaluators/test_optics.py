@@ -293,3 +293,12 @@ def test_adaptive_rule_finds_a_narrow_resonance():
         step_min=2.5,
     )
     assert v[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_worker_processes_give_the_same_values(pattern):
+    # two spawned processes, one thread each: the same solves as in this process
+    lam = [480.0, 770.0, 990.0]
+    kw = {"order": 1, "grid": 8, "precision": "complex128"}
+    one = absorption_spectra(np.stack([pattern, pattern.T]), lam, **kw)
+    two = absorption_spectra(np.stack([pattern, pattern.T]), lam, workers=2, **kw)
+    np.testing.assert_array_equal(one, two)
