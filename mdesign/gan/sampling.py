@@ -362,23 +362,31 @@ def _gaussian_response(n: int, width: float, device: torch.device) -> torch.Tens
     return response.to(device)
 
 
-def _detrend_torch(y: torch.Tensor, *, width: int, periodic: bool) -> torch.Tensor:
-    """:func:`_detrend` of a batch ``B x H x W`` on its own device: an FFT Gaussian high-pass.
+def _smoothing_matrix(n: int, width: int, periodic: bool, device: torch.device) -> torch.Tensor:
+    """The ``n x n`` matrix of scipy's 1D Gaussian filter on an axis of ``n`` pixels.
 
-    Periodic images: a circular convolution with the wrapped kernel (scipy's ``wrap``).
-    Otherwise the image is mirrored to ``2H x 2W`` first, whose periodic extension is scipy's
-    ``reflect`` extension (``d c b a | a b c d | d c b a``), and the result cropped.
+    Built in float64 by filtering the identity in Fourier space: the kernel wrapped onto the
+    axis (scipy's ``wrap``), or, without ``periodic``, onto the axis mirrored to twice its
+    length, whose periodic extension is scipy's ``reflect`` extension (``d c b a | a b c d |
+    d c b a``), cropped back.
     """
-    h, w = y.shape[-2:]
-    if not periodic:
-        y = torch.cat([y, y.flip(-2)], dim=-2)
-        y = torch.cat([y, y.flip(-1)], dim=-1)
-    rh = _gaussian_response(y.shape[-2], width, y.device).to(y.dtype)
-    rw = _gaussian_response(y.shape[-1], width, y.device).to(y.dtype)
-    smooth = torch.fft.irfft2(
-        torch.fft.rfft2(y) * (rh[:, None] * rw[None, : y.shape[-1] // 2 + 1]), s=y.shape[-2:]
-    )
-    return (y - smooth)[..., :h, :w]
+    eye = torch.eye(n, dtype=torch.float64)
+    ext = eye if periodic else torch.cat([eye, eye.flip(0)], dim=0)
+    m = ext.shape[0]
+    response = _gaussian_response(m, width, torch.device("cpu"))[: m // 2 + 1]
+    spec = torch.fft.rfft(ext, dim=0) * response[:, None]
+    return torch.fft.irfft(spec, n=m, dim=0)[:n].to(device)  # column j: the filtered e_j
+
+
+def _detrend_torch(y: torch.Tensor, *, width: int, periodic: bool) -> torch.Tensor:
+    """:func:`_detrend` of a batch ``B x H x W`` on its own device: ``y - S_H y S_W^T``.
+
+    The Gaussian is separable, so the filter is two matrix products with the 1D filters'
+    matrices (:func:`_smoothing_matrix`): exact, and on a 128x128 image cheaper than FFTs.
+    """
+    sh = _smoothing_matrix(y.shape[-2], width, periodic, y.device).to(y.dtype)
+    sw = _smoothing_matrix(y.shape[-1], width, periodic, y.device).to(y.dtype)
+    return y - sh @ y @ sw.T
 
 
 def _cut_exact(y: torch.Tensor, fractions: np.ndarray) -> np.ndarray:
