@@ -169,9 +169,14 @@ def _run_image(args, cfg, size) -> int:
             f"{res.iterations} iterations, so the result may still be noise; raise --iterations "
             "or --s2-weight",
         )
+    import hashlib
+
     meta = run_meta(
         "reconstruct",
         exemplar=str(args.exemplar[0]),
+        # what `mdesign dataset` compares with its sources (did the reconstruction see the
+        # held-out region?)
+        exemplar_labels_sha256=hashlib.sha256(exemplar.astype("uint8").tobytes()).hexdigest(),
         size=list(res.labels.shape),
         converged=res.converged,
         config=cfg.model_dump(mode="json"),

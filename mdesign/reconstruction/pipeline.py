@@ -49,6 +49,7 @@ from mdesign.reconstruction.loss import TextureLoss
 from mdesign.reconstruction.metrics import ReconstructionErrors, reconstruction_errors
 from mdesign.reconstruction.optimize import OptimizationResult, optimize_pixels
 from mdesign.reconstruction.vgg import vgg19_features
+from mdesign.seeds import SeedLike, child_seeds
 
 __all__ = [
     "MIN_SIZE",
@@ -227,7 +228,7 @@ def reconstruct(
     size: Sequence[int] | None = None,
     iterations: int = D.iterations,
     weights: str | os.PathLike = D.weights,
-    seed: int = D.seed,
+    seed: SeedLike = D.seed,
     layers: Sequence[str] = D.layers,
     pooling: str = D.pooling,
     periodic: bool = D.periodic,
@@ -272,9 +273,11 @@ def reconstruct(
         L-BFGS iterations at the output size.
     weights : {"normalized", "imagenet", "random"} or path
         VGG19 weights (:mod:`mdesign.reconstruction.vgg`); each is fed its own input convention.
-    seed : int
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence
         Seeds the start, random weights, k-means and annealing: the same seed gives the same
-        labels (on the same device and torch build).
+        labels (on the same device and torch build). An int seeds the cleanup annealing with
+        ``seed + 1`` (as it always has); a generator or sequence spawns two children
+        (:func:`mdesign.seeds.child_seeds`).
     layers, pooling, periodic, exemplar_periodic, s2_weight, s2_max_lag, temperature, tv_weight,
     coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
     adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
@@ -298,6 +301,8 @@ def reconstruct(
     if unknown:
         raise TypeError(f"reconstruct() got unexpected keyword arguments: {sorted(unknown)}")
     start = time.perf_counter()
+    # an int keeps seed, seed + 1 (pinned results); a Generator or SeedSequence spawns two
+    seed, cleanup_seed = child_seeds(seed, 2)
     exemplar = np.asarray(exemplar)
     if exemplar.ndim == 3 and exemplar.shape[0] == 1:
         exemplar = exemplar[0]
@@ -381,7 +386,7 @@ def reconstruct(
         joined = join_network_fragments(annealing.labels, exemplar, phases=phases)
         cleaned = remove_small_clusters(joined, exemplar, phases=phases, periodic=periodic)
         annealing = anneal_fractions(
-            cleaned, exemplar, seed=seed + 1, surface=anneal_surface, **anneal_kw
+            cleaned, exemplar, seed=cleanup_seed, surface=anneal_surface, **anneal_kw
         )
     t_anneal = time.perf_counter() - t_anneal
     errors = reconstruction_errors(

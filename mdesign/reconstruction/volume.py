@@ -54,6 +54,7 @@ from mdesign.reconstruction.metrics import ReconstructionErrors, slice_errors
 from mdesign.reconstruction.pipeline import BYTES_PER_PIXEL, MIN_SIZE, check_exemplar
 from mdesign.reconstruction.vgg import vgg19_features
 from mdesign.reconstruction.volume_loss import SliceLoss
+from mdesign.seeds import SeedLike, child_seeds
 
 __all__ = [
     "VolumeReconstructionResult",
@@ -244,6 +245,7 @@ def _start(
     init: str,
     seed: int,
     exemplar_periodic: bool,
+    fit_seed: int | None = None,
 ) -> tuple[np.ndarray | None, GRFFit | None]:
     """The start's labels, fitted to the (first distinct) exemplars' ``S2``, or None for noise.
 
@@ -263,7 +265,7 @@ def _start(
         fit_grf(
             ex,
             phases=phases,
-            seed=seed + 1,
+            seed=seed + 1 if fit_seed is None else fit_seed,
             exemplar_periodic=exemplar_periodic,
             sheets=phases == 2 and is_network(ex, int(np.argmin(np.bincount(ex.ravel())))),
         )
@@ -285,7 +287,7 @@ def reconstruct_volume(
     *,
     size: Sequence[int],
     weights: str | os.PathLike = D.weights,
-    seed: int = D.seed,
+    seed: SeedLike = D.seed,
     layers: Sequence[str] = D.layers,
     pooling: str = D.pooling,
     periodic: bool = D.periodic,
@@ -344,6 +346,8 @@ def reconstruct_volume(
     if unknown:
         raise TypeError(f"reconstruct_volume() got unexpected keyword arguments: {sorted(unknown)}")
     start = time.perf_counter()
+    # an int keeps seed, seed + 1 (pinned results); a Generator or SeedSequence spawns two
+    seed, fit_seed = child_seeds(seed, 2)
     if isinstance(exemplars, np.ndarray) and exemplars.ndim == 2:
         exemplars = [exemplars]
     exemplars = [np.asarray(ex) for ex in exemplars]
@@ -363,6 +367,7 @@ def reconstruct_volume(
         phases=phases,
         init=volume_init,
         seed=seed,
+        fit_seed=fit_seed,
         exemplar_periodic=exemplar_periodic,
     )
     c = pixel_channels(phases)

@@ -44,6 +44,12 @@ def test_same_seed_same_bytes(result, ceramics_crop):
     assert np.array_equal(again.labels, result.labels)
     other = reconstruct(ceramics_crop, size=(40, 36), seed=4, **FAST)
     assert not np.array_equal(other.labels, result.labels)
+    # a SeedSequence (or Generator) seed: its spawned children, the same bytes again
+    a, b = (
+        reconstruct(ceramics_crop, size=(40, 36), seed=np.random.SeedSequence(3), **FAST).labels
+        for _ in range(2)
+    )
+    assert np.array_equal(a, b) and not np.array_equal(a, result.labels)
 
 
 def test_three_phases_gram_only_coarse_to_fine(three_phase):
