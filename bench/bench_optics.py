@@ -72,9 +72,12 @@ def _cached(part: str, fresh: bool, fn):
     path = RESULTS / f"optics_{part}.json"
     if path.is_file() and not fresh:
         return json.loads(path.read_text())
+    if fresh:  # the image-by-image progress of an earlier run is not reused either
+        (RESULTS / f"optics_{part}_partial.json").unlink(missing_ok=True)
     out = fn()
     path.write_text(json.dumps(out, indent=1) + "\n")
-    return out
+    (RESULTS / f"optics_{part}_partial.json").unlink(missing_ok=True)
+    return json.loads(path.read_text())  # keys as a cached run reads them
 
 
 def part_speed(imgs: np.ndarray, repeat: int) -> dict:
