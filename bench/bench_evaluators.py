@@ -12,8 +12,9 @@ Prints, on this machine and in one run:
    mirror-extended image mdesign's periodic problem is exactly TauFactor's boundary-value problem,
    so the same discretisation must agree to TauFactor's convergence level, and the default
    accuracy shows how far the one-cell-per-pixel answer is from the refined one;
-4. ``optical_absorption`` seconds per image at the default settings, and the convergence of its
-   value in the Fourier truncation order (and the raster grid);
+4. ``optical_absorption`` seconds per image at its setting before issue 31 (15 wavelengths,
+   trapezoidal rule, grid 64: the low fidelity), and the convergence of its value in the Fourier
+   truncation order (and the raster grid); ``bench_optics.py`` measures the new defaults;
 5. in 3D, agreement with TauFactor's multi-phase solver on 64^3 two-phase volumes at contrast 10
    and 100 (same discretisation, see :func:`mirror_dirichlet`), wall times on one torch thread,
    and the cost of mdesign's periodic 3x3 tensor with its conjugate-gradient iterations
@@ -216,13 +217,18 @@ def taufactor_agreement(images: np.ndarray) -> None:
     )
 
 
+# the evaluator's setting before issue 31 (its low fidelity), which this table has measured
+# since; bench_optics.py measures the new defaults and the error of each setting
+OLD_SETTING = {"wavelengths": 15, "spectral_rule": "trapezoid"}
+
+
 def optics(images: np.ndarray, orders: tuple[int, ...], grids: tuple[int, ...]) -> None:
     rows = []
     ref_order = max(orders)
     values = {}
     for order in orders:
         t = time.perf_counter()
-        values[order] = optical_absorption(images, order=order)
+        values[order] = optical_absorption(images, order=order, grid=64, **OLD_SETTING)
         secs = (time.perf_counter() - t) / len(images)
         rows.append(
             {
@@ -239,7 +245,7 @@ def optics(images: np.ndarray, orders: tuple[int, ...], grids: tuple[int, ...]) 
         r[f"max_abs_diff_vs_order_{ref_order}"] = float(diff.max())
     for grid in grids:
         t = time.perf_counter()
-        v = optical_absorption(images, grid=grid)
+        v = optical_absorption(images, grid=grid, **OLD_SETTING)
         secs = (time.perf_counter() - t) / len(images)
         rows.append(
             {
@@ -258,7 +264,8 @@ def optics(images: np.ndarray, orders: tuple[int, ...], grids: tuple[int, ...]) 
         title=(
             f"optical_absorption of {len(images)} 128x128 images (100 nm Si pattern in air on "
             "glass, 600 nm period, 400-1100 nm x 15, AM1.5G photons): value and cost against "
-            "the truncation order and the raster grid (default: order 5, grid 64)"
+            "the truncation order and the raster grid (the setting before issue 31: order 5, "
+            "grid 64, trapezoidal rule)"
         ),
     )
 

@@ -458,10 +458,11 @@ class OpticalAbsorptionConfig(Config):
         1100.0, gt=0, description="longest vacuum wavelength", json_schema_extra=_unit("nm")
     )
     wavelengths: int = Field(
-        15,
+        36,
         ge=1,
-        le=1000,
-        description="number of equally spaced wavelengths (trapezoidal rule)",
+        le=2000,
+        description="number of equally spaced wavelengths the absorption is solved at (adaptive: "
+        "the starting grid, whose midpoints are solved too)",
         json_schema_extra=_unit(""),
     )
     weighting: Literal["none", "am15g"] = Field(
@@ -470,6 +471,25 @@ class OpticalAbsorptionConfig(Config):
         "(photon flux of the ASTM G173-03 AM1.5 global spectrum)",
         json_schema_extra=_unit(""),
     )
+    spectral_rule: Literal["adaptive", "product", "trapezoid"] = Field(
+        "adaptive",
+        description="product: the absorption interpolated linearly between the wavelengths and "
+        "integrated against the tabulated weight; adaptive: the same, with intervals halved "
+        "where the interpolant misses; trapezoid: the weight sampled at the wavelengths only",
+        json_schema_extra=_unit(""),
+    )
+    spectral_tolerance: float = Field(
+        1e-4,
+        gt=0,
+        description="adaptive: relative photon-weighted miss allowed per interval",
+        json_schema_extra=_unit(""),
+    )
+    wavelength_step_min: float = Field(
+        2.5,
+        gt=0,
+        description="adaptive: finest spacing of the wavelengths solved",
+        json_schema_extra=_unit("nm"),
+    )
     order: int = Field(
         5,
         ge=0,
@@ -477,13 +497,25 @@ class OpticalAbsorptionConfig(Config):
         description="Fourier truncation order: harmonics -order..order along each axis",
         json_schema_extra=_unit(""),
     )
-    grid: int = Field(
-        64,
+    grid: int | None = Field(
+        None,
         ge=1,
         le=1024,
-        description="the pattern is area-averaged onto grid x grid cells before the Fourier "
-        "transform",
+        description="null: the image's pixels are the raster; a number: the pattern is "
+        "area-averaged onto grid x grid cells first",
         json_schema_extra=_unit("cells"),
+    )
+    precision: Literal["complex64", "complex128"] = Field(
+        "complex64",
+        description="arithmetic of the RCWA eigendecomposition (the rest is complex128)",
+        json_schema_extra=_unit(""),
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=256,
+        description="processes the wavelengths and images are spread over (one thread each)",
+        json_schema_extra=_unit(""),
     )
 
     @model_validator(mode="after")

@@ -40,7 +40,7 @@ Born M., Wolf E. Principles of Optics, sec. 1.6 (the thin-film, or Airy, formula
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import Any
 
@@ -58,6 +58,8 @@ __all__ = [
     "MATERIALS",
     "OpticalAbsorption",
     "absorption_spectra",
+    "adaptive_average",
+    "meent_spectra",
     "optical_absorption",
     "refractive_index",
     "solar_photon_flux",
@@ -137,22 +139,57 @@ def solar_photon_flux(wavelengths: np.ndarray) -> np.ndarray:
     return np.interp(lam, t[:, 0], t[:, 1]) * lam * 1e-9 / (h * c)
 
 
-def spectral_weights(wavelengths: np.ndarray, weighting: str) -> np.ndarray:
-    """Weights (summing to 1) of the wavelength average: trapezoidal rule times the spectrum.
+def spectral_weights(
+    wavelengths: np.ndarray, weighting: str, *, rule: str = "trapezoid"
+) -> np.ndarray:
+    """Weights (summing to 1) of the spectral average of values at ``wavelengths``.
 
-    ``weighting`` is ``none`` (flat in wavelength) or ``am15g`` (AM1.5G photon flux).
+    Parameters
+    ----------
+    wavelengths : array of float, ``L``
+        Increasing vacuum wavelengths, nm.
+    weighting : {"none", "am15g"}
+        Flat in wavelength, or weighted by the AM1.5G photon flux (:func:`solar_photon_flux`).
+    rule : {"trapezoid", "product"}
+        ``trapezoid``: the trapezoidal rule on ``value x weight`` sampled at ``wavelengths``
+        (the spectrum is seen only there: at 50 nm steps it samples 950 nm inside a water
+        band). ``product``: product integration, the values interpolated linearly between the
+        wavelengths and integrated exactly against the weight interpolated linearly in its
+        table (ASTM G173-03 at 0.5-1 nm), so only the absorption is sampled.
+
+    Returns
+    -------
+    ndarray, ``L``
     """
     lam = np.asarray(wavelengths, dtype=np.float64)
+    if weighting not in ("none", "am15g"):
+        raise InputError(f"weighting: expected none or am15g, got {weighting!r}")
+    if rule not in ("trapezoid", "product", "adaptive"):
+        raise InputError(f"spectral_rule: expected adaptive, product or trapezoid, got {rule!r}")
     if lam.size == 1:
         return np.ones(1)
+    if rule == "trapezoid" or weighting == "none":  # (adaptive: product on its points)
+        # for a flat weight the two rules are the same
+        w = np.zeros(lam.size)
+        dl = np.diff(lam)
+        w[:-1] += dl / 2
+        w[1:] += dl / 2
+        if weighting == "am15g":
+            w = w * solar_photon_flux(lam)
+        return w / w.sum()
+    # the hat functions of the wavelengths and the flux are both linear between the nodes of
+    # the union of the two grids: Simpson's rule on each piece is exact for their product
+    t = _table("am15g.csv")[:, 0]
+    nodes = np.union1d(lam, t[(t > lam[0]) & (t < lam[-1])])
+    a, b = nodes[:-1], nodes[1:]
+    i = np.clip(np.searchsorted(lam, a, side="right") - 1, 0, lam.size - 2)  # piece's interval
+    width = lam[i + 1] - lam[i]
     w = np.zeros(lam.size)
-    dl = np.diff(lam)
-    w[:-1] += dl / 2
-    w[1:] += dl / 2
-    if weighting == "am15g":
-        w = w * solar_photon_flux(lam)
-    elif weighting != "none":
-        raise InputError(f"weighting: expected none or am15g, got {weighting!r}")
+    for x, s in ((a, 1.0), (0.5 * (a + b), 4.0), (b, 1.0)):
+        up = (x - lam[i]) / width  # hat of lam[i + 1]; 1 - up is the hat of lam[i]
+        g = s * solar_photon_flux(x) * (b - a) / 6
+        w += np.bincount(i, g * (1 - up), minlength=lam.size)
+        w += np.bincount(i + 1, g * up, minlength=lam.size)
     return w / w.sum()
 
 
@@ -205,28 +242,32 @@ def _as_images(images: np.ndarray) -> np.ndarray:
     return images
 
 
-def _fractions(image: np.ndarray, phases: int, grid: int) -> np.ndarray:
-    """Area fraction of each phase in each cell of a ``grid x grid`` raster: ``k x g x g``."""
+def _fractions(image: np.ndarray, phases: int, grid: int | None) -> np.ndarray:
+    """Area fraction of each phase in each raster cell: ``k x g x g`` (``grid``), or the
+    image's own pixels, ``k x H x W`` (``grid=None``)."""
     import torch
 
     onehot = torch.nn.functional.one_hot(
         torch.as_tensor(image.astype(np.int64)), num_classes=phases
     )  # H x W x k
     x = onehot.permute(2, 0, 1).to(torch.float64).unsqueeze(0)
+    if grid is None:
+        return x[0].numpy()
     return torch.nn.functional.adaptive_avg_pool2d(x, grid)[0].numpy()
 
 
 def _convolution_matrices(eps: np.ndarray, order: int) -> tuple[np.ndarray, ...]:
     """Fourier factorisation of a rasterised layer for meent, symmetric in x and y.
 
-    ``eps`` (``g x g``, rows along y) is in meent's ``n - ik`` convention. The matrices are
-    meent's own (``dfs2d``: Li's inverse rule across the interfaces normal to a field
-    component, Laurent's rule along them) for ``E_x``, and the same construction on the
-    transposed raster, with the harmonics transposed back, for ``E_y``. meent's default builds
-    ``E_y``'s matrix with the other nesting of the two rules, which makes the absorption of a
-    pattern and of its transpose differ at finite order (by 10% at order 2 on a silicon
-    pattern); with this choice unpolarised absorption is exactly invariant under turning the
-    pattern by 90 degrees, as it must be.
+    The independent check of :func:`mdesign.evaluators.rcwa.convolution_matrices` (tests and
+    ``bench/bench_optics.py``). ``eps`` (``g x g``, rows along y) is in meent's ``n - ik``
+    convention. The matrices are meent's own (``dfs2d``: Li's inverse rule across the
+    interfaces normal to a field component, Laurent's rule along them) for ``E_x``, and the same
+    construction on the transposed raster, with the harmonics transposed back, for ``E_y``.
+    meent's default builds ``E_y``'s matrix with the other nesting of the two rules, which makes
+    the absorption of a pattern and of its transpose differ at finite order (by 10% at order 2
+    on a silicon pattern); with this choice unpolarised absorption is exactly invariant under
+    turning the pattern by 90 degrees, as it must be.
     """
     from meent.on_numpy.emsolver.fourier_analysis import dfs2d
 
@@ -244,7 +285,7 @@ def _convolution_matrices(eps: np.ndarray, order: int) -> tuple[np.ndarray, ...]
     return eps_x[None], eps_y[None], eps_z_inv[None]
 
 
-def _solve_one(solver: Any, eps_cell: np.ndarray, n_sub: float, lam: float, order: int) -> float:
+def _meent_one(solver: Any, eps_cell: np.ndarray, n_sub: float, lam: float, order: int) -> float:
     """Unpolarised absorption ``1 - R - T`` of one layer at one wavelength (meent)."""
     eps_meent = np.conj(eps_cell)  # meent's time convention makes absorbing media n - ik
     solver.ucell = np.sqrt(eps_meent)[None]  # meent reads the grating type from its shape
@@ -267,6 +308,150 @@ def _solve_one(solver: Any, eps_cell: np.ndarray, n_sub: float, lam: float, orde
     raise AssertionError("unreachable")
 
 
+def meent_spectra(
+    images: np.ndarray,
+    wavelengths: Sequence[float],
+    *,
+    materials: Sequence[str] = _D.materials,
+    substrate: str = _D.substrate,
+    thickness: float = _D.thickness,
+    period: float = _D.period,
+    order: int = _D.order,
+    grid: int | None = _D.grid,
+) -> np.ndarray:
+    """:func:`absorption_spectra` computed by meent (Kim et al. 2024) instead: the independent
+    check of :mod:`mdesign.evaluators.rcwa` (the evaluator before it, ~4x slower)."""
+    import meent
+    from threadpoolctl import threadpool_limits
+
+    images, lam, eps, n_sub = _check_spectra_inputs(
+        images, wavelengths, materials, substrate, order, grid, thickness, period
+    )
+    out = np.empty((len(images), lam.size))
+    with threadpool_limits(limits=1):
+        for n, image in enumerate(images):
+            frac = _fractions(image, len(materials), grid)  # k x g x g
+            if frac.shape[1] != frac.shape[2]:
+                raise InputError("meent_spectra: square images only")
+            solver = meent.call_mee(
+                backend=0,
+                n_top=1.0,
+                n_bot=1.0,
+                theta=0.0,
+                phi=0.0,
+                fto=(order, order),
+                period=(float(period), float(period)),
+                wavelength=1.0,
+                thickness=[float(thickness)],
+                type_complex=np.complex128,
+            )
+            for i in range(lam.size):
+                eps_cell = np.tensordot(eps[:, i], frac, axes=1)  # g x g
+                out[n, i] = _meent_one(solver, eps_cell, float(n_sub[i].real), lam[i], order)
+    return _checked(out)
+
+
+def _check_spectra_inputs(
+    images, wavelengths, materials, substrate, order, grid, thickness, period
+):
+    images = _as_images(images)
+    lam = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
+    if lam.size == 0 or not np.all(np.isfinite(lam)) or lam.min() <= 0:
+        raise InputError("wavelengths: need positive wavelengths")
+    if len(materials) < 2:
+        raise InputError(f"materials: need one per phase (at least 2), got {len(materials)}")
+    if images.size and int(images.max()) >= len(materials):
+        raise InputError(
+            f"materials: {len(materials)} given, but the images have phase {int(images.max())}"
+        )
+    if order < 0 or (grid is not None and grid < 1) or thickness <= 0 or period <= 0:
+        raise InputError("order >= 0, grid >= 1, thickness > 0 and period > 0 are required")
+    eps = np.stack([refractive_index(m, lam) ** 2 for m in materials])  # k x L
+    n_sub = refractive_index(substrate, lam)
+    if np.any(n_sub.imag > 0):
+        raise InputError(f"substrate {substrate}: must be transparent (k = 0) at all wavelengths")
+    return images, lam, eps, n_sub
+
+
+def _checked(out: np.ndarray) -> np.ndarray:
+    if np.any(out < -1e-6) or np.any(out > 1 + 1e-6) or not np.all(np.isfinite(out)):
+        raise RuntimeError(
+            "RCWA energy balance violated (absorption outside [0, 1]); try another order or grid"
+        )
+    return np.clip(out, 0.0, 1.0)
+
+
+# Matrices of 2N x 2N complex128 alive at once in one solve (Omega, W, V, their sums, M, ...):
+# wavelengths are solved in chunks that keep them under _CHUNK_BYTES.
+_LIVE_MATRICES = 12
+_CHUNK_BYTES = 256 * 2**20
+
+
+def _solve_image(
+    frac: np.ndarray,
+    eps: np.ndarray,
+    eps_sub: np.ndarray,
+    lam: np.ndarray,
+    *,
+    thickness: float,
+    period: float,
+    order: int,
+    precision: str,
+    device: Any,
+) -> np.ndarray:
+    """Absorption spectrum of one raster (``frac``: ``k x H x W``) at wavelengths ``lam``."""
+    import torch
+
+    from mdesign.device import single_thread
+    from mdesign.evaluators.rcwa import layer_absorption
+
+    dev = torch.device(device)
+    n2 = 2 * (2 * order + 1) ** 2
+    chunk = max(1, _CHUNK_BYTES // (_LIVE_MATRICES * 16 * n2 * n2))
+    f = torch.as_tensor(frac, device=dev).to(torch.complex128)
+    out = np.empty(lam.size)
+    with single_thread(dev):
+        for s in range(0, lam.size, chunk):
+            sl = slice(s, s + chunk)
+            e = torch.as_tensor(eps[:, sl], device=dev)  # k x l
+            cells = torch.einsum("kl,kyx->lyx", e, f)
+            wl = lam[sl].copy()
+            a = np.full(wl.size, np.nan)
+            todo = np.arange(wl.size)
+            # a value outside [0, 1] or not finite is solved again in complex128 (the complex64
+            # error can exceed a tiny absorption), then 1e-7 nm away: a diffraction order
+            # grazing exactly (a Rayleigh anomaly, wavelength = period / m in air or in the
+            # substrate) has no admittance
+            for prec, nudge in ((precision, 0.0), ("complex128", 0.0), ("complex128", 1e-7)):
+                a[todo] = (
+                    layer_absorption(
+                        cells[todo],
+                        torch.as_tensor(eps_sub[sl][todo], device=dev),
+                        torch.as_tensor(wl[todo] + nudge, device=dev),
+                        thickness=thickness,
+                        period=period,
+                        order=order,
+                        precision=prec,
+                    )
+                    .cpu()
+                    .numpy()
+                )
+                todo = np.flatnonzero(~(np.isfinite(a) & (a > -1e-6) & (a < 1 + 1e-6)))
+                if not todo.size:
+                    break
+            out[sl] = a
+    return out
+
+
+def _solve_task(args: tuple) -> np.ndarray:
+    """One image's spectrum in a worker process (one BLAS and torch thread)."""
+    from threadpoolctl import threadpool_limits
+
+    frac, eps, eps_sub, lam, kw = args
+    with threadpool_limits(limits=1):
+        return _solve_image(frac, eps, eps_sub, lam, **kw)
+
+
 def absorption_spectra(
     images: np.ndarray,
     wavelengths: Sequence[float],
@@ -276,9 +461,13 @@ def absorption_spectra(
     thickness: float = _D.thickness,
     period: float = _D.period,
     order: int = _D.order,
-    grid: int = _D.grid,
+    grid: int | None = _D.grid,
+    precision: str = _D.precision,
+    workers: int = _D.workers,
+    device: Any = None,
+    pool: Any = None,
 ) -> np.ndarray:
-    """Absorption of the patterned film at each wavelength, by RCWA (meent).
+    """Absorption of the patterned film at each wavelength, by RCWA (:mod:`.rcwa`).
 
     Parameters
     ----------
@@ -294,8 +483,20 @@ def absorption_spectra(
         Film thickness and lateral period (side of the square cell the image fills), nm.
     order : int
         Fourier truncation order: harmonics ``-order..order`` along x and y.
-    grid : int
-        Side of the raster the image is area-averaged onto.
+    grid : int or None
+        None: the image's own pixels are the raster. An int: the image is area-averaged onto a
+        ``grid x grid`` raster first (a cell's permittivity is the area-weighted mean of its
+        phases').
+    precision : {"complex64", "complex128"}
+        Arithmetic of the eigendecomposition (:func:`mdesign.evaluators.rcwa.layer_absorption`).
+    workers : int
+        Processes the wavelengths and images are spread over, each on one thread (CPU only;
+        1: in this process).
+    device : torch.device or str, optional
+        Where the solves run: CUDA when present (then in this process, wavelengths batched).
+    pool : concurrent.futures.Executor, optional
+        With ``workers > 1``, run in this pool of processes (kept across calls, as the adaptive
+        spectral rule does) instead of starting one.
 
     Returns
     -------
@@ -310,52 +511,127 @@ def absorption_spectra(
     RuntimeError
         If the energy balance of a solve is off by more than 1e-6 (numerical breakdown).
     """
-    import meent
-    from threadpoolctl import threadpool_limits
+    from mdesign.device import default_device
 
-    images = _as_images(images)
-    lam = np.asarray(wavelengths, dtype=np.float64).reshape(-1)
-    if lam.size == 0 or not np.all(np.isfinite(lam)) or lam.min() <= 0:
-        raise InputError("wavelengths: need positive wavelengths")
-    if len(materials) < 2:
-        raise InputError(f"materials: need one per phase (at least 2), got {len(materials)}")
-    if images.size and int(images.max()) >= len(materials):
-        raise InputError(
-            f"materials: {len(materials)} given, but the images have phase {int(images.max())}"
-        )
-    if order < 0 or grid < 1 or thickness <= 0 or period <= 0:
-        raise InputError("order >= 0, grid >= 1, thickness > 0 and period > 0 are required")
-    eps = np.stack([refractive_index(m, lam) ** 2 for m in materials])  # k x L
-    n_sub = refractive_index(substrate, lam)
-    if np.any(n_sub.imag > 0):
-        raise InputError(f"substrate {substrate}: must be transparent (k = 0) at all wavelengths")
+    images, lam, eps, n_sub = _check_spectra_inputs(
+        images, wavelengths, materials, substrate, order, grid, thickness, period
+    )
+    if precision not in ("complex64", "complex128"):
+        raise InputError(f"precision: expected complex64 or complex128, got {precision!r}")
+    if int(workers) < 1:
+        raise InputError(f"workers: need at least 1, got {workers}")
+    dev = default_device(device)
+    kw = {
+        "thickness": float(thickness),
+        "period": float(period),
+        "order": int(order),
+        "precision": precision,
+        "device": str(dev),
+    }
+    eps_sub = n_sub**2
     out = np.empty((len(images), lam.size))
-    # The dense eigenproblems are not worth BLAS threads, and oversubscribed threads slow them
-    # down by orders of magnitude on shared cores (measured: a 242 x 242 eig took 22 s with two
-    # threads on a loaded 2-core machine and 0.07 s with one).
-    with threadpool_limits(limits=1):
-        for n, image in enumerate(images):
-            frac = _fractions(image, len(materials), grid)  # k x g x g
-            solver = meent.call_mee(
-                backend=0,
-                n_top=1.0,
-                n_bot=1.0,
-                theta=0.0,
-                phi=0.0,
-                fto=(order, order),
-                period=(float(period), float(period)),
-                wavelength=1.0,
-                thickness=[float(thickness)],
-                type_complex=np.complex128,
-            )
-            for i in range(lam.size):
-                eps_cell = np.tensordot(eps[:, i], frac, axes=1)  # g x g
-                out[n, i] = _solve_one(solver, eps_cell, float(n_sub[i].real), lam[i], order)
-    if np.any(out < -1e-6) or np.any(out > 1 + 1e-6) or not np.all(np.isfinite(out)):
-        raise RuntimeError(
-            "RCWA energy balance violated (absorption outside [0, 1]); try another order or grid"
-        )
-    return np.clip(out, 0.0, 1.0)
+    if dev.type != "cpu" or int(workers) == 1:
+        from threadpoolctl import threadpool_limits
+
+        # The dense eigenproblems are not worth BLAS threads, and oversubscribed threads slow
+        # them down by orders of magnitude on shared cores: parallelise over processes.
+        with threadpool_limits(limits=1):
+            for n, image in enumerate(images):
+                frac = _fractions(image, len(materials), grid)
+                out[n] = _solve_image(frac, eps, eps_sub, lam, **kw)
+        return _checked(out)
+    from concurrent.futures import ProcessPoolExecutor
+
+    # tasks: each image's wavelengths in contiguous parts, about 2 per worker in all
+    parts = max(1, -(-2 * int(workers) // len(images)))
+    splits = np.array_split(np.arange(lam.size), min(parts, lam.size))
+    tasks, where = [], []
+    for n, image in enumerate(images):
+        frac = _fractions(image, len(materials), grid)
+        for idx in splits:
+            tasks.append((frac, eps[:, idx], eps_sub[idx], lam[idx], kw))
+            where.append((n, idx))
+    if pool is not None:
+        for (n, idx), a in zip(where, pool.map(_solve_task, tasks), strict=True):
+            out[n, idx] = a
+        return _checked(out)
+    with ProcessPoolExecutor(max_workers=int(workers), mp_context=_spawn()) as new:
+        for (n, idx), a in zip(where, new.map(_solve_task, tasks), strict=True):
+            out[n, idx] = a
+    return _checked(out)
+
+
+def _spawn():
+    import multiprocessing
+
+    return multiprocessing.get_context("spawn")
+
+
+def adaptive_average(
+    solve: Callable[[np.ndarray], np.ndarray],
+    wavelengths: np.ndarray,
+    weighting: str,
+    *,
+    tolerance: float,
+    step_min: float,
+) -> tuple[float, np.ndarray]:
+    """Spectral average of one spectrum, refined where its linear interpolant misses.
+
+    Every interval of ``wavelengths`` and its midpoint are solved first. An interval whose
+    midpoint value differs from the mean of its ends by more than ``tolerance`` times the
+    current average, in photon-weighted terms (``|A(m) - (A(l) + A(r)) / 2| * w(m) * (r - l) / 2
+    / integral of w``), is split in two and both halves' midpoints are solved, down to points
+    ``step_min`` apart; the average is then :func:`spectral_weights`' product rule on every
+    point solved. Sub-nanometre guided resonances of a patterned film are found this way at a
+    fraction of a uniform grid's points (``docs/guide/evaluators.md``).
+
+    Parameters
+    ----------
+    solve : callable
+        Absorption at an array of wavelengths.
+    wavelengths : array of float, ``L``
+        The starting grid, increasing.
+    weighting : {"none", "am15g"}
+    tolerance : float
+        Relative error allowed per interval.
+    step_min : float
+        Finest spacing of solved wavelengths, nm.
+
+    Returns
+    -------
+    value : float
+    points : ndarray, ``P x 2``
+        The wavelengths solved and their absorption, sorted.
+    """
+    lam = np.asarray(wavelengths, dtype=np.float64)
+    if lam.size < 2:
+        return float(solve(lam)[0]), np.stack([lam, solve(lam)], axis=1)
+    mids = 0.5 * (lam[1:] + lam[:-1])
+    first = np.concatenate([lam, mids])
+    pts = dict(zip(first.tolist(), solve(first).tolist(), strict=True))
+    active = list(zip(lam[:-1].tolist(), lam[1:].tolist(), strict=True))
+
+    def weight(x: np.ndarray) -> np.ndarray:
+        return solar_photon_flux(x) if weighting == "am15g" else np.ones_like(x)
+
+    grid = np.linspace(lam[0], lam[-1], 4001)
+    norm = np.trapezoid(weight(grid), grid)
+    while True:
+        xs = np.array(sorted(pts))
+        ys = np.array([pts[x] for x in xs])
+        total = float(ys @ spectral_weights(xs, weighting, rule="product"))
+        split = []
+        for lo, hi in active:
+            m = 0.5 * (lo + hi)
+            miss = abs(pts[m] - 0.5 * (pts[lo] + pts[hi]))
+            est = miss * float(weight(np.array([m]))[0]) * (hi - lo) / 2 / norm
+            if est > tolerance * total and (m - lo) >= 2 * step_min * (1 - 1e-9):
+                split += [(lo, m), (m, hi)]
+        if not split:
+            return total, np.stack([xs, ys], axis=1)
+        new = np.array([0.5 * (lo + hi) for lo, hi in split])
+        pts.update(zip(new.tolist(), solve(new).tolist(), strict=True))
+        active = split
 
 
 def optical_absorption(
@@ -369,8 +645,14 @@ def optical_absorption(
     wavelength_max: float = _D.wavelength_max,
     wavelengths: int = _D.wavelengths,
     weighting: str = _D.weighting,
+    spectral_rule: str = _D.spectral_rule,
+    spectral_tolerance: float = _D.spectral_tolerance,
+    wavelength_step_min: float = _D.wavelength_step_min,
     order: int = _D.order,
-    grid: int = _D.grid,
+    grid: int | None = _D.grid,
+    precision: str = _D.precision,
+    workers: int = _D.workers,
+    device: Any = None,
 ) -> np.ndarray:
     """Spectrally averaged absorption of a thin film patterned by each image (Yang et al. 2018).
 
@@ -378,16 +660,20 @@ def optical_absorption(
     ----------
     images : ndarray of int, ``N x H x W`` (or one ``H x W`` image)
         Phase labels: the pattern of the film over one period.
-    materials, substrate, thickness, period, order, grid
+    materials, substrate, thickness, period, order, grid, precision, workers, device
         As in :func:`absorption_spectra`.
     wavelength_min, wavelength_max : float
         Range of vacuum wavelengths, nm.
     wavelengths : int
-        Number of equally spaced wavelengths (``numpy.linspace``); the average is the
-        trapezoidal rule over them.
+        Number of equally spaced wavelengths (``numpy.linspace``) the absorption is solved at
+        (``adaptive``: the starting grid; its midpoints are solved too).
     weighting : {"none", "am15g"}
         Flat average, or weighted by the AM1.5G photon flux (the absorbed fraction of incident
         solar photons in the range).
+    spectral_rule : {"adaptive", "product", "trapezoid"}
+        How the spectrum is integrated: :func:`spectral_weights` on the grid, or refined where
+        the spectrum needs it (:func:`adaptive_average`, with ``spectral_tolerance`` and
+        ``wavelength_step_min``).
 
     Returns
     -------
@@ -401,22 +687,48 @@ def optical_absorption(
     if wavelength_max < wavelength_min:
         raise InputError("wavelength_max must not be below wavelength_min")
     lam = np.linspace(wavelength_min, wavelength_max, int(wavelengths))
-    w = spectral_weights(lam, weighting)
-    spectra = absorption_spectra(
-        images,
-        lam,
-        materials=materials,
-        substrate=substrate,
-        thickness=thickness,
-        period=period,
-        order=order,
-        grid=grid,
-    )
-    return spectra @ w
+    kw = {
+        "materials": materials,
+        "substrate": substrate,
+        "thickness": thickness,
+        "period": period,
+        "order": order,
+        "grid": grid,
+        "precision": precision,
+        "workers": workers,
+        "device": device,
+    }
+    if spectral_rule == "adaptive":
+        import contextlib
+        from concurrent.futures import ProcessPoolExecutor
+
+        from mdesign.device import default_device
+
+        images = _as_images(images)
+        parallel = int(workers) > 1 and default_device(device).type == "cpu"
+        with (
+            ProcessPoolExecutor(max_workers=int(workers), mp_context=_spawn())
+            if parallel
+            else contextlib.nullcontext()
+        ) as pool:  # one pool for every refinement round (a spawn costs seconds)
+            return np.array(
+                [
+                    adaptive_average(
+                        lambda x, img=img: absorption_spectra(img, x, pool=pool, **kw)[0],
+                        lam,
+                        weighting,
+                        tolerance=spectral_tolerance,
+                        step_min=wavelength_step_min,
+                    )[0]
+                    for img in images
+                ]
+            )
+    w = spectral_weights(lam, weighting, rule=spectral_rule)
+    return absorption_spectra(images, lam, **kw) @ w
 
 
 class OpticalAbsorption:
-    """Solar absorption of a thin film patterned by the image (RCWA with meent; Yang et al. 2018).
+    """Solar absorption of a thin film patterned by the image (RCWA; Yang et al. 2018).
 
     Built by ``get_evaluator("optical_absorption", ...)``; the values are
     :func:`optical_absorption` of each image, a fraction in [0, 1].
@@ -450,7 +762,7 @@ class OpticalAbsorption:
                 f"evaluator {self.name}: parameter materials needs one per phase (at least 2)"
             )
         try:
-            spectral_weights(lam, c.weighting)
+            spectral_weights(lam, c.weighting, rule=c.spectral_rule)
         except InputError as exc:
             raise InputError(f"evaluator {self.name}: parameter weighting: {exc}") from None
 
@@ -481,8 +793,13 @@ class OpticalAbsorption:
             wavelength_max=c.wavelength_max,
             wavelengths=c.wavelengths,
             weighting=c.weighting,
+            spectral_rule=c.spectral_rule,
+            spectral_tolerance=c.spectral_tolerance,
+            wavelength_step_min=c.wavelength_step_min,
             order=c.order,
             grid=c.grid,
+            precision=c.precision,
+            workers=c.workers,
         )
 
     def __repr__(self) -> str:

@@ -7,11 +7,11 @@ import pytest
 
 from mdesign.errors import InputError
 from mdesign.evaluators import get_evaluator, optical_absorption, refractive_index
-from mdesign.evaluators.optics import absorption_spectra, solar_photon_flux
+from mdesign.evaluators.optics import absorption_spectra, solar_photon_flux, spectral_weights
 from mdesign.grf import grf_microstructures
 
 # cheap but fully two-dimensional settings for the pattern tests
-FAST = {"order": 2, "grid": 16}
+FAST = {"order": 2, "grid": 16, "precision": "complex128"}
 
 
 def airy_absorption(n_film, n_sub, d, lam):
@@ -36,14 +36,16 @@ def airy_absorption(n_film, n_sub, d, lam):
 def test_uniform_film_equals_airy(film, thickness):
     lam = np.array([420.0, 555.0, 700.0, 930.0])
     img = np.ones((1, 12, 12), np.uint8)  # all phase 1: a plain film
-    a = absorption_spectra(
-        img, lam, materials=("air", film), thickness=thickness, order=3, grid=12
-    )[0]
+    kw = {"materials": ("air", film), "thickness": thickness, "order": 3, "grid": 12}
+    a = absorption_spectra(img, lam, precision="complex128", **kw)[0]
     ref = airy_absorption(
         refractive_index(film, lam), refractive_index("SiO2", lam), thickness, lam
     )
     np.testing.assert_allclose(a, ref, atol=1e-3)
     assert np.abs(a - ref).max() < 1e-9  # in fact it is exact to rounding
+    # the complex64 eigendecomposition (the default) on the film: within 1e-7
+    a64 = absorption_spectra(img, lam, precision="complex64", **kw)[0]
+    assert np.abs(a64 - ref).max() < 1e-7
 
 
 @pytest.mark.parametrize("weighting", ["none", "am15g"])
@@ -51,6 +53,7 @@ def test_uniform_film_average_equals_airy_average(weighting):
     img = np.ones((2, 8, 8), np.uint8)
     img[1] = 0  # all air: nothing absorbs
     kw = {"wavelength_min": 400.0, "wavelength_max": 1000.0, "wavelengths": 7}
+    kw |= {"spectral_rule": "trapezoid", "precision": "complex128"}
     v = optical_absorption(img, weighting=weighting, order=1, grid=8, thickness=120.0, **kw)
     lam = np.linspace(400.0, 1000.0, 7)
     a = airy_absorption(refractive_index("Si", lam), refractive_index("SiO2", lam), 120.0, lam)
@@ -87,7 +90,7 @@ def test_many_images_stay_in_unit_interval():
     images = grf_microstructures(
         6, (32, 32), volume_fraction=(0.2, 0.8), correlation_length=(2, 5), seed=1
     ).images
-    v = optical_absorption(images, order=2, grid=16, wavelengths=3)
+    v = optical_absorption(images, order=2, grid=16, wavelengths=3, spectral_rule="product")
     assert v.shape == (6,) and ((v >= 0) & (v <= 1)).all()
     assert np.ptp(v) > 0.01  # the evaluator tells the patterns apart
 
@@ -114,6 +117,9 @@ def test_tabulated_data():
         ({"wavelength_min": "900", "wavelength_max": "800"}, "wavelength_max"),
         ({"order": "-1"}, "order"),
         ({"weighting": "sunny"}, "weighting"),
+        ({"spectral_rule": "simpson"}, "spectral_rule"),
+        ({"precision": "complex32"}, "precision"),
+        ({"workers": "0"}, "workers"),
         ({"materials": "Si"}, "materials"),
     ],
 )
@@ -149,3 +155,150 @@ def test_cli_refuses_volumes_before_any_work(run_cli, tmp_path):
     res = run_cli("evaluate", path, "--evaluator", "optical_absorption", "-q")
     assert_input_error(res, "optical_absorption", "2D patterns", "(2, 8, 8, 8)")
     assert res.out == ""  # refused up front: no per-image table, no progress
+
+
+# ---------------------------------------------------------------------------------------------
+# the solver (mdesign.evaluators.rcwa) against meent, and its complex64 error
+
+
+@pytest.mark.parametrize(("order", "grid"), [(1, 8), (2, 16), (3, 12)])
+def test_rcwa_equals_meent(pattern, order, grid):
+    from mdesign.evaluators.optics import meent_spectra
+
+    lam = [430.0, 610.0, 780.0, 1010.0]
+    kw = (
+        {"order": order, "grid": grid, "materials": ("air", "2.2+0.4j")}
+        if order == 1
+        else {
+            "order": order,
+            "grid": grid,
+        }
+    )
+    ref = meent_spectra(pattern, lam, **kw)
+    a = absorption_spectra(pattern, lam, precision="complex128", **kw)
+    assert np.abs(a - ref).max() < 1e-8
+
+
+def test_convolution_matrices_are_meents(pattern):
+    import torch
+
+    from mdesign.evaluators.optics import _convolution_matrices
+    from mdesign.evaluators.rcwa import convolution_matrices
+
+    eps = np.where(pattern[::2, ::2] == 1, 15.2 + 0.3j, 1.0)
+    ours = convolution_matrices(torch.as_tensor(eps), 3)
+    # meent's matrices index the harmonics (i - j) the other way round: the transpose
+    for m, o in zip(_convolution_matrices(eps, 3), ours, strict=True):
+        np.testing.assert_allclose(m[0].T, o.numpy(), atol=1e-12)
+
+
+def test_complex64_error_is_bounded(pattern):
+    # the bound stated in docs/guide/evaluators.md: 2e-4 per wavelength, 2e-5 on the average
+    lam = np.linspace(420.0, 1080.0, 8)
+    kw = {"order": 3, "grid": 16}
+    a64 = absorption_spectra(pattern, lam, precision="complex64", **kw)
+    a128 = absorption_spectra(pattern, lam, precision="complex128", **kw)
+    assert np.abs(a64 - a128).max() < 2e-4
+    w = spectral_weights(lam, "am15g", rule="product")
+    assert abs((a64 - a128) @ w).max() < 2e-5
+
+
+def test_own_raster_is_the_default_and_equals_an_exact_grid(pattern):
+    lam = [500.0, 700.0]
+    own = absorption_spectra(pattern, lam, order=2, grid=None, precision="complex128")
+    same = absorption_spectra(pattern, lam, order=2, grid=32, precision="complex128")
+    np.testing.assert_allclose(own, same, atol=1e-12)
+    coarse = absorption_spectra(pattern, lam, order=2, grid=8, precision="complex128")
+    assert np.abs(own - coarse).max() > 1e-3  # area-averaging onto 8x8 is another pattern
+    from mdesign.config import OPTICAL_ABSORPTION_DEFAULTS
+
+    assert OPTICAL_ABSORPTION_DEFAULTS.grid is None
+
+
+def test_rayleigh_anomaly(pattern):
+    # 600 nm = the period: the (1, 0) order grazes in air; all-air then absorbs nothing
+    lam = [600.0, 600.0 * 1.45 / 2, 650.0]
+    imgs = np.stack([pattern, np.zeros_like(pattern)])
+    a = absorption_spectra(imgs, lam, order=2, grid=16, precision="complex128")
+    assert np.isfinite(a).all() and np.abs(a[1]).max() < 1e-9
+    near = absorption_spectra(imgs[:1], [600.0 + 1e-5], order=2, grid=16, precision="complex128")
+    assert a[0, 0] == pytest.approx(near[0, 0], abs=1e-4)
+
+
+def test_product_rule_is_exact_for_piecewise_linear_absorption():
+    from mdesign.evaluators.optics import _table
+
+    lam = np.linspace(400.0, 1100.0, 8)
+    w = spectral_weights(lam, "am15g", rule="product")
+    a = np.sin(lam / 97.0) ** 2  # any values: the rule integrates their linear interpolant
+    # brute force: the interpolants on a 0.01 nm grid, trapezoidal rule
+    fine = np.linspace(400.0, 1100.0, 70001)
+    t = _table("am15g.csv")
+    phi = np.interp(fine, t[:, 0], t[:, 1]) * fine
+    expected = np.trapezoid(np.interp(fine, lam, a) * phi, fine) / np.trapezoid(phi, fine)
+    assert a @ w == pytest.approx(expected, rel=1e-6)
+    assert w.sum() == pytest.approx(1.0) and (w > 0).all()
+
+
+def test_default_spectral_rule_on_the_film_is_within_half_a_percent():
+    # the default rule against the dense integral of Airy's closed form (0.1 nm)
+    from mdesign.config import OPTICAL_ABSORPTION_DEFAULTS as d
+    from mdesign.evaluators.optics import adaptive_average
+
+    def airy(lam):
+        return airy_absorption(refractive_index("Si", lam), refractive_index("SiO2", lam), 100, lam)
+
+    fine = np.linspace(d.wavelength_min, d.wavelength_max, 7001)
+    dense = airy(fine) @ spectral_weights(fine, "am15g", rule="product")
+    lam = np.linspace(d.wavelength_min, d.wavelength_max, d.wavelengths)
+    assert d.spectral_rule == "adaptive"
+    value, points = adaptive_average(
+        airy, lam, "am15g", tolerance=d.spectral_tolerance, step_min=d.wavelength_step_min
+    )
+    assert abs(value / dense - 1) < 0.005
+    assert np.diff(points[:, 0]).min() >= d.wavelength_step_min - 1e-9
+    # the old default (15 wavelengths, trapezoid) is not
+    lam = np.linspace(d.wavelength_min, d.wavelength_max, 15)
+    assert abs(airy(lam) @ spectral_weights(lam, "am15g") / dense - 1) > 0.05
+
+
+def test_adaptive_rule_finds_a_narrow_resonance():
+    from mdesign.evaluators.optics import adaptive_average
+
+    def spectrum(lam):  # a smooth background and a 1 nm wide resonance at 777.7 nm
+        return 0.2 + 0.1 * np.sin(lam / 90.0) + 0.5 / (1 + ((lam - 777.7) / 0.5) ** 2)
+
+    fine = np.linspace(400.0, 1100.0, 70001)
+    dense = spectrum(fine) @ spectral_weights(fine, "none", rule="product")
+    value, points = adaptive_average(
+        spectrum, np.linspace(400.0, 1100.0, 36), "none", tolerance=1e-5, step_min=0.1
+    )
+    assert abs(value / dense - 1) < 1e-3
+    near = np.abs(points[:, 0] - 777.7) < 2
+    assert near.sum() >= 8  # refined there, and not everywhere:
+    assert len(points) < 250
+    uniform = np.linspace(400.0, 1100.0, len(points))
+    miss = spectrum(uniform) @ spectral_weights(uniform, "none", rule="product") / dense - 1
+    assert abs(miss) > 3 * abs(value / dense - 1)
+    # the evaluator's own path gives the same as the function on a real spectrum
+    img = np.ones((1, 8, 8), np.uint8)
+    kw = {"wavelength_min": 500.0, "wavelength_max": 700.0, "wavelengths": 3, "order": 0}
+    v = optical_absorption(img, spectral_rule="adaptive", spectral_tolerance=1e-3, **kw)
+    lam = np.linspace(500.0, 700.0, 3)
+    expected, _ = adaptive_average(
+        lambda x: airy_absorption(refractive_index("Si", x), refractive_index("SiO2", x), 100, x),
+        lam,
+        "am15g",
+        tolerance=1e-3,
+        step_min=2.5,
+    )
+    assert v[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_worker_processes_give_the_same_values(pattern):
+    # two spawned processes, one thread each: the same solves as in this process
+    lam = [480.0, 770.0, 990.0]
+    kw = {"order": 1, "grid": 8, "precision": "complex128"}
+    one = absorption_spectra(np.stack([pattern, pattern.T]), lam, **kw)
+    two = absorption_spectra(np.stack([pattern, pattern.T]), lam, workers=2, **kw)
+    np.testing.assert_array_equal(one, two)

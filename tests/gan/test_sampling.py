@@ -245,3 +245,25 @@ def test_decode_refuses_a_global_channel_that_varies_over_the_map():
     wrong[2, 1, 1, 2] += 1e-3  # one cell of the last latent
     with pytest.raises(InputError, match=r"latent 2 varies over the map by 0\.001"):
         decode(g, wrong, fractions=0.5)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+@pytest.mark.parametrize("width", [3, 32])  # 32: scipy's kernel (radius 128) is longer than H, W
+def test_fft_detrend_equals_scipys_gaussian_filter(periodic, width):
+    from mdesign.gan.sampling import _detrend, _detrend_torch
+
+    y = np.random.default_rng(0).normal(size=(3, 40, 72)).cumsum(1)  # drifting, non-square
+    ours = _detrend_torch(torch.as_tensor(y), width=width, periodic=periodic).numpy()
+    np.testing.assert_allclose(ours, _detrend(y, width=width, periodic=periodic), atol=1e-10)
+
+
+def test_the_device_cut_equals_level_cut():
+    # _cut_kth is the cut off the CPU (torch.kthvalue per image); run here on CPU tensors
+    from mdesign.gan.sampling import _cut_kth
+    from mdesign.grf import level_cut
+
+    y = torch.randn(6, 16, 24, generator=torch.Generator().manual_seed(1))
+    y[4, :4] = 0.25  # a tie at the level: ranked stably, as level_cut does
+    f = np.array([0.0, 0.2, 0.5, 0.61, 1 - 96 / 384, 1.0])
+    expected = level_cut(y.numpy(), np.stack([1 - f, f], axis=1))
+    np.testing.assert_array_equal(_cut_kth(y, f), expected)

@@ -1,0 +1,265 @@
+"""Rigorous coupled-wave analysis of one patterned layer at normal incidence, at dense algebra.
+
+The layer (permittivity ``eps(x, y)`` on a raster, period ``period`` in x and y, thickness ``d``)
+lies between air above and a transparent substrate below and is lit from air at normal
+incidence. The fields are expanded in the ``N = (2 order + 1)^2`` harmonics of the period
+(Moharam et al. 1995); the in-plane permittivity enters through Li's factorisation rules (Li
+1997): for ``E_x`` Laurent's rule along y then the inverse rule along x, for ``E_y`` the same with
+x and y exchanged, for ``E_z`` Laurent's rule in both (:func:`convolution_matrices`).
+
+Per wavelength the cost is one eigenproblem of size ``2N`` (``Omega = P Q``, whose eigenvectors
+``W`` are the layer's modes and whose eigenvalues are ``q^2``), plus, all of lower order:
+
+* ``P`` and ``Q`` are never formed with their diagonal blocks dense: ``P = [Kx; Ky] Ez^-1 [Ky,
+  -Kx] + J`` and the diagonal wavevector matrices are broadcasts;
+* the magnetic modes are ``V = Q W / q`` (a column scaling, no inverse of ``Q`` or of ``q``);
+* the boundary conditions (air above, the substrate's outgoing waves below, both diagonal per
+  harmonic) eliminate the backward amplitudes by one ``2N`` solve, ``c- = (V + Y_s W)^-1 (V -
+  Y_s W) X c+``, and the forward ones by one ``2N`` solve with two right-hand sides, one per
+  polarisation (TE and TM), instead of a ``4N`` system or an S-matrix; ``X = exp(i q k0 d)``
+  has modulus at most 1, so nothing grows.
+
+The eigendecomposition runs in complex64 when ``precision="complex64"``: ``W`` and ``q`` are
+then exact eigenpairs of a matrix within float32 rounding of ``Omega``; the rest runs in
+complex128. The error this leaves in the absorption is measured in ``docs/guide/evaluators.md``
+and bounded in the tests.
+
+References
+----------
+Moharam M. G., Grann E. B., Pommet D. A., Gaylord T. K. (1995) Formulation for stable and
+efficient implementation of the rigorous coupled-wave analysis of binary gratings. J. Opt. Soc.
+Am. A 12, 1068-1076.
+Li L. (1997) New formulation of the Fourier modal method for crossed surface-relief gratings.
+J. Opt. Soc. Am. A 14, 2758-2767.
+Liu V., Fan S. (2012) S4: a free electromagnetic solver for layered periodic structures. Comput.
+Phys. Commun. 183, 2233-2244 (the ``P``, ``Q`` notation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["convolution_matrices", "layer_absorption"]
+
+_PRECISIONS = {"complex64": torch.complex64, "complex128": torch.complex128}
+
+
+def _toeplitz(coef: torch.Tensor, order: int) -> torch.Tensor:
+    """Toeplitz matrices ``T[..., i, j] = coef[..., (i - j) mod n]`` of harmonics ``-order..order``.
+
+    ``coef`` holds discrete Fourier coefficients along its last axis (length ``n >= 2 order +
+    1``, numpy's FFT order).
+    """
+    h = torch.arange(-order, order + 1, device=coef.device)
+    idx = (h[:, None] - h[None, :]) % coef.shape[-1]
+    return coef[..., idx]
+
+
+def _laurent_1d(cells: torch.Tensor, order: int) -> torch.Tensor:
+    """Laurent (Toeplitz) matrices along the last axis: ``... x n`` to ``... x f x f``."""
+    return _toeplitz(torch.fft.fft(cells, dim=-1) / cells.shape[-1], order)
+
+
+def _li_matrix(eps: torch.Tensor, order: int, *, inverse_outer: bool) -> torch.Tensor:
+    """One Li factorisation of ``eps`` (``... x rows x cols``), harmonics row-major in ``rows``.
+
+    Laurent along the rows axis inside each column, then (``inverse_outer``: inverted, Laurent
+    along the columns, inverted again; else Laurent along the columns). Returns ``... x F x F``,
+    ``F = (2 order + 1)^2``, the harmonic ``(r, c)`` at index ``r (2 order + 1) + c``.
+    """
+    f = 2 * order + 1
+    inner = _laurent_1d(eps.transpose(-1, -2), order)  # ... x cols x f x f (along rows)
+    if inverse_outer:
+        inner = torch.linalg.inv(inner)
+    cols = inner.shape[-3]
+    coef = torch.fft.fft(inner, dim=-3) / cols  # Fourier along the columns axis
+    outer = _toeplitz(coef.movedim(-3, -1), order)  # ... x f(r) x f(r') x f(c) x f(c')
+    mat = outer.movedim(-3, -2).reshape(*outer.shape[:-4], f * f, f * f)
+    return torch.linalg.inv(mat) if inverse_outer else mat
+
+
+def convolution_matrices(
+    eps: torch.Tensor, order: int, *, invert_z: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Li's convolution matrices of a rasterised layer for ``E_x``, ``E_y`` and ``1 / eps_z``.
+
+    Parameters
+    ----------
+    eps : Tensor of complex, ``... x H x W``
+        Permittivity on the raster (rows along y, columns along x), one period.
+    order : int
+        Harmonics ``-order..order`` per axis. A raster with fewer than ``4 order + 1`` cells
+        along an axis is repeated cell by cell up to that (the same function, finer cells),
+        so the harmonics up to ``2 order`` are not aliased.
+    invert_z : bool
+        Return ``eps_z_inv``, or Laurent's matrix itself (to solve with instead).
+
+    Returns
+    -------
+    eps_x, eps_y, eps_z_inv : Tensor, ``... x N x N``, ``N = (2 order + 1)^2``
+        Harmonic ``(m, n)`` (``m`` along x, ``n`` along y, each ``-order..order``) at index
+        ``(n + order) (2 order + 1) + m + order``. ``eps_x`` is the inverse rule along x of
+        Laurent's rule along y (the field ``E_x`` is continuous along y and its ``D_x`` across
+        x); ``eps_y`` the same with x and y exchanged; ``eps_z_inv`` the inverse of Laurent's
+        rule in both. Unpolarised absorption is then exactly invariant under turning the
+        pattern by 90 degrees.
+    """
+    rows, cols = eps.shape[-2:]
+    need = 4 * order + 1
+    if rows < need:
+        eps = eps.repeat_interleave(-(-need // rows), dim=-2)
+    if cols < need:
+        eps = eps.repeat_interleave(-(-need // cols), dim=-1)
+    f = 2 * order + 1
+    swap = torch.arange(f * f, device=eps.device).reshape(f, f).T.reshape(-1)
+    # harmonics y-major (rows first): E_x is Laurent along y (rows) inside, inverse along x
+    eps_x = _li_matrix(eps, order, inverse_outer=True)
+    # E_y: the same on the transposed raster, harmonics transposed back
+    eps_y = _li_matrix(eps.transpose(-1, -2), order, inverse_outer=True)[..., swap[:, None], swap]
+    eps_z = _li_matrix(eps, order, inverse_outer=False)
+    return eps_x, eps_y, torch.linalg.inv(eps_z) if invert_z else eps_z
+
+
+def _kz(eps: torch.Tensor, k2: torch.Tensor) -> torch.Tensor:
+    """``sqrt(eps - kx^2 - ky^2)`` with the branch of outgoing or decaying waves (Im >= 0)."""
+    kz = torch.sqrt(eps[..., None] - k2 + 0j)
+    return torch.where(kz.imag < 0, -kz, kz)
+
+
+def _admittance(eps: torch.Tensor, kx: torch.Tensor, ky: torch.Tensor) -> tuple:
+    """Diagonals ``(yxx, yxy, yyx, yyy)`` of a homogeneous medium's forward-wave admittance:
+    ``[hx; hy] = [[yxx, yxy], [yyx, yyy]] [ex; ey]`` per harmonic (``Q / kz``)."""
+    kz = _kz(eps, kx * kx + ky * ky)
+    e = eps[..., None]
+    return (-kx * ky / kz, (kx * kx - e) / kz, (e - ky * ky) / kz, kx * ky / kz)
+
+
+def _apply(y: tuple, a: torch.Tensor) -> torch.Tensor:
+    """``Y a`` for a block-diagonal admittance ``y`` and ``a`` of shape ``... x 2N x k``."""
+    n = a.shape[-2] // 2
+    a1, a2 = a[..., :n, :], a[..., n:, :]
+    yxx, yxy, yyx, yyy = (t[..., None] for t in y)
+    return torch.cat([yxx * a1 + yxy * a2, yyx * a1 + yyy * a2], dim=-2)
+
+
+def _flux(y: tuple, e: torch.Tensor) -> torch.Tensor:
+    """Power along z carried by waves ``e`` (``... x 2N x k``) of admittance ``y``, per column."""
+    n = e.shape[-2] // 2
+    h = _apply(y, e)
+    s = e[..., :n, :] * h[..., n:, :].conj() - e[..., n:, :] * h[..., :n, :].conj()
+    return s.real.sum(-2)
+
+
+def layer_absorption(
+    eps: torch.Tensor,
+    eps_substrate: torch.Tensor,
+    wavelengths: torch.Tensor,
+    *,
+    thickness: float,
+    period: float,
+    order: int,
+    precision: str = "complex64",
+) -> torch.Tensor:
+    """Absorption ``1 - R - T`` of one patterned layer for unpolarised light at normal incidence.
+
+    Parameters
+    ----------
+    eps : Tensor of complex128, ``L x H x W``
+        Permittivity of the layer on its raster at each wavelength (``n + ik`` squared; rows
+        along y).
+    eps_substrate : Tensor, ``L``
+        Permittivity of the transparent substrate (real part used).
+    wavelengths : Tensor of float64, ``L``
+        Vacuum wavelengths, same unit as ``thickness`` and ``period``.
+    thickness, period : float
+        Layer thickness and the side of the square unit cell.
+    order : int
+        Harmonics ``-order..order`` along each axis.
+    precision : {"complex64", "complex128"}
+        Arithmetic of the eigendecomposition (the rest is complex128).
+
+    Returns
+    -------
+    Tensor of float64, ``L``
+        The mean of the TM (``E`` along x) and TE (``E`` along y) absorptions; NaN where the
+        solve broke down (a diffraction order exactly grazing: retry a hair away).
+    """
+    dev = eps.device
+    lam = wavelengths.to(device=dev, dtype=torch.float64)
+    ex, ey, eps_z = convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
+    n = ex.shape[-1]
+    h = torch.arange(-order, order + 1, device=dev, dtype=torch.float64)
+    # harmonic (m, n) at index (n + order) f + m + order: m along x
+    mx = h.repeat(2 * order + 1)
+    my = h.repeat_interleave(2 * order + 1)
+    kx = (lam[:, None] / period) * mx  # normalised by k0 = 2 pi / lambda
+    ky = (lam[:, None] / period) * my
+    kxc, kyc = kx.to(torch.complex128), ky.to(torch.complex128)
+
+    def diagonal(m: torch.Tensor) -> torch.Tensor:
+        return m.diagonal(dim1=-2, dim2=-1)
+
+    # Q = [[-Kx Ky, Kx^2 - Ey], [Ex - Ky^2, Ky Kx]] (Maxwell's curl H; mu = 1): the diagonal
+    # blocks stay vectors, the dense ones are Ey and Ex with their diagonals shifted in place
+    q12 = ey.neg()
+    diagonal(q12).add_(kxc * kxc)
+    q21 = ex
+    diagonal(q21).sub_(kyc * kyc)
+    kxy = kxc * kyc
+    # Omega = P Q with P = [Kx; Ky] Ez^-1 [Ky, -Kx] + [[0, I], [-I, 0]]
+    s = torch.empty(*q12.shape[:-2], n, 2 * n, dtype=q12.dtype, device=dev)
+    torch.mul(q21, -kxc[..., None], out=s[..., :n])
+    diagonal(s[..., :n]).sub_(kxy * kyc)
+    torch.mul(q12, kyc[..., None], out=s[..., n:])
+    diagonal(s[..., n:]).sub_(kxy * kxc)
+    t = torch.linalg.solve(eps_z, s)  # Ez^-1 [Ky, -Kx] Q, N x 2N
+    omega = torch.empty(*q12.shape[:-2], 2 * n, 2 * n, dtype=q12.dtype, device=dev)
+    torch.mul(t, kxc[..., None], out=omega[..., :n, :])
+    torch.mul(t, kyc[..., None], out=omega[..., n:, :])
+    omega[..., :n, :n] += q21
+    diagonal(omega[..., :n, n:]).add_(kxy)
+    diagonal(omega[..., n:, :n]).add_(kxy)
+    omega[..., n:, n:] -= q12
+    q2, w = torch.linalg.eig(omega.to(_PRECISIONS[precision]))
+    del omega, t, s
+    q2, w = q2.to(torch.complex128), w.to(torch.complex128)
+    q = torch.sqrt(q2)
+    q = torch.where(q.imag < 0, -q, q)  # forward modes: decaying or propagating along +z
+    w1, w2 = w[..., :n, :], w[..., n:, :]
+    # V = Q W / q: the diagonal blocks as broadcasts, the dense ones as two N x N x 2N products
+    v = torch.empty_like(w)
+    torch.matmul(q12, w2, out=v[..., :n, :])
+    v[..., :n, :] -= kxy[..., None] * w1
+    torch.matmul(q21, w1, out=v[..., n:, :])
+    v[..., n:, :] += kxy[..., None] * w2
+    v /= q[..., None, :]
+    one = torch.ones_like(lam).to(torch.complex128)
+    y_top = _admittance(one, kxc, kyc)
+    y_sub = _admittance(eps_substrate.to(device=dev, dtype=torch.complex128).real + 0j, kxc, kyc)
+    x = torch.exp(1j * q * (2 * torch.pi * thickness / lam)[:, None])
+    # bottom: outgoing waves only, h = Y_s e  =>  c- = (V + Y_s W)^-1 (V - Y_s W) X c+
+    yw = _apply(y_sub, w)
+    a2 = v + yw
+    b2 = torch.sub(v, yw, out=yw)
+    b2 *= x[..., None, :]
+    m = torch.linalg.solve(a2, b2)
+    del a2, b2, yw
+    # top: h + Y_a e = 2 Y_a e_inc  =>  (V + Y_a W - (V - Y_a W) X M) c+ = 2 Y_a e_inc
+    yw = _apply(y_top, w)
+    a1 = v + yw
+    b1 = torch.sub(v, yw, out=yw)
+    m_x = x[..., :, None] * m
+    a1 -= b1 @ m_x
+    e_inc = torch.zeros(lam.shape[0], 2 * n, 2, dtype=torch.complex128, device=dev)
+    z0 = (2 * order + 1) * order + order  # the zeroth harmonic
+    e_inc[:, z0, 0] = 1  # TM: E along x
+    e_inc[:, n + z0, 1] = 1  # TE: E along y
+    c_fwd = torch.linalg.solve(a1, 2 * _apply(y_top, e_inc))
+    c_bwd = m @ c_fwd
+    e_top = w @ (c_fwd + x[..., None] * c_bwd)
+    e_bot = w @ (x[..., None] * c_fwd + c_bwd)
+    incident = _flux(y_top, e_inc)
+    reflected = _flux(y_top, e_top - e_inc)
+    transmitted = _flux(y_sub, e_bot)
+    absorbed = 1 - (reflected + transmitted) / incident
+    return absorbed.mean(-1)
