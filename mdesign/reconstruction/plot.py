@@ -6,7 +6,8 @@ exemplar's.
 
 The two images are drawn at full resolution or more (at least two figure pixels per image
 pixel, nearest neighbour, no smoothing), so speckle and one-pixel lines stay visible; their
-titles give the cluster count of each phase (:mod:`~mdesign.reconstruction.metrics`).
+titles give the cluster count of each phase (:mod:`~mdesign.reconstruction.metrics`; per window
+of the smaller image's size when the two sizes differ).
 """
 
 from __future__ import annotations
@@ -56,16 +57,20 @@ def plot_reconstruction(
         figsize=(sum(widths) + 2 * _CURVE_INCHES + 1.2, height), layout="constrained", dpi=_DPI
     )
     axes = fig.subplots(1, 4, width_ratios=[*widths, _CURVE_INCHES, _CURVE_INCHES])
+    per = "per phase"
+    if exemplar.shape != reconstruction.shape:
+        window = [min(a, b) for a, b in zip(exemplar.shape, reconstruction.shape, strict=True)]
+        per = f"per {window[0]}x{window[1]} window"
     for ax, image, name, morph in (
         (axes[0], exemplar, "exemplar", errors.morphology_exemplar),
         (axes[1], reconstruction, "reconstruction", errors.morphology_reconstruction),
     ):
-        clusters = ", ".join(str(int(c)) for c in morph.clusters)
+        clusters = ", ".join(f"{c:.4g}" for c in morph.clusters)
         show_labels(
             ax,
             image,
             k=k,
-            title=f"{name} {image.shape[0]}x{image.shape[1]}\nclusters per phase: {clusters}",
+            title=f"{name} {image.shape[0]}x{image.shape[1]}\nclusters {per}: {clusters}",
         )
     r = np.arange(errors.s2_exemplar.shape[1])
     for ax, (ex, rec, name, rmse) in zip(

@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from mdesign.io import read_images
 from mdesign.reconstruction.metrics import cluster_counts
@@ -46,8 +47,12 @@ def test_reconstruct_writes_stack_report_and_plot(run_cli, tmp_path, exemplar, c
     assert plot.stat().st_size > 10_000
     assert res.err == ""  # -q: no bars, no notes
     # the out-of-loss morphology, of the written image and of the exemplar
+    # (sizes differ: the output is counted in windows of the exemplar's 32 x 32, at 3 x 3
+    # offsets, by a flood fill here)
     rec = stack.images[0]
-    assert report["clusters_reconstruction"] == cluster_counts(rec, phases=2).tolist()
+    windows = [rec[y : y + 32, x : x + 32] for y in (0, 2, 4) for x in (0, 4, 8)]
+    mean = [np.mean([ndimage.label(w == j)[1] for w in windows]) for j in (0, 1)]
+    assert report["clusters_reconstruction"] == pytest.approx(mean, abs=0.005)
     assert report["clusters_exemplar"] == cluster_counts(ceramics_crop, phases=2).tolist()
     for key in ("specific_surface", "mean_chord_length"):
         assert len(report[f"{key}_exemplar"]) == len(report[f"{key}_reconstruction"]) == 2
@@ -197,16 +202,20 @@ def test_volume_writes_stack_report_plot_and_tif(
     assert report["shape"] == [32, 32, 32] and len(report["axes"]) == 3
     assert report["volume_fraction_reconstruction"][1] == pytest.approx(phi)
     assert plot.stat().st_size > 10_000
-    # the same run to a .tif: one page per H, the same voxels
+    # the same run to a .tif: one page per H, the same voxels, read back as a volume
     tif = tmp_path / "vol.tif"
     res = run_cli(
         "reconstruct", exemplar, "-o", tif, "--size", "32", "32", "32", "--seed", "5",
         *fast_volume,
     )  # fmt: skip
     assert res.code == 0, res.err
-    pages = read_images(tif).images
-    assert pages.shape == (32, 32, 32)
-    np.testing.assert_array_equal(pages, volume[0])
+    back = read_images(tif, volumes=True).images
+    assert back.shape == (1, 32, 32, 32)
+    np.testing.assert_array_equal(back, volume)
+    res = run_cli("characterize", tif, "--json", "-q")
+    assert res.code == 0, res.err
+    char = json.loads(res.out)
+    assert char["n_images"] == 1 and char["shape"] == [32, 32, 32]
 
 
 @pytest.fixture
