@@ -436,11 +436,11 @@ def anneal_volume(
     seed: int,
     periodic: bool = D.periodic,
     exemplar_periodic: bool = D.exemplar_periodic,
-    batch: int = VOLUME_BATCH,
-    initial_acceptance: float = D.anneal_initial_acceptance,
-    final_temperature_ratio: float = D.anneal_final_temperature,
-    radial: bool = D.anneal_radial,
-    dense_lag: int = D.anneal_dense_lag,
+    batch: int = D.anneal.volume_batch,
+    initial_acceptance: float = D.anneal.initial_acceptance,
+    final_temperature_ratio: float = D.anneal.final_temperature,
+    radial: bool = D.anneal.radial,
+    dense_lag: int = D.anneal.dense_lag,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make a volume's phase fractions exact by interface moves that keep slice ``S2`` close.

@@ -96,15 +96,13 @@ def reconstruct_file(
     stack = read_images(path, phases=phases)
     k = check_exemplar(stack.images, source=str(path))
     exemplar = stack.images[0]
-    res = reconstruct(exemplar, size=size, **cfg.model_dump())
+    res = reconstruct(exemplar, size, cfg)
     out = out_dir / f"{path.stem}.npz"
     meta = {"command": "flows.reconstruct", "exemplar": str(path), "config": cfg.model_dump()}
     write_images(out, res.labels, meta=meta)
     with atomic_path(out_dir / f"{path.stem}.json") as tmp:
         tmp.write_text(json.dumps(res.report(), indent=1) + "\n")
-    plot_reconstruction(
-        exemplar, res.labels, res.errors, out_dir / f"{path.stem}.png", title=path.name
-    )
+    plot_reconstruction(exemplar, res, out_dir / f"{path.stem}.png", title=path.name)
     row: dict[str, Any] = {
         "exemplar": str(path),
         "output": str(out),

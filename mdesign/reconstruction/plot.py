@@ -1,8 +1,8 @@
-"""The reconstruction figures: exemplar | reconstruction | S2 and lineal-path curves.
+"""The reconstruction figure (:func:`plot_reconstruction`): exemplar | reconstruction | S2 and
+lineal-path curves.
 
-For a volume (:func:`plot_volume_reconstruction`): the exemplar(s) | the three orthogonal middle
-slices, then the ``S2`` and lineal-path curves of the slices along each axis against the
-exemplar's.
+For a volume: the exemplar(s) | the three orthogonal middle slices, then the ``S2`` and
+lineal-path curves of the slices along each axis against the exemplar's.
 
 The two images are drawn at full resolution or more (at least two figure pixels per image
 pixel, nearest neighbour, no smoothing), so speckle and one-pixel lines stay visible; their
@@ -21,13 +21,40 @@ from matplotlib.figure import Figure
 from mdesign.plotting import save_figure, show_labels
 from mdesign.reconstruction.metrics import ReconstructionErrors
 
-__all__ = ["plot_reconstruction", "plot_volume_reconstruction"]
+__all__ = ["plot_image", "plot_reconstruction"]
 
 _DPI = 120
 _CURVE_INCHES = 3.2
 
 
 def plot_reconstruction(
+    exemplars,
+    result,
+    path: str | os.PathLike,
+    *,
+    title: str | None = None,
+) -> Path:
+    """Write a PNG of a reconstruction, an image (:func:`plot_image`) or a volume.
+
+    Parameters
+    ----------
+    exemplars : ndarray ``h x w`` or a sequence of 1 or 3
+        The exemplar(s) as given (``exemplars[a]`` for the slices normal to axis ``a``).
+    result : ReconstructionResult
+        From :func:`~mdesign.reconstruction.reconstruct`.
+    path : path-like
+        PNG to write (atomically).
+    title : str, optional
+        Figure title.
+    """
+    if isinstance(exemplars, np.ndarray) and exemplars.ndim == 2:
+        exemplars = [exemplars]
+    if result.labels.ndim == 2:
+        return plot_image(exemplars[0], result.labels, result.axes[0], path, title=title)
+    return _plot_volume(exemplars, result, path, title=title)
+
+
+def plot_image(
     exemplar: np.ndarray,
     reconstruction: np.ndarray,
     errors: ReconstructionErrors,
@@ -97,26 +124,8 @@ def plot_reconstruction(
     return save_figure(fig, path, dpi=_DPI)
 
 
-def plot_volume_reconstruction(
-    exemplars,
-    result,
-    path: str | os.PathLike,
-    *,
-    title: str | None = None,
-) -> Path:
-    """Write a PNG of a 2D-to-3D reconstruction: exemplar(s), middle slices, curves per axis.
-
-    Parameters
-    ----------
-    exemplars : sequence of 1 or 3 ndarrays, ``h x w``
-        The exemplar(s) as given (``exemplars[a]`` for the slices normal to axis ``a``).
-    result : VolumeReconstructionResult
-        From :func:`~mdesign.reconstruction.volume.reconstruct_volume`.
-    path : path-like
-        PNG to write (atomically).
-    title : str, optional
-        Figure title.
-    """
+def _plot_volume(exemplars, result, path: str | os.PathLike, *, title: str | None = None) -> Path:
+    """A volume: exemplar(s), middle slices, curves per axis (:func:`plot_reconstruction`)."""
     labels = result.labels
     k = len(result.axes[0].volume_fraction_exemplar)
     distinct = list({id(ex): ex for ex in exemplars}.values())

@@ -251,7 +251,7 @@ def three_phase_file(tmp_path):
 def test_volume_refused_before_work_and_nothing_replaced(
     run_cli, tmp_path, exemplar, three_phase_file, monkeypatch, args, needles
 ):
-    import mdesign.reconstruction.volume
+    import mdesign.reconstruction
 
     (tmp_path / "old.npz").write_bytes(b"an earlier reconstruction")
     before = snapshot(tmp_path)
@@ -259,7 +259,7 @@ def test_volume_refused_before_work_and_nothing_replaced(
     def must_not_run(*a, **k):
         raise AssertionError("the reconstruction started before the input was checked")
 
-    monkeypatch.setattr(mdesign.reconstruction.volume, "reconstruct_volume", must_not_run)
+    monkeypatch.setattr(mdesign.reconstruction, "reconstruct", must_not_run)
     args = [a.format(ex=exemplar, tmp=tmp_path, three=three_phase_file) for a in args]
     assert_input_error(run_cli("reconstruct", *args, "--weights", "random", "-q"), *needles)
     assert snapshot(tmp_path) == before
@@ -267,21 +267,21 @@ def test_volume_refused_before_work_and_nothing_replaced(
 
 def test_volume_memory_budget_counts_the_chunk(run_cli, tmp_path, exemplar, monkeypatch):
     # a budget that holds the default chunk of slices but not 64 of them
-    import mdesign.reconstruction.volume
+    import mdesign.reconstruction
     from mdesign.config import RECONSTRUCTION_DEFAULTS
     from mdesign.errors import InputError
     from mdesign.memory import ENV_LIMIT
-    from mdesign.reconstruction.volume import volume_memory
+    from mdesign.reconstruction.pipeline import reconstruction_memory
 
     shape = (32, 40, 48)
-    chunk = RECONSTRUCTION_DEFAULTS.volume_chunk
+    chunk = RECONSTRUCTION_DEFAULTS.slices.chunk
     assert chunk < 64
-    monkeypatch.setenv(ENV_LIMIT, str(volume_memory(shape, chunk=chunk)))
+    monkeypatch.setenv(ENV_LIMIT, str(reconstruction_memory(shape, chunk=chunk)))
 
     def started(*a, **k):
         raise InputError("started")
 
-    monkeypatch.setattr(mdesign.reconstruction.volume, "reconstruct_volume", started)
+    monkeypatch.setattr(mdesign.reconstruction, "reconstruct", started)
     size = ("--size", *map(str, shape))
     out = tmp_path / "o.npz"
     assert_input_error(run_cli("reconstruct", exemplar, "-o", out, *size, "-q"), "started")
