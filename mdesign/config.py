@@ -423,10 +423,14 @@ class SlicesConfig(Config):
 
 
 class AnnealConfig(Config):
-    """The annealing to exact fractions, 2D and 3D (:mod:`mdesign.reconstruction.annealing`).
+    """The annealing to exact fractions, 2D and 3D (:mod:`mdesign.reconstruction.annealing`,
+    :mod:`mdesign.reconstruction.annealing3d`).
 
-    ``sweeps`` and ``batch`` are an image's, ``volume_sweeps`` and ``volume_batch`` a volume's;
-    the rest serves both."""
+    ``sweeps`` and ``batch`` are an image's, ``volume_sweeps`` and ``volume_batch`` a volume's.
+    ``max_lag``, ``initial_acceptance``, ``final_temperature``, ``radial``, ``dense_lag`` and
+    ``surface`` serve both; ``neighbour_weight``, ``cleanup`` and ``keep_clusters`` are stages
+    of the 2D annealing that the 3D one does not have yet (the report's ``annealing.stages``
+    lists what ran; docs/guide/reconstruction.md)."""
 
     sweeps: float = Field(1.0, ge=0)
     """Swap proposals of the annealing, per pixel."""

@@ -141,6 +141,9 @@ class ReconstructionResult:
         A volume's fitted GRF start (``slices.init="grf"``).
     grf : GRFFit or None
         Its fit.
+    annealing_stages : tuple of str
+        The annealing's stages that ran, in order (a volume's annealing has fewer: the config's
+        2D-only stages are listed where they ran, not silently dropped).
     specific_surface : ndarray, ``k``
         Interface per unit area (an image) or volume of each phase, pixel units
         (:func:`mdesign.descriptors.specific_surface`, the output's estimator).
@@ -161,6 +164,7 @@ class ReconstructionResult:
     start: np.ndarray | None
     grf: GRFFit | None
     specific_surface: np.ndarray
+    annealing_stages: tuple[str, ...]
     seconds: float
     seconds_optimization: float
     seconds_annealing: float
@@ -217,6 +221,7 @@ class ReconstructionResult:
                 "proposals": ann.proposals,
                 "accepted": ann.accepted,
                 "surface_swaps": ann.surface_swaps,
+                "stages": list(self.annealing_stages),
                 "energy_initial": ann.energy_initial,
                 "energy_fractions": ann.energy_fractions,
                 "energy_final": ann.energy_final,
@@ -463,6 +468,7 @@ def reconstruct(
         start=labels0,
         grf=fit,
         specific_surface=surface,
+        annealing_stages=_anneal_stages(labels.ndim, config),
         seconds=time.perf_counter() - start,
         seconds_optimization=t_opt,
         seconds_annealing=t_anneal,
@@ -500,15 +506,9 @@ def _optimise_image(exemplars, shape, config, *, phases, quarter, device, progre
     max_lag = max(1, min(config.texture.s2_max_lag, quarter))
     extractor = _extractor(config, device, progress)
     loss_kw = _loss_settings(config, phases)
-    opt_kw = dict(
-        history_size=opt_cfg.history_size,
-        stall_iterations=opt_cfg.stall_iterations,
-        stall_decrease=opt_cfg.stall_decrease,
-        adam_warmup=opt_cfg.adam_warmup,
-        adam_lr=opt_cfg.adam_lr,
-        convergence_ratio=opt_cfg.convergence_ratio,
-        progress=progress,
-    )
+    # the L-BFGS settings but the iteration counts
+    opt_kw = opt_cfg.model_dump(exclude={"iterations", "coarse_to_fine", "coarse_iterations"})
+    opt_kw["progress"] = progress
     gen = torch.Generator().manual_seed(int(config.seed))
     c = pixel_channels(phases)
     coarse = None
@@ -626,42 +626,59 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, device, progr
     return result, None, labels0, fit
 
 
+def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
+    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`, :mod:`~.annealing3d`)."""
+    an = config.anneal
+    if ndim == 3:
+        return ("fractions", "swaps", *(("surface",) if an.surface else ()))
+    swaps = "swaps" + ("+neighbourhood" if an.neighbour_weight > 0 else "")
+    swaps += "+cluster guard" if an.keep_clusters else ""
+    surface = ("surface",) if an.surface else ()
+    if not an.cleanup:
+        return ("fractions", swaps, *surface)
+    return (
+        "fractions",
+        swaps,
+        "join network fragments",
+        "remove small clusters",
+        "fractions",
+        swaps,
+        *surface,
+    )
+
+
 def _anneal(decoded, exemplars, config, *, phases, quarter, progress):
     """The annealing to exact fractions (module docstring), with the cleanup when configured."""
     an, seed = config.anneal, config.seed
-    max_lag = max(1, min(an.max_lag, quarter))
+    common = dict(
+        phases=phases,
+        max_lag=max(1, min(an.max_lag, quarter)),
+        periodic=config.periodic,
+        exemplar_periodic=config.exemplar_periodic,
+        initial_acceptance=an.initial_acceptance,
+        final_temperature_ratio=an.final_temperature,
+        radial=an.radial,
+        dense_lag=an.dense_lag,
+        progress=progress,
+    )
     if decoded.ndim == 3:
+        steps = round(an.volume_sweeps * decoded.size)
         return anneal_volume(
             decoded,
             exemplars,
-            phases=phases,
-            max_lag=max_lag,
-            steps=round(an.volume_sweeps * decoded.size),
+            steps=steps,
             seed=seed,
-            periodic=config.periodic,
-            exemplar_periodic=config.exemplar_periodic,
             batch=an.volume_batch,
-            initial_acceptance=an.initial_acceptance,
-            final_temperature_ratio=an.final_temperature,
-            radial=an.radial,
-            dense_lag=an.dense_lag,
-            progress=progress,
+            surface=an.surface,
+            **common,
         )
     exemplar = exemplars[0]
     anneal_kw = dict(
-        phases=phases,
-        max_lag=max_lag,
+        common,
         steps=round(an.sweeps * decoded.size),
-        periodic=config.periodic,
-        exemplar_periodic=config.exemplar_periodic,
         batch=an.batch,
-        initial_acceptance=an.initial_acceptance,
-        final_temperature_ratio=an.final_temperature,
         neighbour_weight=an.neighbour_weight,
-        radial=an.radial,
         keep_clusters=an.keep_clusters,
-        dense_lag=an.dense_lag,
-        progress=progress,
     )
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface

@@ -99,42 +99,18 @@ class SliceLoss(ExemplarTerms):
     exemplars : sequence of 3 ndarrays, ``h_a x w_a``
         ``exemplars[a]`` describes the slices normal to axis ``a`` (module docstring); the same
         array three times for an isotropic material.
-    phases : int
-        k.
-    s2_weight, s2_max_lag, periodic, exemplar_periodic, temperature, tv_weight
-        As in :class:`~mdesign.reconstruction.loss.TextureLoss`.
-    scale : int
-        Compare with the exemplars shrunk by this factor (coarse-to-fine).
+    **settings
+        ``phases``, ``s2_weight``, ``s2_max_lag``, ``periodic``, ``exemplar_periodic``,
+        ``temperature``, ``tv_weight``, ``scale``: as in
+        :class:`~mdesign.reconstruction.loss.TextureLoss`.
     """
 
     def __init__(
-        self,
-        extractor: VGG19Features,
-        exemplars: Sequence[np.ndarray],
-        *,
-        phases: int,
-        s2_weight: float,
-        s2_max_lag: int,
-        periodic: bool,
-        exemplar_periodic: bool,
-        temperature: float,
-        tv_weight: float,
-        scale: int = 1,
+        self, extractor: VGG19Features, exemplars: Sequence[np.ndarray], **settings
     ) -> None:
         if len(exemplars) != 3:
             raise ValueError("one exemplar per axis (3) expected")
-        super().__init__(
-            extractor,
-            exemplars,
-            phases=phases,
-            s2_weight=s2_weight,
-            s2_max_lag=s2_max_lag,
-            periodic=periodic,
-            exemplar_periodic=exemplar_periodic,
-            temperature=temperature,
-            tv_weight=tv_weight,
-            scale=scale,
-        )
+        super().__init__(extractor, exemplars, **settings)
 
     def gram_backward(
         self, volume: torch.Tensor, picks: Sequence[torch.Tensor], *, chunk: int

@@ -42,6 +42,15 @@ def test_reconstruction_of_a_real_exemplar(result, ceramics_crop):
     ):
         assert key in rep
     assert rep["weights"] == "random" and rep["iterations"] == 8
+    assert rep["annealing"]["stages"] == [
+        "fractions",
+        "swaps+neighbourhood+cluster guard",
+        "join network fragments",
+        "remove small clusters",
+        "fractions",
+        "swaps+neighbourhood+cluster guard",
+        "surface",
+    ]
     assert rep["volume_fraction_exemplar"] == pytest.approx([1 - phi, phi])
 
 
