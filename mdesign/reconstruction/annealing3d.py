@@ -471,7 +471,7 @@ def anneal_volume(
     final_temperature_ratio: float = D.anneal.final_temperature,
     radial: bool = D.anneal.radial,
     dense_lag: int = D.anneal.dense_lag,
-    surface: bool = D.anneal.surface,
+    surface: bool = D.anneal.volume_surface,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make a volume's phase fractions exact by interface moves that keep slice ``S2`` close.

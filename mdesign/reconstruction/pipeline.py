@@ -630,7 +630,7 @@ def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
     """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`, :mod:`~.annealing3d`)."""
     an = config.anneal
     if ndim == 3:
-        return ("fractions", "swaps", *(("surface",) if an.surface else ()))
+        return ("fractions", "swaps", *(("surface",) if an.volume_surface else ()))
     swaps = "swaps" + ("+neighbourhood" if an.neighbour_weight > 0 else "")
     swaps += "+cluster guard" if an.keep_clusters else ""
     surface = ("surface",) if an.surface else ()
@@ -669,7 +669,7 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, progress):
             steps=steps,
             seed=seed,
             batch=an.volume_batch,
-            surface=an.surface,
+            surface=an.volume_surface,
             **common,
         )
     exemplar = exemplars[0]

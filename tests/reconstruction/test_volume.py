@@ -252,7 +252,7 @@ def test_volume_reconstruction_has_the_exemplars_fractions(result, ceramics):
     assert rep["volume_fraction_exemplar"] == pytest.approx(_fractions(ceramics, 2).tolist())
     assert rep["volume_fraction_reconstruction"] == pytest.approx((want / want.sum()).tolist())
     assert rep["fraction_error_pixels"] == 0
-    assert rep["annealing"]["stages"] == ["fractions", "swaps", "surface"]  # not the 2D-only ones
+    assert rep["annealing"]["stages"] == ["fractions", "swaps"]  # not the 2D-only ones
     assert len(rep["axes"]) == 3
     assert [a["slices"] for a in rep["axes"]] == list(SHAPE)
     # the per-axis statistics are those of the returned labels, and the top level their mean
