@@ -480,9 +480,9 @@ class AnnealConfig(Config):
     +3%)."""
     volume_surface: bool = False
     """End a volume's annealing with the same surface stage, on the voxels' 6 faces (no cluster
-    guard there). Off by default: on the Li et al. alloy at 64^3 it recomputes the whole
-    volume's face counts per swap, minutes of CPU for thousands of swaps, and its effect on the
-    slices' morphology is not yet measured at the bench's scale (docs/guide/reconstruction.md)."""
+    guard there). Off by default: on the Li et al. alloy at 64^3 it brought the surface to the
+    exemplar's but merged the grains (no guard keeps the boundary sheets closed) and took minutes
+    of CPU (docs/guide/reconstruction.md)."""
 
 
 # the flat keys of the configs written before the nested sections, and where each now lives
