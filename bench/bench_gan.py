@@ -135,9 +135,13 @@ def part_sample(n: int, repeat: int) -> dict:
     ck = shipped_checkpoint(device="cpu")
     g = ck.generator
     n_global = ck.config.generator.global_channels
-    z = sample_latents(n, latent_shape(ck.config), seed=0, global_channels=n_global)
-    z8 = sample_latents(
-        max(8, n // 4), latent_shape(ck.config, size=8), seed=1, global_channels=n_global
+    z = torch.from_numpy(
+        sample_latents(n, latent_shape(ck.config), seed=0, global_channels=n_global)
+    )
+    z8 = torch.from_numpy(
+        sample_latents(
+            max(8, n // 4), latent_shape(ck.config, size=8), seed=1, global_channels=n_global
+        )
     )
 
     def eager(zz, batch=256):

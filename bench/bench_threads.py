@@ -59,7 +59,7 @@ def child(repeat: int, *, set_in_process: bool) -> dict:
 
     def step():
         g.train()
-        fake = g(sample_latents(16, zshape, seed=1))
+        fake = g(torch.from_numpy(sample_latents(16, zshape, seed=1)))
         loss_d = F.binary_cross_entropy_with_logits(
             d(real), torch.ones(16)
         ) + F.binary_cross_entropy_with_logits(d(fake.detach()), torch.zeros(16))

@@ -1,36 +1,26 @@
 """Microstructure descriptors, batched over ``N x H x W`` label stacks and ``N x H x W x D``
-stacks of volumes.
-
-* :func:`volume_fractions`: the fraction of each phase.
-* :func:`two_point_correlation`: the two-point probability ``S2(d)`` of a phase, the probability
-  that two points a displacement ``d`` apart both lie in it, as a full map of displacements by
-  FFT, periodic or not; :func:`two_point_correlation_radial` averages it over directions.
-  :func:`autocorrelation` is the differentiable core (soft indicators, any device).
-* :func:`lineal_path`: Torquato's lineal-path function ``L(r)``, the probability that a whole
-  segment of length ``r`` lies in the phase.
-* :func:`chord_lengths`: the distribution of chord lengths of the phase along each axis.
-* :func:`specific_surface`: interface length per unit area (2D), or interface area per unit
-  volume (3D).
-* :func:`characterize`: all of them averaged over a stack, as the ``characterize`` command
-  reports them.
+stacks of volumes: :func:`volume_fractions`; the two-point probability ``S2(d)`` of a phase as a
+full map of displacements by FFT, periodic or not (:func:`two_point_correlation`; averaged over
+directions by :func:`two_point_correlation_radial`; :func:`autocorrelation` is the differentiable
+core); Torquato's :func:`lineal_path`; :func:`chord_lengths` along each axis;
+:func:`specific_surface`; and :func:`characterize`, all of them over a stack, as the
+``characterize`` command reports them.
 
 Shapes: a 2D array is one image ``H x W``, a 3D array a stack of images ``N x H x W``, a 4D array
-a stack of volumes ``N x H x W x D`` (a single volume is passed as ``1 x H x W x D``: ``H x W x D``
-would read as a stack of images). Spatial axis ``a`` is array axis ``a + 1``: axis 0 runs along
-``H`` (y), axis 1 along ``W`` (x), axis 2 along ``D`` (z).
+a stack of volumes ``N x H x W x D`` (a single volume is passed as ``1 x H x W x D``). Spatial axis
+``a`` is array axis ``a + 1``: axis 0 runs along ``H`` (y), axis 1 along ``W`` (x), axis 2 along
+``D`` (z).
 
-Definitions on the pixel (voxel) grid (these are the contract's):
+Definitions on the pixel (voxel) grid (the contract's):
 
-* ``S2`` radial: ``s2[r]`` averages ``S2(d)`` over all displacements ``d`` (2D, or 3D for
-  volumes) with ``round(|d|) = r``, periodic by default, so ``s2[0]`` is the phase fraction.
+* ``S2`` radial: ``s2[r]`` averages ``S2(d)`` over all displacements ``d`` with
+  ``round(|d|) = r``, periodic by default, so ``s2[0]`` is the phase fraction.
 * ``L`` radial: ``lineal_path[r]`` is the probability that the ``r + 1`` consecutive pixels from a
-  point to the point ``r`` pixels away along an axis all lie in the phase, periodic by default,
-  averaged over x and y (over the three axes for volumes; ``axis=`` gives one axis);
-  ``lineal_path[0]`` is the fraction. (PoreSpy's ``lineal_path_distribution`` is a histogram of
-  chord lengths, a different quantity.)
+  point along an axis all lie in the phase, periodic by default, averaged over the axes
+  (``axis=`` gives one); ``lineal_path[0]`` is the fraction. (PoreSpy's
+  ``lineal_path_distribution`` is a histogram of chord lengths, a different quantity.)
 * Specific surface by Crofton's formula from ``P_L``, the phase changes per unit length of test
-  line along the axes: ``(pi / 2) P_L`` (length per area) in 2D, ``2 P_L`` (area per volume) in
-  3D.
+  line along the axes: ``(pi / 2) P_L`` (length per area) in 2D, ``2 P_L`` (area per volume) in 3D.
 
 References
 ----------
@@ -752,12 +742,10 @@ def characterize_memory(shape: tuple[int, ...], *, max_distance: int | None = No
     """Estimated peak bytes of :func:`characterize` for a label stack of this shape.
 
     ``shape`` is ``(H, W)``, ``(N, H, W)`` or ``(N, H, W, D)``. Images: about ``128 + 2.5 R``
-    bytes per pixel with ``R`` the largest distance (measured: 378, 646 and 1236 bytes per pixel
-    for one 512^2, 1024^2 and 2048^2 image at the default ``R``), mostly the radial average's
-    dense ``lags x (R + 1)`` matrix. Volumes: 96 bytes per voxel plus that matrix over the
-    ``4/3 pi (R + 1)^3`` lags within ``R`` with half again for copies (measured peak increase:
-    56 and 129 MiB for one 96^3 and 128^3 volume at the default ``R``, 292 MiB for 96^3 at
-    ``R = 48``; estimated 100, 249 and 357 MiB).
+    bytes per pixel with ``R`` the largest distance, mostly the radial average's dense
+    ``lags x (R + 1)`` matrix. Volumes: 96 bytes per voxel plus that matrix over the
+    ``4/3 pi (R + 1)^3`` lags within ``R`` with half again for copies. Both are calibrated
+    against measured peaks (the docs' performance page).
     """
     spatial = tuple(shape[1:]) if len(shape) > 2 else tuple(shape)
     r_max = default_max_distance(spatial) if max_distance is None else int(max_distance)

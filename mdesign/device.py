@@ -23,9 +23,8 @@ def single_thread(device: torch.device | str | None = None) -> Iterator[None]:
 
     For work made of many small kernels (a GP fit on a few hundred points, a 128x128
     conductivity solve), intra-op threads gain little, and on shared cores OpenMP's
-    spin-waiting costs a great deal: on the 2-core development machine under load, one
-    128x128 conductivity solve took 17 ms on one thread and 500 ms on two, and one 30-point,
-    3-output GP fit 2.2 s and 96 s. Nothing changes when ``device`` is not the CPU.
+    spin-waiting costs a great deal (figures in the docs' performance page). Nothing changes
+    when ``device`` is not the CPU.
     """
     if (device is not None and torch.device(device).type != "cpu") or torch.get_num_threads() == 1:
         yield

@@ -5,32 +5,14 @@ A stationary Gaussian field ``Y`` with unit variance and correlation function ``
 the image's own field values, so each phase fraction hits its target to within one pixel (not
 only on average, as a cut at the theoretical quantile would).
 
-What the correlation length means
----------------------------------
-``correlation_length`` (``l``, in pixels) is the length scale of the field's correlation
-function, in the metric of :func:`covariance`:
-
-* ``gaussian``: ``rho(r) = exp(-(r / l)**2)``, so the field's correlation falls to ``1/e`` at
-  ``r = l`` pixels;
-* ``exponential``: ``rho(r) = exp(-r / l)``, also ``1/e`` at ``r = l``, with rougher interfaces;
-* ``matern`` (``nu`` = 1/2, 3/2, 5/2): ``rho(r) = 2**(1-nu)/Gamma(nu) (s**nu) K_nu(s)`` with
-  ``s = sqrt(2 nu) r / l`` (Rasmussen & Williams 2006, eq. 4.14).
-
-What that means for the binary image, measured on 200 periodic 256x256 images at fraction 1/2
-(``bench/bench_grf.py`` prints the same table):
-
-===========  =================================  ======================================
-covariance   mean chord length of either phase  ``S2(r) - phi**2`` falls to ``1/e`` at
-===========  =================================  ======================================
-gaussian     2.2 ``l``                          0.77 ``l``
-matern 3/2   1.9-2.1 ``l``                      0.87 ``l``
-exponential  0.65-1.2 ``l`` (pixel-limited)     0.59 ``l``
-===========  =================================  ======================================
-
-So with the default gaussian covariance a blob is about ``2 l`` pixels across; :func:`level_cut_s2`
-gives the exact ``S2`` for any fraction. (PoreSpy's ``blobs(blobiness=b)`` filters noise with a
-Gaussian of ``sigma = mean(shape) / (40 b)``, whose field has ``rho(r) = exp(-r**2 / (4
-sigma**2))``: the same family with ``l = 2 sigma``.)
+``correlation_length`` (``l``, in pixels) is the length scale of ``rho`` (:func:`covariance`):
+``exp(-(r / l)**2)`` for ``gaussian`` and ``exp(-r / l)`` for ``exponential``, both ``1/e`` at
+``r = l``; ``matern`` (``nu`` = 1/2, 3/2, 5/2) is ``2**(1-nu)/Gamma(nu) (s**nu) K_nu(s)`` with
+``s = sqrt(2 nu) r / l`` (Rasmussen & Williams 2006, eq. 4.14). With the default gaussian, a blob
+of the binary image is about ``2 l`` pixels across (chord lengths and ``S2`` per covariance,
+measured by ``bench/bench_grf.py``, are in the docs' performance page); :func:`level_cut_s2`
+gives the exact ``S2`` for any fraction. PoreSpy's ``blobs(blobiness=b)`` is the same family with
+``l = 2 sigma``, ``sigma = mean(shape) / (40 b)``.
 
 ``anisotropy`` ``R`` stretches the correlation: the length is ``l`` along the direction ``angle``
 (degrees counter-clockwise from the x axis as displayed, rows running downwards) and ``l / R``
@@ -59,7 +41,7 @@ from mdesign.config import GRF_DEFAULTS, Covariance
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.memory import check_memory
-from mdesign.seeds import check_seed
+from mdesign.seeds import SeedLike, as_seed_sequence
 
 __all__ = [
     "GRFResult",
@@ -76,16 +58,16 @@ Range = float | tuple[float, float]
 
 
 def covariance(
-    r: torch.Tensor,
+    r: torch.Tensor | np.ndarray | float,
     *,
     kind: Covariance = GRF_DEFAULTS.covariance,
     nu: float = GRF_DEFAULTS.matern_nu,
-) -> torch.Tensor:
+) -> torch.Tensor | np.ndarray:
     """Correlation function ``rho(r)`` of the unit-variance field, ``r`` in correlation lengths.
 
     Parameters
     ----------
-    r : Tensor
+    r : ndarray, float or Tensor
         Distances divided by the correlation length, any shape, non-negative.
     kind : {"gaussian", "exponential", "matern"}
         The family; see the module docstring for the formulas.
@@ -94,9 +76,11 @@ def covariance(
 
     Returns
     -------
-    Tensor
+    ndarray (float64), or Tensor for a Tensor ``r``
         ``rho(r)``, same shape as ``r``, with ``rho(0) = 1``.
     """
+    if not isinstance(r, torch.Tensor):
+        return covariance(torch.as_tensor(r, dtype=torch.float64), kind=kind, nu=nu).numpy()
     if kind == "gaussian":
         return torch.exp(-(r**2))
     if kind == "exponential":
@@ -202,7 +186,7 @@ def gaussian_random_field(
     periodic: bool = GRF_DEFAULTS.periodic,
     seeds: Sequence[int] | np.ndarray,
     device: torch.device | str | None = None,
-) -> torch.Tensor:
+) -> np.ndarray:
     """Stationary unit-variance Gaussian random fields by spectral (circulant) synthesis.
 
     ``Y = C^{1/2} W`` with white noise ``W`` and ``C^{1/2}`` applied in Fourier space, which gives
@@ -225,8 +209,8 @@ def gaussian_random_field(
 
     Returns
     -------
-    Tensor
-        ``n x H x W`` (or ``n x H x W x D``) float32 fields on ``device``.
+    ndarray
+        ``n x H x W`` (or ``n x H x W x D``) float32 fields (computed on ``device``).
     """
     shape = tuple(int(s) for s in shape)
     device = default_device(device)
@@ -246,7 +230,7 @@ def gaussian_random_field(
     field = torch.fft.irfftn(torch.fft.rfftn(noise, dim=dims) * amp, s=sizes, dim=dims)
     if not periodic:
         field = field[(slice(None), *[slice(0, s) for s in shape])]
-    return field
+    return field.cpu().numpy()
 
 
 def phase_counts(fractions: np.ndarray, n_pixels: int) -> np.ndarray:
@@ -407,8 +391,8 @@ def grf_memory(
     """Estimated peak memory in bytes of :func:`grf_microstructures` (no allocation).
 
     The uint8 labels of all ``n`` images, plus one chunk of fields with their spectra and the
-    level cut's sort: about 32 bytes per pixel of field (measured: 22-38 bytes per pixel at
-    1024^2 and 2048^2), on the circulant embedding (twice each side) when not periodic.
+    level cut's sort: about 32 bytes per pixel of field (calibrated in the docs' performance
+    page), on the circulant embedding (twice each side) when not periodic.
     """
     pixels = math.prod(int(s) for s in shape)
     embed = 1 if periodic else 2 ** len(shape)
@@ -421,7 +405,7 @@ def grf_microstructures(
     *,
     volume_fraction: Range | list[Range],
     correlation_length: Range,
-    seed: int,
+    seed: SeedLike,
     covariance: Covariance = GRF_DEFAULTS.covariance,
     nu: float = GRF_DEFAULTS.matern_nu,
     anisotropy: Range = GRF_DEFAULTS.anisotropy,
@@ -447,9 +431,10 @@ def grf_microstructures(
         stay positive.
     correlation_length : float or ``(A, B)``
         Field correlation length in pixels (module docstring), > 0 and <= the smallest side.
-    seed : int
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence
         Image ``i`` depends only on ``(seed, i)`` and the parameters, not on ``n`` or the chunk
-        size: the same seed gives the same bytes.
+        size: the same seed gives the same bytes. Image ``i`` takes the ``i``-th child that
+        :meth:`~numpy.random.SeedSequence.spawn` gives (of ``SeedSequence(seed)`` for an int).
     covariance, nu, anisotropy, angle, phases, periodic, chunk_size
         As in :class:`mdesign.config.GRFConfig`; ``anisotropy`` and ``angle`` also take ranges.
     device : torch.device, optional
@@ -470,7 +455,7 @@ def grf_microstructures(
     """
     if int(n) != n or n <= 0:
         raise InputError(f"the number of images must be a positive integer, got {n}", param="n")
-    seed = check_seed(seed)
+    seed = as_seed_sequence(seed)
     shape = tuple(int(s) for s in shape)
     if len(shape) not in (2, 3) or min(shape) < 2:
         raise InputError(
@@ -509,7 +494,10 @@ def grf_microstructures(
     draws = np.empty((n, len(ranges)))
     seeds = np.empty(n, dtype=np.uint64)
     for i in range(n):
-        rng = np.random.default_rng(np.random.SeedSequence(entropy=seed, spawn_key=(i,)))
+        child = np.random.SeedSequence(
+            entropy=seed.entropy, spawn_key=(*seed.spawn_key, i), pool_size=seed.pool_size
+        )
+        rng = np.random.default_rng(child)
         u = rng.random(len(ranges))
         draws[i] = ranges[:, 0] + u * (ranges[:, 1] - ranges[:, 0])
         seeds[i] = rng.integers(0, 2**63, dtype=np.uint64)

@@ -15,9 +15,10 @@ Reading
   labels, others are converted to gray levels.
 
 An array with at most 8 distinct values is read as labels: its sorted values become
-``0..k-1``. A grayscale image with more levels is segmented into ``phases`` phases, by Otsu's
-threshold for two phases and multi-Otsu above (``skimage.filters``), and the returned
-:class:`ImageStack` says so in ``note``. A ``.npz`` stack is labels by contract, so more than 8
+``0..k-1``. A grayscale image with more levels is segmented into ``phases`` phases by
+:func:`mdesign.segment.segment` with its typed defaults (background correction, Otsu's threshold
+for two phases and multi-Otsu above, a Potts relabelling), and the returned :class:`ImageStack`
+says so in ``note``. A ``.npz`` stack is labels by contract, so more than 8
 values there is an error rather than a segmentation.
 
 Writing
@@ -128,24 +129,26 @@ def labels_from_values(values: np.ndarray, *, source: str, as_labels: bool = Fal
 
 
 def _segment(gray: np.ndarray, phases: int, *, source: str) -> tuple[np.ndarray, str]:
-    from skimage.filters import threshold_multiotsu, threshold_otsu
+    """Each grayscale image of a stack segmented by :func:`mdesign.segment.segment` with the
+    typed defaults (:data:`~mdesign.config.SEGMENT_DEFAULTS`) and ``phases``."""
+    from mdesign.segment import segment
 
-    gray = gray.astype(np.float64)
-    if phases == 2:
-        levels = np.array([threshold_otsu(gray)])
-        how = "Otsu's threshold"
-    else:
-        try:
-            levels = threshold_multiotsu(gray, classes=phases)
-        except ValueError as exc:
-            raise InputError(f"{source}: cannot segment into {phases} phases ({exc})") from None
-        how = "multi-Otsu thresholds"
-    labels = np.digitize(gray, levels).astype(np.uint8)
-    levels_txt = ", ".join(f"{t:.4g}" for t in levels)
+    if gray.ndim != 3:
+        raise InputError(
+            f"{source}: a grayscale stack of volumes; segment it image by image with "
+            "`mdesign segment` first"
+        )
+    results = [
+        segment(img, phases=phases, source=source if len(gray) == 1 else f"{source}[{i}]")
+        for i, img in enumerate(gray)
+    ]
+    labels = np.stack([r.labels for r in results]).astype(np.uint8)
     n_levels = np.unique(gray).size
     note = (
-        f"{source}: grayscale with {n_levels} levels, segmented into {phases} phases by {how} "
-        f"at {levels_txt}"
+        f"{source}: grayscale with {n_levels} levels, segmented into {phases} phases by "
+        f"mdesign.segment with its defaults: {results[0].describe()}"
+        + (f" (image 0 of {len(results)})" if len(results) > 1 else "")
+        + "; for other choices run `mdesign segment` and pass its labels"
     )
     return labels, note
 

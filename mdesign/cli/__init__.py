@@ -25,7 +25,9 @@ __all__ = ["build_parser", "main"]
 # Command modules under mdesign.cli, in the order `mdesign --help` lists them.
 COMMANDS = (
     "grf",
+    "segment",
     "characterize",
+    "dataset",
     "train",
     "sample",
     "reconstruct",

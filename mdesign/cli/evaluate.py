@@ -18,9 +18,10 @@ def add_parser(sub) -> None:
             "Evaluate a property of every image of INPUT (.npz stack, .npy, .png, .tif; "
             "a .npz or .npy of volumes N x H x W x D for evaluators that take them). "
             "NAME is a registered evaluator (see `mdesign evaluators`) or a module:function "
-            "path. An image whose evaluation fails (an exception, NaN or inf) gets null and an "
-            "entry in `errors`; the others are still evaluated. When every image fails the "
-            "report is still printed and the exit code is 2."
+            "path (the module may be in the current directory; it is imported and run, so "
+            "name only code you trust). An image whose evaluation fails (an exception, NaN or "
+            "inf) gets null and an entry in `errors`; the others are still evaluated. When "
+            "every image fails the report is still printed and the exit code is 2."
         ),
     )
     p.add_argument("input", metavar="INPUT")

@@ -23,15 +23,17 @@ def add_parser(sub) -> None:
         help="Bayesian optimisation of the GAN latent against a property (a Prefect flow)",
         description=(
             "A design campaign: BO (BoTorch) over the GAN's latent box against the configured "
-            "evaluator(s), and the same budget of random latents and random GRF images as "
+            "evaluator(s), and the same budget of random latents and of random GRF images (a "
+            "GAN trained on mdesign grf images) or random training images (any other) as "
             "baselines. Every evaluation is stored durably in DIR as it completes; rerunning "
             "on the same DIR resumes (also after Ctrl-C, exit code 130), and a DIR in use by "
             "another running campaign is refused. Writes DIR/evaluations.csv, best.npz, "
             "report.md and report.png. Prefect runs embedded (a temporary server that lives "
             "and dies with the campaign) unless PREFECT_API_URL is set. "
             "Trust: the config's generator.factory and any module:function evaluator are "
-            "imported and run, so a campaign config is as trusted as a Python script (and "
-            "`python -m mdesign` also imports modules from the current directory)."
+            "imported and run, so a campaign config is as trusted as a Python script; modules in "
+            "the current directory are found (after the installed packages; `python -m "
+            "mdesign` looks there first)."
         ),
     )
     p.add_argument("--config", required=True, metavar="CAMPAIGN.yaml")
@@ -44,6 +46,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--seed", type=seed_type, metavar="S", help=f"random seed, {SEED_HELP}")
     p.add_argument(
+        "--checkpoint",
+        metavar="CKPT",
+        help="the GAN to search (generator.checkpoint), e.g. the model.pt of `mdesign train`",
+    )
+    p.add_argument(
+        "--data",
+        metavar="TRAIN.npz",
+        help="the GAN's training set where it has moved to (generator.data; the 'training' "
+        "baseline draws from it)",
+    )
+    p.add_argument(
         "--workers", type=int, metavar="N", help="evaluate on a local Dask cluster of N workers"
     )
     p.add_argument(
@@ -55,11 +68,29 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run, param_flags={"out_dir": "--out"})
 
 
-def load_campaign(path: str | Path, *, budget=None, seed=None, workers=None, scheduler=None):
-    """The campaign config from YAML with the command line's overrides applied and validated."""
+def load_campaign(
+    path: str | Path,
+    *,
+    budget=None,
+    seed=None,
+    workers=None,
+    scheduler=None,
+    checkpoint=None,
+    training_data=None,
+):
+    """The campaign config from YAML with the command line's overrides applied and validated
+    (paths given on the command line are taken from the working directory)."""
     from mdesign.config import CampaignConfig, config_from_dict, read_yaml
 
     data = read_yaml(path)
+    for key, value in (("checkpoint", checkpoint), ("data", training_data)):
+        if value is not None:
+            given = Path(value).expanduser()
+            if not given.is_file():
+                from mdesign.errors import InputError
+
+                raise InputError(f"--{key} {value}: no such file")
+            data["generator"] = {**(data.get("generator") or {}), key: str(given.resolve())}
     if budget is not None:
         data["bo"] = {**(data.get("bo") or {}), "budget": budget}
     if seed is not None:
@@ -85,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         workers=args.workers,
         scheduler=args.scheduler,
+        checkpoint=args.checkpoint,
+        training_data=args.data,
     )
     out = Path(args.out or Path("runs") / cfg.name)
     config_dir = Path(args.config).resolve().parent

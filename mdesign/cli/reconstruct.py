@@ -94,6 +94,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import hashlib
     import json
 
     import numpy as np
@@ -162,9 +163,18 @@ def run(args: argparse.Namespace) -> int:
             f"{res.iterations} iterations, so the result may still be noise; raise --iterations "
             "or --s2-weight",
         )
+
+    def _sha256(ex):
+        return hashlib.sha256(ex.astype("uint8").tobytes()).hexdigest()
+
     meta = run_meta(
         "reconstruct",
         exemplar=sources if volume else sources[0],
+        # what `mdesign dataset` compares with its sources (did the reconstruction see the
+        # held-out region?)
+        exemplar_labels_sha256=(
+            [_sha256(ex) for ex in exemplars] if volume else _sha256(exemplars[0])
+        ),
         size=list(res.labels.shape),
         **({} if volume else {"converged": res.converged}),
         config=cfg.model_dump(mode="json"),

@@ -79,7 +79,15 @@ def add_parser(sub) -> None:
         "--reference",
         metavar="REF.npz",
         help="with --report: real images to compare with (default: fresh GRF images drawn "
-        "with the training set's parameters); a second real set for scale is its other half",
+        "with the training set's parameters, or the held-out tiles of a training set made by "
+        "`mdesign dataset`); a second real set for scale is its other half",
+    )
+    p.add_argument(
+        "--data",
+        metavar="TRAIN.npz",
+        help="with --report: the GAN's training set, where it has moved to (default: where the "
+        "checkpoint records it); its held-out tiles are the reference and its training tiles "
+        "the memorisation check's",
     )
     p.add_argument("--device", metavar="DEV", help="cpu or cuda (default: cuda if present)")
     add_quiet(p)
@@ -176,6 +184,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--plot: needs --report (the plot shows the validation)")
     if args.reference and not args.report:
         raise InputError("--reference: needs --report")
+    if args.data and not args.report:
+        raise InputError("--data: needs --report")
     if args.n is not None and args.n < 1:
         raise InputError(f"-n: must be at least 1, got {args.n}")
     if args.latent and (args.n is not None or args.latent_size is not None):
@@ -190,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
             ("--checkpoint", args.checkpoint),
             ("--latent", args.latent),
             ("--reference", args.reference),
+            ("--data", args.data),
         ],
     )
     # every input is read before any work: the reference set too
@@ -263,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
     # all outputs at the end, renamed into place together: a failure writes none of them
     with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
         extra = {} if fractions is None else {"volume_fraction": np.asarray(fractions, np.float64)}
-        write_images(out, images, meta=meta, latents=z.numpy().astype(np.float32), **extra)
+        write_images(out, images, meta=meta, latents=np.asarray(z, dtype=np.float32), **extra)
         if report is not None:
             rep.write_text(json.dumps(report[0], indent=1) + "\n")
         if plot is not None:
@@ -289,19 +300,40 @@ def run(args: argparse.Namespace) -> int:
             + f"; wrote {args.report}"
             + (f" and {args.plot}" if args.plot else ""),
         )
+        mem = summary.get("memorisation")
+        if mem is not None:
+            note(
+                args,
+                "memorisation: nearest-training-tile distance of the samples median "
+                f"{mem['samples']['median']:.4f} (5% {mem['samples']['q05']:.4f}), of the "
+                f"held-out tiles median {mem['holdout']['median']:.4f} (5% "
+                f"{mem['holdout']['q05']:.4f}); "
+                f"{100 * mem['share_of_samples_nearer_than_any_holdout']:.1f}% of the samples "
+                "nearer than any held-out tile"
+                + ("" if mem["goal_met"] else " (the GAN may have memorised its training tiles)"),
+            )
     return 0
 
 
 def _validate(args: argparse.Namespace, ckpt, images, reference, *, seed: int):
     """The report, the validation and the real images it compared with."""
+    from mdesign.errors import InputError
     from mdesign.gan.validation import reference_sets, validate
 
     n = images.shape[0]
+    near = ckpt.path.parent if ckpt.path is not None else None
     if reference is not None:
         real, real_b = reference[:n], reference[n : 2 * n]
         source = str(args.reference)
     else:
-        real, real_b, source = reference_sets(ckpt.data_meta, n, seed=seed)
+        real, real_b, source = reference_sets(
+            ckpt.data_meta, n, seed=seed, data=args.data, near=near
+        )
+    if real.shape[1:] != images.shape[1:]:
+        raise InputError(
+            f"--latent-size: the samples are {images.shape[1]} x {images.shape[2]} but the real "
+            f"images {real.shape[1]} x {real.shape[2]}; validate at the training size"
+        )
     r_max = min(ckpt.config.validation.max_distance, min(images.shape[1:]) // 2)
     rep = validate(images, real, real_b, max_distance=r_max)
     summary = {
@@ -311,4 +343,10 @@ def _validate(args: argparse.Namespace, ckpt, images, reference, *, seed: int):
         "image_shape": list(images.shape[1:]),
         **rep.summary(),
     }
+    if not isinstance(ckpt.data_meta.get("grf"), dict) and reference is None:
+        # a GAN trained on the user's tiles: are its samples copies of them?
+        from mdesign.dataset import find_training_data, memorisation
+
+        found = find_training_data(ckpt.data_meta, data=args.data, near=near)
+        summary["memorisation"] = memorisation(images, found)
     return summary, rep, real

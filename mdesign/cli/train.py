@@ -18,7 +18,10 @@ def add_parser(sub) -> None:
             "DIR/samples/epoch_NNNN.png; DIR/config.yaml is the config used. Settings not "
             "given come from --config, else from mdesign.config.GANConfig (the paper's network, "
             "artifacts/gan_paper); --config configs/gan.yaml trains the shipped model's recipe "
-            "(artifacts/gan). Uses CUDA when present."
+            "(artifacts/gan). generator.latent_size, unless the config sets it, follows the "
+            "images (side / 32). The checkpoint records where the data came from (its path, "
+            "sha256 and, for a set made by `mdesign dataset`, its sources and held-out tiles). "
+            "Uses CUDA when present."
         ),
     )
     p.add_argument("--data", required=True, metavar="DATA.npz", help="training label stack")
@@ -45,7 +48,7 @@ def add_parser(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from mdesign.config import GANConfig, config_from_dict, load_config
+    from mdesign.config import GANConfig, config_from_dict, load_config, read_yaml
     from mdesign.errors import InputError
     from mdesign.gan.training import CHECKPOINT, data_provenance, train
     from mdesign.io import read_images
@@ -64,14 +67,29 @@ def run(args: argparse.Namespace) -> int:
             f"--out {args.out}: already holds {CHECKPOINT}; use --resume to continue it, or a "
             "new --out"
         )
+    stack = read_images(data)
     config = None
     if args.config is not None or args.seed is not None or not args.resume:
         config = load_config(GANConfig, args.config)
+        raw = config.model_dump()
         if args.seed is not None:
-            raw = config.model_dump()
             raw["train"]["seed"] = args.seed
-            config = config_from_dict(GANConfig, raw, source="--seed")
-    stack = read_images(data)
+        given = read_yaml(args.config) if args.config is not None else {}
+        side = stack.images.shape[-1]
+        if (
+            "latent_size" not in (given.get("generator") or {})
+            and stack.images.ndim == 3
+            and side % config.scale == 0
+            and side // config.scale != config.generator.latent_size
+        ):
+            # the latent map that makes the data's tiles: derived from them, not a default
+            raw["generator"]["latent_size"] = side // config.scale
+            note(
+                args,
+                f"note: generator.latent_size {side // config.scale} (images of {side} x "
+                f"{side}, {config.scale} pixels per latent cell)",
+            )
+        config = config_from_dict(GANConfig, raw, source="--seed")
     meta = data_provenance(stack.images, source=str(data), meta=stack.extras.get("meta"))
     res = train(
         stack.images,

@@ -51,7 +51,7 @@ from mdesign.errors import InputError
 from mdesign.gan.networks import FusedGenerator, Generator
 from mdesign.grf import level_cut
 from mdesign.memory import check_memory
-from mdesign.seeds import check_seed
+from mdesign.seeds import SeedLike, seed_int
 
 __all__ = [
     "check_fractions",
@@ -113,10 +113,10 @@ def sample_latents(
     n: int,
     shape: Sequence[int],
     *,
-    seed: int | None = None,
+    seed: SeedLike | None = None,
     generator: torch.Generator | None = None,
     global_channels: int = 0,
-) -> torch.Tensor:
+) -> np.ndarray:
     """``n`` latents drawn uniformly from the latent box ``[-1, 1]``: the GAN's latent prior.
 
     The one place the prior is written; training, sampling and the study all draw from it.
@@ -127,8 +127,9 @@ def sample_latents(
         Number of latents.
     shape : sequence of int
         ``(C + G, h, w)``, e.g. :func:`latent_shape`.
-    seed : int, optional
-        The same seed gives the same latents (a private :class:`torch.Generator`).
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence, optional
+        The same seed gives the same latents (a private :class:`torch.Generator` seeded with
+        :func:`mdesign.seeds.seed_int`: an int as it is).
     generator : torch.Generator, optional
         Draw from this CPU generator instead (a stream shared with other draws, as in the
         training loop). Exactly one of ``seed`` and ``generator`` is given.
@@ -139,8 +140,22 @@ def sample_latents(
 
     Returns
     -------
-    Tensor, ``n x (C + G) x h x w``, float32 on the CPU
+    ndarray, ``n x (C + G) x h x w``, float32
     """
+    return _sample_latents(
+        n, shape, seed=seed, generator=generator, global_channels=global_channels
+    ).numpy()
+
+
+def _sample_latents(
+    n: int,
+    shape: Sequence[int],
+    *,
+    seed: SeedLike | None = None,
+    generator: torch.Generator | None = None,
+    global_channels: int = 0,
+) -> torch.Tensor:
+    """:func:`sample_latents` as a CPU tensor (training draws from a shared stream)."""
     if int(n) != n or n < 1:
         raise InputError(f"the number of samples must be a positive integer, got {n}", param="n")
     if (seed is None) == (generator is None):
@@ -156,7 +171,7 @@ def sample_latents(
         raise InputError(
             f"{g} global channels in a latent map of {shape[0]} channels", param="global_channels"
         )
-    gen = generator if generator is not None else torch.Generator().manual_seed(check_seed(seed))
+    gen = generator if generator is not None else torch.Generator().manual_seed(seed_int(seed))
     z = torch.rand((int(n), *(int(s) for s in shape)), generator=gen) * 2 - 1
     if g:
         z[:, z.shape[1] - g :] = z[:, z.shape[1] - g :, :1, :1].clone()
@@ -209,13 +224,13 @@ def fractions_at(u: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
     return np.interp(np.clip(np.asarray(u, dtype=np.float64), 0, 1), np.linspace(0, 1, len(q)), q)
 
 
-def sample_fractions(n: int, quantiles: np.ndarray, *, seed: int) -> np.ndarray:
+def sample_fractions(n: int, quantiles: np.ndarray, *, seed: SeedLike) -> np.ndarray:
     """``n`` phase-1 fractions drawn from the training distribution (inverse-CDF sampling).
 
     The stream is derived from ``seed`` apart from :func:`sample_latents`' (the same seed gives
     independent latents and fractions).
     """
-    rng = np.random.default_rng([check_seed(seed), 0xF4AC])
+    rng = np.random.default_rng([seed_int(seed), 0xF4AC])
     return fractions_at(rng.uniform(0, 1, int(n)), quantiles)
 
 

@@ -53,7 +53,7 @@ from mdesign.gan.checkpoint import (
     save_checkpoint,
 )
 from mdesign.gan.networks import Discriminator, Generator, init_weights, labels_to_signed
-from mdesign.gan.sampling import QUANTILE_POINTS, _fused, decode, latent_shape, sample_latents
+from mdesign.gan.sampling import QUANTILE_POINTS, _fused, _sample_latents, decode, latent_shape
 from mdesign.io import atomic_path, write_images
 from mdesign.runs import refuse_other_run
 
@@ -160,8 +160,10 @@ def data_provenance(
     """The ``data_meta`` record stored in checkpoints: what the GAN was trained on.
 
     Includes the digest of the labels (checked on resume), the quantiles of the images' phase-1
-    fractions (two-phase data) and, when the images came from
-    ``mdesign grf``, its ``meta`` record under ``grf`` (the parameters of the distribution).
+    fractions (two-phase data), the file's absolute ``path``, and, when the images came from
+    ``mdesign grf``, its ``meta`` record under ``grf`` (the parameters of the distribution);
+    from ``mdesign dataset``, its provenance under ``dataset`` (the sources' sha256, the
+    regions, the held-out tiles' digest, the independent data).
     """
     arr = np.ascontiguousarray(images, dtype=np.uint8)
     record: dict[str, Any] = {
@@ -177,8 +179,24 @@ def data_provenance(
         per_image = arr.reshape(len(arr), -1).mean(1)
         u = np.linspace(0, 1, QUANTILE_POINTS)
         record["volume_fraction_quantiles"] = [float(v) for v in np.quantile(per_image, u)]
+    if source is not None:
+        # where the file was: validation and campaigns read the training and held-out tiles
+        # from it (mdesign.dataset.find_training_data, which checks sha256)
+        record["path"] = str(Path(source).resolve())
     if meta and meta.get("command") == "grf":
         record["grf"] = json.loads(json.dumps(meta, default=str))
+    if meta and meta.get("command") == "dataset":
+        keep = (
+            "config",
+            "sources",
+            "n_tiles",
+            "n_holdout",
+            "independent_tiles",
+            "holdout_independent_tiles",
+            "holdout_sha256",
+            "warning",
+        )
+        record["dataset"] = json.loads(json.dumps({k: meta.get(k) for k in keep}, default=str))
     return record
 
 
@@ -227,7 +245,7 @@ def standing_statistics(
     generator.train()
     with torch.no_grad():
         for _ in range(n_batches):
-            z = sample_latents(
+            z = _sample_latents(
                 batch_size, latent_shape, generator=gen, global_channels=generator.global_channels
             )
             generator(z.to(dev))
@@ -400,9 +418,9 @@ def train(
     # fixed latents for the grids and the monitor: derived from the seed, not from the run's
     # stream, so they are the same on resume
     prior = {"global_channels": config.generator.global_channels}
-    grid_z = sample_latents(tc.grid_size, zshape, seed=tc.seed + 2, **prior)
+    grid_z = _sample_latents(tc.grid_size, zshape, seed=tc.seed + 2, **prior)
     monitor_z = (
-        sample_latents(tc.monitor_size, zshape, seed=tc.seed + 3, **prior)
+        _sample_latents(tc.monitor_size, zshape, seed=tc.seed + 3, **prior)
         if tc.monitor_size
         else None
     )
@@ -431,7 +449,7 @@ def train(
         )
         for b in bar:
             real = labels_to_signed(data[order[b * bs : (b + 1) * bs]], device=dev)
-            z = sample_latents(bs, zshape, generator=rng, **prior).to(dev)
+            z = _sample_latents(bs, zshape, generator=rng, **prior).to(dev)
             g_step = (b + 1) % tc.d_steps == 0
             with torch.set_grad_enabled(g_step):
                 fake = gen(z)

@@ -1,8 +1,9 @@
 """Statistical validation of a trained generator against its training distribution.
 
 Generated images are compared with fresh images from the distribution the GAN was trained on
-(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`) through the
-descriptors of :mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
+(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`; for a GAN trained on a
+``mdesign dataset`` set, its held-out tiles, :func:`reference_sets`) through the descriptors of
+:mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
 second real set vs the real set (``real_b``, of the same size), the scale of sampling noise.
 
 S2 and lineal path
@@ -67,7 +68,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -211,9 +211,9 @@ def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: boo
         A checkpoint's ``data_meta`` (see :func:`grf_training_parameters`).
     n : int
         Number of images.
-    seed : int
-        Seed of the new draw; it must differ from the training set's, or the "fresh" images
-        would be the training images.
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence
+        Seed of the new draw; it must differ from the training set's (nor be
+        ``SeedSequence(training seed)``), or the "fresh" images would be the training images.
 
     Returns
     -------
@@ -227,16 +227,19 @@ def grf_reference(data_meta: dict[str, Any], n: int, *, seed: int, progress: boo
         is the training set's.
     """
     from mdesign.grf import grf_microstructures
+    from mdesign.seeds import as_seed_sequence
 
     params = grf_training_parameters(data_meta)
     grf = data_meta["grf"]
-    if grf.get("seed") is not None and int(grf["seed"]) == int(seed):
+    # an int s draws exactly as SeedSequence(s): compare the sequences
+    seq = as_seed_sequence(seed)
+    if grf.get("seed") is not None and seq.entropy == int(grf["seed"]) and not seq.spawn_key:
         raise InputError(
             f"seed {seed} is the training set's seed: the reference would repeat the training "
             "images; use another seed"
         )
     shape = tuple(int(s) for s in grf.get("shape") or data_meta["shape"])
-    return grf_microstructures(int(n), shape, seed=int(seed), progress=progress, **params)
+    return grf_microstructures(int(n), shape, seed=seq, progress=progress, **params)
 
 
 def reference_seeds(seed: int) -> tuple[int, int]:
@@ -251,19 +254,50 @@ def reference_seeds(seed: int) -> tuple[int, int]:
 
 
 def reference_sets(
-    data_meta: dict[str, Any], n: int, *, seed: int, progress: bool = False
+    data_meta: dict[str, Any],
+    n: int,
+    *,
+    seed: int,
+    progress: bool = False,
+    data: str | os.PathLike | None = None,
+    near: str | os.PathLike | None = None,
 ) -> tuple[np.ndarray, np.ndarray, str]:
-    """Two independent real sets of ``n`` images from a GAN's training distribution.
+    """Two independent real sets from a GAN's training distribution.
 
-    The reference of :func:`validate` and the second set that gives its distance a scale: two
-    fresh draws of :func:`grf_reference`, seeded by :func:`reference_seeds`.
+    The reference of :func:`validate` and the second set that gives its distance a scale. For a
+    GAN trained on ``mdesign grf`` images, two fresh draws of ``n`` images
+    (:func:`grf_reference`, seeded by :func:`reference_seeds`); for any other, the held-out
+    tiles of its training set (``mdesign dataset``; found by
+    :func:`mdesign.dataset.find_training_data`, at ``data`` when it has moved), split in two
+    halves.
 
     Returns
     -------
-    real, real_b : ndarray of uint8, ``n x H x W``
+    real, real_b : ndarray of uint8, ``n x H x W`` (held-out tiles: ``M // 2`` each)
     source : str
-        How they were made (the seeds), for the report.
+        How they were made (the seeds, or the file), for the report.
+
+    Raises
+    ------
+    InputError
+        Neither a GRF record nor a training set with at least 6 held-out tiles.
     """
+    if not isinstance((data_meta or {}).get("grf"), dict):
+        from mdesign.dataset import find_training_data
+
+        found = find_training_data(data_meta, data=data, near=near)
+        m = found.holdout.shape[0] // 2
+        if m < 3:
+            raise InputError(
+                f"{found.path} holds {found.holdout.shape[0]} held-out tiles; validating needs "
+                "at least 6 (make the training set with `mdesign dataset`), or give reference "
+                "images"
+            )
+        return (
+            found.holdout[:m],
+            found.holdout[m : 2 * m],
+            f"held-out tiles of {found.path} ({m} and {m})",
+        )
     s_a, s_b = reference_seeds(seed)
     real = grf_reference(data_meta, n, seed=s_a, progress=progress).images
     real_b = grf_reference(data_meta, n, seed=s_b, progress=progress).images
@@ -534,21 +568,37 @@ def plot_validation(
     report: ValidationReport,
     generated: np.ndarray,
     real: np.ndarray,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
+    fig=None,
     title: str | None = None,
-) -> Path:
+):
     """S2 and lineal path with 5-95% bands, volume-fraction histograms, and sample images.
 
     The volume-fraction panel states the KS statistic and the std ratio; a line at the bottom
     the specific-surface and cluster-count errors and the goals missed.
-    """
-    from matplotlib.figure import Figure
 
-    from mdesign.plotting import plot_band, save_figure, show_labels
+    Parameters
+    ----------
+    report : ValidationReport
+        From :func:`validate`.
+    generated, real : ndarray, ``N x H x W``
+        The image sets compared (three of each are shown).
+    path : path-like, optional
+        Also write the figure there (PNG, atomically).
+    fig : matplotlib Figure or SubFigure, optional
+        Draw into it (2 x 6 panels); a new 13 x 6.4 inch Figure by default.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from mdesign.plotting import finish, new_figure, plot_band, show_labels
 
     summ = report.summary()
-    fig = Figure(figsize=(13, 6.4), layout="constrained")
+    fig = new_figure(fig, figsize=(13, 6.4))
     grid = fig.add_gridspec(2, 6)
     ax = fig.add_subplot(grid[0, 0:2])
     plot_band(ax, report.s2_real, label="real", color="C0")
@@ -598,4 +648,4 @@ def plot_validation(
         show_labels(fig.add_subplot(grid[1, 3 + i]), generated[i], k=2, title=f"generated {i}")
     fig.supxlabel(_morphology_line(summ), fontsize=9)
     fig.suptitle((title or "GAN validation") + f" ({summ['n_images']} images per set)", fontsize=10)
-    return save_figure(fig, path)
+    return finish(fig, path)

@@ -15,7 +15,10 @@ Methods, each with the same budget and seed (Yang et al. 2018 compare the same t
 * ``bo``: a Sobol initial design, then batches of ``q`` from qLogNEI (one objective) or
   qLogNEHVI (several), with outcome constraints (:mod:`mdesign.optimization.bo`);
 * ``random``: latents drawn uniformly from the box (the paper's "GAN-sampled" designs);
-* ``grf``: level-cut GRF images drawn like the GAN's training set.
+* ``grf``: level-cut GRF images drawn like the GAN's training set (a GAN trained on GRF
+  images);
+* ``training``: random images of the GAN's training set (any GAN; ``auto`` in ``baselines``
+  picks ``grf`` or ``training`` by what the GAN was trained on, :func:`resolve_baselines`).
 
 Every random choice derives from ``(seed, method, batch)``, so a campaign's proposals do not
 depend on whether or where it was interrupted.
@@ -51,10 +54,11 @@ __all__ = [
     "confirm_key",
     "evaluate_sequentially",
     "prepare_campaign",
+    "resolve_baselines",
     "run_campaign",
 ]
 
-METHODS = ("bo", "random", "grf")
+METHODS = ("bo", "random", "grf", "training")
 STORE_NAME = "evaluations.sqlite"
 
 # evaluate_many(context, designs, on_result): evaluates the designs (in any order, possibly in
@@ -80,6 +84,31 @@ def resolve_checkpoint(path: str, config_dir: Path | None) -> Path:
     raise InputError(f"generator.checkpoint: no such file {path}")
 
 
+def _resolve_data(path: str, config_dir: Path | None) -> Path:
+    """``generator.data``, beside the config file first, then from the working directory."""
+    p = Path(path).expanduser()
+    candidates = [p] if p.is_absolute() else [*([config_dir / p] if config_dir else []), p]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    raise InputError(f"generator.data: no such file {path}")
+
+
+def resolve_baselines(config: CampaignConfig, space) -> CampaignConfig:
+    """``auto`` in ``baselines`` made concrete: ``grf`` for a GAN trained on ``mdesign grf``
+    images (or a factory's space with ``grf(seed)``), ``training`` otherwise."""
+    if "auto" not in config.baselines:
+        return config
+    grf = getattr(space, "trained_on_grf", callable(getattr(space, "grf", None)))
+    pick = "grf" if grf else "training"
+    out: list[str] = []
+    for b in config.baselines:
+        b = pick if b == "auto" else b
+        if b not in out:
+            out.append(b)
+    return config.model_copy(update={"baselines": out})
+
+
 def campaign_context(
     config: CampaignConfig,
     *,
@@ -97,6 +126,7 @@ def campaign_context(
         "periodic": g.periodic,
         "fraction": g.fraction,
         "binarize": g.binarize,
+        **({"data": str(_resolve_data(g.data, config_dir))} if g.data else {}),
     }
     outcomes = [
         {"evaluator": o.evaluator, "params": dict(o.params)}
@@ -137,6 +167,7 @@ def _identity(config: CampaignConfig) -> dict[str, Any]:
     """What must not change between a campaign and its resumption (the budget may grow)."""
     d = config.model_dump(mode="json")
     d["bo"] = {k: v for k, v in d["bo"].items() if k != "budget"}
+    d["generator"].pop("data", None)  # where the training set is now: not what the campaign is
     for key in ("dask", "retries", "top_k", "name", "confirm"):
         d.pop(key, None)
     return d
@@ -169,13 +200,26 @@ def prepare_campaign(
             evaluator_for(spec)  # unknown names and bad parameters fail here
     if config.confirm is not None and config.confirm.evaluator != VOLUME_FRACTION:
         evaluator_for(config.confirm.model_dump())  # checked now, used at the end
+    config = resolve_baselines(config, space)
     if "grf" in config.baselines:
         if not callable(getattr(space, "grf", None)):
             raise InputError(
                 "baselines: the design space has no grf(seed) method for the 'grf' baseline; "
                 "remove 'grf' from baselines"
             )
+        if getattr(space, "trained_on_grf", True) is False:
+            raise InputError(
+                "baselines: the GAN was not trained on `mdesign grf` images, so there is no "
+                "matched GRF baseline; use 'training' (random training images) or 'auto'"
+            )
         space.grf(0)  # the matched GRF parameters must be known
+    if "training" in config.baselines:
+        if not callable(getattr(space, "training", None)):
+            raise InputError(
+                "baselines: the design space has no training(index) method for the "
+                "'training' baseline; remove it from baselines"
+            )
+        space.training(0)  # the training set must be found (generator.data if it moved)
     db = out / STORE_NAME
     if db.exists():
         with EvaluationStore(db) as store:  # a damaged store fails here
@@ -250,6 +294,10 @@ def _propose(
         return [{"latent": x.tolist()} for x in rng.uniform(-1, 1, size=(n_new, dim))]
     if method == "grf":
         return [{"grf_seed": _seed(seed, "grf", i)} for i in range(n_new)]
+    if method == "training":
+        n = len(space.training_images()) if hasattr(space, "training_images") else 2**31 - 1
+        rng = np.random.default_rng(seed)
+        return [{"training_index": int(i)} for i in rng.integers(0, n, n_new)]
     # bo
     bounds = bo.box(dim)
     ok = store.records("bo", status="ok")
@@ -333,6 +381,7 @@ def run_campaign(
     out = Path(out_dir)
     context = prepare_campaign(config, out, config_dir=config_dir, space_spec=space_spec)
     space = load_space(context["space"])
+    config = resolve_baselines(config, space)
     evaluate_many = evaluate_many or evaluate_sequentially
     with (
         campaign_lock(out),

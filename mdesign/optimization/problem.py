@@ -11,8 +11,9 @@ outcomes are property evaluators (:mod:`mdesign.evaluators`) or the built-in
 public ``forward`` that checks shapes and bounds, a private ``_evaluate_true``); it returns NaN
 for a design whose decoding or evaluation fails, so one bad design never stops a campaign.
 
-The same problem also evaluates the GRF baseline: random level-cut GRF images matched to the
-GAN's training distribution (the parameters recorded with its training set).
+The same problem also evaluates the baselines: random level-cut GRF images matched to the
+GAN's training distribution (the parameters recorded with its training set), or random images
+of the training set itself.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class GANDesignSpace:
         ``free``: the latents only, cut by ``binarize``.
     binarize : {"midpoint", "otsu"}
         With ``fraction="free"``: how the generator's tanh output becomes labels.
+    data : path-like, optional
+        The GAN's training set, when it is no longer where the checkpoint records it (read
+        only by :meth:`training`).
     device : optional
         Defaults to CUDA when available.
 
@@ -84,6 +88,7 @@ class GANDesignSpace:
         periodic: bool = GAN_DEFAULTS.sample.periodic,
         fraction: str = DESIGN_SPACE_DEFAULTS.fraction,
         binarize: str = GAN_DEFAULTS.sample.binarize,
+        data: str | Path | None = None,
         device=None,
     ) -> None:
         from mdesign.gan import latent_shape, load_checkpoint
@@ -97,6 +102,8 @@ class GANDesignSpace:
         self.global_channels = self.ckpt.config.generator.global_channels
         self.periodic = periodic
         self.binarize = binarize
+        self.data = data
+        self._training = None
         self.fraction_variable = fraction == "training"
         self.quantiles = training_fractions(self.ckpt.data_meta) if self.fraction_variable else None
         if self.fraction_variable and self.quantiles is None:
@@ -141,6 +148,44 @@ class GANDesignSpace:
         return decode(
             gen, z, fractions=self.fractions(X), periodic=self.periodic, binarize=self.binarize
         )
+
+    @property
+    def trained_on_grf(self) -> bool:
+        """Whether the GAN's training images came from ``mdesign grf`` (a ``grf`` baseline
+        exists)."""
+        return isinstance(self.ckpt.data_meta.get("grf"), dict)
+
+    def training_images(self) -> np.ndarray:
+        """The GAN's training images, ``N x H x W`` (read once; :func:`mdesign.dataset.
+        find_training_data`)."""
+        if self._training is None:
+            from mdesign.dataset import find_training_data
+
+            try:
+                found = find_training_data(
+                    self.ckpt.data_meta, data=self.data, near=self.checkpoint_path.parent
+                )
+            except InputError as exc:
+                raise InputError(
+                    str(exc).removeprefix("data: ") + " (generator.data in the campaign config)",
+                    param="generator.data",
+                ) from None
+            if tuple(found.images.shape[1:]) != tuple(self.image_shape):
+                raise InputError(
+                    f"the training images are {found.images.shape[1]} x "
+                    f"{found.images.shape[2]}, the designs {self.image_shape[0]} x "
+                    f"{self.image_shape[1]}: the training baseline needs the training latent "
+                    "size (leave generator.latent_size out)",
+                    param="baselines",
+                )
+            self._training = found.images
+        return self._training
+
+    def training(self, index: int) -> np.ndarray:
+        """Training image ``index`` (modulo their number), ``1 x H x W``: the training-set
+        baseline's design."""
+        images = self.training_images()
+        return images[int(index) % len(images)][None].copy()
 
     def grf(self, seed: int) -> np.ndarray:
         """One GRF image drawn like the GAN's training set, at this space's image size,
@@ -311,7 +356,8 @@ def evaluate_design(context: dict[str, Any], design: dict[str, Any]) -> dict[str
         ``{"space": load_space spec, "outcomes": [{"evaluator", "params"}, ...]}`` (small and
         JSON-able, so a Prefect task or a Dask worker can take it).
     design : dict
-        ``{"latent": [d floats]}`` or ``{"grf_seed": int}`` (the GRF baseline).
+        ``{"latent": [d floats]}``, ``{"grf_seed": int}`` (the GRF baseline) or
+        ``{"training_index": int}`` (the training-set baseline).
 
     Returns
     -------
@@ -324,6 +370,8 @@ def evaluate_design(context: dict[str, Any], design: dict[str, Any]) -> dict[str
         space = load_space(context["space"])
         if "grf_seed" in design:
             images = space.grf(int(design["grf_seed"]))
+        elif "training_index" in design:
+            images = space.training(int(design["training_index"]))
         else:
             latent = np.asarray(design["latent"], dtype=np.float64)
             if latent.shape != (space.dim,) or np.abs(latent).max() > 1 + 1e-9:

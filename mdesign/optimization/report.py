@@ -26,8 +26,13 @@ from mdesign.plotting import save_figure, show_labels
 
 __all__ = ["write_report"]
 
-COLORS = {"bo": "C0", "random": "C1", "grf": "C2"}
-LABELS = {"bo": "BO (qLogNEI/qLogNEHVI)", "random": "random latents", "grf": "random GRF"}
+COLORS = {"bo": "C0", "random": "C1", "grf": "C2", "training": "C4"}
+LABELS = {
+    "bo": "BO (qLogNEI/qLogNEHVI)",
+    "random": "random latents",
+    "grf": "random GRF",
+    "training": "random training images",
+}
 PAPER = (
     "For scale: on optical absorption, Yang et al. (J. Mech. Des. 2018) report their optimised "
     "design +17.2% above the mean of randomly sampled (GRF) microstructures, and the mean GAN "
@@ -229,6 +234,8 @@ def _best_other(res: MethodResult, space, method: str) -> tuple[np.ndarray | Non
     rec = res.records[i]
     if method == "grf":
         img = space.grf(rec.design["grf_seed"])[0]
+    elif method == "training":
+        img = space.training(rec.design["training_index"])[0]
     else:
         img = space.decode(np.array([rec.latent], dtype=np.float32))[0]
     return img, rec.outcomes[0]

@@ -47,6 +47,7 @@ from scipy.optimize import minimize_scalar
 from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.descriptors import two_point_correlation_radial
 from mdesign.grf import gaussian_random_field, grf_microstructures, level_cut
+from mdesign.seeds import SeedLike, child_seeds
 
 __all__ = ["GRFFit", "fit_grf", "grf_baseline"]
 
@@ -95,7 +96,7 @@ class GRFFit:
                 device="cpu",
             )
             f = float(self.fractions[self.sheet_phase])
-            inside = level_cut(-fields.abs(), np.array([[1 - f, f]] * n))  # 1: |Y| < t
+            inside = level_cut(-np.abs(fields), np.array([[1 - f, f]] * n))  # 1: |Y| < t
             return np.where(inside == 1, self.sheet_phase, 1 - self.sheet_phase).astype(np.uint8)
         frac = self.fractions[list(self.order)]
         vf = float(frac[1]) if frac.size == 2 else [float(f) for f in frac[1:]]
@@ -216,20 +217,22 @@ def grf_baseline(
     shape: tuple[int, int],
     *,
     phases: int,
-    seed: int,
+    seed: SeedLike,
     exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
 ) -> tuple[np.ndarray, GRFFit]:
     """One periodic GRF image of ``shape`` fitted to the exemplar, and the fit.
 
     The fit uses images from ``seed + 1``, the returned image ``seed``, so it is not one of the
-    images the length was tuned on.
+    images the length was tuned on (a ``Generator`` or ``SeedSequence`` seed: two spawned
+    children, :func:`mdesign.seeds.child_seeds`).
 
     Returns
     -------
     labels : ndarray of uint8, ``H x W``
     fit : GRFFit
     """
+    seed, fit_seed = child_seeds(seed, 2)
     fit = fit_grf(
-        exemplar, shape=shape, phases=phases, seed=seed + 1, exemplar_periodic=exemplar_periodic
+        exemplar, shape=shape, phases=phases, seed=fit_seed, exemplar_periodic=exemplar_periodic
     )
     return fit.sample(1, shape, seed=seed)[0], fit

@@ -72,6 +72,7 @@ from mdesign.reconstruction.metrics import (
 from mdesign.reconstruction.optimize import OptimizationResult, optimize_pixels
 from mdesign.reconstruction.vgg import vgg19_features
 from mdesign.reconstruction.volume_loss import SliceLoss
+from mdesign.seeds import SeedLike, child_seeds
 
 __all__ = [
     "MIN_SIZE",
@@ -373,6 +374,7 @@ def reconstruct(
     size: Sequence[int] | None = None,
     config: ReconstructionConfig = RECONSTRUCTION_DEFAULTS,
     *,
+    seed: SeedLike | None = None,
     device: torch.device | str | None = None,
     progress: bool = False,
 ) -> ReconstructionResult:
@@ -391,9 +393,13 @@ def reconstruct(
         Output ``H x W`` or ``H x W x D`` (each >= 32); the exemplar's by default. Gram matrices
         do not depend on the size, so it may differ.
     config : ReconstructionConfig
-        The settings (:class:`mdesign.config.ReconstructionConfig`); the seed there seeds the
-        start, random weights, k-means and annealing: the same seed gives the same labels (on
-        the same device and torch build).
+        The settings (:class:`mdesign.config.ReconstructionConfig`).
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence, optional
+        Seeds the start, random weights, k-means and annealing (``config.seed`` by default):
+        the same seed gives the same labels (on the same device and torch build). An int seeds
+        the cleanup annealing (an image) or the GRF fit (a volume) with ``seed + 1`` (as it
+        always has); a generator or sequence spawns two children
+        (:func:`mdesign.seeds.child_seeds`).
     device : torch.device, optional
         CUDA when available by default.
     progress : bool
@@ -404,6 +410,9 @@ def reconstruct(
     ReconstructionResult
     """
     start = time.perf_counter()
+    # an int keeps seed, seed + 1 (pinned results); a Generator or SeedSequence spawns two
+    seed, second = child_seeds(config.seed if seed is None else seed, 2)
+    config = config.model_copy(update={"seed": seed})
     exemplars = _as_exemplars(exemplars)
     volume = size is not None and len(size) == 3
     sources = [f"exemplar {i}" for i in range(len(exemplars))] if volume else ["exemplar"]
@@ -416,14 +425,27 @@ def reconstruct(
     quarter = min(*shape, *(s for ex in exemplars for s in ex.shape)) // 4
     optimise = _optimise_volume if volume else _optimise_image
     opt, coarse, labels0, fit = optimise(
-        exemplars, shape, config, phases=phases, quarter=quarter, device=device, progress=progress
+        exemplars,
+        shape,
+        config,
+        phases=phases,
+        quarter=quarter,
+        second=second,
+        device=device,
+        progress=progress,
     )
     t_opt = time.perf_counter() - start
     pixels = opt.pixels[0].cpu().numpy()
     decoded = decode_kmeans(pixels, phases, seed=config.seed)
     t_anneal = time.perf_counter()
     annealing = _anneal(
-        decoded, exemplars, config, phases=phases, quarter=quarter, progress=progress
+        decoded,
+        exemplars,
+        config,
+        phases=phases,
+        quarter=quarter,
+        cleanup_seed=second,
+        progress=progress,
     )
     t_anneal = time.perf_counter() - t_anneal
     labels = annealing.labels
@@ -500,8 +522,10 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
     )
 
 
-def _optimise_image(exemplars, shape, config, *, phases, quarter, device, progress):
-    """L-BFGS on the pixels of an image (module docstring): the last and the coarse stage."""
+def _optimise_image(exemplars, shape, config, *, phases, quarter, second, device, progress):
+    """L-BFGS on the pixels of an image (module docstring): the last and the coarse stage.
+
+    ``second`` (the second seed) is a volume's; an image has no use for it."""
     exemplar, opt_cfg = exemplars[0], config.optimiser
     max_lag = max(1, min(config.texture.s2_max_lag, quarter))
     extractor = _extractor(config, device, progress)
@@ -533,7 +557,7 @@ def _optimise_image(exemplars, shape, config, *, phases, quarter, device, progre
     return opt, coarse, None, None
 
 
-def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic):
+def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic, fit_seed=None):
     """A volume's start labels, fitted to the (distinct) exemplars' ``S2``, or None for noise.
 
     A thin phase that is a network in the exemplar (grain boundaries,
@@ -552,7 +576,7 @@ def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic):
         fit_grf(
             ex,
             phases=phases,
-            seed=seed + 1,
+            seed=seed + 1 if fit_seed is None else fit_seed,
             exemplar_periodic=exemplar_periodic,
             sheets=phases == 2 and is_network(ex, int(np.argmin(np.bincount(ex.ravel())))),
         )
@@ -569,7 +593,7 @@ def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic):
     return fit.sample(1, shape, seed=seed)[0], fit
 
 
-def _optimise_volume(exemplars, shape, config, *, phases, quarter, device, progress):
+def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, device, progress):
     """Adam on the voxels against the slices' loss (module docstring), from the GRF start."""
     sl, seed = config.slices, config.seed
     gen = torch.Generator().manual_seed(int(seed))
@@ -580,6 +604,7 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, device, progr
         init=sl.init,
         seed=seed,
         exemplar_periodic=config.exemplar_periodic,
+        fit_seed=second,
     )
     c = pixel_channels(phases)
     noise = torch.rand((c, *shape), generator=gen)
@@ -647,7 +672,7 @@ def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
     )
 
 
-def _anneal(decoded, exemplars, config, *, phases, quarter, progress):
+def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progress):
     """The annealing to exact fractions (module docstring), with the cleanup when configured."""
     an, seed = config.anneal, config.seed
     common = dict(
@@ -691,6 +716,6 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, progress):
         joined = join_network_fragments(annealing.labels, exemplar, phases=phases)
         cleaned = remove_small_clusters(joined, exemplar, phases=phases, periodic=config.periodic)
         annealing = anneal_fractions(
-            cleaned, exemplar, seed=seed + 1, surface=an.surface, **anneal_kw
+            cleaned, exemplar, seed=cleanup_seed, surface=an.surface, **anneal_kw
         )
     return annealing

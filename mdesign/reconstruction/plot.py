@@ -1,6 +1,10 @@
 """The reconstruction figure (:func:`plot_reconstruction`): exemplar | reconstruction | S2 and
 lineal-path curves.
 
+Each function returns the :class:`~matplotlib.figure.Figure`, draws into ``fig`` when one is
+given (a Figure or a SubFigure) and also writes a PNG when given ``path``
+(:mod:`mdesign.plotting`).
+
 For a volume: the exemplar(s) | the three orthogonal middle slices, then the ``S2`` and
 lineal-path curves of the slices along each axis against the exemplar's.
 
@@ -13,12 +17,11 @@ of the smaller image's size when the two sizes differ).
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure, SubFigure
 
-from mdesign.plotting import save_figure, show_labels
+from mdesign.plotting import finish, show_labels
 from mdesign.reconstruction.metrics import ReconstructionErrors
 
 __all__ = ["plot_image", "plot_reconstruction"]
@@ -30,11 +33,12 @@ _CURVE_INCHES = 3.2
 def plot_reconstruction(
     exemplars,
     result,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
+    fig: Figure | SubFigure | None = None,
     title: str | None = None,
-) -> Path:
-    """Write a PNG of a reconstruction, an image (:func:`plot_image`) or a volume.
+) -> Figure:
+    """A reconstruction, an image (:func:`plot_image`) or a volume.
 
     Parameters
     ----------
@@ -42,27 +46,34 @@ def plot_reconstruction(
         The exemplar(s) as given (``exemplars[a]`` for the slices normal to axis ``a``).
     result : ReconstructionResult
         From :func:`~mdesign.reconstruction.reconstruct`.
-    path : path-like
-        PNG to write (atomically).
+    path : path-like, optional
+        Also write the figure there (PNG, atomically, 120 dpi).
+    fig : Figure or SubFigure, optional
+        Draw into it; a new Figure sized to the images by default.
     title : str, optional
         Figure title.
+
+    Returns
+    -------
+    Figure
     """
     if isinstance(exemplars, np.ndarray) and exemplars.ndim == 2:
         exemplars = [exemplars]
     if result.labels.ndim == 2:
-        return plot_image(exemplars[0], result.labels, result.axes[0], path, title=title)
-    return _plot_volume(exemplars, result, path, title=title)
+        return plot_image(exemplars[0], result.labels, result.axes[0], path, fig=fig, title=title)
+    return _plot_volume(exemplars, result, path, fig=fig, title=title)
 
 
 def plot_image(
     exemplar: np.ndarray,
     reconstruction: np.ndarray,
     errors: ReconstructionErrors,
-    path: str | os.PathLike,
+    path: str | os.PathLike | None = None,
     *,
+    fig: Figure | SubFigure | None = None,
     title: str | None = None,
-) -> Path:
-    """Write a PNG: the exemplar, the reconstruction, and their ``S2`` and lineal-path curves.
+) -> Figure:
+    """The exemplar, the reconstruction, and their ``S2`` and lineal-path curves.
 
     Parameters
     ----------
@@ -70,19 +81,27 @@ def plot_image(
         Phase labels.
     errors : ReconstructionErrors
         Their curves and errors (:func:`~mdesign.reconstruction.metrics.reconstruction_errors`).
-    path : path-like
-        PNG to write (atomically).
+    path : path-like, optional
+        Also write the figure there (PNG, atomically, 120 dpi).
+    fig : Figure or SubFigure, optional
+        Draw into it (1 x 4 panels); by default a new Figure sized so that one image pixel is at
+        least two figure pixels.
     title : str, optional
         Figure title.
+
+    Returns
+    -------
+    Figure
     """
     k = len(errors.volume_fraction_exemplar)
     # inches per image so that one image pixel is at least two figure pixels
     sides = [max(im.shape) for im in (exemplar, reconstruction)]
     widths = [max(_CURVE_INCHES, 2 * s / _DPI) for s in sides]
     height = max(_CURVE_INCHES, *widths) + 0.6
-    fig = Figure(
-        figsize=(sum(widths) + 2 * _CURVE_INCHES + 1.2, height), layout="constrained", dpi=_DPI
-    )
+    if fig is None:
+        fig = Figure(
+            figsize=(sum(widths) + 2 * _CURVE_INCHES + 1.2, height), layout="constrained", dpi=_DPI
+        )
     axes = fig.subplots(1, 4, width_ratios=[*widths, _CURVE_INCHES, _CURVE_INCHES])
     per = "per phase"
     if exemplar.shape != reconstruction.shape:
@@ -121,11 +140,36 @@ def plot_image(
         ax.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_figure(fig, path, dpi=_DPI)
+    return finish(fig, path, dpi=_DPI)
 
 
-def _plot_volume(exemplars, result, path: str | os.PathLike, *, title: str | None = None) -> Path:
-    """A volume: exemplar(s), middle slices, curves per axis (:func:`plot_reconstruction`)."""
+def _plot_volume(
+    exemplars,
+    result,
+    path: str | os.PathLike | None = None,
+    *,
+    fig: Figure | SubFigure | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A 2D-to-3D reconstruction: exemplar(s), middle slices, curves per axis.
+
+    Parameters
+    ----------
+    exemplars : sequence of 1 or 3 ndarrays, ``h x w``
+        The exemplar(s) as given (``exemplars[a]`` for the slices normal to axis ``a``).
+    result : ReconstructionResult
+        A volume's, from :func:`~mdesign.reconstruction.reconstruct`.
+    path : path-like, optional
+        Also write the figure there (PNG, atomically, 120 dpi).
+    fig : Figure or SubFigure, optional
+        Draw into it (three rows of panels); a new Figure sized to the images by default.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Figure
+    """
     labels = result.labels
     k = len(result.axes[0].volume_fraction_exemplar)
     distinct = list({id(ex): ex for ex in exemplars}.values())
@@ -139,11 +183,15 @@ def _plot_volume(exemplars, result, path: str | os.PathLike, *, title: str | Non
     n_img = len(images)
     side = max(max(im.shape) for im, _ in images)
     inches = max(2.4, 2 * side / _DPI)
-    fig = Figure(
-        figsize=(max(n_img * inches, 3 * _CURVE_INCHES) + 0.6, inches + 2 * _CURVE_INCHES + 1.4),
-        layout="constrained",
-        dpi=_DPI,
-    )
+    if fig is None:
+        fig = Figure(
+            figsize=(
+                max(n_img * inches, 3 * _CURVE_INCHES) + 0.6,
+                inches + 2 * _CURVE_INCHES + 1.4,
+            ),
+            layout="constrained",
+            dpi=_DPI,
+        )
     top, mid_row, bottom = fig.subfigures(
         3, 1, height_ratios=[inches + 0.6, _CURVE_INCHES, _CURVE_INCHES]
     )
@@ -176,4 +224,4 @@ def _plot_volume(exemplars, result, path: str | os.PathLike, *, title: str | Non
         (f"{title}\n" if title else "") + f"volume {h} x {w} x {d}, {result.seconds:.0f} s",
         fontsize=10,
     )
-    return save_figure(fig, path, dpi=_DPI)
+    return finish(fig, path, dpi=_DPI)

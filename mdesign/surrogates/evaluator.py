@@ -8,9 +8,9 @@ values are the model's mean prediction, in the units of the property it was trai
 standard deviation), which :func:`mdesign.surrogates.screen` uses to pick the designs a
 campaign confirms with the true evaluator.
 
-A prediction costs milliseconds per image where the evaluators it stands in for cost tens of
-milliseconds (conductivity) to seconds (absorption); it is only as good as the model's test
-error, which the study reports (``artifacts/surrogates/``).
+A prediction is much cheaper than the evaluators it stands in for (measured costs in the docs'
+performance page); it is only as good as the model's test error, which the study reports
+(``artifacts/surrogates/``).
 
 It lives here, beside the models, rather than in :mod:`mdesign.evaluators`: the surrogates use
 the evaluators (to label and to confirm), so the registry names this class by its path and

@@ -3,20 +3,15 @@
 Two families, each saved as state dicts plus config (:mod:`mdesign.surrogates.persistence`):
 
 * :class:`NetworkSurrogate`: an ensemble of :class:`~mdesign.surrogates.networks.ImageRegressor`
-  s, in one of three modes:
-
-  - ``frozen``: the pretrained trunk is fixed; only the head is trained (on the trunk's
-    features of the training images and their mirror images, computed once);
-  - ``finetune``: the head is first trained on the frozen trunk as above, then trunk and head
-    are trained together (linear probing then fine-tuning, Kumar et al. 2022), by default
-    exactly as the scratch model is trained (same optimiser, learning rate, BatchNorm in
-    training mode): the two differ only in where they start;
-  - ``scratch``: the same architecture from the DCGAN initialisation, everything trained.
-
-  The pretrained trunk is the GAN discriminator's (:func:`transfer_surrogate`; Yang et al.
-  2018) or another surrogate's (cross-property transfer; Gupta et al. 2021). Each member holds
-  out its own validation split for early stopping and has its own seed; the spread of the
-  members' predictions is the uncertainty (Lakshminarayanan et al. 2017).
+  s, in one of three modes: ``frozen`` (the pretrained trunk is fixed; only the head is trained,
+  on the trunk's features of the training images and their mirror images, computed once);
+  ``finetune`` (the head first trained on the frozen trunk, then trunk and head together, by
+  default exactly as the scratch model is trained: linear probing then fine-tuning, Kumar et
+  al. 2022); ``scratch`` (the same architecture from the DCGAN initialisation). The pretrained
+  trunk is the GAN discriminator's (:func:`transfer_surrogate`; Yang et al. 2018) or another
+  surrogate's (cross-property transfer; Gupta et al. 2021). Each member holds out its own
+  validation split for early stopping and has its own seed; the spread of the members'
+  predictions is the uncertainty (Lakshminarayanan et al. 2017).
 * :class:`S2Surrogate`: the classical baseline. The periodic two-point correlation map of
   phase 1 in a window of displacements, reduced by PCA, regressed by an exact GP (BoTorch
   ``SingleTaskGP``, float64), whose posterior standard deviation is the uncertainty.
@@ -27,12 +22,10 @@ come back in the values' units.
 References
 ----------
 Yang, Z. et al. J. Mech. Des. 140(11), 111416 (2018): the discriminator as a pretrained model.
-Gupta, V. et al. "Cross-property deep transfer learning framework for enhanced predictive
-analytics on small materials data", Nat. Commun. 12, 6595 (2021).
-Kumar, A. et al. "Fine-tuning can distort pretrained features and underperform
-out-of-distribution", ICLR (2022): linear probing, then fine-tuning.
-Lakshminarayanan, B., Pritzel, A. & Blundell, C. "Simple and scalable predictive uncertainty
-estimation using deep ensembles", NeurIPS (2017).
+Gupta, V. et al. "Cross-property deep transfer learning ...", Nat. Commun. 12, 6595 (2021).
+Kumar, A. et al. "Fine-tuning can distort pretrained features ...", ICLR (2022).
+Lakshminarayanan, B. et al. "Simple and scalable predictive uncertainty estimation using deep
+ensembles", NeurIPS (2017).
 Torquato, S. Random Heterogeneous Materials, ch. 2 (two-point correlation). Springer (2002).
 """
 
@@ -42,6 +35,7 @@ import copy
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
@@ -63,6 +57,7 @@ from mdesign.gan.networks import (
     discriminator_trunk,
     labels_to_signed,
 )
+from mdesign.seeds import SeedLike, as_seed_sequence, seed_int
 from mdesign.surrogates.networks import (
     ImageRegressor,
     augment,
@@ -168,7 +163,7 @@ class Surrogate(Protocol):
         images: np.ndarray,
         values: np.ndarray,
         *,
-        seed: int = ...,
+        seed: SeedLike = ...,
         target: Mapping[str, Any] | None = ...,
         progress: bool = ...,
     ) -> Surrogate: ...
@@ -309,7 +304,7 @@ class NetworkSurrogate:
         images: np.ndarray,
         values: np.ndarray,
         *,
-        seed: int = 0,
+        seed: SeedLike = 0,
         target: Mapping[str, Any] | None = None,
         ensemble_size: int | None = None,
         progress: bool = False,
@@ -322,9 +317,11 @@ class NetworkSurrogate:
             Sides multiples of :attr:`stride` (16 for the default trunk).
         values : ndarray, ``N``
             The property of each image.
-        seed : int
+        seed : int, numpy.random.Generator or numpy.random.SeedSequence
             Seeds each member's validation split, head initialisation, batch order and
-            augmentation (and, for ``scratch``, the trunk's initialisation).
+            augmentation (and, for ``scratch``, the trunk's initialisation). Member ``k`` of an
+            int seed draws from ``default_rng([seed, k])`` (as it always has); a generator or
+            sequence gives each member a child of :meth:`~numpy.random.SeedSequence.spawn`.
         target : mapping, optional
             What the values are (e.g. the evaluator and its parameters); saved with the model.
         ensemble_size : int, optional
@@ -349,7 +346,10 @@ class NetworkSurrogate:
         ys = torch.as_tensor((y - self.y_mean) / self.y_std, dtype=torch.float32)
         x = labels_to_signed(images, device=self.device)
         ys = ys.to(self.device)
-        rngs = [np.random.default_rng([int(seed), k]) for k in range(m)]
+        if isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+            rngs = [np.random.default_rng(s) for s in as_seed_sequence(seed).spawn(m)]
+        else:
+            rngs = [np.random.default_rng([int(seed), k]) for k in range(m)]
         self.members, infos = [], []
         bar = None
         if progress:
@@ -728,14 +728,15 @@ class S2Surrogate:
         images: np.ndarray,
         values: np.ndarray,
         *,
-        seed: int = 0,
+        seed: SeedLike = 0,
         target: Mapping[str, Any] | None = None,
         progress: bool = False,
     ) -> S2Surrogate:
         """Fit PCA and GP on labelled images (``N x H x W``, values ``N``).
 
-        ``seed`` seeds BoTorch's restarts from prior samples, which it makes only when the
-        first optimisation of the hyperparameters fails. ``progress`` is accepted for a common
+        ``seed`` (an int, a numpy ``Generator`` or ``SeedSequence``) seeds BoTorch's restarts
+        from prior samples, which it makes only when the first optimisation of the
+        hyperparameters fails. ``progress`` is accepted for a common
         signature; the fit is short.
         """
         start = time.perf_counter()
@@ -748,7 +749,7 @@ class S2Surrogate:
         self.pca_mean, self.pca_components = mean, vt[:k].copy()
         z = torch.as_tensor(self._project(x))
         yt = torch.as_tensor(y[:, None])
-        self.gp = _fit_gp(z, yt, seed=seed)
+        self.gp = _fit_gp(z, yt, seed=seed if isinstance(seed, Integral) else seed_int(seed))
         self.train_x, self.train_y = z, yt
         self.target = dict(target or {})
         self.fit_info = FitInfo(len(x), time.perf_counter() - start, [{"n_components": k}])

@@ -1,10 +1,10 @@
 """Screen many candidates with a surrogate, confirm the best few with the true evaluator.
 
-A surrogate costs milliseconds per design; the evaluator it stands for costs tens of
-milliseconds to seconds. :func:`screen` ranks all candidates by the surrogate's upper (or lower)
-confidence bound, ``mean +- kappa * std``, and spends true evaluations only on the ``top_k``:
-the usual two-stage use of a surrogate in a design campaign. The confirmed values, never the
-surrogate's, decide which design is best.
+A surrogate is much cheaper per design than the evaluator it stands for (the docs' performance
+page). :func:`screen` ranks all candidates by the surrogate's upper (or lower) confidence bound,
+``mean +- kappa * std``, and spends true evaluations only on the ``top_k``: the usual two-stage
+use of a surrogate in a design campaign. The confirmed values, never the surrogate's, decide
+which design is best.
 """
 
 from __future__ import annotations

@@ -20,3 +20,9 @@ def test_latent_exploration_notebook_runs(tmp_path):
     assert len(images) >= 5  # samples, interpolation, effect maps, sweep, 256x256
     text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
     assert "trained on 5000 images" in text
+    # the explorer: a widget view, and its sliders moved by code updated the image (asserted there)
+    widgets = [
+        o for o in outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
+    assert len(widgets) == 1
+    assert "(cut at 0.42)" in text

@@ -55,7 +55,7 @@ def test_monitor_counts_grey_pixels_in_eval_mode(tiny, tiny_images):
     g, _ = tiny_networks(tiny)
     with torch.no_grad():
         g.out.weight.mul_(100)  # spreads the tiny network's outputs over (-1, 1)
-    z = sample_latents(16, latent_shape(tiny), seed=1)
+    z = torch.from_numpy(sample_latents(16, latent_shape(tiny), seed=1))
     g.train()
     grey = training._monitor(g, tiny_images, z, 8)["grey_fraction"]
     assert g.training  # the monitor does not switch the generator's mode

@@ -68,6 +68,10 @@ def test_grf_reference_redraws_the_training_distribution(run_cli, tmp_path):
     meta = data_provenance(data["images"], meta=json.loads(str(data["meta"])))
     with pytest.raises(InputError, match="training set's seed"):
         grf_reference(meta, 6, seed=5)
+    with pytest.raises(InputError, match="training set's seed"):  # draws as 5 does
+        grf_reference(meta, 6, seed=np.random.SeedSequence(5))
+    child = grf_reference(meta, 6, seed=np.random.SeedSequence(5).spawn(1)[0])  # independent
+    assert not np.array_equal(child.images, data["images"])
     # with the recorded seed swapped out, the parameters parsed back give the same bytes
     forged = {**meta, "grf": {**meta["grf"], "seed": 99}}
     again = grf_reference(forged, 6, seed=5)
@@ -94,8 +98,9 @@ def test_validation_separates_a_biased_set_from_a_fair_one(tmp_path):
     assert len(summ["s2_mean"]["generated"]) == 9
     assert summ["volume_fraction_ks_generated"] > summ["volume_fraction_ks_real"]
     json.dumps(summ)
-    path = plot_validation(bad, biased, real, tmp_path / "v.png")
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    fig = plot_validation(bad, biased, real, tmp_path / "v.png")
+    assert (tmp_path / "v.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(fig.axes) == 9
 
 
 def test_validation_rejects_multiphase_sets():

@@ -29,10 +29,7 @@ class FakeSpace:
         pid_dir: str | None = None,
     ) -> None:
         self.base = (
-            gaussian_random_field(1, self.image_shape, correlation_length=4, seeds=[seed]).numpy()[
-                0
-            ]
-            * 0.5
+            gaussian_random_field(1, self.image_shape, correlation_length=4, seeds=[seed])[0] * 0.5
         )
         y, x = np.mgrid[:64, :64] * (2 * np.pi / 64)
         self.modes = np.stack([np.cos(x) + 1, np.cos(y) + 1, np.cos(x + y) + 1, np.ones_like(x)])

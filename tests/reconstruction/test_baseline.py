@@ -28,6 +28,17 @@ def test_baseline_has_exact_fractions_and_a_fresh_seed(three_phase):
     assert np.array_equal(img, fit.sample(1, (32, 40), seed=2)[0])
 
 
+def test_baseline_takes_a_seed_sequence_and_spawns_its_two_streams(three_phase):
+    from mdesign.seeds import child_seeds
+
+    kw = dict(phases=3, exemplar_periodic=True)
+    img, fit = grf_baseline(three_phase, (32, 40), seed=np.random.SeedSequence(8), **kw)
+    image_seed, _ = child_seeds(np.random.SeedSequence(8), 2)  # spawned, not 8 and 9
+    assert np.array_equal(img, fit.sample(1, (32, 40), seed=image_seed)[0])
+    again, _ = grf_baseline(three_phase, (32, 40), seed=np.random.SeedSequence(8), **kw)
+    assert np.array_equal(img, again)
+
+
 def test_sheet_fit_recovers_the_generating_length_and_cuts_exact_fractions():
     # an exemplar drawn from the two-sided cut {|Y| < t} with a known length: the sheet fit
     # must find the minority phase as the sheet and that length again

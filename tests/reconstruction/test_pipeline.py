@@ -59,6 +59,14 @@ def test_same_seed_same_bytes(result, ceramics_crop):
     assert np.array_equal(again.labels, result.labels)
     other = reconstruct(ceramics_crop, (40, 36), cfg(seed=4), device="cpu")
     assert not np.array_equal(other.labels, result.labels)
+    # a SeedSequence (or Generator) seed: its spawned children, the same bytes again
+    a, b = (
+        reconstruct(
+            ceramics_crop, (40, 36), cfg(), seed=np.random.SeedSequence(3), device="cpu"
+        ).labels
+        for _ in range(2)
+    )
+    assert np.array_equal(a, b) and not np.array_equal(a, result.labels)
 
 
 def test_three_phases_gram_only_coarse_to_fine(three_phase):

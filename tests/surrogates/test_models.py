@@ -231,3 +231,16 @@ def test_calibration_scales_the_spread_to_the_held_out_errors(images, c10, tiny_
     assert model.std_scale == 1.0
     with pytest.raises(InputError, match="values"):
         model.calibrate(images[held], c10[:3])
+
+
+def test_a_seed_sequence_seeds_the_members_by_spawning(images, c10):
+    def fit(seed):
+        short = NET.model_copy(update={"max_steps": 10})
+        model = scratch_surrogate(ARCH, config=short).fit(
+            images[:16], c10[:16], seed=seed, ensemble_size=2
+        )
+        return model.predict(images[TEST]).mean
+
+    spawned = fit(np.random.SeedSequence(3))
+    np.testing.assert_array_equal(spawned, fit(np.random.SeedSequence(3)))
+    assert not np.array_equal(spawned, fit(3))  # children of the sequence, not [3, k]

@@ -24,11 +24,10 @@ Outputs: ``results.json`` (config, data, every run, the curves' means and standa
 seeds, transfer-versus-scratch comparisons, the shipped model's scores and the screening),
 ``learning_curves.png``, ``report.md`` (tables) and the shipped model file.
 
-One concern per module: :mod:`~.labels` (images and their cached labels), :mod:`~.plan` (the
-runs, and their journal ``runs.jsonl``), :mod:`~.runner` (fitting and scoring one run, in a
-:class:`~.runner.StudyContext`), :mod:`~.ship` (the shipped surrogate and its screening),
-:mod:`~.metrics` (regression metrics and the curves' summaries), :mod:`~.report` (figure and
-tables) and :mod:`~.run` (:func:`run_study`, which ties them together).
+One concern per module: :mod:`~.labels` (images, cached labels), :mod:`~.plan` (the runs and
+their journal ``runs.jsonl``), :mod:`~.runner` (one run, in a :class:`~.runner.StudyContext`),
+:mod:`~.ship` (the shipped surrogate and its screening), :mod:`~.metrics`, :mod:`~.report`
+(figure and tables) and :mod:`~.run` (:func:`run_study`, which ties them together).
 """
 
 from mdesign.surrogates.study.metrics import (

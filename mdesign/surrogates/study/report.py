@@ -22,15 +22,20 @@ COLORS = {
 }
 
 
-def plot_learning_curves(results: dict, path: str | os.PathLike) -> Path:
-    """MAE and R² against K (mean and +-1 std over seeds), one row per task, as PNG."""
+def plot_learning_curves(results: dict, path: str | os.PathLike | None = None, *, fig=None):
+    """MAE and R² against K (mean and +-1 std over seeds), one row per task.
+
+    Returns the matplotlib Figure; draws into ``fig`` (a Figure or SubFigure) when given, and
+    also writes a PNG to ``path`` when given.
+    """
     from matplotlib.figure import Figure
 
-    from mdesign.plotting import save_figure
+    from mdesign.plotting import finish
 
     curves = results["curves"]
     tasks = list(curves)
-    fig = Figure(figsize=(10, 3.2 * len(tasks)))
+    if fig is None:
+        fig = Figure(figsize=(10, 3.2 * len(tasks)))
     axes = fig.subplots(len(tasks), 2, squeeze=False)
     for row, task in enumerate(tasks):
         for col, metric in enumerate(("mae", "r2")):
@@ -67,8 +72,9 @@ def plot_learning_curves(results: dict, path: str | os.PathLike) -> Path:
         f"Surrogates on K labelled images (mean ± 1 std over {seeds} seeds; {n_test} test images)",
         fontsize=11,
     )
-    fig.tight_layout()
-    return save_figure(fig, path)
+    if isinstance(fig, Figure) and fig.get_layout_engine() is None:
+        fig.tight_layout()
+    return finish(fig, path)
 
 
 def write_report(results: dict, path: str | os.PathLike) -> Path:

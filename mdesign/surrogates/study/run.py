@@ -191,7 +191,8 @@ def run_study(
     json_path = out / "results.json"
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(json_safe(results), indent=1, allow_nan=False) + "\n")
-    figure = plot_learning_curves(results, out / "learning_curves.png")
+    figure = out / "learning_curves.png"
+    plot_learning_curves(results, figure)
     report = write_report(results, out / "report.md")
     return StudyResult(
         out, results, figure, report, json_path, model_path, time.perf_counter() - start
