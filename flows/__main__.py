@@ -34,19 +34,19 @@ def main(argv: list[str] | None = None) -> int:
     args = top.parse_args(argv)
     out_dir = Path(args.out_dir)
 
-    from mdesign.config import ReconstructionConfig, load_config
+    from mdesign.config import ReconstructionConfig, load_config, override
     from mdesign.errors import InputError
     from mdesign.io import check_output_dir
     from mdesign.reconstruction.batch import exemplar_files
 
     try:
         # bad input is one error line before Prefect starts (6-14 s) and before out_dir exists
-        cfg = load_config(
-            ReconstructionConfig,
-            args.config,
-            weights=args.weights,
-            iterations=args.iterations,
-            seed=args.seed,
+        cfg = override(
+            load_config(ReconstructionConfig, args.config, seed=args.seed),
+            {
+                "texture.weights": (args.weights, "weights"),
+                "optimiser.iterations": (args.iterations, "iterations"),
+            },
         )
         exemplar_files(args.folder)
         check_output_dir(out_dir)
