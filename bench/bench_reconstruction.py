@@ -48,6 +48,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import RESULTS, machine, median_time, report
 
+from mdesign.config import ReconstructionConfig
 from mdesign.data import LI2018_MATERIALS, li2018_exemplar
 from mdesign.reconstruction import (
     grf_baseline,
@@ -104,7 +105,8 @@ def run_one(variant: str, material: str, args, runs: Path) -> None:
         kw["iterations"] = args.iterations
     load_before = os.getloadavg()[0]
     cpu = time.process_time()
-    res = reconstruct(ex, seed=args.seed, device="cpu", **kw)
+    # the variants' settings by their flat keys, mapped into the config's sections
+    res = reconstruct(ex, None, ReconstructionConfig(seed=args.seed, **kw), device="cpu")
     cpu = time.process_time() - cpu
     load_after = os.getloadavg()[0]
     info = {

@@ -2,8 +2,8 @@
 
 Inputs: the central 128x128 crop of each 256x256 exemplar (as ``bench_reconstruction.py``).
 For each material and volume side ``S`` (64 for every material, 96 for ``--big``), one
-``reconstruct_volume`` run with the defaults (one torch thread, ``--jobs`` runs side by side),
-and beside it what a user would otherwise have:
+``reconstruct`` (``size`` H W D) run with the defaults (one torch thread, ``--jobs`` runs side
+by side), and beside it what a user would otherwise have:
 
 * the 2D reconstruction of the same exemplar at ``S x S`` (the same ``R = S / 4`` of the curves
   as the volume's slices): the goal is a per-axis slice ``S2`` RMSE within 1.5x of its;
@@ -69,17 +69,18 @@ def _axis_summary(errors) -> dict:
 
 def run_one(material: str, side: int, seed: int, out: Path) -> None:
     """One material at ``side^3`` (in this process): volume, 2D reference, GRF, conductivity."""
+    from mdesign.config import ReconstructionConfig
     from mdesign.evaluators.conductivity import conductivity_tensor
     from mdesign.reconstruction import reconstruct
     from mdesign.reconstruction.metrics import slice_errors
-    from mdesign.reconstruction.volume import reconstruct_volume
 
     torch.set_num_threads(1)
     ex = crop(material)
     k = int(ex.max()) + 1
     load_before = os.getloadavg()[0]
     cpu = time.process_time()
-    res = reconstruct_volume(ex, size=(side,) * 3, seed=seed, device="cpu")
+    cfg = ReconstructionConfig(seed=seed)
+    res = reconstruct(ex, (side,) * 3, cfg, device="cpu")
     cpu = time.process_time() - cpu
     peak = peak_rss_mb()
     load_after = os.getloadavg()[0]
@@ -88,10 +89,10 @@ def run_one(material: str, side: int, seed: int, out: Path) -> None:
     # the 2D reconstruction at the slices' size, and at the exemplar's (the command's default),
     # each measured as one slice with the slices' R and cluster windows
     t = time.perf_counter()
-    two_d = reconstruct(ex, size=(side, side), seed=seed, device="cpu")
+    two_d = reconstruct(ex, (side, side), cfg, device="cpu")
     t2d = time.perf_counter() - t
     ref = _axis_summary(slice_errors(ex, two_d.labels[None], axis=0, phases=k))
-    full = reconstruct(ex, seed=seed, device="cpu")
+    full = reconstruct(ex, None, cfg, device="cpu")
     ref_full = _axis_summary(
         slice_errors(ex, full.labels[None], axis=0, phases=k, max_distance=side // 4)
     )
@@ -110,8 +111,8 @@ def run_one(material: str, side: int, seed: int, out: Path) -> None:
         "load_before": load_before,
         "load_after": load_after,
         "fraction_error_voxels": int(np.abs(counts - res.annealing.target_counts).max()),
-        "gram_initial": float(res.gram_losses[:10].mean()),
-        "gram_final": float(res.gram_losses[-10:].mean()),
+        "gram_initial": float(res.optimization.gram_losses[:10].mean()),
+        "gram_final": float(res.optimization.gram_losses[-10:].mean()),
         "axes": [_axis_summary(e) for e in res.axes],
         "grf_axes": grf_axes,
         "two_d": ref,

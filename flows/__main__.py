@@ -51,17 +51,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _reconstruct(args: argparse.Namespace) -> int:
-    from mdesign.config import ReconstructionConfig, load_config
+    from mdesign.config import ReconstructionConfig, load_config, override
     from mdesign.reconstruction.batch import check_folder
     from mdesign.runs import run_lock
 
     out_dir = Path(args.out_dir)
-    cfg = load_config(
-        ReconstructionConfig,
-        args.config,
-        weights=args.weights,
-        iterations=args.iterations,
-        seed=args.seed,
+    cfg = override(
+        load_config(ReconstructionConfig, args.config, seed=args.seed),
+        {
+            "texture.weights": (args.weights, "weights"),
+            "optimiser.iterations": (args.iterations, "iterations"),
+        },
     )
     config = cfg.model_dump(mode="json")
     size = tuple(args.size) if args.size else None

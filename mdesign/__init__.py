@@ -58,8 +58,8 @@ _ENTRY_POINTS = {
         "effective_conductivity",
         "optical_absorption",
     ],
-    "mdesign.reconstruction": ["reconstruct", "reconstruct_volume", "reconstruction_errors"],
-    "mdesign.reconstruction.plot": ["plot_reconstruction", "plot_volume_reconstruction"],
+    "mdesign.reconstruction": ["reconstruct", "reconstruction_errors"],
+    "mdesign.reconstruction.plot": ["plot_reconstruction", "plot_image"],
     "mdesign.gan": [
         "load_checkpoint",
         "shipped_checkpoint",

@@ -34,6 +34,7 @@ __all__ = [
     "SURROGATE_DEFAULTS",
     "SURROGATE_EVALUATOR_DEFAULTS",
     "TORTUOSITY_DEFAULTS",
+    "AnnealConfig",
     "BOConfig",
     "CampaignConfig",
     "ConductivityConfig",
@@ -52,9 +53,11 @@ __all__ = [
     "GeneratorConfig",
     "ObjectiveConfig",
     "OpticalAbsorptionConfig",
+    "OptimiserConfig",
     "OutcomeConfig",
     "ReconstructionConfig",
     "SegmentConfig",
+    "SlicesConfig",
     "SurrogateConfig",
     "SurrogateCrossConfig",
     "SurrogateEvaluatorConfig",
@@ -64,10 +67,12 @@ __all__ = [
     "SurrogateShipConfig",
     "SurrogateStudyConfig",
     "SurrogateTaskConfig",
+    "TextureConfig",
     "TortuosityConfig",
     "config_from_dict",
     "dump_config",
     "load_config",
+    "override",
     "read_yaml",
 ]
 
@@ -176,6 +181,29 @@ def load_config(cls: type[C], path: str | Path | None = None, **overrides: Any) 
             # an override is a keyword of the caller (a CLI option): name it as the parameter
             raise InputError(msg, param=key) from None
         raise InputError(_describe(exc, str(path) if path is not None else "config")) from None
+
+
+def override(config: C, overrides: dict[str, Any]) -> C:
+    """``config`` with the values at dotted keys (``"optimiser.iterations"``) replaced.
+
+    Values that are ``None`` are ignored (a CLI option not given). ``overrides`` maps each dotted
+    key to ``(value, param)``; a bad value is an :class:`InputError` whose ``param`` is that
+    keyword (the CLI shows its flag).
+    """
+    data = config.model_dump()
+    given = {k: v for k, v in overrides.items() if v[0] is not None}
+    for key, (value, _) in given.items():
+        *path, leaf = key.split(".")
+        node = data
+        for part in path:
+            node = node[part]
+        node[leaf] = value
+    try:
+        return type(config).model_validate(data)
+    except ValidationError as exc:
+        key, msg = _problem(exc)
+        param = given[key][1] if key in given else None
+        raise InputError(msg if param else _describe(exc, "config"), param=param) from None
 
 
 # A config is a few kilobytes of YAML; a larger file is a wrong path (a stack, a checkpoint).
@@ -632,31 +660,18 @@ DATASET_DEFAULTS = DatasetConfig()
 Pooling = Literal["avg", "max"]
 
 
-class ReconstructionConfig(Config):
-    """Single-exemplar reconstruction (:mod:`mdesign.reconstruction`).
-
-    The exemplar, the output size (the exemplar's by default) and the output path are arguments
-    of :func:`mdesign.reconstruction.reconstruct` and options of ``mdesign reconstruct``; these
-    are the method's settings. See the module docstrings of :mod:`mdesign.reconstruction` for
-    what each one does.
-    """
+class TextureConfig(Config):
+    """The texture loss of a reconstruction, 2D and 3D: VGG19 Gram matrices and ``S2``
+    (:mod:`mdesign.reconstruction.loss`)."""
 
     weights: str = "normalized"
     """VGG19 weights: ``normalized`` (the normalised VGG19 of Gatys et al. that Li et al. used,
     from the local cache that ``mdesign weights`` fills once), ``imagenet`` (torchvision's,
     downloaded once), ``random`` or the path of a state dict."""
-    iterations: int = Field(100, ge=1)
-    """L-BFGS iterations at the output size."""
-    seed: Seed = 0
-    """Seed of the random start, random weights, k-means and annealing."""
     layers: tuple[str, ...] = ("relu1_1", "pool1", "pool2", "pool3", "pool4")
     """VGG19 layers of the Gram loss; Gatys et al.'s texture layers (their conv1_1 is relu1_1)."""
     pooling: Pooling = "avg"
     """Average pooling in place of max pooling (Gatys et al. 2015)."""
-    periodic: bool = True
-    """Periodic output: circular padding in VGG19, ``S2`` and annealing on the torus."""
-    exemplar_periodic: bool = False
-    """Treat the exemplar as periodic (real micrographs are not)."""
     s2_weight: float = Field(1.0, ge=0)
     """Weight of the differentiable ``S2`` term (0: Gram loss only)."""
     s2_max_lag: int = Field(32, ge=1)
@@ -667,6 +682,13 @@ class ReconstructionConfig(Config):
     tv_weight: float = Field(1.0, ge=0)
     """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
     decodes to speckle); 0: off."""
+
+
+class OptimiserConfig(Config):
+    """L-BFGS on the pixels of a 2D reconstruction (:mod:`mdesign.reconstruction.optimize`)."""
+
+    iterations: int = Field(100, ge=1)
+    """L-BFGS iterations at the output size."""
     coarse_to_fine: bool = False
     """Optimise at half size first (against the exemplar at half size), upsample, refine."""
     coarse_iterations: int = Field(100, ge=1)
@@ -683,69 +705,182 @@ class ReconstructionConfig(Config):
     """Adam's step size, in pixel values."""
     convergence_ratio: float = Field(0.1, gt=0, lt=1)
     """A run has converged when its loss ends at or below this fraction of its start."""
-    anneal_sweeps: float = Field(1.0, ge=0)
+
+
+class SlicesConfig(Config):
+    """Adam on the voxels of a volume against the Gram loss of slices drawn along each axis
+    (``--size H W D``; :mod:`mdesign.reconstruction.volume_loss`)."""
+
+    init: Literal["grf", "noise"] = "grf"
+    """Start of a 2D-to-3D reconstruction (``--size H W D``): a level-cut Gaussian random field
+    fitted to the exemplar's ``S2`` (its slices already have about the exemplar's ``S2``, so the
+    steps go to the Gram loss), or uniform noise as in 2D."""
+    iterations: int = Field(150, ge=1)
+    """Adam steps of a 2D-to-3D reconstruction, each on freshly drawn slices."""
+    slices: int = Field(4, ge=1)
+    """Slices drawn along each axis per step (their mean Gram loss is the step's estimate)."""
+    chunk: int = Field(8, ge=1)
+    """Slices through VGG19 at once: bounds the activations held (memory)."""
+    lr: float = Field(0.05, gt=0)
+    """Adam's step size in voxel values, decayed to 5% of it by a cosine schedule."""
+
+
+class AnnealConfig(Config):
+    """The annealing to exact fractions, 2D and 3D (:mod:`mdesign.reconstruction.annealing`,
+    :mod:`mdesign.reconstruction.annealing3d`).
+
+    ``sweeps`` and ``batch`` are an image's, ``volume_sweeps`` and ``volume_batch`` a volume's.
+    ``surface`` is an image's surface stage and ``volume_surface`` a volume's (the same
+    function). ``max_lag``, ``initial_acceptance``, ``final_temperature``, ``radial`` and
+    ``dense_lag`` serve both; ``neighbour_weight``, ``cleanup`` and ``keep_clusters`` are
+    stages of the 2D annealing that the 3D one does not have yet (the report's
+    ``annealing.stages`` lists what ran; docs/guide/reconstruction.md)."""
+
+    sweeps: float = Field(1.0, ge=0)
     """Swap proposals of the annealing, per pixel."""
-    anneal_max_lag: int = Field(32, ge=1)
+    volume_sweeps: float = Field(3.0, ge=0)
+    """Swap proposals of the 3D annealing, per voxel (on the Li et al. copolymer at 64^3, the
+    slices' ``S2`` RMSE was 0.0080 after 0.5 sweeps, 0.0050 after 2, 0.0031 after 3.5)."""
+    max_lag: int = Field(32, ge=1)
     """Largest lag of the ``S2`` window of the annealing energy, pixels (capped likewise); a move
     costs the number of lags tracked: ``(2 R + 1)^2``, or with ``anneal_radial`` those within
     ``R``, on the even lattice beyond ``anneal_dense_lag``. 32 (the reach of the bench's
     ``S2`` error at 128 x 128) against 16: carbonate's ``S2`` RMSE 0.0001 instead of 0.0024,
     which at 16 fell below the exemplar's beyond the window."""
-    anneal_initial_acceptance: float = Field(0.05, gt=0, lt=1)
+    initial_acceptance: float = Field(0.05, gt=0, lt=1)
     """Probability that a median uphill swap is accepted at the start of the annealing."""
-    anneal_batch: int = Field(64, ge=1)
+    batch: int = Field(64, ge=1)
     """Proposals evaluated at once."""
-    anneal_final_temperature: float = Field(1e-3, gt=0, le=1)
+    volume_batch: int = Field(256, ge=1)
+    """Proposals of the 3D annealing evaluated at once."""
+    final_temperature: float = Field(1e-3, gt=0, le=1)
     """Last temperature of the annealing over the first."""
-    anneal_neighbour_weight: float = Field(3.0, ge=0)
+    neighbour_weight: float = Field(3.0, ge=0)
     """Weight of the neighbourhood-class histogram in the swap energy (local shape: lone pixels,
     thin lines, rough interfaces), relative to the ``S2`` term; 0: ``S2`` alone."""
-    anneal_radial: bool = True
+    radial: bool = True
     """Compare radial averages of ``S2`` in the annealing energy instead of the whole lag window,
     so one crop's particular anisotropy is not imprinted on the output."""
-    anneal_cleanup: bool = True
+    cleanup: bool = True
     """After the annealing, join the fragments of a network phase (a thin phase of one cluster in
     the exemplar: grain boundaries) by bridges, dissolve the small clusters beyond the exemplar's
     count of clusters that small, and anneal again."""
-    anneal_dense_lag: int = Field(16, ge=1)
+    dense_lag: int = Field(16, ge=1)
     """With ``anneal_radial``, the lags of the annealing window farther than this are tracked on
     the even lattice only (a quarter of them: each distance's radial average is still over
     many lags, and a move costs the number of lags)."""
-    anneal_keep_clusters: bool = True
+    keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the
     3 x 3 neighbourhood of each flipped pixel), so the swaps do not undo the cleanup's
     dissolution of the surplus small clusters."""
-    anneal_surface: bool = True
+    surface: bool = True
     """End the last annealing with a surface stage: while the interface is longer than the
     exemplar's (per unit area), swap pairs of pixels that shorten it (a tip or protrusion of one
     phase with a pixel of the other that the flip does not roughen), the pair of least energy
     rise first, within the cluster guard. Fractions and guarded cluster counts stay; it removes
     the surplus surface of the network bridges and ragged blobs (the Li et al. alloy: +13% to
     +3%)."""
-    volume_init: Literal["grf", "noise"] = "grf"
-    """Start of a 2D-to-3D reconstruction (``--size H W D``): a level-cut Gaussian random field
-    fitted to the exemplar's ``S2`` (its slices already have about the exemplar's ``S2``, so the
-    steps go to the Gram loss), or uniform noise as in 2D."""
-    volume_iterations: int = Field(150, ge=1)
-    """Adam steps of a 2D-to-3D reconstruction, each on freshly drawn slices."""
-    volume_slices: int = Field(4, ge=1)
-    """Slices drawn along each axis per step (their mean Gram loss is the step's estimate)."""
-    volume_chunk: int = Field(8, ge=1)
-    """Slices through VGG19 at once: bounds the activations held (memory)."""
-    volume_lr: float = Field(0.05, gt=0)
-    """Adam's step size in voxel values, decayed to 5% of it by a cosine schedule."""
-    volume_anneal_sweeps: float = Field(3.0, ge=0)
-    """Swap proposals of the 3D annealing, per voxel (on the Li et al. copolymer at 64^3, the
-    slices' ``S2`` RMSE was 0.0080 after 0.5 sweeps, 0.0050 after 2, 0.0031 after 3.5)."""
-    volume_anneal_max_lag: int = Field(32, ge=1)
-    """Largest in-plane lag of the 3D annealing's ``S2`` windows, capped at a quarter of the
-    smallest side of the volume and the exemplars (the reach of the slices' ``S2`` error: at
-    96^3 with 16, the Li et al. alloy's slices missed the exemplar's ``S2`` beyond lag 16, RMSE
-    0.0053 to lag 24). A move costs about ``1.5 pi R^2`` lags up to ``anneal_dense_lag``, a
-    quarter of that beyond."""
-    volume_anneal_batch: int = Field(256, ge=1)
-    """Proposals of the 3D annealing evaluated at once."""
+    volume_surface: bool = False
+    """End a volume's annealing with the same surface stage, on the voxels' 6 faces (no cluster
+    guard there). Off by default: on the Li et al. alloy at 64^3 it brought the surface to the
+    exemplar's but merged the grains (no guard keeps the boundary sheets closed) and took minutes
+    of CPU (docs/guide/reconstruction.md)."""
+
+
+# the flat keys of the configs written before the nested sections, and where each now lives
+_FLAT_KEYS = {
+    **{
+        k: ("texture", k)
+        for k in (
+            "weights",
+            "layers",
+            "pooling",
+            "s2_weight",
+            "s2_max_lag",
+            "temperature",
+            "tv_weight",
+        )
+    },
+    **{
+        k: ("optimiser", k)
+        for k in (
+            "iterations",
+            "coarse_to_fine",
+            "coarse_iterations",
+            "history_size",
+            "stall_iterations",
+            "stall_decrease",
+            "adam_warmup",
+            "adam_lr",
+            "convergence_ratio",
+        )
+    },
+    **{f"volume_{k}": ("slices", k) for k in ("init", "iterations", "slices", "chunk", "lr")},
+    **{
+        f"anneal_{k}": ("anneal", k)
+        for k in (
+            "sweeps",
+            "max_lag",
+            "initial_acceptance",
+            "batch",
+            "final_temperature",
+            "neighbour_weight",
+            "radial",
+            "cleanup",
+            "dense_lag",
+            "keep_clusters",
+            "surface",
+        )
+    },
+    "volume_anneal_sweeps": ("anneal", "volume_sweeps"),
+    "volume_anneal_batch": ("anneal", "volume_batch"),
+    "volume_anneal_max_lag": ("anneal", "max_lag"),
+}
+
+
+class ReconstructionConfig(Config):
+    """Single-exemplar reconstruction, 2D or 3D (:mod:`mdesign.reconstruction`).
+
+    The exemplar(s), the output size (2D or 3D by its length; the exemplar's by default) and the
+    output path are arguments of :func:`mdesign.reconstruction.reconstruct` and options of
+    ``mdesign reconstruct``; these are the method's settings, in sections: ``texture`` (the
+    loss, both), ``optimiser`` (2D), ``slices`` (3D), ``anneal`` (both). See the module
+    docstrings of :mod:`mdesign.reconstruction` for what each one does.
+
+    The flat keys of earlier versions (``iterations``, ``anneal_sweeps``, ``volume_lr``, ...) are
+    read into their sections (:data:`_FLAT_KEYS`; ``volume_anneal_max_lag`` is ``anneal.max_lag``),
+    so old files and dicts still load; a flat key given with its section's key is an error.
+    """
+
+    seed: Seed = 0
+    """Seed of the random start, random weights, k-means and annealing."""
+    periodic: bool = True
+    """Periodic output: circular padding in VGG19, ``S2`` and annealing on the torus."""
+    exemplar_periodic: bool = False
+    """Treat the exemplar as periodic (real micrographs are not)."""
+    texture: TextureConfig = TextureConfig()
+    optimiser: OptimiserConfig = OptimiserConfig()
+    slices: SlicesConfig = SlicesConfig()
+    anneal: AnnealConfig = AnnealConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _map_flat_keys(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not _FLAT_KEYS.keys() & data.keys():
+            return data
+        data = dict(data)
+        for key in [k for k in data if k in _FLAT_KEYS]:
+            section, name = _FLAT_KEYS[key]
+            sub = data.get(section, {})
+            if isinstance(sub, BaseModel):
+                sub = sub.model_dump()
+            if not isinstance(sub, dict):
+                continue  # the section's own error
+            if name in sub and sub[name] != data[key]:
+                raise ValueError(f"{key} (flat) and {section}.{name} given, with different values")
+            data[section] = {**sub, name: data.pop(key)}
+        return data
 
 
 RECONSTRUCTION_DEFAULTS = ReconstructionConfig()

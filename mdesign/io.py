@@ -5,8 +5,11 @@ Reading
 * ``.npz``: the contract's microstructure stack, ``images`` of shape ``N x H x W`` (a single
   ``H x W`` image is accepted), with optional arrays beside it (``latents``, ``meta``, ...).
 * ``.npy``: ``H x W`` or ``N x H x W``.
-* Volumes ``N x H x W x D`` (``.npz`` or ``.npy``, as ``mdesign grf --size H W D`` writes them)
-  are read only where the caller asks for them (``read_images(..., volumes=True)``).
+* Volumes ``N x H x W x D`` (``.npz``, ``.npy`` or ``.tif``, as ``mdesign grf --size H W D``
+  and ``mdesign reconstruct --size H W D`` write them) are read only where the caller asks for
+  them (``read_images(..., volumes=True)``). A ``.tif`` is a volume when its metadata says so
+  (:data:`TIFF_VOLUME_KEY`, written here for every 4D array), or when the caller reads a
+  multi-page TIFF without it as one volume (``tiff_volume=True``: pages along ``H``).
 * ``.png`` / ``.tif``: one image (a multi-page TIFF is a stack). Palette PNGs (as written here)
   are read as their palette indices; RGB images with at most 8 distinct colours are read as
   labels, others are converted to gray levels.
@@ -47,6 +50,7 @@ from mdesign.memory import check_memory
 __all__ = [
     "MAX_PHASES",
     "PALETTE",
+    "TIFF_VOLUME_KEY",
     "ImageStack",
     "atomic_path",
     "atomic_paths",
@@ -65,6 +69,9 @@ __all__ = [
 ]
 
 MAX_PHASES = 8
+TIFF_VOLUME_KEY = "mdesign"
+"""The key of a TIFF's shaped (JSON) metadata that marks its array as volumes: ``"volumes"``
+there means ``N x H x W x D`` (``H`` pages of ``W x D`` per volume)."""
 READ_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
 WRITE_SUFFIXES = (".npz", ".npy", ".png", ".tif", ".tiff")
 VOLUME_WRITE_SUFFIXES = tuple(s for s in WRITE_SUFFIXES if s != ".png")
@@ -177,8 +184,11 @@ def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
         with tifffile.TiffFile(path) as tf:
             series = tf.series[0]
             arr = series.asarray()
+            meta = tf.shaped_metadata or ({},)
             # colour samples: the file says so (axes ending in S); else guess from the shape
             samples = series.axes.endswith("S") or (arr.ndim == 3 and arr.shape[0] not in (3, 4))
+        if meta[0].get(TIFF_VOLUME_KEY) == "volumes":
+            return arr.reshape(-1, *arr.shape[-3:]), False
         if samples and arr.ndim in (3, 4) and arr.shape[-1] in (3, 4):
             arr = _rgb_to_single(arr)
         return arr, False
@@ -311,7 +321,9 @@ def read_memory(shape: tuple[int, ...], dtype: np.dtype) -> int:
     return n * (np.dtype(dtype).itemsize + 8 + 8 + 1)
 
 
-def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = False) -> ImageStack:
+def read_images(
+    path: str | os.PathLike, *, phases: int = 2, volumes: bool = False, tiff_volume: bool = False
+) -> ImageStack:
     """Read a microstructure stack or image as phase labels.
 
     Parameters
@@ -323,6 +335,11 @@ def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = Fal
     volumes : bool
         Also accept a 4D array (``.npz`` or ``.npy``), a stack of volumes ``N x H x W x D``
         (for callers that handle volumes, such as :func:`mdesign.descriptors.characterize`).
+        A ``.tif`` whose metadata marks volumes (:data:`TIFF_VOLUME_KEY`, as
+        :func:`write_images` writes them) is read as volumes; without ``volumes`` it is refused.
+    tiff_volume : bool
+        Read a multi-page TIFF without that metadata (``H`` pages of ``W x D``) as one volume
+        ``1 x H x W x D`` instead of a stack of ``H`` images; implies ``volumes``.
 
     Returns
     -------
@@ -334,7 +351,8 @@ def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = Fal
     ------
     InputError
         A missing or unreadable file, a suffix not listed, a 1D or 4D array (4D allowed with
-        ``volumes``), NaN, an empty image, more than 8 labels in a stack, or a bad ``phases``.
+        ``volumes``), ``tiff_volume`` for a file that is not a multi-page TIFF, NaN, an empty
+        image, more than 8 labels in a stack, or a bad ``phases``.
     """
     path = Path(path)
     source = str(path)
@@ -350,6 +368,9 @@ def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = Fal
             f"{source}: unsupported format {suffix or '(no suffix)'}; "
             f"expected one of {', '.join(READ_SUFFIXES)}"
         )
+    if tiff_volume and suffix not in (".tif", ".tiff"):
+        raise InputError(f"{source}: only a .tif can be read as a multi-page volume")
+    volumes = volumes or tiff_volume
     shape, dtype = peek_images(path)
     dims = " x ".join(map(str, shape))
     need = read_memory(shape, dtype)
@@ -379,6 +400,12 @@ def read_images(path: str | os.PathLike, *, phases: int = 2, volumes: bool = Fal
             arr = np.load(path, allow_pickle=False)
         else:
             arr, palette = _read_raster(path)
+            if tiff_volume and arr.ndim == 3:
+                arr = arr[None]
+            elif tiff_volume and arr.ndim != 4:
+                raise InputError(
+                    f"{source}: one page of shape {arr.shape}; a volume needs several pages"
+                )
     except InputError:
         raise
     except Exception as exc:  # any parser failure means the file is not what it claims
@@ -670,8 +697,10 @@ def write_images(
     ----------
     path : path-like
         ``.npz``, ``.npy``, ``.png``, ``.tif``/``.tiff``. Parent folders are created.
-    images : ndarray, ``N x H x W`` or ``H x W``
-        Phase labels ``0..7``.
+    images : ndarray, ``N x H x W``, ``H x W`` or volumes ``N x H x W x D``
+        Phase labels ``0..7``. Volumes keep their ``N`` axis in ``.npy``, and in ``.tif`` are
+        marked as volumes in the metadata (:data:`TIFF_VOLUME_KEY`), so that
+        :func:`read_images` with ``volumes`` reads them back as volumes.
     meta : dict, optional
         What made the file (command, version, seed, parameters); stored in ``.npz`` as JSON.
     **arrays
@@ -700,6 +729,9 @@ def write_images(
         raise InputError(f"{path}: labels must be below {MAX_PHASES}")
     images = images.astype(np.uint8, copy=False)
     suffix = path.suffix.lower()
+    # one 2D image is written as H x W; a stack of volumes keeps its N axis (1 x H x W x D would
+    # else read back as a stack of H images)
+    single = images.shape[0] == 1 and images.ndim == 3
     with atomic_path(path) as tmp:
         if suffix == ".npz":
             payload = {"images": images, **{k: np.asarray(v) for k, v in arrays.items()}}
@@ -709,11 +741,14 @@ def write_images(
                 np.savez_compressed(fh, **payload)
         elif suffix == ".npy":
             with open(tmp, "wb") as fh:
-                np.save(fh, images if images.shape[0] > 1 else images[0])
+                np.save(fh, images[0] if single else images)
         elif suffix in (".tif", ".tiff"):
             import tifffile
 
-            tifffile.imwrite(tmp, images if images.shape[0] > 1 else images[0])
+            if images.ndim == 4:
+                tifffile.imwrite(tmp, images, metadata={TIFF_VOLUME_KEY: "volumes"})
+            else:
+                tifffile.imwrite(tmp, images[0] if single else images)
         else:
             from PIL import Image
 

@@ -129,17 +129,8 @@ def _sections():
     )
 
     rec = RECONSTRUCTION_DEFAULTS
-    anneal = {
-        "batch": "anneal_batch",
-        "initial_acceptance": "anneal_initial_acceptance",
-        "final_temperature_ratio": "anneal_final_temperature",
-        "max_lag": "anneal_max_lag",
-        "neighbour_weight": "anneal_neighbour_weight",
-        "radial": "anneal_radial",
-        "keep_clusters": "anneal_keep_clusters",
-        "dense_lag": "anneal_dense_lag",
-        "surface": "anneal_surface",
-    }
+    anneal = {"final_temperature_ratio": "final_temperature"}
+    anneal3d = {**anneal, "batch": "volume_batch", "surface": "volume_surface"}
     gan = GAN_DEFAULTS
     # (module, qualified-name prefix or "" for all, config section, {parameter: field})
     return [
@@ -149,14 +140,21 @@ def _sections():
         ("mdesign.evaluators.elasticity", "", ELASTICITY_DEFAULTS, {}),
         ("mdesign.evaluators.tortuosity", "", TORTUOSITY_DEFAULTS, {}),
         ("mdesign.reconstruction.pipeline", "", rec, {}),
+        ("mdesign.reconstruction.pipeline", "", rec.slices, {}),
         ("mdesign.reconstruction.optimize", "", rec, {}),
+        ("mdesign.reconstruction.optimize", "", rec.optimiser, {}),
         ("mdesign.reconstruction.loss", "", rec, {}),
+        ("mdesign.reconstruction.loss", "", rec.texture, {}),
         ("mdesign.reconstruction.vgg", "", rec, {}),
+        ("mdesign.reconstruction.vgg", "", rec.texture, {}),
         ("mdesign.reconstruction.decoding", "", rec, {}),
         # the metrics' `periodic` is how clusters are counted (in-image), not the output's
         ("mdesign.reconstruction.metrics", "", rec, {"periodic": None}),
         ("mdesign.reconstruction.baseline", "", rec, {}),
-        ("mdesign.reconstruction.annealing", "", rec, anneal),
+        ("mdesign.reconstruction.annealing", "", rec, {}),
+        ("mdesign.reconstruction.annealing", "", rec.anneal, anneal),
+        ("mdesign.reconstruction.annealing3d", "", rec, {}),
+        ("mdesign.reconstruction.annealing3d", "", rec.anneal, anneal3d),
         ("mdesign.gan.networks", "Generator", gan.generator, {}),
         ("mdesign.gan.networks", "Discriminator", gan.discriminator, {}),
         ("mdesign.gan.sampling", "", gan.sample, {}),

@@ -71,14 +71,14 @@ def _curves():
 def _plotters():
     from mdesign.gan.validation import plot_validation
     from mdesign.plotting import plot_segmentation
-    from mdesign.reconstruction.plot import plot_reconstruction, plot_volume_reconstruction
+    from mdesign.reconstruction.plot import plot_image, plot_reconstruction
     from mdesign.surrogates.study.report import plot_learning_curves
 
     return {
         "characterization": (plot_characterization, _characterization),
         "characterization_3d": (plot_characterization, lambda: _characterization((16, 16, 16))),
-        "reconstruction": (plot_reconstruction, _reconstruction),
-        "volume_reconstruction": (plot_volume_reconstruction, _volume),
+        "reconstruction": (plot_image, _reconstruction),
+        "volume_reconstruction": (plot_reconstruction, _volume),
         "validation": (plot_validation, _validation),
         "segmentation": (plot_segmentation, _segmentation),
         "learning_curves": (plot_learning_curves, _curves),

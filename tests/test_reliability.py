@@ -298,10 +298,10 @@ CAMPAIGN = {
             {**CAMPAIGN, "objectives": [{"evaluator": "x", "params": {"t": float("inf")}}]},
             "params",
         ),
-        ("ReconstructionConfig", {"anneal_sweeps": float("inf")}, "anneal_sweeps"),
-        ("ReconstructionConfig", {"volume_anneal_sweeps": float("inf")}, "volume_anneal_sweeps"),
-        ("ReconstructionConfig", {"volume_lr": float("inf")}, "volume_lr"),
-        ("ReconstructionConfig", {"s2_weight": 1e308}, "s2_weight"),
+        ("ReconstructionConfig", {"anneal_sweeps": float("inf")}, "anneal.sweeps"),
+        ("ReconstructionConfig", {"volume_anneal_sweeps": float("inf")}, "anneal.volume_sweeps"),
+        ("ReconstructionConfig", {"slices": {"lr": float("inf")}}, "slices.lr"),
+        ("ReconstructionConfig", {"texture": {"s2_weight": 1e308}}, "texture.s2_weight"),
         ("GANConfig", {"train": {"lr_steps": [[2, float("inf")]]}}, "lr_steps"),
         ("GRFConfig", {"angle": float("nan")}, "angle"),
         ("ConductivityConfig", {"conductivities": [1.0, float("inf")]}, "conductivities"),
@@ -329,11 +329,9 @@ def test_the_reference_point_has_one_value_per_objective():
 def test_reconstruct_refuses_weights_beyond_float32_before_work(tmp_path, run_cli, monkeypatch):
     """10: --s2-weight inf (3D) and 1e308 (2D) failed with exit 1 after the work."""
     import mdesign.reconstruction as R
-    import mdesign.reconstruction.volume as V
     from mdesign.data import LI2018_DIR
 
     monkeypatch.setattr(R, "reconstruct", _no_work)
-    monkeypatch.setattr(V, "reconstruct_volume", _no_work)
     ex = tmp_path / "ex.npy"
     np.save(ex, np.load(LI2018_DIR / "ceramics_64.npy")[:32, :32])
     common = ["--weights", "random", "--iterations", "2", "-q"]
@@ -387,7 +385,7 @@ def test_grf_refuses_png_for_volumes_before_work(tmp_path, run_cli, monkeypatch)
         ("one_phase", [], "one phase"),
         (None, ["--iterations", "x"], "--iterations"),
         (None, ["--seed", "-1"], "--seed"),
-        (None, ["--config", "{cfg}"], "anneal_sweeps"),
+        (None, ["--config", "{cfg}"], "anneal.sweeps"),
     ],
 )
 def test_folder_flow_checks_every_input_before_prefect(
@@ -798,22 +796,28 @@ def test_local_dask_workers_write_their_stderr_to_the_campaign_log(tmp_path):
         (np.full((64, 64), np.inf), {}, "NaN"),
         (np.linspace(0, 1, 64 * 64).reshape(64, 64), {}, "fractional"),
         (np.array([[None] * 64] * 64), {}, "object"),
-        ("eye", {"s2_weight": float("nan")}, "s2_weight"),
-        ("eye", {"iterations": 0}, "iterations"),
-        ("eye", {"anneal_sweeps": float("inf")}, "anneal_sweeps"),
+        ("eye", {"texture": {"s2_weight": float("nan")}}, "s2_weight"),
+        ("eye", {"optimiser": {"iterations": 0}}, "iterations"),
+        ("eye", {"anneal": {"sweeps": float("inf")}}, "anneal.sweeps"),
         ("eye", {"size": (10**6, 10**6)}, "memory"),
     ],
 )
 def test_the_python_reconstruct_checks_like_the_command(exemplar, kwargs, needle, monkeypatch):
     """reconstruct(np.full((64, 64), np.nan)) said "only one phase"; s2_weight=nan ran 38 s;
     iterations=0 was an IndexError; a 10^6 x 10^6 size a torch RuntimeError."""
+    from mdesign.config import ReconstructionConfig, config_from_dict
     from mdesign.reconstruction import reconstruct
 
     monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "8G")
     if isinstance(exemplar, str):
         exemplar = (np.add.outer(np.arange(64), np.arange(64)) % 8 < 4).astype(np.uint8)
+    size = kwargs.pop("size", None)
     with pytest.raises(InputError, match=needle):
-        reconstruct(exemplar, weights="random", **kwargs)
+        # the settings are checked by the config, as from a file; the rest by reconstruct
+        cfg = config_from_dict(
+            ReconstructionConfig, {"texture": {"weights": "random"}, **kwargs}, source="config"
+        )
+        reconstruct(exemplar, size, cfg)
 
 
 def test_the_python_descriptors_and_evaluators_refuse_what_they_cannot_hold(monkeypatch):

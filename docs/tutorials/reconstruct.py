@@ -19,8 +19,8 @@ args.out.mkdir(parents=True, exist_ok=True)
 crop, side, side_3d = (64, 32, 32) if args.quick else (128, 128, 48)
 weights = "random" if args.quick else "normalized"  # "normalized": the paper's VGG19
 # the defaults (configs/reconstruct.yaml) at full size; a few steps of each stage in the test
-quick = {"iterations": 5, "anneal_sweeps": 0.2} if args.quick else {}
-quick_3d = {"volume_iterations": 5, "volume_anneal_sweeps": 0.3} if args.quick else {}
+quick = {"optimiser": {"iterations": 5}, "anneal": {"sweeps": 0.2}} if args.quick else {}
+quick_3d = {"slices": {"iterations": 5}, "anneal": {"volume_sweeps": 0.3}} if args.quick else {}
 
 # --8<-- [start:exemplar]
 from mdesign.data import li2018_exemplar
@@ -32,9 +32,11 @@ print("exemplar", exemplar.shape, "phase-1 fraction", exemplar.mean().round(3))
 # --8<-- [end:exemplar]
 
 # --8<-- [start:reconstruct]
+from mdesign.config import ReconstructionConfig
 from mdesign.reconstruction import reconstruct
 
-result = reconstruct(exemplar, size=(side, side), weights=weights, seed=0, **quick)
+config = ReconstructionConfig(texture={"weights": weights}, **quick)  # configs/reconstruct.yaml
+result = reconstruct(exemplar, (side, side), config, seed=0)
 image = result.labels  # uint8 labels, side x side
 errors = result.errors  # S2 and lineal-path errors, fractions, morphology
 print(f"2D: {result.seconds:.0f} s, S2 RMSE {errors.s2_rmse:.2g}, fraction error "
@@ -58,15 +60,8 @@ fig.savefig(args.out / "reconstruct_2d.png", dpi=90)
 # --8<-- [end:plot2d]
 
 # --8<-- [start:volume]
-from mdesign.reconstruction import reconstruct_volume
-
-volume = reconstruct_volume(
-    exemplar,
-    size=(side_3d, side_3d, side_3d),
-    weights=weights,
-    seed=0,
-    **quick_3d,
-)
+config_3d = ReconstructionConfig(texture={"weights": weights}, **quick_3d)
+volume = reconstruct(exemplar, (side_3d, side_3d, side_3d), config_3d, seed=0)  # 3 sides
 labels = volume.labels  # uint8 labels, side_3d ** 3
 assert labels.shape == (side_3d,) * 3
 for axis, err in enumerate(volume.axes):  # the slices normal to each axis against the exemplar

@@ -36,6 +36,12 @@ def add_parser(sub) -> None:
         metavar="R",
         help="largest distance in pixels (default: a quarter of the smallest side)",
     )
+    p.add_argument(
+        "--volume",
+        action="store_true",
+        help="read a multi-page .tif as one volume (pages along H) rather than a stack of "
+        "images; a .tif written by `reconstruct --size H W D` is read as a volume without it",
+    )
     add_phases(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("--plot", metavar="OUT.png", help="write a figure of the descriptors")
@@ -56,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         characterize_memory(shape, max_distance=args.max_distance),
         what=f"characterizing {args.input} ({dims})",
     )
-    stack = read_images(args.input, phases=args.phases, volumes=True)
+    stack = read_images(args.input, phases=args.phases, volumes=True, tiff_volume=args.volume)
     if stack.note:
         note(args, f"note: {stack.note}")
     char = characterize(stack.images, phase=args.phase, max_distance=args.max_distance)

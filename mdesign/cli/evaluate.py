@@ -34,6 +34,12 @@ def add_parser(sub) -> None:
         help="a parameter of the evaluator (repeatable; lists comma-separated, e.g. "
         "conductivities=1,10)",
     )
+    p.add_argument(
+        "--volume",
+        action="store_true",
+        help="read a multi-page .tif as one volume (pages along H) rather than a stack of "
+        "images; a .tif written by `reconstruct --size H W D` is read as a volume without it",
+    )
     add_phases(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
     params = parse_params(args.param)
     evaluator = get_evaluator(args.evaluator, **params)
-    stack = read_images(args.input, phases=args.phases, volumes=True)
+    stack = read_images(args.input, phases=args.phases, volumes=True, tiff_volume=args.volume)
     if stack.note:
         note(args, f"note: {stack.note}")
     phases = getattr(evaluator, "phases", None)

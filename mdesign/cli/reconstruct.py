@@ -94,10 +94,23 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mdesign.config import ReconstructionConfig, load_config
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from mdesign.config import ReconstructionConfig, load_config, override
     from mdesign.errors import InputError
-    from mdesign.io import VOLUME_WRITE_SUFFIXES, WRITE_SUFFIXES
-    from mdesign.reconstruction import check_size
+    from mdesign.io import (
+        VOLUME_WRITE_SUFFIXES,
+        WRITE_SUFFIXES,
+        atomic_paths,
+        read_images,
+        write_images,
+    )
+    from mdesign.memory import check_memory
+    from mdesign.reconstruction import check_exemplars, check_size, reconstruct
+    from mdesign.reconstruction.pipeline import reconstruction_memory
 
     volume = args.size is not None and len(args.size) == 3
     if args.size is not None and len(args.size) > 3:
@@ -116,138 +129,87 @@ def run(args: argparse.Namespace) -> int:
         ],
         inputs=[*(("EXEMPLAR", ex) for ex in args.exemplar), ("--config", args.config)],
     )
-    cfg = load_config(
-        ReconstructionConfig,
-        args.config,
-        iterations=args.iterations,
-        weights=args.weights,
-        seed=args.seed,
-        s2_weight=args.s2_weight,
-        coarse_to_fine=args.coarse_to_fine,
-        periodic=args.periodic,
+    cfg = override(
+        load_config(ReconstructionConfig, args.config, seed=args.seed, periodic=args.periodic),
+        {
+            # --iterations: L-BFGS iterations of an image, Adam steps of a volume
+            f"{'slices' if volume else 'optimiser'}.iterations": (args.iterations, "iterations"),
+            "texture.weights": (args.weights, "weights"),
+            "texture.s2_weight": (args.s2_weight, "s2_weight"),
+            "optimiser.coarse_to_fine": (args.coarse_to_fine, "coarse_to_fine"),
+        },
     )
-    if volume:
-        if args.iterations is not None:
-            cfg = cfg.model_copy(update={"volume_iterations": args.iterations})
-        return _run_volume(args, cfg)
     size = None
     if args.size is not None:
-        size = check_size((args.size[0], args.size[-1]))
-    return _run_image(args, cfg, size)
-
-
-def _read_exemplar(args, path):
-    from mdesign.io import read_images
-
-    stack = read_images(path, phases=args.phases)
-    if stack.note:
-        note(args, f"note: {stack.note}")
-    return stack.images
-
-
-def _run_image(args, cfg, size) -> int:
-    import json
-
-    from mdesign.io import atomic_paths, write_images
-    from mdesign.memory import check_memory
-    from mdesign.reconstruction import check_exemplar, reconstruct
-    from mdesign.reconstruction.pipeline import reconstruction_memory
-
-    images = _read_exemplar(args, args.exemplar[0])
-    check_exemplar(images, source=str(args.exemplar[0]))
-    exemplar = images[0]
-    h, w = size or exemplar.shape
-    check_memory(reconstruction_memory((h, w)), what=f"reconstructing {h} x {w}", param="size")
-    if cfg.weights == "random":
+        size = check_size(args.size if volume else (args.size[0], args.size[-1]))
+    exemplars = []
+    for path in args.exemplar:
+        stack = read_images(path, phases=args.phases)
+        if stack.note:
+            note(args, f"note: {stack.note}")
+        exemplars.append(stack.images)
+    sources = [str(p) for p in args.exemplar]
+    check_exemplars(exemplars, sources=sources, volume=volume)
+    exemplars = [ex[0] for ex in exemplars]
+    shape = size or exemplars[0].shape
+    dims = " x ".join(map(str, shape))
+    check_memory(
+        reconstruction_memory(shape, chunk=cfg.slices.chunk),
+        what=f"reconstructing {dims}",
+        param="size",
+    )
+    if cfg.texture.weights == "random":
         note(args, "note: random VGG19 weights (--weights random)")
-    res = reconstruct(exemplar, size=size, progress=not args.quiet, **cfg.model_dump())
+    res = reconstruct(exemplars, size, cfg, progress=not args.quiet)
     report = res.report()
-    if not res.converged:
+    if not volume and not res.converged:
         note(
             args,
             f"warning: the loss fell only to {res.optimization.loss_ratio:.3g} of its start in "
             f"{res.iterations} iterations, so the result may still be noise; raise --iterations "
             "or --s2-weight",
         )
-    import hashlib
+
+    def _sha256(ex):
+        return hashlib.sha256(ex.astype("uint8").tobytes()).hexdigest()
 
     meta = run_meta(
         "reconstruct",
-        exemplar=str(args.exemplar[0]),
+        exemplar=sources if volume else sources[0],
         # what `mdesign dataset` compares with its sources (did the reconstruction see the
         # held-out region?)
-        exemplar_labels_sha256=hashlib.sha256(exemplar.astype("uint8").tobytes()).hexdigest(),
+        exemplar_labels_sha256=(
+            [_sha256(ex) for ex in exemplars] if volume else _sha256(exemplars[0])
+        ),
         size=list(res.labels.shape),
-        converged=res.converged,
+        **({} if volume else {"converged": res.converged}),
         config=cfg.model_dump(mode="json"),
     )
+    fractions = np.asarray(report["volume_fraction_reconstruction"])
     # all outputs at the end, renamed into place together: a failure writes none of them
     with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
         write_images(
             out,
-            res.labels,
+            res.labels[None] if volume else res.labels,
             meta=meta,
-            volume_fraction=res.errors.volume_fraction_reconstruction[1:2],
+            volume_fraction=fractions[1:2],
         )
         if rep is not None:
             rep.write_text(json.dumps(report, indent=1) + "\n")
         if plot is not None:
             from mdesign.reconstruction.plot import plot_reconstruction
 
-            plot_reconstruction(exemplar, res.labels, res.errors, plot, title=str(args.exemplar[0]))
-    note(
-        args,
-        f"wrote {args.output}: {res.labels.shape[0]}x{res.labels.shape[1]}, S2 RMSE "
-        f"{res.errors.s2_rmse:.4f}, lineal-path RMSE {res.errors.lineal_path_rmse:.4f}, "
-        f"{res.seconds:.1f} s",
-    )
-    return 0
-
-
-def _run_volume(args, cfg) -> int:
-    import json
-
-    import numpy as np
-
-    from mdesign.io import atomic_paths, write_images
-    from mdesign.memory import check_memory
-    from mdesign.reconstruction.volume import (
-        check_exemplars,
-        check_volume_size,
-        reconstruct_volume,
-        volume_memory,
-    )
-
-    shape = check_volume_size(args.size)
-    exemplars = [_read_exemplar(args, path) for path in args.exemplar]
-    check_exemplars(exemplars, sources=[str(p) for p in args.exemplar])
-    exemplars = [ex[0] for ex in exemplars]
-    dims = " x ".join(map(str, shape))
-    check_memory(
-        volume_memory(shape, chunk=cfg.volume_chunk), what=f"reconstructing {dims}", param="size"
-    )
-    if cfg.weights == "random":
-        note(args, "note: random VGG19 weights (--weights random)")
-    res = reconstruct_volume(exemplars, size=shape, progress=not args.quiet, **cfg.model_dump())
-    report = res.report()
-    meta = run_meta(
-        "reconstruct",
-        exemplar=[str(p) for p in args.exemplar],
-        size=list(shape),
-        config=cfg.model_dump(mode="json"),
-    )
-    fractions = np.asarray(report["volume_fraction_reconstruction"])
-    with atomic_paths(args.output, args.report, args.plot) as (out, rep, plot):
-        write_images(out, res.labels[None], meta=meta, volume_fraction=fractions[1:2])
-        if rep is not None:
-            rep.write_text(json.dumps(report, indent=1) + "\n")
-        if plot is not None:
-            from mdesign.reconstruction.plot import plot_volume_reconstruction
-
-            plot_volume_reconstruction(exemplars, res, plot, title=" ".join(args.exemplar))
-    per_axis = ", ".join(f"{e.s2_rmse:.4f}" for e in res.axes)
-    note(
-        args,
-        f"wrote {args.output}: {dims}, slice S2 RMSE per axis {per_axis}, {res.seconds:.1f} s",
-    )
+            plot_reconstruction(exemplars, res, plot, title=" ".join(sources))
+    if volume:
+        per_axis = ", ".join(f"{e.s2_rmse:.4f}" for e in res.axes)
+        note(
+            args,
+            f"wrote {args.output}: {dims}, slice S2 RMSE per axis {per_axis}, {res.seconds:.1f} s",
+        )
+    else:
+        note(
+            args,
+            f"wrote {args.output}: {dims.replace(' x ', 'x')}, S2 RMSE {res.s2_rmse:.4f}, "
+            f"lineal-path RMSE {res.lineal_path_rmse:.4f}, {res.seconds:.1f} s",
+        )
     return 0

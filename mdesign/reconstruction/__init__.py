@@ -10,11 +10,10 @@ Modules: :mod:`~.vgg` (feature extractor and weights), :mod:`~.encoding` (labels
 :mod:`~.loss` (Gram and ``S2`` terms), :mod:`~.optimize` (L-BFGS with stall detection),
 :mod:`~.decoding` (k-means), :mod:`~.annealing` (exact fractions), :mod:`~.metrics` (errors
 against the exemplar), :mod:`~.baseline` (fitted GRF), :mod:`~.pipeline` (all of it:
-:func:`reconstruct`).
+:func:`reconstruct`, an image or a volume by the length of its ``size``).
 
 2D to 3D: :mod:`~.volume_loss` (the Gram loss of orthogonal slices, streamed, and the ``S2`` of
-the volume's planes), :mod:`~.annealing3d` (exact fractions with the slices' ``S2``),
-:mod:`~.volume` (all of it: :func:`reconstruct_volume`).
+the volume's planes), :mod:`~.annealing3d` (exact fractions with the slices' ``S2``).
 """
 
 from mdesign.reconstruction.annealing import AnnealingResult, anneal_fractions
@@ -32,6 +31,7 @@ from mdesign.reconstruction.pipeline import (
     MIN_SIZE,
     ReconstructionResult,
     check_exemplar,
+    check_exemplars,
     check_size,
     reconstruct,
 )
@@ -42,7 +42,6 @@ from mdesign.reconstruction.vgg import (
     load_vgg19_state_dict,
     vgg19_features,
 )
-from mdesign.reconstruction.volume import VolumeReconstructionResult, reconstruct_volume
 
 __all__ = [
     "IMAGENET_URL",
@@ -56,10 +55,10 @@ __all__ = [
     "ReconstructionResult",
     "TextureLoss",
     "VGG19Features",
-    "VolumeReconstructionResult",
     "anneal_fractions",
     "anneal_volume",
     "check_exemplar",
+    "check_exemplars",
     "check_size",
     "decode_kmeans",
     "fit_grf",
@@ -68,7 +67,6 @@ __all__ = [
     "load_vgg19_state_dict",
     "optimize_pixels",
     "reconstruct",
-    "reconstruct_volume",
     "reconstruction_errors",
     "s2_window",
     "slice_errors",

@@ -639,14 +639,14 @@ def anneal_fractions(
     seed: int,
     periodic: bool = D.periodic,
     exemplar_periodic: bool = D.exemplar_periodic,
-    batch: int = D.anneal_batch,
-    initial_acceptance: float = D.anneal_initial_acceptance,
-    final_temperature_ratio: float = D.anneal_final_temperature,
-    neighbour_weight: float = D.anneal_neighbour_weight,
-    radial: bool = D.anneal_radial,
-    keep_clusters: bool = D.anneal_keep_clusters,
-    dense_lag: int = D.anneal_dense_lag,
-    surface: bool = D.anneal_surface,
+    batch: int = D.anneal.batch,
+    initial_acceptance: float = D.anneal.initial_acceptance,
+    final_temperature_ratio: float = D.anneal.final_temperature,
+    neighbour_weight: float = D.anneal.neighbour_weight,
+    radial: bool = D.anneal.radial,
+    keep_clusters: bool = D.anneal.keep_clusters,
+    dense_lag: int = D.anneal.dense_lag,
+    surface: bool = D.anneal.surface,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make the phase fractions exact by interface moves that keep ``S2`` close to the exemplar's.
@@ -855,13 +855,40 @@ SURFACE_MISSES = 8
 """The surface stage ends after this many batches in a row without an allowed swap."""
 
 
-def interface_edges(flat: np.ndarray, nbr: np.ndarray) -> int:
-    """Pixel edges between different phases: pairs of 4-neighbours (each pair once).
+def _n_faces(nbr: np.ndarray) -> int:
+    """Edge (face) neighbours in a table: the first 4 of a 2D table of 8, all 6 in 3D."""
+    return 4 if nbr.shape[1] == 8 else nbr.shape[1]
 
-    ``nbr`` is :func:`_neighbour_table`; outside the image (not periodic) a pixel is its own
-    neighbour, so the edges of the image count as no interface.
+
+def _face_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
+    """``N x 2 ndim`` flat indices of the edge (face) neighbours of every pixel or voxel.
+
+    Columns: the lower and the upper neighbour along axis 0, then axis 1, ... (in 2D the first
+    four columns of :func:`_neighbour_table`). Outside the image or volume (not periodic) a
+    pixel is its own neighbour.
     """
-    return int((flat[nbr[:, 1]] != flat).sum() + (flat[nbr[:, 3]] != flat).sum())
+    idx = np.indices(shape).reshape(len(shape), -1)
+    cols = []
+    for axis, n in enumerate(shape):
+        for step in (-1, 1):
+            c = idx.copy()
+            c[axis] += step
+            if periodic:
+                c[axis] %= n
+            else:
+                inside = (c[axis] >= 0) & (c[axis] < n)
+                c[axis] = np.where(inside, c[axis], idx[axis])
+            cols.append(np.ravel_multi_index(tuple(c), shape))
+    return np.stack(cols, 1)
+
+
+def interface_edges(flat: np.ndarray, nbr: np.ndarray) -> int:
+    """Pixel (voxel) edges between different phases: pairs of edge neighbours, each pair once.
+
+    ``nbr`` is :func:`_neighbour_table` (2D) or :func:`_face_table`; outside the image (not
+    periodic) a pixel is its own neighbour, so the edges of the image count as no interface.
+    """
+    return int(sum((flat[nbr[:, c]] != flat).sum() for c in range(1, _n_faces(nbr), 2)))
 
 
 def interface_density(labels: np.ndarray, *, periodic: bool) -> float:
@@ -884,11 +911,15 @@ def interface_density(labels: np.ndarray, *, periodic: bool) -> float:
 def _reduce_surface(state, nbr, target_edges, phases, rng, batch, guard, nb_change, nb):
     """Stage 3: swaps that shorten the interface until it is the exemplar's (module docstring).
 
-    Returns the number of swaps made.
+    One stage for images and volumes: ``state`` moves labels and tracks ``S2`` (an image's
+    :class:`_S2State`, a volume's :class:`~mdesign.reconstruction.annealing3d._VolumeMoves`),
+    ``nbr`` holds the edge neighbours first (:func:`_neighbour_table`, :func:`_face_table`);
+    ``guard`` and ``nb`` may be None (no cluster guard, no neighbourhood term). Returns the
+    number of swaps made.
     """
-    h, w = state.h, state.w
-    edge = nbr[:, :4]
-    real = edge != np.arange(h * w)[:, None]  # outside the image: no neighbour
+    shape = state.labels.shape
+    edge = nbr[:, : _n_faces(nbr)]
+    real = edge != np.arange(edge.shape[0])[:, None]  # outside the image: no neighbour
     eye = np.eye(phases, dtype=np.int64)
     swaps = 0
     flat = state.labels.ravel()  # a view (state.labels is a contiguous copy): apply updates it
@@ -914,11 +945,13 @@ def _reduce_surface(state, nbr, target_edges, phases, rng, batch, guard, nb_chan
             if pool.size:
                 q[sel] = rng.choice(pool, int(sel.sum()))
         valid = q >= 0
-        (py, px), (qy, qx) = np.divmod(p, w), np.divmod(np.maximum(q, 0), w)
-        sy, sx = np.abs(py - qy), np.abs(px - qx)
+        sep = np.abs(
+            np.stack(np.unravel_index(p, shape))
+            - np.stack(np.unravel_index(np.maximum(q, 0), shape))
+        )
         if state.periodic:
-            sy, sx = np.minimum(sy, h - sy), np.minimum(sx, w - sx)
-        valid &= (sy > 2) | (sx > 2)  # apart: the changes add, the guard's tests hold
+            sep = np.minimum(sep, np.array(shape)[:, None] - sep)
+        valid &= (sep > 2).any(0)  # apart: the changes add, the guard's tests hold
         if guard is not None:
             valid &= keeps_clusters(flat, nbr, p, lq, guard)
             valid &= keeps_clusters(flat, nbr, np.maximum(q, 0), lp, guard)

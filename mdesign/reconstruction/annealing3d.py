@@ -70,8 +70,17 @@ alloy from a level cut 5% off its fraction)
     sixth of the proposals accepted; their bookkeeping is a large share). Fractions: ~0.3 ms
     per flip (13k flips at 64^3 in 4 s, 44k at 96^3 in 13 s). Peak memory ~350 MB at 96^3.
 
+Stage 3, surface (``surface``)
+    The surface stage of 2D, the same function
+    (:func:`~mdesign.reconstruction.annealing._reduce_surface`): while the face pairs of
+    different phases are more than the exemplars' interface density (the mean of the three
+    orientations' exemplars) times the volume's face pairs, swap a voxel whose flip shortens the
+    interface by 2 or more with one of the other phase whose flip does not lengthen it, the pair
+    of least ``S2`` energy rise of a batch.
+
 Left out (2D has them)
-    The neighbourhood-class histogram term, the cluster guard and the surface stage.
+    The neighbourhood-class histogram term, the cluster guard and the cleanup (network
+    rejoining, small-cluster removal).
 
 References
 ----------
@@ -351,6 +360,27 @@ class _VolumeS2State:
         return np.ravel_multi_index(tuple(c.T), tuple(self.shape))
 
 
+class _VolumeMoves:
+    """A volume's state seen through the moves of the 2D state (``delta``, ``energy_change`` of
+    ``dS2``, ``apply`` of a flip with its ``dS2``), for the stages both share
+    (:func:`~mdesign.reconstruction.annealing._reduce_surface`)."""
+
+    def __init__(self, state: _VolumeS2State) -> None:
+        self.state = state
+        self.labels = state.labels
+        self.periodic = state.periodic
+
+    def delta(self, p, new, q=None, q_new=None) -> np.ndarray:
+        return self.state.delta(p, new, q, q_new)
+
+    def energy_change(self, ds: np.ndarray) -> np.ndarray:
+        return self.state.energy_change(self.state.compare(ds))
+
+    def apply(self, v: int, new: int, ds: np.ndarray) -> None:
+        self.state.apply(v, new)
+        self.state.add_s2(ds, self.state.compare(ds))
+
+
 def _s2_at(labels, tracked, disp, periodic, max_lag) -> np.ndarray:
     """``S2`` of each tracked phase of a volume at 3D displacements ``disp`` (``U x 3``) by FFT.
 
@@ -436,11 +466,12 @@ def anneal_volume(
     seed: int,
     periodic: bool = D.periodic,
     exemplar_periodic: bool = D.exemplar_periodic,
-    batch: int = VOLUME_BATCH,
-    initial_acceptance: float = D.anneal_initial_acceptance,
-    final_temperature_ratio: float = D.anneal_final_temperature,
-    radial: bool = D.anneal_radial,
-    dense_lag: int = D.anneal_dense_lag,
+    batch: int = D.anneal.volume_batch,
+    initial_acceptance: float = D.anneal.initial_acceptance,
+    final_temperature_ratio: float = D.anneal.final_temperature,
+    radial: bool = D.anneal.radial,
+    dense_lag: int = D.anneal.dense_lag,
+    surface: bool = D.anneal.volume_surface,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make a volume's phase fractions exact by interface moves that keep slice ``S2`` close.
@@ -478,6 +509,11 @@ def anneal_volume(
         Compare each plane's radial averages of ``S2`` instead of its lag window.
     dense_lag : int
         With ``radial``, the lags beyond this distance are tracked on the even lattice only.
+    surface : bool
+        After the swaps, shorten the interface to the exemplars' length per face pair by swaps of
+        least energy rise: the surface stage of 2D (stage 3 of
+        :mod:`~mdesign.reconstruction.annealing`, the same function), on the volume's 6 face
+        neighbours, without a cluster guard or neighbourhood term.
     progress : bool
         Show a progress bar over the swap proposals.
 
@@ -485,7 +521,7 @@ def anneal_volume(
     -------
     AnnealingResult
         ``labels`` (``H x W x D`` uint8) whose count of phase ``j`` is
-        ``phase_counts(volume_fractions(exemplars))[j]``; ``surface_swaps`` is 0.
+        ``phase_counts(volume_fractions(exemplars))[j]``.
 
     Raises
     ------
@@ -615,6 +651,34 @@ def anneal_volume(
             done += n
             bar.update(n)
         bar.close()
+    surface_swaps = 0
+    if surface:
+        from mdesign.reconstruction.annealing import (
+            _face_table,
+            _reduce_surface,
+            interface_density,
+        )
+
+        shape = labels.shape
+        faces = _face_table(shape, periodic)
+        if periodic:
+            pairs = 3 * labels.size
+        else:
+            pairs = sum(labels.size // n * (n - 1) for n in shape)
+        # the face pairs along each axis lie in the slices of two orientations: the mean density
+        # of the three exemplars (one per orientation)
+        density = np.mean([interface_density(ex, periodic=exemplar_periodic) for ex in exemplars])
+        surface_swaps = _reduce_surface(
+            _VolumeMoves(state),
+            faces,
+            density * pairs,
+            phases,
+            rng,
+            batch,
+            None,
+            lambda p, q: (0.0, None),
+            None,
+        )
     # recompute exactly: the incremental sums drift by rounding only, but the result is reported
     state.s2 = state.exact_s2()
     state.err = state.compare(state.s2) - state.target
@@ -627,6 +691,7 @@ def anneal_volume(
         proposals=done,
         accepted=accepted,
         target_counts=counts_target,
+        surface_swaps=surface_swaps,
     )
 
 

@@ -24,7 +24,7 @@ Sheets (``sheets=True``, two phases)
     on the same ``S2`` RMSE). ``S2`` alone does not prefer it (on the Li et al. alloy, 0.0073
     for the best sheets against 0.0072 for the best level cut), but the 2D-to-3D reconstruction
     starts from it when the exemplar's thin phase is a network
-    (:func:`~mdesign.reconstruction.volume.reconstruct_volume`).
+    (:func:`~mdesign.reconstruction.reconstruct` with ``size`` H W D).
 
 References
 ----------

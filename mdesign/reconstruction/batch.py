@@ -159,8 +159,8 @@ def check_folder(
     sizes = [check_size(size)] if size is not None else shapes
     h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
     check_memory(reconstruction_memory((h, w)), what=f"reconstructing {h} x {w}", param="size")
-    if cfg.weights != "random":
-        load_vgg19_weights(cfg.weights)
+    if cfg.texture.weights != "random":
+        load_vgg19_weights(cfg.texture.weights)
     return files
 
 
@@ -208,14 +208,14 @@ def reconstruct_file(
     stack = read_images(path, phases=phases)
     k = check_exemplar(stack.images, source=str(path))
     exemplar = stack.images[0]
-    res = reconstruct(exemplar, size=size, **cfg.model_dump())
+    res = reconstruct(exemplar, size, cfg)
     outs = exemplar_outputs(path, out_dir, baseline=baseline)
     out = outs["reconstruction"]
     meta = {"command": "flows.reconstruct", "exemplar": str(path), "config": cfg.model_dump()}
     write_images(out, res.labels, meta=meta)
     with atomic_path(outs["report"]) as tmp:
         tmp.write_text(json.dumps(res.report(), indent=1) + "\n")
-    plot_reconstruction(exemplar, res.labels, res.errors, outs["plot"], title=path.name)
+    plot_reconstruction(exemplar, res, outs["plot"], title=path.name)
     row: dict[str, Any] = {
         "exemplar": str(path),
         "output": str(out),

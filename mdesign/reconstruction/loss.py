@@ -40,6 +40,7 @@ Torquato, S. *Random Heterogeneous Materials*, Springer (2002), ch. 2 (``S2``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -222,7 +223,81 @@ class LossTerms:
     tv: torch.Tensor
 
 
-class TextureLoss(nn.Module):
+class ExemplarTerms(nn.Module):
+    """The settings and exemplar targets that the 2D loss and the 3D slice loss share.
+
+    Holds, for each exemplar ``a`` (one for an image, one per axis of a volume; an exemplar
+    given twice is computed once), its Gram matrices and their scales, its ``S2`` window and its
+    scale (:func:`exemplar_targets`), and the exemplars' mean variation; :meth:`gram` is the
+    Gram term of pixels against exemplar ``a``. Parameters as in :class:`TextureLoss`.
+    """
+
+    def __init__(
+        self,
+        extractor: VGG19Features,
+        exemplars: Sequence[np.ndarray],
+        *,
+        phases: int,
+        s2_weight: float,
+        s2_max_lag: int,
+        periodic: bool,
+        exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
+        temperature: float,
+        tv_weight: float,
+        scale: int = 1,
+    ) -> None:
+        super().__init__()
+        self.extractor = extractor
+        self.phases = phases
+        self.s2_weight = float(s2_weight)
+        self.s2_max_lag = int(s2_max_lag)
+        self.periodic = periodic
+        self.temperature = float(temperature)
+        self.tv_weight = float(tv_weight)
+        device = next(extractor.parameters()).device
+        # two phases: phase 1 alone; more: every phase
+        self.s2_phases = s2_phases(phases)
+        self.register_buffer("colours", encoding_colours(phases, device=device))
+        cache: dict[int, ExemplarTargets] = {}
+        targets = []
+        for ex in exemplars:
+            if id(ex) not in cache:
+                cache[id(ex)] = exemplar_targets(
+                    extractor,
+                    ex,
+                    phases=phases,
+                    s2_max_lag=self.s2_max_lag,
+                    exemplar_periodic=exemplar_periodic,
+                    scale=scale,
+                )
+            targets.append(cache[id(ex)])
+        self.n_layers = len(targets[0].grams)
+        for a, t in enumerate(targets):
+            for i, g in enumerate(t.grams):
+                self.register_buffer(f"target_gram_{a}_{i}", g)
+                self.register_buffer(f"gram_scale_{a}_{i}", (g**2).sum())
+            self.register_buffer(f"target_s2_{a}", t.s2)
+            self.register_buffer(f"s2_scale_{a}", t.s2_scale)
+        self.register_buffer(
+            "target_tv", torch.stack([t.tv for t in targets]).mean().clamp_min(1e-12)
+        )
+
+    def gram_targets(self, exemplar: int = 0) -> list[torch.Tensor]:
+        """The exemplar's Gram matrices, ``1 x C_l x C_l`` per layer."""
+        return [getattr(self, f"target_gram_{exemplar}_{i}") for i in range(self.n_layers)]
+
+    def gram(self, pixels: torch.Tensor, exemplar: int = 0) -> torch.Tensor:
+        """Gram term of ``pixels`` (``batch x C x H x W``, summed over the batch) against the
+        exemplar: the mean over layers of the squared error relative to the exemplar's."""
+        feats = self.extractor(to_vgg_input(pixels))
+        out = pixels.new_zeros(())
+        for i, f in enumerate(feats):
+            diff = gram_matrix(f) - getattr(self, f"target_gram_{exemplar}_{i}")
+            out = out + (diff**2).sum() / getattr(self, f"gram_scale_{exemplar}_{i}")
+        return out / self.n_layers
+
+
+class TextureLoss(ExemplarTerms):
     """Gram-matrix loss against one exemplar, with an optional ``S2`` term.
 
     Parameters
@@ -272,50 +347,26 @@ class TextureLoss(nn.Module):
         tv_weight: float,
         scale: int = 1,
     ) -> None:
-        super().__init__()
-        self.extractor = extractor
-        self.phases = phases
-        self.s2_weight = float(s2_weight)
-        self.s2_max_lag = int(s2_max_lag)
-        self.periodic = periodic
-        self.temperature = float(temperature)
-        self.tv_weight = float(tv_weight)
-        device = next(extractor.parameters()).device
-        # two phases: phase 1 alone; more: every phase
-        self.s2_phases = s2_phases(phases)
-        t = exemplar_targets(
+        super().__init__(
             extractor,
-            exemplar,
+            [exemplar],
             phases=phases,
-            s2_max_lag=self.s2_max_lag,
+            s2_weight=s2_weight,
+            s2_max_lag=s2_max_lag,
+            periodic=periodic,
             exemplar_periodic=exemplar_periodic,
+            temperature=temperature,
+            tv_weight=tv_weight,
             scale=scale,
         )
-        self.register_buffer("target_tv", t.tv.clamp_min(1e-12))
-        for i, g in enumerate(t.grams):
-            self.register_buffer(f"target_gram_{i}", g)
-            self.register_buffer(f"gram_scale_{i}", (g**2).sum())
-        self.n_layers = len(t.grams)
-        self.register_buffer("colours", encoding_colours(phases, device=device))
-        self.register_buffer("target_s2", t.s2)
-        self.register_buffer("s2_scale", t.s2_scale)
-
-    def gram_targets(self) -> list[torch.Tensor]:
-        """The exemplar's Gram matrices, ``1 x C_l x C_l`` per layer."""
-        return [getattr(self, f"target_gram_{i}") for i in range(self.n_layers)]
 
     def forward(self, pixels: torch.Tensor) -> LossTerms:
-        feats = self.extractor(to_vgg_input(pixels))
-        gram = pixels.new_zeros(())
-        for i, f in enumerate(feats):
-            diff = gram_matrix(f) - getattr(self, f"target_gram_{i}")
-            gram = gram + (diff**2).sum() / getattr(self, f"gram_scale_{i}")
-        gram = gram / self.n_layers
+        gram = self.gram(pixels)
         s2 = pixels.new_zeros(())
         if self.s2_weight > 0:
             soft = soft_indicators(pixels, self.colours, temperature=self.temperature)
             corr = s2_window(soft[:, self.s2_phases], self.s2_max_lag, periodic=self.periodic)
-            s2 = ((corr - self.target_s2) ** 2).sum() / self.s2_scale
+            s2 = ((corr - self.target_s2_0) ** 2).sum() / self.s2_scale_0
         tv = pixels.new_zeros(())
         if self.tv_weight > 0:
             excess = total_variation(pixels, periodic=self.periodic) / self.target_tv - 1

@@ -23,7 +23,9 @@ Outside the loss: morphology (:func:`morphology`), for every phase
     * ``clusters``: the number of connected components of the phase, 4-connectivity, counted in
       the image as a window: clusters that touch across the periodic wrap-around are NOT merged,
       for the exemplar and the reconstruction alike, so both carry the same edge effects (a
-      cluster cut by an edge counts once per piece inside).
+      cluster cut by an edge counts once per piece inside). When the two sizes differ, both are
+      counted in windows of the same size (the smaller side of each axis; the mean over windows
+      at up to 3 x 3 evenly spaced offsets), and so are the mean chord lengths.
     * ``specific_surface``: the phase's interface length per unit area by Crofton's formula
       (:func:`mdesign.descriptors.specific_surface`), each image with its fitting estimator as
       above (both are unbiased).
@@ -292,6 +294,15 @@ def reconstruction_errors(
     m_r = morphology(
         reconstruction, phases=phases, periodic=reconstruction_periodic, max_distance=r_max
     )
+    if exemplar.shape != reconstruction.shape:
+        # cluster counts (and chords inside the image) depend on the window: count both sides
+        # in windows of the same size, as :func:`slice_errors` does
+        window = tuple(min(a, b) for a, b in zip(exemplar.shape, reconstruction.shape, strict=True))
+        (counts_e, chords_e), (counts_r, chords_r) = (
+            _window_morphology(img[None], window, phases) for img in (exemplar, reconstruction)
+        )
+        m_e = Morphology(counts_e, m_e.specific_surface, chords_e, m_e.lineal_path)
+        m_r = Morphology(counts_r, m_r.specific_surface, chords_r, m_r.lineal_path)
     s2_e = _s2(exemplar, shown, r_max, exemplar_periodic)
     s2_r = _s2(reconstruction, shown, r_max, reconstruction_periodic)
     vf_e = volume_fractions(exemplar[None], phases=phases)[0]

@@ -1,17 +1,27 @@
-"""Single-exemplar reconstruction, end to end: VGG19 Gram loss, L-BFGS, k-means, annealing.
+"""Reconstruction from 2D exemplars, end to end: an image or a volume, by the length of ``size``.
 
 1. Encode the exemplar's labels as an RGB image (:mod:`~mdesign.reconstruction.encoding`) and
-   take its Gram matrices at the chosen VGG19 layers (:mod:`~mdesign.reconstruction.loss`), plus
-   its ``S2`` window when the ``S2`` term is on.
-2. From seeded uniform noise, minimise the loss over the output's pixels with L-BFGS
-   (:mod:`~mdesign.reconstruction.optimize`); with ``coarse_to_fine``, first at half size
-   against the exemplar at half size, then upsample and refine.
+   take its Gram matrices at the chosen VGG19 layers and its ``S2`` window
+   (:mod:`~mdesign.reconstruction.loss`; ``config.texture``).
+2. Optimise the pixels or voxels (the one dimension-specific stage):
+
+   * an image ``H x W``: L-BFGS on the pixels from seeded uniform noise
+     (:mod:`~mdesign.reconstruction.optimize`, ``config.optimiser``); with ``coarse_to_fine``,
+     first at half size against the exemplar at half size, then upsample and refine;
+   * a volume ``H x W x D``: Adam on the voxels against the Gram loss of slices drawn along each
+     axis (:class:`~mdesign.reconstruction.volume_loss.SliceLoss`, ``config.slices``), from a
+     level-cut Gaussian random field fitted to the exemplar's ``S2``
+     (:func:`~mdesign.reconstruction.baseline.fit_grf`; the slices of an isotropic 3D field
+     have its 2D covariance) or from noise. The slices' Gram loss is a stochastic estimate (a
+     few slices per step of the ``3 N`` there are), which rules out L-BFGS's line search, and a
+     full evaluation of every slice costs ``3 N`` VGG19 passes.
+
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
-4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`); with
-   ``anneal_cleanup``, then join the fragments of a network phase, dissolve the surplus of small
-   clusters and anneal again; with ``anneal_keep_clusters``, the swaps add no cluster to a
-   phase that has the exemplar's count; with ``anneal_surface``, the last annealing ends with
-   swaps that shorten the interface to the exemplar's length per unit area.
+4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`,
+   ``config.anneal``); with ``cleanup``, then join the fragments of a network phase, dissolve
+   the surplus of small clusters and anneal again, with the cluster guard and the surface stage.
+5. Measure the result against the exemplar (an image) or its slices along each axis against
+   that axis's exemplar (:mod:`~mdesign.reconstruction.metrics`).
 
 References
 ----------
@@ -20,11 +30,14 @@ approach for microstructure reconstruction and structure-property predictions", 
 13461 (2018).
 Gatys, L. A., Ecker, A. S. & Bethge, M. "Texture synthesis using convolutional neural networks",
 NeurIPS (2015).
+Bostanabad, R. "Reconstruction of 3D microstructures from 2D images via transfer learning",
+Computer-Aided Design 128, 102906 (2020).
+Yeong, C. L. Y. & Torquato, S. "Reconstructing random media. II. Three-dimensional media from
+two-dimensional cuts", Phys. Rev. E 58, 224 (1998).
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,9 +45,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
-from mdesign.config import RECONSTRUCTION_DEFAULTS as D
-from mdesign.config import ReconstructionConfig, load_config
+from mdesign.config import RECONSTRUCTION_DEFAULTS, ReconstructionConfig
+from mdesign.descriptors import specific_surface
 from mdesign.device import default_device
 from mdesign.errors import InputError
 from mdesign.io import MAX_PHASES
@@ -42,21 +56,30 @@ from mdesign.memory import check_memory
 from mdesign.reconstruction.annealing import (
     AnnealingResult,
     anneal_fractions,
+    is_network,
     join_network_fragments,
     remove_small_clusters,
 )
+from mdesign.reconstruction.annealing3d import anneal_volume, volume_fractions
+from mdesign.reconstruction.baseline import GRFFit, fit_grf
 from mdesign.reconstruction.decoding import decode_kmeans
-from mdesign.reconstruction.encoding import pixel_channels
+from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
 from mdesign.reconstruction.loss import TextureLoss
-from mdesign.reconstruction.metrics import ReconstructionErrors, reconstruction_errors
+from mdesign.reconstruction.metrics import (
+    ReconstructionErrors,
+    reconstruction_errors,
+    slice_errors,
+)
 from mdesign.reconstruction.optimize import OptimizationResult, optimize_pixels
 from mdesign.reconstruction.vgg import vgg19_features
+from mdesign.reconstruction.volume_loss import SliceLoss
 from mdesign.seeds import SeedLike, child_seeds
 
 __all__ = [
     "MIN_SIZE",
     "ReconstructionResult",
     "check_exemplar",
+    "check_exemplars",
     "check_size",
     "reconstruct",
     "reconstruction_memory",
@@ -70,36 +93,62 @@ MIN_SIZE = 32
 BYTES_PER_PIXEL = 6144
 
 
-def reconstruction_memory(shape: Sequence[int]) -> int:
-    """Bytes a reconstruction of output size ``shape`` (``H x W``) needs at its peak, about.
+def reconstruction_memory(
+    shape: Sequence[int], *, chunk: int = RECONSTRUCTION_DEFAULTS.slices.chunk
+) -> int:
+    """Bytes a reconstruction of output size ``shape`` needs at its peak, about.
 
-    The estimate :func:`mdesign.memory.check_memory` compares with the budget before any work.
+    An image ``H x W``: the VGG19 activations of its pixels. A volume ``H x W x D``: those of
+    ``chunk`` slices of the largest face, plus about 200 bytes per voxel (the voxels with their
+    gradient and Adam's moments, the FFT of the soft indicators, k-means and the annealing's
+    padded copies). The estimate :func:`mdesign.memory.check_memory` compares with the budget
+    before any work.
     """
-    h, w = (int(s) for s in shape)
-    return BYTES_PER_PIXEL * h * w
+    dims = [int(s) for s in shape]
+    if len(dims) == 2:
+        return BYTES_PER_PIXEL * dims[0] * dims[1]
+    h, w, d = dims
+    face = max(h * w, h * d, w * d)
+    return BYTES_PER_PIXEL * chunk * face + 200 * h * w * d
 
 
 @dataclass(frozen=True)
 class ReconstructionResult:
-    """A reconstruction and how it was made.
+    """A reconstruction, an image or a volume, and how it was made.
 
     Attributes
     ----------
-    labels : ndarray of uint8, ``H x W``
-        The reconstruction: phase labels with the exemplar's fractions (to one pixel).
-    decoded : ndarray of uint8, ``H x W``
+    labels : ndarray of uint8, ``H x W`` or ``H x W x D``
+        The reconstruction: phase labels with the exemplars' fractions (to one pixel).
+    decoded : ndarray of uint8, the shape of ``labels``
         The k-means decoding before annealing.
-    pixels : ndarray of float32, ``C x H x W``
+    pixels : ndarray of float32, ``C x H x W`` or ``C x H x W x D``
         The optimised pixels.
     optimization : OptimizationResult
-        The last (full-size) optimisation: losses, iterations, stall and convergence flags.
+        The last (full-size) optimisation: losses (an image: at every L-BFGS evaluation; a
+        volume: every Adam step, its Gram part the estimate on that step's slices), iterations,
+        stall and convergence flags.
     coarse : OptimizationResult or None
-        The half-size stage of ``coarse_to_fine``.
+        The half-size stage of ``coarse_to_fine`` (images).
     annealing : AnnealingResult
-    errors : ReconstructionErrors
-        ``S2``, lineal-path and fraction errors of ``labels`` against the exemplar.
+    axes : tuple of ReconstructionErrors
+        An image: one, the errors against the exemplar. A volume: three, the slices normal to
+        each axis against that axis's exemplar (:func:`~mdesign.reconstruction.metrics.
+        slice_errors`).
+    volume_fraction_exemplar : ndarray, ``k``
+        The fractions the labels were made to (a volume: the mean over the distinct exemplars).
     weights : str
         The VGG19 weights used (``normalized``, ``imagenet``, ``random`` or the path).
+    start : ndarray of uint8 or None
+        A volume's fitted GRF start (``slices.init="grf"``).
+    grf : GRFFit or None
+        Its fit.
+    annealing_stages : tuple of str
+        The annealing's stages that ran, in order (a volume's annealing has fewer: the config's
+        2D-only stages are listed where they ran, not silently dropped).
+    specific_surface : ndarray, ``k``
+        Interface per unit area (an image) or volume of each phase, pixel units
+        (:func:`mdesign.descriptors.specific_surface`, the output's estimator).
     seconds : float
         Wall time of the whole reconstruction; ``seconds_optimization`` and
         ``seconds_annealing`` of those stages.
@@ -111,35 +160,57 @@ class ReconstructionResult:
     optimization: OptimizationResult
     coarse: OptimizationResult | None
     annealing: AnnealingResult
-    errors: ReconstructionErrors
+    axes: tuple[ReconstructionErrors, ...]
+    volume_fraction_exemplar: np.ndarray
     weights: str
+    start: np.ndarray | None
+    grf: GRFFit | None
+    specific_surface: np.ndarray
+    annealing_stages: tuple[str, ...]
     seconds: float
     seconds_optimization: float
     seconds_annealing: float
 
     @property
+    def errors(self) -> ReconstructionErrors:
+        """An image's errors against its exemplar (a volume's: :attr:`axes`)."""
+        if len(self.axes) != 1:
+            raise AttributeError("a volume's errors are per axis: use .axes")
+        return self.axes[0]
+
+    @property
     def iterations(self) -> int:
-        """L-BFGS iterations over both stages."""
+        """L-BFGS iterations over both stages, or Adam steps."""
         return self.optimization.iterations + (self.coarse.iterations if self.coarse else 0)
 
     @property
     def converged(self) -> bool:
         return self.optimization.converged
 
+    @property
+    def s2_rmse(self) -> float:
+        """The ``S2`` RMSE (a volume: the mean over the axes)."""
+        return float(np.mean([e.s2_rmse for e in self.axes]))
+
+    @property
+    def lineal_path_rmse(self) -> float:
+        """The lineal-path RMSE (a volume: the mean over the axes)."""
+        return float(np.mean([e.lineal_path_rmse for e in self.axes]))
+
     def report(self) -> dict:
-        """The contract's ``--report`` keys, and more."""
-        e = self.errors
-        opt = self.optimization
-        return {
-            "volume_fraction_exemplar": e.volume_fraction_exemplar.tolist(),
-            "volume_fraction_reconstruction": e.volume_fraction_reconstruction.tolist(),
-            "s2_rmse": e.s2_rmse,
-            "lineal_path_rmse": e.lineal_path_rmse,
+        """The contract's ``--report`` keys, and more; a volume's statistics per axis."""
+        opt, ann = self.optimization, self.annealing
+        counts = np.bincount(self.labels.ravel(), minlength=self.volume_fraction_exemplar.size)
+        out = {
+            "volume_fraction_exemplar": self.volume_fraction_exemplar.tolist(),
+            "volume_fraction_reconstruction": (counts / self.labels.size).tolist(),
+            "s2_rmse": self.s2_rmse,
+            "lineal_path_rmse": self.lineal_path_rmse,
             "iterations": self.iterations,
             "seconds": self.seconds,
             "weights": self.weights,
             "shape": list(self.labels.shape),
-            "fraction_error_pixels": e.fraction_error_pixels,
+            "fraction_error_pixels": float(np.abs(counts - ann.target_counts).max()),
             "converged": self.converged,
             "stalled": opt.stalled or bool(self.coarse and self.coarse.stalled),
             "loss_initial": float(opt.losses[0]),
@@ -148,19 +219,53 @@ class ReconstructionResult:
             "seconds_optimization": self.seconds_optimization,
             "seconds_annealing": self.seconds_annealing,
             "annealing": {
-                "flips": self.annealing.flips,
-                "proposals": self.annealing.proposals,
-                "accepted": self.annealing.accepted,
-                "energy_initial": self.annealing.energy_initial,
-                "energy_fractions": self.annealing.energy_fractions,
-                "energy_final": self.annealing.energy_final,
+                "flips": ann.flips,
+                "proposals": ann.proposals,
+                "accepted": ann.accepted,
+                "surface_swaps": ann.surface_swaps,
+                "stages": list(self.annealing_stages),
+                "energy_initial": ann.energy_initial,
+                "energy_fractions": ann.energy_fractions,
+                "energy_final": ann.energy_final,
             },
-            "curve_phases": list(e.phases),
-            "s2_exemplar": e.s2_exemplar.tolist(),
-            "s2_reconstruction": e.s2_reconstruction.tolist(),
-            "lineal_path_exemplar": e.lineal_path_exemplar.tolist(),
-            "lineal_path_reconstruction": e.lineal_path_reconstruction.tolist(),
-            **e.morphology_report(),
+            "curve_phases": list(self.axes[0].phases),
+        }
+        if self.labels.ndim == 2:
+            e = self.axes[0]
+            return out | {
+                "s2_exemplar": e.s2_exemplar.tolist(),
+                "s2_reconstruction": e.s2_reconstruction.tolist(),
+                "lineal_path_exemplar": e.lineal_path_exemplar.tolist(),
+                "lineal_path_reconstruction": e.lineal_path_reconstruction.tolist(),
+                **e.morphology_report(),
+            }
+        return out | {
+            "gram_initial": float(opt.gram_losses[0]),
+            "gram_final": float(np.mean(opt.gram_losses[-10:])),
+            "start": None
+            if self.grf is None
+            else {
+                "grf_covariance": self.grf.covariance,
+                "grf_correlation_length": self.grf.correlation_length,
+                "grf_sheet_phase": self.grf.sheet_phase,
+            },
+            "specific_surface_volume": self.specific_surface.tolist(),
+            "axes": [
+                {
+                    "axis": a,
+                    "slices": int(self.labels.shape[a]),
+                    "s2_rmse": e.s2_rmse,
+                    "lineal_path_rmse": e.lineal_path_rmse,
+                    "volume_fraction_exemplar": e.volume_fraction_exemplar.tolist(),
+                    "volume_fraction_slices": e.volume_fraction_reconstruction.tolist(),
+                    "s2_exemplar": e.s2_exemplar.tolist(),
+                    "s2_slices": e.s2_reconstruction.tolist(),
+                    "lineal_path_exemplar": e.lineal_path_exemplar.tolist(),
+                    "lineal_path_slices": e.lineal_path_reconstruction.tolist(),
+                    **e.morphology_report(),
+                }
+                for a, e in enumerate(self.axes)
+            ],
         }
 
 
@@ -210,12 +315,44 @@ def check_exemplar(exemplar: np.ndarray, *, source: str = "exemplar") -> int:
     return k
 
 
-def check_size(size: Sequence[int]) -> tuple[int, int]:
-    """An output size ``(H, W)`` of at least :data:`MIN_SIZE` each, else an InputError."""
-    shape = tuple(int(s) for s in size)
-    if len(shape) != 2 or min(shape) < MIN_SIZE:
+def check_exemplars(
+    exemplars: Sequence[np.ndarray], *, sources: Sequence[str], volume: bool = True
+) -> int:
+    """Validate one exemplar, or three (one per axis of a volume); return the phase count.
+
+    Raises
+    ------
+    InputError
+        Several exemplars for an image; two, or more than three, for a volume; an exemplar
+        :func:`check_exemplar` refuses; three exemplars with different numbers of phases.
+    """
+    if not volume and len(exemplars) != 1:
         raise InputError(
-            f"expected H W of at least {MIN_SIZE} px each, got {' '.join(map(str, shape))}",
+            f"{len(exemplars)} exemplars: several exemplars (one per axis) need a volume "
+            "(size H W D)"
+        )
+    if len(exemplars) not in (1, 3):
+        raise InputError(
+            f"expected one exemplar (every axis) or three (one per axis: the slices normal to H, "
+            f"W and D), got {len(exemplars)}"
+        )
+    counts = [check_exemplar(ex, source=src) for ex, src in zip(exemplars, sources, strict=True)]
+    if len(set(counts)) > 1:
+        raise InputError(
+            "the three exemplars must have the same phases, got "
+            + ", ".join(f"{src}: {k}" for src, k in zip(sources, counts, strict=True))
+        )
+    return counts[0]
+
+
+def check_size(size: Sequence[int]) -> tuple[int, ...]:
+    """An output size ``(H, W)`` or ``(H, W, D)`` of at least :data:`MIN_SIZE` each, else an
+    InputError."""
+    shape = tuple(int(s) for s in size)
+    if len(shape) not in (2, 3) or min(shape) < MIN_SIZE:
+        raise InputError(
+            f"expected H W or H W D of at least {MIN_SIZE} px each, got "
+            f"{' '.join(map(str, shape))}",
             param="size",
         )
     return shape
@@ -233,200 +370,367 @@ def _upsample(pixels: torch.Tensor, shape: tuple[int, int], *, periodic: bool) -
     return big[..., oy : oy + shape[0], ox : ox + shape[1]]
 
 
+def _as_exemplars(exemplars) -> list[np.ndarray]:
+    if isinstance(exemplars, np.ndarray) and exemplars.ndim == 2:
+        exemplars = [exemplars]
+    elif isinstance(exemplars, np.ndarray) and exemplars.ndim == 3 and exemplars.shape[0] == 1:
+        exemplars = [exemplars[0]]
+    out = [np.asarray(ex) for ex in exemplars]
+    return [ex[0] if ex.ndim == 3 and ex.shape[0] == 1 else ex for ex in out]
+
+
 def reconstruct(
-    exemplar: np.ndarray,
-    *,
+    exemplars: np.ndarray | Sequence[np.ndarray],
     size: Sequence[int] | None = None,
-    iterations: int = D.iterations,
-    weights: str | os.PathLike = D.weights,
-    seed: SeedLike = D.seed,
-    layers: Sequence[str] = D.layers,
-    pooling: str = D.pooling,
-    periodic: bool = D.periodic,
-    exemplar_periodic: bool = D.exemplar_periodic,
-    s2_weight: float = D.s2_weight,
-    s2_max_lag: int = D.s2_max_lag,
-    temperature: float = D.temperature,
-    tv_weight: float = D.tv_weight,
-    coarse_to_fine: bool = D.coarse_to_fine,
-    coarse_iterations: int = D.coarse_iterations,
-    history_size: int = D.history_size,
-    stall_iterations: int = D.stall_iterations,
-    stall_decrease: float = D.stall_decrease,
-    adam_warmup: int = D.adam_warmup,
-    adam_lr: float = D.adam_lr,
-    convergence_ratio: float = D.convergence_ratio,
-    anneal_sweeps: float = D.anneal_sweeps,
-    anneal_max_lag: int = D.anneal_max_lag,
-    anneal_initial_acceptance: float = D.anneal_initial_acceptance,
-    anneal_batch: int = D.anneal_batch,
-    anneal_final_temperature: float = D.anneal_final_temperature,
-    anneal_neighbour_weight: float = D.anneal_neighbour_weight,
-    anneal_radial: bool = D.anneal_radial,
-    anneal_cleanup: bool = D.anneal_cleanup,
-    anneal_keep_clusters: bool = D.anneal_keep_clusters,
-    anneal_dense_lag: int = D.anneal_dense_lag,
-    anneal_surface: bool = D.anneal_surface,
+    config: ReconstructionConfig = RECONSTRUCTION_DEFAULTS,
+    *,
+    seed: SeedLike | None = None,
     device: torch.device | str | None = None,
     progress: bool = False,
-    **_volume_only,
 ) -> ReconstructionResult:
-    """Reconstruct a microstructure statistically equivalent to one exemplar (Li et al. 2018).
+    """Reconstruct a microstructure statistically equivalent to 2D exemplars (Li et al. 2018).
+
+    An image when ``size`` has two sides, a volume whose orthogonal slices match the exemplar(s)
+    when it has three (module docstring).
 
     Parameters
     ----------
-    exemplar : ndarray, ``H x W``
-        Phase labels ``0..k-1`` (2 <= k <= 8, all present), sides >= 32.
-    size : (int, int), optional
-        Output ``H' x W'`` (>= 32); the exemplar's by default. Gram matrices do not depend on
-        the size, so it may differ.
-    iterations : int
-        L-BFGS iterations at the output size.
-    weights : {"normalized", "imagenet", "random"} or path
-        VGG19 weights (:mod:`mdesign.reconstruction.vgg`); each is fed its own input convention.
-    seed : int, numpy.random.Generator or numpy.random.SeedSequence
-        Seeds the start, random weights, k-means and annealing: the same seed gives the same
-        labels (on the same device and torch build). An int seeds the cleanup annealing with
-        ``seed + 1`` (as it always has); a generator or sequence spawns two children
+    exemplars : ndarray ``h x w``, or a sequence of 1 or 3 of them
+        Phase labels ``0..k-1`` (2 <= k <= 8, all present), sides >= 32. A volume takes one
+        exemplar for every axis (an isotropic material) or ``exemplars[a]`` for the slices
+        normal to axis ``a`` (``np.take(volume, i, a)``, rows along the lower remaining axis).
+    size : (int, int) or (int, int, int), optional
+        Output ``H x W`` or ``H x W x D`` (each >= 32); the exemplar's by default. Gram matrices
+        do not depend on the size, so it may differ.
+    config : ReconstructionConfig
+        The settings (:class:`mdesign.config.ReconstructionConfig`).
+    seed : int, numpy.random.Generator or numpy.random.SeedSequence, optional
+        Seeds the start, random weights, k-means and annealing (``config.seed`` by default):
+        the same seed gives the same labels (on the same device and torch build). An int seeds
+        the cleanup annealing (an image) or the GRF fit (a volume) with ``seed + 1`` (as it
+        always has); a generator or sequence spawns two children
         (:func:`mdesign.seeds.child_seeds`).
-    layers, pooling, periodic, exemplar_periodic, s2_weight, s2_max_lag, temperature, tv_weight,
-    coarse_to_fine, coarse_iterations, history_size, stall_iterations, stall_decrease,
-    adam_warmup, adam_lr, convergence_ratio, anneal_sweeps, anneal_max_lag,
-    anneal_initial_acceptance, anneal_batch, anneal_final_temperature, anneal_neighbour_weight,
-    anneal_radial, anneal_cleanup, anneal_keep_clusters, anneal_dense_lag, anneal_surface
-        As in :class:`mdesign.config.ReconstructionConfig`.
     device : torch.device, optional
         CUDA when available by default.
     progress : bool
         Show progress bars.
-    **_volume_only
-        The 2D-to-3D settings of :class:`~mdesign.config.ReconstructionConfig` (``volume_*``),
-        accepted and ignored so that a whole config can be passed; any other name is a
-        TypeError.
 
     Returns
     -------
     ReconstructionResult
     """
-    unknown = set(_volume_only) - {f for f in type(D).model_fields if f.startswith("volume_")}
-    if unknown:
-        raise TypeError(f"reconstruct() got unexpected keyword arguments: {sorted(unknown)}")
     start = time.perf_counter()
-    # the settings are the config's fields: checked by it (finite, in range), as from a file
-    given = {k: v for k, v in locals().items() if k in ReconstructionConfig.model_fields}
-    given["weights"] = os.fspath(weights)
-    given["layers"] = tuple(layers)
-    if not isinstance(seed, int):
-        given.pop("seed")  # a Generator or SeedSequence: checked by child_seeds
-    load_config(ReconstructionConfig, None, **given)
     # an int keeps seed, seed + 1 (pinned results); a Generator or SeedSequence spawns two
-    seed, cleanup_seed = child_seeds(seed, 2)
-    exemplar = np.asarray(exemplar)
-    if exemplar.ndim == 3 and exemplar.shape[0] == 1:
-        exemplar = exemplar[0]
-    phases = check_exemplar(exemplar)
-    shape = tuple(exemplar.shape) if size is None else check_size(size)
+    seed, second = child_seeds(config.seed if seed is None else seed, 2)
+    config = config.model_copy(update={"seed": seed})
+    exemplars = _as_exemplars(exemplars)
+    volume = size is not None and len(size) == 3
+    sources = [f"exemplar {i}" for i in range(len(exemplars))] if volume else ["exemplar"]
+    phases = check_exemplars(exemplars, sources=sources, volume=volume)
+    exemplars = [ex.astype(np.uint8) for ex in exemplars]
+    shape = tuple(exemplars[0].shape) if size is None else check_size(size)
     check_memory(
-        reconstruction_memory(shape), what=f"reconstructing {shape[0]} x {shape[1]}", param="size"
+        reconstruction_memory(shape, chunk=config.slices.chunk),
+        what=f"reconstructing {' x '.join(map(str, shape))}",
+        param="size",
     )
-    exemplar = exemplar.astype(np.uint8)
+    if volume and len(exemplars) == 1:
+        exemplars = exemplars * 3
     device = default_device(device)
-    quarter = min(*exemplar.shape, *shape) // 4
-    max_lag = max(1, min(s2_max_lag, quarter))
-    extractor = vgg19_features(
-        layers,
-        weights=weights,
-        pooling=pooling,
-        padding_mode="circular" if periodic else "zeros",
-        seed=seed,
+    quarter = min(*shape, *(s for ex in exemplars for s in ex.shape)) // 4
+    optimise = _optimise_volume if volume else _optimise_image
+    opt, coarse, labels0, fit = optimise(
+        exemplars,
+        shape,
+        config,
+        phases=phases,
+        quarter=quarter,
+        second=second,
         device=device,
         progress=progress,
     )
-    loss_kw = dict(
+    t_opt = time.perf_counter() - start
+    pixels = opt.pixels[0].cpu().numpy()
+    decoded = decode_kmeans(pixels, phases, seed=config.seed)
+    t_anneal = time.perf_counter()
+    annealing = _anneal(
+        decoded,
+        exemplars,
+        config,
         phases=phases,
-        s2_weight=s2_weight,
-        periodic=periodic,
-        exemplar_periodic=exemplar_periodic,
-        temperature=temperature,
-        tv_weight=tv_weight,
-    )
-    opt_kw = dict(
-        history_size=history_size,
-        stall_iterations=stall_iterations,
-        stall_decrease=stall_decrease,
-        adam_warmup=adam_warmup,
-        adam_lr=adam_lr,
-        convergence_ratio=convergence_ratio,
+        quarter=quarter,
+        cleanup_seed=second,
         progress=progress,
     )
-    gen = torch.Generator().manual_seed(int(seed))
+    t_anneal = time.perf_counter() - t_anneal
+    labels = annealing.labels
+    if volume:
+        errors = [
+            slice_errors(
+                exemplars[a],
+                labels,
+                axis=a,
+                phases=phases,
+                volume_periodic=config.periodic,
+                exemplar_periodic=config.exemplar_periodic,
+            )
+            for a in range(3)
+        ]
+    else:
+        errors = [
+            reconstruction_errors(
+                exemplars[0],
+                labels,
+                phases=phases,
+                reconstruction_periodic=config.periodic,
+                exemplar_periodic=config.exemplar_periodic,
+            )
+        ]
+    surface = np.array(
+        [
+            specific_surface(labels[None], phase=j, periodic=config.periodic)[0]
+            for j in range(phases)
+        ]
+    )
+    return ReconstructionResult(
+        labels=labels,
+        decoded=decoded,
+        pixels=pixels.astype(np.float32),
+        optimization=opt,
+        coarse=coarse,
+        annealing=annealing,
+        axes=tuple(errors),
+        volume_fraction_exemplar=volume_fractions(exemplars, phases),
+        weights=str(config.texture.weights),
+        start=labels0,
+        grf=fit,
+        specific_surface=surface,
+        annealing_stages=_anneal_stages(labels.ndim, config),
+        seconds=time.perf_counter() - start,
+        seconds_optimization=t_opt,
+        seconds_annealing=t_anneal,
+    )
+
+
+def _extractor(config: ReconstructionConfig, device, progress):
+    tex = config.texture
+    return vgg19_features(
+        tex.layers,
+        weights=tex.weights,
+        pooling=tex.pooling,
+        padding_mode="circular" if config.periodic else "zeros",
+        seed=config.seed,
+        device=device,
+        progress=progress,
+    )
+
+
+def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
+    tex = config.texture
+    return dict(
+        phases=phases,
+        s2_weight=tex.s2_weight,
+        periodic=config.periodic,
+        exemplar_periodic=config.exemplar_periodic,
+        temperature=tex.temperature,
+        tv_weight=tex.tv_weight,
+    )
+
+
+def _optimise_image(exemplars, shape, config, *, phases, quarter, second, device, progress):
+    """L-BFGS on the pixels of an image (module docstring): the last and the coarse stage.
+
+    ``second`` (the second seed) is a volume's; an image has no use for it."""
+    exemplar, opt_cfg = exemplars[0], config.optimiser
+    max_lag = max(1, min(config.texture.s2_max_lag, quarter))
+    extractor = _extractor(config, device, progress)
+    loss_kw = _loss_settings(config, phases)
+    # the L-BFGS settings but the iteration counts
+    opt_kw = opt_cfg.model_dump(exclude={"iterations", "coarse_to_fine", "coarse_iterations"})
+    opt_kw["progress"] = progress
+    gen = torch.Generator().manual_seed(int(config.seed))
     c = pixel_channels(phases)
     coarse = None
-    if coarse_to_fine and min(shape) >= 2 * MIN_SIZE and min(exemplar.shape) >= 2 * MIN_SIZE:
+    if (
+        opt_cfg.coarse_to_fine
+        and min(shape) >= 2 * MIN_SIZE
+        and min(exemplar.shape) >= 2 * MIN_SIZE
+    ):
         half = (shape[0] // 2, shape[1] // 2)
         coarse_loss = TextureLoss(
             extractor, exemplar, s2_max_lag=max(1, max_lag // 2), scale=2, **loss_kw
         )
         init = torch.rand((1, c, *half), generator=gen).to(device)
         coarse = optimize_pixels(
-            coarse_loss, init, iterations=coarse_iterations, desc="L-BFGS 1/2", **opt_kw
+            coarse_loss, init, iterations=opt_cfg.coarse_iterations, desc="L-BFGS 1/2", **opt_kw
         )
-        init = _upsample(coarse.pixels, shape, periodic=periodic)
+        init = _upsample(coarse.pixels, shape, periodic=config.periodic)
     else:
         init = torch.rand((1, c, *shape), generator=gen).to(device)
     loss = TextureLoss(extractor, exemplar, s2_max_lag=max_lag, **loss_kw)
-    opt = optimize_pixels(loss, init, iterations=iterations, **opt_kw)
-    t_opt = time.perf_counter() - start
+    opt = optimize_pixels(loss, init, iterations=opt_cfg.iterations, **opt_kw)
+    return opt, coarse, None, None
 
-    pixels = opt.pixels[0].cpu().numpy()
-    decoded = decode_kmeans(pixels, phases, seed=seed)
-    t_anneal = time.perf_counter()
-    anneal_kw = dict(
+
+def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic, fit_seed=None):
+    """A volume's start labels, fitted to the (distinct) exemplars' ``S2``, or None for noise.
+
+    A thin phase that is a network in the exemplar (grain boundaries,
+    :func:`~mdesign.reconstruction.annealing.is_network`) starts as sheets, the two-sided cut
+    ``{|Y| < t}`` (:func:`~mdesign.reconstruction.baseline.fit_grf` with ``sheets``), whose
+    slices are webs of lines, instead of the blobs of a level cut.
+
+    With three different exemplars, the GRF takes the mean of their fitted correlation lengths
+    (an isotropic start; the optimisation makes the anisotropy), and sheets only when every
+    exemplar's fit is sheets of the same phase.
+    """
+    if init == "noise":
+        return None, None
+    distinct = list({id(ex): ex for ex in exemplars}.values())
+    fits = [
+        fit_grf(
+            ex,
+            phases=phases,
+            seed=seed + 1 if fit_seed is None else fit_seed,
+            exemplar_periodic=exemplar_periodic,
+            sheets=phases == 2 and is_network(ex, int(np.argmin(np.bincount(ex.ravel())))),
+        )
+        for ex in distinct
+    ]
+    fit = fits[0]
+    if len(fits) > 1:
+        fractions = np.mean([f.fractions for f in fits], axis=0)
+        length = float(np.mean([f.correlation_length for f in fits]))
+        # sheets only when every exemplar's thin phase is the same web
+        same = all(f.sheet_phase == fit.sheet_phase for f in fits)
+        sheet = fit.sheet_phase if same else None
+        fit = GRFFit(fit.covariance, length, fit.order, fractions, fit.s2_rmse, sheet_phase=sheet)
+    return fit.sample(1, shape, seed=seed)[0], fit
+
+
+def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, device, progress):
+    """Adam on the voxels against the slices' loss (module docstring), from the GRF start."""
+    sl, seed = config.slices, config.seed
+    gen = torch.Generator().manual_seed(int(seed))
+    labels0, fit = _start(
+        exemplars,
+        shape,
         phases=phases,
-        max_lag=max(1, min(anneal_max_lag, quarter)),
-        steps=round(anneal_sweeps * decoded.size),
-        periodic=periodic,
-        exemplar_periodic=exemplar_periodic,
-        batch=anneal_batch,
-        initial_acceptance=anneal_initial_acceptance,
-        final_temperature_ratio=anneal_final_temperature,
-        neighbour_weight=anneal_neighbour_weight,
-        radial=anneal_radial,
-        keep_clusters=anneal_keep_clusters,
-        dense_lag=anneal_dense_lag,
+        init=sl.init,
+        seed=seed,
+        exemplar_periodic=config.exemplar_periodic,
+        fit_seed=second,
+    )
+    c = pixel_channels(phases)
+    noise = torch.rand((c, *shape), generator=gen)
+    if labels0 is None:
+        x0 = noise
+    else:
+        colours = encoding_colours(phases)
+        x0 = 0.1 + 0.8 * colours[torch.as_tensor(labels0, dtype=torch.long)].permute(3, 0, 1, 2)
+        x0 = x0 + 0.05 * noise
+    x = x0.to(device).requires_grad_(True)
+    loss = SliceLoss(
+        _extractor(config, device, progress),
+        exemplars,
+        s2_max_lag=max(1, min(config.texture.s2_max_lag, quarter)),
+        **_loss_settings(config, phases),
+    )
+    opt = torch.optim.Adam([x], lr=sl.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, sl.iterations, eta_min=0.05 * sl.lr)
+    per_axis = [min(sl.slices, n) for n in shape]
+    terms = []
+    bar = tqdm(range(sl.iterations), desc="Adam 3D", unit="step", disable=not progress, leave=False)
+    for _ in bar:
+        picks = [
+            torch.randperm(n, generator=gen)[:k].to(device)
+            for n, k in zip(shape, per_axis, strict=True)
+        ]
+        t = loss.backward_step(x, picks, chunk=sl.chunk)
+        opt.step()
+        sched.step()
+        terms.append((t.total, t.gram, t.s2))
+        bar.set_postfix(loss=f"{t.total:.3g}")
+    bar.close()
+    arr = np.array(terms, dtype=np.float64)
+    result = OptimizationResult(
+        pixels=x.detach()[None],
+        losses=arr[:, 0],
+        gram_losses=arr[:, 1],
+        s2_losses=arr[:, 2],
+        iterations=sl.iterations,
+        evaluations=sl.iterations,
+        stalled=False,
+        converged=bool(arr[-1, 0] <= config.optimiser.convergence_ratio * arr[0, 0]),
+    )
+    return result, None, labels0, fit
+
+
+def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
+    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`, :mod:`~.annealing3d`)."""
+    an = config.anneal
+    if ndim == 3:
+        return ("fractions", "swaps", *(("surface",) if an.volume_surface else ()))
+    swaps = "swaps" + ("+neighbourhood" if an.neighbour_weight > 0 else "")
+    swaps += "+cluster guard" if an.keep_clusters else ""
+    surface = ("surface",) if an.surface else ()
+    if not an.cleanup:
+        return ("fractions", swaps, *surface)
+    return (
+        "fractions",
+        swaps,
+        "join network fragments",
+        "remove small clusters",
+        "fractions",
+        swaps,
+        *surface,
+    )
+
+
+def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progress):
+    """The annealing to exact fractions (module docstring), with the cleanup when configured."""
+    an, seed = config.anneal, config.seed
+    common = dict(
+        phases=phases,
+        max_lag=max(1, min(an.max_lag, quarter)),
+        periodic=config.periodic,
+        exemplar_periodic=config.exemplar_periodic,
+        initial_acceptance=an.initial_acceptance,
+        final_temperature_ratio=an.final_temperature,
+        radial=an.radial,
+        dense_lag=an.dense_lag,
         progress=progress,
+    )
+    if decoded.ndim == 3:
+        steps = round(an.volume_sweeps * decoded.size)
+        return anneal_volume(
+            decoded,
+            exemplars,
+            steps=steps,
+            seed=seed,
+            batch=an.volume_batch,
+            surface=an.volume_surface,
+            **common,
+        )
+    exemplar = exemplars[0]
+    anneal_kw = dict(
+        common,
+        steps=round(an.sweeps * decoded.size),
+        batch=an.batch,
+        neighbour_weight=an.neighbour_weight,
+        keep_clusters=an.keep_clusters,
     )
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface
     annealing = anneal_fractions(
-        decoded, exemplar, seed=seed, surface=anneal_surface and not anneal_cleanup, **anneal_kw
+        decoded, exemplar, seed=seed, surface=an.surface and not an.cleanup, **anneal_kw
     )
-    if anneal_cleanup:
+    if an.cleanup:
         # join a network phase's fragments, dissolve the surplus of small clusters, then anneal
         # again (fractions, then swaps, then the surface stage)
         joined = join_network_fragments(annealing.labels, exemplar, phases=phases)
-        cleaned = remove_small_clusters(joined, exemplar, phases=phases, periodic=periodic)
+        cleaned = remove_small_clusters(joined, exemplar, phases=phases, periodic=config.periodic)
         annealing = anneal_fractions(
-            cleaned, exemplar, seed=cleanup_seed, surface=anneal_surface, **anneal_kw
+            cleaned, exemplar, seed=cleanup_seed, surface=an.surface, **anneal_kw
         )
-    t_anneal = time.perf_counter() - t_anneal
-    errors = reconstruction_errors(
-        exemplar,
-        annealing.labels,
-        phases=phases,
-        reconstruction_periodic=periodic,
-        exemplar_periodic=exemplar_periodic,
-    )
-    return ReconstructionResult(
-        labels=annealing.labels,
-        decoded=decoded,
-        pixels=pixels.astype(np.float32),
-        optimization=opt,
-        coarse=coarse,
-        annealing=annealing,
-        errors=errors,
-        weights=str(weights),
-        seconds=time.perf_counter() - start,
-        seconds_optimization=t_opt,
-        seconds_annealing=t_anneal,
-    )
+    return annealing

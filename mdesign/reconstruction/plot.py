@@ -1,16 +1,17 @@
-"""The reconstruction figures: exemplar | reconstruction | S2 and lineal-path curves.
+"""The reconstruction figure (:func:`plot_reconstruction`): exemplar | reconstruction | S2 and
+lineal-path curves.
 
 Each function returns the :class:`~matplotlib.figure.Figure`, draws into ``fig`` when one is
 given (a Figure or a SubFigure) and also writes a PNG when given ``path``
 (:mod:`mdesign.plotting`).
 
-For a volume (:func:`plot_volume_reconstruction`): the exemplar(s) | the three orthogonal middle
-slices, then the ``S2`` and lineal-path curves of the slices along each axis against the
-exemplar's.
+For a volume: the exemplar(s) | the three orthogonal middle slices, then the ``S2`` and
+lineal-path curves of the slices along each axis against the exemplar's.
 
 The two images are drawn at full resolution or more (at least two figure pixels per image
 pixel, nearest neighbour, no smoothing), so speckle and one-pixel lines stay visible; their
-titles give the cluster count of each phase (:mod:`~mdesign.reconstruction.metrics`).
+titles give the cluster count of each phase (:mod:`~mdesign.reconstruction.metrics`; per window
+of the smaller image's size when the two sizes differ).
 """
 
 from __future__ import annotations
@@ -23,13 +24,47 @@ from matplotlib.figure import Figure, SubFigure
 from mdesign.plotting import finish, show_labels
 from mdesign.reconstruction.metrics import ReconstructionErrors
 
-__all__ = ["plot_reconstruction", "plot_volume_reconstruction"]
+__all__ = ["plot_image", "plot_reconstruction"]
 
 _DPI = 120
 _CURVE_INCHES = 3.2
 
 
 def plot_reconstruction(
+    exemplars,
+    result,
+    path: str | os.PathLike | None = None,
+    *,
+    fig: Figure | SubFigure | None = None,
+    title: str | None = None,
+) -> Figure:
+    """A reconstruction, an image (:func:`plot_image`) or a volume.
+
+    Parameters
+    ----------
+    exemplars : ndarray ``h x w`` or a sequence of 1 or 3
+        The exemplar(s) as given (``exemplars[a]`` for the slices normal to axis ``a``).
+    result : ReconstructionResult
+        From :func:`~mdesign.reconstruction.reconstruct`.
+    path : path-like, optional
+        Also write the figure there (PNG, atomically, 120 dpi).
+    fig : Figure or SubFigure, optional
+        Draw into it; a new Figure sized to the images by default.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    Figure
+    """
+    if isinstance(exemplars, np.ndarray) and exemplars.ndim == 2:
+        exemplars = [exemplars]
+    if result.labels.ndim == 2:
+        return plot_image(exemplars[0], result.labels, result.axes[0], path, fig=fig, title=title)
+    return _plot_volume(exemplars, result, path, fig=fig, title=title)
+
+
+def plot_image(
     exemplar: np.ndarray,
     reconstruction: np.ndarray,
     errors: ReconstructionErrors,
@@ -68,16 +103,20 @@ def plot_reconstruction(
             figsize=(sum(widths) + 2 * _CURVE_INCHES + 1.2, height), layout="constrained", dpi=_DPI
         )
     axes = fig.subplots(1, 4, width_ratios=[*widths, _CURVE_INCHES, _CURVE_INCHES])
+    per = "per phase"
+    if exemplar.shape != reconstruction.shape:
+        window = [min(a, b) for a, b in zip(exemplar.shape, reconstruction.shape, strict=True)]
+        per = f"per {window[0]}x{window[1]} window"
     for ax, image, name, morph in (
         (axes[0], exemplar, "exemplar", errors.morphology_exemplar),
         (axes[1], reconstruction, "reconstruction", errors.morphology_reconstruction),
     ):
-        clusters = ", ".join(str(int(c)) for c in morph.clusters)
+        clusters = ", ".join(f"{c:.4g}" for c in morph.clusters)
         show_labels(
             ax,
             image,
             k=k,
-            title=f"{name} {image.shape[0]}x{image.shape[1]}\nclusters per phase: {clusters}",
+            title=f"{name} {image.shape[0]}x{image.shape[1]}\nclusters {per}: {clusters}",
         )
     r = np.arange(errors.s2_exemplar.shape[1])
     for ax, (ex, rec, name, rmse) in zip(
@@ -104,7 +143,7 @@ def plot_reconstruction(
     return finish(fig, path, dpi=_DPI)
 
 
-def plot_volume_reconstruction(
+def _plot_volume(
     exemplars,
     result,
     path: str | os.PathLike | None = None,
@@ -118,8 +157,8 @@ def plot_volume_reconstruction(
     ----------
     exemplars : sequence of 1 or 3 ndarrays, ``h x w``
         The exemplar(s) as given (``exemplars[a]`` for the slices normal to axis ``a``).
-    result : VolumeReconstructionResult
-        From :func:`~mdesign.reconstruction.volume.reconstruct_volume`.
+    result : ReconstructionResult
+        A volume's, from :func:`~mdesign.reconstruction.reconstruct`.
     path : path-like, optional
         Also write the figure there (PNG, atomically, 120 dpi).
     fig : Figure or SubFigure, optional

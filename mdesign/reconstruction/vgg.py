@@ -184,7 +184,7 @@ class VGG19Features(nn.Module):
         self,
         layers: Sequence[str],
         *,
-        pooling: Pooling = RECONSTRUCTION_DEFAULTS.pooling,
+        pooling: Pooling = RECONSTRUCTION_DEFAULTS.texture.pooling,
         padding_mode: PaddingMode = "zeros",
         convention: InputConvention = IMAGENET_INPUT,
     ) -> None:
@@ -372,7 +372,7 @@ def vgg19_features(
     layers: Sequence[str],
     *,
     weights: str | os.PathLike,
-    pooling: Pooling = RECONSTRUCTION_DEFAULTS.pooling,
+    pooling: Pooling = RECONSTRUCTION_DEFAULTS.texture.pooling,
     padding_mode: PaddingMode = "zeros",
     seed: int = RECONSTRUCTION_DEFAULTS.seed,
     device: torch.device | str | None = None,

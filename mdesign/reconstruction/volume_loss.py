@@ -41,14 +41,8 @@ import torch
 import torch.nn.functional as F
 
 from mdesign.descriptors import autocorrelation
-from mdesign.reconstruction.encoding import encoding_colours, soft_indicators, to_vgg_input
-from mdesign.reconstruction.loss import (
-    ExemplarTargets,
-    exemplar_targets,
-    gram_matrix,
-    s2_phases,
-    total_variation,
-)
+from mdesign.reconstruction.encoding import soft_indicators
+from mdesign.reconstruction.loss import ExemplarTerms, total_variation
 from mdesign.reconstruction.vgg import VGG19Features
 
 __all__ = ["SliceLoss", "VolumeLossTerms", "plane_windows", "slices_of"]
@@ -95,7 +89,7 @@ def plane_windows(corr: torch.Tensor, max_lag: int) -> list[torch.Tensor]:
     ]
 
 
-class SliceLoss(torch.nn.Module):
+class SliceLoss(ExemplarTerms):
     """Gram loss of orthogonal slices, the planes' ``S2`` and the variation, against 2D exemplars.
 
     Parameters
@@ -105,73 +99,18 @@ class SliceLoss(torch.nn.Module):
     exemplars : sequence of 3 ndarrays, ``h_a x w_a``
         ``exemplars[a]`` describes the slices normal to axis ``a`` (module docstring); the same
         array three times for an isotropic material.
-    phases : int
-        k.
-    s2_weight, s2_max_lag, periodic, exemplar_periodic, temperature, tv_weight
-        As in :class:`~mdesign.reconstruction.loss.TextureLoss`.
-    scale : int
-        Compare with the exemplars shrunk by this factor (coarse-to-fine).
+    **settings
+        ``phases``, ``s2_weight``, ``s2_max_lag``, ``periodic``, ``exemplar_periodic``,
+        ``temperature``, ``tv_weight``, ``scale``: as in
+        :class:`~mdesign.reconstruction.loss.TextureLoss`.
     """
 
     def __init__(
-        self,
-        extractor: VGG19Features,
-        exemplars: Sequence[np.ndarray],
-        *,
-        phases: int,
-        s2_weight: float,
-        s2_max_lag: int,
-        periodic: bool,
-        exemplar_periodic: bool,
-        temperature: float,
-        tv_weight: float,
-        scale: int = 1,
+        self, extractor: VGG19Features, exemplars: Sequence[np.ndarray], **settings
     ) -> None:
-        super().__init__()
         if len(exemplars) != 3:
             raise ValueError("one exemplar per axis (3) expected")
-        self.extractor = extractor
-        self.phases = phases
-        self.s2_weight = float(s2_weight)
-        self.s2_max_lag = int(s2_max_lag)
-        self.periodic = periodic
-        self.temperature = float(temperature)
-        self.tv_weight = float(tv_weight)
-        device = next(extractor.parameters()).device
-        self.s2_phases = s2_phases(phases)
-        self.register_buffer("colours", encoding_colours(phases, device=device))
-        cache: dict[int, ExemplarTargets] = {}
-        targets = []
-        for ex in exemplars:
-            if id(ex) not in cache:
-                cache[id(ex)] = exemplar_targets(
-                    extractor,
-                    ex,
-                    phases=phases,
-                    s2_max_lag=self.s2_max_lag,
-                    exemplar_periodic=exemplar_periodic,
-                    scale=scale,
-                )
-            targets.append(cache[id(ex)])
-        self.n_layers = len(targets[0].grams)
-        for a, t in enumerate(targets):
-            for i, g in enumerate(t.grams):
-                self.register_buffer(f"target_gram_{a}_{i}", g)
-                self.register_buffer(f"gram_scale_{a}_{i}", (g**2).sum())
-            self.register_buffer(f"target_s2_{a}", t.s2)
-            self.register_buffer(f"s2_scale_{a}", t.s2_scale)
-        self.register_buffer(
-            "target_tv", torch.stack([t.tv for t in targets]).mean().clamp_min(1e-12)
-        )
-
-    def gram(self, slices: torch.Tensor, axis: int) -> torch.Tensor:
-        """Sum over a batch of slices normal to ``axis`` of their Gram loss (mean over layers)."""
-        feats = self.extractor(to_vgg_input(slices))
-        out = slices.new_zeros(())
-        for i, f in enumerate(feats):
-            diff = gram_matrix(f) - getattr(self, f"target_gram_{axis}_{i}")
-            out = out + (diff**2).sum() / getattr(self, f"gram_scale_{axis}_{i}")
-        return out / self.n_layers
+        super().__init__(extractor, exemplars, **settings)
 
     def gram_backward(
         self, volume: torch.Tensor, picks: Sequence[torch.Tensor], *, chunk: int

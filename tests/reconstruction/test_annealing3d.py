@@ -5,6 +5,7 @@ from scipy import ndimage
 
 from mdesign.errors import InputError
 from mdesign.grf import phase_counts
+from mdesign.reconstruction.annealing import _face_table, interface_density, interface_edges
 from mdesign.reconstruction.annealing3d import _VolumeS2State, anneal_volume, volume_fractions
 from mdesign.reconstruction.loss import s2_window
 
@@ -91,6 +92,7 @@ def test_fractions_exact_energy_is_the_slices_and_falls(k, periodic, radial):
         periodic=periodic,
         radial=radial,
         batch=64,
+        surface=False,
     )
     want = phase_counts(volume_fractions(exemplars, k)[None], start.size)[0]
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=k), want)
@@ -112,7 +114,7 @@ def test_transposed_volume_with_permuted_exemplars_has_the_same_energy():
     # order), its axis-1 slices V's axis-0 slices, its axis-2 slices V's axis-2 slices transposed
     exemplars = _exemplars(2, seed=3)
     vol = _blobs((14, 12, 13), [0.6], 1.5, seed=4)
-    kw = {"phases": 2, "max_lag": 3, "steps": 0, "seed": 0, "radial": False}
+    kw = {"phases": 2, "max_lag": 3, "steps": 0, "seed": 0, "radial": False, "surface": False}
     a = anneal_volume(vol, exemplars, **kw)
     swapped = [exemplars[1], exemplars[0], exemplars[2].T]
     b = anneal_volume(vol.transpose(1, 0, 2), swapped, **kw)
@@ -129,7 +131,7 @@ def test_exact_start_is_left_alone_without_swaps():
     vol[: phase_counts(volume_fractions([ex] * 3, 2)[None], n)[0][0]] = 0
     vol[phase_counts(volume_fractions([ex] * 3, 2)[None], n)[0][0] :] = 1
     vol = np.random.default_rng(0).permutation(vol).reshape(12, 12, 12)
-    res = anneal_volume(vol, [ex, ex, ex], phases=2, max_lag=3, steps=0, seed=0)
+    res = anneal_volume(vol, [ex, ex, ex], phases=2, max_lag=3, steps=0, seed=0, surface=False)
     assert res.flips == 0 and np.array_equal(res.labels, vol)
     assert res.energy_final == pytest.approx(res.energy_initial, rel=1e-12)
 
@@ -161,3 +163,38 @@ def test_bad_input_raises_input_error():
         anneal_volume(vol, [ex, ex, ex[:6]], **kw)  # half of an exemplar's side
     with pytest.raises(InputError, match="labels"):
         anneal_volume(vol + 1, [ex] * 3, **kw)  # a label beyond the phases
+
+
+def _edges_brute(vol, periodic):
+    """Face pairs of different phases, by shifting the volume along each axis."""
+    if periodic:
+        return sum(int((vol != np.roll(vol, 1, axis=a)).sum()) for a in range(3))
+    return sum(int((np.diff(vol.astype(int), axis=a) != 0).sum()) for a in range(3))
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_surface_stage_shortens_the_interface_and_keeps_the_fractions(periodic):
+    ex = _blobs((30, 30), [0.6], 3.0, seed=3)  # smooth: a short interface per pair
+    vol = _blobs((14, 13, 12), [0.55], 0.8, seed=6)  # rough: a long one
+    kw = dict(phases=2, max_lag=3, steps=400, seed=0, periodic=periodic, batch=32)
+    off = anneal_volume(vol, [ex] * 3, surface=False, **kw)
+    on = anneal_volume(vol, [ex] * 3, surface=True, **kw)
+    assert off.surface_swaps == 0 and on.surface_swaps > 0
+    assert np.array_equal(np.bincount(on.labels.ravel()), np.bincount(off.labels.ravel()))
+    faces = _face_table(vol.shape, periodic)
+    e_off, e_on = (interface_edges(r.labels.ravel(), faces) for r in (off, on))
+    assert (e_off, e_on) == (_edges_brute(off.labels, periodic), _edges_brute(on.labels, periodic))
+    # each swap shortens the interface by 2 or more (its two flips are apart, so they add)
+    assert e_on <= e_off - 2 * on.surface_swaps
+    n = vol.size
+    pairs = 3 * n if periodic else sum(n // s * (s - 1) for s in vol.shape)
+    assert e_off > interface_density(ex, periodic=False) * pairs  # there was surplus to remove
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_face_table_is_the_2d_tables_edge_columns(periodic):
+    from mdesign.reconstruction.annealing import _neighbour_table
+
+    np.testing.assert_array_equal(
+        _face_table((5, 7), periodic), _neighbour_table(5, 7, periodic)[:, :4]
+    )

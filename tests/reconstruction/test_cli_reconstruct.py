@@ -3,6 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from mdesign.io import read_images
 from mdesign.reconstruction.metrics import cluster_counts
@@ -46,8 +47,12 @@ def test_reconstruct_writes_stack_report_and_plot(run_cli, tmp_path, exemplar, c
     assert plot.stat().st_size > 10_000
     assert res.err == ""  # -q: no bars, no notes
     # the out-of-loss morphology, of the written image and of the exemplar
+    # (sizes differ: the output is counted in windows of the exemplar's 32 x 32, at 3 x 3
+    # offsets, by a flood fill here)
     rec = stack.images[0]
-    assert report["clusters_reconstruction"] == cluster_counts(rec, phases=2).tolist()
+    windows = [rec[y : y + 32, x : x + 32] for y in (0, 2, 4) for x in (0, 4, 8)]
+    mean = [np.mean([ndimage.label(w == j)[1] for w in windows]) for j in (0, 1)]
+    assert report["clusters_reconstruction"] == pytest.approx(mean, abs=0.005)
     assert report["clusters_exemplar"] == cluster_counts(ceramics_crop, phases=2).tolist()
     for key in ("specific_surface", "mean_chord_length"):
         assert len(report[f"{key}_exemplar"]) == len(report[f"{key}_reconstruction"]) == 2
@@ -197,16 +202,20 @@ def test_volume_writes_stack_report_plot_and_tif(
     assert report["shape"] == [32, 32, 32] and len(report["axes"]) == 3
     assert report["volume_fraction_reconstruction"][1] == pytest.approx(phi)
     assert plot.stat().st_size > 10_000
-    # the same run to a .tif: one page per H, the same voxels
+    # the same run to a .tif: one page per H, the same voxels, read back as a volume
     tif = tmp_path / "vol.tif"
     res = run_cli(
         "reconstruct", exemplar, "-o", tif, "--size", "32", "32", "32", "--seed", "5",
         *fast_volume,
     )  # fmt: skip
     assert res.code == 0, res.err
-    pages = read_images(tif).images
-    assert pages.shape == (32, 32, 32)
-    np.testing.assert_array_equal(pages, volume[0])
+    back = read_images(tif, volumes=True).images
+    assert back.shape == (1, 32, 32, 32)
+    np.testing.assert_array_equal(back, volume)
+    res = run_cli("characterize", tif, "--json", "-q")
+    assert res.code == 0, res.err
+    char = json.loads(res.out)
+    assert char["n_images"] == 1 and char["shape"] == [32, 32, 32]
 
 
 @pytest.fixture
@@ -242,7 +251,7 @@ def three_phase_file(tmp_path):
 def test_volume_refused_before_work_and_nothing_replaced(
     run_cli, tmp_path, exemplar, three_phase_file, monkeypatch, args, needles
 ):
-    import mdesign.reconstruction.volume
+    import mdesign.reconstruction
 
     (tmp_path / "old.npz").write_bytes(b"an earlier reconstruction")
     before = snapshot(tmp_path)
@@ -250,7 +259,7 @@ def test_volume_refused_before_work_and_nothing_replaced(
     def must_not_run(*a, **k):
         raise AssertionError("the reconstruction started before the input was checked")
 
-    monkeypatch.setattr(mdesign.reconstruction.volume, "reconstruct_volume", must_not_run)
+    monkeypatch.setattr(mdesign.reconstruction, "reconstruct", must_not_run)
     args = [a.format(ex=exemplar, tmp=tmp_path, three=three_phase_file) for a in args]
     assert_input_error(run_cli("reconstruct", *args, "--weights", "random", "-q"), *needles)
     assert snapshot(tmp_path) == before
@@ -258,21 +267,21 @@ def test_volume_refused_before_work_and_nothing_replaced(
 
 def test_volume_memory_budget_counts_the_chunk(run_cli, tmp_path, exemplar, monkeypatch):
     # a budget that holds the default chunk of slices but not 64 of them
-    import mdesign.reconstruction.volume
+    import mdesign.reconstruction
     from mdesign.config import RECONSTRUCTION_DEFAULTS
     from mdesign.errors import InputError
     from mdesign.memory import ENV_LIMIT
-    from mdesign.reconstruction.volume import volume_memory
+    from mdesign.reconstruction.pipeline import reconstruction_memory
 
     shape = (32, 40, 48)
-    chunk = RECONSTRUCTION_DEFAULTS.volume_chunk
+    chunk = RECONSTRUCTION_DEFAULTS.slices.chunk
     assert chunk < 64
-    monkeypatch.setenv(ENV_LIMIT, str(volume_memory(shape, chunk=chunk)))
+    monkeypatch.setenv(ENV_LIMIT, str(reconstruction_memory(shape, chunk=chunk)))
 
     def started(*a, **k):
         raise InputError("started")
 
-    monkeypatch.setattr(mdesign.reconstruction.volume, "reconstruct_volume", started)
+    monkeypatch.setattr(mdesign.reconstruction, "reconstruct", started)
     size = ("--size", *map(str, shape))
     out = tmp_path / "o.npz"
     assert_input_error(run_cli("reconstruct", exemplar, "-o", out, *size, "-q"), "started")

@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from mdesign.config import RECONSTRUCTION_DEFAULTS, ReconstructionConfig, load_config
+from mdesign.config import (
+    RECONSTRUCTION_DEFAULTS,
+    ReconstructionConfig,
+    dump_config,
+    load_config,
+    override,
+)
 from mdesign.errors import InputError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -14,30 +20,47 @@ def test_shipped_reconstruct_config_is_the_default():
     )
 
 
-def test_the_library_defaults_are_the_configs():
-    import inspect
+def test_flat_keys_of_earlier_configs_are_read_into_their_sections(tmp_path):
+    from mdesign.config import _FLAT_KEYS
 
-    from mdesign.reconstruction import reconstruct, reconstruct_volume
+    flat = tmp_path / "flat.yaml"
+    flat.write_text(
+        "iterations: 7\nweights: random\nanneal_sweeps: 0.5\nvolume_lr: 0.1\n"
+        "volume_anneal_sweeps: 2\nvolume_anneal_max_lag: 12\nseed: 4\n"
+    )
+    cfg = load_config(ReconstructionConfig, flat)
+    assert cfg.optimiser.iterations == 7 and cfg.texture.weights == "random"
+    assert cfg.anneal.sweeps == 0.5 and cfg.anneal.volume_sweeps == 2
+    assert cfg.slices.lr == 0.1 and cfg.anneal.max_lag == 12 and cfg.seed == 4
+    nested = tmp_path / "nested.yaml"
+    nested.write_text(dump_config(cfg))
+    assert load_config(ReconstructionConfig, nested) == cfg
+    # every flat key lands on a field of its section
+    for key, (section, name) in _FLAT_KEYS.items():
+        sub = getattr(RECONSTRUCTION_DEFAULTS, section)
+        assert name in type(sub).model_fields, key
+        assert ReconstructionConfig(**{key: getattr(sub, name)}) == RECONSTRUCTION_DEFAULTS
+    # one setting twice, with different values: an error naming both, not a silent choice
+    both = tmp_path / "both.yaml"
+    both.write_text("iterations: 7\noptimiser:\n  iterations: 8\n")
+    with pytest.raises(InputError, match=r"iterations \(flat\) and optimiser\.iterations"):
+        load_config(ReconstructionConfig, both)
 
-    params = inspect.signature(reconstruct).parameters
-    volume = inspect.signature(reconstruct_volume).parameters
-    for key, value in RECONSTRUCTION_DEFAULTS.model_dump().items():
-        if key.startswith("volume_"):
-            # the 2D-to-3D settings are reconstruct_volume's, and only its
-            assert key not in params and volume[key].default == value, key
-        else:
-            assert params[key].default == value, key
-        if key in volume:
-            assert volume[key].default == value, key
-    # every setting of reconstruct_volume is a config key
-    settings = set(volume) - {"exemplars", "size", "device", "progress", "_2d_only"}
-    assert settings <= set(RECONSTRUCTION_DEFAULTS.model_dump())
+
+def test_overrides_name_their_option():
+    cfg = override(RECONSTRUCTION_DEFAULTS, {"slices.iterations": (5, "iterations")})
+    assert cfg.slices.iterations == 5 and cfg.optimiser.iterations == 100
+    assert override(cfg, {"texture.weights": (None, "weights")}) == cfg
+    with pytest.raises(InputError) as info:
+        override(cfg, {"optimiser.iterations": (0, "iterations")})
+    assert info.value.param == "iterations"
 
 
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
-        ("iterations: 0\n", "iterations"),
+        ("iterations: 0\n", "optimiser.iterations"),
+        ("anneal:\n  sweeps: -1\n", "anneal.sweeps"),
         ("pooling: median\n", "pooling"),
         ("s2_wieght: 1\n", "unknown key"),
     ],

@@ -144,3 +144,22 @@ def test_morphology_reuses_the_descriptors_and_reports_relative_errors(two_phase
     lp1 = np.sqrt(((m.lineal_path[1] - mx.lineal_path[1]) ** 2).mean())
     assert rep["lineal_path_rmse_per_phase"][1] == pytest.approx(lp1)
     assert lp1 == pytest.approx(e.lineal_path_rmse)
+
+
+def test_clusters_of_different_sizes_are_counted_in_equal_windows():
+    """A periodic exemplar tiled 2 x 2: four times the clusters in all, about as many per
+    exemplar-sized window (each window is a cyclic shift of the exemplar)."""
+    ex = grf_microstructures(1, (64, 64), volume_fraction=0.3, correlation_length=2, seed=5).images[
+        0
+    ]
+    big = np.tile(ex, (2, 2))
+    e = reconstruction_errors(ex, big, phases=2)
+    raw = cluster_counts(big, phases=2) / cluster_counts(ex, phases=2) - 1
+    assert raw[1] > 2  # what the report compared before
+    assert e.morphology_exemplar.clusters.tolist() == cluster_counts(ex, phases=2).tolist()
+    errs = e.morphology_report()["clusters_relative_error"]
+    assert all(abs(x) < 0.1 for x in errs), errs
+    # the 9 windows by a flood fill here
+    wins = [big[y : y + 64, x : x + 64] for y in (0, 32, 64) for x in (0, 32, 64)]
+    mean = [np.mean([ndimage.label(w == j)[1] for w in wins]) for j in (0, 1)]
+    np.testing.assert_allclose(e.morphology_reconstruction.clusters, mean)

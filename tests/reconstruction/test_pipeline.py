@@ -1,16 +1,22 @@
 import numpy as np
 import pytest
 
+from mdesign.config import ReconstructionConfig
 from mdesign.errors import InputError
 from mdesign.grf import phase_counts
 from mdesign.reconstruction import check_exemplar, reconstruct
 
-FAST = dict(weights="random", iterations=8, anneal_sweeps=0.5, device="cpu")
+FAST = dict(weights="random", iterations=8, anneal_sweeps=0.5)
+
+
+def cfg(**flat) -> ReconstructionConfig:
+    """The fast settings, and more, by their flat keys (mapped into the sections)."""
+    return ReconstructionConfig(**{**FAST, **flat})
 
 
 @pytest.fixture(scope="module")
 def result(ceramics_crop):
-    return reconstruct(ceramics_crop, size=(40, 36), seed=3, **FAST)
+    return reconstruct(ceramics_crop, (40, 36), cfg(seed=3), device="cpu")
 
 
 def test_reconstruction_of_a_real_exemplar(result, ceramics_crop):
@@ -36,17 +42,28 @@ def test_reconstruction_of_a_real_exemplar(result, ceramics_crop):
     ):
         assert key in rep
     assert rep["weights"] == "random" and rep["iterations"] == 8
+    assert rep["annealing"]["stages"] == [
+        "fractions",
+        "swaps+neighbourhood+cluster guard",
+        "join network fragments",
+        "remove small clusters",
+        "fractions",
+        "swaps+neighbourhood+cluster guard",
+        "surface",
+    ]
     assert rep["volume_fraction_exemplar"] == pytest.approx([1 - phi, phi])
 
 
 def test_same_seed_same_bytes(result, ceramics_crop):
-    again = reconstruct(ceramics_crop, size=(40, 36), seed=3, **FAST)
+    again = reconstruct(ceramics_crop, (40, 36), cfg(seed=3), device="cpu")
     assert np.array_equal(again.labels, result.labels)
-    other = reconstruct(ceramics_crop, size=(40, 36), seed=4, **FAST)
+    other = reconstruct(ceramics_crop, (40, 36), cfg(seed=4), device="cpu")
     assert not np.array_equal(other.labels, result.labels)
     # a SeedSequence (or Generator) seed: its spawned children, the same bytes again
     a, b = (
-        reconstruct(ceramics_crop, size=(40, 36), seed=np.random.SeedSequence(3), **FAST).labels
+        reconstruct(
+            ceramics_crop, (40, 36), cfg(), seed=np.random.SeedSequence(3), device="cpu"
+        ).labels
         for _ in range(2)
     )
     assert np.array_equal(a, b) and not np.array_equal(a, result.labels)
@@ -54,7 +71,9 @@ def test_same_seed_same_bytes(result, ceramics_crop):
 
 def test_three_phases_gram_only_coarse_to_fine(three_phase):
     ex = np.tile(three_phase, (2, 2))[:64, :64]
-    res = reconstruct(ex, seed=0, s2_weight=0.0, coarse_to_fine=True, coarse_iterations=3, **FAST)
+    res = reconstruct(
+        ex, None, cfg(seed=0, s2_weight=0.0, coarse_to_fine=True, coarse_iterations=3), device="cpu"
+    )
     assert res.coarse is not None and res.coarse.pixels.shape == (1, 3, 32, 32)
     assert res.iterations == 3 + 8
     fr = np.bincount(ex.ravel(), minlength=3) / ex.size
@@ -79,12 +98,12 @@ def test_bad_exemplars(image, needle):
 
 def test_output_size_below_32_is_refused(ceramics_crop):
     with pytest.raises(InputError, match="at least 32") as info:
-        reconstruct(ceramics_crop, size=(16, 40), **FAST)
+        reconstruct(ceramics_crop, (16, 40), cfg(), device="cpu")
     assert info.value.param == "size"  # the Python parameter; the CLI shows --size
 
 
 def test_non_periodic_output(ceramics_crop):
-    res = reconstruct(ceramics_crop, periodic=False, seed=1, **FAST)
+    res = reconstruct(ceramics_crop, None, cfg(periodic=False, seed=1), device="cpu")
     assert res.labels.shape == ceramics_crop.shape
     assert res.errors.fraction_error_pixels <= 1
     assert res.optimization.losses[-1] < res.optimization.losses[0]
@@ -95,13 +114,6 @@ def test_non_periodic_output(ceramics_crop):
     assert e.s2_rmse == res.errors.s2_rmse
 
 
-def test_a_whole_config_can_be_passed(ceramics_crop):
-    # the CLI and the batch flow pass cfg.model_dump(): the 2D path ignores the volume_* keys
-    from mdesign.config import ReconstructionConfig
-
-    cfg = ReconstructionConfig(weights="random", iterations=2, anneal_sweeps=0.1)
-    res = reconstruct(ceramics_crop, device="cpu", **cfg.model_dump())
-    assert res.iterations == 2 and res.labels.shape == ceramics_crop.shape
-    # a name that is not a setting is still an error, not silently ignored
-    with pytest.raises(TypeError, match="volume_iteration"):
-        reconstruct(ceramics_crop, volume_iteration=3, **FAST)
+def test_one_exemplar_for_an_image(ceramics_crop):
+    with pytest.raises(InputError, match="need a volume"):
+        reconstruct([ceramics_crop] * 3, (40, 40), cfg(), device="cpu")

@@ -3,7 +3,7 @@ from PIL import Image
 
 from mdesign.io import PALETTE
 from mdesign.reconstruction.metrics import reconstruction_errors
-from mdesign.reconstruction.plot import plot_reconstruction
+from mdesign.reconstruction.plot import plot_image
 
 
 def test_images_are_drawn_at_full_resolution_without_smoothing(tmp_path):
@@ -12,7 +12,7 @@ def test_images_are_drawn_at_full_resolution_without_smoothing(tmp_path):
     board = (np.indices((side, side)).sum(0) % 2).astype(np.uint8)
     errors = reconstruction_errors(board, board, phases=2)
     path = tmp_path / "rec.png"
-    plot_reconstruction(board, board, errors, path, title="boards")
+    plot_image(board, board, errors, path, title="boards")
     png = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3)
     pure = sum(int((png == PALETTE[j]).all(1).sum()) for j in range(2))
     # two panels of at least 2 x 2 figure pixels per image pixel, all in the phase colours

@@ -2,20 +2,22 @@ import numpy as np
 import pytest
 import torch
 
+from mdesign.config import ReconstructionConfig
 from mdesign.data import li2018_exemplar
 from mdesign.descriptors import autocorrelation
 from mdesign.errors import InputError
 from mdesign.grf import grf_microstructures, phase_counts
 from mdesign.reconstruction.loss import s2_window
 from mdesign.reconstruction.metrics import reconstruction_errors, slice_errors
-from mdesign.reconstruction.pipeline import BYTES_PER_PIXEL
-from mdesign.reconstruction.vgg import vgg19_features
-from mdesign.reconstruction.volume import (
+from mdesign.reconstruction.pipeline import (
+    BYTES_PER_PIXEL,
+    _start,
     check_exemplars,
-    check_volume_size,
-    reconstruct_volume,
-    volume_memory,
+    check_size,
+    reconstruct,
+    reconstruction_memory,
 )
+from mdesign.reconstruction.vgg import vgg19_features
 from mdesign.reconstruction.volume_loss import (
     SliceLoss,
     plane_windows,
@@ -30,8 +32,14 @@ FAST = dict(
     volume_anneal_max_lag=4,
     s2_max_lag=6,
     layers=["relu1_1", "pool1", "pool2"],
-    device="cpu",
 )
+
+
+def reconstruct_volume(exemplars, *, size, **flat):
+    """A volume with the fast settings (flat keys, mapped into the config's sections)."""
+    return reconstruct(exemplars, size, ReconstructionConfig(**{**FAST, **flat}), device="cpu")
+
+
 CONTRACT_KEYS = {
     "volume_fraction_exemplar",
     "volume_fraction_reconstruction",
@@ -199,21 +207,23 @@ def test_one_slice_of_the_exemplars_size_is_a_2d_reconstruction(axis, three_phas
 
 
 def test_volume_memory_grows_with_the_size_and_the_chunk():
-    small = volume_memory((32, 32, 32), chunk=4)
-    assert volume_memory((32, 32, 33), chunk=4) > small
-    assert volume_memory((32, 32, 32), chunk=5) > small
+    small = reconstruction_memory((32, 32, 32), chunk=4)
+    assert reconstruction_memory((32, 32, 33), chunk=4) > small
+    assert reconstruction_memory((32, 32, 32), chunk=5) > small
     # the chunk's activations are those of the largest face, whichever axis it is normal to
     face = 48 * 64
-    assert volume_memory((32, 48, 64), chunk=9) - volume_memory((32, 48, 64), chunk=4) == (
-        5 * BYTES_PER_PIXEL * face
+    assert reconstruction_memory((32, 48, 64), chunk=9) - reconstruction_memory(
+        (32, 48, 64), chunk=4
+    ) == (5 * BYTES_PER_PIXEL * face)
+    assert reconstruction_memory((64, 32, 48), chunk=4) == reconstruction_memory(
+        (32, 48, 64), chunk=4
     )
-    assert volume_memory((64, 32, 48), chunk=4) == volume_memory((32, 48, 64), chunk=4)
 
 
-@pytest.mark.parametrize("size", [(32, 32), (32, 32, 16), (32, 32, 32, 32), (0, 40, 40)])
+@pytest.mark.parametrize("size", [(32,), (32, 32, 16), (32, 32, 32, 32), (0, 40, 40)])
 def test_volume_sizes_refused(size):
     with pytest.raises(InputError, match="at least 32") as info:
-        check_volume_size(size)
+        check_size(size)
     assert info.value.param == "size"
 
 
@@ -235,13 +245,14 @@ def test_volume_reconstruction_has_the_exemplars_fractions(result, ceramics):
     assert res.decoded.shape == SHAPE and res.start.shape == SHAPE
     want = _counts(_fractions(ceramics, 2), res.labels.size)
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
-    assert res.iterations == 3 and np.isfinite(res.losses).all()
+    assert res.iterations == 3 and np.isfinite(res.optimization.losses).all()
     rep = res.report()
     assert CONTRACT_KEYS <= rep.keys()
     assert rep["weights"] == "random" and rep["iterations"] == 3 and rep["shape"] == list(SHAPE)
     assert rep["volume_fraction_exemplar"] == pytest.approx(_fractions(ceramics, 2).tolist())
     assert rep["volume_fraction_reconstruction"] == pytest.approx((want / want.sum()).tolist())
-    assert rep["fraction_error_voxels"] == 0
+    assert rep["fraction_error_pixels"] == 0
+    assert rep["annealing"]["stages"] == ["fractions", "swaps"]  # not the 2D-only ones
     assert len(rep["axes"]) == 3
     assert [a["slices"] for a in rep["axes"]] == list(SHAPE)
     # the per-axis statistics are those of the returned labels, and the top level their mean
@@ -255,7 +266,7 @@ def test_volume_reconstruction_has_the_exemplars_fractions(result, ceramics):
 def test_volume_same_seed_same_bytes(result, ceramics):
     again = reconstruct_volume(ceramics, size=SHAPE, seed=3, **FAST)
     assert np.array_equal(again.labels, result.labels)
-    np.testing.assert_array_equal(again.losses, result.losses)
+    np.testing.assert_array_equal(again.optimization.losses, result.optimization.losses)
     other = reconstruct_volume(ceramics, size=SHAPE, seed=4, **FAST)
     assert not np.array_equal(other.labels, result.labels)
 
@@ -279,7 +290,7 @@ def test_three_exemplars_one_per_axis(names):
     assert rep["volume_fraction_exemplar"] == pytest.approx(target)
     vf = np.array(rep["volume_fraction_reconstruction"])
     assert np.abs(vf - target).max() * res.labels.size <= 1
-    assert rep["fraction_error_voxels"] == 0
+    assert rep["fraction_error_pixels"] == 0
 
 
 def test_three_phase_volume():
@@ -303,15 +314,14 @@ def test_noise_start_is_further_from_the_exemplar_than_the_grf_start(result, cer
         assert g.s2_rmse < 0.5 * n.s2_rmse
 
 
-def test_unknown_settings_are_an_error_not_ignored(ceramics):
-    with pytest.raises(TypeError, match="anneal_sweep"):
-        reconstruct_volume(ceramics, size=(32, 32, 32), anneal_sweep=0.1, **FAST)
+def test_unknown_settings_are_an_error_not_ignored():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="anneal_sweep"):
+        ReconstructionConfig(anneal_sweep=0.1)
 
 
 def test_a_web_phase_starts_as_sheets_only_when_every_exemplar_has_it():
-    from mdesign.data import li2018_exemplar
-    from mdesign.reconstruction.volume import _start
-
     alloy = li2018_exemplar("alloy", 64)
     pmma = li2018_exemplar("pmma", 64)
     kw = dict(phases=2, init="grf", seed=0, exemplar_periodic=False)
