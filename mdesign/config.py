@@ -1177,7 +1177,7 @@ def _default_tasks() -> tuple[SurrogateTaskConfig, ...]:
         SurrogateTaskConfig(
             name="absorption",
             evaluator="optical_absorption",
-            params={"order": 3, "grid": 32, "wavelengths": 8},
+            params={"order": 3, "grid": 32, "wavelengths": 8, "spectral_rule": "trapezoid"},
         ),
     )
 

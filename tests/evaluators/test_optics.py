@@ -301,4 +301,5 @@ def test_worker_processes_give_the_same_values(pattern):
     kw = {"order": 1, "grid": 8, "precision": "complex128"}
     one = absorption_spectra(np.stack([pattern, pattern.T]), lam, **kw)
     two = absorption_spectra(np.stack([pattern, pattern.T]), lam, workers=2, **kw)
-    np.testing.assert_array_equal(one, two)
+    # the same algebra; LAPACK may take another code path in a fresh process (last bits)
+    np.testing.assert_allclose(one, two, rtol=1e-12, atol=0)
