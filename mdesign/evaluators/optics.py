@@ -314,7 +314,8 @@ def meent_spectra(
     grid: int | None = _D.grid,
 ) -> np.ndarray:
     """:func:`absorption_spectra` computed by meent (Kim et al. 2024) instead: the independent
-    check of :mod:`mdesign.evaluators.rcwa` (the evaluator before it, ~4x slower)."""
+    check of :mod:`mdesign.evaluators.rcwa` (the evaluator before it; slower, see the performance
+    page)."""
     import meent
     from threadpoolctl import threadpool_limits
 

@@ -160,8 +160,8 @@ def blur_conv(
     transposed convolution's parameters. This is the upsampling of StyleGAN2 (Karras et al.
     2020: a stride-2 transposed convolution, then a low-pass with the gain ``2**2``) with the
     shortest such filter. The gain matters at the tanh output: with a filter of unit gain the
-    images of a training run stayed grey (13% of pixels below 0.9 in magnitude after 14
-    epochs, against 1% for the paper's layer), which the discriminator exploited.
+    images of a training run stayed grey (far more pixels below 0.9 in magnitude than with the
+    paper's layer; the performance page), which the discriminator exploited.
     """
     if periodic:
         x = F.pad(x, (1, 1, 1, 1), mode="circular")
@@ -470,8 +470,7 @@ class FusedGenerator(nn.Module):
         ``torch.float32`` (the default, the project's precision for the GAN), or
         ``torch.bfloat16``: about twice as fast on CPUs with AVX512-BF16 or AMX (and on GPUs),
         at the cost of binarised pixels that differ from float32 where the output is within
-        bfloat16 rounding of 0 (0.53% of the pixels of the shipped model, 0.14% of the
-        paper network's, on interfaces).
+        bfloat16 rounding of 0, on interfaces (how many: the docs' performance page).
         The weights are folded in float32, then cast.
 
     Notes

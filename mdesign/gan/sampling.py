@@ -394,8 +394,8 @@ def _cut_exact(y: torch.Tensor, fractions: np.ndarray) -> np.ndarray:
     """:func:`mdesign.grf.level_cut` of two phases for a batch ``B x H x W`` on its device.
 
     Each image's level is its ``(1 - f) H W``-th smallest value. On the CPU that is
-    :func:`~mdesign.grf.level_cut` itself on the tensor's memory (numpy's introselect, ~3x
-    faster there than ``torch.kthvalue`` and ~10x faster than a batched sort); on another
+    :func:`~mdesign.grf.level_cut` itself on the tensor's memory (numpy's introselect, faster
+    there than ``torch.kthvalue`` and a batched sort; the performance page); on another
     device ``torch.kthvalue`` per image, so the batch leaves the device as uint8 labels only.
     """
     f = np.asarray(fractions, dtype=np.float64)

@@ -83,7 +83,7 @@ MIN_SIZE = 32
 """Smallest side of an exemplar or output: VGG19's pool4 needs 16 px; 32 leaves it 2 x 2."""
 
 # Peak memory per output pixel: VGG19 activations kept for the backward pass and their gradients
-# in float32 (measured 5.3 KB per pixel at 384 x 384 with the weights), rounded up.
+# in float32, from a measured peak (the docs' performance page, memory estimates), rounded up.
 BYTES_PER_PIXEL = 6144
 
 
