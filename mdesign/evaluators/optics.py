@@ -5,10 +5,10 @@ repeats with period ``period`` in x and y, the film (``thickness``) sits on a se
 transparent ``substrate`` and is lit from air at normal incidence. Its absorption ``A = 1 - R - T``
 (all diffraction orders, unpolarised: the mean of two polarisations) is averaged over vacuum
 wavelengths in ``[wavelength_min, wavelength_max]``, flat or weighted by the photon flux of the
-AM1.5 global solar spectrum (ASTM G173-03, :func:`solar_photon_flux`), so the weighted value is the
-fraction of incident solar photons the film absorbs. :func:`optical_absorption` gives that average
-(``spectral_rule``: adaptive by default, :func:`adaptive_average`; or a fixed grid by
-:func:`spectral_weights`), :func:`absorption_spectra` the spectra.
+AM1.5 global solar spectrum (ASTM G173-03, :func:`solar_photon_flux`), the fraction of incident
+solar photons absorbed. :func:`optical_absorption` gives that average (``spectral_rule``, adaptive
+by default, :func:`adaptive_average`; or a fixed grid by :func:`spectral_weights`),
+:func:`absorption_spectra` the spectra.
 
 The electromagnetic solve is mdesign's own rigorous coupled-wave analysis
 (:mod:`mdesign.evaluators.rcwa`) with ``(2 order + 1)^2`` harmonics, on the image's pixels or a
@@ -17,15 +17,14 @@ The electromagnetic solve is mdesign's own rigorous coupled-wave analysis
 Refractive indices are tabulated in ``mdesign/evaluators/data/nk_*.csv`` with their sources (Green
 2008 for silicon, Malitson 1965 for fused silica, Luke et al. 2015 for silicon nitride, Johnson &
 Christy 1972 for silver), interpolated linearly in wavelength (:func:`refractive_index`); ``air`` is
-1, and a number such as ``1.5`` or ``3.5+0.01j`` is a constant index n + ik. Convergence in order,
-wavelengths and raster, and the cost: the evaluators guide and the performance page.
+1, and a number such as ``1.5`` or ``3.5+0.01j`` is a constant index n + ik.
 
 References
 ----------
 Yang Z., Li X., Brinson L. C., Choudhary A. N., Chen W., Agrawal A. (2018) Microstructural
 materials design via deep adversarial learning methodology. J. Mech. Des. 140, 111416.
-Moharam M. G., Grann E. B., Pommet D. A., Gaylord T. K. (1995) J. Opt. Soc. Am. A 12, 1068-1076.
-Li L. (1997) J. Opt. Soc. Am. A 14, 2758-2767.
+Moharam M. G. et al. (1995) J. Opt. Soc. Am. A 12, 1068-1076; Li L. (1997) J. Opt. Soc. Am. A
+14, 2758-2767 (full titles in :mod:`mdesign.evaluators.rcwa`).
 Kim Y., Jung S., Jin H., et al. (2024) Meent: differentiable electromagnetic simulator for
 machine learning. arXiv:2406.12904.
 Born M., Wolf E. Principles of Optics, sec. 1.6 (the thin-film, or Airy, formulae).
