@@ -65,7 +65,7 @@ def _reconstruct(args: argparse.Namespace) -> int:
     )
     config = cfg.model_dump(mode="json")
     size = tuple(args.size) if args.size else None
-    # bad input is one error line before Prefect starts (6-14 s) and before out_dir exists
+    # bad input is one error line before Prefect starts (seconds) and before out_dir exists
     check_folder(
         args.folder,
         out_dir,

@@ -2,9 +2,10 @@
 
 Prefect's own embedded mode (no ``PREFECT_API_URL``) starts a temporary server the first time a
 client needs one, in every process that needs one: the campaign, and each Dask worker again
-(6-14 s each). It shares the campaign's process group, so a terminal's Ctrl-C stops it before the
-flow, whose client then retries for a minute or two; a SIGKILLed campaign leaves it running
-(~280 MB); and it gives up after 20 s of start-up on a loaded machine.
+(seconds each; figures on the docs' performance page). It shares the campaign's process group,
+so a terminal's Ctrl-C stops it before the flow, whose client then retries for a minute or two;
+a SIGKILLed campaign leaves it running; and it gives up after 20 s of start-up on a loaded
+machine.
 
 :func:`prefect_api` starts that server itself instead, once per campaign, and points
 ``PREFECT_API_URL`` at it, so the flow and every Dask worker (which inherit the environment)

@@ -287,8 +287,8 @@ class ConductivityConfig(Config):
 
     The fields are the evaluator's parameters (``mdesign evaluate --param KEY=VALUE``); their
     defaults are the library's defaults. The default accuracy (pixels subdivided 2x2 and the
-    1x1 and 2x2 solutions extrapolated) keeps Keller's duality within about 1% at contrast 10;
-    ``bench/bench_evaluators.py`` tabulates error against cost.
+    1x1 and 2x2 solutions extrapolated) is where ``bench/bench_evaluators.py``'s table of error
+    against cost (the evaluators guide) puts the best accuracy for its cost.
     """
 
     conductivities: tuple[float, ...] | None = Field(
@@ -615,10 +615,9 @@ class SegmentConfig(Config):
     residuals) and its 8 neighbours' phases (a Potts prior, ``potts_beta`` per agreeing edge
     neighbour, ``potts_diagonal`` times that per corner one), by iterated conditional modes
     (Besag 1986) from the thresholds' labels. Unlike a denoising filter it keeps one-pixel
-    features whose gray level is clear: on the Li et al. ceramics exemplar with a 35%
-    illumination gradient and noise at SNR 5 it raised the pixels right from 97.7% to 99.5%,
-    where a median or non-local-means filter before the thresholds gave 98.6% and 97.6%
-    (``docs/guide/own-material.md``)."""
+    features whose gray level is clear, and on a noisy, unevenly lit micrograph it did better
+    than a median or non-local-means filter before the thresholds (figures in
+    ``docs/guide/own-material.md``)."""
     potts_beta: float = Field(1.0, ge=0)
     """Weight of an agreeing edge neighbour, in units of the log-likelihood."""
     potts_diagonal: float = Field(0.5, ge=0)
@@ -779,8 +778,8 @@ class AnnealConfig(Config):
     exemplar's (per unit area), swap pairs of pixels that shorten it (a tip or protrusion of one
     phase with a pixel of the other that the flip does not roughen), the pair of least energy
     rise first, within the cluster guard. Fractions and guarded cluster counts stay; it removes
-    the surplus surface of the network bridges and ragged blobs (the Li et al. alloy: +13% to
-    +3%)."""
+    the surplus surface of the network bridges and ragged blobs (measured on the Li et al.
+    alloy: the docs' performance page)."""
     volume_surface: bool = False
     """End a volume's annealing with the same surface stage, on the voxels' 6 faces (no cluster
     guard there). Off by default: on the Li et al. alloy at 64^3 it brought the surface to the
@@ -971,9 +970,9 @@ class GANTrainConfig(Config):
     """Decay of the exponential moving average of the generator's weights, updated after
     every generator step; the average is the generator that is saved and sampled (Yazici et
     al. 2019), which smooths the oscillations of adversarial training. 0 turns it off: the
-    generator being trained is saved. Measured here, the average biases the structure: in
-    five runs with the ``resize`` and ``blur`` generators its specific surface was 12-26 points
-    above the trained generator's (finer features; ``artifacts/gan/README.md``). The
+    generator being trained is saved. Measured here, the average biases the structure: its
+    specific surface came out above the trained generator's (finer features; the figures are in
+    the design space guide and ``artifacts/gan/README.md``). The
     average never feeds back into training, and ``checkpoint.pt`` keeps both
     (``generator_train``), so a run can be judged both ways."""
     gp_weight: float = Field(10.0, ge=0)
@@ -1021,8 +1020,8 @@ class GANSampleConfig(Config):
     """Latents decoded per forward pass (bounds memory)."""
     precision: Literal["float32", "bfloat16"] = "float32"
     """Arithmetic of decoding: bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX
-    and flips the rare pixels within rounding of the cut (0.53% for the shipped model, 0.14% for
-    the paper's network)."""
+    and flips the rare pixels within rounding of the cut (how many: the docs' performance
+    page)."""
     n_images: int = Field(16, ge=1)
     """Images ``mdesign sample`` makes when ``-n`` is not given (and no ``--report``)."""
     seed: Seed = 0

@@ -278,8 +278,8 @@ def level_cut(fields: torch.Tensor | np.ndarray, fractions: np.ndarray) -> np.nd
     counts = phase_counts(np.asarray(fractions, dtype=np.float64), n_pixels)
     cum = np.cumsum(counts, axis=1)[:, :-1]  # pixels below each of the k - 1 levels
     k = counts.shape[1]
-    # level j is the cum[j]-th smallest value: np.partition (introselect) finds it ~10x faster
-    # than a full sort; -inf/+inf where the phases below/above it take no pixels
+    # level j is the cum[j]-th smallest value: np.partition (introselect) finds it faster than a
+    # full sort; -inf/+inf where the phases below/above it take no pixels
     levels = np.where(cum <= 0, -np.inf, np.inf).astype(flat.dtype)
     for i in range(n):
         inner = (cum[i] > 0) & (cum[i] < n_pixels)

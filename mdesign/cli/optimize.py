@@ -13,7 +13,7 @@ from pathlib import Path
 from mdesign.cli._common import SEED_HELP, add_quiet, check_outputs, note, seed_type
 
 # seconds a campaign may take to wind down after Ctrl-C (flow marked crashed, Dask cluster and
-# Prefect server stopped; 4-8 s measured on a busy 2-core machine) before it is ended outright
+# Prefect server stopped; measured: the docs' performance page) before it is ended outright
 INTERRUPT_GRACE = 5.0
 
 

@@ -3,35 +3,22 @@
 An *evaluator* maps a batch of label images ``N x H x W`` (uint8) to ``N`` property values. It is
 any object with a ``name``, a mapping of typed :class:`Parameter` s, and ``__call__``; the design
 campaign and ``mdesign evaluate`` only ever call it through :func:`evaluate_batch`, which turns an
-exception, NaN or infinity for one image into a missing value plus an error entry for that image
-and never lets it fail the batch. Volumes ``N x H x W x D`` pass through to the evaluators that
-take them (``effective_conductivity``, ``elastic_stiffness``, ``tortuosity``); an evaluator
-whose infinite value means something (``tortuosity``: no percolating path) says what in an
-attribute ``infinite_means``, which the error entry quotes; an evaluator may also define
-``check_images(images)``, raising :class:`~mdesign.errors.InputError` for a stack its
-parameters cannot evaluate, which ``mdesign evaluate`` calls before any work.
+exception, NaN or infinity for one image into a missing value plus an error entry for that image and
+never lets it fail the batch. Volumes ``N x H x W x D`` pass through to the evaluators that take
+them; an evaluator whose infinite value means something says what in an attribute
+``infinite_means``, which the error entry quotes, and one may define ``check_images(images)``,
+raising :class:`~mdesign.errors.InputError` for a stack its parameters cannot evaluate, which
+``mdesign evaluate`` calls before any work.
 
-Where evaluators come from, in the order :func:`get_evaluator` looks:
-
-1. the registry: the built-ins (registered when :mod:`mdesign.evaluators` is imported, by
-   explicit calls, not by scanning a folder) and anything passed to :func:`register_evaluator`;
-2. the entry-point group ``mdesign.evaluators`` of installed distributions, e.g. in a plugin's
-   ``pyproject.toml``::
-
-       [project.entry-points."mdesign.evaluators"]
-       porosity = "my_plugin.evaluators:porosity"
-
-3. a ``module:function`` path (``my_plugin.evaluators:porosity``), for instance from a campaign
-   config, imported on the spot.
-
-What a name or path points to is either an evaluator *class* (class attributes ``name`` and
-``parameters``; instances are built with the parameters as keywords) or a plain *function*
-``f(images, *, key=default, ...) -> values``, whose keyword parameters (with type annotations and
-defaults) become the evaluator's parameters. Registering a name twice raises; an unknown name
-raises an :class:`~mdesign.errors.InputError` that lists the known names.
-
-This follows BoTorch's registry of acquisition input constructors (a decorator that refuses a
-second registration under the same key).
+:func:`get_evaluator` looks a name up in the registry (the built-ins, registered by explicit calls
+when :mod:`mdesign.evaluators` is imported, and :func:`register_evaluator`), then in the entry-point
+group ``mdesign.evaluators`` of installed distributions, then as a ``module:function`` path imported
+on the spot. A name points to an evaluator *class* (class attributes ``name`` and ``parameters``) or
+a plain *function* ``f(images, *, key=default, ...) -> values`` whose annotated keyword parameters
+become the evaluator's parameters. Registering a name twice raises (as BoTorch's registry of
+acquisition input constructors does); an unknown name raises an :class:`~mdesign.errors.InputError`
+that lists the known names. A plugin's ``pyproject.toml`` entry: the evaluators guide
+(``docs/guide/evaluators.md``).
 """
 
 from __future__ import annotations

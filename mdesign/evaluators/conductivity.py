@@ -3,45 +3,22 @@
 Each pixel (voxel) is a square (cube) of its phase's conductivity; the image is one period of an
 infinite periodic medium. For a macroscopic field ``E`` the periodic potential fluctuation ``phi``
 solves ``div(sigma (E + grad phi)) = 0`` and the effective tensor maps ``E`` to the mean current,
-``sigma_eff E = <sigma (E + grad phi)>``. Images ``N x H x W`` give ``2 x 2`` tensors, volumes
-``N x H x W x D`` ``3 x 3`` tensors, with x the column axis (axis 1), y the row axis (axis 0) and
-z the depth axis (axis 2): a 2D tensor is the x-y block of the volume made by repeating its image
-along the depth.
+``sigma_eff E = <sigma (E + grad phi)>``. Images ``N x H x W`` give ``2 x 2`` tensors, volumes ``N x
+H x W x D`` ``3 x 3`` tensors (:func:`conductivity_tensor`; :func:`effective_conductivity` one
+direction), with x the column axis (axis 1), y the row axis (axis 0) and z the depth axis (axis 2).
 
 Discretisation: cell-centred finite volumes on the pixel grid, each pixel optionally split into
-``refinement`` cells per side (``refinement**2`` cells, ``refinement**3`` in a voxel), with the
-harmonic mean of the two cells as the conductance of a face (two half-cells in series). This is
-the classical two-point flux scheme; it is exact for laminates in every direction (series and
-parallel resistors) and converges to the continuum answer as the cells shrink. With
-``extrapolate`` the solutions on ``refinement // 2`` and ``refinement`` cells per pixel are
-combined by Richardson extrapolation at first order in the cell size, which cancels most of the
-discretisation error at the cost of one coarser solve. The first order holds in 3D as well: on
-24^3 two-phase volumes at contrast 10 the plain scheme errs by about -8% (1 cell per voxel) and
--3.5% (2^3 cells), successive differences halving, and the default 1-and-2 extrapolation by
-about +0.7%. In 3D refinement costs its cube: the default (2^3 cells per voxel, extrapolated from
-1) takes about 15 times the one-cell solve (a 64^3 tensor on one loaded thread: 0.5 s against
-8 s at contrast 10, 1.3 s against 17 s at contrast 100); ``refinement=1`` is the setting for
-screening.
+``refinement`` cells per side, with the harmonic mean of two cells as a face's conductance (the
+two-point flux scheme: exact for laminates both ways, first order in the cell size); with
+``extrapolate`` the ``refinement // 2`` and ``refinement`` solutions are combined by Richardson
+extrapolation at first order. Solver: conjugate gradients preconditioned by the FFT-inverted
+constant-coefficient periodic Laplacian (Moulinec & Suquet 1998; Zeman et al. 2010; on the
+finite-volume operator as in Schneider et al. 2016), whose iteration count is bounded by the
+contrast, not the grid size; batched over images in torch, float64, on
+:func:`mdesign.device.default_device`.
 
-Solver: conjugate gradients preconditioned by the inverse of the constant-coefficient periodic
-Laplacian, applied with FFTs over the two or three image axes (Moulinec & Suquet 1998; the
-conjugate-gradient form of Zeman et al. 2010, here on the finite-volume operator as in the
-staggered-grid scheme of Schneider et al. 2016). The preconditioned operator's spectrum is bounded
-by the conductivity contrast, not the grid size, so the iteration count does not grow with the
-image (about 15 iterations at contrast 10 and 40 at contrast 100 for the default tolerance in 2D;
-in 3D 13 at contrast 10 at 16^3, 32^3 and 64^3, and 27-35 at contrast 100). Everything is
-batched over images in torch, float64, on :func:`mdesign.device.default_device`; a volume whose
-loads do not fit the memory budget together is solved one load at a time.
-
-Checks (``tests/evaluators``): laminates, the Wiener bounds, and in 3D the Hashin-Shtrikman
-bounds (Hashin & Shtrikman 1962), in the trace form that holds for anisotropic two-phase media
-(Torquato 2002, ch. 21), and the exact response of the tensor to 90-degree rotations of the grid.
-Keller's duality (Keller 1964; Mendelson 1975 for anisotropic media) is exact in the continuum
-for any 2D two-phase image, and only in 2D: with ``R`` the rotation by 90 degrees,
-``sigma_eff(s2, s1) = s1 s2 R sigma_eff(s1, s2)^-1 R^T``; for a tensor without off-diagonal terms
-this is ``sigma_xx(s1, s2) sigma_yy(s2, s1) = s1 s2``. How far a discrete solution misses it
-measures its accuracy (``bench/bench_evaluators.py``, which also compares 2D images and 3D
-volumes with TauFactor on the same discretisation).
+The checks (bounds, Keller's duality, TauFactor) and their references: the evaluators guide
+(``docs/guide/evaluators.md``); accuracy and cost: the performance page.
 
 References
 ----------
@@ -51,12 +28,6 @@ Zeman J., Vondrejc J., Novak J., Marek I. (2010) Accelerating a FFT-based solver
 homogenization of periodic media by conjugate gradients. J. Comput. Phys. 229, 8065-8071.
 Schneider M., Ospald F., Kabel M. (2016) Computational homogenization of elasticity on a
 staggered grid. Int. J. Numer. Methods Eng. 105, 693-720.
-Hashin Z., Shtrikman S. (1962) A variational approach to the theory of the effective magnetic
-permeability of multiphase materials. J. Appl. Phys. 33, 3125-3131.
-Keller J. B. (1964) A theorem on the conductivity of a composite medium. J. Math. Phys. 5, 548.
-Torquato S. (2002) Random Heterogeneous Materials, ch. 19-21 (bounds, duality). Springer.
-Kench S., Squires I., Dahari A., Cooper S. J. (2023) TauFactor 2: a GPU accelerated python tool
-for microstructural analysis. J. Open Source Softw. 8, 5358.
 """
 
 from __future__ import annotations

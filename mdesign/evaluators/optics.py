@@ -1,37 +1,30 @@
 """Optical absorption of a thin film patterned by the microstructure (Yang et al. 2018).
 
-The image is the in-plane pattern of one film: phase ``p`` is made of ``materials[p]`` (by
-default phase 0 air, phase 1 crystalline silicon), the pattern repeats with period ``period`` in
-x and y, the film (``thickness``) sits on a semi-infinite transparent ``substrate`` (glass) and
-is lit from air at normal incidence. Its absorption ``A = 1 - R - T`` (all diffraction orders,
-the mean of two orthogonal polarisations, i.e. unpolarised light) is averaged over
-``wavelengths`` equally spaced vacuum wavelengths in ``[wavelength_min, wavelength_max]`` by the
-trapezoidal rule, flat or weighted by the photon flux of the AM1.5 global solar spectrum (ASTM
-G173-03), so the weighted value is the fraction of incident solar photons the film absorbs.
+The image is the in-plane pattern of one film: phase ``p`` is made of ``materials[p]``, the pattern
+repeats with period ``period`` in x and y, the film (``thickness``) sits on a semi-infinite
+transparent ``substrate`` and is lit from air at normal incidence. Its absorption ``A = 1 - R - T``
+(all diffraction orders, unpolarised: the mean of two polarisations) is averaged over vacuum
+wavelengths in ``[wavelength_min, wavelength_max]``, flat or weighted by the photon flux of the
+AM1.5 global solar spectrum (ASTM G173-03, :func:`solar_photon_flux`), the fraction of incident
+solar photons absorbed. :func:`optical_absorption` gives that average (``spectral_rule``, adaptive
+by default, :func:`adaptive_average`; or a fixed grid by :func:`spectral_weights`),
+:func:`absorption_spectra` the spectra.
 
-The electromagnetic solve is rigorous coupled-wave analysis (the Fourier modal method) by the
-meent package (Kim et al. 2024), with Li's factorisation rules for the permittivity of the
-rasterised layer; it is not re-implemented here. The pattern is area-averaged onto a
-``grid x grid`` raster (the permittivity of a raster cell is the area-weighted mean of its
-phases' permittivities), whose Fourier coefficients give harmonics ``-order..order`` along each
-axis, ``(2 order + 1)^2`` in all. The cost grows as the cube of that number (a dense eigenproblem
-of twice its size per wavelength); ``bench/bench_evaluators.py`` tabulates the convergence of the
-value in ``order`` against the seconds per image.
-
-Refractive indices are tabulated in ``mdesign/evaluators/data/nk_*.csv`` with their sources
-(Green 2008 for silicon, Malitson 1965 for fused silica, Luke et al. 2015 for silicon nitride,
-Johnson & Christy 1972 for silver) and interpolated linearly in wavelength; ``air`` is 1, and a
-number such as ``1.5`` or ``3.5+0.01j`` is a constant index n + ik.
+The electromagnetic solve is mdesign's own rigorous coupled-wave analysis
+(:mod:`mdesign.evaluators.rcwa`) with ``(2 order + 1)^2`` harmonics, on the image's pixels or a
+``grid x grid`` area-averaged raster; meent (Kim et al. 2024) stays as the independent check
+(:func:`meent_spectra`), and :func:`thin_film_absorption` is Airy's formula for a uniform film.
+Refractive indices are tabulated in ``mdesign/evaluators/data/nk_*.csv`` with their sources (Green
+2008 for silicon, Malitson 1965 for fused silica, Luke et al. 2015 for silicon nitride, Johnson &
+Christy 1972 for silver), interpolated linearly in wavelength (:func:`refractive_index`); ``air`` is
+1, and a number such as ``1.5`` or ``3.5+0.01j`` is a constant index n + ik.
 
 References
 ----------
 Yang Z., Li X., Brinson L. C., Choudhary A. N., Chen W., Agrawal A. (2018) Microstructural
 materials design via deep adversarial learning methodology. J. Mech. Des. 140, 111416.
-Moharam M. G., Grann E. B., Pommet D. A., Gaylord T. K. (1995) Formulation for stable and
-efficient implementation of the rigorous coupled-wave analysis of binary gratings. J. Opt. Soc.
-Am. A 12, 1068-1076.
-Li L. (1997) New formulation of the Fourier modal method for crossed surface-relief gratings.
-J. Opt. Soc. Am. A 14, 2758-2767.
+Moharam M. G. et al. (1995) J. Opt. Soc. Am. A 12, 1068-1076; Li L. (1997) J. Opt. Soc. Am. A
+14, 2758-2767 (full titles in :mod:`mdesign.evaluators.rcwa`).
 Kim Y., Jung S., Jin H., et al. (2024) Meent: differentiable electromagnetic simulator for
 machine learning. arXiv:2406.12904.
 Born M., Wolf E. Principles of Optics, sec. 1.6 (the thin-film, or Airy, formulae).
@@ -320,7 +313,8 @@ def meent_spectra(
     grid: int | None = _D.grid,
 ) -> np.ndarray:
     """:func:`absorption_spectra` computed by meent (Kim et al. 2024) instead: the independent
-    check of :mod:`mdesign.evaluators.rcwa` (the evaluator before it, ~4x slower)."""
+    check of :mod:`mdesign.evaluators.rcwa` (the evaluator before it; slower, see the performance
+    page)."""
     import meent
     from threadpoolctl import threadpool_limits
 

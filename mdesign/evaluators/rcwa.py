@@ -1,28 +1,21 @@
 """Rigorous coupled-wave analysis of one patterned layer at normal incidence, at dense algebra.
 
 The layer (permittivity ``eps(x, y)`` on a raster, period ``period`` in x and y, thickness ``d``)
-lies between air above and a transparent substrate below and is lit from air at normal
-incidence. The fields are expanded in the ``N = (2 order + 1)^2`` harmonics of the period
-(Moharam et al. 1995); the in-plane permittivity enters through Li's factorisation rules (Li
-1997): for ``E_x`` Laurent's rule along y then the inverse rule along x, for ``E_y`` the same with
-x and y exchanged, for ``E_z`` Laurent's rule in both (:func:`convolution_matrices`).
+lies between air above and a transparent substrate below and is lit from air at normal incidence.
+The fields are expanded in the ``N = (2 order + 1)^2`` harmonics of the period (Moharam et al.
+1995); the in-plane permittivity enters through Li's factorisation rules (Li 1997): for ``E_x``
+Laurent's rule along y then the inverse rule along x, for ``E_y`` the same with x and y exchanged,
+for ``E_z`` Laurent's rule in both (:func:`convolution_matrices`).
 
-Per wavelength the cost is one eigenproblem of size ``2N`` (``Omega = P Q``, whose eigenvectors
-``W`` are the layer's modes and whose eigenvalues are ``q^2``), plus, all of lower order:
+Per wavelength the cost is one eigenproblem of size ``2N`` (``Omega = P Q``: the layer's modes ``W``
+and ``q^2``) plus work of lower order: diagonal blocks as broadcasts, the magnetic modes as ``V = Q
+W / q``, and the boundary conditions by two ``2N`` solves, the second with one right-hand side per
+polarisation (:func:`layer_absorption`; the algebra in the evaluators guide).
 
-* ``P`` and ``Q`` are never formed with their diagonal blocks dense: ``P = [Kx; Ky] Ez^-1 [Ky,
-  -Kx] + J`` and the diagonal wavevector matrices are broadcasts;
-* the magnetic modes are ``V = Q W / q`` (a column scaling, no inverse of ``Q`` or of ``q``);
-* the boundary conditions (air above, the substrate's outgoing waves below, both diagonal per
-  harmonic) eliminate the backward amplitudes by one ``2N`` solve, ``c- = (V + Y_s W)^-1 (V -
-  Y_s W) X c+``, and the forward ones by one ``2N`` solve with two right-hand sides, one per
-  polarisation (TE and TM), instead of a ``4N`` system or an S-matrix; ``X = exp(i q k0 d)``
-  has modulus at most 1, so nothing grows.
-
-The eigendecomposition runs in complex64 when ``precision="complex64"``: ``W`` and ``q`` are
-then exact eigenpairs of a matrix within float32 rounding of ``Omega``; the rest runs in
-complex128. The error this leaves in the absorption is measured in ``docs/guide/evaluators.md``
-and bounded in the tests.
+With ``precision="complex64"`` the eigendecomposition runs in complex64 (``W`` and ``q`` are then
+exact eigenpairs of a matrix within float32 rounding of ``Omega``), the rest in complex128; the
+error this leaves in the absorption is measured in ``docs/guide/evaluators.md`` and bounded in the
+tests.
 
 References
 ----------

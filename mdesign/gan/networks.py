@@ -1,22 +1,19 @@
 """The DCGAN networks of the latent design space (Yang et al. 2018).
 
-* :class:`Generator`: a fully convolutional stack of upsampling layers (BatchNorm + ReLU, tanh
-  out) that maps a latent map ``N x C x h x w`` to an image ``N x 1 x (s h) x (s w)`` with
-  ``s = 2**depth`` (32 by default: a 4x4 latent gives 128x128, an 8x8 latent 256x256). Each layer
-  doubles the sides either by a stride-2 transposed convolution (kernel 4; the paper's DCGAN) or
-  by a resize-convolution (nearest-neighbour upsampling, then a 3x3 convolution; Odena et al.
-  2016), or by the transposed convolution followed by a binomial filter (``blur``); the last
-  two leave no checkerboard pattern. With ``periodic=True`` every layer pads circularly, so
-  the output tiles seamlessly.
-* :class:`Discriminator`: the mirror image, stride-2 convolutions with LeakyReLU, then a head
-  that averages the last feature map over space (optionally with its spatial standard
-  deviation) and maps it to one logit, so any input whose sides are divisible by
-  ``2**len(widths)`` is accepted.
-* :class:`DiscriminatorTrunk`: the discriminator's convolutional trunk with global average
-  pooling, a feature extractor ``N x 1 x H x W -> N x F`` for structure-property models (the
-  paper's transferability claim).
-* :class:`FusedGenerator`: the generator for inference, BatchNorm folded into the convolutions
-  and laid out channels-last; it gives the same images as the generator in eval mode.
+* :class:`Generator`: a fully convolutional stack of upsampling layers (BatchNorm + ReLU, tanh out)
+  mapping a latent map ``N x C x h x w`` to an image ``N x 1 x (s h) x (s w)``, ``s = 2**depth`` (32
+  by default: a 4x4 latent gives 128x128). Each layer doubles the sides by a stride-2 transposed
+  convolution (kernel 4; the paper's DCGAN), a resize-convolution (nearest-neighbour upsampling,
+  then a 3x3 convolution; Odena et al. 2016) or the transposed convolution followed by a binomial
+  filter (``blur``); the last two leave no checkerboard. ``periodic=True`` pads circularly, so the
+  output tiles seamlessly.
+* :class:`Discriminator`: stride-2 convolutions with LeakyReLU, then a head that averages the last
+  feature map over space (optionally with its standard deviation) into one logit, so any input whose
+  sides are divisible by ``2**len(widths)`` is accepted.
+* :class:`DiscriminatorTrunk`: its convolutional trunk with global average pooling, a feature
+  extractor ``N x 1 x H x W -> N x F`` for structure-property models.
+* :class:`FusedGenerator`: the generator for inference, BatchNorm folded into the convolutions,
+  channels-last; the same images as the generator in eval mode.
 
 Images enter and leave the networks as floats with phase 0 at -1 and phase 1 at +1
 (:func:`labels_to_signed`).
@@ -27,8 +24,7 @@ Yang, Z., Li, X., Brinson, L. C., Choudhary, A. N., Chen, W. & Agrawal, A. "Micr
 materials design via deep adversarial learning methodology", J. Mech. Des. 140(11), 111416 (2018).
 Radford, A., Metz, L. & Chintala, S. "Unsupervised representation learning with deep
 convolutional generative adversarial networks", ICLR (2016).
-Odena, A., Dumoulin, V. & Olah, C. "Deconvolution and checkerboard artifacts", Distill (2016),
-doi:10.23915/distill.00003.
+Odena, A., Dumoulin, V. & Olah, C. "Deconvolution and checkerboard artifacts", Distill (2016).
 Karras, T., Laine, S., Aittala, M., Hellsten, J., Lehtinen, J. & Aila, T. "Analyzing and
 improving the image quality of StyleGAN", CVPR (2020).
 """
@@ -164,8 +160,8 @@ def blur_conv(
     transposed convolution's parameters. This is the upsampling of StyleGAN2 (Karras et al.
     2020: a stride-2 transposed convolution, then a low-pass with the gain ``2**2``) with the
     shortest such filter. The gain matters at the tanh output: with a filter of unit gain the
-    images of a training run stayed grey (13% of pixels below 0.9 in magnitude after 14
-    epochs, against 1% for the paper's layer), which the discriminator exploited.
+    images of a training run stayed grey (far more pixels below 0.9 in magnitude than with the
+    paper's layer; the performance page), which the discriminator exploited.
     """
     if periodic:
         x = F.pad(x, (1, 1, 1, 1), mode="circular")
@@ -474,8 +470,7 @@ class FusedGenerator(nn.Module):
         ``torch.float32`` (the default, the project's precision for the GAN), or
         ``torch.bfloat16``: about twice as fast on CPUs with AVX512-BF16 or AMX (and on GPUs),
         at the cost of binarised pixels that differ from float32 where the output is within
-        bfloat16 rounding of 0 (0.53% of the pixels of the shipped model, 0.14% of the
-        paper network's, on interfaces).
+        bfloat16 rounding of 0, on interfaces (how many: the docs' performance page).
         The weights are folded in float32, then cast.
 
     Notes

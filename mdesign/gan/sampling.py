@@ -1,39 +1,25 @@
 """Decoding latents to microstructures: the design space's map from ``z`` to images.
 
-The latent prior, and the box a design optimiser searches, is uniform on ``[-1, 1]^d`` with
-``d = C h w`` (16 for the default ``1 x 4 x 4`` latent; Yang et al. 2018), plus ``G`` for a
-generator with global channels (one value per image each, broadcast over the map). A latent map
-of side ``K`` decodes to an image of side ``32 K`` (the generator is fully convolutional), so a
-model trained on 4x4 latents makes 256x256 images from 8x8 latents.
+The latent prior, and the box a design optimiser searches, is uniform on ``[-1, 1]^d`` with ``d = C
+h w`` (16 for the default ``1 x 4 x 4`` latent; Yang et al. 2018), plus ``G`` for a generator with
+global channels (one value per image each, broadcast over the map); :func:`sample_latents` draws it.
+A latent map of side ``K`` decodes to an image of side ``32 K`` (the generator is fully
+convolutional), so a model trained on 4x4 latents makes 256x256 images from 8x8 latents.
 
-Binarisation of the generator's tanh output ``y`` in ``(-1, 1)``:
+:func:`decode` binarises the generator's tanh output ``y`` by ``midpoint`` (phase 1 where ``y > 0``,
+decided on the pre-tanh output) or ``otsu`` (Otsu's threshold of each image; Otsu 1979), or, with
+``fractions`` given, cuts each image's output at the quantile that gives exactly that phase-1
+fraction, after removing its drift at the scale of a latent cell (a Gaussian high-pass one cell, 32
+px, wide): the level cut that makes the GRF training images (:func:`mdesign.grf.level_cut`). The
+fraction is then a design variable of its own; :func:`training_fractions` and
+:func:`sample_fractions` draw it from the training distribution, which a random latent's own
+fraction covers poorly (the design space guide, ``docs/guide/gan.md``, says why; the figures are on
+the performance page).
 
-* ``midpoint``: phase 1 where ``y > 0``, the middle of the two phases' training values (phase 0
-  was shown as -1, phase 1 as +1). It is decided on the pre-tanh output, whose sign is the same.
-* ``otsu``: phase 1 where ``y`` is above Otsu's threshold of the image's own values (Otsu 1979),
-  which adapts to an output whose two modes are not symmetric about 0.
-
-With ``fractions`` given, :func:`decode` instead cuts each image's continuous output at the
-quantile that gives exactly that phase-1 fraction: the same level cut that makes the training
-images from Gaussian random fields (:func:`mdesign.grf.level_cut`), after removing the output's
-drift at the scale of a latent cell (a Gaussian high-pass of width one cell, 32 pixels). The
-fraction then becomes a design variable of its own, beside the latent. This is how random
-samples cover the training fractions: a random latent's own fraction averages the 16 local
-fractions of its latent cells, so it spreads over images about 40% less than the training
-fractions do (std 0.052 against 0.087 for the paper's network), whereas a fraction drawn from the
-training distribution (:func:`training_fractions`, :func:`sample_fractions`) and cut exactly
-matches it. The morphology is kept: the level sets of the generator's output are its
-interfaces. Without the high-pass the cut is global, and the generator's cell-to-cell drift of
-level makes an image's 32x32 blocks differ in fraction more than the training images' do
-(within-image std of the block fractions 0.134 against 0.116, the paper's network, 500 images);
-with it, 0.113.
-
-With ``precision="bfloat16"`` the forward pass runs in bfloat16 (opt-in; float32 is the default
+:func:`decode` runs the generator with BatchNorm folded into the convolutions, channels-last, under
+:func:`torch.inference_mode` (:class:`~mdesign.gan.networks.FusedGenerator`), in eval mode, so an
+image depends only on its own latent; ``precision="bfloat16"`` is an opt-in (float32 is the default
 and what the design campaign uses).
-
-:func:`decode` runs the generator with BatchNorm folded into the convolutions, channels-last,
-under :func:`torch.inference_mode` (:class:`~mdesign.gan.networks.FusedGenerator`), and in eval
-mode, so an image depends only on its own latent, not on its batch.
 """
 
 from __future__ import annotations
@@ -408,8 +394,8 @@ def _cut_exact(y: torch.Tensor, fractions: np.ndarray) -> np.ndarray:
     """:func:`mdesign.grf.level_cut` of two phases for a batch ``B x H x W`` on its device.
 
     Each image's level is its ``(1 - f) H W``-th smallest value. On the CPU that is
-    :func:`~mdesign.grf.level_cut` itself on the tensor's memory (numpy's introselect, ~3x
-    faster there than ``torch.kthvalue`` and ~10x faster than a batched sort); on another
+    :func:`~mdesign.grf.level_cut` itself on the tensor's memory (numpy's introselect, faster
+    there than ``torch.kthvalue`` and a batched sort; the performance page); on another
     device ``torch.kthvalue`` per image, so the batch leaves the device as uint8 labels only.
     """
     f = np.asarray(fractions, dtype=np.float64)

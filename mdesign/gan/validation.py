@@ -1,60 +1,25 @@
 """Statistical validation of a trained generator against its training distribution.
 
-Generated images are compared with fresh images from the distribution the GAN was trained on
-(a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`; for a GAN trained on a
-``mdesign dataset`` set, its held-out tiles, :func:`reference_sets`) through the descriptors of
-:mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
-second real set vs the real set (``real_b``, of the same size), the scale of sampling noise.
+:func:`validate` compares generated images with fresh images from the distribution the GAN was
+trained on (a new draw of the same ``mdesign grf`` parameters, :func:`grf_reference`; for a GAN
+trained on a ``mdesign dataset`` set, its held-out tiles, :func:`reference_sets`) through the
+descriptors of :mod:`mdesign.descriptors`. Every figure is given twice: generated vs real, and a
+second real set vs the real set (``real_b``, of the same size), the scale of sampling noise. The
+:class:`ValidationReport` holds:
 
-S2 and lineal path
-    The headline figure is the **S2 distance**, the mean absolute difference between the mean
-    radial S2 curves of two sets for ``r = 0..32`` (:func:`s2_distance`). On its own it has no
-    scale: two finite sets drawn from the *same* distribution differ too. So it is reported
-    beside the same distance between the two real sets; a generator whose distance is within 2x
-    of that real-vs-real distance (``s2_ratio <= 2``) reproduces S2 about as well as sampling
-    noise allows. The lineal-path distance ``L(r)`` is reported the same way.
+* the **S2 distance** (:func:`s2_distance`, the mean absolute difference of the mean radial S2
+  curves for ``r = 0..32``) beside the real-vs-real distance (``s2_ratio``), and the same for the
+  lineal path;
+* the volume fractions of phase 1: the two-sample KS statistic and the ratio of standard deviations
+  (``volume_fraction_std_ratio``), which shows mode collapse;
+* morphology, with in-image estimators for every set: the specific surface of phase 1 (Crofton; mean
+  and spread), the cluster counts of each phase (4-connectivity), and the anisotropy of ``S2``
+  between the axes and the diagonals (:func:`anisotropy`, ``anisotropy_ratio``);
+* ``goals`` (:data:`GOALS`, :meth:`ValidationReport.summary`): fractions KS <= 0.1, std ratio within
+  10%, ``s2_ratio <= 2``, specific surface and clusters within 10%, anisotropy ratio <= 1.2.
 
-Volume fractions of phase 1
-    The two-sample Kolmogorov-Smirnov statistic of the per-image fractions against the real
-    set's (``volume_fraction_ks_*``), and the ratio of their standard deviations
-    (``volume_fraction_std_ratio``, ``std(generated) / std(real)``): a generator can match the
-    mean fraction and S2 while collapsing the spread of fractions (mode collapse), which the
-    ratio shows directly. (A fixed-fraction training set has ``std(real) = 0``; the ratio is
-    then 1 if the generated fractions are exact too, and very large otherwise.)
-
-Morphology
-    ``S2`` alone does not see speckle (isolated pixels of one phase inside the other) nor the
-    connectivity of a phase; these do.
-
-    * **Specific surface** ``s`` of phase 1: interface length per unit area (1/pixel) by
-      Crofton's formula (:func:`mdesign.descriptors.specific_surface`; Torquato 2002, ch. 2.2),
-      mean per set, and its relative error ``mean_gen / mean_real - 1``. Its spread over
-      images is reported too (``specific_surface_std_ratio`` and ``specific_surface_ks_*``, as
-      for the fractions; no goal): the interface density sets the feature size, and a
-      generator can match its mean while covering a narrower range of feature sizes than its
-      training set (coarse and fine images averaged into medium ones), which no random sample
-      and no design search in its latent space can then reach.
-    * **Cluster counts** of each phase: connected components, 4-connectivity
-      (:func:`mdesign.reconstruction.metrics.cluster_counts`), mean per set and phase, and the
-      relative error per phase.
-    * **Anisotropy** of each image (:func:`anisotropy`): how much its ``S2`` differs between
-      the two axes and between the two diagonals, and the ratio of the set means
-      (``anisotropy_ratio``). An isotropic training set gives only its sampling noise; bars,
-      stripes and streaks along the pixel grid or its diagonals give more, and neither the
-      radial ``S2`` nor the surface and clusters see them.
-
-    Both use **in-image** estimators, for every set alike: generated images are not periodic
-    (the generator has no wrap-around), so their interface across the image edge and their
-    clusters touching across it are not physical. Counting only the pixel pairs inside the
-    image (specific surface) and leaving clusters cut by an edge unmerged (one count per piece
-    inside) gives the real images, periodic or not, the same estimator and the same edge
-    effects, so the comparison is fair.
-
-Goals
-    :meth:`ValidationReport.summary` states whether each figure meets its goal (``goals``):
-    ``volume_fraction_ks <= 0.1``, ``|volume_fraction_std_ratio - 1| <= 0.1``,
-    ``s2_ratio <= 2``, ``|specific_surface_error| <= 0.1``, ``|clusters_error| <= 0.1`` for
-    each phase and ``anisotropy_ratio <= 1.2`` (:data:`GOALS`).
+Why each figure and estimator: the design space guide (``docs/guide/gan.md``, "How the validation
+measures").
 
 References
 ----------

@@ -1,26 +1,18 @@
 """Design campaigns: Bayesian optimisation over the GAN latent box (Yang et al. 2018).
 
-A campaign maximises or minimises property objectives of the microstructures a trained
-generator decodes from latents in ``[-1, 1]^d``, under outcome constraints, and compares BO with
-random baselines on the same budget and seed. Every evaluation is stored durably as it
-completes, so a campaign stopped at any point (Ctrl-C, SIGKILL) resumes without loss or
-duplicates, and one folder serves one running campaign at a time.
-
-Modules, one concern each:
-
-* :mod:`~.problem`: the design space (:class:`GANDesignSpace`, or a user ``factory``), one
-  design's evaluation (:func:`evaluate_design`) and BoTorch's test-problem view
-  (:class:`LatentDesignProblem`);
-* :mod:`~.bo`: the BoTorch core (Sobol start, GP fit, qLogNEI / qLogNEHVI proposals with
-  constraints, hypervolume);
-* :mod:`~.store`: the durable record (:class:`EvaluationStore`, SQLite) and its CSV mirror;
-* :mod:`~.lock`: one running campaign per folder (:func:`campaign_lock`);
-* :mod:`~.cluster`: checks on a Dask scheduler address (:func:`check_dask_address`);
-* :mod:`~.campaign`: the loop (:func:`run_campaign`, checks first in
-  :func:`prepare_campaign`), free of any orchestrator (``flows/design.py`` runs it as a Prefect
-  flow, optionally on Dask);
-* :mod:`~.results`: what a campaign found (:class:`MethodResult`, :class:`CampaignSummary`);
-* :mod:`~.report`: ``best.npz``, ``report.md`` and ``report.png`` (:func:`write_report`).
+A campaign maximises or minimises property objectives of the microstructures a trained generator
+decodes from latents in ``[-1, 1]^d``, under outcome constraints, and compares BO with random
+baselines on the same budget and seed. Every evaluation is stored durably as it completes, so a
+campaign stopped at any point (Ctrl-C, SIGKILL) resumes without loss or duplicates, and one folder
+serves one running campaign at a time. Modules, one concern each: :mod:`~.problem` (the design space
+:class:`GANDesignSpace` or a user ``factory``, :func:`evaluate_design`,
+:class:`LatentDesignProblem`), :mod:`~.bo` (Sobol start, GP fit, qLogNEI / qLogNEHVI with
+constraints, hypervolume), :mod:`~.store` (:class:`EvaluationStore`, SQLite, and its CSV mirror),
+:mod:`~.lock` (:func:`campaign_lock`), :mod:`~.cluster` (:func:`check_dask_address`),
+:mod:`~.campaign` (:func:`run_campaign`, checks first in :func:`prepare_campaign`;
+``flows/design.py`` runs it as a Prefect flow), :mod:`~.results` (:class:`MethodResult`,
+:class:`CampaignSummary`) and :mod:`~.report` (:func:`write_report`: ``best.npz``, ``report.md``,
+``report.png``).
 
 Typical use::
 
@@ -31,11 +23,9 @@ Typical use::
     summary = run_campaign(cfg, "runs/campaign")   # sequential, in this process
     summary.best["bo"], summary.improvement["random"]
 
-A campaign config's ``generator.factory`` and ``module:function`` evaluators are imported and
-run: treat a config like a script.
-
-The names below load their module on first use (PEP 562), so ``import mdesign.optimization``
-and the light modules (:mod:`~.lock`, :mod:`~.cluster`) do not import torch or BoTorch.
+A campaign config's ``generator.factory`` and ``module:function`` evaluators are imported and run:
+treat a config like a script. The names below load their module on first use (PEP 562), so ``import
+mdesign.optimization`` and the light modules do not import torch or BoTorch.
 """
 
 from __future__ import annotations

@@ -176,13 +176,12 @@ def _reference_hypervolume_kernel() -> Iterator[None]:
     into ``~/.cache/torch_extensions``) the first time the acquisition is built. The build holds a
     lock file there; a process killed while it holds it (Ctrl-C, SIGKILL, a CI timeout) leaves the
     file, and every later build in any process then waits for it forever, silently. That hung
-    this project's CI. The compile also needs a C++ toolchain (the first proposal that built it
-    took 60 s here, against 26 s without it), and a ``-march=native`` library in a shared home
-    directory can crash another machine. So proposals always use BoTorch's pure-PyTorch
-    implementation: on the 2-core development machine it proposed the same batch (to 1e-14) as
-    the kernel at 1.8x the time (22.7 s against 12.3 s, a 16-dimensional two-objective problem,
-    40 points, q=4). BoTorch's module state is restored on exit, so the caller's own use of
-    BoTorch is untouched.
+    this project's CI. The compile also needs a C++ toolchain and slows the first proposal, and a
+    ``-march=native`` library in a shared home directory can crash another machine. So proposals
+    always use BoTorch's pure-PyTorch implementation, which proposes the same batch (to 1e-14) as
+    the kernel at a modest multiple of its time (figures on the docs' performance page).
+    BoTorch's module state is restored on exit, so the caller's own use of BoTorch is
+    untouched.
     """
     names = ("_load_attempted", "_C")
     if not all(hasattr(_mo_logei, n) for n in names):  # a BoTorch without the kernel

@@ -19,9 +19,9 @@ DASK_SCHEMES = ("tcp", "tls", "ws", "wss")
 def check_dask_address(address: str, *, timeout: float = 3.0, name: str = "dask.address") -> str:
     """Check that a Dask scheduler address is well formed and accepts connections.
 
-    Dask itself retries an unreachable or misspelt address for its whole connect timeout
-    (23-53 s measured) before failing with a traceback; this fails in at most ``timeout``
-    seconds, with one message.
+    Dask itself retries an unreachable or misspelt address for its whole connect timeout (tens
+    of seconds; the docs' performance page) before failing with a traceback; this fails in at
+    most ``timeout`` seconds, with one message.
 
     Parameters
     ----------

@@ -1,100 +1,21 @@
 """Simulated annealing of a label image to exact phase fractions with a matching ``S2``.
 
-The decoded reconstruction's fractions are close to the exemplar's but not exact. This moves
-labels at interfaces until every phase count is the exemplar's fraction times the number of
-pixels, rounded as in :func:`mdesign.grf.phase_counts` (so within one pixel), while keeping the
-two-point correlation close to the exemplar's.
+The decoded reconstruction's fractions are close to the exemplar's but not exact. This moves labels
+at interfaces until every phase count is the exemplar's fraction times the number of pixels, rounded
+as in :func:`mdesign.grf.phase_counts` (so within one pixel), while keeping the two-point
+correlation close to the exemplar's. The energy compares ``S2`` (lag by lag, or its radial averages
+with ``radial``) and optionally a histogram of neighbourhood classes (``neighbour_weight``), each
+updated incrementally per move in ``O(R^2)``, not by an FFT.
 
-Energy
-    ``E = mean over tracked phases j and lags d of (S2_j(d) - T_j(d))^2`` on the window
-    ``|dy|, |dx| <= R``, with ``S2_j`` the reconstruction's two-point correlation of phase ``j``
-    (periodic on the torus, or counting only in-image pairs) and ``T_j`` the exemplar's. Two
-    phases track phase 1 (phase 0's ``S2`` follows once the fractions are fixed); more phases track
-    all. The change of ``S2`` under a flip of pixel ``p`` by ``delta`` is local:
-    ``n(d) dS2(d) = delta (I(p + d) + I(p - d)) + delta^2 [d = 0]``, with ``n(d)`` the number of
-    pixel pairs at lag ``d``, so a move costs ``O(R^2)``, not an FFT.
+:func:`anneal_fractions` runs the stages: 1 flips interface pixels greedily until the counts are
+exact; 2 swaps pairs of interface pixels by Metropolis (counts kept), ``batch`` proposals evaluated
+at once; 3 (``surface``) shortens an interface longer than the exemplar's. The cluster guard
+(``keep_clusters``, :func:`connectivity_number`) refuses moves that would split or start a cluster;
+:func:`remove_small_clusters` and :func:`join_network_fragments` are the cleanup between two
+annealings.
 
-Radial energy (``radial``)
-    The window holds the exemplar's ``S2`` map in every direction, which for one crop of an
-    isotropic material carries its particular anisotropy (where its few grains happen to lie);
-    matching it lag by lag imprints that on the output. With ``radial``, ``E`` compares the
-    averages of ``S2`` over the lags of each distance ``round(|d|) = 0..R`` instead (the
-    contract's radial ``S2``), a linear projection of the same incremental window.
-
-Neighbourhood term (optional, weight ``neighbour_weight``)
-    ``S2`` is blind to speckle: a lone pixel of one phase inside the other changes it little,
-    and the annealing's swaps can create such pixels as easily as remove them. Each pixel has a
-    class: its label, the number of its 4 edge neighbours with the same label (0-4) and the
-    number of its 4 corner neighbours with the same label (0-4), so ``25 k`` classes. Their
-    histogram ``h`` (fractions of the pixels) describes the local shape: lone pixels (0 same
-    edge neighbours), one-pixel lines, straight or rough interfaces. The energy adds
-    ``w * c * mean((h - t)^2)``, with ``t`` the exemplar's histogram and
-    ``c = mean((T - phi^2)^2) / mean(t^2)``, so that at ``w = 1`` the two terms are relative
-    errors of the same weight. A swap changes the classes of at most 18 pixels (the two and their
-    8 neighbours), so it costs ``O(1)`` more. In stage 2 only (stage 1 keeps ``S2`` alone).
-
-Sparse far lags (``dense_lag``, with ``radial``)
-    A move costs the number of lags tracked. With ``radial`` only the lags with ``round(|d|) <=
-    R`` count, and beyond ``dense_lag`` only those with even ``dy`` and ``dx`` are tracked (a
-    quarter): the radial average of each such distance is then over that subset, still dozens
-    of lags. So ``R = 32`` costs about 1.4 times ``R = 16`` instead of 4 times.
-Cluster guard (``keep_clusters``)
-    ``S2`` and the neighbourhood histogram barely see whether a swap splits a cluster or starts a
-    new one, so the swaps recreate the small clusters that :func:`remove_small_clusters`
-    dissolved. With the guard, the phases that have at least the exemplar's count of clusters
-    (per unit area) when the annealing starts refuse such moves: a flip of ``p`` from ``a`` to
-    ``b`` is refused when ``p``'s edge neighbours of ``a`` form two or more runs on its 8-ring
-    (Yokoi's 4-connectivity number, :func:`connectivity_number`; ``p`` may be their only link)
-    or when no edge neighbour is of ``b`` (``p`` would start a cluster of ``b``). The test is
-    local and sufficient, so a guarded phase's count never rises; a swap whose two pixels are
-    within 2 px of each other is refused (their tests would not see each other). Stage 1 draws
-    its candidates among the pixels that pass the test when there are any.
-Stage 1, fractions (greedy)
-    While some phase has too many pixels: take the phase ``a`` with the largest surplus and the
-    phase ``b`` with the largest deficit, draw up to ``batch`` pixels of ``a`` that touch ``b``
-    (4-neighbourhood; any pixel of ``a`` if none does) and flip the one whose flip raises ``E``
-    least. Each flip moves one pixel, so this takes exactly ``sum(surplus)`` flips.
-
-Stage 2, swaps (Metropolis)
-    ``steps`` proposals, each a swap of the labels of two interface pixels of different phases
-    (drawn uniformly among the interface pixels), which leaves every count as it is. A proposal
-    is accepted with probability ``min(1, exp(-dE / T))``. The temperature falls geometrically
-    from ``T0`` to ``T0 * final_temperature_ratio`` over the proposals. ``T0`` is set so that
-    the median energy rise of 256 initial proposals is accepted with probability
-    ``initial_acceptance``, whatever the scale of ``E``. The start is deliberately cool (0.05 by
-    default): the decoded image already carries the structure the Gram loss built, and on the
-    Li et al. exemplars a hot start (1/2) matched ``S2`` no better while roughening the
-    interfaces (worse lineal paths).
-
-Stage 3, surface (``surface``)
-    The cleanup's bridges (:func:`join_network_fragments`) and ragged blobs leave the interface
-    longer than the exemplar's, which the swaps barely see: the length is ``S2`` at the four
-    lags of distance 1, one of the ``R + 1`` radial averages. While the count of interface
-    edges (4-neighbour pairs of different phases, :func:`interface_edges`) is above the
-    exemplar's per pair (:func:`interface_density`, each image with its own estimator) times
-    the output's pairs, a batch of ``batch`` swaps is drawn: ``p`` among the pixels whose flip
-    to the phase ``b`` most frequent among their edge neighbours shortens the interface (by 2 or
-    more edges: a tip, a protrusion, a lone pixel), ``q`` among the pixels of ``b`` whose flip
-    to ``p``'s phase does not lengthen it, more than 2 px apart so that the two changes add.
-    Of those the cluster guard allows, the swap of least energy rise (``S2`` and neighbourhood
-    terms) is made, without a temperature. So fractions and guarded cluster counts stay, and the
-    interface is shortened where it costs ``S2`` least. It ends at the exemplar's length, when
-    no pixel's flip shortens the interface, or after :data:`SURFACE_MISSES` batches in a row
-    without an allowed swap. It never lengthens the interface: a surface below the exemplar's
-    is left as it is (roughening is not what the swaps lack).
-
-Budget
-    Stage 1 takes exactly as many flips as pixels are in surplus; stage 2 takes ``steps``
-    proposals (``anneal_sweeps`` per pixel in :func:`~mdesign.reconstruction.reconstruct`), each
-    evaluated in ``O(R^2)``: about 2-3 s for one sweep of a 128x128 image at ``R = 16``.
-    Stage 3 makes a swap per batch, each shortening the interface by 2 edges or more (on the
-    Li et al. alloy at 128 x 128, about 90 swaps per annealing, under 1 s).
-
-Vectorisation
-    A rejected proposal leaves the state unchanged, so ``batch`` proposals are evaluated at once
-    against the current state and the first one accepted (in proposal order) is applied; the ones
-    after it are discarded. This is exactly the sequential Metropolis chain, computed ``batch``
-    proposals at a time.
+The energy, each stage and the guard are described in full in the reconstruction guide ("How each
+stage works", ``docs/guide/reconstruction.md``); their costs are on the performance page.
 
 References
 ----------

