@@ -325,19 +325,35 @@ class _Operators:
         c = torch.as_tensor(np.array(corners, dtype=np.float64), dtype=dt, device=dev)
         u = torch.einsum("lab,nb->nal", strains.to(dev, dt), c).reshape(self.ndof, -1)
         self.u_macro = u.view(self.ndof, 1, strains.shape[0], *([1] * nd))
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def gather(self, u: torch.Tensor) -> torch.Tensor:
-        """Nodal values at each element's corners: ``d x ...`` -> ``ndof x ...``."""
-        out = u.new_empty(len(self.corners), *u.shape)
+    def gather(self, u: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Nodal values at each element's corners: ``d x ...`` -> ``ndof x ...`` (into
+        ``out`` when given). The grid is extended by one periodic layer at its upper end, so
+        that each corner is one contiguous window of it."""
+        grid = u.shape[3:]
+        up = u.new_empty(*u.shape[:3], *(g + 1 for g in grid))
+        up[(..., *(slice(0, g) for g in grid))] = u
+        for a, g in enumerate(grid):  # wrap one axis at a time (the corners follow)
+            head = [slice(None)] * self.nd
+            tail = [slice(None)] * self.nd
+            head[a], tail[a] = 0, g
+            up[(..., *tail)] = up[(..., *head)]
+        if out is None:
+            out = u.new_empty(len(self.corners), *u.shape)
+        out = out.view(len(self.corners), *u.shape)
         for i, cn in enumerate(self.corners):
-            _roll_into(out[i], u, [-c for c in cn], self.space, add=False)
+            out[i] = up[(..., *(slice(c, c + g) for c, g in zip(cn, grid, strict=True)))]
         return out.view(self.ndof, *u.shape[1:])
 
-    def element_forces(self, ue: torch.Tensor) -> torch.Tensor:
-        """``K_e ue`` per element, ``K_e = lambda_e K_lambda + mu_e K_mu``."""
-        f = self.kstack @ ue.reshape(self.ndof, -1)
+    def element_forces(self, ue: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """``K_e ue`` per element, ``K_e = lambda_e K_lambda + mu_e K_mu`` (into ``out`` when
+        given, with one lambda / mu ratio)."""
         if self.ratio is not None:
-            return self.mu * f.view(ue.shape)
+            flat = ue.reshape(self.ndof, -1)
+            f = torch.matmul(self.kstack, flat, out=None if out is None else out.view(flat.shape))
+            return f.view(ue.shape).mul_(self.mu)
+        f = self.kstack @ ue.reshape(self.ndof, -1)
         f = f.view(2, self.ndof, *ue.shape[1:])
         return self.lam * f[0] + self.mu * f[1]
 
@@ -355,61 +371,42 @@ class _Operators:
         self.mu = self.mu.index_select(1, keep)
 
     def apply(self, u: torch.Tensor) -> torch.Tensor:
-        """The stiffness operator on nodal displacements."""
-        return self.scatter(self.element_forces(self.gather(u)))
+        """The stiffness operator on nodal displacements (two element-vector buffers reused
+        between calls: fresh large arrays cost page faults)."""
+        shape = (self.ndof, *u.shape[1:])
+        if self._buffers is None or self._buffers[0].shape != shape:
+            self._buffers = (u.new_empty(shape), u.new_empty(shape))
+        ue, fe = self._buffers
+        return self.scatter(self.element_forces(self.gather(u, out=ue), out=fe))
 
 
-def _solve(
-    lam: torch.Tensor,
-    mu: torch.Tensor,
-    strains: torch.Tensor,
-    *,
-    tolerance: float,
-    max_iterations: int,
-    ratio: float | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Displacement fluctuations of the macroscopic ``strains`` on the element grid.
+def _reference_inverse(lam: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """Inverse symbol of the Q1 operator of each image's reference medium (its mean Lame
+    constants): ``d x d x B x 1 x grid_r`` (rfft grid), zero at the zero frequency.
 
-    Parameters
-    ----------
-    lam, mu : Tensor, ``B x H x W`` or ``B x H x W x D``
-        Lame constants of each element (pixel or voxel).
-    strains : Tensor, ``L x d x d``
-        Macroscopic strains (symmetric, image-axis coordinates); every image gets every load.
-
-    Returns
-    -------
-    x : Tensor, ``d x B x L x grid``
-        The periodic displacement fluctuation (:func:`_energy` makes the tensor from it).
-    iterations : Tensor of int64, ``B x L``
+    The symbol is ``sum_{c, c'} K[c, c'] exp(i theta . (c' - c))``; the phase factor is a
+    product of one-dimensional ones (``c' - c`` has entries in {-1, 0, 1}).
     """
-    ops = _Operators(lam, mu, strains, ratio)
     B, *grid = lam.shape
     nd = len(grid)
-    L = strains.shape[0]
     dev, dt = lam.device, lam.dtype
     k_lam, k_mu, corners = _element(nd)
-    space = ops.space
+    nc = len(corners)
     ones = [1] * nd
-    apply = ops.apply
-
-    # preconditioner: the Q1 operator of the reference medium, a d x d block per frequency
-    theta = []
-    for i, n in enumerate(grid):
-        freq = torch.fft.rfftfreq if i == nd - 1 else torch.fft.fftfreq
+    cn = np.array(corners)
+    # expo[c, c', grid_r] = prod_a exp(i theta_a (c'_a - c_a)), one axis at a time
+    cdt = torch.complex128 if dt == torch.float64 else torch.complex64
+    expo = torch.ones((nc, nc, *ones), dtype=cdt, device=dev)
+    for a, n in enumerate(grid):
+        freq = torch.fft.rfftfreq if a == nd - 1 else torch.fft.fftfreq
         shape = [1] * nd
-        shape[i] = -1
-        theta.append(2 * np.pi * freq(n, dtype=dt, device=dev).view(shape))
-    cn = torch.as_tensor(np.array(corners, dtype=np.float64), dtype=dt, device=dev)
-    # phase(c, c') = exp(i theta . (c' - c)) over the rfft grid: nc x nc x grid_r
-    phase_arg = 0
-    for a in range(nd):
-        diff = (cn[None, :, a] - cn[:, None, a]).view(len(corners), len(corners), *ones)
-        phase_arg = phase_arg + diff * theta[a].unsqueeze(0).unsqueeze(0)
-    expo = torch.exp(1j * phase_arg)
+        shape[a] = -1
+        theta = 2 * np.pi * freq(n, dtype=dt, device=dev).view(shape)
+        diff = torch.as_tensor(cn[None, :, a] - cn[:, None, a], dtype=dt, device=dev)
+        expo = expo * torch.exp(1j * diff.view(nc, nc, *ones) * theta)
     symbols = []
     for km in (k_lam, k_mu):
-        kk = torch.as_tensor(km, dtype=dt, device=dev).view(len(corners), nd, len(corners), nd)
+        kk = torch.as_tensor(km, dtype=dt, device=dev).view(nc, nd, nc, nd)
         symbols.append(torch.einsum("iajb,ij...->...ab", kk.to(expo.dtype), expo))
     lam0 = lam.mean(dim=tuple(range(1, 1 + nd)))
     mu0 = mu.mean(dim=tuple(range(1, 1 + nd)))
@@ -422,7 +419,46 @@ def _solve(
     s_inv = torch.linalg.inv(s0)
     s_inv[zero] = 0
     # B x grid_r x d x d -> d x d x B x 1 x grid_r, for d x B x L x grid_r vectors
-    s_inv = s_inv.permute(nd + 1, nd + 2, 0, *range(1, nd + 1)).unsqueeze(3).contiguous()
+    return s_inv.permute(nd + 1, nd + 2, 0, *range(1, nd + 1)).unsqueeze(3).contiguous()
+
+
+def _solve(
+    lam: torch.Tensor,
+    mu: torch.Tensor,
+    strains: torch.Tensor,
+    *,
+    tolerance: float,
+    max_iterations: int,
+    ratio: float | None = None,
+    s_inv: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Displacement fluctuations of the macroscopic ``strains`` on the element grid.
+
+    Parameters
+    ----------
+    lam, mu : Tensor, ``B x H x W`` or ``B x H x W x D``
+        Lame constants of each element (pixel or voxel).
+    strains : Tensor, ``L x d x d``
+        Macroscopic strains (symmetric, image-axis coordinates); every image gets every load.
+    s_inv : Tensor, optional
+        The preconditioner of these images, :func:`_reference_inverse` (built when not given).
+
+    Returns
+    -------
+    x : Tensor, ``d x B x L x grid``
+        The periodic displacement fluctuation (:func:`_energy` makes the tensor from it).
+    iterations : Tensor of int64, ``B x L``
+    """
+    ops = _Operators(lam, mu, strains, ratio)
+    B, *grid = lam.shape
+    nd = len(grid)
+    L = strains.shape[0]
+    dev = lam.device
+    space = ops.space
+    apply = ops.apply
+
+    if s_inv is None:
+        s_inv = _reference_inverse(lam, mu)
 
     def precondition(r: torch.Tensor) -> torch.Tensor:
         rh = torch.fft.rfftn(r, dim=space)
@@ -499,15 +535,23 @@ def _energy(
     ratio: float | None = None,
 ) -> torch.Tensor:
     """``T[n, l, m] = <(E_l + grad_s u_l) : C (E_m + grad_s u_m)>``, ``B x L x L``, from the
-    fluctuations ``x`` (``d x B x L x grid``) of :func:`_solve`; one load's forces at a time."""
+    fluctuations ``x`` (``d x B x L x grid``) of :func:`_solve`; one load's forces at a time.
+
+    With ``u_l = x_l + u_E_l`` and the element forces ``f_m`` of ``u_m``, ``sum_e u_l . f_m =
+    x_l . scatter(f_m) + u_E_l . sum_e f_m`` (the gather is the scatter's transpose): one gather,
+    force and scatter per load.
+    """
     ops = _Operators(lam, mu, strains, ratio)
     B, L = lam.shape[0], strains.shape[0]
     t = torch.zeros(B, L, L, dtype=lam.dtype, device=lam.device)
+    macro = ops.u_macro.reshape(ops.ndof, L)
     for m in range(L):
         fe = ops.element_forces(ops.gather(x[:, :, m : m + 1]) + ops.u_macro[:, :, m : m + 1])
+        fsum = fe.sum(dim=(2, *ops.space))  # ndof x B
+        nodal = ops.scatter(fe)  # d x B x 1 x grid
         for l_ in range(m + 1):
-            ut = ops.gather(x[:, :, l_ : l_ + 1]) + ops.u_macro[:, :, l_ : l_ + 1]
-            t[:, l_, m] = t[:, m, l_] = (ut * fe).sum(dim=(0, 2, *ops.space))
+            xl = (x[:, :, l_ : l_ + 1] * nodal).sum(dim=(0, 2, *ops.space))
+            t[:, l_, m] = t[:, m, l_] = xl + macro[:, l_] @ fsum
     return t / ops.cells
 
 
@@ -658,6 +702,7 @@ def _tensors(
         le, me = lam_t[labels], mu_t[labels]
         m = len(strains)
         xs, its = [], []
+        s_inv = _reference_inverse(le, me)  # once for all the loads
         for a in range(0, m, loads_per_solve):
             x, it = _solve(
                 le,
@@ -666,6 +711,7 @@ def _tensors(
                 tolerance=cfg.tolerance,
                 max_iterations=cfg.max_iterations,
                 ratio=ratio,
+                s_inv=s_inv,
             )
             xs.append(x)
             its.append(it)
