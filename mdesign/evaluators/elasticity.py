@@ -3,33 +3,18 @@
 Each pixel (voxel) is a square (cube) of one isotropic phase; the image is one period of an
 infinite periodic medium. For a macroscopic strain ``E`` the periodic displacement fluctuation
 ``u`` solves ``div(C (E + grad_s u)) = 0`` and the effective tensor is the energy form
-``E : C_eff : E = <(E + grad_s u) : C (E + grad_s u)>``. Tensors are in Mandel notation (an
-orthonormal basis of symmetric tensors, so ``C_eff`` is a symmetric matrix whose eigenvalues are
-the Kelvin moduli): ``(xx, yy, sqrt2 xy)`` for images (plane strain by default, plane stress as
-an option) and ``(xx, yy, zz, sqrt2 yz, sqrt2 xz, sqrt2 xy)`` for volumes, with x the column
-axis (axis 1), y the row axis (axis 0) and z the depth axis (axis 2), as in
-:mod:`mdesign.evaluators.conductivity`.
+``E : C_eff : E = <(E + grad_s u) : C (E + grad_s u)>``. Tensors are in Mandel notation:
+``(xx, yy, sqrt2 xy)`` for images (plane strain by default, plane stress as an option) and
+``(xx, yy, zz, sqrt2 yz, sqrt2 xz, sqrt2 xy)`` for volumes, with x the column axis (axis 1), y
+the row axis (axis 0) and z the depth axis (axis 2), as in :mod:`mdesign.evaluators.conductivity`.
 
-Discretisation: conforming finite elements on the voxel grid, bilinear (2D) or trilinear (3D)
-with full Gauss integration (Q1, 2^d points), the discretisation of Schneider, Merkert & Kabel
-(2017). It is the Galerkin projection of the continuum problem onto periodic Q1 displacements,
-so the discrete tensor is an upper bound of the voxel geometry's continuum tensor (hence above
-the Reuss bound, and below the Voigt bound, which the affine fields give), it has no ringing
-(the stresses of the plain Moulinec-Suquet scheme oscillate at interfaces of high contrast), it
-is exact for laminates along voxel planes (their exact displacement is piecewise linear with
-kinks on element faces, inside the Q1 space), and pores (zero stiffness) need nothing special.
-It converges at first order in the voxel size for staircase interfaces, like the
-finite-volume conductivity.
-
-Solver: conjugate gradients preconditioned by the inverse of the same Q1 operator of a
-homogeneous reference medium (the image's mean Lame constants), applied with FFTs as one d x d
-Hermitian block per frequency (Zeman et al. 2010; Schneider et al. 2017). The iteration count is
-set by the stiffness contrast, not by the grid size. Everything is batched over images and loads
-in torch, float64, on :func:`mdesign.device.default_device` (on a CPU in chunks of about one
-128x128 image, which keep the work arrays in cache; images whose loads have converged leave the
-batch); element forces are one matrix
-product of the stacked reference element matrices (``K_e = lambda_e K_lambda + mu_e K_mu``) with
-the gathered nodal displacements.
+Discretisation: conforming Q1 finite elements on the voxel grid (bilinear or trilinear, full
+Gauss integration; Schneider, Merkert & Kabel 2017): no Moulinec-Suquet ringing, exact for
+laminates along voxel planes, always between the Voigt and Reuss bounds, pores need nothing
+special. Solver: conjugate gradients preconditioned by the FFT-inverted Q1 operator of a
+homogeneous reference medium (Zeman et al. 2010), batched over images and load cases in torch,
+float64, on :func:`mdesign.device.default_device`. Why this scheme, its accuracy and cost:
+``docs/guide/mechanics.md``.
 
 References
 ----------
