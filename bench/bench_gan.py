@@ -171,7 +171,9 @@ def part_sample(n: int, repeat: int) -> dict:
                 out.append(level_cut(y, np.hstack([1 - f, f])))
         return np.concatenate(out)
 
-    assert np.array_equal(eager(z[:64]), decode(g, z[:64]))  # the same images
+    # the same images, to float rounding (the fused blur layers round differently)
+    eager_differs = int((eager(z) != decode(g, z)).sum())
+    assert eager_differs <= 1e-5 * z.shape[0] * 128 * 128, eager_differs
     cut_differs = int((cut_before(z, fr) != decode(g, z, fractions=fr)).sum())
     rows = {"eager": [], "decode": [], "decode_bf16": [], "eager_256": [], "decode_256": []}
     rows |= {"cut": [], "cut_before": []}
@@ -196,6 +198,7 @@ def part_sample(n: int, repeat: int) -> dict:
         "repeat": repeat,
         "bf16_flipped": flipped,
         "cut_pixels_differing": cut_differs,
+        "eager_pixels_differing": eager_differs,
         "peak_rss_mb": peak_rss_mb(),
     }
 
@@ -273,7 +276,9 @@ def main() -> None:
             "peer": f"{sa['eager']:.0f} (plain eager)",
             "speedup": sa["decode"] / sa["eager"],
             "note": f"{sa['n']} images, median of {sa['repeat']}; decode = fused BN, "
-            "channels-last, inference mode",
+            "channels-last, inference mode, the blur as a depthwise convolution and the last "
+            f"layer as a sub-pixel convolution; {sa['eager_pixels_differing']} of "
+            f"{sa['n'] * 128 * 128} pixels differ from eager",
         },
         {
             "figure": "`mdesign sample` default: exact-fraction cut (images/s)",

@@ -175,6 +175,57 @@ def blur_conv(
 
 _UPSAMPLERS = {"transposed": up_conv, "resize": resize_conv, "blur": blur_conv}
 
+# the binomial filter [1, 2, 1] / 2 along each axis, as one 3x3 kernel
+_BLUR_TAPS = torch.tensor([1.0, 2.0, 1.0])
+_BLUR_KERNEL = torch.outer(_BLUR_TAPS, _BLUR_TAPS) / 4
+
+
+def _blur_depthwise(
+    x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *, periodic: bool
+) -> torch.Tensor:
+    """:func:`blur_conv` with its filter as a depthwise 3x3 convolution (and the bias in it).
+
+    The same map to float rounding; on a CPU about 3x faster on channels-last activations than
+    the filter's shifted sums, which copy strided slices.
+    """
+    if periodic:
+        x = F.pad(x, (1, 1, 1, 1), mode="circular")
+    y = F.conv_transpose2d(x, weight, None, stride=2, padding=2 if periodic else 0)
+    c = y.shape[1]
+    k = _BLUR_KERNEL.to(y).expand(c, 1, 3, 3).contiguous(memory_format=torch.channels_last)
+    return F.conv2d(y, k, bias, groups=c)
+
+
+def _subpixel_kernel(weight: torch.Tensor) -> torch.Tensor:
+    """The kernel ``4 C_out x C_in x 3 x 3`` of :func:`blur_conv` as a sub-pixel convolution.
+
+    :func:`blur_conv` is one transposed convolution (stride 2, ``padding=2``) with the 6x6
+    kernel ``K`` = ``weight`` convolved with the filter. Output pixel ``(2m + r, 2n + s)``
+    gathers ``x[m - 1 + t, n - 1 + u] K[4 - 2t + r, 4 - 2u + s]``, ``t, u`` in ``0..2``: a 3x3
+    convolution (``padding=1``) to the four phases ``(r, s)``, interleaved by
+    :func:`torch.nn.functional.pixel_shuffle` (channel ``4 o + 2 r + s``).
+    """
+    c_in, c_out = weight.shape[:2]
+    w = weight.detach().to(torch.float32).contiguous().reshape(c_in * c_out, 1, 4, 4)
+    k6 = F.conv2d(w, _BLUR_KERNEL[None, None], padding=2).reshape(c_in, c_out, 6, 6)
+    idx = torch.tensor([[4 - 2 * t + r for t in range(3)] for r in range(2)])  # r x t
+    phases = k6[:, :, idx[:, :, None, None], idx[None, None]]  # C_in C_out r t s u
+    return phases.permute(1, 2, 4, 0, 3, 5).reshape(4 * c_out, c_in, 3, 3).contiguous()
+
+
+def _blur_subpixel(
+    x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, *, periodic: bool
+) -> torch.Tensor:
+    """:func:`blur_conv` by its sub-pixel kernel (:func:`_subpixel_kernel`): one 3x3 convolution
+    to ``4 C_out`` channels and a pixel shuffle; for few output channels (the generator's last
+    layer) several times faster on a CPU than the transposed convolution and the filter."""
+    b = None if bias is None else bias.repeat_interleave(4)
+    if periodic:
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="circular"), kernel, b)
+    else:
+        y = F.conv2d(x, kernel, b, padding=1)
+    return F.pixel_shuffle(y, 2)
+
 
 def _upsample_layer(in_channels: int, out_channels: int, *, upsample: str, bias: bool):
     if upsample in ("transposed", "blur"):
@@ -504,6 +555,15 @@ class FusedGenerator(nn.Module):
             for w in weights
         )
         self.biases = nn.ParameterList(nn.Parameter(b.to(dtype, copy=True), False) for b in biases)
+        if generator.upsample == "blur":
+            # the last layer as its sub-pixel convolution (the blur precomposed), the others'
+            # blur as a depthwise convolution: the same maps, cheaper on oneDNN
+            self.weights[-1] = nn.Parameter(
+                _subpixel_kernel(weights[-1])
+                .to(dtype)
+                .contiguous(memory_format=torch.channels_last),
+                False,
+            )
         self.dtype = dtype
         self.latent_channels = generator.latent_channels
         self.global_channels = generator.global_channels
@@ -517,8 +577,11 @@ class FusedGenerator(nn.Module):
         x = broadcast_global(z.to(self.dtype), self.global_channels)
         x = x.contiguous(memory_format=torch.channels_last)
         last = len(self.weights) - 1
-        up = _UPSAMPLERS[self.upsample]
+        up = _blur_depthwise if self.upsample == "blur" else _UPSAMPLERS[self.upsample]
         for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            if i == last and self.upsample == "blur":
+                x = _blur_subpixel(x, w, b, periodic=periodic)
+                break
             x = up(x, w, b, periodic=periodic)
             if i < last:
                 x = F.relu(x)
