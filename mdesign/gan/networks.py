@@ -584,5 +584,5 @@ class FusedGenerator(nn.Module):
                 break
             x = up(x, w, b, periodic=periodic)
             if i < last:
-                x = F.relu(x)
+                x = F.relu(x, inplace=True)  # x is this forward's own buffer
         return x if logits else torch.tanh(x)
