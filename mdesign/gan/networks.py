@@ -532,7 +532,11 @@ class FusedGenerator(nn.Module):
     dimension 0 of a resize-convolution's ``C_out x C_in x 3 x 3``) and a bias (the blur's
     is added after its filter, which is linear and so commutes with the scaling).
     ``forward(z, periodic=False, logits=False)`` returns the pre-tanh output with ``logits``,
-    whose sign decides the midpoint binarisation without computing the tanh.
+    whose sign decides the midpoint binarisation without computing the tanh. For ``blur``
+    upsampling the hidden layers filter by a depthwise 3x3 convolution (:func:`_blur_depthwise`)
+    and the last layer is one sub-pixel 3x3 convolution with the filter precomposed
+    (:func:`_subpixel_kernel`): the same maps, summed in another order (labels that differ: the
+    performance page).
     """
 
     def __init__(self, generator: Generator, *, dtype: torch.dtype = torch.float32):
