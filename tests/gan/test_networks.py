@@ -11,6 +11,9 @@ from mdesign.gan.networks import (
     Discriminator,
     FusedGenerator,
     Generator,
+    _blur_depthwise,
+    _blur_subpixel,
+    _subpixel_kernel,
     blur_conv,
     broadcast_global,
     discriminator_trunk,
@@ -312,3 +315,16 @@ def test_labels_to_signed():
     x = labels_to_signed(np.array([[[0, 1], [1, 0]]], dtype=np.uint8))
     assert x.shape == (1, 1, 2, 2) and x.dtype == torch.float32
     assert x.flatten().tolist() == [-1, 1, 1, -1]
+
+
+def test_fused_blur_layers_equal_blur_conv():
+    # the depthwise filter and the sub-pixel kernel (several output channels, so the phases'
+    # channel order is checked) against the filter's shifted sums, on the line and the torus
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 3, 5, 6, generator=gen)
+    w, b = torch.randn(3, 4, 4, 4, generator=gen), torch.randn(4, generator=gen)
+    for periodic in (False, True):
+        ref = blur_conv(x, w, b, periodic=periodic)
+        torch.testing.assert_close(_blur_depthwise(x, w, b, periodic=periodic), ref)
+        sub = _blur_subpixel(x, _subpixel_kernel(w), b, periodic=periodic)
+        torch.testing.assert_close(sub, ref)
