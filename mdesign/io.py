@@ -125,6 +125,8 @@ def labels_from_values(values: np.ndarray, *, source: str, as_labels: bool = Fal
     integer values already in ``0..7`` are kept as they are, so a stack in which some phase is
     absent keeps its numbering.
     """
+    if values.dtype.kind in "fc" and not np.isfinite(values).all():
+        raise InputError(f"{source}: contains NaN or infinite values")
     integral = values.dtype.kind in "biu" or np.array_equal(values, np.round(values))
     if as_labels and integral and values.min() >= 0 and values.max() < MAX_PHASES:
         return values.astype(np.uint8, copy=False)

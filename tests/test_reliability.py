@@ -835,3 +835,17 @@ def test_the_python_descriptors_and_evaluators_refuse_what_they_cannot_hold(monk
     huge = np.broadcast_to(np.uint8(0), (1, 20000, 20000))  # no memory of its own
     res = evaluate_batch(ev, huge)
     assert np.isnan(res.values[0]) and "memory" in res.errors[0].message
+
+
+def test_a_dataset_refuses_nan_labels(tmp_path, run_cli, monkeypatch):
+    """An all-NaN .npy has one distinct value, so it passed as labels and NaN was cast to phase
+    0: `mdesign dataset` wrote a training set of zeros."""
+    from mdesign.io import labels_from_values
+
+    monkeypatch.chdir(tmp_path)
+    np.save("nan.npy", np.full((64, 64), np.nan))
+    res = run_cli("dataset", "nan.npy", "-o", "x.npz", "--tile", "32", "-q")
+    assert_input_error(res, "nan.npy", "NaN")
+    assert not Path("x.npz").exists()
+    with pytest.raises(InputError, match="NaN"):
+        labels_from_values(np.array([[0.0, np.inf]]), source="a")
