@@ -26,6 +26,8 @@ import numpy as np
 
 from mdesign.config import DatasetConfig, config_from_dict
 from mdesign.errors import InputError
+from mdesign.io import MAX_PHASES
+from mdesign.memory import check_memory
 
 __all__ = [
     "TileDataset",
@@ -176,7 +178,18 @@ def make_dataset(
     if not len(images):
         raise InputError("no images", param="images")
     sources = list(sources) if sources is not None else [{} for _ in images]
+    if len(sources) != len(images):
+        raise InputError(
+            f"one record per image: {len(sources)} for {len(images)} images", param="sources"
+        )
     t = cfg.tile
+    # the tiles (8 per draw with augmentation), the held-out tiles and their positions, at once
+    draws = cfg.n_tiles * (8 if cfg.augment else 1) + cfg.holdout_tiles
+    check_memory(
+        2 * draws * (t * t + 24),
+        what=f"{draws} tiles of {t} x {t}",
+        param="n_tiles",
+    )
     train_regions, held_regions, arrays = [], [], []
     synthetic = [bool(src.get("reconstruction")) for src in sources]
     if all(synthetic):
@@ -186,6 +199,12 @@ def make_dataset(
         name = str(sources[i].get("path", f"images[{i}]"))
         if arr.ndim != 2 or arr.dtype.kind not in "biu":
             raise InputError(f"{name}: expected 2D integer labels, got {arr.dtype} {arr.shape}")
+        if arr.size and (arr.min() < 0 or arr.max() >= MAX_PHASES):
+            raise InputError(
+                f"{name}: expected phase labels 0..{MAX_PHASES - 1}, got values "
+                f"{arr.min()}..{arr.max()}",
+                param="images",
+            )
         if synthetic[i]:
             # a reconstruction enlarges the training set; it is never held out (validation is
             # against real images only)

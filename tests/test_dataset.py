@@ -155,3 +155,22 @@ def test_reconstructions_enlarge_training_only_and_are_stated(tmp_path, run_cli)
     with np.load(out) as data:
         srcs = json.loads(str(data["meta"]))["sources"]
     assert srcs[1]["reconstruction"]["exemplar_labels_sha256"] == digest
+
+
+def test_make_dataset_refuses_what_the_command_refuses_before_any_allocation(monkeypatch):
+    """Probe: 10^10 tiles allocated 74.5 GiB before any check (OOM-killed); labels 0..8,
+    negative or 300 passed; a sources list of the wrong length was an IndexError."""
+    monkeypatch.setenv("MDESIGN_MEMORY_LIMIT", "1G")
+    labels = np.zeros((256, 256), np.uint8)
+    labels[:, 128:] = 1
+    with pytest.raises(InputError, match="memory") as err:
+        make_dataset([labels], tile=32, n_tiles=10**10)
+    assert err.value.param == "n_tiles"
+    for bad in (9, 300, -1):
+        image = labels.astype(np.int16)
+        image[0, 0] = bad
+        with pytest.raises(InputError, match=r"labels 0\.\.7"):
+            make_dataset([image], tile=32, n_tiles=4)
+    with pytest.raises(InputError, match="one record per image") as err:
+        make_dataset([labels, labels], tile=32, n_tiles=4, sources=[{}])
+    assert err.value.param == "sources"
