@@ -34,6 +34,7 @@ __all__ = [
     "TrainingData",
     "dihedral",
     "find_training_data",
+    "labels_sha256",
     "make_dataset",
     "memorisation",
     "nearest_distances",
@@ -264,11 +265,7 @@ def make_dataset(
             "memorise it (check with `mdesign sample --report`); add images, or use smaller "
             "tiles"
         )
-    real_digests = {
-        hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-        for a, syn in zip(arrays, synthetic, strict=True)
-        if not syn
-    }
+    real_digests = {labels_sha256(a) for a, syn in zip(arrays, synthetic, strict=True) if not syn}
     leaks = [
         str(src.get("path", f"images[{i}]"))
         for i, src in enumerate(sources)
@@ -287,7 +284,7 @@ def make_dataset(
         rec = dict(sources[i])
         rec.update(
             shape=list(arr.shape),
-            labels_sha256=hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest(),
+            labels_sha256=labels_sha256(arr),
             training_region=list(train_regions[i]),
             holdout_region=None if held_regions[i] is None else list(held_regions[i]),
             tiles=int(counts[i]),
@@ -303,7 +300,7 @@ def make_dataset(
         "reconstruction_independent_tiles": from_reconstructions,
         "holdout_independent_tiles": held_independent,
         "tiles_per_independent": float(positions.shape[0] / max(independent, 1)),
-        "holdout_sha256": hashlib.sha256(np.ascontiguousarray(holdout).tobytes()).hexdigest(),
+        "holdout_sha256": labels_sha256(holdout),
         "warning": warning,
     }
     return TileDataset(train, holdout, positions, holdout_positions, meta, independent, warning)
@@ -325,7 +322,9 @@ class TrainingData:
     path: Path
 
 
-def _digest(images: np.ndarray) -> str:
+def labels_sha256(images: np.ndarray) -> str:
+    """The sha256 of a label array's bytes (uint8, C order): what the meta of ``mdesign
+    dataset`` and ``mdesign reconstruct`` records and compares."""
     return hashlib.sha256(np.ascontiguousarray(images, dtype=np.uint8).tobytes()).hexdigest()
 
 
@@ -373,7 +372,7 @@ def find_training_data(
         if not cand.is_file():
             continue
         stack = read_images(cand)
-        if want and _digest(stack.images) != want:
+        if want and labels_sha256(stack.images) != want:
             if data is not None:
                 raise InputError(
                     f"{data}: not the images the GAN was trained on (their sha256 differs from "

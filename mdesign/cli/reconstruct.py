@@ -94,12 +94,12 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import hashlib
     import json
 
     import numpy as np
 
     from mdesign.config import ReconstructionConfig, load_config, override
+    from mdesign.dataset import labels_sha256
     from mdesign.errors import InputError
     from mdesign.io import (
         VOLUME_WRITE_SUFFIXES,
@@ -170,16 +170,13 @@ def run(args: argparse.Namespace) -> int:
             "or --s2-weight",
         )
 
-    def _sha256(ex):
-        return hashlib.sha256(ex.astype("uint8").tobytes()).hexdigest()
-
     meta = run_meta(
         "reconstruct",
         exemplar=sources if volume else sources[0],
         # what `mdesign dataset` compares with its sources (did the reconstruction see the
         # held-out region?)
         exemplar_labels_sha256=(
-            [_sha256(ex) for ex in exemplars] if volume else _sha256(exemplars[0])
+            [labels_sha256(ex) for ex in exemplars] if volume else labels_sha256(exemplars[0])
         ),
         size=list(res.labels.shape),
         **({} if volume else {"converged": res.converged}),
