@@ -150,7 +150,10 @@ def lame_constants(
     if lam.size < 2:
         raise InputError(f"elastic phases: need one per phase (at least 2), got {lam.size}")
     if not np.any(mu > 0):
-        raise InputError("elastic phases: at least one phase must be solid")
+        raise InputError(
+            "youngs_moduli / shear_moduli: at least one phase must be solid (a modulus > 0); "
+            "all are 0"
+        )
     return lam, mu
 
 

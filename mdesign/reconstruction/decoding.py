@@ -24,11 +24,12 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from mdesign.reconstruction.encoding import encoding_colours
+from mdesign.seeds import SeedLike, seed_int
 
 __all__ = ["decode_kmeans"]
 
 
-def decode_kmeans(pixels: torch.Tensor | np.ndarray, phases: int, *, seed: int) -> np.ndarray:
+def decode_kmeans(pixels: torch.Tensor | np.ndarray, phases: int, *, seed: SeedLike) -> np.ndarray:
     """Phase labels of optimised pixels by k-means.
 
     Parameters
@@ -37,8 +38,8 @@ def decode_kmeans(pixels: torch.Tensor | np.ndarray, phases: int, *, seed: int) 
         Pixels in the encoding's colour space (``C = 1`` for two phases, else 3).
     phases : int
         k, the number of clusters and phases.
-    seed : int
-        Seed of the k-means++ initialisation.
+    seed : int, Generator or SeedSequence
+        Seed of the k-means++ initialisation (an int is used as given).
 
     Returns
     -------
@@ -54,7 +55,7 @@ def decode_kmeans(pixels: torch.Tensor | np.ndarray, phases: int, *, seed: int) 
     with warnings.catch_warnings():
         # fewer distinct colours than k (a flat image) is legal: some clusters are then empty
         warnings.simplefilter("ignore", ConvergenceWarning)
-        km = KMeans(n_clusters=phases, n_init=3, random_state=seed).fit(points)
+        km = KMeans(n_clusters=phases, n_init=3, random_state=seed_int(seed)).fit(points)
     colours = encoding_colours(phases, dtype=torch.float64).numpy()
     cost = ((km.cluster_centers_[:, None, :] - colours[None, :, :]) ** 2).sum(-1)
     clusters, phase_of = linear_sum_assignment(cost)

@@ -432,3 +432,8 @@ def test_cli_evaluate_and_listing(tmp_path, grf2d, run_cli):
     np.testing.assert_allclose(report["values"], want, rtol=1e-12)
     listing = run_cli("evaluators").out
     assert "elastic_stiffness" in listing and "youngs_moduli" in listing
+
+
+def test_all_void_phases_name_the_parameter():
+    with pytest.raises(InputError, match="youngs_moduli / shear_moduli: at least one phase"):
+        get_evaluator("elastic_stiffness", youngs_moduli=(0, 0))

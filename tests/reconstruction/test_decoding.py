@@ -27,3 +27,11 @@ def test_clusters_map_one_to_one_so_no_phase_vanishes():
 def test_flat_image_decodes_without_error():
     out = decode_kmeans(np.full((1, 8, 8), 0.7), 2, seed=0)
     assert out.shape == (8, 8) and len(np.unique(out)) == 1
+
+
+def test_decode_kmeans_takes_a_generator_or_seed_sequence():
+    rng = np.random.default_rng(3)
+    truth = rng.integers(0, 2, size=(16, 16)).astype(np.uint8)
+    pixels = truth[None].astype(np.float64) + 0.05 * rng.standard_normal((1, 16, 16))
+    for seed in (np.random.default_rng(0), np.random.SeedSequence(0)):
+        assert np.array_equal(decode_kmeans(pixels, 2, seed=seed), truth)
