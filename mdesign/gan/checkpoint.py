@@ -153,6 +153,12 @@ def _optimizer_to_cpu(sd: dict) -> dict:
     }
 
 
+# files a user may pass by mistake (a training set, an image, a config): named, not unpickled
+_NOT_CHECKPOINTS = frozenset(
+    {".npz", ".npy", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".json", ".yaml", ".yml", ".csv"}
+)
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """The raw checkpoint dictionary, checked to be an mdesign GAN checkpoint.
 
@@ -167,6 +173,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{path}: no such checkpoint")
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a checkpoint file")
+    if path.suffix.lower() in _NOT_CHECKPOINTS:
+        raise InputError(
+            f"{path}: a {path.suffix} file, not a checkpoint (give the checkpoint.pt or model.pt "
+            "that mdesign train writes)"
+        )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated zip, bad pickle, disallowed global: not ours to read

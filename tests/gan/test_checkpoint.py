@@ -80,6 +80,10 @@ def test_foreign_checkpoints(tmp_path, tiny):
         load_checkpoint(arbitrary)
     with pytest.raises(InputError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "missing.pt")
+    tiles = tmp_path / "train.npz"  # a training set given as the checkpoint: named, not unpickled
+    np.savez(tiles, images=np.zeros((2, 32, 32), np.uint8))
+    with pytest.raises(InputError, match=r"a \.npz file, not a checkpoint"):
+        load_checkpoint(tiles)
 
 
 def test_weights_that_do_not_fit_the_config(saved, tmp_path):
