@@ -293,6 +293,16 @@ BRIDGE_MIN_SIZE = 5
 :func:`remove_small_clusters`."""
 
 
+def _fragments(comp: np.ndarray, n: int) -> tuple[int, np.ndarray]:
+    """The largest of ``n`` clusters (``comp``: 0 outside, ``1..n``) and the others of at least
+    :data:`BRIDGE_MIN_SIZE` pixels (the fragments to join to it)."""
+    sizes = np.bincount(comp.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    main = int(np.argmax(sizes))
+    frags = np.flatnonzero(sizes >= BRIDGE_MIN_SIZE)
+    return main, frags[frags != main]
+
+
 def _path4(y0: int, x0: int, y1: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
     """A 4-connected staircase of pixels from ``(y0, x0)`` to ``(y1, x1)`` along the segment."""
     ys, xs = [y0], [x0]
@@ -355,14 +365,14 @@ def join_network_fragments(
     Returns
     -------
     ndarray, the shape of ``labels``
-        A new label image.
+        A new label image (volume) with the bridges.
     """
+    if np.ndim(labels) == 3:
+        return _join_volume_fragments(labels, exemplar, phases)
     from scipy import ndimage
 
     from mdesign.reconstruction.metrics import cluster_components
 
-    if np.ndim(labels) == 3:
-        return _join_volume_fragments(labels, exemplar, phases)
     out = np.array(labels, copy=True)
     scale = labels.size / exemplar.size
     for j in range(phases):
@@ -374,11 +384,7 @@ def join_network_fragments(
             comp, n = cluster_components(out == j)
             if n <= target:
                 break
-            sizes = np.bincount(comp.ravel(), minlength=n + 1)
-            sizes[0] = 0
-            main = int(np.argmax(sizes))
-            frags = np.flatnonzero(sizes >= BRIDGE_MIN_SIZE)
-            frags = frags[frags != main]
+            main, frags = _fragments(comp, n)
             if frags.size == 0:
                 break
             dist, (iy, ix) = ndimage.distance_transform_edt(comp != main, return_indices=True)
@@ -421,11 +427,7 @@ def _join_volume_fragments(labels, exemplars, phases) -> np.ndarray:
             comp, n = ndimage.label(out == j)
             if n <= 1:
                 break
-            sizes = np.bincount(comp.ravel(), minlength=n + 1)
-            sizes[0] = 0
-            main = int(np.argmax(sizes))
-            frags = np.flatnonzero(sizes >= BRIDGE_MIN_SIZE)
-            frags = frags[frags != main]
+            main, frags = _fragments(comp, n)
             if frags.size == 0:
                 break
             dist, near = ndimage.distance_transform_edt(comp != main, return_indices=True)

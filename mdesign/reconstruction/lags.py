@@ -90,12 +90,7 @@ class ImageLags:
         # the list maps each lag to its opposite); radial: only round(|d|) <= R, and beyond
         # ``dense_lag`` only the lags of even dy and dx (a quarter: the radial averages there
         # are over many lags already, and a move costs the number of lags)
-        keep = np.ones(dy.size, dtype=bool)
-        if radial:
-            dist = np.rint(np.hypot(dy, dx)).astype(np.int64)
-            keep = dist <= max_lag
-            if dense_lag is not None and dense_lag < max_lag:
-                keep &= (dist <= dense_lag) | ((dy % 2 == 0) & (dx % 2 == 0))
+        keep = _window_keep(max_lag, radial, dense_lag)
         self.keep = np.flatnonzero(keep)
         self.lag_mask = keep.reshape(2 * max_lag + 1, 2 * max_lag + 1)
         self.window_to_lag = np.full(dy.size, -1)
