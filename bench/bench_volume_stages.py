@@ -71,23 +71,29 @@ def decode(material: str, side: int, runs: Path) -> None:
     print(material, side, info, flush=True)
 
 
-def variant(material: str, side: int, name: str, runs: Path) -> dict:
+def variant(material: str, side: int, name: str, runs: Path, sweeps: float | None) -> dict:
     from mdesign.config import ReconstructionConfig
     from mdesign.reconstruction.metrics import slice_errors
     from mdesign.reconstruction.pipeline import _anneal
 
-    out = runs / f"{material}_{side}_{name}.json"
+    tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
+    out = runs / f"{material}_{side}_{name}{tag}.json"
     if out.exists():
         return json.loads(out.read_text())
     cached = np.load(runs / f"{material}_{side}_decoded.npz")
     ex = crop(material)
     k = int(ex.max()) + 1
     cfg = ReconstructionConfig(seed=0)
-    cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update=VARIANTS[name])})
+    update = dict(VARIANTS[name])
+    if sweeps is not None:
+        update["volume_sweeps"] = sweeps
+    cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update=update)})
     load = os.getloadavg()[0]
     cpu = time.process_time()
     t = time.perf_counter()
-    if name == "default":  # main's labels and time (the one chain's are pinned to them)
+    if (
+        name == "default" and sweeps is None
+    ):  # main's labels and time (the one chain's are pinned to them)
         labels = cached["labels"]
         seconds = json.loads(str(cached["info"]))["seconds_annealing"]
     else:
@@ -107,6 +113,7 @@ def variant(material: str, side: int, name: str, runs: Path) -> dict:
         "material": material,
         "side": side,
         "variant": name,
+        "volume_sweeps": update.get("volume_sweeps", cfg.anneal.volume_sweeps),
         "seconds_annealing": seconds,
         "cpu_seconds": cpu,
         "load": [load, os.getloadavg()[0]],
@@ -130,6 +137,11 @@ def variant(material: str, side: int, name: str, runs: Path) -> dict:
     return info
 
 
+def _cached(runs: Path, material: str, side: int, name: str, sweeps) -> bool:
+    tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
+    return (runs / f"{material}_{side}_{name}{tag}.json").exists()
+
+
 def table(infos: list[dict]) -> list[dict]:
     ref = (
         {
@@ -149,6 +161,7 @@ def table(infos: list[dict]) -> list[dict]:
             {
                 "material": i["material"],
                 "variant": i["variant"],
+                "volume_sweeps": i["volume_sweeps"],
                 "clusters_exemplar": [round(float(c), 1) for c in ce],
                 "clusters_per_axis": [[round(float(c), 1) for c in a] for a in ca],
                 "clusters_rel_per_phase": [
@@ -173,6 +186,8 @@ def main() -> None:
     ap.add_argument("materials", nargs="*", default=["alloy", "copolymer"])
     ap.add_argument("--side", type=int, default=64)
     ap.add_argument("--decode", action="store_true")
+    ap.add_argument("--sweeps", type=float, default=None, help="volume_sweeps of every variant")
+    ap.add_argument("--table", action="store_true", help="only assemble the cached runs")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--runs", type=Path, default=Path("/tmp/volume_stages_runs"))
     args = ap.parse_args()
@@ -182,7 +197,12 @@ def main() -> None:
         for m in args.materials:
             decode(m, args.side, args.runs)
         return
-    infos = [variant(m, args.side, v, args.runs) for m in args.materials for v in args.variants]
+    infos = [
+        variant(m, args.side, v, args.runs, args.sweeps)
+        for m in args.materials
+        for v in args.variants
+        if not args.table or _cached(args.runs, m, args.side, v, args.sweeps)
+    ]
     rows = table(infos)
     report("volume_stages", rows, title="3D annealing stages, 64^3 volumes of the Li et al. crops")
 

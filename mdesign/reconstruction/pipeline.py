@@ -11,9 +11,9 @@
    (:func:`~mdesign.reconstruction.baseline.fit_grf`) or from noise. The slices' Gram loss is a
    stochastic estimate, which rules out L-BFGS's line search.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
-4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`,
-   ``config.anneal``); with ``cleanup``, join a network phase's fragments, dissolve the surplus of
-   small clusters and anneal again with the cluster guard and the surface stage.
+4. Anneal to the exact fractions (:mod:`~mdesign.reconstruction.annealing`, one chain;
+   ``config.anneal``, a volume's ``volume_`` keys); with ``cleanup``, join a network's fragments,
+   dissolve the surplus of small clusters and anneal again (guard, surface stage).
 5. Measure the result, or its slices along each axis, against the exemplar
    (:mod:`~mdesign.reconstruction.metrics`).
 
@@ -138,8 +138,8 @@ class ReconstructionResult:
     grf : GRFFit or None
         Its fit.
     annealing_stages : tuple of str
-        The annealing's stages that ran, in order (a volume's annealing has fewer: the config's
-        2D-only stages are listed where they ran, not silently dropped).
+        The annealing's stages that ran, in order (a volume's by the ``volume_`` keys of
+        ``config.anneal``, an image's by the others).
     specific_surface : ndarray, ``k``
         Interface per unit area (an image) or volume of each phase, pixel units
         (:func:`mdesign.descriptors.specific_surface`, the output's estimator).
