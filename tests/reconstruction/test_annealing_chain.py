@@ -189,3 +189,27 @@ def test_volume_cleanup_joins_a_network_and_dissolves_specks():
     assert n == 2 and comp[8, 3, 3] == comp[2, 0, 0]  # the speck is too small to bridge
     cleaned = remove_small_clusters(vol, [ex] * 3, phases=2)
     assert cleaned[13, 13, 13] == 1 and (cleaned[2:4] == 0).all()
+
+
+def test_volume_keys_reach_the_chain_and_the_report():
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    cfg = ReconstructionConfig()
+    assert _anneal_stages(3, cfg) == ("fractions", "swaps")
+    on = cfg.model_copy(
+        update={
+            "anneal": cfg.anneal.model_copy(
+                update={"volume_keep_clusters": True, "volume_cleanup": True, "volume_sweeps": 0.5}
+            )
+        }
+    )
+    stages = _anneal_stages(3, on)
+    assert stages[1] == "swaps+cluster guard" and "remove small clusters" in stages
+    # the image's keys are not the volume's
+    assert _anneal_stages(2, on) == _anneal_stages(2, cfg)
+    res = _anneal(
+        ST3[:12, :12, :12], [EX3] * 3, on, phases=2, quarter=3, cleanup_seed=1, progress=False
+    )
+    want = phase_counts(volume_fractions([EX3] * 3, 2)[None], 12**3)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
