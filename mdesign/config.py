@@ -725,15 +725,14 @@ class SlicesConfig(Config):
 
 
 class AnnealConfig(Config):
-    """The annealing to exact fractions, 2D and 3D (:mod:`mdesign.reconstruction.annealing`,
-    :mod:`mdesign.reconstruction.annealing3d`).
+    """The annealing to exact fractions, one chain for images and volumes
+    (:mod:`mdesign.reconstruction.annealing`).
 
-    ``sweeps`` and ``batch`` are an image's, ``volume_sweeps`` and ``volume_batch`` a volume's.
-    ``surface`` is an image's surface stage and ``volume_surface`` a volume's (the same
-    function). ``max_lag``, ``initial_acceptance``, ``final_temperature``, ``radial`` and
-    ``dense_lag`` serve both; ``neighbour_weight``, ``cleanup`` and ``keep_clusters`` are
-    stages of the 2D annealing that the 3D one does not have yet (the report's
-    ``annealing.stages`` lists what ran; docs/guide/reconstruction.md)."""
+    ``sweeps``, ``batch``, ``neighbour_weight``, ``cleanup``, ``keep_clusters`` and ``surface``
+    are an image's; the ``volume_`` keys of the same names (and ``volume_walk``) a volume's, the
+    same stages. ``max_lag``, ``initial_acceptance``, ``final_temperature``, ``radial`` and
+    ``dense_lag`` serve both (the report's ``annealing.stages`` lists what ran;
+    docs/guide/reconstruction.md)."""
 
     sweeps: float = Field(1.0, ge=0)
     """Swap proposals of the annealing, per pixel."""
@@ -781,10 +780,26 @@ class AnnealConfig(Config):
     the surplus surface of the network bridges and ragged blobs (measured on the Li et al.
     alloy: the docs' performance page)."""
     volume_surface: bool = False
-    """End a volume's annealing with the same surface stage, on the voxels' 6 faces (no cluster
-    guard there). Off by default: on the Li et al. alloy at 64^3 it brought the surface to the
-    exemplar's but merged the grains (no guard keeps the boundary sheets closed) and took minutes
-    of CPU (docs/guide/reconstruction.md)."""
+    """End a volume's annealing with the same surface stage, on the voxels' 6 faces (within the
+    cluster guard when ``volume_keep_clusters``). Off by default: on the Li et al. alloy at 64^3
+    it brought the surface to the exemplar's but merged the grains and took minutes of CPU
+    (docs/guide/reconstruction.md, docs/performance.md)."""
+    walk: bool = False
+    """An image's swap stage walks past an accepted swap (as ``volume_walk``); off: the rest of
+    the batch is discarded after an accepted swap (the images' results since issue 11)."""
+    volume_walk: bool = True
+    """A volume's swap stage walks past an accepted swap (the later proposals near it evaluated
+    again) and draws the interface from a pool kept up to date; an image's discards the rest of
+    the batch and recomputes the interface (its results pinned since). Both work in both."""
+    volume_neighbour_weight: float = Field(0.0, ge=0)
+    """A volume's neighbourhood term: each slice plane's neighbourhood-class histogram against
+    the exemplar's for that orientation (0: off, the default; measured in docs/performance.md)."""
+    volume_keep_clusters: bool = False
+    """A volume's cluster guard: the 3D test (the topological number on the 18 face and edge
+    neighbours) for the phases whose slices have at least the exemplar's clusters per area."""
+    volume_cleanup: bool = False
+    """A volume's cleanup: join a network phase's fragments by 3D bridges, dissolve the 3D
+    clusters smaller than the exemplar's smallest cluster would be as a ball, and anneal again."""
 
 
 # the flat keys of the configs written before the nested sections, and where each now lives

@@ -130,7 +130,6 @@ def _sections():
 
     rec = RECONSTRUCTION_DEFAULTS
     anneal = {"final_temperature_ratio": "final_temperature"}
-    anneal3d = {**anneal, "batch": "volume_batch", "surface": "volume_surface"}
     gan = GAN_DEFAULTS
     # (module, qualified-name prefix or "" for all, config section, {parameter: field})
     return [
@@ -153,8 +152,7 @@ def _sections():
         ("mdesign.reconstruction.baseline", "", rec, {}),
         ("mdesign.reconstruction.annealing", "", rec, {}),
         ("mdesign.reconstruction.annealing", "", rec.anneal, anneal),
-        ("mdesign.reconstruction.annealing3d", "", rec, {}),
-        ("mdesign.reconstruction.annealing3d", "", rec.anneal, anneal3d),
+        ("mdesign.reconstruction.lags", "", rec, {}),
         ("mdesign.gan.networks", "Generator", gan.generator, {}),
         ("mdesign.gan.networks", "Discriminator", gan.discriminator, {}),
         ("mdesign.gan.sampling", "", gan.sample, {}),

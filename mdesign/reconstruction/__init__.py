@@ -8,16 +8,16 @@ exemplar's ``S2`` is the baseline.
 
 Modules: :mod:`~.vgg` (feature extractor and weights), :mod:`~.encoding` (labels as RGB),
 :mod:`~.loss` (Gram and ``S2`` terms), :mod:`~.optimize` (L-BFGS with stall detection),
-:mod:`~.decoding` (k-means), :mod:`~.annealing` (exact fractions), :mod:`~.metrics` (errors
-against the exemplar), :mod:`~.baseline` (fitted GRF), :mod:`~.pipeline` (all of it:
+:mod:`~.decoding` (k-means), :mod:`~.annealing` (exact fractions, one chain for images and
+volumes; its lag and neighbour tables in :mod:`~.lags`), :mod:`~.metrics` (errors against the
+exemplar), :mod:`~.baseline` (fitted GRF), :mod:`~.pipeline` (all of it:
 :func:`reconstruct`, an image or a volume by the length of its ``size``).
 
 2D to 3D: :mod:`~.volume_loss` (the Gram loss of orthogonal slices, streamed, and the ``S2`` of
-the volume's planes), :mod:`~.annealing3d` (exact fractions with the slices' ``S2``).
+the volume's planes).
 """
 
 from mdesign.reconstruction.annealing import AnnealingResult, anneal_fractions
-from mdesign.reconstruction.annealing3d import anneal_volume
 from mdesign.reconstruction.baseline import GRFFit, fit_grf, grf_baseline
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.loss import LossTerms, TextureLoss, gram_matrix, s2_window
@@ -56,7 +56,6 @@ __all__ = [
     "TextureLoss",
     "VGG19Features",
     "anneal_fractions",
-    "anneal_volume",
     "check_exemplar",
     "check_exemplars",
     "check_size",

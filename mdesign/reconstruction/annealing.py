@@ -1,31 +1,36 @@
-"""Simulated annealing of a label image to exact phase fractions with a matching ``S2``.
+"""Simulated annealing of a label image or volume to exact phase fractions with a matching ``S2``.
 
-The decoded reconstruction's fractions are close to the exemplar's but not exact. This moves labels
-at interfaces until every phase count is the exemplar's fraction times the number of pixels, rounded
-as in :func:`mdesign.grf.phase_counts` (so within one pixel), while keeping the two-point
-correlation close to the exemplar's. The energy compares ``S2`` (lag by lag, or its radial averages
-with ``radial``) and optionally a histogram of neighbourhood classes (``neighbour_weight``), each
-updated incrementally per move in ``O(R^2)``, not by an FFT.
+The decoded reconstruction's fractions are close to the exemplars' but not exact. This moves labels
+at interfaces until every phase count is the target fraction times the number of pixels (voxels),
+rounded as in :func:`mdesign.grf.phase_counts` (so within one pixel), while keeping the two-point
+correlation close to the exemplar's: an image's ``S2``, or a volume's ``S2`` in the slices of each
+orientation against the exemplar for that orientation (Yeong & Torquato 1998). The energy compares
+``S2`` (lag by lag, or radial averages with ``radial``) and optionally a histogram of neighbourhood
+classes (``neighbour_weight``; in a volume, each slice plane's classes), each updated per move.
 
-:func:`anneal_fractions` runs the stages: 1 flips interface pixels greedily until the counts are
-exact; 2 swaps pairs of interface pixels by Metropolis (counts kept), ``batch`` proposals evaluated
-at once; 3 (``surface``) shortens an interface longer than the exemplar's. The cluster guard
-(``keep_clusters``, :func:`connectivity_number`) refuses moves that would split or start a cluster;
-:func:`remove_small_clusters` and :func:`join_network_fragments` are the cleanup between two
-annealings.
+:func:`anneal_fractions` is one chain for images and volumes; what depends on the dimension is in
+:mod:`~mdesign.reconstruction.lags` (the lag tables and the neighbour tables). Stage 1 flips
+interface pixels greedily until the counts are exact; 2 swaps pairs of interface pixels by
+Metropolis (counts kept), ``batch`` proposals evaluated at once, either discarding a batch after an
+accepted swap or walking past it (``walk``); 3 (``surface``) shortens an interface longer than the
+exemplar's. The cluster guard (``keep_clusters``, :func:`connectivity_number`) refuses moves that
+would split or start a cluster; :func:`remove_small_clusters` and :func:`join_network_fragments`
+are the cleanup between two annealings.
 
-The energy, each stage and the guard are described in full in the reconstruction guide ("How each
-stage works", ``docs/guide/reconstruction.md``); their costs are on the performance page.
+The energy, each stage and the guard are described in the reconstruction guide ("How each stage
+works", ``docs/guide/reconstruction.md``); their costs are on the performance page.
 
 References
 ----------
-Yeong, C. L. Y. & Torquato, S. "Reconstructing random media", Phys. Rev. E 57, 495 (1998).
+Yeong, C. L. Y. & Torquato, S. "Reconstructing random media", Phys. Rev. E 57, 495 (1998); "II.
+Three-dimensional media from two-dimensional cuts", Phys. Rev. E 58, 224 (1998).
 Kirkpatrick, S., Gelatt, C. D. & Vecchi, M. P. "Optimization by simulated annealing", Science
 220, 671 (1983).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,10 +38,19 @@ import torch
 from tqdm.auto import tqdm
 
 from mdesign.config import RECONSTRUCTION_DEFAULTS as D
+from mdesign.errors import InputError
 from mdesign.grf import phase_counts
+from mdesign.reconstruction.lags import (
+    ImageLags,
+    VolumeLags,
+    face_table,
+    n_faces,
+    neighbour_table,
+)
 from mdesign.reconstruction.loss import s2_window
 
 __all__ = [
+    "VOLUME_MAX_LAG",
     "AnnealingResult",
     "anneal_fractions",
     "connectivity_number",
@@ -46,7 +60,12 @@ __all__ = [
     "join_network_fragments",
     "keeps_clusters",
     "remove_small_clusters",
+    "volume_fractions",
 ]
+
+VOLUME_MAX_LAG = 16
+"""Recommended ``max_lag`` of a volume's annealing: a move costs about ``1.5 pi R^2`` lags (three
+planes), so ``R = 16`` is ~1200 lags per voxel flip."""
 
 
 @dataclass(frozen=True)
@@ -79,190 +98,47 @@ class AnnealingResult:
     surface_swaps: int = 0
 
 
-class _S2State:
-    """Labels, their tracked indicators and ``S2`` window, updated move by move."""
-
-    def __init__(self, labels, target, tracked, max_lag, periodic, radial=False, dense_lag=None):
-        self.labels = labels.astype(np.int64)
-        self.h, self.w = labels.shape
-        self.r = max_lag
-        self.periodic = periodic
-        self.tracked = np.asarray(tracked)
-        lag = np.arange(-max_lag, max_lag + 1)
-        dy = np.repeat(lag, lag.size)
-        dx = np.tile(lag, lag.size)
-        # the lags tracked, a subset of the window symmetric under d -> -d (so that reversing
-        # the list maps each lag to its opposite); radial: only round(|d|) <= R, and beyond
-        # ``dense_lag`` only the lags of even dy and dx (a quarter: the radial averages there
-        # are over many lags already, and a move costs the number of lags)
-        keep = np.ones(dy.size, dtype=bool)
-        if radial:
-            dist = np.rint(np.hypot(dy, dx)).astype(np.int64)
-            keep = dist <= max_lag
-            if dense_lag is not None and dense_lag < max_lag:
-                keep &= (dist <= dense_lag) | ((dy % 2 == 0) & (dx % 2 == 0))
-        self.keep = np.flatnonzero(keep)
-        self.window_to_lag = np.full(dy.size, -1)
-        self.window_to_lag[self.keep] = np.arange(self.keep.size)
-        self.dy, self.dx = dy[self.keep], dx[self.keep]
-        self.target = target[:, self.keep]  # J x L (tracked lags of the flattened window)
-        self.n_lags = self.dy.size
-        # radial: the energy compares averages over the lags of each distance round(|d|) <= R
-        self.proj = None
-        if radial:
-            dist = np.rint(np.hypot(self.dy, self.dx)).astype(np.int64)
-            proj = np.zeros((max_lag + 1, self.n_lags))
-            proj[dist, np.arange(self.n_lags)] = 1.0
-            self.proj = proj / proj.sum(1, keepdims=True)
-        self.centre = self.n_lags // 2
-        if periodic:
-            pairs = np.full(self.n_lags, float(self.h * self.w))
-        else:
-            pairs = (self.h - np.abs(self.dy)) * (self.w - np.abs(self.dx)).astype(np.float64)
-        self.inv_pairs = 1.0 / pairs
-        # indicators of the tracked phases; zero-padded by R when not periodic
-        pad = 0 if periodic else max_lag
-        self.pad = pad
-        self.ind = np.zeros((len(tracked), self.h + 2 * pad, self.w + 2 * pad))
-        for j, ph in enumerate(tracked):
-            self.ind[j, pad : pad + self.h, pad : pad + self.w] = self.labels == ph
-        self.s2 = self._exact_s2()
-
-    def _exact_s2(self) -> np.ndarray:
-        onehot = torch.as_tensor(
-            np.stack([self.labels == ph for ph in self.tracked]), dtype=torch.float64
-        )[None]
-        win = s2_window(onehot, self.r, periodic=self.periodic)[0]
-        return win.reshape(len(self.tracked), -1).numpy()[:, self.keep]
-
-    def _project(self, x: np.ndarray) -> np.ndarray:
-        return x if self.proj is None else x @ self.proj.T
-
-    def energy(self, s2: np.ndarray | None = None) -> float:
-        s2 = self.s2 if s2 is None else s2
-        return float((self._project(s2 - self.target) ** 2).mean())
-
-    def _patch(self, p: np.ndarray) -> np.ndarray:
-        """Tracked indicators at ``p + d`` for every window lag: ``B x J x L``."""
-        py, px = np.divmod(p, self.w)
-        ys = py[:, None] + self.dy[None, :]
-        xs = px[:, None] + self.dx[None, :]
-        if self.periodic:
-            ys %= self.h
-            xs %= self.w
-        else:
-            ys += self.pad
-            xs += self.pad
-        return self.ind[:, ys, xs].transpose(1, 0, 2)
-
-    def delta(self, p, new, q=None, q_new=None) -> np.ndarray:
-        """``S2`` change (``B x J x L``) of flipping pixels ``p`` to ``new`` (then ``q``)."""
-        d_p = (self.tracked[None, :] == new[:, None]).astype(np.float64) - (
-            self.tracked[None, :] == self.labels.flat[p][:, None]
-        )
-        patch = self._patch(p)
-        ds = d_p[:, :, None] * (patch + patch[:, :, ::-1])
-        ds[:, :, self.centre] += d_p**2
-        if q is not None:
-            d_q = (self.tracked[None, :] == q_new[:, None]).astype(np.float64) - (
-                self.tracked[None, :] == self.labels.flat[q][:, None]
-            )
-            patch = self._patch(q)
-            dq = d_q[:, :, None] * (patch + patch[:, :, ::-1])
-            dq[:, :, self.centre] += d_q**2
-            # the second flip sees the first: pixel p is at lag +-(p - q) from q
-            (py, px), (qy, qx) = np.divmod(p, self.w), np.divmod(q, self.w)
-            sy, sx = py - qy, px - qx
-            if self.periodic:
-                sy = (sy + self.h // 2) % self.h - self.h // 2
-                sx = (sx + self.w // 2) % self.w - self.w // 2
-            near = (np.abs(sy) <= self.r) & (np.abs(sx) <= self.r)
-            idx = (sy + self.r) * (2 * self.r + 1) + (sx + self.r)
-            idx = np.where(near, self.window_to_lag[np.where(near, idx, 0)], -1)
-            near &= idx >= 0  # a lag that is tracked
-            b = np.flatnonzero(near)
-            cross = d_q[b] * d_p[b]
-            dq[b, :, idx[b]] += cross
-            dq[b, :, self.n_lags - 1 - idx[b]] += cross
-            ds = ds + dq
-        return ds * self.inv_pairs
-
-    def energy_change(self, ds: np.ndarray) -> np.ndarray:
-        err = self._project(self.s2 - self.target)[None]
-        ds = self._project(ds)
-        return ((2 * err + ds) * ds).mean((1, 2))
-
-    def apply(self, p: int, new: int, ds: np.ndarray) -> None:
-        old = self.labels.flat[p]
-        py, px = divmod(int(p), self.w)
-        for j, ph in enumerate(self.tracked):
-            if ph in (old, new):
-                self.ind[j, py + self.pad, px + self.pad] = float(ph == new)
-        self.labels.flat[p] = new
-        self.s2 = self.s2 + ds
-
-    def interface(self) -> np.ndarray:
-        """Mask of pixels with a 4-neighbour of another phase."""
-        lab = self.labels
-        if self.periodic:
-            nbrs = [np.roll(lab, s, axis=a) for a in (0, 1) for s in (1, -1)]
-        else:
-            padded = np.pad(lab, 1, mode="edge")
-            nbrs = [padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]]
-        out = np.zeros(lab.shape, dtype=bool)
-        for n in nbrs:
-            out |= n != lab
-        return out
-
-    def touching(self, phase: int) -> np.ndarray:
-        """Mask of pixels with a 4-neighbour of ``phase``."""
-        lab = self.labels == phase
-        if self.periodic:
-            nbrs = [np.roll(lab, s, axis=a) for a in (0, 1) for s in (1, -1)]
-        else:
-            padded = np.pad(lab, 1)
-            nbrs = [padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]]
-        return np.logical_or.reduce(nbrs)
-
-
-_EDGES = ((-1, 0), (1, 0), (0, -1), (0, 1))
-_CORNERS = ((-1, -1), (-1, 1), (1, -1), (1, 1))
-# the 8-ring around a pixel in turn (E, NE, N, NW, W, SW, S, SE), as columns of the neighbour
+# the 8-ring around a pixel in turn (E, NE, N, NW, W, SW, S, SE), as columns of the 2D neighbour
 # table (edges N S W E, then corners NW NE SW SE)
 _RING = (3, 5, 0, 4, 2, 6, 1, 7)
 
 
-def _neighbour_table(h: int, w: int, periodic: bool) -> np.ndarray:
-    """``HW x 8`` flat indices of the 8 neighbours (edges N S W E, corners NW NE SW SE).
+def _n18_adjacency() -> np.ndarray:
+    """``18 x 4``: for each of the 18 face and edge neighbours of a voxel (the first 18 columns of
+    the 3D :func:`~mdesign.reconstruction.lags.neighbour_table`), its face-adjacent ones among
+    them (padded with 18)."""
+    steps = [s for s in np.ndindex(3, 3, 3) if 0 < np.count_nonzero(np.array(s) - 1) <= 2]
+    faces = [s for s in steps if np.count_nonzero(np.array(s) - 1) == 1]
+    edges = [s for s in steps if np.count_nonzero(np.array(s) - 1) == 2]
+    # the table's order: faces by axis, lower first; then edges lexicographically
+    faces = sorted(faces, key=lambda s: (np.flatnonzero(np.array(s) - 1)[0], sum(s)))
+    order = np.array(faces + sorted(edges)) - 1
+    adj = np.full((18, 4), 18)
+    for i, a in enumerate(order):
+        near = np.flatnonzero(np.abs(order - a).sum(1) == 1)
+        adj[i, : near.size] = near
+    return adj
 
-    Outside the image (not periodic) a pixel is its own neighbour.
-    """
-    ys, xs = np.divmod(np.arange(h * w), w)
-    cols = []
-    for dy, dx in _EDGES + _CORNERS:
-        ny, nx = ys + dy, xs + dx
-        if periodic:
-            ny, nx = ny % h, nx % w
-        else:
-            inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
-            ny, nx = np.where(inside, ny, ys), np.where(inside, nx, xs)
-        cols.append(ny * w + nx)
-    return np.stack(cols, 1)
+
+_N18 = _n18_adjacency()
 
 
 def connectivity_number(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, phase) -> np.ndarray:
-    """Yokoi's 4-connectivity number of pixels ``p`` for ``phase``.
+    """The connectivity number of pixels (voxels) ``p`` for ``phase``.
 
-    The number of 4-connected runs of ``phase`` through the edge neighbours of ``p`` on its
-    8-ring, ``sum over the edge neighbours k of x_k (1 - x_{k+1} x_{k+2})`` (ring order, ``x``
-    the indicator of ``phase``): 0 when no edge neighbour is of ``phase``, 1 when they are all
-    joined around ``p``, 2 or more when ``p`` is the only local link between them.
+    2D (a table of 8): Yokoi's 4-connectivity number, the number of 4-connected runs of ``phase``
+    through the edge neighbours of ``p`` on its 8-ring, ``sum over the edge neighbours k of x_k
+    (1 - x_{k+1} x_{k+2})`` (ring order, ``x`` the indicator of ``phase``). 3D (a table of 26):
+    the topological number ``T6``, the number of 6-connected components of ``phase`` among the 18
+    face and edge neighbours that hold a face neighbour. Either way: 0 when no face neighbour is of
+    ``phase``, 1 when they are all joined around ``p``, 2 or more when ``p`` is the only local
+    link between them.
 
     Parameters
     ----------
-    flat : ndarray of int, ``HW``
-    nbr : ndarray of int, ``HW x 8``
-        :func:`_neighbour_table`.
+    flat : ndarray of int, ``N``
+    nbr : ndarray of int, ``N x 8`` or ``N x 26``
+        :func:`~mdesign.reconstruction.lags.neighbour_table`.
     p : ndarray of int, ``B``
     phase : int or ndarray of int, ``B``
 
@@ -270,30 +146,45 @@ def connectivity_number(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, phase)
     -------
     ndarray of int, ``B``
     """
-    ring = nbr[p][:, _RING]
-    # outside the image (a pixel is its own neighbour there) is of no phase
-    x = (flat[ring] == np.asarray(phase).reshape(-1, 1)) & (ring != p[:, None])
-    nxt1 = np.roll(x, -1, axis=1)
-    nxt2 = np.roll(x, -2, axis=1)
-    run = x & ~(nxt1 & nxt2)
-    return run[:, 0::2].sum(1)
+    phase = np.asarray(phase).reshape(-1, 1)
+    if nbr.shape[1] == 8:
+        ring = nbr[p][:, _RING]
+        # outside the image (a pixel is its own neighbour there) is of no phase
+        x = (flat[ring] == phase) & (ring != p[:, None])
+        nxt1 = np.roll(x, -1, axis=1)
+        nxt2 = np.roll(x, -2, axis=1)
+        run = x & ~(nxt1 & nxt2)
+        return run[:, 0::2].sum(1)
+    n18 = nbr[p][:, :18]
+    x = (flat[n18] == phase) & (n18 != p[:, None])
+    lab = np.where(x, np.arange(18), 18)
+    for _ in range(8):  # the 18-neighbourhood's 6-paths are at most 8 steps long
+        ext = np.concatenate([lab, np.full((lab.shape[0], 1), 18)], 1)
+        new = np.where(x, np.minimum(lab, ext[:, _N18].min(-1)), 18)
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    runs = np.sort(lab[:, :6], 1)
+    distinct = np.ones(runs.shape, dtype=bool)
+    distinct[:, 1:] = runs[:, 1:] != runs[:, :-1]
+    return (distinct & (runs < 18)).sum(1)
 
 
 def keeps_clusters(
     flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, new: np.ndarray, guard: np.ndarray
 ) -> np.ndarray:
-    """Whether flipping each pixel ``p`` to ``new`` adds no cluster to a guarded phase.
+    """Whether flipping each pixel (voxel) ``p`` to ``new`` adds no cluster to a guarded phase.
 
     A flip from ``a`` to ``b`` may split a cluster of ``a`` only if ``p`` joins two or more runs
-    of ``a`` on its ring (connectivity number >= 2), and starts a new cluster of ``b`` only if no
-    edge neighbour is of ``b`` (number 0). Both are refused for the phases with ``guard``; the
+    of ``a`` around it (connectivity number >= 2), and starts a new cluster of ``b`` only if no
+    face neighbour is of ``b`` (number 0). Both are refused for the phases with ``guard``; the
     flip may still remove a cluster (a lone pixel) or merge two. The test is local, so it is
-    sufficient: an allowed flip never raises a guarded phase's count of 4-connected clusters.
+    sufficient: an allowed flip never raises a guarded phase's count of face-connected clusters.
 
     Parameters
     ----------
-    flat : ndarray of int, ``HW``
-    nbr : ndarray of int, ``HW x 8``
+    flat : ndarray of int, ``N``
+    nbr : ndarray of int, ``N x 8`` or ``N x 26``
     p, new : ndarray of int, ``B``
     guard : ndarray of bool, ``k``
 
@@ -306,31 +197,67 @@ def keeps_clusters(
     return ok & (~guard[new] | (connectivity_number(flat, nbr, p, new) >= 1))
 
 
+def _plane_columns(ndim: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per slice plane, the columns of the neighbour table of its 4 edge and its 4 corner
+    neighbours (2D: one plane, columns 0-3 and 4-7; 3D: the planes normal to axes 0, 1, 2)."""
+    if ndim == 2:
+        return [(np.arange(4), np.arange(4, 8))]
+    steps = [np.array(s) for s in np.ndindex(3, 3, 3) if np.count_nonzero(np.array(s) - 1)]
+    faces = sorted(
+        [s - 1 for s in steps if np.count_nonzero(s - 1) == 1],
+        key=lambda s: (np.flatnonzero(s)[0], s.sum()),
+    )
+    others = sorted(
+        [tuple(s - 1) for s in steps if np.count_nonzero(s - 1) >= 2],
+        key=lambda s: (np.count_nonzero(s), s),
+    )
+    table = [tuple(s) for s in faces] + others
+    out = []
+    for axis in range(3):
+        cols = [i for i, s in enumerate(table) if s[axis] == 0]
+        edge = np.array([i for i in cols if np.count_nonzero(table[i]) == 1])
+        corner = np.array([i for i in cols if np.count_nonzero(table[i]) == 2])
+        out.append((edge, corner))
+    return out
+
+
 class _NeighbourState:
-    """The neighbourhood-class histogram of a label image, updated swap by swap."""
+    """The neighbourhood-class histogram of a label image (or of a volume's slice planes),
+    updated swap by swap.
+
+    A pixel's class is its phase and how many of its 4 edge and of its 4 corner neighbours are of
+    its phase (``25 k`` classes); a voxel has one class in each of its three slice planes, and
+    the histogram is the three planes' histograms side by side (``3 x 25 k``)."""
 
     def __init__(self, labels: np.ndarray, phases: int, periodic: bool) -> None:
-        self.h, self.w = labels.shape
         self.phases = phases
-        # neighbour table (edges first); outside the image (not periodic) a pixel is its own
+        # neighbour table (faces first); outside the image (not periodic) a pixel is its own
         # neighbour, so the edge counts as the same phase
-        self.nbr = _neighbour_table(self.h, self.w, periodic)
-        self.n_classes = 25 * phases
+        self.nbr = neighbour_table(labels.shape, periodic)
+        self.planes = _plane_columns(labels.ndim)
+        self.n_classes = 25 * phases * len(self.planes)
         self.hist = self.histogram(labels.ravel())
 
     def classes(self, flat: np.ndarray, idx: np.ndarray) -> np.ndarray:
-        """Class of pixels ``idx`` (any shape) of the flat labels ``flat``."""
+        """Classes (``idx.shape x planes``) of pixels ``idx`` of the flat labels ``flat``."""
         same = flat[self.nbr[idx]] == flat[idx][..., None]
-        return flat[idx] * 25 + same[..., :4].sum(-1) * 5 + same[..., 4:].sum(-1)
+        return self._classes(flat[idx], same)
+
+    def _classes(self, centre: np.ndarray, same: np.ndarray) -> np.ndarray:
+        out = [
+            a * 25 * self.phases + centre * 25 + same[..., e].sum(-1) * 5 + same[..., c].sum(-1)
+            for a, (e, c) in enumerate(self.planes)
+        ]
+        return np.stack(out, -1)
 
     def histogram(self, flat: np.ndarray) -> np.ndarray:
         cls = self.classes(flat, np.arange(flat.size))
-        return np.bincount(cls, minlength=self.n_classes) / flat.size
+        return np.bincount(cls.ravel(), minlength=self.n_classes) / flat.size
 
     def swap_delta(self, flat: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
         """Histogram change (``B x classes``) of swapping the labels of pixels ``p`` and ``q``."""
         b = p.size
-        aff = np.concatenate([p[:, None], self.nbr[p], q[:, None], self.nbr[q]], 1)  # B x 18
+        aff = np.concatenate([p[:, None], self.nbr[p], q[:, None], self.nbr[q]], 1)
         order = np.sort(aff, 1)
         dup = np.zeros_like(order, dtype=bool)
         dup[:, 1:] = order[:, 1:] == order[:, :-1]
@@ -348,9 +275,9 @@ class _NeighbourState:
 
         centre = new_label(aff)
         same = new_label(self.nbr[aff]) == centre[..., None]
-        new = centre * 25 + same[..., :4].sum(-1) * 5 + same[..., 4:].sum(-1)
-        keep = ~dup
-        rows = np.repeat(np.arange(b), aff.shape[1]).reshape(b, -1)
+        new = self._classes(centre, same)
+        keep = np.broadcast_to(~dup[..., None], new.shape)
+        rows = np.broadcast_to(np.arange(b)[:, None, None], new.shape)
         delta = np.zeros((b, self.n_classes))
         np.add.at(delta, (rows[keep], new[keep]), 1.0)
         np.add.at(delta, (rows[keep], old[keep]), -1.0)
@@ -364,6 +291,16 @@ NETWORK_CLUSTERS = 5
 BRIDGE_MIN_SIZE = 5
 """Fragments of a network phase of at least this many pixels are joined, smaller ones left to
 :func:`remove_small_clusters`."""
+
+
+def _fragments(comp: np.ndarray, n: int) -> tuple[int, np.ndarray]:
+    """The largest of ``n`` clusters (``comp``: 0 outside, ``1..n``) and the others of at least
+    :data:`BRIDGE_MIN_SIZE` pixels (the fragments to join to it)."""
+    sizes = np.bincount(comp.ravel(), minlength=n + 1)
+    sizes[0] = 0
+    main = int(np.argmax(sizes))
+    frags = np.flatnonzero(sizes >= BRIDGE_MIN_SIZE)
+    return main, frags[frags != main]
 
 
 def _path4(y0: int, x0: int, y1: int, x1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -398,7 +335,9 @@ def is_network(exemplar: np.ndarray, phase: int) -> bool:
     return n <= NETWORK_CLUSTERS and sizes.max() >= NETWORK_SHARE * sizes.sum()
 
 
-def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: int) -> np.ndarray:
+def join_network_fragments(
+    labels: np.ndarray, exemplar: np.ndarray | Sequence[np.ndarray], *, phases: int
+) -> np.ndarray:
     """Join the fragments of a network phase to its largest cluster by straight bridges.
 
     A thin phase that forms one network in the exemplar (at most :data:`NETWORK_CLUSTERS`
@@ -412,18 +351,24 @@ def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: 
     cells of the others, as the exemplar's network does); :func:`anneal_fractions` restores the
     fractions.
 
+    A volume (``H x W x D``, with its 3 exemplars) joins the fragments of a phase that is a
+    network in every exemplar into one 3D cluster (face-connected), all the fragments of a pass
+    at once, each by a 6-connected staircase to the main cluster's nearest voxel.
+
     Parameters
     ----------
-    labels : ndarray, ``H x W``
-    exemplar : ndarray, ``H' x W'``
+    labels : ndarray, ``H x W`` or ``H x W x D``
+    exemplar : ndarray, ``H' x W'`` (a sequence of 3 for a volume)
     phases : int
         k.
 
     Returns
     -------
-    ndarray, ``H x W``
-        A new label image.
+    ndarray, the shape of ``labels``
+        A new label image (volume) with the bridges.
     """
+    if np.ndim(labels) == 3:
+        return _join_volume_fragments(labels, exemplar, phases)
     from scipy import ndimage
 
     from mdesign.reconstruction.metrics import cluster_components
@@ -439,11 +384,7 @@ def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: 
             comp, n = cluster_components(out == j)
             if n <= target:
                 break
-            sizes = np.bincount(comp.ravel(), minlength=n + 1)
-            sizes[0] = 0
-            main = int(np.argmax(sizes))
-            frags = np.flatnonzero(sizes >= BRIDGE_MIN_SIZE)
-            frags = frags[frags != main]
+            main, frags = _fragments(comp, n)
             if frags.size == 0:
                 break
             dist, (iy, ix) = ndimage.distance_transform_edt(comp != main, return_indices=True)
@@ -455,9 +396,87 @@ def join_network_fragments(labels: np.ndarray, exemplar: np.ndarray, *, phases: 
     return out
 
 
+def _path_nd(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, ...]:
+    """A face-connected staircase of voxels from ``a`` to ``b`` along the segment (each step
+    along the axis that lags behind the segment the most)."""
+    a, b = np.asarray(a), np.asarray(b)
+    n, sign = np.abs(b - a), np.sign(b - a)
+    c = a.copy()
+    pts = [c.copy()]
+    while (c != b).any():
+        ahead = np.where(c != b, (np.abs(c - a) + 0.5) / np.maximum(n, 1), np.inf)
+        axis = int(np.argmin(ahead))
+        c[axis] += sign[axis]
+        pts.append(c.copy())
+    return tuple(np.array(pts).T)
+
+
+VOLUME_JOIN_PASSES = 20
+"""Passes of the volume's network joining (each bridges every fragment at once)."""
+
+
+def _join_volume_fragments(labels, exemplars, phases) -> np.ndarray:
+    """:func:`join_network_fragments` for a volume (its docstring)."""
+    from scipy import ndimage
+
+    out = np.array(labels, copy=True)
+    for j in range(phases):
+        if not all(is_network(ex, j) for ex in exemplars):
+            continue
+        for _ in range(VOLUME_JOIN_PASSES):
+            comp, n = ndimage.label(out == j)
+            if n <= 1:
+                break
+            main, frags = _fragments(comp, n)
+            if frags.size == 0:
+                break
+            dist, near = ndimage.distance_transform_edt(comp != main, return_indices=True)
+            for start in ndimage.minimum_position(dist, comp, frags):
+                end = near[(slice(None), *start)]
+                out[_path_nd(np.array(start), end)] = j
+    return out
+
+
+def _remove_small_volume_clusters(labels, exemplars, phases) -> np.ndarray:
+    """:func:`remove_small_clusters` for a volume (its docstring)."""
+    from scipy import ndimage
+
+    out = np.array(labels, copy=True)
+    faces = face_table(out.shape, periodic=False)
+    for j in range(phases):
+        ex_density = np.mean([ndimage.label(ex == j)[1] / ex.size for ex in exemplars])
+        if _slice_clusters(out, j) <= ex_density:
+            continue
+        areas = np.concatenate(
+            [np.bincount(ndimage.label(ex == j)[0].ravel())[1:] for ex in exemplars]
+        )
+        if areas.size == 0:
+            continue
+        least = float(np.median(areas)) ** 1.5
+        comp, n = ndimage.label(out == j)
+        if n <= 1:
+            continue
+        sizes = np.bincount(comp.ravel(), minlength=n + 1)
+        sizes[0] = 0
+        small = (sizes < least) & (np.arange(n + 1) != int(np.argmax(sizes)))
+        small[0] = False
+        if not small.any():
+            continue
+        inside = np.flatnonzero(small[comp.ravel()])
+        flat, cflat = out.ravel(), comp.ravel()
+        nbr = faces[inside].ravel()
+        src = np.repeat(cflat[inside], faces.shape[1])
+        outer = cflat[nbr] != src
+        votes = np.zeros((n + 1, phases))
+        np.add.at(votes, (src[outer], flat[nbr][outer]), 1.0)
+        votes[:, j] = -1  # never its own phase
+        flat[inside] = np.argmax(votes, 1)[cflat[inside]]
+    return out
+
+
 def remove_small_clusters(
     labels: np.ndarray,
-    exemplar: np.ndarray,
+    exemplar: np.ndarray | Sequence[np.ndarray],
     *,
     phases: int,
     periodic: bool = D.periodic,
@@ -476,10 +495,15 @@ def remove_small_clusters(
     than the exemplar's stays). A dissolved cluster takes the phase most frequent among its
     outer 4-neighbours. The fractions change; :func:`anneal_fractions` restores them.
 
+    A volume (``H x W x D``, with its 3 exemplars), for each phase whose slices have more
+    clusters per area than the exemplars: its 3D clusters (face-connected) smaller than the
+    exemplars' median cluster area to the power 3/2 (a ball of that section), but the largest,
+    are dissolved likewise.
+
     Parameters
     ----------
-    labels : ndarray, ``H x W``
-    exemplar : ndarray, ``H' x W'``
+    labels : ndarray, ``H x W`` or ``H x W x D``
+    exemplar : ndarray, ``H' x W'`` (a sequence of 3 for a volume)
     phases : int
         k.
     periodic : bool
@@ -487,13 +511,15 @@ def remove_small_clusters(
 
     Returns
     -------
-    ndarray, ``H x W``
+    ndarray, the shape of ``labels``
         A new label image.
     """
     from scipy import ndimage
 
     from mdesign.reconstruction.metrics import cluster_components
 
+    if np.ndim(labels) == 3:
+        return _remove_small_volume_clusters(labels, exemplar, phases)
     out = np.array(labels, copy=True)
     scale = labels.size / exemplar.size
     for j in range(phases):
@@ -550,9 +576,168 @@ def remove_small_clusters(
     return out
 
 
+def volume_fractions(exemplars: Sequence[np.ndarray], phases: int) -> np.ndarray:
+    """Target fractions: the mean over the distinct exemplars (equal arrays count once).
+
+    Parameters
+    ----------
+    exemplars : sequence of ndarray, each ``H' x W'``
+    phases : int
+        k.
+
+    Returns
+    -------
+    ndarray, ``k``
+    """
+    distinct: list[np.ndarray] = []
+    for ex in exemplars:
+        if not any(ex is d or (ex.shape == d.shape and np.array_equal(ex, d)) for d in distinct):
+            distinct.append(ex)
+    return np.mean([np.bincount(ex.ravel(), minlength=phases) / ex.size for ex in distinct], 0)
+
+
+class _Pool:
+    """A list of pixels to draw from, with lazy removal (the caller filters) and appends."""
+
+    def __init__(self, size: int, members: np.ndarray) -> None:
+        self.buf = np.empty(size, dtype=np.int64)
+        self.member = np.zeros(size, dtype=bool)
+        self.reset(members)
+
+    def reset(self, members: np.ndarray) -> None:
+        self.member[:] = False
+        self.n = members.size
+        self.buf[: self.n] = members
+        self.member[members] = True
+
+    def add(self, v: np.ndarray) -> None:
+        v = v[~self.member[v]]
+        v = np.unique(v)
+        self.buf[self.n : self.n + v.size] = v
+        self.n += v.size
+        self.member[v] = True
+
+    def draw(self, rng, n: int) -> np.ndarray:
+        return self.buf[rng.integers(0, self.n, n)] if self.n else np.empty(0, dtype=np.int64)
+
+
+def _check_volume(labels, exemplars, phases, max_lag, steps, batch) -> None:
+    if len(exemplars) != 3:
+        raise InputError(
+            f"should be 3 images (one per axis), got {len(exemplars)}", param="exemplars"
+        )
+    if phases < 2:
+        raise InputError(f"should be at least 2, got {phases}", param="phases")
+    for a, ex in enumerate(exemplars):
+        if np.ndim(ex) != 2:
+            raise InputError(
+                f"[{a}] should be a 2D image, got shape {np.shape(ex)}", param="exemplars"
+            )
+        if ex.size and (ex.min() < 0 or ex.max() >= phases):
+            raise InputError(f"[{a}] has labels outside 0..{phases - 1}", param="exemplars")
+    if labels.size and (labels.min() < 0 or labels.max() >= phases):
+        raise InputError(f"has labels outside 0..{phases - 1}", param="labels")
+    smallest = min(min(labels.shape), *(min(ex.shape) for ex in exemplars))
+    if max_lag < 1 or 2 * max_lag >= smallest:
+        raise InputError(
+            f"should be at least 1 and below half of the smallest side ({smallest}), got {max_lag}",
+            param="max_lag",
+        )
+    if steps < 0:
+        raise InputError(f"should be non-negative, got {steps}", param="steps")
+    if batch < 1:
+        raise InputError(f"should be at least 1, got {batch}", param="batch")
+
+
+def _coords(v: np.ndarray, shape) -> np.ndarray:
+    """``B x ndim`` coordinates of flat indices."""
+    return np.stack(np.unravel_index(v, shape), 1)
+
+
+def _wrap(s: np.ndarray, shape, periodic: bool) -> np.ndarray:
+    """Displacements (``... x ndim``) to the nearest image when periodic."""
+    if periodic:
+        n = np.asarray(shape)
+        s = (s + n // 2) % n - n // 2
+    return s
+
+
+def _near_any(state, c: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Whether any of the pixels ``c[:, b]`` (``m x B x ndim``) is at a tracked lag (or 0) from
+    any of ``ref`` (``r x ndim``): ``B`` (their ``S2`` changes interact)."""
+    if isinstance(state, VolumeLags):
+        return state.near_any(c, ref)
+    r = state.r
+    s = _wrap(c[:, None, :, :] - ref[None, :, None, :], state.labels.shape, state.periodic)
+    near = (np.abs(s) <= r).all(-1)
+    strides = (2 * r + 1) ** np.arange(s.shape[-1])[::-1]
+    key = np.where(near, (s + r) @ strides, 0)
+    return (near & state.lag_mask.ravel()[key]).any((0, 1))
+
+
+def _within2(c: np.ndarray, ref: np.ndarray, shape, periodic: bool) -> np.ndarray:
+    """Whether any of ``c[:, b]`` (``m x B x ndim``) is within 2 steps along every axis of any of
+    ``ref`` (``r x ndim``): their 3^ndim neighbourhoods overlap (the guard's and the
+    neighbourhood term's tests see each other's flips)."""
+    s = _wrap(c[:, None, :, :] - ref[None, :, None, :], shape, periodic)
+    return (np.abs(s) <= 2).all(-1).any((0, 1))
+
+
+def _apart(p: np.ndarray, q: np.ndarray, shape, periodic: bool) -> np.ndarray:
+    """Whether ``p`` and ``q`` are more than 2 steps apart along some axis (their 3^ndim
+    neighbourhoods do not overlap: the guard's two tests would not see each other's flip)."""
+    sep = np.abs(_coords(p, shape) - _coords(q, shape))
+    if periodic:
+        sep = np.minimum(sep, np.asarray(shape) - sep)
+    return (sep > 2).any(1)
+
+
+def _interface(flat: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Mask (flat) of the pixels with a face neighbour of another phase."""
+    return (flat[faces] != flat[:, None]).any(1)
+
+
+def _slice_clusters(labels: np.ndarray, phase: int) -> float:
+    """Clusters of ``phase`` per unit area in a volume's slices (each slice a window), the mean
+    over the three orientations."""
+    from mdesign.reconstruction.metrics import cluster_components
+
+    per_area = []
+    for axis in range(3):
+        cut = np.moveaxis(labels == phase, axis, 0)
+        n = sum(cluster_components(s)[1] for s in cut)
+        per_area.append(n / cut.size)
+    return float(np.mean(per_area))
+
+
+def _guard(labels: np.ndarray, exemplars: list[np.ndarray], phases: int) -> np.ndarray:
+    """The guarded phases: those with at least the exemplar's count of clusters, an image's
+    counted in the image as a window (as :func:`remove_small_clusters` does), a volume's in its
+    slices (per unit area)."""
+    from mdesign.reconstruction.metrics import cluster_components
+
+    if labels.ndim == 2:
+        exemplar = exemplars[0]
+        scale = labels.size / exemplar.size
+        return np.array(
+            [
+                cluster_components(labels == j)[1]
+                >= round(cluster_components(exemplar == j)[1] * scale)
+                for j in range(phases)
+            ]
+        )
+    return np.array(
+        [
+            _slice_clusters(labels, j)
+            >= np.mean([cluster_components(ex == j)[1] / ex.size for ex in exemplars])
+            for j in range(phases)
+        ]
+    )
+
+
 def anneal_fractions(
     labels: np.ndarray,
-    exemplar: np.ndarray,
+    exemplars: np.ndarray | Sequence[np.ndarray],
     *,
     phases: int,
     max_lag: int,
@@ -560,30 +745,38 @@ def anneal_fractions(
     seed: int,
     periodic: bool = D.periodic,
     exemplar_periodic: bool = D.exemplar_periodic,
-    batch: int = D.anneal.batch,
+    batch: int | None = None,
     initial_acceptance: float = D.anneal.initial_acceptance,
     final_temperature_ratio: float = D.anneal.final_temperature,
-    neighbour_weight: float = D.anneal.neighbour_weight,
+    neighbour_weight: float | None = None,
     radial: bool = D.anneal.radial,
-    keep_clusters: bool = D.anneal.keep_clusters,
+    keep_clusters: bool | None = None,
     dense_lag: int = D.anneal.dense_lag,
-    surface: bool = D.anneal.surface,
+    surface: bool | None = None,
+    walk: bool | None = None,
     progress: bool = False,
 ) -> AnnealingResult:
     """Make the phase fractions exact by interface moves that keep ``S2`` close to the exemplar's.
 
-    See the module docstring for the energy, the two stages and the temperature schedule.
+    One chain for an image and a volume (module docstring). The settings left at None take the
+    config's default for the dimension: an image's ``anneal.batch``, ``neighbour_weight``,
+    ``keep_clusters``, ``surface`` (and no walk), a volume's ``anneal.volume_batch``,
+    ``volume_neighbour_weight``, ``volume_keep_clusters``, ``volume_surface``, ``volume_walk``.
 
     Parameters
     ----------
-    labels : ndarray, ``H x W``
-        Labels to correct (the decoded reconstruction).
-    exemplar : ndarray, ``H' x W'``
-        The exemplar's labels (any size): its fractions and ``S2`` are the targets.
+    labels : ndarray, ``H x W`` or ``H x W x D``
+        Labels to correct (the decoded reconstruction), ``0..k-1``.
+    exemplars : ndarray ``H' x W'``, or a sequence of 3 of them for a volume
+        The exemplar's labels (any size): its fractions and ``S2`` are the targets. A volume's
+        ``exemplars[a]`` describes the slices normal to axis ``a`` (``np.take(labels, i,
+        axis=a)``; rows along the lower remaining axis), and may be the same image three times;
+        its fractions are :func:`volume_fractions`.
     phases : int
         k.
     max_lag : int
-        ``R`` of the ``S2`` window, below half of both images' smaller sides.
+        ``R`` of the ``S2`` window (each plane's in a volume), below half of the smallest side
+        (:data:`VOLUME_MAX_LAG` is a good choice for a volume).
     steps : int
         Swap proposals of the Metropolis stage (0: fractions only).
     seed : int
@@ -592,58 +785,99 @@ def anneal_fractions(
         ``labels`` is periodic: ``S2`` on the torus and wrapping neighbourhoods.
     exemplar_periodic : bool
         Estimate the exemplar's ``S2`` on the torus (real micrographs are not periodic).
-    batch : int
+    batch : int, optional
         Proposals evaluated at once.
     initial_acceptance : float
         Acceptance probability of the median uphill swap at the start (sets ``T0``).
     final_temperature_ratio : float
         Last temperature over the first.
-    neighbour_weight : float
+    neighbour_weight : float, optional
         Weight of the neighbourhood term of the swap stage (module docstring; 0: off).
     radial : bool
         Compare the radial averages of ``S2`` (over the lags of each distance
-        ``round(|d|) <= R``) instead of the whole window (module docstring).
-    dense_lag : int
-        With ``radial``, the lags beyond this distance are tracked on the even lattice only
-        (module docstring).
-    keep_clusters : bool
+        ``round(|d|) <= R``) instead of the whole window.
+    keep_clusters : bool, optional
         Refuse the moves that would add a cluster to a phase that has at least the exemplar's
-        count (per unit area) when the swaps start (module docstring).
-    surface : bool
+        count (per unit area; a volume's in its slices) when the swaps start.
+    dense_lag : int
+        With ``radial``, the lags beyond this distance are tracked on the even lattice only.
+    surface : bool, optional
         After the swaps, shorten the interface to the exemplar's length per unit area by swaps
-        of least energy rise (stage 3, module docstring).
+        of least energy rise (stage 3).
+    walk : bool, optional
+        After an accepted swap, go on through the rest of the batch (the proposals near the swap
+        evaluated again), and draw the interface from a pool kept up to date; several flips per
+        batch in stage 1. Off: the rest of the batch is discarded and the interface recomputed.
     progress : bool
         Show a progress bar over the swap proposals.
 
     Returns
     -------
     AnnealingResult
-        ``labels`` whose count of phase ``j`` is ``phase_counts(exemplar fractions)[j]``.
+        ``labels`` (uint8, the input's shape) whose count of phase ``j`` is
+        ``phase_counts(exemplar fractions)[j]``.
+
+    Raises
+    ------
+    InputError
+        A volume with not 3 exemplars, labels out of range, ``max_lag`` too large.
     """
+    labels = np.asarray(labels)
+    volume = labels.ndim == 3
+    if labels.ndim not in (2, 3) or (not volume and np.ndim(exemplars) != 2):
+        raise InputError(
+            f"should be an H x W image with one exemplar or an H x W x D volume with 3, got "
+            f"shape {labels.shape} and exemplars of shape {np.shape(exemplars)}",
+            param="labels",
+        )
+    an = D.anneal
+    if volume:
+        exemplars = [np.asarray(ex) for ex in exemplars]
+        batch = an.volume_batch if batch is None else batch
+        _check_volume(labels, exemplars, phases, max_lag, steps, batch)
+        defaults = (
+            an.volume_neighbour_weight,
+            an.volume_keep_clusters,
+            an.volume_surface,
+            an.volume_walk,
+        )
+    else:
+        exemplars = [np.asarray(exemplars)]
+        batch = an.batch if batch is None else batch
+        defaults = (an.neighbour_weight, an.keep_clusters, an.surface, an.walk)
+    neighbour_weight = defaults[0] if neighbour_weight is None else neighbour_weight
+    keep_clusters = defaults[1] if keep_clusters is None else keep_clusters
+    surface = defaults[2] if surface is None else surface
+    walk = defaults[3] if walk is None else walk
     rng = np.random.default_rng(seed)
-    h, w = labels.shape
+    shape = labels.shape
     tracked = [1] if phases == 2 else list(range(phases))
-    ex_onehot = torch.as_tensor(np.stack([exemplar == ph for ph in tracked]), dtype=torch.float64)
-    target = s2_window(ex_onehot[None], max_lag, periodic=exemplar_periodic)[0]
-    fractions = np.array([(exemplar == ph).mean() for ph in range(phases)])
-    counts_target = phase_counts(fractions[None], h * w)[0]
-    state = _S2State(
-        labels,
-        target.reshape(len(tracked), -1).numpy(),
-        tracked,
-        max_lag,
-        periodic,
-        radial,
-        dense_lag=dense_lag,
-    )
+    targets = []
+    for ex in exemplars:
+        onehot = torch.as_tensor(np.stack([ex == ph for ph in tracked]), dtype=torch.float64)
+        win = s2_window(onehot[None], max_lag, periodic=exemplar_periodic)[0]
+        targets.append(win.reshape(len(tracked), -1).numpy())
+    if volume:
+        fractions = volume_fractions(exemplars, phases)
+        state = VolumeLags(labels, targets, tracked, max_lag, periodic, radial, dense_lag)
+    else:
+        fractions = np.array([(exemplars[0] == ph).mean() for ph in range(phases)])
+        state = ImageLags(
+            labels, targets[0], tracked, max_lag, periodic, radial, dense_lag=dense_lag
+        )
+    counts_target = phase_counts(fractions[None], labels.size)[0]
+    flat = state.flat
     nb = nb_target = None
     nb_coef = 0.0
     if neighbour_weight > 0:
         nb = _NeighbourState(state.labels, phases, periodic)
-        ex_nb = _NeighbourState(exemplar.astype(np.int64), phases, exemplar_periodic)
-        nb_target = ex_nb.hist
-        structured = state._project(state.target - fractions[tracked][:, None] ** 2)
-        s2_scale = float((structured**2).mean())
+        nb_target = np.concatenate(
+            [
+                _NeighbourState(ex.astype(np.int64), phases, exemplar_periodic).hist
+                for ex in exemplars
+            ]
+        )
+        s2_scale = state.structure_scale(fractions[tracked])
         nb_coef = neighbour_weight * s2_scale / max(float((nb_target**2).mean()), 1e-300)
 
     def nb_energy(hist):
@@ -652,112 +886,96 @@ def anneal_fractions(
     def nb_change(p, q):
         if nb is None:
             return 0.0, None
-        dh = nb.swap_delta(state.labels.ravel(), p, q)
+        dh = nb.swap_delta(flat, p, q)
         err = (nb.hist - nb_target)[None]
         return nb_coef * ((2 * err + dh) * dh).mean(1), dh
 
+    def nb_rise(dh):
+        err = (nb.hist - nb_target)[None]
+        return nb_coef * ((2 * err + dh) * dh).mean(1)
+
     e_initial = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0)
     nbr = guard = None
+    if keep_clusters or surface or nb is not None:
+        nbr = nb.nbr if nb is not None else neighbour_table(shape, periodic)
+    faces = nbr[:, : n_faces(nbr)] if nbr is not None else face_table(shape, periodic)
     if keep_clusters:
-        from mdesign.reconstruction.metrics import cluster_components
-
-        nbr = nb.nbr if nb is not None else _neighbour_table(h, w, periodic)
-        scale = labels.size / exemplar.size
-        # both counted in the image as a window (as remove_small_clusters does)
-        guard = np.array(
-            [
-                cluster_components(state.labels == j)[1]
-                >= round(cluster_components(exemplar == j)[1] * scale)
-                for j in range(phases)
-            ]
-        )
+        guard = _guard(state.labels, exemplars, phases)
 
     # stage 1: greedy flips from the largest surplus to the largest deficit
-    flips = 0
-    counts = np.bincount(state.labels.ravel(), minlength=phases)
-    while (counts != counts_target).any():
-        surplus = counts - counts_target
-        a, b = int(np.argmax(surplus)), int(np.argmin(surplus))
-        is_a = state.labels == a
-        cand = np.flatnonzero(is_a & state.touching(b))
-        if cand.size == 0:
-            cand = np.flatnonzero(is_a)
-        if guard is not None:
-            safe = keeps_clusters(state.labels.ravel(), nbr, cand, np.full(cand.size, b), guard)
-            if safe.any():
-                cand = cand[safe]
-        if cand.size > batch:
-            cand = rng.choice(cand, batch, replace=False)
-        ds = state.delta(cand, np.full(cand.size, b))
-        best = int(np.argmin(state.energy_change(ds)))
-        state.apply(int(cand[best]), b, ds[best])
-        counts[a] -= 1
-        counts[b] += 1
-        flips += 1
+    pool = _Pool(labels.size, np.empty(0, dtype=np.int64))
+    stage1 = _fractions_walk if walk else _fractions_batch
+    flips = stage1(state, faces, nbr, guard, counts_target, phases, rng, batch, pool)
 
     # stage 2: Metropolis swaps of interface pixels of different phases, geometric cooling
     if nb is not None:  # stage 1 moved pixels without tracking the classes
-        nb.hist = nb.histogram(state.labels.ravel())
+        nb.hist = nb.histogram(flat)
     e_fractions = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0)
     accepted = done = 0
     if steps > 0:
-        interface = np.flatnonzero(state.interface())
-        t0 = _initial_temperature(state, interface, rng, initial_acceptance, nb_change)
+        iface = _interface(flat, faces)
+        if walk:
+            pool.reset(np.flatnonzero(iface))
+            draw = lambda m: _draw_interface(pool, iface, rng, m)  # noqa: E731
+        else:
+            interface = np.flatnonzero(iface)
+            draw = lambda m: (rng.choice(interface, m), rng.choice(interface, m))  # noqa: E731
+        t0 = _initial_temperature(state, int(iface.sum()), draw, initial_acceptance, nb_change)
         decay = final_temperature_ratio ** (1.0 / max(steps - 1, 1))
         bar = tqdm(total=steps, desc="annealing", unit="prop", disable=not progress, leave=False)
-        while done < steps and interface.size >= 2 and t0 > 0:
+        n_iface = int(iface.sum())
+        while done < steps and n_iface >= 2 and t0 > 0:
             n = min(batch, steps - done)
-            p = rng.choice(interface, n)
-            q = rng.choice(interface, n)
-            lp, lq = state.labels.flat[p], state.labels.flat[q]
-            valid = lp != lq
-            if guard is not None:
-                flat = state.labels.ravel()
-                (py, px), (qy, qx) = np.divmod(p, w), np.divmod(q, w)
-                sy, sx = np.abs(py - qy), np.abs(px - qx)
-                if periodic:
-                    sy, sx = np.minimum(sy, h - sy), np.minimum(sx, w - sx)
-                # overlapping rings: the two tests would not see each other's flip
-                valid &= (sy > 2) | (sx > 2)
-                valid &= keeps_clusters(flat, nbr, p, lq, guard)
-                valid &= keeps_clusters(flat, nbr, q, lp, guard)
-            de = np.full(n, np.inf)
-            ds = None
-            if valid.any():
-                ds = state.delta(p[valid], lq[valid], q[valid], lp[valid])
-                dn, dh = nb_change(p[valid], q[valid])
-                de[valid] = state.energy_change(ds) + dn
             temps = t0 * decay ** (done + np.arange(n))
-            with np.errstate(over="ignore"):
-                ok = valid & (rng.random(n) < np.exp(-np.clip(de, 0, None) / temps))
-            if ok.any():
-                i = int(np.argmax(ok))
-                k = int(np.cumsum(valid)[i]) - 1
-                state.apply(int(p[i]), int(lq[i]), np.zeros_like(ds[k]))
-                state.apply(int(q[i]), int(lp[i]), ds[k])
-                if nb is not None:
-                    nb.hist = nb.hist + dh[k]
-                accepted += 1
-                interface = np.flatnonzero(state.interface())
-                used = i + 1
-            else:
+            if walk:
+                if pool.n > 2 * n_iface:  # mostly stale: rebuild
+                    pool.reset(np.flatnonzero(iface))
+                p, q = draw(n)
+                acc, n_iface = _swaps_walk(
+                    state,
+                    p,
+                    q,
+                    temps,
+                    rng,
+                    iface,
+                    n_iface,
+                    pool,
+                    faces,
+                    nbr,
+                    guard,
+                    nb,
+                    nb_change,
+                    nb_rise,
+                )
                 used = n
+            else:
+                p, q = draw(n)
+                acc, used = _swaps_batch(state, p, q, temps, rng, nbr, guard, nb, nb_change)
+                if acc:
+                    iface = _interface(flat, faces)
+                    interface = np.flatnonzero(iface)
+                    n_iface = interface.size
+            accepted += acc
             done += used
             bar.update(used)
         bar.close()
     surface_swaps = 0
     if surface:
-        nbr3 = nbr if nbr is not None else _neighbour_table(h, w, periodic)
-        pairs = 2 * h * w if periodic else h * (w - 1) + (h - 1) * w
-        target_edges = interface_density(exemplar, periodic=exemplar_periodic) * pairs
+        if periodic:
+            pairs = labels.ndim * labels.size
+        else:
+            pairs = sum(labels.size // n * (n - 1) for n in shape)
+        # in a volume, the face pairs along each axis lie in the slices of two orientations:
+        # the mean density of the exemplars (one per orientation)
+        density = np.mean([interface_density(ex, periodic=exemplar_periodic) for ex in exemplars])
         surface_swaps = _reduce_surface(
-            state, nbr3, target_edges, phases, rng, batch, guard, nb_change, nb
+            state, nbr, density * pairs, phases, rng, batch, guard, nb_change, nb
         )
     # recompute exactly: the incremental sums drift by rounding only, but the result is reported
-    state.s2 = state._exact_s2()
+    state.finish()
     e_final = state.energy()
     if nb is not None:
-        nb.hist = nb.histogram(state.labels.ravel())
+        nb.hist = nb.histogram(flat)
         e_final += nb_energy(nb.hist)
     return AnnealingResult(
         labels=state.labels.astype(np.uint8),
@@ -772,44 +990,237 @@ def anneal_fractions(
     )
 
 
+def _fractions_batch(state, faces, nbr, guard, counts_target, phases, rng, batch, pool) -> int:
+    """Stage 1, one flip per batch: the least rise among ``batch`` candidates of the surplus
+    phase touching the deficit phase (all of them drawn afresh each time)."""
+    flat = state.flat
+    flips = 0
+    counts = np.bincount(flat, minlength=phases)
+    while (counts != counts_target).any():
+        surplus = counts - counts_target
+        a, b = int(np.argmax(surplus)), int(np.argmin(surplus))
+        of_a = np.flatnonzero(flat == a)
+        cand = of_a[(flat[faces[of_a]] == b).any(1)]
+        if cand.size == 0:
+            cand = of_a
+        if guard is not None:
+            safe = keeps_clusters(flat, nbr, cand, np.full(cand.size, b), guard)
+            if safe.any():
+                cand = cand[safe]
+        if cand.size > batch:
+            cand = rng.choice(cand, batch, replace=False)
+        ds = state.delta(cand, np.full(cand.size, b))
+        dc = state.compare(ds)
+        best = int(np.argmin(state.energy_change(dc)))
+        state.set_label(int(cand[best]), b)
+        state.add_s2(ds[best], dc[best])
+        counts[a] -= 1
+        counts[b] += 1
+        flips += 1
+    return flips
+
+
+def _fractions_walk(state, faces, nbr, guard, counts_target, phases, rng, batch, pool) -> int:
+    """Stage 1, several flips per batch: candidates drawn from a pool of the surplus phase's
+    pixels touching the deficit phase; after each flip, the candidates near it drop out and the
+    others' rise is recomputed from the new error (each flip is still the least rise among at
+    least half a batch)."""
+    flat, shape = state.flat, state.labels.shape
+    flips = 0
+    counts = np.bincount(flat, minlength=phases)
+    pair = None
+    while (counts != counts_target).any():
+        surplus = counts - counts_target
+        a, b = int(np.argmax(surplus)), int(np.argmin(surplus))
+        cand = np.empty(0, dtype=np.int64)
+        for attempt in range(2):
+            if pair != (a, b) or attempt == 1:
+                pair = (a, b)
+                of_a = np.flatnonzero(flat == a)
+                pool.reset(of_a[(flat[faces[of_a]] == b).any(1)])
+            cand = np.unique(pool.draw(rng, batch))
+            cand = cand[(flat[cand] == a) & (flat[faces[cand]] == b).any(1)]
+            if cand.size:
+                break
+        if cand.size == 0:  # no pixel of a touches b
+            cand = np.flatnonzero(flat == a)
+            cand = cand[rng.choice(cand.size, min(batch, cand.size), replace=False)]
+        if guard is not None:
+            safe = keeps_clusters(flat, nbr, cand, np.full(cand.size, b), guard)
+            if safe.any():
+                cand = cand[safe]
+        ds = state.delta(cand, np.full(cand.size, b))
+        dc = state.compare(ds)
+        de = state.energy_change(dc)
+        coords = _coords(cand, shape)
+        alive = np.ones(cand.size, dtype=bool)
+        while True:
+            best = int(np.argmin(np.where(alive, de, np.inf)))
+            v = int(cand[best])
+            state.set_label(v, b)
+            state.add_s2(ds[best], dc[best])
+            nb = faces[v]
+            pool.add(nb[flat[nb] == a])
+            counts[a] -= 1
+            counts[b] += 1
+            flips += 1
+            alive &= ~_near_any(state, coords[None], coords[best][None])
+            if guard is not None:
+                alive &= ~_within2(coords[None], coords[best][None], shape, state.periodic)
+            surplus = counts - counts_target
+            if (
+                alive.sum() * 2 < cand.size
+                or (surplus == 0).all()
+                or (int(np.argmax(surplus)), int(np.argmin(surplus))) != (a, b)
+            ):
+                break
+            de[alive] = state.energy_change(dc[alive])
+    return flips
+
+
+def _swaps_batch(state, p, q, temps, rng, nbr, guard, nb, nb_change) -> tuple[int, int]:
+    """Stage 2 on one batch, discarding it after an accepted swap: (accepted, proposals used)."""
+    flat, n = state.flat, p.size
+    lp, lq = flat[p], flat[q]
+    valid = lp != lq
+    if guard is not None:
+        valid &= _apart(p, q, state.labels.shape, state.periodic)
+        valid &= keeps_clusters(flat, nbr, p, lq, guard)
+        valid &= keeps_clusters(flat, nbr, q, lp, guard)
+    de = np.full(n, np.inf)
+    ds = dc = dh = None
+    if valid.any():
+        ds = state.delta(p[valid], lq[valid], q[valid], lp[valid])
+        dc = state.compare(ds)
+        dn, dh = nb_change(p[valid], q[valid])
+        de[valid] = state.energy_change(dc) + dn
+    with np.errstate(over="ignore"):
+        ok = valid & (rng.random(n) < np.exp(-np.clip(de, 0, None) / temps))
+    if not ok.any():
+        return 0, n
+    i = int(np.argmax(ok))
+    k = int(np.cumsum(valid)[i]) - 1
+    state.set_label(int(p[i]), int(lq[i]))
+    state.set_label(int(q[i]), int(lp[i]))
+    state.add_s2(ds[k], dc[k])
+    if nb is not None:
+        nb.hist = nb.hist + dh[k]
+    return 1, i + 1
+
+
+def _swaps_walk(
+    state, p, q, temps, rng, iface, n_iface, pool, faces, nbr, guard, nb, nb_change, nb_rise
+) -> tuple[int, int]:
+    """Stage 2 on one batch, walking past accepted swaps: the later proposals near a swap (a
+    tracked lag; with the guard or the neighbourhood term also within 2 steps) are evaluated
+    again against the new state, the others keep their ``dS2``. Returns (accepted, interface
+    size)."""
+    flat, shape, n = state.flat, state.labels.shape, p.size
+    lp, lq = flat[p], flat[q]
+    # a pair of one phase is a no-op (zero change) and never accepted
+    ds = state.delta(p, lq, q, lp)
+    dc = state.compare(ds)
+    valid = lp != lq
+    local = guard is not None or nb is not None
+
+    def allowed(idx):
+        ok = lp[idx] != lq[idx]
+        if guard is not None:
+            ok &= _apart(p[idx], q[idx], shape, state.periodic)
+            ok &= keeps_clusters(flat, nbr, p[idx], lq[idx], guard)
+            ok &= keeps_clusters(flat, nbr, q[idx], lp[idx], guard)
+        return ok
+
+    dh = None
+    if local:
+        valid = allowed(np.arange(n))
+        dn, dh = nb_change(p, q)
+        de = np.where(valid, state.energy_change(dc) + dn, np.inf)
+    else:
+        de = np.where(valid, state.energy_change(dc), np.inf)
+    u = rng.random(n)
+    cpq = np.stack([_coords(p, shape), _coords(q, shape)])  # 2 x n x ndim
+    accepted = 0
+    start = 0
+    while start < n:
+        with np.errstate(over="ignore", divide="ignore"):
+            ok = u[start:] < np.exp(-np.clip(de[start:], 0, None) / temps[start:])
+        if not ok.any():
+            break
+        i = start + int(np.argmax(ok))
+        pi, qi = int(p[i]), int(q[i])
+        state.set_label(pi, int(lq[i]))
+        state.set_label(qi, int(lp[i]))
+        state.add_s2(ds[i], dc[i])
+        if nb is not None:
+            nb.hist = nb.hist + dh[i]
+        accepted += 1
+        # the interface changes at the two pixels and their face neighbours
+        near = np.unique(np.concatenate([[pi, qi], faces[pi], faces[qi]]))
+        now = (flat[faces[near]] != flat[near][:, None]).any(1)
+        n_iface += int(now.sum()) - int(iface[near].sum())
+        iface[near] = now
+        pool.add(near[now])
+        start = i + 1
+        later = np.arange(start, n)
+        d = later[_near_any(state, cpq[:, later], cpq[:, i])]
+        if local:
+            d = np.union1d(d, later[_within2(cpq[:, later], cpq[:, i], shape, state.periodic)])
+        if d.size:
+            lp[d], lq[d] = flat[p[d]], flat[q[d]]
+            ds[d] = state.delta(p[d], lq[d], q[d], lp[d])
+            dc[d] = state.compare(ds[d])
+            if local:
+                valid[d] = allowed(d)
+                if nb is not None:
+                    dh[d] = nb.swap_delta(flat, p[d], q[d])
+            else:
+                valid[d] = lp[d] != lq[d]
+        later = later[valid[later]]
+        de[start:] = np.inf
+        if later.size:
+            de[later] = state.energy_change(dc[later])
+            if nb is not None:
+                de[later] += nb_rise(dh[later])
+    return accepted, n_iface
+
+
+def _draw_interface(pool: _Pool, iface: np.ndarray, rng, n: int):
+    """``n`` pairs of pixels drawn uniformly among the current interface pixels."""
+    got = np.empty(0, dtype=np.int64)
+    while got.size < 2 * n:
+        v = pool.draw(rng, 2 * (2 * n - got.size))
+        got = np.concatenate([got, v[iface[v]]])
+    return got[:n], got[n : 2 * n]
+
+
+def _initial_temperature(state, n_iface: int, draw, acceptance: float, nb_change) -> float:
+    """The temperature at which the median rise of 256 random swaps is accepted as given."""
+    if n_iface < 2:
+        return 0.0
+    p, q = draw(256)
+    lp, lq = state.flat[p], state.flat[q]
+    valid = lp != lq
+    if not valid.any():
+        return 0.0
+    de = state.energy_change(state.compare(state.delta(p[valid], lq[valid], q[valid], lp[valid])))
+    de = de + nb_change(p[valid], q[valid])[0]
+    rises = de[de > 0]
+    return float(np.median(rises) / np.log(1 / acceptance)) if rises.size else 0.0
+
+
 SURFACE_MISSES = 8
 """The surface stage ends after this many batches in a row without an allowed swap."""
-
-
-def _n_faces(nbr: np.ndarray) -> int:
-    """Edge (face) neighbours in a table: the first 4 of a 2D table of 8, all 6 in 3D."""
-    return 4 if nbr.shape[1] == 8 else nbr.shape[1]
-
-
-def _face_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
-    """``N x 2 ndim`` flat indices of the edge (face) neighbours of every pixel or voxel.
-
-    Columns: the lower and the upper neighbour along axis 0, then axis 1, ... (in 2D the first
-    four columns of :func:`_neighbour_table`). Outside the image or volume (not periodic) a
-    pixel is its own neighbour.
-    """
-    idx = np.indices(shape).reshape(len(shape), -1)
-    cols = []
-    for axis, n in enumerate(shape):
-        for step in (-1, 1):
-            c = idx.copy()
-            c[axis] += step
-            if periodic:
-                c[axis] %= n
-            else:
-                inside = (c[axis] >= 0) & (c[axis] < n)
-                c[axis] = np.where(inside, c[axis], idx[axis])
-            cols.append(np.ravel_multi_index(tuple(c), shape))
-    return np.stack(cols, 1)
 
 
 def interface_edges(flat: np.ndarray, nbr: np.ndarray) -> int:
     """Pixel (voxel) edges between different phases: pairs of edge neighbours, each pair once.
 
-    ``nbr`` is :func:`_neighbour_table` (2D) or :func:`_face_table`; outside the image (not
-    periodic) a pixel is its own neighbour, so the edges of the image count as no interface.
+    ``nbr`` is a :func:`~mdesign.reconstruction.lags.neighbour_table` (faces first) or its face
+    columns; outside the image (not periodic) a pixel is its own neighbour, so the edges of the
+    image count as no interface.
     """
-    return int(sum((flat[nbr[:, c]] != flat).sum() for c in range(1, _n_faces(nbr), 2)))
+    return int(sum((flat[nbr[:, c]] != flat).sum() for c in range(1, n_faces(nbr), 2)))
 
 
 def interface_density(labels: np.ndarray, *, periodic: bool) -> float:
@@ -832,14 +1243,14 @@ def interface_density(labels: np.ndarray, *, periodic: bool) -> float:
 def _reduce_surface(state, nbr, target_edges, phases, rng, batch, guard, nb_change, nb):
     """Stage 3: swaps that shorten the interface until it is the exemplar's (module docstring).
 
-    One stage for images and volumes: ``state`` moves labels and tracks ``S2`` (an image's
-    :class:`_S2State`, a volume's :class:`~mdesign.reconstruction.annealing3d._VolumeMoves`),
-    ``nbr`` holds the edge neighbours first (:func:`_neighbour_table`, :func:`_face_table`);
-    ``guard`` and ``nb`` may be None (no cluster guard, no neighbourhood term). Returns the
-    number of swaps made.
+    One stage for images and volumes: ``state`` moves labels and tracks ``S2``
+    (:class:`~mdesign.reconstruction.lags.ImageLags`, :class:`~.lags.VolumeLags`), ``nbr`` holds
+    the face neighbours first (:func:`~mdesign.reconstruction.lags.neighbour_table`); ``guard``
+    and ``nb`` may be None (no cluster guard, no neighbourhood term). Returns the number of swaps
+    made.
     """
     shape = state.labels.shape
-    edge = nbr[:, : _n_faces(nbr)]
+    edge = nbr[:, : n_faces(nbr)]
     real = edge != np.arange(edge.shape[0])[:, None]  # outside the image: no neighbour
     eye = np.eye(phases, dtype=np.int64)
     swaps = 0
@@ -882,30 +1293,14 @@ def _reduce_surface(state, nbr, target_edges, phases, rng, batch, guard, nb_chan
         misses = 0
         p, q, lp, lq = p[valid], q[valid], lp[valid], lq[valid]
         ds = state.delta(p, lq, q, lp)
+        dc = state.compare(ds)
         dn, dh = nb_change(p, q)
-        i = int(np.argmin(state.energy_change(ds) + dn))
-        state.apply(int(p[i]), int(lq[i]), np.zeros_like(ds[i]))
-        state.apply(int(q[i]), int(lp[i]), ds[i])
+        i = int(np.argmin(state.energy_change(dc) + dn))
+        state.set_label(int(p[i]), int(lq[i]))
+        state.set_label(int(q[i]), int(lp[i]))
+        state.add_s2(ds[i], dc[i])
         if nb is not None:
             nb.hist = nb.hist + dh[i]
         edges += int(change[p[i], lq[i]] + change[q[i], lp[i]])
         swaps += 1
     return swaps
-
-
-def _initial_temperature(
-    state: _S2State, interface: np.ndarray, rng, acceptance: float, nb_change
-) -> float:
-    """The temperature at which the median rise of 256 random swaps is accepted as given."""
-    if interface.size < 2:
-        return 0.0
-    p = rng.choice(interface, 256)
-    q = rng.choice(interface, 256)
-    lp, lq = state.labels.flat[p], state.labels.flat[q]
-    valid = lp != lq
-    if not valid.any():
-        return 0.0
-    de = state.energy_change(state.delta(p[valid], lq[valid], q[valid], lp[valid]))
-    de = de + nb_change(p[valid], q[valid])[0]
-    rises = de[de > 0]
-    return float(np.median(rises) / np.log(1 / acceptance)) if rises.size else 0.0

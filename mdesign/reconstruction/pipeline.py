@@ -11,9 +11,9 @@
    (:func:`~mdesign.reconstruction.baseline.fit_grf`) or from noise. The slices' Gram loss is a
    stochastic estimate, which rules out L-BFGS's line search.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
-4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`,
-   ``config.anneal``); with ``cleanup``, join a network phase's fragments, dissolve the surplus of
-   small clusters and anneal again with the cluster guard and the surface stage.
+4. Anneal to the exact fractions (:mod:`~mdesign.reconstruction.annealing`, one chain;
+   ``config.anneal``, a volume's ``volume_`` keys); with ``cleanup``, join a network's fragments,
+   dissolve the surplus of small clusters and anneal again (guard, surface stage).
 5. Measure the result, or its slices along each axis, against the exemplar
    (:mod:`~mdesign.reconstruction.metrics`).
 
@@ -53,8 +53,8 @@ from mdesign.reconstruction.annealing import (
     is_network,
     join_network_fragments,
     remove_small_clusters,
+    volume_fractions,
 )
-from mdesign.reconstruction.annealing3d import anneal_volume, volume_fractions
 from mdesign.reconstruction.baseline import GRFFit, fit_grf
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
@@ -138,8 +138,8 @@ class ReconstructionResult:
     grf : GRFFit or None
         Its fit.
     annealing_stages : tuple of str
-        The annealing's stages that ran, in order (a volume's annealing has fewer: the config's
-        2D-only stages are listed where they ran, not silently dropped).
+        The annealing's stages that ran, in order (a volume's by the ``volume_`` keys of
+        ``config.anneal``, an image's by the others).
     specific_surface : ndarray, ``k``
         Interface per unit area (an image) or volume of each phase, pixel units
         (:func:`mdesign.descriptors.specific_surface`, the output's estimator).
@@ -660,15 +660,20 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, devic
     return result, None, labels0, fit
 
 
-def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
-    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`, :mod:`~.annealing3d`)."""
+def _settings(ndim: int, config: ReconstructionConfig) -> dict:
+    """The annealing settings of an image (``ndim`` 2) or a volume (3): the ``volume_`` keys."""
     an = config.anneal
-    if ndim == 3:
-        return ("fractions", "swaps", *(("surface",) if an.volume_surface else ()))
-    swaps = "swaps" + ("+neighbourhood" if an.neighbour_weight > 0 else "")
-    swaps += "+cluster guard" if an.keep_clusters else ""
-    surface = ("surface",) if an.surface else ()
-    if not an.cleanup:
+    keys = ("sweeps", "batch", "neighbour_weight", "keep_clusters", "surface", "cleanup", "walk")
+    return {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
+
+
+def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
+    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`)."""
+    st = _settings(ndim, config)
+    swaps = "swaps" + ("+neighbourhood" if st["neighbour_weight"] > 0 else "")
+    swaps += "+cluster guard" if st["keep_clusters"] else ""
+    surface = ("surface",) if st["surface"] else ()
+    if not st["cleanup"]:
         return ("fractions", swaps, *surface)
     return (
         "fractions",
@@ -682,9 +687,12 @@ def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
 
 
 def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progress):
-    """The annealing to exact fractions (module docstring), with the cleanup when configured."""
+    """The annealing to exact fractions (module docstring), with the cleanup when configured:
+    one chain for an image and a volume, each with its settings (:func:`_settings`)."""
     an, seed = config.anneal, config.seed
-    common = dict(
+    st = _settings(decoded.ndim, config)
+    target = exemplars if decoded.ndim == 3 else exemplars[0]
+    anneal_kw = dict(
         phases=phases,
         max_lag=max(1, min(an.max_lag, quarter)),
         periodic=config.periodic,
@@ -694,37 +702,23 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         radial=an.radial,
         dense_lag=an.dense_lag,
         progress=progress,
-    )
-    if decoded.ndim == 3:
-        steps = round(an.volume_sweeps * decoded.size)
-        return anneal_volume(
-            decoded,
-            exemplars,
-            steps=steps,
-            seed=seed,
-            batch=an.volume_batch,
-            surface=an.volume_surface,
-            **common,
-        )
-    exemplar = exemplars[0]
-    anneal_kw = dict(
-        common,
-        steps=round(an.sweeps * decoded.size),
-        batch=an.batch,
-        neighbour_weight=an.neighbour_weight,
-        keep_clusters=an.keep_clusters,
+        steps=round(st["sweeps"] * decoded.size),
+        batch=st["batch"],
+        neighbour_weight=st["neighbour_weight"],
+        keep_clusters=st["keep_clusters"],
+        walk=st["walk"],
     )
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface
     annealing = anneal_fractions(
-        decoded, exemplar, seed=seed, surface=an.surface and not an.cleanup, **anneal_kw
+        decoded, target, seed=seed, surface=st["surface"] and not st["cleanup"], **anneal_kw
     )
-    if an.cleanup:
+    if st["cleanup"]:
         # join a network phase's fragments, dissolve the surplus of small clusters, then anneal
         # again (fractions, then swaps, then the surface stage)
-        joined = join_network_fragments(annealing.labels, exemplar, phases=phases)
-        cleaned = remove_small_clusters(joined, exemplar, phases=phases, periodic=config.periodic)
+        joined = join_network_fragments(annealing.labels, target, phases=phases)
+        cleaned = remove_small_clusters(joined, target, phases=phases, periodic=config.periodic)
         annealing = anneal_fractions(
-            cleaned, exemplar, seed=cleanup_seed, surface=an.surface, **anneal_kw
+            cleaned, target, seed=cleanup_seed, surface=st["surface"], **anneal_kw
         )
     return annealing

@@ -6,9 +6,7 @@ from scipy import ndimage
 from mdesign.descriptors import specific_surface
 from mdesign.grf import grf_microstructures, phase_counts
 from mdesign.reconstruction.annealing import (
-    _neighbour_table,
     _NeighbourState,
-    _S2State,
     anneal_fractions,
     connectivity_number,
     interface_density,
@@ -17,6 +15,7 @@ from mdesign.reconstruction.annealing import (
     keeps_clusters,
     remove_small_clusters,
 )
+from mdesign.reconstruction.lags import ImageLags, neighbour_table
 from mdesign.reconstruction.loss import s2_window
 from mdesign.reconstruction.metrics import cluster_components
 
@@ -35,7 +34,7 @@ def test_incremental_s2_equals_fft_after_flips_and_swaps(periodic, k):
         seed=1,
     ).images[0]
     tracked = [1] if k == 2 else list(range(k))
-    state = _S2State(lab, np.zeros((len(tracked), 49)), tracked, 3, periodic)
+    state = ImageLags(lab, np.zeros((len(tracked), 49)), tracked, 3, periodic)
     rng = np.random.default_rng(0)
     for _ in range(60):
         # swaps of nearby pixels exercise the cross term of the second flip
@@ -44,11 +43,14 @@ def test_incremental_s2_equals_fft_after_flips_and_swaps(periodic, k):
         lp, lq = state.labels.flat[p], state.labels.flat[q]
         if lp[0] != lq[0]:
             ds = state.delta(p, lq, q, lp)
-            state.apply(int(p[0]), int(lq[0]), np.zeros_like(ds[0]))
-            state.apply(int(q[0]), int(lp[0]), ds[0])
+            state.set_label(int(p[0]), int(lq[0]))
+            state.set_label(int(q[0]), int(lp[0]))
+            state.add_s2(ds[0], None)
         p = rng.integers(0, lab.size, 1)
         new = rng.integers(0, k, 1)
-        state.apply(int(p[0]), int(new[0]), state.delta(p, new)[0])
+        ds = state.delta(p, new)
+        state.set_label(int(p[0]), int(new[0]))
+        state.add_s2(ds[0], None)
     np.testing.assert_allclose(state.s2, state._exact_s2(), atol=1e-12)
 
 
@@ -234,7 +236,7 @@ def test_a_matrix_is_never_dissolved():
 def test_radial_energy_compares_radial_averages(two_phase, dense_lag):
     rng = np.random.default_rng(3)
     target = rng.random((1, 81))
-    state = _S2State(two_phase, target, [1], 4, True, radial=True, dense_lag=dense_lag)
+    state = ImageLags(two_phase, target, [1], 4, True, radial=True, dense_lag=dense_lag)
     lag = np.arange(-4, 5)
     dy, dx = (a.ravel() for a in np.meshgrid(lag, lag, indexing="ij"))
     dist = np.rint(np.hypot(dy, dx))
@@ -257,16 +259,17 @@ def test_radial_energy_compares_radial_averages(two_phase, dense_lag):
             continue
         ds = state.delta(np.array([p]), np.array([lq]), np.array([q]), np.array([lp]))
         before = state.energy()
-        predicted = float(state.energy_change(ds)[0])
-        state.apply(int(p), int(lq), np.zeros_like(ds[0]))
-        state.apply(int(q), int(lp), ds[0])
+        predicted = float(state.energy_change(state.compare(ds))[0])
+        state.set_label(int(p), int(lq))
+        state.set_label(int(q), int(lp))
+        state.add_s2(ds[0], None)
         assert state.energy() - before == pytest.approx(predicted, abs=1e-12)
     np.testing.assert_allclose(state.s2, state._exact_s2(), atol=1e-12)
 
 
 def test_connectivity_number_of_known_neighbourhoods():
     # centre pixel of a 3x3 image, non-periodic: the ring is the 8 pixels around it
-    nbr = _neighbour_table(3, 3, False)
+    nbr = neighbour_table((3, 3), False)
     centre = np.array([4])
     cases = {
         "bridge": ([[0, 1, 0], [0, 1, 0], [0, 1, 0]], 2),  # N and S of phase 1, not joined
@@ -284,7 +287,7 @@ def test_connectivity_number_of_known_neighbourhoods():
 def test_allowed_flips_never_add_a_cluster(periodic, k):
     rng = np.random.default_rng(k)
     lab = rng.integers(0, k, (20, 18))
-    nbr = _neighbour_table(*lab.shape, periodic)
+    nbr = neighbour_table(lab.shape, periodic)
     guard = np.ones(k, dtype=bool)
     allowed = refused = 0
     for _ in range(600):
@@ -357,7 +360,7 @@ def test_interface_density_is_crofton_and_counts_edges(two_phase, three_phase, p
     for lab in (two_phase, three_phase):
         h, w = lab.shape
         pairs = 2 * h * w if periodic else h * (w - 1) + (h - 1) * w
-        edges = interface_edges(lab.ravel().astype(np.int64), _neighbour_table(h, w, periodic))
+        edges = interface_edges(lab.ravel().astype(np.int64), neighbour_table((h, w), periodic))
         assert edges == round(interface_density(lab, periodic=periodic) * pairs)
 
 
@@ -365,7 +368,7 @@ def test_interface_density_is_crofton_and_counts_edges(two_phase, three_phase, p
 def test_surface_stage_shortens_the_interface_to_the_exemplars(two_phase, three_phase, k):
     ex = two_phase if k == 2 else three_phase
     h, w = ex.shape
-    nbr = _neighbour_table(h, w, True)
+    nbr = neighbour_table((h, w), True)
     target = interface_density(ex, periodic=False) * 2 * h * w
     # a rough copy: swaps of random pixel pairs (speckle), fractions kept
     rng = np.random.default_rng(1)
@@ -397,7 +400,7 @@ def test_surface_stage_leaves_a_short_interface(two_phase):
         1, two_phase.shape, volume_fraction=two_phase.mean(), correlation_length=6, seed=2
     ).images[0]
     h, w = smooth.shape
-    nbr = _neighbour_table(h, w, True)
+    nbr = neighbour_table((h, w), True)
     assert (
         interface_edges(smooth.ravel().astype(np.int64), nbr)
         < interface_density(two_phase, periodic=False) * 2 * h * w

@@ -5,8 +5,13 @@ from scipy import ndimage
 
 from mdesign.errors import InputError
 from mdesign.grf import phase_counts
-from mdesign.reconstruction.annealing import _face_table, interface_density, interface_edges
-from mdesign.reconstruction.annealing3d import _VolumeS2State, anneal_volume, volume_fractions
+from mdesign.reconstruction.annealing import (
+    anneal_fractions,
+    interface_density,
+    interface_edges,
+    volume_fractions,
+)
+from mdesign.reconstruction.lags import VolumeLags, face_table, neighbour_table
 from mdesign.reconstruction.loss import s2_window
 
 
@@ -49,7 +54,7 @@ def test_incremental_s2_equals_fft_after_flips_and_swaps(periodic, k):
     vol = rng.integers(0, k, (12, 14, 11)).astype(np.uint8)
     tracked = [1] if k == 2 else list(range(k))
     targets = [np.zeros((len(tracked), 49))] * 3
-    state = _VolumeS2State(vol, targets, tracked, 3, periodic, radial=True, dense_lag=2)
+    state = VolumeLags(vol, targets, tracked, 3, periodic, radial=True, dense_lag=2)
     for _ in range(150):
         # swaps of nearby voxels exercise the cross term of the second flip
         p = rng.integers(0, vol.size, 1)
@@ -57,13 +62,13 @@ def test_incremental_s2_equals_fft_after_flips_and_swaps(periodic, k):
         lp, lq = state.flat[p], state.flat[q]
         if lp[0] != lq[0]:
             ds = state.delta(p, lq, q, lp)
-            state.apply(int(p[0]), int(lq[0]))
-            state.apply(int(q[0]), int(lp[0]))
+            state.set_label(int(p[0]), int(lq[0]))
+            state.set_label(int(q[0]), int(lp[0]))
             state.add_s2(ds[0], state.compare(ds)[0])
         p = rng.integers(0, vol.size, 1)
         new = rng.integers(0, k, 1)
         ds = state.delta(p, new)
-        state.apply(int(p[0]), int(new[0]))
+        state.set_label(int(p[0]), int(new[0]))
         state.add_s2(ds[0], state.compare(ds)[0])
     exact = state.exact_s2()
     np.testing.assert_allclose(state.s2, exact, atol=1e-12)
@@ -82,7 +87,7 @@ def test_fractions_exact_energy_is_the_slices_and_falls(k, periodic, radial):
     exemplars = _exemplars(k, seed=10 * k)
     # the start's fractions are far from the targets (0.5 / 0.4-0.3-0.3 against ~0.3 / 0.3-0.3-0.4)
     start = _blobs((14, 13, 12), [0.5] if k == 2 else [0.4, 0.7], 2.0, seed=k)
-    res = anneal_volume(
+    res = anneal_fractions(
         start,
         exemplars,
         phases=k,
@@ -115,12 +120,12 @@ def test_transposed_volume_with_permuted_exemplars_has_the_same_energy():
     exemplars = _exemplars(2, seed=3)
     vol = _blobs((14, 12, 13), [0.6], 1.5, seed=4)
     kw = {"phases": 2, "max_lag": 3, "steps": 0, "seed": 0, "radial": False, "surface": False}
-    a = anneal_volume(vol, exemplars, **kw)
+    a = anneal_fractions(vol, exemplars, **kw)
     swapped = [exemplars[1], exemplars[0], exemplars[2].T]
-    b = anneal_volume(vol.transpose(1, 0, 2), swapped, **kw)
+    b = anneal_fractions(vol.transpose(1, 0, 2), swapped, **kw)
     assert b.energy_initial == pytest.approx(a.energy_initial, rel=1e-12)
     # and not with the exemplars in the original order (they differ)
-    c = anneal_volume(vol.transpose(1, 0, 2), exemplars, **kw)
+    c = anneal_fractions(vol.transpose(1, 0, 2), exemplars, **kw)
     assert abs(c.energy_initial - a.energy_initial) > 1e-3 * a.energy_initial
 
 
@@ -131,7 +136,7 @@ def test_exact_start_is_left_alone_without_swaps():
     vol[: phase_counts(volume_fractions([ex] * 3, 2)[None], n)[0][0]] = 0
     vol[phase_counts(volume_fractions([ex] * 3, 2)[None], n)[0][0] :] = 1
     vol = np.random.default_rng(0).permutation(vol).reshape(12, 12, 12)
-    res = anneal_volume(vol, [ex, ex, ex], phases=2, max_lag=3, steps=0, seed=0, surface=False)
+    res = anneal_fractions(vol, [ex, ex, ex], phases=2, max_lag=3, steps=0, seed=0, surface=False)
     assert res.flips == 0 and np.array_equal(res.labels, vol)
     assert res.energy_final == pytest.approx(res.energy_initial, rel=1e-12)
 
@@ -140,9 +145,9 @@ def test_same_seed_same_bytes_other_seed_other_labels():
     ex = _blobs((24, 24), [0.65], 2.0, seed=2)
     vol = _blobs((12, 12, 12), [0.5], 1.5, seed=5)
     kw = {"phases": 2, "max_lag": 3, "steps": 1500, "batch": 32}
-    a = anneal_volume(vol, [ex] * 3, seed=1, **kw)
-    b = anneal_volume(vol, [ex] * 3, seed=1, **kw)
-    c = anneal_volume(vol, [ex] * 3, seed=2, **kw)
+    a = anneal_fractions(vol, [ex] * 3, seed=1, **kw)
+    b = anneal_fractions(vol, [ex] * 3, seed=1, **kw)
+    c = anneal_fractions(vol, [ex] * 3, seed=2, **kw)
     assert a.labels.tobytes() == b.labels.tobytes() and a.energy_final == b.energy_final
     assert not np.array_equal(a.labels, c.labels)
 
@@ -152,17 +157,17 @@ def test_bad_input_raises_input_error():
     vol = _blobs((12, 12, 12), [0.5], 1.5, seed=5)
     kw = {"phases": 2, "max_lag": 3, "steps": 10, "seed": 0}
     with pytest.raises(InputError, match="labels"):
-        anneal_volume(vol[0], [ex] * 3, **kw)
+        anneal_fractions(vol[0], [ex] * 3, **kw)
     with pytest.raises(InputError, match="exemplars"):
-        anneal_volume(vol, [ex] * 2, **kw)
+        anneal_fractions(vol, [ex] * 2, **kw)
     with pytest.raises(InputError, match="exemplars"):
-        anneal_volume(vol, [ex, ex, vol], **kw)
+        anneal_fractions(vol, [ex, ex, vol], **kw)
     with pytest.raises(InputError, match="max_lag"):
-        anneal_volume(vol, [ex] * 3, **{**kw, "max_lag": 6})  # half of the volume's side
+        anneal_fractions(vol, [ex] * 3, **{**kw, "max_lag": 6})  # half of the volume's side
     with pytest.raises(InputError, match="max_lag"):
-        anneal_volume(vol, [ex, ex, ex[:6]], **kw)  # half of an exemplar's side
+        anneal_fractions(vol, [ex, ex, ex[:6]], **kw)  # half of an exemplar's side
     with pytest.raises(InputError, match="labels"):
-        anneal_volume(vol + 1, [ex] * 3, **kw)  # a label beyond the phases
+        anneal_fractions(vol + 1, [ex] * 3, **kw)  # a label beyond the phases
 
 
 def _edges_brute(vol, periodic):
@@ -177,11 +182,11 @@ def test_surface_stage_shortens_the_interface_and_keeps_the_fractions(periodic):
     ex = _blobs((30, 30), [0.6], 3.0, seed=3)  # smooth: a short interface per pair
     vol = _blobs((14, 13, 12), [0.55], 0.8, seed=6)  # rough: a long one
     kw = dict(phases=2, max_lag=3, steps=400, seed=0, periodic=periodic, batch=32)
-    off = anneal_volume(vol, [ex] * 3, surface=False, **kw)
-    on = anneal_volume(vol, [ex] * 3, surface=True, **kw)
+    off = anneal_fractions(vol, [ex] * 3, surface=False, **kw)
+    on = anneal_fractions(vol, [ex] * 3, surface=True, **kw)
     assert off.surface_swaps == 0 and on.surface_swaps > 0
     assert np.array_equal(np.bincount(on.labels.ravel()), np.bincount(off.labels.ravel()))
-    faces = _face_table(vol.shape, periodic)
+    faces = face_table(vol.shape, periodic)
     e_off, e_on = (interface_edges(r.labels.ravel(), faces) for r in (off, on))
     assert (e_off, e_on) == (_edges_brute(off.labels, periodic), _edges_brute(on.labels, periodic))
     # each swap shortens the interface by 2 or more (its two flips are apart, so they add)
@@ -191,10 +196,28 @@ def test_surface_stage_shortens_the_interface_and_keeps_the_fractions(periodic):
     assert e_off > interface_density(ex, periodic=False) * pairs  # there was surplus to remove
 
 
+@pytest.mark.parametrize("shape", [(5, 7), (4, 5, 6)])
 @pytest.mark.parametrize("periodic", [True, False])
-def test_face_table_is_the_2d_tables_edge_columns(periodic):
-    from mdesign.reconstruction.annealing import _neighbour_table
+def test_neighbour_table_by_brute_force(shape, periodic):
+    # every pixel's neighbours: faces first (axis by axis, lower first), then the others by how
+    # many axes they step along; outside a non-periodic image a pixel is its own neighbour
+    import itertools
 
-    np.testing.assert_array_equal(
-        _face_table((5, 7), periodic), _neighbour_table(5, 7, periodic)[:, :4]
-    )
+    table = neighbour_table(shape, periodic)
+    ndim = len(shape)
+    steps = [tuple(s * (i == a) for i in range(ndim)) for a in range(ndim) for s in (-1, 1)]
+    for order in range(2, ndim + 1):
+        steps += [
+            s for s in itertools.product((-1, 0, 1), repeat=ndim) if np.count_nonzero(s) == order
+        ]
+    assert table.shape == (int(np.prod(shape)), 3**ndim - 1)
+    for v in range(table.shape[0]):
+        c = np.unravel_index(v, shape)
+        for col, st in enumerate(steps):
+            n = [x + d for x, d in zip(c, st, strict=True)]
+            if periodic:
+                n = [x % s for x, s in zip(n, shape, strict=True)]
+            elif any(x < 0 or x >= s for x, s in zip(n, shape, strict=True)):
+                n = list(c)
+            assert table[v, col] == np.ravel_multi_index(tuple(n), shape)
+    np.testing.assert_array_equal(face_table(shape, periodic), table[:, : 2 * ndim])

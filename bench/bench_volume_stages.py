@@ -1,0 +1,211 @@
+"""Which annealing stages help a 64^3 volume keep its morphology (issue 28, item 2).
+
+Inputs: the central 128x128 crops of the Li et al. (2018) exemplars (as
+``bench_reconstruction_3d.py``). ``--decode`` runs ``reconstruct`` at ``side^3`` with the defaults
+(seed 0, one torch thread) once per material and caches the k-means decoded volume (before any
+annealing) and the default labels in ``--runs``. The variants then run only the annealing
+(``pipeline._anneal``, the one chain) on that cached volume, each with one volume stage turned on:
+the cluster guard (``volume_keep_clusters``), the neighbourhood term
+(``volume_neighbour_weight``), the surface stage (``volume_surface``), the cleanup
+(``volume_cleanup``: network joining, small-cluster removal, a second annealing), and all.
+
+Per variant: per-axis slice cluster counts per window against the exemplar's (equal windows,
+``slice_errors``), the slices' S2 and lineal-path RMSE, the ratio of the largest axis's S2 RMSE to
+the committed 2D reconstruction's (``results/reconstruction_3d.json``), and the annealing's
+seconds. Outputs ``results/volume_stages.md`` / ``.json``.
+
+    python bench/bench_volume_stages.py --decode alloy copolymer
+    python bench/bench_volume_stages.py alloy copolymer
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _util import RESULTS, report
+from bench_reconstruction_3d import crop
+
+VARIANTS = {
+    "default": {},
+    "guard": {"volume_keep_clusters": True},
+    "neighbour": {"volume_neighbour_weight": 3.0},
+    "guard+surface": {"volume_keep_clusters": True, "volume_surface": True},
+    "guard+cleanup": {"volume_keep_clusters": True, "volume_cleanup": True},
+    "all": {
+        "volume_keep_clusters": True,
+        "volume_neighbour_weight": 3.0,
+        "volume_surface": True,
+        "volume_cleanup": True,
+    },
+}
+
+
+def decode(material: str, side: int, runs: Path) -> None:
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction import reconstruct
+
+    torch.set_num_threads(1)
+    out = runs / f"{material}_{side}_decoded.npz"
+    if out.exists():
+        return
+    ex = crop(material)
+    t = time.perf_counter()
+    res = reconstruct(ex, (side,) * 3, ReconstructionConfig(seed=0), device="cpu")
+    info = {
+        "seconds": res.seconds,
+        "seconds_optimization": res.seconds_optimization,
+        "seconds_annealing": res.seconds_annealing,
+        "wall": time.perf_counter() - t,
+        "load": os.getloadavg()[0],
+    }
+    np.savez_compressed(out, decoded=res.decoded, labels=res.labels, info=json.dumps(info))
+    print(material, side, info, flush=True)
+
+
+def variant(material: str, side: int, name: str, runs: Path, sweeps: float | None) -> dict:
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.metrics import slice_errors
+    from mdesign.reconstruction.pipeline import _anneal
+
+    tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
+    out = runs / f"{material}_{side}_{name}{tag}.json"
+    if out.exists():
+        return json.loads(out.read_text())
+    cached = np.load(runs / f"{material}_{side}_decoded.npz")
+    ex = crop(material)
+    k = int(ex.max()) + 1
+    cfg = ReconstructionConfig(seed=0)
+    update = dict(VARIANTS[name])
+    if sweeps is not None:
+        update["volume_sweeps"] = sweeps
+    cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update=update)})
+    load = os.getloadavg()[0]
+    cpu = time.process_time()
+    t = time.perf_counter()
+    if (
+        name == "default" and sweeps is None
+    ):  # main's labels and time (the one chain's are pinned to them)
+        labels = cached["labels"]
+        seconds = json.loads(str(cached["info"]))["seconds_annealing"]
+    else:
+        labels = _anneal(
+            cached["decoded"],
+            [ex] * 3,
+            cfg,
+            phases=k,
+            quarter=side // 4,
+            cleanup_seed=1,
+            progress=False,
+        ).labels
+        seconds = time.perf_counter() - t
+    cpu = time.process_time() - cpu
+    axes = [slice_errors(ex, labels, axis=a, phases=k) for a in range(3)]
+    info = {
+        "material": material,
+        "side": side,
+        "variant": name,
+        "volume_sweeps": update.get("volume_sweeps", cfg.anneal.volume_sweeps),
+        "seconds_annealing": seconds,
+        "cpu_seconds": cpu,
+        "load": [load, os.getloadavg()[0]],
+        "clusters_exemplar": [float(c) for c in axes[0].morphology_exemplar.clusters],
+        "clusters_axes": [[float(c) for c in a.morphology_reconstruction.clusters] for a in axes],
+        "s2_rmse_axes": [a.s2_rmse for a in axes],
+        "lineal_path_rmse_axes": [a.lineal_path_rmse for a in axes],
+        "surface_rel": float(
+            np.mean(
+                [
+                    a.morphology_reconstruction.specific_surface[1]
+                    / a.morphology_exemplar.specific_surface[1]
+                    - 1
+                    for a in axes
+                ]
+            )
+        ),
+    }
+    out.write_text(json.dumps(info))
+    print(name, material, json.dumps(info), flush=True)
+    return info
+
+
+def _cached(runs: Path, material: str, side: int, name: str, sweeps) -> bool:
+    tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
+    return (runs / f"{material}_{side}_{name}{tag}.json").exists()
+
+
+def table(infos: list[dict]) -> list[dict]:
+    ref = (
+        {
+            (r["material"], r["side"]): r["two_d"]["s2_rmse"]
+            for r in json.loads((RESULTS / "reconstruction_3d.json").read_text())["runs_raw"]
+        }
+        if (RESULTS / "reconstruction_3d.json").exists()
+        else {}
+    )
+    rows = []
+    for i in infos:
+        ce = np.array(i["clusters_exemplar"])
+        ca = np.array(i["clusters_axes"])
+        rel = ca / np.where(ce > 0, ce, np.nan) - 1
+        s2ref = ref.get((i["material"], i["side"]))
+        rows.append(
+            {
+                "material": i["material"],
+                "variant": i["variant"],
+                "volume_sweeps": i["volume_sweeps"],
+                "clusters_exemplar": [round(float(c), 1) for c in ce],
+                "clusters_per_axis": [[round(float(c), 1) for c in a] for a in ca],
+                "clusters_rel_per_phase": [
+                    "/".join(f"{100 * x:+.0f}%" for x in rel[:, j]) for j in range(ce.size)
+                ],
+                "s2_rmse_max": round(max(i["s2_rmse_axes"]), 5),
+                "s2_ratio_to_2d": None
+                if s2ref is None
+                else round(max(i["s2_rmse_axes"]) / s2ref, 2),
+                "lineal_path_rmse_max": round(max(i["lineal_path_rmse_axes"]), 4),
+                "surface_rel": f"{100 * i['surface_rel']:+.0f}%",
+                "seconds_annealing": round(i["seconds_annealing"], 1),
+                "cpu_seconds": round(i["cpu_seconds"], 1),
+                "load": [round(x, 1) for x in i["load"]],
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("materials", nargs="*", default=["alloy", "copolymer"])
+    ap.add_argument("--side", type=int, default=64)
+    ap.add_argument("--decode", action="store_true")
+    ap.add_argument("--sweeps", type=float, default=None, help="volume_sweeps of every variant")
+    ap.add_argument("--table", action="store_true", help="only assemble the cached runs")
+    ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    ap.add_argument("--runs", type=Path, default=Path("/tmp/volume_stages_runs"))
+    args = ap.parse_args()
+    args.runs.mkdir(exist_ok=True)
+    torch.set_num_threads(1)
+    if args.decode:
+        for m in args.materials:
+            decode(m, args.side, args.runs)
+        return
+    infos = [
+        variant(m, args.side, v, args.runs, args.sweeps)
+        for m in args.materials
+        for v in args.variants
+        if not args.table or _cached(args.runs, m, args.side, v, args.sweeps)
+    ]
+    rows = table(infos)
+    report("volume_stages", rows, title="3D annealing stages, 64^3 volumes of the Li et al. crops")
+
+
+if __name__ == "__main__":
+    main()

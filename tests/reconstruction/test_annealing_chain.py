@@ -1,0 +1,215 @@
+"""The one annealing chain for images and volumes: pinned labels, and the stages in 3D."""
+
+import hashlib
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from mdesign.grf import phase_counts
+from mdesign.reconstruction.annealing import (
+    _guard,
+    _NeighbourState,
+    anneal_fractions,
+    connectivity_number,
+    join_network_fragments,
+    keeps_clusters,
+    remove_small_clusters,
+    volume_fractions,
+)
+from mdesign.reconstruction.lags import neighbour_table
+
+
+def _field(shape, seed, sigma):
+    rng = np.random.default_rng(seed)
+    return ndimage.gaussian_filter(rng.standard_normal(shape), sigma, mode="wrap")
+
+
+def _labels(f, cuts):
+    return np.digitize(f, np.quantile(f, cuts)).astype(np.uint8)
+
+
+def _sha(a):
+    return hashlib.sha256(np.ascontiguousarray(a, dtype=np.uint8).tobytes()).hexdigest()
+
+
+EX2 = _labels(_field((48, 48), 0, 2.5), [0.3, 0.75])
+ST2 = _labels(_field((40, 40), 1, 2.0), [0.35, 0.7])
+EX_B = _labels(_field((48, 48), 2, 2.0), [0.2])
+ST_B = _labels(_field((40, 40), 3, 1.5), [0.25])
+EX3 = _labels(_field((40, 40), 4, 2.0), [0.4])
+ST3 = _labels(_field((20, 20, 20), 5, 1.5), [0.45])
+
+# sha256 of the labels of the two chains before they were one (annealing.py and annealing3d.py
+# at cc5a8f8), with their defaults: an image discards a batch after an accepted swap, a volume
+# walks past it; the one chain must give the same bytes
+PINNED = {
+    "2d_three": (
+        lambda: anneal_fractions(ST2, EX2, phases=3, max_lag=6, steps=1500, seed=0),
+        "3fef3c473e977d0f720ce43cd833fb58e2add0ab59778dc531dd690dc4cf8d2e",
+    ),
+    "2d_two_inimage": (
+        lambda: anneal_fractions(
+            ST_B, EX_B, phases=2, max_lag=6, steps=1500, seed=3, periodic=False
+        ),
+        "fa4b9136b7ac34df9aa7c577b13678be51dfb57581e40c8662bc8f272430f2f6",
+    ),
+    "3d_default": (
+        lambda: anneal_fractions(ST3, [EX3] * 3, phases=2, max_lag=4, steps=4000, seed=0),
+        "67172b75416d3abf6287f58a366c022a2ffbcb2e2ba09dab7cb34a431fdda55a",
+    ),
+    "3d_surface": (
+        lambda: anneal_fractions(
+            ST3, [EX3] * 3, phases=2, max_lag=4, steps=2000, seed=1, surface=True
+        ),
+        "3c0435fa63d462f358f897222f2ea2d70d45096afecc3542bcf78b1849318c5b",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PINNED))
+def test_default_labels_are_the_two_chains_bytes(case):
+    run, digest = PINNED[case]
+    assert _sha(run().labels) == digest
+
+
+def _clusters3(mask):
+    return ndimage.label(mask)[1]
+
+
+def test_3d_connectivity_number_guards_the_cluster_count():
+    # every allowed flip of a random volume keeps each guarded phase's 6-connected cluster
+    # count from rising (the local test is sufficient), and refused flips include ones that
+    # would have raised it (the test is not vacuous)
+    rng = np.random.default_rng(0)
+    vol = _labels(_field((9, 10, 8), 7, 0.9), [0.5])
+    nbr = neighbour_table(vol.shape, periodic=False)
+    flat = vol.ravel().astype(np.int64)
+    guard = np.array([True, True])
+    base = [_clusters3(vol == j) for j in range(2)]
+    refused_raise = 0
+    for p in rng.choice(flat.size, 300, replace=False):
+        new = 1 - flat[p]
+        ok = keeps_clusters(flat, nbr, np.array([p]), np.array([new]), guard)[0]
+        trial = flat.copy()
+        trial[p] = new
+        t = trial.reshape(vol.shape)
+        after = [_clusters3(t == j) for j in range(2)]
+        if ok:
+            assert after[0] <= base[0] and after[1] <= base[1]
+        elif after[0] > base[0] or after[1] > base[1]:
+            refused_raise += 1
+    assert refused_raise > 0
+
+
+def test_3d_connectivity_number_of_simple_configurations():
+    vol = np.zeros((5, 5, 5), dtype=np.int64)
+    nbr = neighbour_table(vol.shape, periodic=False)
+    c = np.ravel_multi_index((2, 2, 2), vol.shape)
+    vol[2, 2, 1] = vol[2, 2, 3] = 1  # two opposite faces: two runs
+    assert connectivity_number(vol.ravel(), nbr, np.array([c]), 1)[0] == 2
+    vol[2, 1, 1] = vol[2, 1, 2] = vol[2, 1, 3] = 1  # joined around the centre
+    assert connectivity_number(vol.ravel(), nbr, np.array([c]), 1)[0] == 1
+    assert connectivity_number(np.zeros(125, dtype=np.int64), nbr, np.array([c]), 1)[0] == 0
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_volume_neighbour_histogram_follows_swaps(periodic):
+    rng = np.random.default_rng(1)
+    vol = rng.integers(0, 3, (6, 7, 5)).astype(np.int64)
+    nb = _NeighbourState(vol, 3, periodic)
+    assert nb.hist.shape == (3 * 25 * 3,)
+    np.testing.assert_allclose(nb.hist.reshape(3, -1).sum(1), 1.0)
+    flat = vol.ravel()
+    for _ in range(40):
+        p, q = rng.choice(flat.size, 2, replace=False)
+        dh = nb.swap_delta(flat, np.array([p]), np.array([q]))[0]
+        flat[p], flat[q] = flat[q], flat[p]
+        nb.hist = nb.hist + dh
+    np.testing.assert_allclose(nb.hist, nb.histogram(flat), atol=1e-12)
+    # a slice plane's classes are the 2D classes of that slice
+    plane0 = _NeighbourState(vol[:, :, 2].copy(), 3, periodic)  # normal to axis 2
+    cls = nb.classes(
+        flat, np.ravel_multi_index((*np.nonzero(np.ones((6, 7), bool)), np.full(42, 2)), vol.shape)
+    )
+    two_d = plane0.classes(vol[:, :, 2].ravel(), np.arange(42))[:, 0]
+    np.testing.assert_array_equal(cls[:, 2] - 2 * 75, two_d)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"keep_clusters": True},
+        {"neighbour_weight": 3.0},
+        {"keep_clusters": True, "neighbour_weight": 3.0, "surface": True},
+        {"walk": False, "keep_clusters": True},
+    ],
+)
+def test_volume_stages_keep_the_fractions_exact(settings):
+    res = anneal_fractions(
+        ST3[:16, :16, :16], [EX3] * 3, phases=2, max_lag=4, steps=1500, seed=2, **settings
+    )
+    want = phase_counts(volume_fractions([EX3] * 3, 2)[None], 16**3)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+    assert res.energy_final < res.energy_initial
+
+
+@pytest.mark.parametrize("walk", [True, False])
+def test_volume_guard_keeps_the_guarded_cluster_count(walk):
+    start = _labels(_field((16, 16, 16), 9, 1.0), [0.45])
+    ex = _labels(_field((40, 40), 4, 0.7), [0.45])
+    guard = _guard(start, [ex] * 3, 2)
+    assert guard.tolist() == [False, True]  # phase 1's slices have the exemplar's clusters
+    kw = dict(phases=2, max_lag=4, seed=0, keep_clusters=True, periodic=False, walk=walk)
+    res = anneal_fractions(start, [ex] * 3, steps=3000, **kw)
+    fractions = anneal_fractions(start, [ex] * 3, steps=0, **kw)
+    assert res.accepted > 0
+    # the swaps never raise the guarded phase's count of 6-connected clusters
+    assert _clusters3(res.labels == 1) <= _clusters3(fractions.labels == 1)
+
+
+def test_image_walk_keeps_the_fractions_exact():
+    res = anneal_fractions(ST2, EX2, phases=3, max_lag=6, steps=1500, seed=0, walk=True)
+    want = phase_counts(np.array([[(EX2 == j).mean() for j in range(3)]]), ST2.size)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=3), want)
+    assert res.accepted > 0 and res.energy_final < res.energy_fractions
+
+
+def test_volume_cleanup_joins_a_network_and_dissolves_specks():
+    # a network exemplar (grain boundaries: thin lines around cells)
+    ex = np.ones((48, 48), dtype=np.uint8)
+    ex[::8, :] = 0
+    ex[:, ::8] = 0
+    vol = np.ones((16, 16, 16), dtype=np.uint8)
+    vol[2:4, :, :] = 0  # a sheet
+    vol[8:10, 3:7, 3:7] = 0  # a fragment
+    vol[13, 13, 13] = 0  # a speck
+    joined = join_network_fragments(vol, [ex] * 3, phases=2)
+    comp, n = ndimage.label(joined == 0)
+    assert n == 2 and comp[8, 3, 3] == comp[2, 0, 0]  # the speck is too small to bridge
+    cleaned = remove_small_clusters(vol, [ex] * 3, phases=2)
+    assert cleaned[13, 13, 13] == 1 and (cleaned[2:4] == 0).all()
+
+
+def test_volume_keys_reach_the_chain_and_the_report():
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    cfg = ReconstructionConfig()
+    assert _anneal_stages(3, cfg) == ("fractions", "swaps")
+    on = cfg.model_copy(
+        update={
+            "anneal": cfg.anneal.model_copy(
+                update={"volume_keep_clusters": True, "volume_cleanup": True, "volume_sweeps": 0.5}
+            )
+        }
+    )
+    stages = _anneal_stages(3, on)
+    assert stages[1] == "swaps+cluster guard" and "remove small clusters" in stages
+    # the image's keys are not the volume's
+    assert _anneal_stages(2, on) == _anneal_stages(2, cfg)
+    res = _anneal(
+        ST3[:12, :12, :12], [EX3] * 3, on, phases=2, quarter=3, cleanup_seed=1, progress=False
+    )
+    want = phase_counts(volume_fractions([EX3] * 3, 2)[None], 12**3)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
