@@ -168,9 +168,35 @@ def row(material: str, column: str, ex: np.ndarray, labels: np.ndarray, k: int, 
         "mean_chord_exemplar": m["mean_chord_length_exemplar"],
         "mean_chord_rel": m["mean_chord_length_relative_error"],
         "lineal_path_rmse_per_phase": m["lineal_path_rmse_per_phase"],
+        **shape_columns(m),
     }
     r.update(extra)
     return r
+
+
+def shape_columns(m: dict) -> dict:
+    """The shape metrics of a report's morphology keys (issue 28): local thickness mean / 90th
+    percentile per phase (px), exemplar's and relative errors; the directional S2 ratio (rows /
+    columns, lags 4-16) and the quadrant fraction deviation per phase, exemplar's and ours."""
+
+    def pair(side):
+        mean, p90 = m[f"local_thickness_mean_{side}"], m[f"local_thickness_p90_{side}"]
+        return [f"{a:.1f}/{b:.0f}" for a, b in zip(mean, p90, strict=True)]
+
+    def rounded(key):
+        return [None if v is None else round(v, 3) for v in m[key]]
+
+    return {
+        "thickness_exemplar": pair("exemplar"),
+        "thickness": pair("reconstruction"),
+        "thickness_mean_rel": m["local_thickness_mean_relative_error"],
+        "thickness_p90_rel": m["local_thickness_p90_relative_error"],
+        "s2_ratio_exemplar": rounded("s2_directional_ratio_exemplar"),
+        "s2_ratio": rounded("s2_directional_ratio_reconstruction"),
+        "s2_ratio_rel": m["s2_directional_ratio_relative_error"],
+        "quadrant_dev_exemplar": rounded("quadrant_fraction_deviation_exemplar"),
+        "quadrant_dev": rounded("quadrant_fraction_deviation_reconstruction"),
+    }
 
 
 def goals(r: dict, grf: dict, material: str) -> dict:
@@ -273,6 +299,7 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
     load = (min(loads), max(loads)) if loads else (float("nan"),) * 2
     write_markdown(RESULTS / f"{args.name}.md", title, rows, summary, variants, load, trows)
     write_grid(RESULTS / f"{args.name}_grid.png", images, materials, ["GRF", *variants])
+    return rows
 
 
 def _cell(v) -> str:
@@ -295,7 +322,8 @@ def write_markdown(path: Path, title, rows, summary, variants, load, trows) -> N
         "material", "column", "s2_rmse", "s2_vs_grf", "lineal_path_rmse", "lineal_path_vs_grf",
         "fraction_error_px", "clusters_exemplar", "clusters", "clusters_rel",
         "specific_surface_rel", "mean_chord_rel", "lineal_path_rmse_per_phase", "seconds",
-        "cpu_seconds",
+        "cpu_seconds", "thickness_exemplar", "thickness", "s2_ratio_exemplar", "s2_ratio",
+        "quadrant_dev_exemplar", "quadrant_dev",
     ]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -396,6 +424,9 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--iterations", type=int, help="L-BFGS iterations (default: config)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, help="several seeds: NAME_seedS.md each, NAME_seeds.md"
+    )
     parser.add_argument("--materials", nargs="+", choices=MATERIALS, help="a subset")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), help="a subset")
     parser.add_argument(
@@ -414,6 +445,9 @@ def main() -> None:
     if args.quick and args.iterations is None:
         args.iterations = 20
     variants = args.variants or list(VARIANTS)
+    if args.seeds:
+        seeds_main(args, materials, variants)
+        return
     runs = args.runs / f"{args.size}_{args.seed}_{args.iterations or 'default'}"
     runs.mkdir(parents=True, exist_ok=True)
     if not args.merge:
@@ -422,6 +456,71 @@ def main() -> None:
                 run_one(variant, material, args, runs)
     if not args.no_merge:
         merge(args, runs, list(VARIANTS) if args.merge else variants, materials)
+
+
+GOAL_RATIO = 0.15
+GOAL_THICKNESS = 0.20
+
+
+def seeds_main(args, materials: list[str], variants: list[str]) -> None:
+    """``--seeds``: every seed as a run of its own (``NAME_seedS.*``), then one table of the
+    shape goals of issue 28 over the seeds (``NAME_seeds.md``)."""
+    name, rows = args.name, []
+    for seed in args.seeds:
+        args.seed, args.name = seed, f"{name}_seed{seed}"
+        runs = args.runs / f"{args.size}_{seed}_{args.iterations or 'default'}"
+        runs.mkdir(parents=True, exist_ok=True)
+        if not args.merge:
+            for material in materials:
+                for variant in variants:
+                    run_one(variant, material, args, runs)
+        if not args.no_merge:
+            merged = merge(args, runs, list(VARIANTS) if args.merge else variants, materials)
+            rows += [{**r, "seed": seed} for r in merged if r["column"] in (*variants, "GRF")]
+    args.name = name
+    if rows:
+        write_seeds_markdown(RESULTS / f"{name}_seeds.md", rows, args.seeds)
+
+
+def write_seeds_markdown(path: Path, rows: list[dict], seeds: list[int]) -> None:
+    """The shape goals per material, column and seed: directional S2 ratio within 15% of the
+    exemplar's (every phase), local thickness mean and 90th percentile within 20% (every
+    phase), quadrant deviation at most the exemplar's (phase 1), with S2 / L / clusters."""
+    cols = [
+        "material", "column", "seed", "s2_rmse", "lineal_path_rmse", "clusters_exemplar",
+        "clusters", "s2_ratio_exemplar", "s2_ratio", "ratio_within_15pct", "thickness_exemplar",
+        "thickness", "thickness_within_20pct", "quadrant_dev_exemplar", "quadrant_dev",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    met: dict[str, list[bool]] = {}
+    for r in sorted(rows, key=lambda r: (r["material"], r["column"] != "GRF", r["seed"])):
+        ratio_ok = all(
+            e is not None and abs(x / e - 1) <= GOAL_RATIO
+            for x, e in zip(r["s2_ratio"], r["s2_ratio_exemplar"], strict=True)
+            if x is not None
+        )
+        thick_ok = all(
+            v is not None and abs(v) <= GOAL_THICKNESS
+            for v in (*r["thickness_mean_rel"], *r["thickness_p90_rel"])
+        )
+        r = {**r, "ratio_within_15pct": ratio_ok, "thickness_within_20pct": thick_ok}
+        if r["column"] != "GRF":
+            met.setdefault(r["column"], []).append((ratio_ok, thick_ok))
+        lines.append("| " + " | ".join(_cell(r.get(c, "")) for c in cols) + " |")
+    title = f"# Shape goals of issue 28 on the Li crops, seeds {' '.join(map(str, seeds))}"
+    note = (
+        "`s2_ratio`: S2 along the rows / along the columns, means over lags 4-16 px, per phase "
+        "(goal: within 15% of the exemplar's, every phase). `thickness`: local thickness mean / "
+        "90th percentile per phase in px (goal: both within 20%). `quadrant_dev`: largest "
+        "|phi_q / phi - 1| over the quadrants, per phase. Runs and machine load: the files "
+        "NAME_seedS.md of the same run."
+    )
+    summary = "\n".join(
+        f"* `{c}`: ratio within 15% in {sum(a for a, _ in v)}/{len(v)} runs, local thickness "
+        f"within 20% in {sum(b for _, b in v)}/{len(v)}"
+        for c, v in met.items()
+    )
+    path.write_text("\n\n".join([title, note, summary, "\n".join(lines)]) + "\n")
 
 
 if __name__ == "__main__":

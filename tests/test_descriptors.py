@@ -238,3 +238,36 @@ def test_directional_s2_of_stripes_and_of_a_volume():
         two_point_correlation_directional(stripes, max_distance=8)
     with pytest.raises(InputError, match="non-zero integer vectors of 2"):
         two_point_correlation_directional(stripes, directions=[(0, 0)], max_distance=2)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_local_thickness_equals_porespys(seed):
+    from mdesign.descriptors import local_thickness, local_thickness_map
+
+    img = grf_microstructures(
+        1, (48, 56), volume_fraction=0.4, correlation_length=4.0, seed=seed
+    ).images[0]
+    for phase in (0, 1):
+        mask = img == phase
+        ours = local_thickness_map(mask)
+        theirs = ps.filters.local_thickness(mask)  # default: brute force, every integer radius
+        assert np.array_equal(ours, theirs.astype(np.int64))
+        lt = local_thickness(img, phase=phase)
+        assert lt.counts.sum() == mask.sum()
+        assert lt.mean == pytest.approx(theirs[mask].mean())
+        assert lt.quantile(0.9) == np.percentile(theirs[mask], 90, method="inverted_cdf")
+
+
+def test_local_thickness_of_a_disk_and_a_band():
+    from mdesign.descriptors import local_thickness
+
+    yy, xx = np.mgrid[:41, :41]
+    disk = ((yy - 20) ** 2 + (xx - 20) ** 2 <= 10**2).astype(np.uint8)
+    lt = local_thickness(disk, phase=1)
+    # one disk: its radius, but for the digital disk's tips (the open ball of radius 10 misses)
+    assert lt.quantile(0.9) == 10 and lt.counts[-1] >= 0.95 * disk.sum()
+    band = np.zeros((30, 40), np.uint8)
+    band[10:17] = 1  # 7 px wide: the largest inscribed radius is 4 (distances 1..4)
+    lt = local_thickness(np.stack([band, band]), phase=1)
+    assert lt.radii[-1] == 4 and lt.counts.sum() == 2 * band.sum()
+    assert np.isnan(local_thickness(np.zeros((8, 8), np.uint8), phase=1).mean)

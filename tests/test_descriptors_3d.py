@@ -392,3 +392,14 @@ def test_cli_characterize_volumes(tmp_path, run_cli, grf_volumes):
     with pytest.raises(InputError, match="2D image"):
         read_images(tmp_path / "v.npz")
     assert read_images(tmp_path / "v.npz", volumes=True).images.shape == (3, 24, 24, 24)
+
+
+def test_local_thickness_of_volumes_equals_porespys(grf_volumes):
+    from mdesign.descriptors import local_thickness, local_thickness_map
+
+    vol = grf_volumes[2, :20, :22]
+    for phase in (0, 1):
+        ours = local_thickness_map(vol == phase)
+        assert np.array_equal(ours, ps.filters.local_thickness(vol == phase).astype(np.int64))
+        lt = local_thickness(grf_volumes[:2], phase=phase)  # a stack of volumes, pooled
+        assert lt.counts.sum() == (grf_volumes[:2] == phase).sum()

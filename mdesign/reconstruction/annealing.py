@@ -492,8 +492,9 @@ def remove_small_clusters(
     of the cluster-size distribution is capped at the exemplar's, which removes speckle (lone
     pixels and specks) and keeps a small cluster wherever the exemplar has as many, and the
     window count never falls below the exemplar's by dissolution (a matrix slightly smaller
-    than the exemplar's stays). A dissolved cluster takes the phase most frequent among its
-    outer 4-neighbours. The fractions change; :func:`anneal_fractions` restores them.
+    than the exemplar's stays), nor is a cluster holding at least half of its phase. A dissolved
+    cluster takes the phase most frequent among its outer 4-neighbours. The fractions change;
+    :func:`anneal_fractions` restores them.
 
     A volume (``H x W x D``, with its 3 exemplars), for each phase whose slices have more
     clusters per area than the exemplars: its 3D clusters (face-connected) smaller than the
@@ -537,6 +538,9 @@ def remove_small_clusters(
         if surplus <= 0:
             continue
         order = np.argsort(sizes, kind="stable")
+        # a cluster of at least half the phase (a matrix) is never dissolved: dissolving it
+        # turned the phase over, and the annealing's refill left bands (carbonate)
+        order = order[2 * sizes[order] < sizes.sum()]
         # clusters of the exemplar of at most s pixels, per unit area of the output
         allowed = np.searchsorted(ex_sizes, sizes[order], side="right") * scale
         kept = 0

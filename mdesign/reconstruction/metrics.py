@@ -10,9 +10,14 @@ counting only the pairs inside it.
 Outside the loss, :func:`morphology` measures for every phase what ``S2`` does not see (speckle,
 connectivity): ``clusters`` (4-connected components, counted in the image as a window, not merged
 across the wrap-around, for both images alike), ``specific_surface`` (Crofton),
-``mean_chord_length`` (in-image chords) and ``lineal_path``. When the two sizes differ, clusters and
-chords are counted in windows of the same size. :func:`slice_errors` does the same for a volume's
-slices along each axis. Relative errors are ``reconstruction / exemplar - 1``.
+``mean_chord_length`` (in-image chords) and ``lineal_path``; and the shape:
+``local_thickness_mean`` / ``_p90`` (the largest inscribed disk covering each pixel, as a radius,
+:func:`mdesign.descriptors.local_thickness`), ``s2_directional_ratio`` (``S2`` along the rows over
+``S2`` along the columns, lags 4-16 px: anisotropy) and ``quadrant_fraction_deviation`` (the
+largest relative deviation of a quadrant's fraction from the image's: clustering on one side).
+When the two sizes differ, clusters and chords are counted in windows of the same size.
+:func:`slice_errors` does the same for a volume's slices along each axis. Relative errors are
+``reconstruction / exemplar - 1``.
 
 Each estimator and why it is chosen: the reconstruction guide ("How each stage works",
 ``docs/guide/reconstruction.md``).
@@ -25,7 +30,7 @@ Torquato, S. *Random Heterogeneous Materials*, Springer (2002): ``S2`` (ch. 2.2)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -36,7 +41,9 @@ from mdesign.config import RECONSTRUCTION_DEFAULTS
 from mdesign.descriptors import (
     chord_lengths,
     lineal_path,
+    local_thickness,
     specific_surface,
+    two_point_correlation_directional,
     two_point_correlation_radial,
     volume_fractions,
 )
@@ -48,7 +55,9 @@ __all__ = [
     "cluster_counts",
     "morphology",
     "morphology_report",
+    "quadrant_fraction_deviation",
     "reconstruction_errors",
+    "s2_directional_ratio",
     "slice_errors",
 ]
 
@@ -121,12 +130,109 @@ class Morphology:
     mean_chord_length : ndarray, ``k``
         Pixels; nan for a phase without a chord inside the image.
     lineal_path : ndarray, ``k x (R + 1)``
+    local_thickness_mean, local_thickness_p90 : ndarray, ``k``
+        Pixels (radii); nan for an absent phase. None where not measured.
+    s2_directional_ratio : ndarray, ``k``
+        :func:`s2_directional_ratio`; None where not measured.
+    quadrant_fraction_deviation : ndarray, ``k``
+        :func:`quadrant_fraction_deviation`; None where not measured.
     """
 
     clusters: np.ndarray
     specific_surface: np.ndarray
     mean_chord_length: np.ndarray
     lineal_path: np.ndarray
+    local_thickness_mean: np.ndarray | None = None
+    local_thickness_p90: np.ndarray | None = None
+    s2_directional_ratio: np.ndarray | None = None
+    quadrant_fraction_deviation: np.ndarray | None = None
+
+
+DIRECTIONAL_LAGS = (4, 16)
+"""The lags (pixels, both ends included) of :func:`s2_directional_ratio`."""
+
+
+def s2_directional_ratio(images: np.ndarray, *, phase: int, periodic: bool) -> float:
+    """``S2`` along the rows over ``S2`` along the columns, averaged over lags 4-16 px.
+
+    The mean of ``S2`` at displacements ``(0, r)`` (along a row, x) over ``r`` in
+    :data:`DIRECTIONAL_LAGS`, divided by the mean at ``(r, 0)`` (down a column, y); both from
+    :func:`mdesign.descriptors.two_point_correlation_directional`, pooled over a stack. 1 for an
+    isotropic phase; above 1 for bands along the rows, below 1 for stripes along the columns.
+    The lags are cut to the images' side; nan when no lag of at least 4 fits or the phase is
+    absent.
+
+    Parameters
+    ----------
+    images : ndarray, ``H x W`` or ``N x H x W``
+        Phase labels.
+    phase : int
+    periodic : bool
+        The estimator of ``S2`` (module docstring).
+
+    Returns
+    -------
+    float
+    """
+    stack = np.asarray(images)
+    stack = stack[None] if stack.ndim == 2 else stack
+    lo, hi = DIRECTIONAL_LAGS
+    hi = min(hi, min(stack.shape[1:]) - 1)
+    if hi < lo or not (stack == phase).any():
+        return float("nan")
+    s2 = two_point_correlation_directional(
+        stack, directions=[(0, 1), (1, 0)], phase=phase, max_distance=hi, periodic=periodic
+    ).mean(0)
+    rows, cols = s2[0, lo:].mean(), s2[1, lo:].mean()
+    return float(rows / cols) if cols > 0 else float("nan")
+
+
+def quadrant_fraction_deviation(images: np.ndarray, *, phase: int) -> float:
+    """How unevenly a phase fills the image: ``max_q |phi_q / phi - 1|`` over the quadrants.
+
+    ``phi_q`` is the phase's fraction in quadrant ``q`` (each side halved; octants of a volume),
+    ``phi`` in the whole image; averaged over a stack. 0 for a phase spread evenly; particles
+    bunched on one side give a large value. nan for an absent phase.
+
+    Parameters
+    ----------
+    images : ndarray, ``H x W`` or ``N x H x W`` (``N x H x W x D``)
+        Phase labels.
+    phase : int
+
+    Returns
+    -------
+    float
+    """
+    stack = np.asarray(images)
+    stack = stack[None] if stack.ndim == 2 else stack
+    out = []
+    for img in stack:
+        mask = img == phase
+        phi = mask.mean()
+        if phi == 0:
+            continue
+        parts = [mask]
+        for axis in range(mask.ndim):
+            half = mask.shape[axis] // 2
+            parts = [p for q in parts for p in np.split(q, [half], axis=axis)]
+        out.append(max(abs(p.mean() / phi - 1) for p in parts if p.size))
+    return float(np.mean(out)) if out else float("nan")
+
+
+def _shape(stack: np.ndarray, phases: int, periodic: bool) -> dict:
+    """The shape fields of :class:`Morphology` for a stack of images (pooled over it)."""
+    thickness = [local_thickness(stack, phase=j) for j in range(phases)]
+    return dict(
+        local_thickness_mean=np.array([t.mean for t in thickness]),
+        local_thickness_p90=np.array([t.quantile(0.9) for t in thickness]),
+        s2_directional_ratio=np.array(
+            [s2_directional_ratio(stack, phase=j, periodic=periodic) for j in range(phases)]
+        ),
+        quadrant_fraction_deviation=np.array(
+            [quadrant_fraction_deviation(stack, phase=j) for j in range(phases)]
+        ),
+    )
 
 
 def morphology(labels: np.ndarray, *, phases: int, periodic: bool, max_distance: int) -> Morphology:
@@ -163,6 +269,7 @@ def morphology(labels: np.ndarray, *, phases: int, periodic: bool, max_distance:
                 for j in range(phases)
             ]
         ),
+        **_shape(stack, phases, periodic),
     )
 
 
@@ -184,13 +291,23 @@ def _finite(values: np.ndarray) -> list[float | None]:
     return [float(v) if np.isfinite(v) else None for v in np.asarray(values, float)]
 
 
+_SHAPE_KEYS = (
+    "local_thickness_mean",
+    "local_thickness_p90",
+    "s2_directional_ratio",
+    "quadrant_fraction_deviation",
+)
+
+
 def morphology_report(exemplar: Morphology, reconstruction: Morphology) -> dict:
     """The morphology keys of the ``--report`` JSON: each descriptor per phase, exemplar and
     reconstruction, with relative errors (``reconstruction / exemplar - 1``; null where the
     exemplar's value is 0 or undefined) and the per-phase lineal-path RMSE."""
     out: dict = {"clusters_connectivity": 4, "clusters_periodic": False}
-    for key in ("clusters", "specific_surface", "mean_chord_length"):
+    for key in ("clusters", "specific_surface", "mean_chord_length", *_SHAPE_KEYS):
         ex, rec = getattr(exemplar, key), getattr(reconstruction, key)
+        if ex is None or rec is None:
+            continue
         cast = _counts if key == "clusters" else _finite
         out[f"{key}_exemplar"] = cast(ex)
         out[f"{key}_reconstruction"] = cast(rec)
@@ -281,8 +398,8 @@ def reconstruction_errors(
         (counts_e, chords_e), (counts_r, chords_r) = (
             _window_morphology(img[None], window, phases) for img in (exemplar, reconstruction)
         )
-        m_e = Morphology(counts_e, m_e.specific_surface, chords_e, m_e.lineal_path)
-        m_r = Morphology(counts_r, m_r.specific_surface, chords_r, m_r.lineal_path)
+        m_e = replace(m_e, clusters=counts_e, mean_chord_length=chords_e)
+        m_r = replace(m_r, clusters=counts_r, mean_chord_length=chords_r)
     s2_e = _s2(exemplar, shown, r_max, exemplar_periodic)
     s2_r = _s2(reconstruction, shown, r_max, reconstruction_periodic)
     vf_e = volume_fractions(exemplar[None], phases=phases)[0]
@@ -388,12 +505,7 @@ def slice_errors(
     window = (min(exemplar.shape[0], slices.shape[1]), min(exemplar.shape[1], slices.shape[2]))
     counts_e, chords_e = _window_morphology(exemplar[None], window, phases)
     counts_r, chords_r = _window_morphology(slices, window, phases)
-    m_e = Morphology(
-        clusters=counts_e,
-        specific_surface=m_e.specific_surface,
-        mean_chord_length=chords_e,
-        lineal_path=m_e.lineal_path,
-    )
+    m_e = replace(m_e, clusters=counts_e, mean_chord_length=chords_e)
     m_r = Morphology(
         clusters=counts_r,
         specific_surface=np.array(
@@ -409,6 +521,8 @@ def slice_errors(
                 for j in range(phases)
             ]
         ),
+        # the slices' shape: local thickness pooled, the ratio and the quadrants per slice
+        **_shape(slices, phases, volume_periodic),
     )
     s2_e = _s2(exemplar, shown, r_max, exemplar_periodic)
     s2_r = np.stack(

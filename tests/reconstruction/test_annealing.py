@@ -232,6 +232,24 @@ def test_a_matrix_is_never_dissolved():
     assert cluster_components(out == 1)[1] == 3
 
 
+def test_a_matrix_cut_by_the_window_is_never_dissolved():
+    # the exemplar: a block of phase 0 (800 px) and ten lone pixels of it, 11 clusters; the
+    # labels (periodic): a band of phase 0 a little smaller than the exemplar's block, across
+    # the wrap-around (two pieces in the window: one cluster beyond the exemplar's count), and
+    # ten lone pixels. The exemplar has only 10 clusters of phase 0 up to the band's size, so
+    # the band counted as one too many: it was dissolved, turning phase 0 over (carbonate's bands)
+    ex = np.ones((40, 40), dtype=np.uint8)
+    ex[:20] = 0
+    lab = np.ones((40, 40), dtype=np.uint8)
+    lab[:9] = lab[32:] = 0
+    for i in range(10):
+        ex[24 + (i // 5) * 4, 4 + (i % 5) * 6] = 0
+        lab[14 + (i // 5) * 4, 4 + (i % 5) * 6] = 0
+    assert cluster_components(ex == 0)[1] == 11 and ndimage.label(lab == 0)[1] == 12
+    out = remove_small_clusters(lab, ex, phases=2, periodic=True)
+    assert (out[lab == 0] == 0).all()  # nothing dissolved: the band holds most of phase 0
+
+
 @pytest.mark.parametrize("dense_lag", [None, 2])
 def test_radial_energy_compares_radial_averages(two_phase, dense_lag):
     rng = np.random.default_rng(3)

@@ -163,3 +163,65 @@ def test_clusters_of_different_sizes_are_counted_in_equal_windows():
     wins = [big[y : y + 64, x : x + 64] for y in (0, 32, 64) for x in (0, 32, 64)]
     mean = [np.mean([ndimage.label(w == j)[1] for w in wins]) for j in (0, 1)]
     np.testing.assert_allclose(e.morphology_reconstruction.clusters, mean)
+
+
+def test_directional_ratio_sees_bands_and_stripes():
+    from mdesign.reconstruction.metrics import s2_directional_ratio
+
+    bands = np.zeros((64, 64), np.uint8)
+    bands[(np.arange(64) // 6) % 2 == 1] = 1  # horizontal bands, 6 px thick
+    stripes = bands.T.copy()
+    iso = grf_microstructures(4, (64, 64), volume_fraction=0.4, correlation_length=4, seed=3).images
+    for periodic in (True, False):
+        r_bands = s2_directional_ratio(bands, phase=1, periodic=periodic)
+        assert r_bands > 1.3  # along a band S2 stays at the fraction
+        # transposing swaps rows and columns
+        r_stripes = s2_directional_ratio(stripes, phase=1, periodic=periodic)
+        assert r_stripes == pytest.approx(1 / r_bands)
+        assert abs(s2_directional_ratio(iso, phase=1, periodic=periodic) - 1) < 0.1
+    assert np.isnan(s2_directional_ratio(np.zeros((8, 8), np.uint8), phase=1, periodic=True))
+
+
+def test_quadrant_deviation_sees_a_phase_on_one_side():
+    from mdesign.reconstruction.metrics import quadrant_fraction_deviation
+
+    even = np.indices((32, 32)).sum(0) % 2  # a checkerboard: every quadrant at 1/2
+    assert quadrant_fraction_deviation(even, phase=1) == 0
+    left = np.zeros((32, 32), np.uint8)
+    left[:, :8] = 1  # all in the left half: the right quadrants are empty
+    assert quadrant_fraction_deviation(left, phase=1) == pytest.approx(1.0)
+    corner = np.zeros((8, 8, 8), np.uint8)
+    corner[:4, :4, :4] = 1  # one octant of a volume holds the phase: 8 times the fraction
+    assert quadrant_fraction_deviation(corner[None], phase=1) == pytest.approx(7.0)
+
+
+def test_report_has_the_shape_keys(two_phase):
+    from mdesign.descriptors import local_thickness
+
+    rec = grf_microstructures(
+        1, (48, 48), volume_fraction=0.35, correlation_length=6, seed=1
+    ).images[0]
+    e = reconstruction_errors(two_phase, rec, phases=2)
+    rep = e.morphology_report()
+    for key in (
+        "local_thickness_mean",
+        "local_thickness_p90",
+        "s2_directional_ratio",
+        "quadrant_fraction_deviation",
+    ):
+        ex, re, rel = (rep[f"{key}_{s}"] for s in ("exemplar", "reconstruction", "relative_error"))
+        assert len(ex) == len(re) == len(rel) == 2
+    for j in (0, 1):
+        lt = local_thickness(rec, phase=j)
+        assert rep["local_thickness_mean_reconstruction"][j] == pytest.approx(lt.mean)
+        assert rep["local_thickness_p90_reconstruction"][j] == lt.quantile(0.9)
+    # a coarser field (correlation length 6 against 3) is thicker
+    assert min(rep["local_thickness_mean_relative_error"]) > 0
+    # the slices of a volume carry the same keys
+    from mdesign.reconstruction.metrics import slice_errors
+
+    vol = np.repeat(rec[:, :, None], 8, axis=2)
+    s = slice_errors(two_phase, vol, axis=2, phases=2).morphology_report()
+    assert s["local_thickness_mean_reconstruction"] == pytest.approx(
+        rep["local_thickness_mean_reconstruction"]
+    )
