@@ -396,21 +396,38 @@ def _detrend_torch(y: torch.Tensor, *, width: int, periodic: bool) -> torch.Tens
     return y - sh @ y @ sw.T
 
 
-# values of each image ranked to bracket its k-th value (a strided sample), and the margin around
-# the sample's estimate, in sample ranks: a bracket misses with odds far below 1e-6 per image
+# values of each image ranked to bracket its k-th value (a fixed random sample of its pixels), and
+# the margin around the sample's estimate, in sample ranks: 6 binomial standard deviations at
+# most (sqrt(1024 / 4) = 16), so a bracket misses with odds of about 1e-9 per image
 _BRACKET_SAMPLE = 1024
-_BRACKET_MARGIN = 64
+_BRACKET_MARGIN = 96
+
+
+@functools.lru_cache(maxsize=16)
+def _bracket_pixels(n_pixels: int, device: torch.device) -> torch.Tensor:
+    """Sorted indices of a fixed random sample of ``_BRACKET_SAMPLE`` of ``n_pixels`` pixels."""
+    gen = torch.Generator().manual_seed(n_pixels)
+    pick = torch.randperm(n_pixels, generator=gen)[: min(n_pixels, _BRACKET_SAMPLE)]
+    return pick.sort().values.to(device)
 
 
 def _cut_exact(y: torch.Tensor, fractions: np.ndarray) -> np.ndarray:
     """:func:`mdesign.grf.level_cut` of two phases for a batch ``B x H x W`` on its device.
 
-    Each image's level is its ``k = (1 - f) H W``-th smallest value (:func:`_kth_smallest`),
-    phase 1 the pixels above it; the batch leaves the device as uint8 labels only. Images with
-    equal values at their level (rare in float32) are cut by :func:`~mdesign.grf.level_cut`,
-    which ranks ties stably.
+    Each image's level is its ``k = (1 - f) H W``-th smallest value, phase 1 the pixels above
+    it. On the CPU that is :func:`~mdesign.grf.level_cut` itself on the tensor's memory
+    (numpy's introselect, faster there than ``torch.kthvalue``; the performance page); on
+    another device :func:`_kth_smallest`, so the batch leaves the device as uint8 labels only.
     """
     f = np.asarray(fractions, dtype=np.float64)
+    if y.device.type == "cpu":
+        return level_cut(y, np.stack([1 - f, f], axis=1))
+    return _cut_torch(y, f)
+
+
+def _cut_torch(y: torch.Tensor, f: np.ndarray) -> np.ndarray:
+    """:func:`_cut_exact` in torch, on any device. Images with equal values at their level
+    (rare in float32) are cut by :func:`~mdesign.grf.level_cut`, which ranks ties stably."""
     b = y.shape[0]
     flat = y.reshape(b, -1)
     n_pixels = flat.shape[1]
@@ -428,38 +445,58 @@ def _cut_exact(y: torch.Tensor, fractions: np.ndarray) -> np.ndarray:
 def _kth_smallest(flat: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """The ``k[i]``-th smallest value of each row of ``flat`` (``B x P``), ``-inf`` where 0.
 
-    Equal to ``torch.kthvalue`` row by row, without sorting the rows: a sorted strided sample of
-    each row brackets its k-th value between two of its values, one pass counts the values below
-    the bracket, and only the few inside it are sorted. A row whose bracket misses (odds far
-    below one in a million) falls back to ``torch.kthvalue``.
+    Equal to ``torch.kthvalue`` row by row, without sorting the rows: the k-th values of a
+    random sample of each row bracket its k-th value between two of its values, one pass counts
+    the values below the bracket, and the k-th value is found among the few inside it. A row
+    whose bracket misses (odds of about one in a billion) falls back to ``torch.kthvalue``.
     """
-    b, p = flat.shape
+    p = flat.shape[1]
     k = k.to(device=flat.device, dtype=torch.int64)
-    step = max(1, p // _BRACKET_SAMPLE)
-    sample = flat[:, ::step].sort(dim=1).values
+    sample = flat.index_select(1, _bracket_pixels(p, flat.device))
     m = sample.shape[1]
+    centre = (k * m) // p
     inf = torch.tensor(math.inf, dtype=flat.dtype, device=flat.device)
-    centre = k * m // p
     lo_i, hi_i = centre - _BRACKET_MARGIN, centre + _BRACKET_MARGIN
-    lo = torch.where(lo_i < 0, -inf, sample.gather(1, lo_i.clamp(0, m - 1)[:, None])[:, 0])
-    hi = torch.where(hi_i >= m, inf, sample.gather(1, hi_i.clamp(0, m - 1)[:, None])[:, 0])
+    lo = torch.where(lo_i < 0, -inf, _kth_rows(sample, lo_i.clamp(0, m - 1) + 1))
+    hi = torch.where(hi_i >= m, inf, _kth_rows(sample, hi_i.clamp(0, m - 1) + 1))
     below = (flat < lo[:, None]).sum(1)
     inside = (flat >= lo[:, None]) & (flat <= hi[:, None])
     n_in = inside.sum(1)
-    width = max(1, int(n_in.max()))
-    # the values inside each row's bracket, packed to the left of a row of +inf (column
-    # `width` takes everything else and is dropped), sorted
-    pos = torch.where(inside, inside.cumsum(1) - 1, width)
-    packed = torch.full((b, width + 1), math.inf, dtype=flat.dtype, device=flat.device)
-    packed.scatter_(1, pos, flat)
-    packed = packed[:, :width].sort(dim=1).values
-    rank = (k - below - 1).clamp(0, width - 1)
-    level = packed.gather(1, rank[:, None])[:, 0]
+    level = _kth_rows(flat, (k - below).clamp(1, None), keep=inside, count=n_in)
     level = torch.where(k <= 0, -inf, level)
     missed = ((k > 0) & ((k <= below) | (k > below + n_in))).nonzero()[:, 0]
     for i in missed.tolist():
         level[i] = torch.kthvalue(flat[i], int(k[i])).values
     return level
+
+
+def _kth_rows(
+    x: torch.Tensor,
+    r: torch.Tensor,
+    *,
+    keep: torch.Tensor | None = None,
+    count: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The ``r[i]``-th smallest of row ``i`` of ``x`` (of its values where ``keep``), by one
+    batched ``torch.kthvalue``: each row's kept values are packed behind ``R - r[i]`` values of
+    ``-inf`` (``R = max r``), so the R-th smallest of every packed row is the one asked for.
+    ``r[i]`` beyond a row's kept values gives ``+inf``."""
+    b, n = x.shape
+    shift = int(r.max()) - r
+    if keep is None:
+        pos = shift[:, None] + torch.arange(n, device=x.device)
+        count = torch.full_like(r, n)
+    else:
+        pos = keep.cumsum(1)
+        pos += shift[:, None] - 1
+    width = int((shift + count).max())
+    if keep is not None:
+        pos.masked_fill_(~keep, width)  # column `width` takes the rest, then is dropped
+    packed = torch.full((b, width + 1), math.inf, dtype=x.dtype, device=x.device)
+    packed.scatter_(1, pos, x)
+    packed = packed[:, :width]
+    packed.masked_fill_(torch.arange(width, device=x.device) < shift[:, None], -math.inf)
+    return packed.kthvalue(int(r.max()), dim=1).values
 
 
 def _otsu_labels(y: torch.Tensor) -> torch.Tensor:

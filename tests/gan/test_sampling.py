@@ -261,7 +261,8 @@ def test_fft_detrend_equals_scipys_gaussian_filter(periodic, width):
 
 @pytest.mark.parametrize("margin", [64, 0])  # 0: most brackets miss, torch.kthvalue's fallback
 def test_the_device_cut_equals_level_cut(monkeypatch, margin):
-    # _cut_exact brackets each image's k-th value in torch; level_cut partitions in numpy
+    # _cut_torch (the cut off the CPU) brackets each image's k-th value in torch; run here on
+    # CPU tensors against level_cut, numpy's partition
     from mdesign.gan import sampling
     from mdesign.grf import level_cut
 
@@ -271,7 +272,7 @@ def test_the_device_cut_equals_level_cut(monkeypatch, margin):
     y[6] = y[6].round()  # few distinct values: ties everywhere
     f = np.array([0.0, 0.2, 0.5, 0.61, 1 - 96 / 384, 1.0, 0.3])
     expected = level_cut(y.numpy(), np.stack([1 - f, f], axis=1))
-    np.testing.assert_array_equal(sampling._cut_exact(y, f), expected)
+    np.testing.assert_array_equal(sampling._cut_torch(y, f), expected)
 
 
 def test_kth_smallest_equals_kthvalue():
