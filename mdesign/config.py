@@ -1031,8 +1031,9 @@ class GANSampleConfig(Config):
     image's output."""
     periodic: bool = False
     """Circular padding in every transposed convolution, so the images tile seamlessly."""
-    batch_size: int = Field(256, ge=1)
-    """Latents decoded per forward pass (bounds memory)."""
+    batch_size: int = Field(32, ge=1)
+    """Latents decoded per forward pass (bounds memory); on the CPU one batch per torch
+    thread, in parallel."""
     precision: Literal["float32", "bfloat16"] = "float32"
     """Arithmetic of decoding: bfloat16 is about twice as fast on CPUs with AVX512-BF16 or AMX
     and flips the rare pixels within rounding of the cut (how many: the docs' performance

@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import integrate
 from tqdm.auto import tqdm
 
 from mdesign.config import GRF_DEFAULTS, Covariance
@@ -320,6 +319,7 @@ def level_cut_s2(rho: np.ndarray | float, fraction: float) -> np.ndarray:
     ndarray
         ``S2`` at each ``rho``; ``S2 = phi`` where ``rho = 1`` and ``phi**2`` where ``rho = 0``.
     """
+    from scipy import integrate
     from scipy.stats import norm
 
     t = norm.isf(fraction)

@@ -686,6 +686,26 @@ def _grid(images: np.ndarray, *, pad: int = 2) -> np.ndarray:
     return out
 
 
+NPZ_DEFLATE_LEVEL = 2
+"""zlib level of the ``.npz`` files written: several times faster than numpy's default (6) on
+label stacks, for a larger file (the performance page)."""
+
+
+def _savez(fh, payload: Mapping[str, Any]) -> None:
+    """:func:`numpy.savez_compressed` at :data:`NPZ_DEFLATE_LEVEL`: the same ``.npz`` format
+    (one deflated ``.npy`` member per key, zip64), read back by :func:`numpy.load`."""
+    import zipfile
+
+    from numpy.lib import format as npy_format
+
+    with zipfile.ZipFile(
+        fh, mode="w", compression=zipfile.ZIP_DEFLATED, compresslevel=NPZ_DEFLATE_LEVEL
+    ) as zf:
+        for key, value in payload.items():
+            with zf.open(f"{key}.npy", "w", force_zip64=True) as member:
+                npy_format.write_array(member, np.asanyarray(value), allow_pickle=False)
+
+
 def write_images(
     path: str | os.PathLike,
     images: np.ndarray,
@@ -740,7 +760,7 @@ def write_images(
             if meta is not None:
                 payload["meta"] = np.array(json.dumps(meta, sort_keys=True, default=str))
             with open(tmp, "wb") as fh:
-                np.savez_compressed(fh, **payload)
+                _savez(fh, payload)
         elif suffix == ".npy":
             with open(tmp, "wb") as fh:
                 np.save(fh, images[0] if single else images)

@@ -241,7 +241,9 @@ def test_os_error_while_writing_is_one_line_naming_the_output(tmp_path, run_cli,
     def fail(*args, **kwargs):
         raise OSError(err, os.strerror(err))
 
-    monkeypatch.setattr(np, "savez_compressed", fail)
+    import mdesign.io
+
+    monkeypatch.setattr(mdesign.io, "_savez", fail)
     res = run_cli(*GRF, "-q", "-o", out)
     assert_input_error(res, str(out), os.strerror(err))
     assert snapshot(tmp_path) == before  # the old file kept, no temporary left behind

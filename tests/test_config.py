@@ -76,8 +76,10 @@ def test_gan_yaml_is_the_shipped_models_recipe_and_differs_from_the_paper_where_
     cfg = load_config(GANConfig, CONFIGS / "gan.yaml")
     shipped = load_config(GANConfig, CONFIGS.parent / "artifacts" / "gan" / "config.yaml")
     paper = load_config(GANConfig, CONFIGS.parent / "artifacts" / "gan_paper" / "config.yaml")
-    assert cfg == shipped
-    assert paper == GAN_DEFAULTS
+    # sample.batch_size is a decoding setting, not the recipe: the checkpoints record 256
+    decoding = {"sample": {"batch_size"}}
+    assert cfg.model_dump(exclude=decoding) == shipped.model_dump(exclude=decoding)
+    assert paper.model_dump(exclude=decoding) == GAN_DEFAULTS.model_dump(exclude=decoding)
     changed = set(config_differences(GAN_DEFAULTS.model_dump(), cfg.model_dump()))
     assert changed == {
         "generator.global_channels",

@@ -24,9 +24,11 @@ and what the design campaign uses).
 
 from __future__ import annotations
 
+import functools
 import math
 import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -363,20 +365,24 @@ def _gaussian_response(n: int, width: float, device: torch.device) -> torch.Tens
     return response.to(device)
 
 
-def _smoothing_matrix(n: int, width: int, periodic: bool, device: torch.device) -> torch.Tensor:
+@functools.lru_cache(maxsize=16)
+def _smoothing_matrix(
+    n: int, width: int, periodic: bool, device: torch.device, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """The ``n x n`` matrix of scipy's 1D Gaussian filter on an axis of ``n`` pixels.
 
     Built in float64 by filtering the identity in Fourier space: the kernel wrapped onto the
     axis (scipy's ``wrap``), or, without ``periodic``, onto the axis mirrored to twice its
     length, whose periodic extension is scipy's ``reflect`` extension (``d c b a | a b c d |
-    d c b a``), cropped back.
+    d c b a``), cropped back; then cast to ``dtype`` (cached: read-only).
     """
     eye = torch.eye(n, dtype=torch.float64)
     ext = eye if periodic else torch.cat([eye, eye.flip(0)], dim=0)
     m = ext.shape[0]
     response = _gaussian_response(m, width, torch.device("cpu"))[: m // 2 + 1]
     spec = torch.fft.rfft(ext, dim=0) * response[:, None]
-    return torch.fft.irfft(spec, n=m, dim=0)[:n].to(device)  # column j: the filtered e_j
+    s = torch.fft.irfft(spec, n=m, dim=0)[:n]  # column j: the filtered e_j
+    return s.to(device=device, dtype=dtype)
 
 
 def _detrend_torch(y: torch.Tensor, *, width: int, periodic: bool) -> torch.Tensor:
@@ -385,41 +391,112 @@ def _detrend_torch(y: torch.Tensor, *, width: int, periodic: bool) -> torch.Tens
     The Gaussian is separable, so the filter is two matrix products with the 1D filters'
     matrices (:func:`_smoothing_matrix`): exact, and on a 128x128 image cheaper than FFTs.
     """
-    sh = _smoothing_matrix(y.shape[-2], width, periodic, y.device).to(y.dtype)
-    sw = _smoothing_matrix(y.shape[-1], width, periodic, y.device).to(y.dtype)
+    sh = _smoothing_matrix(y.shape[-2], width, periodic, y.device, y.dtype)
+    sw = _smoothing_matrix(y.shape[-1], width, periodic, y.device, y.dtype)
     return y - sh @ y @ sw.T
+
+
+# values of each image ranked to bracket its k-th value (a fixed random sample of its pixels), and
+# the margin around the sample's estimate, in sample ranks: 6 binomial standard deviations at
+# most (sqrt(1024 / 4) = 16), so a bracket misses with odds of about 1e-9 per image
+_BRACKET_SAMPLE = 1024
+_BRACKET_MARGIN = 96
+
+
+@functools.lru_cache(maxsize=16)
+def _bracket_pixels(n_pixels: int, device: torch.device) -> torch.Tensor:
+    """Sorted indices of a fixed random sample of ``_BRACKET_SAMPLE`` of ``n_pixels`` pixels."""
+    gen = torch.Generator().manual_seed(n_pixels)
+    pick = torch.randperm(n_pixels, generator=gen)[: min(n_pixels, _BRACKET_SAMPLE)]
+    return pick.sort().values.to(device)
 
 
 def _cut_exact(y: torch.Tensor, fractions: np.ndarray) -> np.ndarray:
     """:func:`mdesign.grf.level_cut` of two phases for a batch ``B x H x W`` on its device.
 
-    Each image's level is its ``(1 - f) H W``-th smallest value. On the CPU that is
-    :func:`~mdesign.grf.level_cut` itself on the tensor's memory (numpy's introselect, faster
-    there than ``torch.kthvalue`` and a batched sort; the performance page); on another
-    device ``torch.kthvalue`` per image, so the batch leaves the device as uint8 labels only.
+    Each image's level is its ``k = (1 - f) H W``-th smallest value, phase 1 the pixels above
+    it. On the CPU that is :func:`~mdesign.grf.level_cut` itself on the tensor's memory
+    (numpy's introselect, faster there than ``torch.kthvalue``; the performance page); on
+    another device :func:`_kth_smallest`, so the batch leaves the device as uint8 labels only.
     """
     f = np.asarray(fractions, dtype=np.float64)
     if y.device.type == "cpu":
         return level_cut(y, np.stack([1 - f, f], axis=1))
-    return _cut_kth(y, f)
+    return _cut_torch(y, f)
 
 
-def _cut_kth(y: torch.Tensor, f: np.ndarray) -> np.ndarray:
-    """:func:`_cut_exact` by ``torch.kthvalue`` per image, on any device."""
+def _cut_torch(y: torch.Tensor, f: np.ndarray) -> np.ndarray:
+    """:func:`_cut_exact` in torch, on any device. Images with equal values at their level
+    (rare in float32) are cut by :func:`~mdesign.grf.level_cut`, which ranks ties stably."""
     b = y.shape[0]
     flat = y.reshape(b, -1)
     n_pixels = flat.shape[1]
     below = phase_counts(np.stack([1 - f, f], axis=1), n_pixels)[:, 0]
-    level = torch.full((b, 1), -math.inf, dtype=flat.dtype, device=flat.device)
-    for i in np.flatnonzero(below > 0):
-        level[i, 0] = torch.kthvalue(flat[i], int(below[i])).values
-    labels = flat > level
+    level = _kth_smallest(flat, torch.as_tensor(below, device=flat.device))
+    labels = flat > level[:, None]
     ties = (labels.sum(1).cpu().numpy() != n_pixels - below).nonzero()[0]
     out = labels.to(torch.uint8).cpu().numpy()
-    if ties.size:  # equal values at a level (rare in float32): level_cut ranks them stably
+    if ties.size:
         g = f[ties, None]
         out[ties] = level_cut(flat[ties], np.hstack([1 - g, g])).reshape(len(ties), -1)
     return out.reshape(y.shape)
+
+
+def _kth_smallest(flat: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """The ``k[i]``-th smallest value of each row of ``flat`` (``B x P``), ``-inf`` where 0.
+
+    Equal to ``torch.kthvalue`` row by row, without sorting the rows: the k-th values of a
+    random sample of each row bracket its k-th value between two of its values, one pass counts
+    the values below the bracket, and the k-th value is found among the few inside it. A row
+    whose bracket misses (odds of about one in a billion) falls back to ``torch.kthvalue``.
+    """
+    p = flat.shape[1]
+    k = k.to(device=flat.device, dtype=torch.int64)
+    sample = flat.index_select(1, _bracket_pixels(p, flat.device))
+    m = sample.shape[1]
+    centre = (k * m) // p
+    inf = torch.tensor(math.inf, dtype=flat.dtype, device=flat.device)
+    lo_i, hi_i = centre - _BRACKET_MARGIN, centre + _BRACKET_MARGIN
+    lo = torch.where(lo_i < 0, -inf, _kth_rows(sample, lo_i.clamp(0, m - 1) + 1))
+    hi = torch.where(hi_i >= m, inf, _kth_rows(sample, hi_i.clamp(0, m - 1) + 1))
+    below = (flat < lo[:, None]).sum(1)
+    inside = (flat >= lo[:, None]) & (flat <= hi[:, None])
+    n_in = inside.sum(1)
+    level = _kth_rows(flat, (k - below).clamp(1, None), keep=inside, count=n_in)
+    level = torch.where(k <= 0, -inf, level)
+    missed = ((k > 0) & ((k <= below) | (k > below + n_in))).nonzero()[:, 0]
+    for i in missed.tolist():
+        level[i] = torch.kthvalue(flat[i], int(k[i])).values
+    return level
+
+
+def _kth_rows(
+    x: torch.Tensor,
+    r: torch.Tensor,
+    *,
+    keep: torch.Tensor | None = None,
+    count: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The ``r[i]``-th smallest of row ``i`` of ``x`` (of its values where ``keep``), by one
+    batched ``torch.kthvalue``: each row's kept values are packed behind ``R - r[i]`` values of
+    ``-inf`` (``R = max r``), so the R-th smallest of every packed row is the one asked for.
+    ``r[i]`` beyond a row's kept values gives ``+inf``."""
+    b, n = x.shape
+    shift = int(r.max()) - r
+    if keep is None:
+        pos = shift[:, None] + torch.arange(n, device=x.device)
+        count = torch.full_like(r, n)
+    else:
+        pos = keep.cumsum(1)
+        pos += shift[:, None] - 1
+    width = int((shift + count).max())
+    if keep is not None:
+        pos.masked_fill_(~keep, width)  # column `width` takes the rest, then is dropped
+    packed = torch.full((b, width + 1), math.inf, dtype=x.dtype, device=x.device)
+    packed.scatter_(1, pos, x)
+    packed = packed[:, :width]
+    packed.masked_fill_(torch.arange(width, device=x.device) < shift[:, None], -math.inf)
+    return packed.kthvalue(int(r.max()), dim=1).values
 
 
 def _otsu_labels(y: torch.Tensor) -> torch.Tensor:
@@ -444,15 +521,18 @@ def decode_memory(
 ) -> int:
     """Estimated peak bytes of :func:`decode` for ``n`` latents of ``h x w`` cells.
 
-    The uint8 labels of every image, plus one batch's activations: each layer's output (its
-    channels at its resolution) and input alive at once, with a padded copy, in float32: three
-    times the layers' floats per output pixel (8.5 for the default widths 128, 64, 32, 16).
+    The uint8 labels of every image, plus the activations of the batches decoded at once (one
+    per torch thread on the CPU): each layer's output (its channels at its resolution) and
+    input alive at once, with a padded copy, in float32: three times the layers' floats per
+    output pixel (8.5 for the default widths 128, 64, 32, 16).
     """
     fused = _fused(generator, torch.float32)
     depth = len(fused.biases)
     floats = sum(len(b) * 4.0 ** (i + 1 - depth) for i, b in enumerate(fused.biases))
     pixels = math.prod(int(s) for s in latent_size) * fused.scale**2
-    return int(int(n) * pixels + min(int(n), int(batch_size)) * pixels * 4 * 3 * floats)
+    device = fused.biases[0].device
+    live = int(batch_size) * (torch.get_num_threads() if device.type == "cpu" else 1)
+    return int(int(n) * pixels + min(int(n), live) * pixels * 4 * 3 * floats)
 
 
 def decode(
@@ -520,16 +600,46 @@ def decode(
         param="z",
     )
     out = np.empty((n, h * fused.scale, w * fused.scale), dtype=np.uint8)
-    with torch.inference_mode():
-        for start in range(0, n, int(batch_size)):
-            chunk = zt[start : start + int(batch_size)].to(device)
-            cut = fractions is not None or binarize == "midpoint"
+    cut = fractions is not None or binarize == "midpoint"
+    size = int(batch_size)
+
+    def run(start: int) -> None:
+        with torch.inference_mode():
+            chunk = zt[start : start + size].to(device)
+            stop = start + chunk.shape[0]
             y = fused(chunk, periodic=periodic, logits=cut)[:, 0]
             if fractions is not None:
-                f = fractions[start : start + chunk.shape[0], None]
                 y = _detrend_torch(y.float(), width=fused.scale, periodic=periodic)
-                out[start : start + chunk.shape[0]] = _cut_exact(y, f[:, 0])
-                continue
-            labels = (y > 0).to(torch.uint8) if binarize == "midpoint" else _otsu_labels(y)
-            out[start : start + chunk.shape[0]] = labels.cpu().numpy()
+                out[start:stop] = _cut_exact(y, fractions[start:stop])
+            elif binarize == "midpoint":
+                out[start:stop] = (y > 0).to(torch.uint8).cpu().numpy()
+            else:
+                out[start:stop] = _otsu_labels(y).numpy()
+
+    _each_batch(run, range(0, n, size), device)
     return out
+
+
+def _each_batch(run, starts: range, device: torch.device) -> None:
+    """``run(start)`` for each batch; on the CPU one batch per torch thread, in parallel.
+
+    Each of the ``torch.get_num_threads()`` threads decodes whole batches with one torch thread
+    of its own: small convolutions parallelise poorly inside, and the cut's numpy and Python
+    steps not at all. The images do not depend on the number of threads.
+    """
+    threads = torch.get_num_threads()
+    workers = min(threads, len(starts))
+    if device.type != "cpu" or workers < 2:
+        for start in starts:
+            run(start)
+        return
+
+    def one_thread(start: int) -> None:
+        torch.set_num_threads(1)
+        run(start)
+
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one_thread, starts))
+    finally:
+        torch.set_num_threads(threads)

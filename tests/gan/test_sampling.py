@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -257,13 +259,27 @@ def test_fft_detrend_equals_scipys_gaussian_filter(periodic, width):
     np.testing.assert_allclose(ours, _detrend(y, width=width, periodic=periodic), atol=1e-10)
 
 
-def test_the_device_cut_equals_level_cut():
-    # _cut_kth is the cut off the CPU (torch.kthvalue per image); run here on CPU tensors
-    from mdesign.gan.sampling import _cut_kth
+@pytest.mark.parametrize("margin", [64, 0])  # 0: most brackets miss, torch.kthvalue's fallback
+def test_the_device_cut_equals_level_cut(monkeypatch, margin):
+    # _cut_torch (the cut off the CPU) brackets each image's k-th value in torch; run here on
+    # CPU tensors against level_cut, numpy's partition
+    from mdesign.gan import sampling
     from mdesign.grf import level_cut
 
-    y = torch.randn(6, 16, 24, generator=torch.Generator().manual_seed(1))
+    monkeypatch.setattr(sampling, "_BRACKET_MARGIN", margin)
+    y = torch.randn(7, 16, 24, generator=torch.Generator().manual_seed(1))
     y[4, :4] = 0.25  # a tie at the level: ranked stably, as level_cut does
-    f = np.array([0.0, 0.2, 0.5, 0.61, 1 - 96 / 384, 1.0])
+    y[6] = y[6].round()  # few distinct values: ties everywhere
+    f = np.array([0.0, 0.2, 0.5, 0.61, 1 - 96 / 384, 1.0, 0.3])
     expected = level_cut(y.numpy(), np.stack([1 - f, f], axis=1))
-    np.testing.assert_array_equal(_cut_kth(y, f), expected)
+    np.testing.assert_array_equal(sampling._cut_torch(y, f), expected)
+
+
+def test_kth_smallest_equals_kthvalue():
+    from mdesign.gan.sampling import _kth_smallest
+
+    flat = torch.randn(5, 5000, generator=torch.Generator().manual_seed(2)) ** 3
+    k = torch.tensor([1, 17, 2500, 4999, 5000])
+    expected = torch.stack([torch.kthvalue(r, int(i)).values for r, i in zip(flat, k, strict=True)])
+    assert torch.equal(_kth_smallest(flat, k), expected)
+    assert _kth_smallest(flat, torch.zeros(5, dtype=torch.int64)).eq(-math.inf).all()
