@@ -200,6 +200,53 @@ def part_order(imgs: np.ndarray, n_lam: int, orders: tuple[int, ...]) -> dict:
     return {"wavelengths": n_lam, "orders": out}
 
 
+CONV_LAM = 29  # the order part's wavelengths (25 nm): its values at orders 3-9 are reused
+
+
+def _conv_task(args: tuple) -> tuple[float, float]:
+    """One wavelength of one pattern at one order, own raster: (absorption, CPU seconds)."""
+    img, lam, order = args
+    t = time.process_time()
+    a = absorption_spectra(img, np.array([lam]), order=order, grid=None, workers=1)[0, 0]
+    return float(a), time.process_time() - t
+
+
+def part_convergence(imgs: np.ndarray, orders: tuple[int, ...], deadline: float) -> dict:
+    """Spectra at ``CONV_LAM`` wavelengths at each of ``orders`` (own raster), wavelength by
+    wavelength in ``WORKERS`` processes, resumable, pattern by pattern within an order so
+    each pattern completes; no task is started after ``deadline`` (a Unix time)."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    lam = np.linspace(400.0, 1100.0, CONV_LAM)
+    partial = RESULTS / "optics_convergence_partial.json"
+    done = json.loads(partial.read_text()) if partial.is_file() else {"values": {}, "cpu": {}}
+    todo = []
+    for o in orders:
+        for p in range(len(imgs)):
+            vals = done["values"].setdefault(f"{o}/{p}", [None] * CONV_LAM)
+            todo += [(o, p, i) for i in range(CONV_LAM) if vals[i] is None]
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=get_context("spawn")) as pool:
+        running = {}
+        while todo or running:
+            while todo and len(running) < WORKERS and time.time() < deadline:
+                o, p, i = todo.pop(0)
+                running[pool.submit(_conv_task, (imgs[p], float(lam[i]), o))] = (o, p, i)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                o, p, i = running.pop(fut)
+                a, cpu = fut.result()
+                done["values"][f"{o}/{p}"][i] = a
+                done["cpu"].setdefault(str(o), []).append(cpu)
+                tmp = partial.with_suffix(".tmp")
+                tmp.write_text(json.dumps(done))
+                tmp.replace(partial)
+                print(f"order {o} pattern {p} {lam[i]:.0f} nm: {a:.5f} ({cpu:.1f} s CPU)")
+    return {"wavelengths": CONV_LAM, **done}
+
+
 def aitken(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Aitken's delta-squared limit of the sequence a, b, c (where it is defined)."""
     den = (c - b) - (b - a)
@@ -214,6 +261,10 @@ def main() -> None:
     parser.add_argument("--patterns", type=int, default=5)
     parser.add_argument("--order-wavelengths", type=int, default=36)
     parser.add_argument("--orders", default="3,5,7,9")
+    parser.add_argument("--conv-orders", default="11,13", help="convergence: orders to solve")
+    parser.add_argument(
+        "--deadline", default=None, help="convergence: start no solve after this UTC HH:MM"
+    )
     parser.add_argument("--fresh", action="store_true", help="recompute cached parts")
     parser.add_argument("--workers", type=int, default=1, help="processes (spectral, order)")
     args = parser.parse_args()
@@ -307,6 +358,16 @@ def main() -> None:
             title="spectral rules against the dense integral (281 wavelengths, 2.5 nm; order 5, "
             f"own raster; {sp['seconds_per_wavelength']:.3f} s per wavelength)",
         )
+    if "convergence" in parts:
+        conv_orders = tuple(int(o) for o in args.conv_orders.split(","))
+        deadline = float("inf")
+        if args.deadline:
+            import datetime as dt
+
+            hh, mm = (int(x) for x in args.deadline.split(":"))
+            now = dt.datetime.now(dt.UTC)
+            deadline = now.replace(hour=hh, minute=mm, second=0).timestamp()
+        part_convergence(imgs, conv_orders, deadline)
     if "order" in parts:
         orders = tuple(int(o) for o in args.orders.split(","))
         od = _cached("order", args.fresh, lambda: part_order(imgs, args.order_wavelengths, orders))

@@ -397,7 +397,7 @@ def _solve_image(
     import torch
 
     from mdesign.device import single_thread
-    from mdesign.evaluators.rcwa import layer_absorption
+    from mdesign.evaluators.rcwa import grazing, layer_absorption
 
     dev = torch.device(device)
     n2 = 2 * (2 * order + 1) ** 2
@@ -410,12 +410,19 @@ def _solve_image(
             e = torch.as_tensor(eps[:, sl], device=dev)  # k x l
             cells = torch.einsum("kl,kyx->lyx", e, f)
             wl = lam[sl].copy()
+            # a diffraction order grazing exactly (a Rayleigh anomaly, wavelength = period / m
+            # in air or in the substrate) has no admittance: 1e-7 nm away it has one
+            es = torch.as_tensor(eps_sub[sl], device=dev)
+            wl[
+                grazing(torch.as_tensor(wl, device=dev), es, period=period, order=order)
+                .cpu()
+                .numpy()
+            ] += 1e-7
             a = np.full(wl.size, np.nan)
             todo = np.arange(wl.size)
             # a value outside [0, 1] or not finite is solved again in complex128 (the complex64
-            # error can exceed a tiny absorption), then 1e-7 nm away: a diffraction order
-            # grazing exactly (a Rayleigh anomaly, wavelength = period / m in air or in the
-            # substrate) has no admittance
+            # error can exceed a tiny absorption), then 1e-7 nm away (a grazing order the test
+            # above missed)
             for prec, nudge in ((precision, 0.0), ("complex128", 0.0), ("complex128", 1e-7)):
                 a[todo] = (
                     layer_absorption(
