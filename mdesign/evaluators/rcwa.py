@@ -212,7 +212,10 @@ def layer_absorption(
     """
     dev = eps.device
     lam = wavelengths.to(device=dev, dtype=torch.float64)
-    ex, ey, eps_z = convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
+    cd = _PRECISIONS[precision]  # Li's matrices in complex128, everything after them in cd
+    ex, ey, eps_z = (
+        a.to(cd) for a in convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
+    )
     n = ex.shape[-1]
     h = torch.arange(-order, order + 1, device=dev, dtype=torch.float64)
     # harmonic (m, n) at index (n + order) f + m + order: m along x
@@ -220,7 +223,7 @@ def layer_absorption(
     my = h.repeat_interleave(2 * order + 1)
     kx = (lam[:, None] / period) * mx  # normalised by k0 = 2 pi / lambda
     ky = (lam[:, None] / period) * my
-    kxc, kyc = kx.to(torch.complex128), ky.to(torch.complex128)
+    kxc, kyc = kx.to(cd), ky.to(cd)
 
     def diagonal(m: torch.Tensor) -> torch.Tensor:
         return m.diagonal(dim1=-2, dim2=-1)
@@ -246,10 +249,8 @@ def layer_absorption(
     diagonal(omega[..., :n, n:]).add_(kxy)
     diagonal(omega[..., n:, :n]).add_(kxy)
     omega[..., n:, n:] -= q12
-    cd = _PRECISIONS[precision]  # the modes and the boundary solves run in this precision
-    q2, w = torch.linalg.eig(omega.to(cd))
+    q2, w = torch.linalg.eig(omega)
     del omega, t, s
-    q12, q21, kxy, kxc, kyc = (a.to(cd) for a in (q12, q21, kxy, kxc, kyc))
     q = torch.sqrt(q2)
     q = torch.where(q.imag < 0, -q, q)  # forward modes: decaying or propagating along +z
     w1, w2 = w[..., :n, :], w[..., n:, :]
