@@ -489,7 +489,8 @@ def absorption_spectra(
         ``grid x grid`` raster first (a cell's permittivity is the area-weighted mean of its
         phases').
     precision : {"complex64", "complex128"}
-        Arithmetic of the eigendecomposition (:func:`mdesign.evaluators.rcwa.layer_absorption`).
+        Arithmetic of the solve after Li's matrices, the fluxes in complex128
+        (:func:`mdesign.evaluators.rcwa.layer_absorption`).
     workers : int
         Processes the wavelengths and images are spread over, each on one thread (CPU only;
         1: in this process).

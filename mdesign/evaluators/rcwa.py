@@ -12,10 +12,10 @@ and ``q^2``) plus work of lower order: diagonal blocks as broadcasts, the magnet
 W / q``, and the boundary conditions by two ``2N`` solves, the second with one right-hand side per
 polarisation (:func:`layer_absorption`; the algebra in the evaluators guide).
 
-With ``precision="complex64"`` the eigendecomposition runs in complex64 (``W`` and ``q`` are then
-exact eigenpairs of a matrix within float32 rounding of ``Omega``), the rest in complex128; the
-error this leaves in the absorption is measured in ``docs/guide/evaluators.md`` and bounded in the
-tests.
+With ``precision="complex64"`` everything after Li's matrices (``Omega``, its eigendecomposition,
+``V`` and the boundary solves) runs in complex64 and the fluxes in complex128; the error this
+leaves in the absorption is measured in ``docs/guide/evaluators.md`` and bounded in the tests. A
+diffraction order grazing exactly (:func:`grazing`) is found before the solve.
 
 References
 ----------
@@ -202,7 +202,7 @@ def layer_absorption(
     order : int
         Harmonics ``-order..order`` along each axis.
     precision : {"complex64", "complex128"}
-        Arithmetic of the eigendecomposition (the rest is complex128).
+        Arithmetic of everything after Li's matrices but the fluxes (complex128).
 
     Returns
     -------
