@@ -3,11 +3,12 @@
 Prints, on this machine and in one run (each part cached in ``results/optics_PART.json``, so a
 killed run resumes; ``--fresh`` recomputes):
 
-* ``speed``: seconds per image of :mod:`mdesign.evaluators.rcwa` (complex64 and complex128
-  eigendecompositions) against the evaluator it replaces (meent, the same formulation and the
-  same Li matrices), interleaved wavelength by wavelength, one thread each, on one shipped-GAN
-  pattern at the old default setting (grid 64): at order 5 on the old 15 wavelengths, at order 9
-  on 3 of them (meent costs ~60 s per image there); median of ``--repeat`` and the ratio;
+* ``speed``: seconds per image of :mod:`mdesign.evaluators.rcwa` (``precision`` complex64 and
+  complex128) against the evaluator it replaces (meent, the same formulation and the same Li
+  matrices), each image's wavelengths in one call, the solvers alternated, one thread each, on
+  one shipped-GAN pattern at the old default setting (grid 64): at order 5 on the old 15
+  wavelengths, at order 9 on 3 of them (meent costs ~60 s per image there); median of
+  ``--repeat`` and the ratio;
 * ``agreement``: the largest difference to meent (complex128) and the complex64 error, per
   wavelength, on the 5 patterns at order 3;
 * ``spectral``: each pattern's spectrum at 2.5 nm (281 wavelengths, order 5, the image's own
@@ -81,8 +82,9 @@ def _cached(part: str, fresh: bool, fn):
 
 
 def part_speed(imgs: np.ndarray, repeat: int) -> dict:
-    """Seconds per image of each solver, interleaved wavelength by wavelength (the load of a
-    shared machine drifts within a minute), median over ``repeat`` rounds of the image's sum."""
+    """Seconds per image of each solver, all of the image's wavelengths in one call as the
+    evaluator makes it, the solvers alternated within each of ``repeat`` rounds (the order
+    reversed every other round: the load of a shared machine drifts), median over rounds."""
     img = imgs[:1]
     rows = {}
     for order, lam in ((5, LAM_OLD), (9, LAM_OLD[[3, 7, 10]])):
@@ -98,21 +100,20 @@ def part_speed(imgs: np.ndarray, repeat: int) -> dict:
         for f in solvers.values():  # warm-up
             f(lam[:1])
         totals = {k: [] for k in solvers}
-        values = {k: np.empty(len(lam)) for k in solvers}
-        for _ in range(repeat):
-            acc = dict.fromkeys(solvers, 0.0)
-            for i in range(len(lam)):
-                for k, f in solvers.items():
-                    t = time.perf_counter()
-                    values[k][i] = f(lam[i : i + 1])[0, 0]
-                    acc[k] += time.perf_counter() - t
-            for k in solvers:
-                totals[k].append(acc[k])
+        values = {}
+        cpu = {k: [] for k in solvers}
+        for r in range(repeat):
+            for k in list(solvers)[:: 1 if r % 2 == 0 else -1]:
+                t, c = time.perf_counter(), time.process_time()
+                values[k] = solvers[k](lam)[0]
+                totals[k].append(time.perf_counter() - t)
+                cpu[k].append(time.process_time() - c)
         # 600 nm is a Rayleigh anomaly (the period): both solvers take a limit there
         ok = np.abs(lam - 600.0) > 1e-9
         rows[order] = {
             "wavelengths": len(lam),
             **{f"{k}_s": statistics.median(v) for k, v in totals.items()},
+            **{f"{k}_cpu_s": statistics.median(v) for k, v in cpu.items()},
             "max_diff_128": float(np.abs(values["complex128"] - values["meent"])[ok].max()),
             "max_diff_64": float(np.abs(values["complex64"] - values["meent"])[ok].max()),
         }
@@ -200,6 +201,154 @@ def part_order(imgs: np.ndarray, n_lam: int, orders: tuple[int, ...]) -> dict:
     return {"wavelengths": n_lam, "orders": out}
 
 
+CONV_LAM = 29  # the order part's wavelengths (25 nm): its values at orders 3-9 are reused
+
+
+def _conv_task(args: tuple) -> tuple[float, float]:
+    """One wavelength of one pattern at one order, own raster: (absorption, CPU seconds)."""
+    img, lam, order = args
+    t = time.process_time()
+    a = absorption_spectra(img, np.array([lam]), order=order, grid=None, workers=1)[0, 0]
+    return float(a), time.process_time() - t
+
+
+PROBE = (2, 6, 10, 13, 17, 21)  # 450, 550, 650, 725, 825, 925 nm of the CONV_LAM grid
+
+
+def _plan(plan: str, n_patterns: int) -> list[tuple[int, int, tuple[int, ...]]]:
+    """``"11:0-2,13:0:probe"``: (order, pattern, wavelength indices), in the order solved."""
+    out = []
+    for item in plan.split(","):
+        order, pats, *which = item.split(":")
+        lo, _, hi = pats.partition("-")
+        idx = PROBE if which == ["probe"] else tuple(range(CONV_LAM))
+        for p in range(int(lo), min(int(hi or lo), n_patterns - 1) + 1):
+            out.append((int(order), p, idx))
+    return out
+
+
+def part_convergence(imgs: np.ndarray, plan: str, deadline: float) -> dict:
+    """Spectra at ``CONV_LAM`` wavelengths (own raster) by ``plan`` (:func:`_plan`), wavelength
+    by wavelength in ``WORKERS`` processes, resumable; no solve is started after ``deadline``
+    (a Unix time). The CPU seconds of each solve are kept per order."""
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from multiprocessing import get_context
+
+    lam = np.linspace(400.0, 1100.0, CONV_LAM)
+    partial = RESULTS / "optics_convergence_partial.json"
+    done = json.loads(partial.read_text()) if partial.is_file() else {"values": {}, "cpu": {}}
+    todo = []
+    for o, p, idx in _plan(plan, len(imgs)):
+        vals = done["values"].setdefault(f"{o}/{p}", [None] * CONV_LAM)
+        todo += [(o, p, i) for i in idx if vals[i] is None]
+    with ProcessPoolExecutor(max_workers=WORKERS, mp_context=get_context("spawn")) as pool:
+        running = {}
+        while todo or running:
+            while todo and len(running) < WORKERS and time.time() < deadline:
+                o, p, i = todo.pop(0)
+                running[pool.submit(_conv_task, (imgs[p], float(lam[i]), o))] = (o, p, i)
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                o, p, i = running.pop(fut)
+                a, cpu = fut.result()
+                done["values"][f"{o}/{p}"][i] = a
+                done["cpu"].setdefault(str(o), []).append(cpu)
+                tmp = partial.with_suffix(".tmp")
+                tmp.write_text(json.dumps(done))
+                tmp.replace(partial)
+                print(f"order {o} pattern {p} {lam[i]:.0f} nm: {a:.5f} ({cpu:.1f} s CPU)")
+    return {"wavelengths": CONV_LAM, **done}
+
+
+def convergence_tables(conv: dict, imgs_n: int) -> dict:
+    """The order table (29-point product value against the highest order solved on all 29
+    wavelengths of a pattern), the per-wavelength probe, and each setting's estimated error
+    (the spectral, raster and order errors, each measured alone, composed as factors) against
+    its CPU per image."""
+    lam = np.linspace(400.0, 1100.0, CONV_LAM)
+    w = spectral_weights(lam, "am15g", rule="product")
+    vals: dict[int, dict[int, float]] = {}
+    old = RESULTS / "optics_order.json"  # orders 3-9 on the same wavelengths and patterns
+    if old.is_file() and json.loads(old.read_text())["wavelengths"] == CONV_LAM:
+        for o, r in json.loads(old.read_text())["orders"].items():
+            vals[int(o)] = dict(enumerate(r["values"]))
+    spectra = {}
+    for key, v in conv["values"].items():
+        o, p = (int(x) for x in key.split("/"))
+        spectra[(o, p)] = v
+        if all(x is not None for x in v):
+            vals.setdefault(o, {})[p] = float(np.asarray(v) @ w)
+    cpu = {int(o): float(np.median(c)) for o, c in conv["cpu"].items()}
+    ref_order = {p: max(o for o in vals if p in vals[o]) for p in range(imgs_n)}
+    ref = {p: vals[ref_order[p]][p] for p in range(imgs_n)}
+    order_rows = []
+    for o in sorted(vals):
+        errs = [vals[o][p] / ref[p] - 1 if p in vals[o] else None for p in range(imgs_n)]
+        order_rows.append(
+            {
+                "order": o,
+                "cpu_s_per_solve": round(cpu[o], 2) if o in cpu else None,
+                "values": " ".join(
+                    f"{vals[o][p]:.4f}" if p in vals[o] else "-" for p in range(imgs_n)
+                ),
+                "vs_reference_%": " ".join(
+                    f"{100 * e:+.2f}" if e is not None else "-" for e in errs
+                ),
+                "max_abs_%": round(100 * max(abs(e) for e in errs if e is not None), 2),
+            }
+        )
+    probe_rows = []
+    probe_orders = sorted(o for (o, p), v in spectra.items() if p == 0 and v[PROBE[0]] is not None)
+    for i in PROBE:
+        row = {"nm": round(float(lam[i]))}
+        for o in probe_orders:
+            v = spectra[(o, 0)][i]
+            row[f"order_{o}"] = None if v is None else round(v, 5)
+        probe_rows.append(row)
+    # spectral and raster errors at order 5 (the spectral part), solves of the default rule
+    sp = json.loads((RESULTS / "optics_spectral.json").read_text())
+    dense_spectra = np.asarray(sp["spectra"])
+    dense = np.array([rule_value(a, "product", DENSE) for a in dense_spectra])
+    adapt = [adaptive_value(a, 36, 1e-4) for a in dense_spectra]
+    e_ad = np.array([v for v, _ in adapt]) / dense - 1
+    n_ad = float(np.mean([n for _, n in adapt]))
+    own15 = np.asarray(sp["own_raster_trapezoid15"])
+    e_t15 = own15 / dense - 1
+    e_r = np.asarray(sp["old_raster_trapezoid15"]) / own15 - 1
+    settings = []
+
+    def setting(name, order, factors, solves):
+        if order not in vals or not all(p in vals[order] for p in range(imgs_n)):
+            return
+        e_o = np.array([vals[order][p] / ref[p] - 1 for p in range(imgs_n)])
+        err = np.prod([1 + f for f in (*factors, e_o)], axis=0) - 1
+        settings.append(
+            {
+                "setting": name,
+                "solves": round(solves),
+                "cpu_min_per_image": round(solves * cpu[order] / 60, 2) if order in cpu else None,
+                "error_%": " ".join(f"{100 * e:+.2f}" for e in err),
+                "max_abs_%": round(100 * float(np.abs(err).max()), 2),
+            }
+        )
+
+    setting("old default: order 5, grid 64, trapezoid 15", 5, (e_r, e_t15), 15)
+    setting("order 5, own raster, trapezoid 15", 5, (e_t15,), 15)
+    for o in sorted(vals):
+        if o >= 5:
+            setting(f"order {o}, own raster, adaptive (default rule)", o, (e_ad,), n_ad)
+    return {
+        "reference_order": ref_order,
+        "order_rows": order_rows,
+        "probe_rows": probe_rows,
+        "settings": settings,
+        "cpu_s_per_solve": cpu,
+        "adaptive_solves_mean": n_ad,
+    }
+
+
 def aitken(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Aitken's delta-squared limit of the sequence a, b, c (where it is defined)."""
     den = (c - b) - (b - a)
@@ -214,6 +363,14 @@ def main() -> None:
     parser.add_argument("--patterns", type=int, default=5)
     parser.add_argument("--order-wavelengths", type=int, default=36)
     parser.add_argument("--orders", default="3,5,7,9")
+    parser.add_argument(
+        "--conv-plan",
+        default="5:0-4,7:0:probe,9:0:probe,11:0,13:0:probe,15:0:probe,11:1-4,13:0",
+        help="convergence: order:patterns[:probe],... solved in this order",
+    )
+    parser.add_argument(
+        "--deadline", default=None, help="convergence: start no solve after this UTC HH:MM"
+    )
     parser.add_argument("--fresh", action="store_true", help="recompute cached parts")
     parser.add_argument("--workers", type=int, default=1, help="processes (spectral, order)")
     args = parser.parse_args()
@@ -306,6 +463,32 @@ def main() -> None:
             rows,
             title="spectral rules against the dense integral (281 wavelengths, 2.5 nm; order 5, "
             f"own raster; {sp['seconds_per_wavelength']:.3f} s per wavelength)",
+        )
+    if "convergence" in parts:
+        deadline = float("inf")
+        if args.deadline:
+            import datetime as dt
+
+            hh, mm = (int(x) for x in args.deadline.split(":"))
+            now = dt.datetime.now(dt.UTC)
+            deadline = now.replace(hour=hh, minute=mm, second=0).timestamp()
+        conv = part_convergence(imgs, args.conv_plan, deadline)
+        tables = convergence_tables(conv, len(imgs))
+        (RESULTS / "optics_convergence.json").write_text(
+            json.dumps({"load": os.getloadavg()[0], **conv, **tables}, indent=1) + "\n"
+        )
+        ref = sorted(set(tables["reference_order"].values()))
+        report(
+            "optics_convergence_order",
+            tables["order_rows"],
+            title=f"order convergence: product rule on {CONV_LAM} wavelengths, own raster, "
+            f"against order {'/'.join(map(str, ref))} (CPU s per solve, one thread)",
+        )
+        report("optics_convergence_probe", tables["probe_rows"], title="pattern 0, per wavelength")
+        report(
+            "optics_convergence_settings",
+            tables["settings"],
+            title="each setting's estimated error against the reference and its CPU per image",
         )
     if "order" in parts:
         orders = tuple(int(o) for o in args.orders.split(","))

@@ -535,7 +535,7 @@ class OpticalAbsorptionConfig(Config):
     )
     precision: Literal["complex64", "complex128"] = Field(
         "complex64",
-        description="arithmetic of the RCWA eigendecomposition (the rest is complex128)",
+        description="arithmetic of the RCWA after Li's matrices (the fluxes are complex128)",
         json_schema_extra=_unit(""),
     )
     workers: int = Field(

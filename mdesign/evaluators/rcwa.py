@@ -12,10 +12,10 @@ and ``q^2``) plus work of lower order: diagonal blocks as broadcasts, the magnet
 W / q``, and the boundary conditions by two ``2N`` solves, the second with one right-hand side per
 polarisation (:func:`layer_absorption`; the algebra in the evaluators guide).
 
-With ``precision="complex64"`` the eigendecomposition runs in complex64 (``W`` and ``q`` are then
-exact eigenpairs of a matrix within float32 rounding of ``Omega``), the rest in complex128; the
-error this leaves in the absorption is measured in ``docs/guide/evaluators.md`` and bounded in the
-tests.
+With ``precision="complex64"`` everything after Li's matrices (``Omega``, its eigendecomposition,
+``V`` and the boundary solves) runs in complex64 and the fluxes in complex128; the error this
+leaves in the absorption is measured in ``docs/guide/evaluators.md`` and bounded in the tests. A
+diffraction order grazing exactly (:func:`grazing`) is found before the solve.
 
 References
 ----------
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["convolution_matrices", "layer_absorption"]
+__all__ = ["convolution_matrices", "grazing", "layer_absorption"]
 
 _PRECISIONS = {"complex64": torch.complex64, "complex128": torch.complex128}
 
@@ -113,6 +113,39 @@ def convolution_matrices(
     return eps_x, eps_y, torch.linalg.inv(eps_z) if invert_z else eps_z
 
 
+def grazing(
+    wavelengths: torch.Tensor,
+    eps_substrate: torch.Tensor,
+    *,
+    period: float,
+    order: int,
+    tolerance: float = 1e-12,
+) -> torch.Tensor:
+    """Where a diffraction order grazes (a Rayleigh anomaly): ``kx^2 + ky^2 = eps`` in air or in
+    the substrate for some harmonic, to ``tolerance`` relative.
+
+    There the order has no admittance (``kz = 0``) and the boundary solve breaks down; the
+    absorption is continuous, so the solver takes it a hair away (``_solve_image`` in
+    :mod:`mdesign.evaluators.optics`), without a failed solve first.
+
+    Parameters
+    ----------
+    wavelengths, eps_substrate : Tensor, ``L``
+        Vacuum wavelengths (the unit of ``period``) and the substrate's permittivity.
+
+    Returns
+    -------
+    Tensor of bool, ``L``
+    """
+    h = torch.arange(-order, order + 1, dtype=torch.float64, device=wavelengths.device)
+    m2 = torch.unique(h[:, None] ** 2 + h[None, :] ** 2)  # m^2 + n^2 over the harmonics
+    k2 = (wavelengths.to(torch.float64)[:, None] / period) ** 2 * m2  # L x distinct
+    out = torch.zeros(wavelengths.shape[0], dtype=torch.bool, device=wavelengths.device)
+    for eps in (torch.ones_like(k2[:, 0]), eps_substrate.real.to(torch.float64)):
+        out |= ((k2 - eps[:, None]).abs() <= tolerance * eps[:, None]).any(-1)
+    return out
+
+
 def _kz(eps: torch.Tensor, k2: torch.Tensor) -> torch.Tensor:
     """``sqrt(eps - kx^2 - ky^2)`` with the branch of outgoing or decaying waves (Im >= 0)."""
     kz = torch.sqrt(eps[..., None] - k2 + 0j)
@@ -169,7 +202,7 @@ def layer_absorption(
     order : int
         Harmonics ``-order..order`` along each axis.
     precision : {"complex64", "complex128"}
-        Arithmetic of the eigendecomposition (the rest is complex128).
+        Arithmetic of everything after Li's matrices but the fluxes (complex128).
 
     Returns
     -------
@@ -179,7 +212,10 @@ def layer_absorption(
     """
     dev = eps.device
     lam = wavelengths.to(device=dev, dtype=torch.float64)
-    ex, ey, eps_z = convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
+    cd = _PRECISIONS[precision]  # Li's matrices in complex128, everything after them in cd
+    ex, ey, eps_z = (
+        a.to(cd) for a in convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
+    )
     n = ex.shape[-1]
     h = torch.arange(-order, order + 1, device=dev, dtype=torch.float64)
     # harmonic (m, n) at index (n + order) f + m + order: m along x
@@ -187,7 +223,7 @@ def layer_absorption(
     my = h.repeat_interleave(2 * order + 1)
     kx = (lam[:, None] / period) * mx  # normalised by k0 = 2 pi / lambda
     ky = (lam[:, None] / period) * my
-    kxc, kyc = kx.to(torch.complex128), ky.to(torch.complex128)
+    kxc, kyc = kx.to(cd), ky.to(cd)
 
     def diagonal(m: torch.Tensor) -> torch.Tensor:
         return m.diagonal(dim1=-2, dim2=-1)
@@ -213,9 +249,8 @@ def layer_absorption(
     diagonal(omega[..., :n, n:]).add_(kxy)
     diagonal(omega[..., n:, :n]).add_(kxy)
     omega[..., n:, n:] -= q12
-    q2, w = torch.linalg.eig(omega.to(_PRECISIONS[precision]))
+    q2, w = torch.linalg.eig(omega)
     del omega, t, s
-    q2, w = q2.to(torch.complex128), w.to(torch.complex128)
     q = torch.sqrt(q2)
     q = torch.where(q.imag < 0, -q, q)  # forward modes: decaying or propagating along +z
     w1, w2 = w[..., :n, :], w[..., n:, :]
@@ -225,11 +260,12 @@ def layer_absorption(
     v[..., :n, :] -= kxy[..., None] * w1
     torch.matmul(q21, w1, out=v[..., n:, :])
     v[..., n:, :] += kxy[..., None] * w2
-    v /= q[..., None, :]
-    one = torch.ones_like(lam).to(torch.complex128)
+    v *= q.reciprocal()[..., None, :]
+    one = torch.ones_like(lam).to(cd)
     y_top = _admittance(one, kxc, kyc)
-    y_sub = _admittance(eps_substrate.to(device=dev, dtype=torch.complex128).real + 0j, kxc, kyc)
-    x = torch.exp(1j * q * (2 * torch.pi * thickness / lam)[:, None])
+    eps_s = eps_substrate.to(device=dev).real.to(torch.float64)
+    y_sub = _admittance(eps_s.to(cd), kxc, kyc)
+    x = torch.exp(1j * q * (2 * torch.pi * thickness / lam).to(q.real.dtype)[:, None])
     # bottom: outgoing waves only, h = Y_s e  =>  c- = (V + Y_s W)^-1 (V - Y_s W) X c+
     yw = _apply(y_sub, w)
     a2 = v + yw
@@ -243,14 +279,19 @@ def layer_absorption(
     b1 = torch.sub(v, yw, out=yw)
     m_x = x[..., :, None] * m
     a1 -= b1 @ m_x
-    e_inc = torch.zeros(lam.shape[0], 2 * n, 2, dtype=torch.complex128, device=dev)
+    e_inc = torch.zeros(lam.shape[0], 2 * n, 2, dtype=cd, device=dev)
     z0 = (2 * order + 1) * order + order  # the zeroth harmonic
     e_inc[:, z0, 0] = 1  # TM: E along x
     e_inc[:, n + z0, 1] = 1  # TE: E along y
     c_fwd = torch.linalg.solve(a1, 2 * _apply(y_top, e_inc))
     c_bwd = m @ c_fwd
-    e_top = w @ (c_fwd + x[..., None] * c_bwd)
-    e_bot = w @ (x[..., None] * c_fwd + c_bwd)
+    # the fields at the two faces, and the fluxes, in complex128
+    e_top = (w @ (c_fwd + x[..., None] * c_bwd)).to(torch.complex128)
+    e_bot = (w @ (x[..., None] * c_fwd + c_bwd)).to(torch.complex128)
+    e_inc = e_inc.to(torch.complex128)
+    kxc, kyc = kx.to(torch.complex128), ky.to(torch.complex128)
+    y_top = _admittance(torch.ones_like(lam).to(torch.complex128), kxc, kyc)
+    y_sub = _admittance(eps_s + 0j, kxc, kyc)
     incident = _flux(y_top, e_inc)
     reflected = _flux(y_top, e_top - e_inc)
     transmitted = _flux(y_sub, e_bot)

@@ -225,6 +225,22 @@ def test_rayleigh_anomaly(pattern):
     assert a[0, 0] == pytest.approx(near[0, 0], abs=1e-4)
 
 
+def test_grazing_orders_are_found_before_the_solve():
+    import torch
+
+    from mdesign.evaluators.rcwa import grazing
+
+    n_s = 1.45
+    # (1, 0) in air; (1, 1) in air; (2, 0) in the substrate; a hair away; no harmonic; order 1
+    lam = torch.tensor(
+        [600.0, 600.0 / 2**0.5, 600.0 * n_s / 2, 600.0 + 1e-7, 555.0, 300.0], dtype=torch.float64
+    )
+    eps_s = torch.full((6,), n_s**2, dtype=torch.complex128)
+    found = grazing(lam, eps_s, period=600.0, order=2).tolist()
+    assert found == [True, True, True, False, False, True]
+    assert grazing(lam, eps_s, period=600.0, order=1).tolist()[2] is False  # (2, 0) not in the set
+
+
 def test_product_rule_is_exact_for_piecewise_linear_absorption():
     from mdesign.evaluators.optics import _table
 
