@@ -21,6 +21,10 @@ resumes. Writes ``campaign_fidelity.json`` and ``.md`` to ``bench/results``.
 Usage (about 2-4 CPU-minutes a seed on a free core)::
 
     nice -n 10 python bench/bench_campaign_fidelity.py --seeds 0 1 2 3 4
+    # or seeds in parallel processes, then merged:
+    python bench/bench_campaign_fidelity.py --seeds 0 1 --results /tmp/a.json &
+    python bench/bench_campaign_fidelity.py --seeds 2 3 4 --results /tmp/b.json
+    python bench/bench_campaign_fidelity.py --merge /tmp/a.json /tmp/b.json
 """
 
 from __future__ import annotations
@@ -129,12 +133,23 @@ def main() -> None:
     ap.add_argument("--config", type=Path, default=CONFIG)
     ap.add_argument("--out-root", type=Path, default=ROOT / "runs" / "campaign_fidelity")
     ap.add_argument("--results", type=Path, default=RESULTS / "campaign_fidelity.json")
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", help="combine these results files into --results"
+    )
     ap.add_argument("--one", choices=["mf", "sf"], help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         row = one(args.one, args.seed, args.out_root / f"{args.one}{args.seed}", args.config)
         print("ROW " + json.dumps(row))
+        return
+    if args.merge:  # several runs in parallel, each on its own seeds
+        parts = [_load(p) for p in args.merge]
+        data = {"rows": [r for p in parts for r in p["rows"]]}
+        data["load"] = [x for p in parts for x in p.get("load", [])]
+        args.results.write_text(json.dumps(data, indent=1) + "\n")
+        args.results.with_suffix(".md").write_text(_markdown(data))
+        print(_markdown(data))
         return
     data = _load(args.results)
     data.setdefault("load", [])

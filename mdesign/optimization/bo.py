@@ -6,7 +6,9 @@ to the unit cube, outcomes standardised, float64). A single objective is propose
 :class:`~botorch.acquisition.logei.qLogNoisyExpectedImprovement`, two or more by
 :class:`~botorch.acquisition.multi_objective.logei.qLogNoisyExpectedHypervolumeImprovement`;
 outcome constraints ``lo <= y_j <= hi`` enter both through BoTorch's constrained acquisition
-(a sigmoid feasibility weight on the posterior samples).
+(a sigmoid feasibility weight on the posterior samples). With observations at two fidelities
+the model is a :class:`~botorch.models.SingleTaskMultiFidelityGP` and the acquisition is taken at
+the target fidelity.
 
 Determinism: every random choice (Sobol scrambling, QMC base samples, restart selection, the
 fit's retries) is seeded from the ``seed`` argument; global torch RNG state is forked and
@@ -19,7 +21,8 @@ References
 Balandat et al., "BoTorch: A framework for efficient Monte-Carlo Bayesian optimization",
 NeurIPS 2020. Ament et al., "Unexpected improvements to expected improvement for Bayesian
 optimization", NeurIPS 2023 (the LogEI family). Daulton et al., "Parallel Bayesian optimization
-of multiple noisy objectives with expected hypervolume improvement", NeurIPS 2021.
+of multiple noisy objectives with expected hypervolume improvement", NeurIPS 2021. Kandasamy et
+al., "Gaussian process bandit optimisation with multi-fidelity evaluations", NeurIPS 2016.
 """
 
 from __future__ import annotations

@@ -21,7 +21,10 @@ Methods, each with the same budget and seed (Yang et al. 2018 compare the same t
   picks ``grf`` or ``training`` by what the GAN was trained on, :func:`resolve_baselines`).
 
 Every random choice derives from ``(seed, method, batch)``, so a campaign's proposals do not
-depend on whether or where it was interrupted.
+depend on whether or where it was interrupted. With ``fidelity`` (multi-fidelity BO), each design
+carries the value of the evaluator parameter it is evaluated at: BO's mostly the cheap ``low``
+(:func:`_choose_fidelities`, MF-GP-UCB's threshold rule), the baselines' and the confirmations'
+the ``target``.
 """
 
 from __future__ import annotations
