@@ -42,7 +42,7 @@ RESULTS = ROOT / "bench" / "results"
 CONFIG = ROOT / "configs" / "campaign_conductivity_fidelity.yaml"
 
 
-def _config(kind: str, seed: int, config_path: Path):
+def _config(kind: str, seed: int, config_path: Path, sf_budget: int):
     from mdesign.config import CampaignConfig, load_config
 
     cfg = load_config(CampaignConfig, config_path)
@@ -54,16 +54,16 @@ def _config(kind: str, seed: int, config_path: Path):
         update.update(
             fidelity=None,
             objectives=[target],
-            bo=cfg.bo.model_copy(update={"budget": 30}),
+            bo=cfg.bo.model_copy(update={"budget": sf_budget}),
         )
     return cfg.model_copy(update=update)
 
 
-def one(kind: str, seed: int, out: Path, config_path: Path) -> dict:
+def one(kind: str, seed: int, out: Path, config_path: Path, sf_budget: int) -> dict:
     """One campaign in this process; its figures as a dict."""
     from mdesign.optimization import run_campaign
 
-    cfg = _config(kind, seed, config_path)
+    cfg = _config(kind, seed, config_path, sf_budget)
     t = time.process_time()
     s = run_campaign(cfg, out, config_dir=config_path.parent, progress=False)
     cpu = time.process_time() - t
@@ -91,7 +91,7 @@ def _markdown(data: dict) -> str:
     rows = {(r["kind"], r["seed"]): r for r in data["rows"]}
     seeds = sorted({s for _, s in rows})
     lines = [
-        "# Multi-fidelity BO against a target-only campaign (conductivity, refinement 1 / 8)",
+        f"# Multi-fidelity BO against a target-only campaign ({data.get('config', '')})",
         "",
         "| seed | sf best | mf confirmed best | mf >= sf | sf CPU s | mf CPU s | CPU ratio | "
         "sf eval s | mf eval s (low + target + confirm) | eval ratio | mf evaluations low/target |",
@@ -131,6 +131,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     ap.add_argument("--config", type=Path, default=CONFIG)
+    ap.add_argument("--sf-budget", type=int, default=30, help="the target-only campaign's budget")
     ap.add_argument("--out-root", type=Path, default=ROOT / "runs" / "campaign_fidelity")
     ap.add_argument("--results", type=Path, default=RESULTS / "campaign_fidelity.json")
     ap.add_argument(
@@ -140,12 +141,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        row = one(args.one, args.seed, args.out_root / f"{args.one}{args.seed}", args.config)
+        out = args.out_root / f"{args.one}{args.seed}"
+        row = one(args.one, args.seed, out, args.config, args.sf_budget)
         print("ROW " + json.dumps(row))
         return
     if args.merge:  # several runs in parallel, each on its own seeds
         parts = [_load(p) for p in args.merge]
-        data = {"rows": [r for p in parts for r in p["rows"]]}
+        data = {"rows": [r for p in parts for r in p["rows"]], "config": parts[0].get("config")}
         data["load"] = [x for p in parts for x in p.get("load", [])]
         args.results.write_text(json.dumps(data, indent=1) + "\n")
         args.results.with_suffix(".md").write_text(_markdown(data))
@@ -153,6 +155,7 @@ def main() -> None:
         return
     data = _load(args.results)
     data.setdefault("load", [])
+    data["config"] = args.config.name
     done = {(r["kind"], r["seed"]) for r in data["rows"]}
     env = {**os.environ, "OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
     for seed in args.seeds:
@@ -166,6 +169,7 @@ def main() -> None:
                 shutil.rmtree(out)
             cmd = [sys.executable, __file__, "--one", kind, "--seed", str(seed)]
             cmd += ["--config", str(args.config), "--out-root", str(args.out_root)]
+            cmd += ["--sf-budget", str(args.sf_budget)]
             proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
             row = json.loads(proc.stdout.split("ROW ", 1)[1])
             print(json.dumps(row), flush=True)
