@@ -1402,6 +1402,43 @@ class DaskConfig(Config):
     """Or use the running Dask scheduler at this address (``tcp://host:8786``)."""
 
 
+class FidelityConfig(Config):
+    """Multi-fidelity BO: one evaluator parameter is the fidelity, a cheap ``low`` value and the
+    ``target`` the campaign is about (``SingleTaskMultiFidelityGP`` and the threshold rule of
+    MF-GP-UCB, Kandasamy et al. 2016; :mod:`mdesign.optimization.bo`)."""
+
+    parameter: str
+    """The evaluator parameter that is the fidelity, e.g. ``refinement`` of
+    ``effective_conductivity`` or ``order`` of ``optical_absorption``."""
+    low: int | float
+    """Its cheap value: most BO evaluations use it."""
+    target: int | float
+    """Its value the campaign is about: the baselines, the paired initial designs and the
+    confirmation (top ``top_k`` BO designs by the model's target-fidelity mean) use it."""
+    evaluator: str | None = None
+    """The evaluator whose parameter it is (every objective and constraint of that evaluator
+    gets it); the first objective's by default."""
+    cost_low: float | None = Field(None, gt=0)
+    """Seconds per evaluation at ``low``; measured (the mean over the store) when omitted."""
+    cost_target: float | None = Field(None, gt=0)
+    """Seconds per evaluation at ``target``; measured when omitted."""
+    initial_target: int = Field(2, ge=1)
+    """Of BO's Sobol designs (all evaluated at ``low``), the first this many are also evaluated
+    at ``target``: the model learns how the fidelities differ from these pairs."""
+    threshold_scale: float = Field(1.0, gt=0)
+    """A BO candidate is evaluated at ``low`` while ``sigma_low(x) >= threshold_scale * gamma``,
+    ``gamma = sqrt(cost_low / cost_target) * xi`` (``xi`` the largest observed difference of the
+    objective between the fidelities on the paired designs, ``sigma_low`` the model's posterior
+    standard deviation at ``low``); at ``target`` otherwise, and for the batch's first candidate
+    after ``cost_target / cost_low`` low evaluations in a row."""
+
+    @model_validator(mode="after")
+    def _two_fidelities(self) -> FidelityConfig:
+        if self.low == self.target:
+            raise ValueError(f"low and target are both {self.low!r}: give two fidelities")
+        return self
+
+
 class CampaignConfig(Config):
     """A design campaign (``mdesign optimize``): maximise or minimise property objectives over
     the GAN latent, subject to outcome constraints, against random baselines."""
@@ -1433,6 +1470,10 @@ class CampaignConfig(Config):
     end, e.g. the true ``effective_conductivity`` of a campaign that optimised a ``surrogate``
     of it: screening with the cheap model, confirming with the expensive one. The confirmed
     values go into best.npz (``confirmed``) and report.md; a failing design gets NaN."""
+    fidelity: FidelityConfig | None = None
+    """Multi-fidelity BO (:class:`FidelityConfig`): BO evaluates mostly at the low fidelity, the
+    baselines at the target; without ``confirm``, BO's best designs are confirmed by the first
+    objective at the target fidelity."""
 
     @model_validator(mode="after")
     def _one_reference_per_objective(self) -> CampaignConfig:
@@ -1442,7 +1483,15 @@ class CampaignConfig(Config):
                 f"bo.ref_point: {len(ref)} values for {len(self.objectives)} objectives; give "
                 "one per objective, or omit it to infer it from the initial design"
             )
+        if self.fidelity is not None and len(self.objectives) != 1:
+            raise ValueError("fidelity: multi-fidelity BO takes one objective")
         return self
+
+    @property
+    def fidelity_evaluator(self) -> str | None:
+        """The evaluator whose parameter is the fidelity (None without ``fidelity``)."""
+        f = self.fidelity
+        return None if f is None else (f.evaluator or self.objectives[0].evaluator)
 
 
 BO_DEFAULTS = BOConfig()

@@ -154,10 +154,12 @@ def run(args: argparse.Namespace) -> int:
             _exit_interrupted()
     _note_bests(args, "", cfg.objectives[0].name, result["best"], result["improvement_percent"])
     if result.get("confirmed_best") is not None:
+        from mdesign.optimization.campaign import target_confirm
+
         _note_bests(
             args,
             "confirmed ",
-            cfg.confirm.name,
+            target_confirm(cfg).confirm.name,  # a fidelity campaign's default confirmation
             result["confirmed_best"],
             result["confirmed_improvement_percent"],
         )

@@ -6,7 +6,9 @@ to the unit cube, outcomes standardised, float64). A single objective is propose
 :class:`~botorch.acquisition.logei.qLogNoisyExpectedImprovement`, two or more by
 :class:`~botorch.acquisition.multi_objective.logei.qLogNoisyExpectedHypervolumeImprovement`;
 outcome constraints ``lo <= y_j <= hi`` enter both through BoTorch's constrained acquisition
-(a sigmoid feasibility weight on the posterior samples).
+(a sigmoid feasibility weight on the posterior samples). With observations at two fidelities
+the model is a :class:`~botorch.models.SingleTaskMultiFidelityGP` and the acquisition is taken at
+the target fidelity.
 
 Determinism: every random choice (Sobol scrambling, QMC base samples, restart selection, the
 fit's retries) is seeded from the ``seed`` argument; global torch RNG state is forked and
@@ -19,7 +21,8 @@ References
 Balandat et al., "BoTorch: A framework for efficient Monte-Carlo Bayesian optimization",
 NeurIPS 2020. Ament et al., "Unexpected improvements to expected improvement for Bayesian
 optimization", NeurIPS 2023 (the LogEI family). Daulton et al., "Parallel Bayesian optimization
-of multiple noisy objectives with expected hypervolume improvement", NeurIPS 2021.
+of multiple noisy objectives with expected hypervolume improvement", NeurIPS 2021. Kandasamy et
+al., "Gaussian process bandit optimisation with multi-fidelity evaluations", NeurIPS 2016.
 """
 
 from __future__ import annotations
@@ -31,13 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from botorch.acquisition.fixed_feature import FixedFeatureAcquisitionFunction
 from botorch.acquisition.logei import qLogNoisyExpectedImprovement
 from botorch.acquisition.multi_objective import logei as _mo_logei
 from botorch.acquisition.multi_objective.logei import qLogNoisyExpectedHypervolumeImprovement
 from botorch.acquisition.multi_objective.objective import WeightedMCMultiOutputObjective
 from botorch.acquisition.objective import GenericMCObjective
 from botorch.fit import fit_gpytorch_mll
-from botorch.models import SingleTaskGP
+from botorch.models import SingleTaskGP, SingleTaskMultiFidelityGP
 from botorch.models.transforms.input import Normalize
 from botorch.models.transforms.outcome import Standardize
 from botorch.optim import optimize_acqf, optimize_acqf_discrete
@@ -61,6 +65,7 @@ __all__ = [
     "initial_design",
     "pareto_mask",
     "propose",
+    "target_mean",
 ]
 
 DTYPE = torch.float64
@@ -87,11 +92,15 @@ class Proposal:
         The acquisition value of the batch (log scale).
     model : SingleTaskGP
         The fitted model (for diagnostics).
+    low_std : Tensor, ``q``, optional
+        With ``fidelity``: the model's posterior standard deviation of the first outcome at the
+        low fidelity at each design (the outcome's units), which the threshold rule reads.
     """
 
     X: torch.Tensor
     acq_value: float
     model: SingleTaskGP
+    low_std: torch.Tensor | None = None
 
 
 def box(dim: int, *, dtype: torch.dtype = DTYPE) -> torch.Tensor:
@@ -104,19 +113,26 @@ def initial_design(n: int, bounds: torch.Tensor, *, seed: int) -> torch.Tensor:
     return draw_sobol_samples(bounds=bounds.to(DTYPE), n=n, q=1, seed=seed).squeeze(1)
 
 
-def fit_model(X: torch.Tensor, Y: torch.Tensor, bounds: torch.Tensor) -> SingleTaskGP:
+def fit_model(
+    X: torch.Tensor, Y: torch.Tensor, bounds: torch.Tensor, *, fidelity_column: int | None = None
+) -> SingleTaskGP:
     """A SingleTaskGP on ``X`` (``n x d``) and ``Y`` (``n x m``) fitted by maximum likelihood.
 
     Inputs are normalised with the known ``bounds`` (not the data's range), outcomes
-    standardised; everything in float64.
+    standardised; everything in float64. With ``fidelity_column``, that column of ``X`` is a
+    fidelity in [0, 1] (1 the target) and the model is BoTorch's
+    :class:`~botorch.models.SingleTaskMultiFidelityGP` (a kernel over the design inputs times a
+    linear-truncated kernel over the fidelity, Wu et al. 2019).
     """
     X, Y = X.to(DTYPE), Y.to(DTYPE)
-    model = SingleTaskGP(
-        X,
-        Y,
-        input_transform=Normalize(d=X.shape[-1], bounds=bounds.to(DTYPE)),
-        outcome_transform=Standardize(m=Y.shape[-1]),
-    )
+    transforms = {
+        "input_transform": Normalize(d=X.shape[-1], bounds=bounds.to(DTYPE)),
+        "outcome_transform": Standardize(m=Y.shape[-1]),
+    }
+    if fidelity_column is None:
+        model = SingleTaskGP(X, Y, **transforms)
+    else:
+        model = SingleTaskMultiFidelityGP(X, Y, data_fidelities=[fidelity_column], **transforms)
     fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
     return model
 
@@ -214,6 +230,7 @@ def propose(
     feature_inputs: bool = BO_DEFAULTS.fraction_input,
     design_inputs: bool = True,
     pool_size: int = BO_DEFAULTS.pool_size,
+    fidelity: torch.Tensor | None = None,
 ) -> Proposal:
     """Propose the next ``q`` designs from the observations.
 
@@ -264,6 +281,13 @@ def propose(
         restarts rarely does in 16 dimensions within a few dozen evaluations
         (``bench/bench_optimization.py``). 0 keeps the gradient-optimised candidates only (and
         turns the feature inputs off).
+    fidelity : Tensor, ``n``, optional
+        Each observation's fidelity in [0, 1] (0 the low, 1 the target): the model is then a
+        :class:`~botorch.models.SingleTaskMultiFidelityGP` with the fidelity as its last
+        input, the acquisition is taken at the target fidelity (the fidelity input fixed at 1,
+        :class:`~botorch.acquisition.FixedFeatureAcquisitionFunction`), and the proposal
+        carries each design's posterior standard deviation at the low fidelity
+        (``low_std``), from which the campaign picks the fidelity it is evaluated at.
 
     Returns
     -------
@@ -302,14 +326,22 @@ def propose(
         # duplicates in the GP's inputs, as many are in two descriptors)
         warnings.filterwarnings("ignore", message=r"A not p\.d\., added jitter")
         torch.manual_seed(seed)
-        model = fit_model(X_in, Y, model_bounds)
+        fid_col = None
+        X_fit, X_base = X_in, X_in
+        if fidelity is not None:
+            fid_col = X_in.shape[1]
+            s = fidelity.to(DTYPE).reshape(-1, 1)
+            X_fit, X_base = torch.cat([X_in, s], 1), torch.cat([X_in, torch.ones_like(s)], 1)
+            unit = torch.tensor([[0.0], [1.0]], dtype=DTYPE)
+            model_bounds = torch.cat([model_bounds, unit], dim=1)
+        model = fit_model(X_fit, Y, model_bounds, fidelity_column=fid_col)
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
         cons = _constraint_callables(constraints) or None
         if n_obj == 1:
             objective = GenericMCObjective(lambda Z, X=None, s=float(signs[0]): s * Z[..., 0])
             acq = qLogNoisyExpectedImprovement(
                 model=model,
-                X_baseline=X_in,
+                X_baseline=X_base,
                 sampler=sampler,
                 objective=objective,
                 constraints=cons,
@@ -326,11 +358,15 @@ def propose(
             acq = qLogNoisyExpectedHypervolumeImprovement(
                 model=model,
                 ref_point=ref,
-                X_baseline=X_in,
+                X_baseline=X_base,
                 sampler=sampler,
                 objective=objective,
                 constraints=cons,
                 prune_baseline=True,
+            )
+        if fid_col is not None:  # the acquisition at the target fidelity
+            acq = FixedFeatureAcquisitionFunction(
+                acq, d=fid_col + 1, columns=[fid_col], values=[1.0]
             )
         candidates = torch.empty(0, X.shape[1], dtype=DTYPE)
         value = torch.tensor(-torch.inf, dtype=DTYPE)
@@ -365,8 +401,55 @@ def propose(
             # the chosen rows of the pool, back in latent coordinates
             rows = [int(torch.nonzero((pool_in == c).all(1))[0, 0]) for c in chosen]
             candidates = pool[rows]
+        low_std = None
+        if fid_col is not None:
+            low_std = _std_at(model, inputs(candidates)[0], 0.0)
     value = value.max() if value.ndim else value
-    return Proposal(X=candidates.detach(), acq_value=float(value), model=model)
+    return Proposal(X=candidates.detach(), acq_value=float(value), model=model, low_std=low_std)
+
+
+def _std_at(model, X_in: torch.Tensor, fidelity: float) -> torch.Tensor:
+    """Posterior standard deviation of the first outcome at ``fidelity``, ``n``."""
+    s = torch.full((len(X_in), 1), fidelity, dtype=DTYPE)
+    with torch.no_grad():
+        post = model.posterior(torch.cat([X_in.to(DTYPE), s], 1))
+    return post.variance.reshape(len(X_in), -1)[:, 0].clamp_min(0).sqrt()
+
+
+def target_mean(
+    X: torch.Tensor, Y: torch.Tensor, fidelity: torch.Tensor, bounds: torch.Tensor, *, seed: int
+) -> torch.Tensor:
+    """The multi-fidelity model's posterior mean of the first outcome at the target fidelity.
+
+    Parameters
+    ----------
+    X : Tensor, ``n x d``
+        Designs (the model's inputs besides the fidelity).
+    Y : Tensor, ``n x m``
+        Their outcomes, each at its own fidelity.
+    fidelity : Tensor, ``n``
+        Each observation's fidelity in [0, 1] (1 the target).
+    bounds : Tensor, ``2 x d``
+
+    Returns
+    -------
+    Tensor, ``n``
+        The mean at ``(X, 1)``: how a design ranks at the target when it was evaluated at
+        the low fidelity only.
+    """
+    X, Y = X.to(DTYPE), Y.to(DTYPE)
+    unit = torch.tensor([[0.0], [1.0]], dtype=DTYPE)
+    with torch.random.fork_rng(), single_thread(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse invariant checks are implicitly")
+        warnings.filterwarnings("ignore", message=r"A not p\.d\., added jitter")
+        torch.manual_seed(seed)
+        X_fit = torch.cat([X, fidelity.to(DTYPE).reshape(-1, 1)], 1)
+        model = fit_model(
+            X_fit, Y, torch.cat([bounds.to(DTYPE), unit], 1), fidelity_column=X.shape[1]
+        )
+        with torch.no_grad():
+            post = model.posterior(torch.cat([X, torch.ones(len(X), 1, dtype=DTYPE)], 1))
+    return post.mean.reshape(len(X), -1)[:, 0]
 
 
 def _unique_rows(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

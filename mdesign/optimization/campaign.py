@@ -21,7 +21,10 @@ Methods, each with the same budget and seed (Yang et al. 2018 compare the same t
   picks ``grf`` or ``training`` by what the GAN was trained on, :func:`resolve_baselines`).
 
 Every random choice derives from ``(seed, method, batch)``, so a campaign's proposals do not
-depend on whether or where it was interrupted.
+depend on whether or where it was interrupted. With ``fidelity`` (multi-fidelity BO), each design
+carries the value of the evaluator parameter it is evaluated at: BO's mostly the cheap ``low``
+(:func:`_choose_fidelities`, MF-GP-UCB's threshold rule), the baselines' and the confirmations'
+the ``target``.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mdesign.config import CampaignConfig
+from mdesign.config import CampaignConfig, OutcomeConfig
 from mdesign.errors import InputError
 from mdesign.io import check_free_space
 from mdesign.optimization import bo
@@ -54,9 +57,11 @@ __all__ = [
     "campaign_context",
     "confirm_key",
     "evaluate_sequentially",
+    "fidelity_costs",
     "prepare_campaign",
     "resolve_baselines",
     "run_campaign",
+    "target_confirm",
 ]
 
 METHODS = ("bo", "random", "grf", "training")
@@ -136,7 +141,13 @@ def campaign_context(
         {"evaluator": o.evaluator, "params": dict(o.params)}
         for o in [*config.objectives, *config.constraints]
     ]
-    return {"space": spec, "outcomes": outcomes}
+    out = {"space": spec, "outcomes": outcomes}
+    if config.fidelity is not None:
+        out["fidelity"] = {
+            "evaluator": config.fidelity_evaluator,
+            "parameter": config.fidelity.parameter,
+        }
+    return out
 
 
 def _seed(seed: int, method: str, batch: int) -> int:
@@ -151,7 +162,8 @@ def _method_result(records: list[EvaluationRecord], config: CampaignConfig) -> M
     obj = np.full((len(done), n_obj), np.nan)
     feas = np.zeros(len(done), dtype=bool)
     for i, r in enumerate(done):
-        if r.status == "ok":
+        # multi-fidelity: a method's values are its target-fidelity ones
+        if r.status == "ok" and _is_target(r, config):
             obj[i] = np.asarray(r.outcomes[:n_obj]) * goals
             feas[i] = _feasible(r, config)
     return MethodResult(done, obj, feas)
@@ -174,6 +186,8 @@ def _identity(config: CampaignConfig) -> dict[str, Any]:
     d["generator"].pop("data", None)  # where the training set is now: not what the campaign is
     for key in ("dask", "retries", "top_k", "name", "confirm"):
         d.pop(key, None)
+    if d.get("fidelity", 0) is None:  # stores from before the key existed have no entry
+        d.pop("fidelity")
     return d
 
 
@@ -211,6 +225,8 @@ def prepare_campaign(
             evaluator_for(spec)  # unknown names and bad parameters fail here
     if config.confirm is not None and config.confirm.evaluator != VOLUME_FRACTION:
         evaluator_for(config.confirm.model_dump())  # checked now, used at the end
+    if config.fidelity is not None:
+        _check_fidelity(config, context)
     config = resolve_baselines(config, space)
     if "grf" in config.baselines:
         if not callable(getattr(space, "grf", None)):
@@ -244,6 +260,87 @@ def prepare_campaign(
         )
     out.mkdir(parents=True, exist_ok=True)
     return context
+
+
+def _check_fidelity(config: CampaignConfig, context: dict[str, Any]) -> None:
+    """The fidelity's evaluator is an outcome, and takes the parameter at both values."""
+    from mdesign.optimization.problem import at_fidelity
+
+    f, name = config.fidelity, config.fidelity_evaluator
+    if name == VOLUME_FRACTION or name not in [o["evaluator"] for o in context["outcomes"]]:
+        raise InputError(
+            f"fidelity.evaluator: {name!r} is not an evaluator of the campaign's outcomes",
+            param="fidelity.evaluator",
+        )
+    for value in (f.low, f.target):
+        for spec in at_fidelity(context, value):
+            if spec["evaluator"] == name:
+                try:
+                    evaluator_for(spec)
+                except InputError as exc:
+                    raise InputError(
+                        f"fidelity: {name} with {f.parameter}={value!r}: {exc.message}",
+                        param="fidelity.parameter",
+                    ) from None
+
+
+def _is_target(record: EvaluationRecord, config: CampaignConfig) -> bool:
+    """Whether a record was evaluated at the campaign's target (every record without
+    ``fidelity``)."""
+    f = config.fidelity
+    return f is None or record.design.get("fidelity", f.target) == f.target
+
+
+def fidelity_costs(
+    records: list[EvaluationRecord], config: CampaignConfig
+) -> dict[str, tuple[float, str]]:
+    """Seconds per evaluation at each fidelity, ``{"low"|"target": (seconds, "given"|
+    "measured")}``: the config's ``cost_low`` / ``cost_target``, else the mean over the
+    store's successful evaluations at that fidelity (1.0 before there are any)."""
+    f = config.fidelity
+    out = {}
+    for name, given in (("low", f.cost_low), ("target", f.cost_target)):
+        if given is not None:
+            out[name] = (float(given), "given")
+            continue
+        secs = [
+            r.seconds
+            for r in records
+            if r.status == "ok"
+            and r.seconds is not None
+            and _is_target(r, config) == (name == "target")
+        ]
+        out[name] = (float(np.mean(secs)) if secs else 1.0, "measured")
+    return out
+
+
+def _fidelities(records: list[EvaluationRecord], config: CampaignConfig) -> torch.Tensor:
+    """Each record's fidelity as the model sees it: 0 low, 1 target."""
+    return torch.tensor([1.0 if _is_target(r, config) else 0.0 for r in records], dtype=bo.DTYPE)
+
+
+def _choose_fidelities(
+    config: CampaignConfig, store: EvaluationStore, ok: list[EvaluationRecord], low_std
+) -> list[Any]:
+    """The fidelity of each proposed design by MF-GP-UCB's threshold rule (Kandasamy et al.
+    2016): low while the model is unsure of the design there, ``sigma_low >= gamma``; the
+    first at the target after ``cost_target / cost_low`` low evaluations in a row."""
+    f = config.fidelity
+    costs = fidelity_costs(store.records(), config)
+    c_low, c_target = costs["low"][0], costs["target"][0]
+    y = {}
+    for r in ok:
+        y.setdefault(json.dumps(r.latent), {})[_is_target(r, config)] = r.outcomes[0]
+    gaps = [abs(v[True] - v[False]) for v in y.values() if len(v) == 2]
+    xi = max(gaps) if gaps else float(np.std([r.outcomes[0] for r in ok]))
+    gamma = f.threshold_scale * math.sqrt(c_low / c_target) * xi
+    out = [f.low if float(s) >= gamma else f.target for s in low_std]
+    streak = 0
+    for r in store.records("bo"):
+        streak = 0 if _is_target(r, config) else streak + 1
+    if streak >= c_target / c_low and out:
+        out[0] = f.target
+    return out
 
 
 def _design_features(space, *, surface: bool = False):
@@ -315,12 +412,20 @@ def _propose(
     descriptors = config.bo.inputs == "descriptors"
     features = _design_features(space, surface=descriptors)
     known = _fraction_constraints(config)
+    fid = config.fidelity
     if batch == 0 or len(ok) < 2:
-        X = bo.initial_design(4 * n_new if known else n_new, bounds, seed=seed)
+        # multi-fidelity: the Sobol points at the low fidelity, the first few also at the target
+        n_sobol = n_new if fid is None else max(1, n_new - fid.initial_target)
+        X = bo.initial_design(4 * n_sobol if known else n_sobol, bounds, seed=seed)
         if known:  # the first n Sobol points that meet the known constraints (then the rest)
             keep = bo.feasible_mask(features(X), known)
-            X = torch.cat([X[keep], X[~keep]])[:n_new]
-        return [{"latent": x.tolist()} for x in X]
+            X = torch.cat([X[keep], X[~keep]])[:n_sobol]
+        if fid is None:
+            return [{"latent": x.tolist()} for x in X]
+        paired = X[: n_new - n_sobol]
+        return [{"latent": x.tolist(), "fidelity": fid.low} for x in X] + [
+            {"latent": x.tolist(), "fidelity": fid.target} for x in paired
+        ]
     X = torch.tensor([r.latent for r in ok], dtype=bo.DTYPE)
     Y = torch.tensor([r.outcomes for r in ok], dtype=bo.DTYPE)
     # a fraction design variable is already an input of the GP: no need to add it again
@@ -347,8 +452,15 @@ def _propose(
         feature_inputs=inputs,
         design_inputs=not descriptors,
         pool_size=config.bo.pool_size,
+        fidelity=None if fid is None else _fidelities(ok, config),
     )
-    return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]
+    if fid is None:
+        return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]
+    levels = _choose_fidelities(config, store, ok, prop.low_std)
+    return [
+        {"latent": x.clamp(-1, 1).tolist(), "fidelity": v}
+        for x, v in zip(prop.X, levels, strict=True)
+    ]
 
 
 def run_campaign(
@@ -392,7 +504,7 @@ def run_campaign(
     out = Path(out_dir)
     context = prepare_campaign(config, out, config_dir=config_dir, space_spec=space_spec)
     space = load_space(context["space"])
-    config = resolve_baselines(config, space)
+    config = target_confirm(resolve_baselines(config, space))
     evaluate_many = evaluate_many or evaluate_sequentially
     with (
         campaign_lock(out),
@@ -412,10 +524,14 @@ def run_campaign(
                     batch = store.next_batch(method)
                     if method == "bo":
                         size = config.bo.initial if batch == 0 else config.bo.batch_size
+                        if batch == 0 and config.fidelity is not None:
+                            size += config.fidelity.initial_target
                     else:
                         size = config.baseline_batch_size
                     size = min(size, budget - done)
                     designs = _propose(method, batch, store, config, space, size)
+                    if method != "bo" and config.fidelity is not None:
+                        designs = [{**d, "fidelity": config.fidelity.target} for d in designs]
                     store.add_pending(method, batch, designs)
                     pending = store.records(method, status="pending")
                 else:
@@ -450,12 +566,95 @@ def run_campaign(
             bar.close()
         results = {m: _method_result(store.records(m), config) for m in methods}
         store.write_csv()
-        confirmed = None
+        confirmed, tops, cost = None, None, None
+        if config.fidelity is not None:
+            tops = _confirm_tops(config, results, space)
         if config.confirm is not None:
             confirmed = _confirm(
-                config, store, context, results, evaluate_many, progress=progress, log=log
+                config,
+                store,
+                context,
+                results,
+                evaluate_many,
+                progress=progress,
+                log=log,
+                tops=tops,
             )
-    return write_report(config, out, results, space=space, confirmed=confirmed, log=log)
+        if config.fidelity is not None:
+            cost = _cost_table(config, store, results, confirmed)
+    return write_report(
+        config, out, results, space=space, confirmed=confirmed, log=log, tops=tops, cost=cost
+    )
+
+
+def target_confirm(config: CampaignConfig) -> CampaignConfig:
+    """With ``fidelity`` and no ``confirm``: confirmed by the first objective at the target."""
+    f = config.fidelity
+    if f is None or config.confirm is not None:
+        return config
+    o = config.objectives[0]
+    confirm = OutcomeConfig(
+        evaluator=o.evaluator,
+        params={**o.params, f.parameter: f.target}
+        if o.evaluator == config.fidelity_evaluator
+        else o.params,
+        label=f"{o.name} ({f.parameter} {f.target})",
+    )
+    return config.model_copy(update={"confirm": confirm})
+
+
+def _confirm_tops(
+    config: CampaignConfig, results: dict[str, MethodResult], space
+) -> dict[str, list[int]]:
+    """Each method's designs to confirm; BO's by the multi-fidelity model's mean at the target
+    (most were evaluated at the low fidelity only), one record per distinct design."""
+    tops = {m: top_designs(res, config.top_k, False) for m, res in results.items()}
+    res = results["bo"]
+    idx = [
+        i
+        for i, r in enumerate(res.records)
+        if r.status == "ok" and r.latent and _feasible(r, config)
+    ]
+    if len(idx) < 2:
+        return tops
+    recs = [res.records[i] for i in idx]
+    mean = bo.target_mean(
+        torch.tensor([r.latent for r in recs], dtype=bo.DTYPE),
+        torch.tensor([r.outcomes for r in recs], dtype=bo.DTYPE),
+        _fidelities(recs, config),
+        bo.box(space.dim),
+        seed=_seed(config.seed, "bo", 10**6),
+    )
+    goal = 1.0 if config.objectives[0].goal == "maximize" else -1.0
+    chosen: dict[str, int] = {}
+    for j in np.argsort(-goal * mean.numpy(), kind="stable"):
+        key = json.dumps(recs[j].latent)
+        if key not in chosen and len(chosen) < config.top_k:
+            chosen[key] = idx[j]
+    tops["bo"] = list(chosen.values())
+    return tops
+
+
+def _cost_table(
+    config: CampaignConfig,
+    store: EvaluationStore,
+    results: dict[str, MethodResult],
+    confirmed: dict[int, tuple] | None,
+) -> dict[str, Any]:
+    """Evaluations and seconds per method and fidelity, the confirmations', and the costs
+    per evaluation the threshold rule used."""
+    table: dict[str, Any] = {}
+    for m, res in results.items():
+        row = {"low": [0, 0.0], "target": [0, 0.0]}
+        for r in res.records:
+            cell = row["target" if _is_target(r, config) else "low"]
+            cell[0] += 1
+            cell[1] += r.seconds or 0.0
+        table[m] = {k: tuple(v) for k, v in row.items()}
+    conf = list((confirmed or {}).values())
+    table["confirm"] = (len(conf), float(sum(c[2] or 0.0 for c in conf)))
+    table["per_evaluation"] = fidelity_costs(store.records(), config)
+    return table
 
 
 def confirm_key(config: CampaignConfig) -> str:
@@ -474,6 +673,7 @@ def _confirm(
     *,
     progress: bool,
     log: Callable[[str], None],
+    tops: dict[str, list[int]] | None = None,
 ) -> dict[int, tuple[float, str, float]]:
     """Evaluate every method's best designs (``top_k``, or the Pareto set) with ``confirm``.
 
@@ -484,7 +684,9 @@ def _confirm(
     key = confirm_key(config)
     multi = len(config.objectives) > 1
     tops = [
-        res.records[i] for res in results.values() for i in top_designs(res, config.top_k, multi)
+        res.records[i]
+        for m, res in results.items()
+        for i in (tops[m] if tops else top_designs(res, config.top_k, multi))
     ]
     done = store.confirmations(key)
     todo = [r for r in tops if r.id not in done]

@@ -40,6 +40,7 @@ __all__ = [
     "DesignOutcome",
     "GANDesignSpace",
     "LatentDesignProblem",
+    "at_fidelity",
     "check_space",
     "evaluate_design",
     "load_space",
@@ -365,6 +366,24 @@ class DesignOutcome:
         return {"outcomes": self.outcomes, "error": self.error, "seconds": self.seconds}
 
 
+def at_fidelity(context: dict[str, Any], value: Any) -> list[dict[str, Any]]:
+    """The context's outcome specs with the fidelity parameter set to ``value``.
+
+    ``context["fidelity"]`` is ``{"evaluator": name, "parameter": name}``: every outcome of that
+    evaluator gets ``params[parameter] = value``. Without a value (or a ``fidelity`` entry) the
+    specs are returned as they are.
+    """
+    fid = context.get("fidelity")
+    if value is None or not fid:
+        return list(context["outcomes"])
+    return [
+        {**o, "params": {**o.get("params", {}), fid["parameter"]: value}}
+        if o["evaluator"] == fid["evaluator"]
+        else o
+        for o in context["outcomes"]
+    ]
+
+
 def evaluate_design(context: dict[str, Any], design: dict[str, Any]) -> dict[str, Any]:
     """Decode and evaluate one design; failures are returned, never raised.
 
@@ -375,7 +394,8 @@ def evaluate_design(context: dict[str, Any], design: dict[str, Any]) -> dict[str
         JSON-able, so a Prefect task or a Dask worker can take it).
     design : dict
         ``{"latent": [d floats]}``, ``{"grf_seed": int}`` (the GRF baseline) or
-        ``{"training_index": int}`` (the training-set baseline).
+        ``{"training_index": int}`` (the training-set baseline); with a ``"fidelity"`` value
+        too, the context's ``fidelity`` parameter is set to it (:func:`at_fidelity`).
 
     Returns
     -------
@@ -395,8 +415,9 @@ def evaluate_design(context: dict[str, Any], design: dict[str, Any]) -> dict[str
             if latent.shape != (space.dim,) or np.abs(latent).max() > 1 + 1e-9:
                 raise ValueError(f"latent must be {space.dim} values in [-1, 1]")
             images = space.decode(latent[None])
-        values = _outcome_values(images, context["outcomes"])[0]
-        bad = [context["outcomes"][j]["evaluator"] for j in np.flatnonzero(~np.isfinite(values))]
+        outcomes = at_fidelity(context, design.get("fidelity"))
+        values = _outcome_values(images, outcomes)[0]
+        bad = [outcomes[j]["evaluator"] for j in np.flatnonzero(~np.isfinite(values))]
         if bad:
             raise ValueError(f"non-finite value from {', '.join(bad)}")
         result = DesignOutcome([float(v) for v in values], None, time.perf_counter() - t0)

@@ -56,6 +56,8 @@ def write_report(
     space,
     confirmed: dict[int, tuple[float, str, float]] | None = None,
     log: Callable[[str], None] | None = None,
+    tops: dict[str, list[int]] | None = None,
+    cost: dict | None = None,
 ) -> CampaignSummary:
     """Write the campaign's results and return its summary.
 
@@ -73,6 +75,13 @@ def write_report(
         (:meth:`~mdesign.optimization.store.EvaluationStore.confirmations`): each method's best
         is then also taken by its confirmed value, and BO is compared on those.
     log : callable, optional
+    tops : dict of str to list of int, optional
+        Each method's designs that were confirmed (indices into its records), when not its
+        :func:`top_designs` (a multi-fidelity campaign's BO: by the model's target mean); BO's
+        are then also the designs of ``best.npz``.
+    cost : dict, optional
+        A multi-fidelity campaign's evaluations and seconds per method and fidelity
+        (:func:`mdesign.optimization.campaign._cost_table`), shown in report.md.
     """
     goals = [1 if o.goal == "maximize" else -1 for o in config.objectives]
     names = [o.name for o in config.objectives]
@@ -85,7 +94,7 @@ def write_report(
 
     # best BO designs, decoded again (decoding is deterministic)
     bo_res = results["bo"]
-    top = top_designs(bo_res, config.top_k, multi)
+    top = tops["bo"] if tops else top_designs(bo_res, config.top_k, multi)
     latents = np.array([bo_res.records[i].latent for i in top], dtype=np.float64)
     images = space.decode(latents) if len(top) else np.zeros((0, *space.image_shape), np.uint8)
     values = np.array([bo_res.records[i].outcomes for i in top], dtype=np.float64)
@@ -94,7 +103,12 @@ def write_report(
         # each method's best designs again, by the confirming evaluator (same goal as the first
         # objective): the methods are compared on these values
         confirmed_rows = {
-            m: confirmed_row(res, confirmed, top_designs(res, config.top_k, multi), goals[0])
+            m: confirmed_row(
+                res,
+                confirmed,
+                tops[m] if tops else top_designs(res, config.top_k, multi),
+                goals[0],
+            )
             for m, res in results.items()
         }
         confirmed_top = np.array(confirmed_rows["bo"]["values"], dtype=np.float64)
@@ -166,6 +180,7 @@ def write_report(
         confirmed=confirmed_top,
         confirmed_rows=confirmed_rows,
         confirmed_improvement=confirmed_imp,
+        cost=cost,
     )
     if log:
         log(f"report: {out / 'report.md'}")
@@ -179,6 +194,7 @@ def write_report(
         out / "report.md",
         confirmed_best=confirmed_best,
         confirmed_improvement=confirmed_imp,
+        cost=cost,
     )
 
 
@@ -211,6 +227,35 @@ def _confirmed_markdown(config, rows: dict[str, dict], improvement: dict, name: 
             "" if m == "bo" else ("-" if imp is None else f"{imp:+.1f}%"),
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def _cost_markdown(config, cost: dict) -> list[str]:
+    """A multi-fidelity campaign's section of report.md: evaluations and seconds per fidelity."""
+    f = config.fidelity
+    per = cost["per_evaluation"]
+    lines = [
+        "",
+        f"## Fidelity: `{f.parameter}` {f.low} (low) and {f.target} (target)",
+        "",
+        f"Seconds per evaluation: low {per['low'][0]:.4g} ({per['low'][1]}), target "
+        f"{per['target'][0]:.4g} ({per['target'][1]}). The methods' values above are their "
+        "target-fidelity evaluations; BO's confirmed designs are its best by the "
+        "multi-fidelity model's mean at the target.",
+        "",
+        "| method | low: evaluations | low: seconds | target: evaluations | target: seconds |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    total = 0.0
+    for m, row in cost.items():
+        if m in ("confirm", "per_evaluation"):
+            continue
+        (nl, sl), (nt, st) = row["low"], row["target"]
+        total += sl + st
+        lines.append(f"| {LABELS[m]} | {nl} | {sl:.4g} | {nt} | {st:.4g} |")
+    nc, sc = cost["confirm"]
+    lines.append(f"| confirmation | 0 | 0 | {nc} | {sc:.4g} |")
+    lines += ["", f"All evaluations: {total + sc:.4g} s."]
     return lines
 
 
@@ -342,6 +387,7 @@ def _markdown(
     confirmed=None,
     confirmed_rows=None,
     confirmed_improvement=None,
+    cost=None,
 ):
     lines = [f"# Design campaign: {config.name}", ""]
     goal_txt = ", ".join(
@@ -400,6 +446,8 @@ def _markdown(
         lines.append(f"| {j + 1} | {rec.id} | " + " | ".join(cells) + " |")
     if confirmed_rows is not None:
         lines += _confirmed_markdown(config, confirmed_rows, confirmed_improvement, names[0])
+    if cost is not None:
+        lines += _cost_markdown(config, cost)
     lines += [
         "",
         "![report](report.png)",

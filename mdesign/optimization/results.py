@@ -71,6 +71,10 @@ class CampaignSummary:
         With a ``confirm`` evaluator: each method's best confirmed value among its best designs.
     confirmed_improvement : dict of str to float or None, optional
         BO's improvement over each baseline on those values, in percent.
+    cost : dict, optional
+        A multi-fidelity campaign's ``{method: {"low"|"target": (evaluations, seconds)},
+        "confirm": (evaluations, seconds), "per_evaluation": {"low"|"target": (seconds,
+        "given"|"measured")}}``.
     """
 
     out_dir: Path
@@ -82,6 +86,7 @@ class CampaignSummary:
     report: Path
     confirmed_best: dict[str, float | None] | None = None
     confirmed_improvement: dict[str, float | None] | None = None
+    cost: dict[str, Any] | None = None
 
 
 def improvement_percent(bo_best: float | None, base_best: float | None, goal: int) -> float | None:
