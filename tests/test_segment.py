@@ -249,3 +249,27 @@ def test_configs_segment_yaml_is_the_typed_defaults():
 
     path = Path(__file__).resolve().parents[1] / "configs" / "segment.yaml"
     assert load_config(SegmentConfig, path) == SEGMENT_DEFAULTS
+
+
+def test_every_command_taking_an_image_refuses_a_colour_one(tmp_path, run_cli):
+    rng = np.random.default_rng(0)
+    colour = _png(tmp_path / "colour.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    for args in (
+        ("characterize", colour),
+        ("reconstruct", colour, "-o", tmp_path / "r.npz", "--size", "64", "64"),
+        (
+            "evaluate",
+            colour,
+            "--evaluator",
+            "effective_conductivity",
+            "--param",
+            "conductivities=1,10",
+        ),
+        ("dataset", colour, "-o", tmp_path / "d.npz", "--tile", "32"),
+    ):
+        assert_input_error(run_cli(*args), "colour")
+    # a gray image stored as RGB, and labels drawn in a few colours, are still read
+    gray = rng.integers(0, 256, (64, 64), dtype=np.uint8)
+    assert run_cli("characterize", _png(tmp_path / "g.png", np.stack([gray] * 3, -1))).code == 0
+    few = np.array([[255, 0, 0], [0, 0, 255]], np.uint8)[li2018_exemplar("ceramics", 64)]
+    assert run_cli("characterize", _png(tmp_path / "few.png", few)).code == 0
