@@ -560,8 +560,8 @@ class SegmentConfig(Config):
     """Segmentation of a grayscale micrograph into phases (:mod:`mdesign.segment`).
 
     Crop, then denoise, then correct the background, then Otsu's threshold (two phases) or
-    multi-Otsu (more), then a Potts-prior relabelling; every choice is stated in the output's
-    ``meta``.
+    multi-Otsu (more), or the minimum-error thresholds, then a Potts-prior relabelling and one
+    under a prior learned from the labels; every choice is stated in the output's ``meta``.
     """
 
     phases: int = Field(2, ge=2, le=8)
@@ -609,14 +609,21 @@ class SegmentConfig(Config):
     """Width of the Gaussian background, as a fraction of the image's smaller side."""
     background_iterations: int = Field(3, ge=1)
     """Rounds of (fit the background, segment, refit the phases' levels)."""
-    regularize: Literal["none", "potts"] = "potts"
+    threshold: Literal["otsu", "min_error"] = "otsu"
+    """``otsu``: Otsu's threshold (two phases) or multi-Otsu (more); ``min_error``: Kittler &
+    Illingworth's (1986) minimum-error thresholds (a Gaussian per phase, of its own spread and
+    share; :func:`mdesign.segment.min_error_thresholds`)."""
+    regularize: Literal["none", "potts", "learned"] = "learned"
     """After the thresholds: ``potts`` relabels each pixel by the most probable phase given its
     gray level (Gaussian noise about its phase's level, the noise's sigma refitted from the
     residuals) and its 8 neighbours' phases (a Potts prior, ``potts_beta`` per agreeing edge
     neighbour, ``potts_diagonal`` times that per corner one), by iterated conditional modes
-    (Besag 1986) from the thresholds' labels. Unlike a denoising filter it keeps one-pixel
-    features whose gray level is clear, and on a noisy, unevenly lit micrograph it did better
-    than a median or non-local-means filter before the thresholds (figures in
+    (Besag 1986) from the thresholds' labels. ``learned`` then relabels again with the prior
+    learned from the labelling instead of the fixed ``beta``: the probability of each phase
+    given its 8 neighbours' configuration, counted in the current labels and re-estimated every
+    sweep (a nonparametric Markov random field, in the spirit of Paget & Longstaff 1998), so
+    thin features that the material has throughout are kept. Unlike a denoising filter both
+    keep one-pixel features whose gray level is clear (figures in
     ``docs/guide/own-material.md``)."""
     potts_beta: float = Field(1.0, ge=0)
     """Weight of an agreeing edge neighbour, in units of the log-likelihood."""
@@ -625,6 +632,10 @@ class SegmentConfig(Config):
     potts_iterations: int = Field(8, ge=1)
     """Sweeps of iterated conditional modes (each updates the two checkerboard halves in
     turn)."""
+    learned_alpha: float = Field(1.0, gt=0)
+    """``learned``: pseudo-count added to every (neighbour configuration, phase) pair."""
+    learned_iterations: int = Field(8, ge=1)
+    """``learned``: sweeps, each re-estimating the statistics and the noise from the labels."""
 
 
 SEGMENT_DEFAULTS = SegmentConfig()

@@ -12,7 +12,8 @@ Reading
   multi-page TIFF without it as one volume (``tiff_volume=True``: pages along ``H``).
 * ``.png`` / ``.tif``: one image (a multi-page TIFF is a stack). Palette PNGs (as written here)
   are read as their palette indices; RGB images with at most 8 distinct colours are read as
-  labels, others are converted to gray levels.
+  labels, and those whose channels are equal as gray levels; any other colour image is refused
+  (a micrograph is saved as grayscale).
 
 An array with at most 8 distinct values is read as labels: its sorted values become
 ``0..k-1``. A grayscale image with more levels is segmented into ``phases`` phases by
@@ -192,7 +193,7 @@ def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
         if meta[0].get(TIFF_VOLUME_KEY) == "volumes":
             return arr.reshape(-1, *arr.shape[-3:]), False
         if samples and arr.ndim in (3, 4) and arr.shape[-1] in (3, 4):
-            arr = _rgb_to_single(arr)
+            arr = _rgb_to_single(arr, source=path)
         return arr, False
     from PIL import Image
 
@@ -201,14 +202,15 @@ def _read_raster(path: Path) -> tuple[np.ndarray, bool]:
             return np.asarray(img), True
         if img.mode in ("RGB", "RGBA", "LA"):
             arr = np.asarray(img.convert("RGB"))
-            return _rgb_to_single(arr), False
+            return _rgb_to_single(arr, source=path), False
         if img.mode in ("1", "L", "I", "I;16", "I;16B", "F"):
             return np.asarray(img), False
         return np.asarray(img.convert("L")), False
 
 
-def _rgb_to_single(rgb: np.ndarray) -> np.ndarray:
-    """RGB(A) to one channel: exact when the colours are grays or few, else luminance."""
+def _rgb_to_single(rgb: np.ndarray, *, source: os.PathLike | str) -> np.ndarray:
+    """RGB(A) to one channel: exact when the colours are grays or few (labels); any other
+    colour image is refused (its gray levels would depend on a choice of channel weights)."""
     rgb = rgb[..., :3]
     if (rgb == rgb[..., :1]).all():
         return rgb[..., 0]
@@ -219,7 +221,11 @@ def _rgb_to_single(rgb: np.ndarray) -> np.ndarray:
         lum = colours @ np.array([0.299, 0.587, 0.114])
         rank = np.argsort(np.argsort(lum, kind="stable"), kind="stable")
         return rank[inverse.ravel()].reshape(rgb.shape[:-1]).astype(np.uint8)
-    return (rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])).astype(np.float32)
+    raise InputError(
+        f"{source}: a colour image ({rgb.shape[-1]} channels that differ, {len(colours)} "
+        f"colours); give a grayscale micrograph (save it as grayscale, or one channel of it) "
+        f"or labels of at most {MAX_PHASES} colours"
+    )
 
 
 def _npy_header(fh) -> tuple[tuple[int, ...], np.dtype]:

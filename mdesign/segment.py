@@ -5,10 +5,13 @@ or data bar away), denoise (scikit-image's median, bilateral or non-local means 
 default), correct the background (uneven illumination: a smooth field ``B`` with
 ``image ~ m[phase] * B``, flat-field, or ``m[phase] + B``, fitted by alternating with the
 segmentation so that the microstructure does not leak into ``B``), Otsu's threshold (two
-phases; Otsu 1979) or multi-Otsu (more; Liao et al. 2001), then a relabelling under a Potts
-prior by iterated conditional modes (Besag 1986). :func:`segment` takes an array and returns
-the labels with a frozen record of what was done (:class:`SegmentResult`), which the command
-writes into the output's ``meta``.
+phases; Otsu 1979), multi-Otsu (more; Liao et al. 2001) or Kittler & Illingworth's (1986)
+minimum-error thresholds, then a relabelling: under a Potts prior by iterated conditional modes
+(Besag 1986), and by default then under a Markov random field whose local conditional
+probabilities are learned from the labelling itself (a nonparametric MRF in the spirit of
+Paget & Longstaff 1998). :func:`segment` takes an array and returns the labels with a frozen
+record of what was done (:class:`SegmentResult`), which the command writes into the output's
+``meta``.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from mdesign.errors import InputError
 __all__ = [
     "SegmentResult",
     "find_bars",
+    "min_error_thresholds",
+    "neighbourhood_statistics",
     "noise_sigma",
     "segment",
     "synthetic_micrograph",
@@ -245,12 +250,9 @@ def _potts(
     checker = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
     s = 0.0
     for _ in range(cfg.potts_iterations):
-        mu = np.array([x[lab == j].mean() if (lab == j).any() else np.inf for j in range(k)])
-        resid = (x - mu[lab]) * scale
-        s = float(np.sqrt(np.mean(resid[np.isfinite(resid)] ** 2)))
+        mu, var, s = _noise_model(x, lab, scale, k)
         if s <= 0:
             break
-        var = 2 * (s / scale) ** 2
         for half in (False, True):
             padded = np.pad(lab, 1, mode="edge")
             energy = (x[None] - mu[:, None, None]) ** 2 / var[None]
@@ -267,9 +269,171 @@ def _potts(
     return lab.astype(np.uint8), s
 
 
-def _thresholds(x: np.ndarray, phases: int) -> np.ndarray:
+# the 8 neighbours, in the order of their digits in a configuration's code
+_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
+
+
+def _configurations(labels: np.ndarray, phases: int) -> np.ndarray:
+    """The code ``sum_i labels[p + d_i] K^(7 - i)`` of each pixel's 8 neighbours' phases (the
+    edge replicated), an integer in ``[0, K^8)``."""
+    h, w = labels.shape
+    padded = np.pad(labels.astype(np.intp), 1, mode="edge")
+    code = np.zeros((h, w), dtype=np.intp)
+    for dy, dx in _NEIGHBOURS:
+        code = code * phases + padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    return code
+
+
+def neighbourhood_statistics(
+    labels: np.ndarray, *, phases: int, alpha: float = SEGMENT_DEFAULTS.learned_alpha
+) -> tuple[np.ndarray, np.ndarray]:
+    """Local conditional probabilities of a labelling's phases given their 8 neighbours.
+
+    ``P[c, k] = (n(c, k) + alpha) / (n(c) + K alpha)``, with ``n(c, k)`` the pixels of phase
+    ``k`` whose neighbours are in configuration ``c`` (the code
+    ``sum_i labels[y + dy_i, x + dx_i] K^(7 - i)`` over the 8 offsets, row by row from the
+    upper left; the image's edge replicated): the nonparametric estimate of the Markov random
+    field's local characteristics (Paget & Longstaff 1998), with ``alpha`` pseudo-counts (a
+    configuration never seen gives every phase ``1 / K``).
+
+    Parameters
+    ----------
+    labels : ndarray of int, ``H x W``
+        Phases ``0..K-1``.
+    phases : int
+        ``K``.
+    alpha : float
+        Pseudo-count added to every (configuration, phase), > 0.
+
+    Returns
+    -------
+    codes : ndarray of int, ``C``
+        The configurations that occur, increasing.
+    probabilities : ndarray of float, ``C x K``
+        ``P[c, k]`` for each of them; rows sum to 1.
+    """
+    lab = np.asarray(labels).astype(np.intp)
+    codes, inverse = np.unique(_configurations(lab, phases), return_inverse=True)
+    counts = np.zeros((codes.size, phases))
+    np.add.at(counts, (inverse.ravel(), lab.ravel()), 1.0)
+    return codes, (counts + alpha) / (counts.sum(1, keepdims=True) + phases * alpha)
+
+
+def _noise_model(
+    x: np.ndarray, lab: np.ndarray, scale: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The phases' levels, ``2 sigma^2`` per pixel and the raw noise ``s`` from the labels."""
+    mu = np.array([x[lab == j].mean() if (lab == j).any() else np.inf for j in range(k)])
+    resid = (x - mu[lab]) * scale
+    s = float(np.sqrt(np.mean(resid[np.isfinite(resid)] ** 2)))
+    return mu, 2 * (s / scale) ** 2, s
+
+
+def _learned(
+    x: np.ndarray, labels: np.ndarray, background: np.ndarray | None, cfg: SegmentConfig
+) -> np.ndarray:
+    """Relabel by the posterior under a Markov random field learned from the labelling.
+
+    Each sweep re-estimates the local conditional probabilities ``P(phase | 8 neighbours)``
+    (:func:`neighbourhood_statistics`) and the Gaussian noise model from the current labels,
+    then gives each pixel the phase maximising ``log p(x | phase) + log P(phase | neighbours)``
+    (the two checkerboard halves in turn), in place of the Potts prior's fixed ``beta``.
+    """
+    k = cfg.phases
+    lab = labels.astype(np.intp)
+    h, w = x.shape
+    scale = (
+        background
+        if background is not None and cfg.background_mode == "divide"
+        else np.ones_like(x)
+    )
+    checker = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
+    for _ in range(cfg.learned_iterations):
+        mu, var, s = _noise_model(x, lab, scale, k)
+        if s <= 0:
+            break
+        codes, p = neighbourhood_statistics(lab, phases=k, alpha=cfg.learned_alpha)
+        # a configuration not seen when counting (made by this sweep) gives no preference
+        log_p = np.log(np.vstack([p, np.full((1, k), 1.0 / k)]))
+        likelihood = (x[None] - mu[:, None, None]) ** 2 / var[None]
+        for half in (False, True):
+            code = _configurations(lab, k)
+            row = np.minimum(np.searchsorted(codes, code), codes.size - 1)
+            row = np.where(codes[row] == code, row, codes.size)
+            prior = np.moveaxis(log_p[row], -1, 0)
+            new = (likelihood - prior).argmin(0)
+            sel = checker == half
+            lab[sel] = new[sel]
+    return lab.astype(np.uint8)
+
+
+def min_error_thresholds(x: np.ndarray, phases: int, *, bins: int = 256) -> np.ndarray:
+    """Kittler & Illingworth's (1986) minimum-error thresholds, for any number of phases.
+
+    Models the histogram as a mixture of ``K`` Gaussians, one per class of gray levels between
+    consecutive thresholds, and minimises
+    ``J = sum_k P_k log sigma_k - P_k log P_k`` (half the criterion, less a constant) over the
+    thresholds, exactly, by dynamic programming over the histogram's bins. Unlike Otsu's, the
+    criterion allows classes of unequal spread and size.
+
+    Parameters
+    ----------
+    x : ndarray of float
+        Gray levels.
+    phases : int
+        ``K``, the classes.
+    bins : int
+        Histogram bins over ``[min x, max x]``.
+
+    Returns
+    -------
+    ndarray of float, ``K - 1``
+        Increasing thresholds (a pixel ``> t`` is above it, as ``numpy.digitize``).
+    """
+    v = np.asarray(x, dtype=np.float64).ravel()
+    lo, hi = float(v.min()), float(v.max())
+    hist, edges = np.histogram(v, bins=bins, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    p = hist / hist.sum()
+    c0 = np.concatenate([[0.0], np.cumsum(p)])
+    c1 = np.concatenate([[0.0], np.cumsum(p * centres)])
+    c2 = np.concatenate([[0.0], np.cumsum(p * centres**2)])
+    # cost[a, b]: the class of bins a..b-1 (an empty one costs infinity; one of a single
+    # level has the spread of a bin)
+    a, b = np.triu_indices(bins + 1, 1)
+    w = c0[b] - c0[a]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = (c1[b] - c1[a]) / w
+        var = (c2[b] - c2[a]) / w - mean**2
+        floor = ((hi - lo) / bins) ** 2 / 12  # the spread of one bin
+        term = w * 0.5 * np.log(np.maximum(var, floor)) - w * np.log(w)
+    term = np.where(w > 0, term, np.inf)
+    cost = np.full((bins + 1, bins + 1), np.inf)
+    cost[a, b] = term
+    best = cost[0].copy()  # best[b]: one class over bins 0..b-1
+    back = []
+    for _ in range(phases - 1):
+        total = best[:, None] + cost  # last class a..b-1 after classes over 0..a-1
+        arg = total.argmin(0)
+        back.append(arg)
+        best = total[arg, np.arange(bins + 1)]
+    cuts, end = [], bins
+    for arg in reversed(back):
+        end = int(arg[end])
+        cuts.append(end)
+    cuts = sorted(cuts)
+    if len(set(cuts)) < phases - 1 or cuts[0] <= 0 or cuts[-1] >= bins:
+        raise InputError(
+            f"cannot find {phases - 1} minimum-error thresholds in the histogram", param="phases"
+        )
+    return np.array([edges[c] for c in cuts])
+
+
+def _thresholds(x: np.ndarray, phases: int, method: str = "otsu") -> np.ndarray:
     from skimage.filters import threshold_multiotsu, threshold_otsu
 
+    if method == "min_error":
+        return min_error_thresholds(x, phases)
     if phases == 2:
         return np.array([threshold_otsu(x)])
     try:
@@ -333,8 +497,8 @@ def _correct(x: np.ndarray, cfg: SegmentConfig) -> tuple[np.ndarray, np.ndarray,
         else:
             b = b - b.mean()
             y = x - b
-        labels = np.digitize(y, _thresholds(y, cfg.phases))
-        if cfg.regularize == "potts":
+        labels = np.digitize(y, _thresholds(y, cfg.phases, cfg.threshold))
+        if cfg.regularize != "none":
             # thresholded labels flip more pixels of the majority phase where the noise is
             # high (the dark side), which pulls B down there; the Potts labels flip few
             labels = _potts(y, labels, b if divide else None, cfg)[0]
@@ -366,6 +530,7 @@ def segment(
     background: str | None = None,
     background_mode: str | None = None,
     regularize: str | None = None,
+    threshold: str | None = None,
     source: str = "image",
     **settings: Any,
 ) -> SegmentResult:
@@ -386,7 +551,8 @@ def segment(
     denoise : {"none", "median", "bilateral", "nl_means"}, optional
     background : {"none", "polynomial", "gaussian"}, optional
     background_mode : {"divide", "subtract"}, optional
-    regularize : {"none", "potts"}, optional
+    regularize : {"none", "potts", "learned"}, optional
+    threshold : {"otsu", "min_error"}, optional
     source : str
         Names the image in error messages.
     **settings
@@ -416,6 +582,7 @@ def segment(
         "background": background,
         "background_mode": background_mode,
         "regularize": regularize,
+        "threshold": threshold,
     }
     given = {k: v for k, v in named.items() if v is not None}
     cfg = config_from_dict(SegmentConfig, {**base, **given, **settings}, source="segment settings")
@@ -463,16 +630,28 @@ def segment(
             f"background ({what}, {cfg.background_mode}d, "
             f"{cfg.background_iterations} rounds) corrected"
         )
-    cut = _thresholds(x, cfg.phases)
+    cut = _thresholds(x, cfg.phases, cfg.threshold)
     labels = np.digitize(x, cut).astype(np.uint8)
-    steps.append(
-        "Otsu's threshold" if cfg.phases == 2 else f"multi-Otsu thresholds for {cfg.phases} phases"
-    )
-    if cfg.regularize == "potts":
+    if cfg.threshold == "min_error":
+        steps.append(f"minimum-error thresholds (Kittler-Illingworth) for {cfg.phases} phases")
+    else:
+        steps.append(
+            "Otsu's threshold"
+            if cfg.phases == 2
+            else f"multi-Otsu thresholds for {cfg.phases} phases"
+        )
+    if cfg.regularize != "none":
         labels, s = _potts(x, labels, background, cfg)
         steps.append(
             f"Potts relabelling (beta {cfg.potts_beta:g}, diagonal x{cfg.potts_diagonal:g}, "
             f"{cfg.potts_iterations} sweeps; noise sigma {s:.3g} of the gray range)"
+        )
+    if cfg.regularize == "learned":
+        labels = _learned(x, labels, background, cfg)
+        steps.append(
+            "relabelling under a Markov random field learned from the labels (8-neighbour "
+            f"configurations, pseudo-count {cfg.learned_alpha:g}, {cfg.learned_iterations} "
+            "sweeps)"
         )
     levels = tuple(
         float(x[labels == k].mean()) if (labels == k).any() else math.nan for k in range(cfg.phases)

@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
             "into K phases: crop (a scale bar or data bar away; an image that still holds one "
             "is refused), optionally denoise (median, bilateral, non-local means), correct the "
             "uneven illumination (a smooth background fitted with the phases), Otsu's or "
-            "multi-Otsu thresholds, then a Potts relabelling. Writes the labels (a .npz stack "
+            "multi-Otsu (or minimum-error) thresholds, then a Potts relabelling and one under "
+            "a Markov random field learned from the labels. Writes the labels (a .npz stack "
             "of one image whose meta states every choice, the thresholds and the input's "
             "sha256) and, with --plot, a figure to check them by eye. Settings not given come "
             "from --config, else from mdesign.config.SegmentConfig (configs/segment.yaml)."
@@ -39,7 +40,17 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--background", choices=["none", "polynomial", "gaussian"], help="(background)")
     p.add_argument("--background-mode", choices=["divide", "subtract"], help="(background_mode)")
-    p.add_argument("--regularize", choices=["none", "potts"], help="(regularize)")
+    p.add_argument(
+        "--threshold",
+        choices=["otsu", "min_error"],
+        help="Otsu / multi-Otsu, or Kittler-Illingworth's minimum error (threshold)",
+    )
+    p.add_argument(
+        "--regularize",
+        choices=["none", "potts", "learned"],
+        help="Potts relabelling, then (learned) one with a prior learned from the labels "
+        "(regularize)",
+    )
     add_quiet(p)
     p.set_defaults(run=run)
 
@@ -132,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         background=args.background,
         background_mode=args.background_mode,
         regularize=args.regularize,
+        threshold=args.threshold,
     )
     image, digest = read_gray(args.image)
     gray = image if image.ndim == 2 else image[..., 0]
