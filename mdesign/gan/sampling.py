@@ -489,7 +489,7 @@ def _kth_rows(
     else:
         pos = keep.cumsum(1)
         pos += shift[:, None] - 1
-    width = int((shift + count).max())
+    width = max(int((shift + count).max()), int(r.max()))  # r beyond every row's values
     if keep is not None:
         pos.masked_fill_(~keep, width)  # column `width` takes the rest, then is dropped
     packed = torch.full((b, width + 1), math.inf, dtype=x.dtype, device=x.device)

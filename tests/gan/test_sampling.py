@@ -275,7 +275,8 @@ def test_the_device_cut_equals_level_cut(monkeypatch, margin):
     np.testing.assert_array_equal(sampling._cut_torch(y, f), expected)
 
 
-def test_kth_smallest_equals_kthvalue():
+def test_kth_smallest_equals_kthvalue(monkeypatch):
+    from mdesign.gan import sampling
     from mdesign.gan.sampling import _kth_smallest
 
     flat = torch.randn(5, 5000, generator=torch.Generator().manual_seed(2)) ** 3
@@ -283,3 +284,9 @@ def test_kth_smallest_equals_kthvalue():
     expected = torch.stack([torch.kthvalue(r, int(i)).values for r, i in zip(flat, k, strict=True)])
     assert torch.equal(_kth_smallest(flat, k), expected)
     assert _kth_smallest(flat, torch.zeros(5, dtype=torch.int64)).eq(-math.inf).all()
+    # brackets of no width: most miss, and torch.kthvalue is the fallback, row by row
+    monkeypatch.setattr(sampling, "_BRACKET_MARGIN", 0)
+    flat = torch.arange(18.0).reshape(3, 6).flip(1)
+    k = torch.tensor([6, 2, 1])
+    expected = torch.stack([torch.kthvalue(r, int(i)).values for r, i in zip(flat, k, strict=True)])
+    assert torch.equal(_kth_smallest(flat, k), expected)
