@@ -220,10 +220,10 @@ def write_markdown(rows: list[dict], loads: list[float], args) -> None:
         f"{' '.join(args.materials)} --sweeps {args.sweeps:g}`: one decoded volume per material "
         "(`reconstruct`, defaults, seed 0, the central 128x128 crop), annealed by each variant "
         "(`volume_sweeps` as given, seed 0). Clusters per slice window against the "
-        "exemplar's in equal windows (`slice_errors`), per axis; `s2_ratio_to_2d` is the largest axis's slice S2 "
-        "RMSE over the committed 2D reconstruction's (`reconstruction_3d.json`, the smaller of "
-        "64^2 and 128^2); `cpu_seconds` is the annealing's own CPU time (the wall time is "
-        "inflated by the machine's load).",
+        "exemplar's in equal windows (`slice_errors`), per axis; `s2_ratio_to_2d` is the "
+        "largest axis's slice S2 RMSE over the committed 2D reconstruction's "
+        "(`reconstruction_3d.json`, the smaller of 64^2 and 128^2); `cpu_seconds` is the "
+        "annealing's own CPU time (the wall time is inflated by the machine's load).",
         "",
         "| " + " | ".join(keys) + " |",
         "|" + "---|" * len(keys),
