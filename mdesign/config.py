@@ -806,8 +806,9 @@ class AnnealConfig(Config):
     """A volume's neighbourhood term: each slice plane's neighbourhood-class histogram against
     the exemplar's for that orientation (0: off, the default; measured in docs/performance.md)."""
     volume_keep_clusters: bool = False
-    """A volume's cluster guard: the 3D test (the topological number on the 18 face and edge
-    neighbours) for the phases whose slices have at least the exemplar's clusters per area."""
+    """A volume's cluster guard: the image's test (Yokoi's number) in each of the three slices
+    through a voxel, for the phases whose slices have at least the exemplar's clusters per area
+    (so no slice's count of a guarded phase rises)."""
     volume_cleanup: bool = False
     """A volume's cleanup: join a network phase's fragments by 3D bridges, dissolve the 3D
     clusters smaller than the exemplar's smallest cluster would be as a ball, and anneal again."""

@@ -46,6 +46,7 @@ from mdesign.reconstruction.lags import (
     face_table,
     n_faces,
     neighbour_table,
+    plane_columns,
 )
 from mdesign.reconstruction.loss import s2_window
 
@@ -98,41 +99,19 @@ class AnnealingResult:
     surface_swaps: int = 0
 
 
-# the 8-ring around a pixel in turn (E, NE, N, NW, W, SW, S, SE), as columns of the 2D neighbour
-# table (edges N S W E, then corners NW NE SW SE)
-_RING = (3, 5, 0, 4, 2, 6, 1, 7)
-
-
-def _n18_adjacency() -> np.ndarray:
-    """``18 x 4``: for each of the 18 face and edge neighbours of a voxel (the first 18 columns of
-    the 3D :func:`~mdesign.reconstruction.lags.neighbour_table`), its face-adjacent ones among
-    them (padded with 18)."""
-    steps = [s for s in np.ndindex(3, 3, 3) if 0 < np.count_nonzero(np.array(s) - 1) <= 2]
-    faces = [s for s in steps if np.count_nonzero(np.array(s) - 1) == 1]
-    edges = [s for s in steps if np.count_nonzero(np.array(s) - 1) == 2]
-    # the table's order: faces by axis, lower first; then edges lexicographically
-    faces = sorted(faces, key=lambda s: (np.flatnonzero(np.array(s) - 1)[0], sum(s)))
-    order = np.array(faces + sorted(edges)) - 1
-    adj = np.full((18, 4), 18)
-    for i, a in enumerate(order):
-        near = np.flatnonzero(np.abs(order - a).sum(1) == 1)
-        adj[i, : near.size] = near
-    return adj
-
-
-_N18 = _n18_adjacency()
+# per slice plane (an image has one, a volume three), its 8-ring in turn (E, NE, N, NW, W, SW, S,
+# SE) as columns of the neighbour table
+_RINGS = {ndim: np.array(plane_columns(ndim)) for ndim in (2, 3)}
 
 
 def connectivity_number(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, phase) -> np.ndarray:
-    """The connectivity number of pixels (voxels) ``p`` for ``phase``.
+    """Yokoi's 4-connectivity number of pixels ``p`` for ``phase``, in each slice plane through it.
 
-    2D (a table of 8): Yokoi's 4-connectivity number, the number of 4-connected runs of ``phase``
-    through the edge neighbours of ``p`` on its 8-ring, ``sum over the edge neighbours k of x_k
-    (1 - x_{k+1} x_{k+2})`` (ring order, ``x`` the indicator of ``phase``). 3D (a table of 26):
-    the topological number ``T6``, the number of 6-connected components of ``phase`` among the 18
-    face and edge neighbours that hold a face neighbour. Either way: 0 when no face neighbour is of
-    ``phase``, 1 when they are all joined around ``p``, 2 or more when ``p`` is the only local
-    link between them.
+    The number of 4-connected runs of ``phase`` through the edge neighbours of ``p`` on its 8-ring
+    in the plane, ``sum over the edge neighbours k of x_k (1 - x_{k+1} x_{k+2})`` (ring order,
+    ``x`` the indicator of ``phase``): 0 when no edge neighbour is of ``phase``, 1 when they are all
+    joined around ``p``, 2 or more when ``p`` is the only local link between them. An image has one
+    plane; a voxel is in three slices, one normal to each axis.
 
     Parameters
     ----------
@@ -144,30 +123,17 @@ def connectivity_number(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, phase)
 
     Returns
     -------
-    ndarray of int, ``B``
+    ndarray of int, ``B`` (an image) or ``B x 3`` (a volume: the planes normal to axes 0, 1, 2)
     """
-    phase = np.asarray(phase).reshape(-1, 1)
-    if nbr.shape[1] == 8:
-        ring = nbr[p][:, _RING]
-        # outside the image (a pixel is its own neighbour there) is of no phase
-        x = (flat[ring] == phase) & (ring != p[:, None])
-        nxt1 = np.roll(x, -1, axis=1)
-        nxt2 = np.roll(x, -2, axis=1)
-        run = x & ~(nxt1 & nxt2)
-        return run[:, 0::2].sum(1)
-    n18 = nbr[p][:, :18]
-    x = (flat[n18] == phase) & (n18 != p[:, None])
-    lab = np.where(x, np.arange(18), 18)
-    for _ in range(8):  # the 18-neighbourhood's 6-paths are at most 8 steps long
-        ext = np.concatenate([lab, np.full((lab.shape[0], 1), 18)], 1)
-        new = np.where(x, np.minimum(lab, ext[:, _N18].min(-1)), 18)
-        if np.array_equal(new, lab):
-            break
-        lab = new
-    runs = np.sort(lab[:, :6], 1)
-    distinct = np.ones(runs.shape, dtype=bool)
-    distinct[:, 1:] = runs[:, 1:] != runs[:, :-1]
-    return (distinct & (runs < 18)).sum(1)
+    rings = _RINGS[2 if nbr.shape[1] == 8 else 3]
+    ring = nbr[p][:, rings]  # B x planes x 8
+    # outside the image (a pixel is its own neighbour there) is of no phase
+    x = (flat[ring] == np.asarray(phase).reshape(-1, 1, 1)) & (ring != p[:, None, None])
+    nxt1 = np.roll(x, -1, axis=2)
+    nxt2 = np.roll(x, -2, axis=2)
+    run = x & ~(nxt1 & nxt2)
+    out = run[:, :, 0::2].sum(2)
+    return out[:, 0] if nbr.shape[1] == 8 else out
 
 
 def keeps_clusters(
@@ -177,9 +143,11 @@ def keeps_clusters(
 
     A flip from ``a`` to ``b`` may split a cluster of ``a`` only if ``p`` joins two or more runs
     of ``a`` around it (connectivity number >= 2), and starts a new cluster of ``b`` only if no
-    face neighbour is of ``b`` (number 0). Both are refused for the phases with ``guard``; the
+    edge neighbour is of ``b`` (number 0). Both are refused for the phases with ``guard``; the
     flip may still remove a cluster (a lone pixel) or merge two. The test is local, so it is
-    sufficient: an allowed flip never raises a guarded phase's count of face-connected clusters.
+    sufficient: an allowed flip never raises a guarded phase's count of 4-connected clusters in
+    the image, or in any slice of a volume (the test holds in each of the three slices through
+    the voxel, the only slices the flip changes).
 
     Parameters
     ----------
@@ -193,8 +161,9 @@ def keeps_clusters(
     ndarray of bool, ``B``
     """
     old = flat[p]
-    ok = ~guard[old] | (connectivity_number(flat, nbr, p, old) <= 1)
-    return ok & (~guard[new] | (connectivity_number(flat, nbr, p, new) >= 1))
+    split = (connectivity_number(flat, nbr, p, old) <= 1).reshape(p.size, -1).all(1)
+    start = (connectivity_number(flat, nbr, p, new) >= 1).reshape(p.size, -1).all(1)
+    return (~guard[old] | split) & (~guard[new] | start)
 
 
 def _plane_columns(ndim: int) -> list[tuple[np.ndarray, np.ndarray]]:

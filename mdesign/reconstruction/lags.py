@@ -28,7 +28,49 @@ from scipy import sparse
 
 from mdesign.reconstruction.loss import s2_window
 
-__all__ = ["ImageLags", "VolumeLags", "face_table", "n_faces", "neighbour_table"]
+__all__ = [
+    "ImageLags",
+    "VolumeLags",
+    "face_table",
+    "n_faces",
+    "neighbour_steps",
+    "neighbour_table",
+    "plane_columns",
+]
+
+
+def neighbour_steps(ndim: int) -> list[tuple[int, ...]]:
+    """The steps of the columns of :func:`neighbour_table`, in order."""
+    steps = []
+    for axis in range(ndim):
+        for s in (-1, 1):
+            step = [0] * ndim
+            step[axis] = s
+            steps.append(tuple(step))
+    for order in range(2, ndim + 1):
+        steps += [
+            s for s in itertools.product((-1, 0, 1), repeat=ndim) if np.count_nonzero(s) == order
+        ]
+    return steps
+
+
+def plane_columns(ndim: int) -> list[tuple[int, int, int, int, int, int, int, int]]:
+    """Per slice plane, the columns of its 8-ring in :func:`neighbour_table`, in turn E, NE, N,
+    NW, W, SW, S, SE (N the lower along the plane's lower axis, W along its higher one).
+
+    2D: one plane, ``(3, 5, 0, 4, 2, 6, 1, 7)``; 3D: the planes normal to axes 0, 1, 2.
+    """
+    col = {s: i for i, s in enumerate(neighbour_steps(ndim))}
+    out = []
+    for normal in [None] if ndim == 2 else range(3):
+        u, v = (a for a in range(ndim) if a != normal)
+        ring = []
+        for du, dv in ((0, 1), (-1, 1), (-1, 0), (-1, -1), (0, -1), (1, -1), (1, 0), (1, 1)):
+            step = [0] * ndim
+            step[u], step[v] = du, dv
+            ring.append(col[tuple(step)])
+        out.append(tuple(ring))
+    return out
 
 
 def neighbour_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
@@ -40,16 +82,7 @@ def neighbour_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
     N S W E, NW NE SW SE. Outside the image or volume (not periodic) a pixel is its own neighbour.
     """
     ndim = len(shape)
-    steps = []
-    for axis in range(ndim):
-        for s in (-1, 1):
-            step = [0] * ndim
-            step[axis] = s
-            steps.append(tuple(step))
-    for order in range(2, ndim + 1):
-        steps += [
-            s for s in itertools.product((-1, 0, 1), repeat=ndim) if np.count_nonzero(s) == order
-        ]
+    steps = neighbour_steps(ndim)
     idx = np.indices(shape).reshape(ndim, -1)
     cols = []
     for step in steps:
