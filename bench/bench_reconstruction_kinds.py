@@ -10,7 +10,8 @@ a cross); and, with ``--images``, the Li et al. (2018) crops of ``bench_reconstr
 For each image and seed (``--seeds``, default 0 and 1) one full run of ``mdesign reconstruct``'s
 defaults is cached with its decoded (k-means) image. The annealing's variants (``STAGES``: the
 stages switched off one at a time) are then replayed from that decoded image with the code as it
-is at merge time (:func:`mdesign.reconstruction.pipeline._anneal`, a few seconds each): the L-BFGS
+is at merge time (:func:`mdesign.reconstruction.pipeline._anneal`, a few seconds each; cached
+per digest of the annealing's code; the Li crops replay the default only): the L-BFGS
 fit, which takes most of the time, is shared by every column, and ``decoded`` is the Gram fit
 alone (fractions not yet exact). ``GRF`` is the fitted level-cut GRF
 (:func:`mdesign.reconstruction.grf_baseline`) with the same seed. The columns' seconds are those
@@ -149,6 +150,20 @@ def replay(decoded: np.ndarray, ex: np.ndarray, seed: int, overrides: dict) -> n
     return annealing.labels
 
 
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def _code_key() -> str:
+    """A digest of the annealing's code: replays are cached per version of it."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for module in ("annealing", "pipeline", "metrics"):
+        h.update((Path(_pipeline.__file__).parent / f"{module}.py").read_bytes())
+    return h.hexdigest()[:10]
+
+
 def metrics(ex: np.ndarray, labels: np.ndarray, periodic: bool = True) -> dict:
     k = int(ex.max()) + 1
     e = reconstruction_errors(ex, labels, phases=k, reconstruction_periodic=periodic)
@@ -203,8 +218,13 @@ def merge(args, runs: Path, names: list[str]) -> None:
             info = json.loads(str(data["info"]))
             loads += [info["load_before"], info["load_after"]]
             columns = {"decoded": data["decoded"], "full run": data["labels"]}
-            for stage, overrides in STAGES.items():
-                columns[stage] = replay(data["decoded"], ex, seed, overrides)
+            # the Li crops: the default only (their stages are bench_reconstruction.py's)
+            stages = {"default": {}} if name.startswith("li_") else STAGES
+            for stage, overrides in stages.items():
+                cached = runs / f"{name}__{seed}__{_slug(stage)}__{_code_key()}.npy"
+                if not cached.exists():
+                    np.save(cached, replay(data["decoded"], ex, seed, overrides))
+                columns[stage] = np.load(cached)
             if args.export and name.startswith("li_"):
                 for part, column in (("full", "full run"), ("replay", "default")):
                     out = args.export / part / f"{SIZE}_{seed}_default"
