@@ -11,7 +11,8 @@ For each image and seed (``--seeds``, default 0 and 1) one full run of ``mdesign
 defaults is cached with its decoded (k-means) image. The annealing's variants (``STAGES``: the
 stages switched off one at a time) are then replayed from that decoded image with the code as it
 is at merge time (:func:`mdesign.reconstruction.pipeline._anneal`, a few seconds each; cached
-per digest of the annealing's code; the Li crops replay the default only): the L-BFGS
+per digest of the annealing's code; the Li crops replay the default and
+``neighbourhood weight 1`` only): the L-BFGS
 fit, which takes most of the time, is shared by every column, and ``decoded`` is the Gram fit
 alone (fractions not yet exact). ``GRF`` is the fitted level-cut GRF
 (:func:`mdesign.reconstruction.grf_baseline`) with the same seed. The columns' seconds are those
@@ -59,6 +60,7 @@ STAGES: dict[str, dict] = {
     "no cluster guard": {"anneal_keep_clusters": False},
     "no surface stage": {"anneal_surface": False},
     "no neighbourhood term": {"anneal_neighbour_weight": 0.0},
+    "neighbourhood weight 1": {"anneal_neighbour_weight": 1.0},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 
@@ -218,8 +220,9 @@ def merge(args, runs: Path, names: list[str]) -> None:
             info = json.loads(str(data["info"]))
             loads += [info["load_before"], info["load_after"]]
             columns = {"decoded": data["decoded"], "full run": data["labels"]}
-            # the Li crops: the default only (their stages are bench_reconstruction.py's)
-            stages = {"default": {}} if name.startswith("li_") else STAGES
+            # the Li crops: the default and a lighter neighbourhood term only
+            li = ("default", "neighbourhood weight 1")
+            stages = {k: STAGES[k] for k in li} if name.startswith("li_") else STAGES
             for stage, overrides in stages.items():
                 cached = runs / f"{name}__{seed}__{_slug(stage)}__{_code_key()}.npy"
                 if not cached.exists():
