@@ -1,0 +1,339 @@
+"""Reconstruction of images of other kinds, and which annealing stage costs ``S2`` / lineal path.
+
+Inputs (128 x 128, two phases, none tuned on): ``photograph``, skimage's ``gravel`` photograph,
+resized to 256 x 256 (anti-aliased), its central crop thresholded at Otsu's level;
+``disks``, overlapping disks of radius 6 px at random centres (35 % cover); ``network``, the
+boundaries of 40 random Voronoi cells (about 3 px wide: the cells' one-sided boundary dilated by
+a cross); and, with ``--images``, the Li et al. (2018) crops of ``bench_reconstruction.py``
+(``li_NAME``).
+
+For each image and seed (``--seeds``, default 0 and 1) one full run of ``mdesign reconstruct``'s
+defaults is cached with its decoded (k-means) image. The annealing's variants (``STAGES``: the
+stages switched off one at a time) are then replayed from that decoded image with the code as it
+is at merge time (:func:`mdesign.reconstruction.pipeline._anneal`, a few seconds each; cached
+per digest of the annealing's code; the Li crops replay the default and
+``neighbourhood weight 1`` only): the L-BFGS
+fit, which takes most of the time, is shared by every column, and ``decoded`` is the Gram fit
+alone (fractions not yet exact). ``GRF`` is the fitted level-cut GRF
+(:func:`mdesign.reconstruction.grf_baseline`) with the same seed. The columns' seconds are those
+of the full run (the annealing's replay differs by a few seconds).
+
+Metrics: those of ``bench_reconstruction.py`` (``S2`` and lineal-path RMSE of phase 1, cluster
+counts per phase) and the shape (:mod:`mdesign.reconstruction.metrics`): local thickness mean /
+90th percentile per phase (px, radius), the directional ``S2`` ratio of phase 1 (rows / columns,
+lags 4-16 px) and the quadrant fraction deviation of phase 1.
+
+Usage: ``python bench/bench_reconstruction_kinds.py`` (runs, then merge); ``--merge`` only
+assembles (replaying the annealing); ``--images``/``--seeds`` pick a share; ``--export DIR``
+writes the full runs and the replayed defaults of ``li_*`` images as ``bench_reconstruction.py``
+cached runs (``DIR/full|replay/128_SEED_default/default__NAME.npz``: before and after a change
+of the annealing). Results: ``bench/results/NAME.md``, ``NAME.json``
+(``--name``, default ``reconstruction_kinds``), ``NAME_grid.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _util import RESULTS, machine, report
+
+from mdesign.config import ReconstructionConfig
+from mdesign.data import LI2018_MATERIALS, li2018_exemplar
+from mdesign.reconstruction import grf_baseline, reconstruct, reconstruction_errors
+from mdesign.reconstruction import pipeline as _pipeline
+
+SIZE = 128
+STAGES: dict[str, dict] = {
+    "default": {},
+    "no cleanup": {"anneal_cleanup": False},
+    "no cluster guard": {"anneal_keep_clusters": False},
+    "no surface stage": {"anneal_surface": False},
+    "no neighbourhood term": {"anneal_neighbour_weight": 0.0},
+    "neighbourhood weight 1": {"anneal_neighbour_weight": 1.0},
+}
+"""Annealing variants replayed from the default run's decoded image (overrides of the config)."""
+
+
+def photograph(size: int = SIZE) -> np.ndarray:
+    """skimage's gravel photograph at 256 x 256, central crop, thresholded at Otsu's level."""
+    from skimage import data, filters, transform
+
+    img = transform.resize(data.gravel().astype(float), (256, 256), anti_aliasing=True)
+    y0 = (256 - size) // 2
+    img = img[y0 : y0 + size, y0 : y0 + size]
+    return (img > filters.threshold_otsu(img)).astype(np.uint8)
+
+
+def disks(size: int = SIZE, radius: int = 6, cover: float = 0.35, seed: int = 7) -> np.ndarray:
+    """Overlapping disks at uniform random centres, Poisson number for the expected cover."""
+    rng = np.random.default_rng(seed)
+    n = round(-np.log(1 - cover) * size * size / (np.pi * radius**2))
+    yy, xx = np.mgrid[:size, :size]
+    out = np.zeros((size, size), bool)
+    for cy, cx in rng.uniform(0, size, (n, 2)):
+        out |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+    return out.astype(np.uint8)
+
+
+def network(size: int = SIZE, cells: int = 40, seed: int = 7) -> np.ndarray:
+    """The boundaries of random Voronoi cells, about 3 px wide (grain boundaries, phase 1)."""
+    rng = np.random.default_rng(seed)
+    pts = rng.uniform(0, size, (cells, 2))
+    yy, xx = np.mgrid[:size, :size]
+    cell = ((yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2).argmin(-1)
+    b = np.zeros((size, size), bool)
+    b[:-1] |= cell[:-1] != cell[1:]
+    b[:, :-1] |= cell[:, :-1] != cell[:, 1:]
+    b = ndimage.binary_dilation(b, structure=ndimage.generate_binary_structure(2, 1))
+    return b.astype(np.uint8)
+
+
+KINDS = {"photograph": photograph, "disks": disks, "network": network}
+IMAGES = [*KINDS, *(f"li_{m}" for m in LI2018_MATERIALS if m != "composite")]
+
+
+def image(name: str) -> np.ndarray:
+    if name.startswith("li_"):
+        img = li2018_exemplar(name[3:], 256)
+        y0 = (256 - SIZE) // 2
+        return img[y0 : y0 + SIZE, y0 : y0 + SIZE]
+    return KINDS[name]()
+
+
+def run_full(name: str, seed: int, runs: Path, force: bool) -> None:
+    """One default reconstruction, cached with its decoded image."""
+    path = runs / f"{name}__{seed}.npz"
+    if path.exists() and not force:
+        return
+    ex = image(name)
+    load_before = os.getloadavg()[0]
+    cpu = time.process_time()
+    res = reconstruct(ex, None, ReconstructionConfig(seed=seed), device="cpu")
+    cpu = time.process_time() - cpu
+    info = {
+        "seconds": res.seconds,
+        "cpu_seconds": cpu,
+        "seconds_optimization": res.seconds_optimization,
+        "seconds_annealing": res.seconds_annealing,
+        "iterations": res.iterations,
+        "converged": res.converged,
+        "weights": res.weights,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+    np.savez(path, labels=res.labels, decoded=res.decoded, info=json.dumps(info))
+    print(f"{name} seed {seed}: S2 {res.errors.s2_rmse:.4f}, {res.seconds:.1f} s", flush=True)
+
+
+def replay(decoded: np.ndarray, ex: np.ndarray, seed: int, overrides: dict) -> np.ndarray:
+    """The default run's annealing (with ``overrides``) from its decoded image."""
+    config = ReconstructionConfig(seed=seed, **overrides)
+    quarter = min(*decoded.shape, *ex.shape) // 4
+    annealing = _pipeline._anneal(
+        decoded,
+        [ex],
+        config,
+        phases=int(ex.max()) + 1,
+        quarter=quarter,
+        cleanup_seed=seed + 1,  # reconstruct's second seed for an int seed
+        progress=False,
+    )
+    return annealing.labels
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in text)
+
+
+def _code_key() -> str:
+    """A digest of the annealing's code: replays are cached per version of it."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for module in ("annealing", "pipeline", "metrics"):
+        h.update((Path(_pipeline.__file__).parent / f"{module}.py").read_bytes())
+    return h.hexdigest()[:10]
+
+
+def metrics(ex: np.ndarray, labels: np.ndarray, periodic: bool = True) -> dict:
+    k = int(ex.max()) + 1
+    e = reconstruction_errors(ex, labels, phases=k, reconstruction_periodic=periodic)
+    m = e.morphology_report()
+    return {
+        "s2_rmse": e.s2_rmse,
+        "lineal_path_rmse": e.lineal_path_rmse,
+        "fraction_error_px": e.fraction_error_pixels,
+        "clusters_exemplar": m["clusters_exemplar"],
+        "clusters": m["clusters_reconstruction"],
+        "thickness_exemplar": _thickness(m, "exemplar"),
+        "thickness": _thickness(m, "reconstruction"),
+        "thickness_rel": [
+            [_r(a), _r(b)]
+            for a, b in zip(
+                m["local_thickness_mean_relative_error"],
+                m["local_thickness_p90_relative_error"],
+                strict=True,
+            )
+        ],
+        "s2_ratio_exemplar": m["s2_directional_ratio_exemplar"][1],
+        "s2_ratio": m["s2_directional_ratio_reconstruction"][1],
+        "quadrant_dev_exemplar": m["quadrant_fraction_deviation_exemplar"][1],
+        "quadrant_dev": m["quadrant_fraction_deviation_reconstruction"][1],
+    }
+
+
+def _r(v):
+    return None if v is None else round(v, 3)
+
+
+def _thickness(m: dict, side: str) -> list[str]:
+    means, p90 = m[f"local_thickness_mean_{side}"], m[f"local_thickness_p90_{side}"]
+    return [f"{a:.1f}/{b:.0f}" for a, b in zip(means, p90, strict=True)]
+
+
+def merge(args, runs: Path, names: list[str]) -> None:
+    rows, images, loads = [], {}, []
+    for name in names:
+        ex = image(name)
+        images[(name, "exemplar")] = ex
+        for seed in args.seeds:
+            grf, _ = grf_baseline(ex, ex.shape, phases=int(ex.max()) + 1, seed=seed)
+            grf_row = {"image": name, "seed": seed, "column": "GRF", **metrics(ex, grf, False)}
+            rows.append(grf_row)
+            images.setdefault((name, "GRF"), grf)
+            path = runs / f"{name}__{seed}.npz"
+            if not path.exists():
+                print(f"missing run: {name} seed {seed}")
+                continue
+            data = np.load(path)
+            info = json.loads(str(data["info"]))
+            loads += [info["load_before"], info["load_after"]]
+            columns = {"decoded": data["decoded"], "full run": data["labels"]}
+            # the Li crops: the default and a lighter neighbourhood term only
+            li = ("default", "neighbourhood weight 1")
+            stages = {k: STAGES[k] for k in li} if name.startswith("li_") else STAGES
+            for stage, overrides in stages.items():
+                cached = runs / f"{name}__{seed}__{_slug(stage)}__{_code_key()}.npy"
+                if not cached.exists():
+                    np.save(cached, replay(data["decoded"], ex, seed, overrides))
+                columns[stage] = np.load(cached)
+            if args.export and name.startswith("li_"):
+                for part, column in (("full", "full run"), ("replay", "default")):
+                    out = args.export / part / f"{SIZE}_{seed}_default"
+                    out.mkdir(parents=True, exist_ok=True)
+                    np.savez(
+                        out / f"default__{name[3:]}.npz",
+                        labels=columns[column],
+                        info=json.dumps({**info, "overrides": {}, "column": column}),
+                    )
+            for column, labels in columns.items():
+                r = {"image": name, "seed": seed, "column": column, **metrics(ex, labels)}
+                r["s2_vs_grf"] = r["s2_rmse"] / grf_row["s2_rmse"]
+                r["lineal_path_vs_grf"] = r["lineal_path_rmse"] / grf_row["lineal_path_rmse"]
+                r["cpu_seconds"] = info["cpu_seconds"]
+                rows.append(r)
+                if seed == args.seeds[0]:
+                    images[(name, column)] = labels
+    report(args.name, rows, title="reconstruction of images of other kinds, stages switched off")
+    load = (min(loads), max(loads)) if loads else (float("nan"),) * 2
+    write_markdown(RESULTS / f"{args.name}.md", rows, load, args)
+    _write_grid(RESULTS / f"{args.name}_grid.png", images, names)
+
+
+def write_markdown(path: Path, rows: list[dict], load, args) -> None:
+    m = machine()
+    cols = [
+        "image", "seed", "column", "s2_rmse", "s2_vs_grf", "lineal_path_rmse",
+        "lineal_path_vs_grf", "clusters_exemplar", "clusters", "thickness_exemplar", "thickness",
+        "s2_ratio_exemplar", "s2_ratio", "quadrant_dev_exemplar", "quadrant_dev",
+        "fraction_error_px", "cpu_seconds",
+    ]  # fmt: skip
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, list):
+            return "[" + ", ".join(cell(x) for x in v) + "]"
+        return "" if v is None else str(v)
+
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(cell(r.get(c)) for c in cols) + " |" for r in rows]
+    stages = "\n".join(f"* `{k}`: {json.dumps(v)}" for k, v in STAGES.items())
+    text = "\n\n".join(
+        [
+            "# Reconstruction of images of other kinds: which stage costs S2 / lineal path",
+            f"128 x 128, seeds {' '.join(map(str, args.seeds))}, 1 torch thread per run; "
+            f"{m['cpus']} CPUs shared with other jobs (load average {load[0]:.1f}-{load[1]:.1f} "
+            f"during the full runs), torch {m['torch']}. "
+            "`python bench/bench_reconstruction_kinds.py` (module docstring: inputs, replay).",
+            "Columns: `GRF` the fitted level-cut GRF; `decoded` the Gram fit's k-means image; "
+            "`full run` the cached default run; the rest the annealing replayed from `decoded` "
+            "with the code at merge time:",
+            stages,
+            "Metrics: S2 and lineal-path RMSE of phase 1 (`_vs_grf`: ratio to the GRF of the same "
+            "seed); clusters per phase (4-connected, in-image); local thickness mean/90th "
+            "percentile per phase (px, radius); `s2_ratio`: S2 along rows / columns, lags 4-16, "
+            "phase 1; `quadrant_dev`: largest relative deviation of a quadrant's phase-1 fraction.",
+            "\n".join(lines),
+        ]
+    )
+    path.write_text(text + "\n")
+
+
+def _write_grid(path: Path, images: dict, names: list[str]) -> None:
+    from matplotlib.figure import Figure
+
+    from mdesign.plotting import save_figure, show_labels
+
+    cols = ["exemplar", "GRF", "decoded", *STAGES]
+    fig = Figure(figsize=(2.6 * len(cols), 2.9 * len(names)), layout="constrained", dpi=100)
+    axes = fig.subplots(len(names), len(cols), squeeze=False)
+    for i, name in enumerate(names):
+        for j, col in enumerate(cols):
+            im = images.get((name, col))
+            if im is None:
+                axes[i, j].axis("off")
+                continue
+            show_labels(axes[i, j], im, k=2, title=f"{name}: {col}")
+    save_figure(fig, path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", nargs="+", choices=IMAGES, default=list(KINDS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    parser.add_argument(
+        "--runs",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "mdesign_bench_reconstruction_kinds",
+        help="folder of the cached full runs",
+    )
+    parser.add_argument("--merge", action="store_true", help="only assemble the cached runs")
+    parser.add_argument("--no-merge", action="store_true", help="only run, do not assemble")
+    parser.add_argument("--force", action="store_true", help="redo cached runs")
+    parser.add_argument("--export", type=Path, help="write li_* defaults as bench runs here")
+    parser.add_argument("--name", default="reconstruction_kinds", help="results file name")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    args.runs.mkdir(parents=True, exist_ok=True)
+    if not args.merge:
+        for name in args.images:
+            for seed in args.seeds:
+                run_full(name, seed, args.runs, args.force)
+    if not args.no_merge:
+        merge(args, args.runs, args.images)
+
+
+if __name__ == "__main__":
+    main()
