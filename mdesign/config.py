@@ -686,6 +686,11 @@ class TextureConfig(Config):
 class OptimiserConfig(Config):
     """L-BFGS on the pixels of a 2D reconstruction (:mod:`mdesign.reconstruction.optimize`)."""
 
+    init: Literal["noise", "grf"] = "noise"
+    """Start of the pixels: seeded uniform noise (Gatys et al.), or the colours of a level-cut
+    GRF fitted to the exemplar's ``S2`` (:func:`~mdesign.reconstruction.baseline.fit_grf`, as a
+    volume's ``slices.init``) with a little noise; with ``coarse_to_fine`` its half-size
+    average."""
     iterations: int = Field(100, ge=1)
     """L-BFGS iterations at the output size."""
     coarse_to_fine: bool = False
