@@ -114,6 +114,15 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
+def warm_up() -> None:
+    """One tiny reconstruction, untimed, so that every timed run finds its modules imported
+    (torch's optimisers import torch._dynamo on first use, k-means scikit-learn: seconds of CPU
+    that only a process's first reconstruction pays)."""
+    ex = crop("ceramics", 64)
+    c = ReconstructionConfig(optimiser={"iterations": 1, "coarse_iterations": 1})
+    reconstruct(ex, None, c.model_copy(update={"seed": 0}), device="cpu")
+
+
 def run_one(variant: str, material: str, args, runs: Path) -> None:
     path = runs / f"{_slug(variant)}__{material}.npz"
     if path.exists() and not args.force:
@@ -564,6 +573,7 @@ def main() -> None:
     runs = args.runs / f"{args.size}_{args.seed}_{args.iterations or 'default'}"
     runs.mkdir(parents=True, exist_ok=True)
     if not args.merge:
+        warm_up()
         for material in materials:
             for variant in variants:
                 run_one(variant, material, args, runs)

@@ -4,12 +4,12 @@
    its Gram matrices at the chosen VGG19 layers and its ``S2`` window
    (:mod:`~mdesign.reconstruction.loss`; ``config.texture``).
 2. Optimise the pixels or voxels (the one dimension-specific stage): an image ``H x W`` by L-BFGS
-   from seeded uniform noise (:mod:`~mdesign.reconstruction.optimize`, ``config.optimiser``; with
-   ``coarse_to_fine`` at half size first); a volume ``H x W x D`` by Adam against the Gram loss of
-   slices drawn along each axis (:class:`~mdesign.reconstruction.volume_loss.SliceLoss`,
-   ``config.slices``), from a GRF fitted to the exemplar's ``S2``
-   (:func:`~mdesign.reconstruction.baseline.fit_grf`) or from noise. The slices' Gram loss is a
-   stochastic estimate, which rules out L-BFGS's line search.
+   (:mod:`~mdesign.reconstruction.optimize`, ``config.optimiser``) from the colours of a GRF
+   fitted to the exemplar's ``S2`` or from noise (``init``), at half size first
+   (``coarse_to_fine``), then briefly at full size; a volume ``H x W x D`` by Adam against the
+   Gram loss of slices drawn along each axis (:class:`~.volume_loss.SliceLoss`,
+   ``config.slices``), from the GRF (:func:`~.baseline.fit_grf`) or noise. The slices' Gram loss
+   is a stochastic estimate, which rules out L-BFGS's line search.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
 4. Anneal to the exemplar's exact fractions (:mod:`~mdesign.reconstruction.annealing`,
    ``config.anneal``); with ``cleanup``, join a network phase's fragments, dissolve the surplus of
