@@ -238,7 +238,7 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
     trows = [{"threads": t, "vgg19_fwd_bwd_s": vgg_pass_seconds(t)} for t in (1, 2)]
     report(f"{args.name}_vgg_pass", trows, title="VGG19 forward+backward, 128x128, to pool4")
     rows, images, loads = [], {}, []
-    peer = {} if args.no_deesse else deesse(materials, args)
+    peer = {} if args.no_deesse else deesse(materials, args, runs)
     for material in materials:
         ex = crop(material, args.size)
         k = int(ex.max()) + 1
@@ -323,8 +323,14 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
     write_grid(RESULTS / f"{args.name}_grid.png", images, materials, ["GRF", *peers, *variants])
 
 
-def deesse(materials: list[str], args) -> dict:
-    """DeeSse's realisation of every crop: ``{material: (labels, info)}`` (module docstring)."""
+def deesse(materials: list[str], args, runs: Path) -> dict:
+    """DeeSse's realisation of every crop: ``{material: (labels, info)}`` (module docstring);
+    cached in ``runs`` as the reconstructions are."""
+    cache = runs / f"DeeSse__{'_'.join(materials)}.npz"
+    if cache.exists() and not args.force:
+        data = np.load(cache)
+        info = json.loads(str(data["info"]))
+        return {m: (data["labels"][i], info[i]) for i, m in enumerate(materials)}
     py = args.deesse_venv / "bin" / "python"
     if not py.exists():
         print(f"making {args.deesse_venv} (pip install geone=={DEESSE_VERSION})", flush=True)
@@ -346,6 +352,7 @@ def deesse(materials: list[str], args) -> dict:
             return {}
         info = json.loads(proc.stdout.strip().splitlines()[-1])
         sims = np.load(out)
+    np.savez(cache, labels=sims, info=json.dumps(info))
     return {m: (sims[i], info[i]) for i, m in enumerate(materials)}
 
 
