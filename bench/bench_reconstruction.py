@@ -114,6 +114,9 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
+_WARM: list[bool] = []
+
+
 def warm_up() -> None:
     """One tiny reconstruction, untimed, so that every timed run finds its modules imported
     (torch's optimisers import torch._dynamo on first use, k-means scikit-learn: seconds of CPU
@@ -127,6 +130,9 @@ def run_one(variant: str, material: str, args, runs: Path) -> None:
     path = runs / f"{_slug(variant)}__{material}.npz"
     if path.exists() and not args.force:
         return
+    if not _WARM:
+        warm_up()
+        _WARM.append(True)
     ex = crop(material, args.size)
     kw = dict(VARIANTS[variant])
     if args.iterations is not None:
@@ -580,7 +586,6 @@ def main() -> None:
     runs = args.runs / f"{args.size}_{args.seed}_{args.iterations or 'default'}"
     runs.mkdir(parents=True, exist_ok=True)
     if not args.merge:
-        warm_up()
         for material in materials:
             for variant in variants:
                 run_one(variant, material, args, runs)
