@@ -590,7 +590,7 @@ def main() -> None:
             for variant in variants:
                 run_one(variant, material, args, runs)
     if not args.no_merge:
-        merge(args, runs, list(VARIANTS) if args.merge else variants, materials)
+        merge(args, runs, variants if args.variants else list(VARIANTS), materials)
 
 
 if __name__ == "__main__":
