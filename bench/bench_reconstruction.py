@@ -12,7 +12,13 @@ labels exact), the six two-phase ones and the three-phase composite. Columns (``
   the default before the annealing's surface stage;
   ``reconstruction_previous.md`` holds the run before the cluster guard, the joining of network
   fragments and the annealing window of 32 px, with the columns of that time);
-* the fitted level-cut GRF (:func:`mdesign.reconstruction.grf_baseline`), the paper's baseline.
+* the fitted level-cut GRF (:func:`mdesign.reconstruction.grf_baseline`), the paper's baseline;
+* ``DeeSse``: geone's multiple-point simulation (Mariethoz et al. 2010) with the crop as its
+  training image, at :data:`DEESSE` (a setting that does not copy the training image: the copy
+  fraction of ``_deesse_worker.py`` is reported), in its own virtualenv
+  (``bench/.peer-venvs/geone``, ``pip install geone==1.3.4``, made on first use; ``--no-deesse``
+  leaves it out). Its CPU time and the GRF's are recorded per image and the summary states
+  mdesign's ratio to each, from the same run.
 
 For each: ``S2`` and lineal-path RMSE (phase 1 for two phases, every phase for three), the
 fraction error in pixels, seconds, and the out-of-loss morphology of
@@ -37,9 +43,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
+import venv
 from pathlib import Path
 
 import numpy as np
@@ -78,11 +86,22 @@ VARIANTS: dict[str, dict] = {
     "annealing R = 16": {"anneal_max_lag": 16},
     "no cluster guard": {"anneal_keep_clusters": False},
     "no surface stage": {"anneal_surface": False},
+    # the optimiser's defaults before issue 28: 100 L-BFGS iterations at full size from noise
+    "before issue 28": {"optimiser": {"init": "noise", "coarse_to_fine": False, "iterations": 100}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10
 GOAL_LINEAL = 0.015
 GOAL_SECONDS = 60.0
+DEESSE = {
+    "nneighboringNode": 48,
+    "distanceThreshold": 0.02,
+    "maxScanFraction": 0.5,
+    "npostProcessingPathMax": 1,
+}
+"""DeeSse's setting: 48 neighbours, 2% mismatched neighbours accepted, half the training image
+scanned at most, one post-processing pass."""
+DEESSE_VERSION = "1.3.4"
 
 
 def crop(name: str, size: int) -> np.ndarray:
@@ -95,10 +114,25 @@ def _slug(text: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in text)
 
 
+_WARM: list[bool] = []
+
+
+def warm_up() -> None:
+    """One tiny reconstruction, untimed, so that every timed run finds its modules imported
+    (torch's optimisers import torch._dynamo on first use, k-means scikit-learn: seconds of CPU
+    that only a process's first reconstruction pays)."""
+    ex = crop("ceramics", 64)
+    c = ReconstructionConfig(optimiser={"iterations": 1, "coarse_iterations": 1})
+    reconstruct(ex, None, c.model_copy(update={"seed": 0}), device="cpu")
+
+
 def run_one(variant: str, material: str, args, runs: Path) -> None:
     path = runs / f"{_slug(variant)}__{material}.npz"
     if path.exists() and not args.force:
         return
+    if not _WARM:
+        warm_up()
+        _WARM.append(True)
     ex = crop(material, args.size)
     kw = dict(VARIANTS[variant])
     if args.iterations is not None:
@@ -150,8 +184,17 @@ def vgg_pass_seconds(threads: int) -> float:
     return seconds
 
 
-def row(material: str, column: str, ex: np.ndarray, labels: np.ndarray, k: int, extra: dict):
-    e = reconstruction_errors(ex, labels, phases=k)
+def row(
+    material: str,
+    column: str,
+    ex: np.ndarray,
+    labels: np.ndarray,
+    k: int,
+    extra: dict,
+    *,
+    periodic: bool = True,
+):
+    e = reconstruction_errors(ex, labels, phases=k, reconstruction_periodic=periodic)
     m = e.morphology_report()
     r = {
         "material": material,
@@ -227,11 +270,13 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
     trows = [{"threads": t, "vgg19_fwd_bwd_s": vgg_pass_seconds(t)} for t in (1, 2)]
     report(f"{args.name}_vgg_pass", trows, title="VGG19 forward+backward, 128x128, to pool4")
     rows, images, loads = [], {}, []
+    peer = {} if args.no_deesse else deesse(materials, args, runs)
     for material in materials:
         ex = crop(material, args.size)
         k = int(ex.max()) + 1
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         grf, fit = grf_baseline(ex, ex.shape, phases=k, seed=args.seed)
+        cpu = time.process_time() - cpu
         grf_row = row(
             material,
             "GRF",
@@ -240,12 +285,16 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
             k,
             {
                 "seconds": time.perf_counter() - t,
+                "cpu_seconds": cpu,
                 "note": f"{fit.covariance}, l={fit.correlation_length:.2f}",
             },
         )
         rows.append(grf_row)
         images[(material, "exemplar")] = ex
         images[(material, "GRF")] = grf
+        if material in peer:
+            rows.append(deesse_row(material, ex, k, peer[material], grf_row))
+            images[(material, "DeeSse")] = peer[material][0]
         for variant in variants:
             path = runs / f"{_slug(variant)}__{material}.npz"
             if not path.exists():
@@ -295,11 +344,127 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
         s["median_cpu_seconds"] = float(np.median(cpu)) if cpu else None
         s["max_cpu_seconds"] = float(np.max(cpu)) if cpu else None
         summary.append(s)
-    report(f"{args.name}_summary", summary, title="goals of issue 11, two-phase exemplars")
+    peer_goals, ratios = peer_summary(rows)
+    summary += peer_goals
+    report(f"{args.name}_summary", summary + ratios, title="goals of issue 11, two-phase exemplars")
     load = (min(loads), max(loads)) if loads else (float("nan"),) * 2
     write_markdown(RESULTS / f"{args.name}.md", title, rows, summary, variants, load, trows)
-    write_grid(RESULTS / f"{args.name}_grid.png", images, materials, ["GRF", *variants])
+    with (RESULTS / f"{args.name}.md").open("a") as f:
+        f.write(peer_markdown(rows, ratios))
+    peers = ["DeeSse"] if peer else []
+    write_grid(RESULTS / f"{args.name}_grid.png", images, materials, ["GRF", *peers, *variants])
     return rows
+
+
+def deesse(materials: list[str], args, runs: Path) -> dict:
+    """DeeSse's realisation of every crop: ``{material: (labels, info)}`` (module docstring);
+    cached in ``runs`` as the reconstructions are."""
+    cache = runs / f"DeeSse__{'_'.join(materials)}.npz"
+    if cache.exists() and not args.force:
+        data = np.load(cache)
+        info = json.loads(str(data["info"]))
+        return {m: (data["labels"][i], info[i]) for i, m in enumerate(materials)}
+    py = args.deesse_venv / "bin" / "python"
+    if not py.exists():
+        print(f"making {args.deesse_venv} (pip install geone=={DEESSE_VERSION})", flush=True)
+        venv.create(args.deesse_venv, with_pip=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", f"geone=={DEESSE_VERSION}"], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        images, out = Path(tmp) / "images.npy", Path(tmp) / "sims.npy"
+        np.save(images, np.stack([crop(m, args.size) for m in materials]))
+        req = {"images": str(images), "out": str(out), "seed": args.seed, **DEESSE}
+        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        proc = subprocess.run(
+            [py, Path(__file__).parent / "_deesse_worker.py", json.dumps(req)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **threads},
+        )
+        if proc.returncode:
+            print(f"DeeSse failed, column left out:\n{proc.stderr[-2000:]}")
+            return {}
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        sims = np.load(out)
+    np.savez(cache, labels=sims, info=json.dumps(info))
+    return {m: (sims[i], info[i]) for i, m in enumerate(materials)}
+
+
+def deesse_row(material: str, ex: np.ndarray, k: int, run: tuple, grf_row: dict) -> dict:
+    """A DeeSse row: its output is not periodic, and is measured so."""
+    labels, info = run
+    extra = {
+        "seconds": info["cpu_seconds"],
+        "cpu_seconds": info["cpu_seconds"],
+        "copy_fraction": info["copy_fraction"],
+        "note": f"geone {DEESSE_VERSION}, " + ", ".join(f"{a}={b}" for a, b in DEESSE.items()),
+    }
+    r = row(material, "DeeSse", ex, labels, k, extra, periodic=False)
+    r["s2_vs_grf"] = r["s2_rmse"] / grf_row["s2_rmse"]
+    r["lineal_path_vs_grf"] = r["lineal_path_rmse"] / grf_row["lineal_path_rmse"]
+    if k == 2:
+        r["goals"] = goals(r, grf_row, material)
+    return r
+
+
+def peer_summary(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """DeeSse's goals, and the CPU seconds per image of mdesign's default, DeeSse and the GRF
+    (medians over the two-phase crops of this run) with mdesign's ratio to each."""
+    two = [r for r in rows if r["phases"] == 2]
+    out = []
+    mine = [r for r in two if r["column"] == "DeeSse"]
+    if mine:
+        s = {"column": "DeeSse", "two_phase_materials": len(mine)}
+        for key in dict.fromkeys(k for r in mine for k in r["goals"]):
+            have = [r["goals"][key] for r in mine if key in r["goals"]]
+            s[key] = f"{sum(have)}/{len(have)}"
+        s["median_cpu_seconds"] = float(np.median([r["cpu_seconds"] for r in mine]))
+        out.append(s)
+
+    def med(column):
+        cpu = [r["cpu_seconds"] for r in two if r["column"] == column and r.get("cpu_seconds")]
+        return float(np.median(cpu)) if cpu else None
+
+    ours = med("default")
+    ratios = [
+        {
+            "ratio": f"default / {column}",
+            "median_cpu_seconds_default": ours,
+            "median_cpu_seconds_other": med(column),
+            "cpu_ratio": ours / med(column),
+        }
+        for column in ("before issue 28", "DeeSse", "GRF")
+        if ours and med(column)
+    ]
+    return out, ratios
+
+
+def peer_markdown(rows: list[dict], ratios: list[dict]) -> str:
+    """The section on DeeSse and the CPU-time ratios, appended to the table."""
+    lines = [
+        "",
+        "## CPU seconds per 128x128 image: mdesign against DeeSse and the fitted GRF",
+        "",
+        "Medians over the two-phase crops of this run (1 thread each; the process CPU time of "
+        "the reconstruction, of DeeSse's simulation in its worker, of the GRF's fit and draw).",
+        "",
+        "| ratio | default s | other s | default / other |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['ratio']} | {r['median_cpu_seconds_default']:.2f} | "
+        f"{r['median_cpu_seconds_other']:.2f} | {r['cpu_ratio']:.2f} |"
+        for r in ratios
+    ]
+    peer = [r for r in rows if r["column"] == "DeeSse"]
+    if peer:
+        lines += [
+            "",
+            f"DeeSse: geone {DEESSE_VERSION}, {json.dumps(DEESSE)}, the crop as training image, "
+            "unconditional, one realisation, seed as the run's. Copy fraction (horizontally "
+            "adjacent pixels whose training-image sources are adjacent too; 1 is a verbatim "
+            "copy): " + ", ".join(f"{r['material']} {r['copy_fraction']:.3f}" for r in peer) + ".",
+        ]
+    return "\n".join(lines) + "\n"
 
 
 def _cell(v) -> str:
@@ -439,6 +604,10 @@ def main() -> None:
     parser.add_argument("--no-merge", action="store_true", help="only run, do not assemble")
     parser.add_argument("--force", action="store_true", help="redo cached runs")
     parser.add_argument("--name", default="reconstruction", help="results file name")
+    parser.add_argument("--no-deesse", action="store_true", help="leave out the DeeSse column")
+    parser.add_argument(
+        "--deesse-venv", type=Path, default=Path(__file__).parent / ".peer-venvs" / "geone"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     materials = args.materials or (("ceramics", "composite") if args.quick else MATERIALS)
@@ -455,7 +624,7 @@ def main() -> None:
             for variant in variants:
                 run_one(variant, material, args, runs)
     if not args.no_merge:
-        merge(args, runs, list(VARIANTS) if args.merge else variants, materials)
+        merge(args, runs, variants if args.variants else list(VARIANTS), materials)
 
 
 GOAL_RATIO = 0.15

@@ -697,11 +697,17 @@ class TextureConfig(Config):
 class OptimiserConfig(Config):
     """L-BFGS on the pixels of a 2D reconstruction (:mod:`mdesign.reconstruction.optimize`)."""
 
-    iterations: int = Field(100, ge=1)
-    """L-BFGS iterations at the output size."""
-    coarse_to_fine: bool = False
-    """Optimise at half size first (against the exemplar at half size), upsample, refine."""
-    coarse_iterations: int = Field(100, ge=1)
+    init: Literal["noise", "grf"] = "grf"
+    """Start of the pixels: seeded uniform noise (Gatys et al.), or the colours of a level-cut
+    GRF fitted to the exemplar's ``S2`` (:func:`~mdesign.reconstruction.baseline.fit_grf`, as a
+    volume's ``slices.init``) with a little noise; with ``coarse_to_fine`` its half-size
+    average."""
+    iterations: int = Field(20, ge=1)
+    """L-BFGS iterations at the output size (after the half-size stage: a refinement)."""
+    coarse_to_fine: bool = True
+    """Optimise at half size first (against the exemplar at half size), upsample, refine; an
+    image or exemplar with a side below 64 px skips the half-size stage."""
+    coarse_iterations: int = Field(30, ge=1)
     """L-BFGS iterations at half size when ``coarse_to_fine``."""
     history_size: int = Field(50, ge=1)
     """L-BFGS memory."""

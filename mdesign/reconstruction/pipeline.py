@@ -4,12 +4,12 @@
    its Gram matrices at the chosen VGG19 layers and its ``S2`` window
    (:mod:`~mdesign.reconstruction.loss`; ``config.texture``).
 2. Optimise the pixels or voxels (the one dimension-specific stage): an image ``H x W`` by L-BFGS
-   from seeded uniform noise (:mod:`~mdesign.reconstruction.optimize`, ``config.optimiser``; with
-   ``coarse_to_fine`` at half size first); a volume ``H x W x D`` by Adam against the Gram loss of
-   slices drawn along each axis (:class:`~mdesign.reconstruction.volume_loss.SliceLoss`,
-   ``config.slices``), from a GRF fitted to the exemplar's ``S2``
-   (:func:`~mdesign.reconstruction.baseline.fit_grf`) or from noise. The slices' Gram loss is a
-   stochastic estimate, which rules out L-BFGS's line search.
+   (:mod:`~mdesign.reconstruction.optimize`, ``config.optimiser``) from the colours of a GRF
+   fitted to the exemplar's ``S2`` or from noise (``init``), at half size first
+   (``coarse_to_fine``), then briefly at full size; a volume ``H x W x D`` by Adam against the
+   Gram loss of slices drawn along each axis (:class:`~.volume_loss.SliceLoss`,
+   ``config.slices``), from the GRF (:func:`~.baseline.fit_grf`) or noise. The slices' Gram loss
+   is a stochastic estimate, which rules out L-BFGS's line search.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
 4. Anneal to the exact fractions (:mod:`~mdesign.reconstruction.annealing`, one chain;
    ``config.anneal``, a volume's ``volume_`` keys); with ``cleanup``, join a network's fragments,
@@ -134,7 +134,7 @@ class ReconstructionResult:
     weights : str
         The VGG19 weights used (``normalized``, ``imagenet``, ``random`` or the path).
     start : ndarray of uint8 or None
-        A volume's fitted GRF start (``slices.init="grf"``).
+        The fitted GRF start (``slices.init="grf"``, an image's ``optimiser.init="grf"``).
     grf : GRFFit or None
         Its fit.
     annealing_stages : tuple of str
@@ -534,16 +534,27 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
 def _optimise_image(exemplars, shape, config, *, phases, quarter, second, device, progress):
     """L-BFGS on the pixels of an image (module docstring): the last and the coarse stage.
 
-    ``second`` (the second seed) is a volume's; an image has no use for it."""
+    ``second`` (the second seed) seeds the GRF fit of ``optimiser.init="grf"``."""
     exemplar, opt_cfg = exemplars[0], config.optimiser
     max_lag = max(1, min(config.texture.s2_max_lag, quarter))
     extractor = _extractor(config, device, progress)
     loss_kw = _loss_settings(config, phases)
     # the L-BFGS settings but the iteration counts
-    opt_kw = opt_cfg.model_dump(exclude={"iterations", "coarse_to_fine", "coarse_iterations"})
+    opt_kw = opt_cfg.model_dump(
+        exclude={"init", "iterations", "coarse_to_fine", "coarse_iterations"}
+    )
     opt_kw["progress"] = progress
     gen = torch.Generator().manual_seed(int(config.seed))
     c = pixel_channels(phases)
+    labels0, fit = _start(
+        exemplars[:1],
+        shape,
+        phases=phases,
+        init=opt_cfg.init,
+        seed=config.seed,
+        exemplar_periodic=config.exemplar_periodic,
+        fit_seed=second,
+    )
     coarse = None
     if (
         opt_cfg.coarse_to_fine
@@ -554,16 +565,34 @@ def _optimise_image(exemplars, shape, config, *, phases, quarter, second, device
         coarse_loss = TextureLoss(
             extractor, exemplar, s2_max_lag=max(1, max_lag // 2), scale=2, **loss_kw
         )
-        init = torch.rand((1, c, *half), generator=gen).to(device)
+        if labels0 is None:
+            init = torch.rand((1, c, *half), generator=gen)
+        else:  # the GRF's colours at half size, as the coarse targets are the exemplar's
+            init = F.avg_pool2d(_grf_pixels(labels0, phases, gen)[None], 2)
         coarse = optimize_pixels(
-            coarse_loss, init, iterations=opt_cfg.coarse_iterations, desc="L-BFGS 1/2", **opt_kw
+            coarse_loss,
+            init.to(device),
+            iterations=opt_cfg.coarse_iterations,
+            desc="L-BFGS 1/2",
+            **opt_kw,
         )
         init = _upsample(coarse.pixels, shape, periodic=config.periodic)
-    else:
+    elif labels0 is None:
         init = torch.rand((1, c, *shape), generator=gen).to(device)
+    else:
+        init = _grf_pixels(labels0, phases, gen)[None].to(device)
     loss = TextureLoss(extractor, exemplar, s2_max_lag=max_lag, **loss_kw)
     opt = optimize_pixels(loss, init, iterations=opt_cfg.iterations, **opt_kw)
-    return opt, coarse, None, None
+    return opt, coarse, labels0, fit
+
+
+def _grf_pixels(labels: np.ndarray, phases: int, gen: torch.Generator) -> torch.Tensor:
+    """Start pixels ``C x ...`` from start labels: their colours shrunk to ``0.1..0.9`` and 5%
+    of the seeded noise (an image's ``optimiser.init="grf"``)."""
+    colours = encoding_colours(phases)
+    idx = torch.as_tensor(labels, dtype=torch.long)
+    x0 = 0.1 + 0.8 * colours[idx].movedim(-1, 0)
+    return x0 + 0.05 * torch.rand(x0.shape, generator=gen)
 
 
 def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic, fit_seed=None):
