@@ -426,7 +426,10 @@ def _solve_image(
             # _SLACK_64 it is clipped, closer to the complex128 value than it was) or not finite
             # is solved again in complex128, then 1e-7 nm away (a grazing order the test above
             # missed)
-            for prec, nudge in ((precision, 0.0), ("complex128", 0.0), ("complex128", 1e-7)):
+            passes = [(precision, precision, 0.0), ("complex128", "complex128", 0.0)]
+            if precision == "complex64":  # the grazing ones: the boundary in complex128 first
+                passes.insert(1, ("complex64", "complex128", 0.0))
+            for prec, bound, nudge in (*passes, ("complex128", "complex128", 1e-7)):
                 if not todo.size:  # (complex64: every wavelength grazing)
                     todo = np.flatnonzero(np.isnan(a))
                     continue
@@ -439,6 +442,7 @@ def _solve_image(
                         period=period,
                         order=order,
                         precision=prec,
+                        boundary=bound,
                     )
                     .cpu()
                     .numpy()
