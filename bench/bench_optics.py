@@ -16,13 +16,18 @@ killed run resumes; ``--fresh`` recomputes):
   integral at 0.1 nm): the error of each spectral rule (trapezoid or product integration, 15-141
   wavelengths) against the 281-point product integral, and of the old default raster (grid 64);
 * ``order``: the product-rule value at ``--order-wavelengths`` wavelengths at orders 3-9 on the
-  patterns, the relative change between orders, and Aitken's extrapolation from 5, 7, 9.
+  patterns, the relative change between orders, and Aitken's extrapolation from 5, 7, 9;
+* ``convergence``: higher orders by ``--conv-plan`` (29-wavelength spectra, or 6 probe ones), a
+  wavelength per task in ``--workers`` processes, resumable and bounded by ``--deadline``, with
+  each solve's CPU seconds; the order table against each pattern's highest order (3-9 from the
+  ``order`` part), the probe, and each setting's estimated error (spectral, raster and order
+  errors, each measured alone, composed as factors) against its CPU per image.
 
 The patterns are the campaign's kind: 128x128 samples of the shipped GAN (``artifacts/gan``),
 fractions from its training distribution, seed 0. The machine's load is printed: timings on
 shared cores are comparable only within one run.
 
-Usage: ``python bench/bench_optics.py [--parts speed,agreement,spectral,order]``.
+Usage: ``python bench/bench_optics.py [--parts speed,agreement,spectral,order,convergence]``.
 """
 
 from __future__ import annotations

@@ -420,7 +420,8 @@ def _solve_image(
             near = near.cpu().numpy()
             wl[near] += 1e-7
             a = np.full(wl.size, np.nan)
-            # complex64 is not accurate enough there (admittances ~1e5): complex128 at once
+            # complex64 boundary solves are not accurate enough there (admittances ~1e5): those
+            # wavelengths start at the second pass
             todo = np.flatnonzero(~near) if precision == "complex64" else np.arange(wl.size)
             # a value outside [0, 1] by more than the precision's error (complex64: within
             # _SLACK_64 it is clipped, closer to the complex128 value than it was) or not finite
