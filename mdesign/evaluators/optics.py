@@ -420,13 +420,17 @@ def _solve_image(
             near = near.cpu().numpy()
             wl[near] += 1e-7
             a = np.full(wl.size, np.nan)
-            # complex64 is not accurate enough there (admittances ~1e5): complex128 at once
+            # complex64 boundary solves are not accurate enough there (admittances ~1e5): those
+            # wavelengths start at the second pass
             todo = np.flatnonzero(~near) if precision == "complex64" else np.arange(wl.size)
             # a value outside [0, 1] by more than the precision's error (complex64: within
             # _SLACK_64 it is clipped, closer to the complex128 value than it was) or not finite
             # is solved again in complex128, then 1e-7 nm away (a grazing order the test above
             # missed)
-            for prec, nudge in ((precision, 0.0), ("complex128", 0.0), ("complex128", 1e-7)):
+            passes = [(precision, precision, 0.0), ("complex128", "complex128", 0.0)]
+            if precision == "complex64":  # the grazing ones: the boundary in complex128 first
+                passes.insert(1, ("complex64", "complex128", 0.0))
+            for prec, bound, nudge in (*passes, ("complex128", "complex128", 1e-7)):
                 if not todo.size:  # (complex64: every wavelength grazing)
                     todo = np.flatnonzero(np.isnan(a))
                     continue
@@ -439,6 +443,7 @@ def _solve_image(
                         period=period,
                         order=order,
                         precision=prec,
+                        boundary=bound,
                     )
                     .cpu()
                     .numpy()

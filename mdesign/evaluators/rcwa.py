@@ -185,6 +185,7 @@ def layer_absorption(
     period: float,
     order: int,
     precision: str = "complex64",
+    boundary: str | None = None,
 ) -> torch.Tensor:
     """Absorption ``1 - R - T`` of one patterned layer for unpolarised light at normal incidence.
 
@@ -203,6 +204,9 @@ def layer_absorption(
         Harmonics ``-order..order`` along each axis.
     precision : {"complex64", "complex128"}
         Arithmetic of everything after Li's matrices but the fluxes (complex128).
+    boundary : {"complex64", "complex128"}, optional
+        Arithmetic of everything but the eigendecomposition, if not ``precision`` (a grazing
+        order's admittance is ~1e5 a hair away from the anomaly: complex128 there).
 
     Returns
     -------
@@ -212,7 +216,8 @@ def layer_absorption(
     """
     dev = eps.device
     lam = wavelengths.to(device=dev, dtype=torch.float64)
-    cd = _PRECISIONS[precision]  # Li's matrices in complex128, everything after them in cd
+    # Li's matrices in complex128, everything after them in cd, the eigendecomposition in ce
+    cd, ce = _PRECISIONS[boundary or precision], _PRECISIONS[precision]
     ex, ey, eps_z = (
         a.to(cd) for a in convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
     )
@@ -249,7 +254,7 @@ def layer_absorption(
     diagonal(omega[..., :n, n:]).add_(kxy)
     diagonal(omega[..., n:, :n]).add_(kxy)
     omega[..., n:, n:] -= q12
-    q2, w = torch.linalg.eig(omega)
+    q2, w = (a.to(cd) for a in torch.linalg.eig(omega.to(ce)))
     del omega, t, s
     q = torch.sqrt(q2)
     q = torch.where(q.imag < 0, -q, q)  # forward modes: decaying or propagating along +z

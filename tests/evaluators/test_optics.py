@@ -223,6 +223,9 @@ def test_rayleigh_anomaly(pattern):
     assert np.isfinite(a).all() and np.abs(a[1]).max() < 1e-9
     near = absorption_spectra(imgs[:1], [600.0 + 1e-5], order=2, grid=16, precision="complex128")
     assert a[0, 0] == pytest.approx(near[0, 0], abs=1e-4)
+    # complex64 (the default): found before the solve, its boundary solved in complex128
+    a64 = absorption_spectra(imgs, lam, order=2, grid=16)
+    assert np.abs(a64 - a).max() < 1e-5
 
 
 def test_grazing_orders_are_found_before_the_solve():
