@@ -62,13 +62,27 @@ def _config(kind: str, seed: int, config_path: Path, sf_budget: int):
 def one(kind: str, seed: int, out: Path, config_path: Path, sf_budget: int) -> dict:
     """One campaign in this process; its figures as a dict."""
     from mdesign.optimization import run_campaign
+    from mdesign.optimization.problem import evaluate_design
 
     cfg = _config(kind, seed, config_path, sf_budget)
+    eval_cpu = {"low": 0.0, "target": 0.0, "confirm": 0.0}
+
+    def timed(context, designs, on_result):  # the CPU of the evaluations alone, by kind
+        confirm = "fidelity" not in context and kind == "mf"
+        for i, d in enumerate(designs):
+            t0 = time.process_time()
+            res = evaluate_design(context, d)
+            level = "low" if cfg.fidelity and d.get("fidelity") == cfg.fidelity.low else "target"
+            eval_cpu["confirm" if confirm else level] += time.process_time() - t0
+            on_result(i, res)
+
     t = time.process_time()
-    s = run_campaign(cfg, out, config_dir=config_path.parent, progress=False)
+    s = run_campaign(cfg, out, config_dir=config_path.parent, progress=False, evaluate_many=timed)
     cpu = time.process_time() - t
     recs = s.methods["bo"].records
     row = {"kind": kind, "seed": seed, "cpu_s": cpu, "evaluations": len(recs)}
+    row.update({f"eval_cpu_{k}": v for k, v in eval_cpu.items()})
+    row["eval_cpu"] = sum(eval_cpu.values())
     if kind == "sf":
         row.update(best=s.best["bo"], eval_s=sum(r.seconds or 0 for r in recs))
         row.update(n_low=0, low_s=0.0, n_target=len(recs), target_s=row["eval_s"])
