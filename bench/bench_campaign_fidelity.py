@@ -101,6 +101,26 @@ def _load(path: Path) -> dict:
     return json.loads(path.read_text()) if path.exists() else {"rows": []}
 
 
+def _cpu_low(config_path: Path, n: int = 20) -> float:
+    """CPU seconds per evaluation at the low fidelity, on ``n`` random designs of the space
+    (for rows from before the bench measured it: the low evaluations are a few milliseconds)."""
+    import numpy as np
+
+    from mdesign.optimization.campaign import campaign_context
+    from mdesign.optimization.problem import evaluate_design, load_space
+
+    cfg = _config("mf", 0, config_path, 30)
+    context = campaign_context(cfg, config_dir=config_path.parent)
+    space = load_space(context["space"])
+    X = np.random.default_rng(0).uniform(-1, 1, (n + 1, space.dim))
+    designs = [{"latent": x.tolist(), "fidelity": cfg.fidelity.low} for x in X]
+    evaluate_design(context, designs[0])  # warm-up: the evaluator's first call
+    t = time.process_time()
+    for d in designs[1:]:
+        evaluate_design(context, d)
+    return (time.process_time() - t) / n
+
+
 def _eval_cpu(row: dict, c_low: float, c_target: float) -> tuple[float, bool]:
     """The evaluations' CPU seconds of a row: measured, or (rows from before the bench
     measured it) its counts times the CPU per evaluation measured in the other rows."""
@@ -187,7 +207,9 @@ def main() -> None:
         return
     if args.merge:  # several runs in parallel, each on its own seeds
         parts = [_load(p) for p in args.merge]
-        data = {"rows": [r for p in parts for r in p["rows"]], "config": parts[0].get("config")}
+        data = {"rows": [r for p in parts for r in p["rows"]], "config": args.config.name}
+        if not any(r.get("n_low") and "eval_cpu" in r for r in data["rows"]):
+            data["cpu_low_fallback"] = _cpu_low(args.config)
         data["load"] = [x for p in parts for x in p.get("load", [])]
         args.results.write_text(json.dumps(data, indent=1) + "\n")
         args.results.with_suffix(".md").write_text(_markdown(data))
