@@ -279,7 +279,7 @@ def _check_fidelity(config: CampaignConfig, context: dict[str, Any]) -> None:
                     evaluator_for(spec)
                 except InputError as exc:
                     raise InputError(
-                        f"fidelity: {name} with {f.parameter}={value!r}: {exc.message}",
+                        f"{name} with {f.parameter}={value!r}: {exc.message}",
                         param="fidelity.parameter",
                     ) from None
 

@@ -204,6 +204,8 @@ def _confirmed_markdown(config, rows: dict[str, dict], improvement: dict, name: 
     params = ", ".join(f"{k} {v}" for k, v in c.params.items())
     multi = len(config.objectives) > 1
     which = "the Pareto set" if multi else f"the top {config.top_k} by {name}"
+    if config.fidelity is not None:
+        which += "; BO's by the multi-fidelity model's mean at the target"
     lines = [
         "",
         f"## Confirmed with `{c.evaluator}`{f' ({params})' if params else ''}",
