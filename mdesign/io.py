@@ -18,9 +18,9 @@ Reading
 An array with at most 8 distinct values is read as labels: its sorted values become
 ``0..k-1``. A grayscale image with more levels is segmented into ``phases`` phases by
 :func:`mdesign.segment.segment` with its typed defaults (background correction, Otsu's threshold
-for two phases and multi-Otsu above, a Potts relabelling), and the returned :class:`ImageStack`
-says so in ``note``. A ``.npz`` stack is labels by contract, so more than 8
-values there is an error rather than a segmentation.
+for two phases and multi-Otsu above, a Potts relabelling and one under a prior learned from the
+labels), and the returned :class:`ImageStack` says so in ``note``. A ``.npz`` stack is labels by
+contract, so more than 8 values there is an error rather than a segmentation.
 
 Writing
 -------
