@@ -11,15 +11,14 @@ Reading
   (:data:`TIFF_VOLUME_KEY`, written here for every 4D array), or when the caller reads a
   multi-page TIFF without it as one volume (``tiff_volume=True``: pages along ``H``).
 * ``.png`` / ``.tif``: one image (a multi-page TIFF is a stack). Palette PNGs (as written here)
-  are read as their palette indices; RGB images with at most 8 distinct colours are read as
-  labels, and those whose channels are equal as gray levels; any other colour image is refused
-  (a micrograph is saved as grayscale).
+  are read as their palette indices; RGB images as labels (at most 8 colours) or gray levels
+  (equal channels); any other colour image is refused.
 
 An array with at most 8 distinct values is read as labels: its sorted values become
 ``0..k-1``. A grayscale image with more levels is segmented into ``phases`` phases by
 :func:`mdesign.segment.segment` with its typed defaults (background correction, Otsu's threshold
-for two phases and multi-Otsu above, a Potts relabelling), and the returned :class:`ImageStack`
-says so in ``note``. A ``.npz`` stack is labels by contract, so more than 8
+for two phases and multi-Otsu above, then Potts and learned-prior relabellings), and the returned
+:class:`ImageStack` says so in ``note``. A ``.npz`` stack is labels by contract, so more than 8
 values there is an error rather than a segmentation.
 
 Writing
