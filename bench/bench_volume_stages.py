@@ -138,9 +138,10 @@ def variant(material: str, side: int, name: str, runs: Path, sweeps: float | Non
     return info
 
 
-def _cached(runs: Path, material: str, side: int, name: str, sweeps) -> bool:
+def _cached(runs: Path, material: str, side: int, name: str, sweeps) -> Path | None:
     tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
-    return (runs / f"{material}_{side}_{name}{tag}.json").exists()
+    path = runs / f"{material}_{side}_{name}{tag}.json"
+    return path if path.exists() else None
 
 
 def table(infos: list[dict]) -> list[dict]:
@@ -197,12 +198,20 @@ def main() -> None:
         for m in args.materials:
             decode(m, args.side, args.runs)
         return
-    infos = [
-        variant(m, args.side, v, args.runs, args.sweeps)
-        for m in args.materials
-        for v in args.variants
-        if not args.table or _cached(args.runs, m, args.side, v, args.sweeps)
-    ]
+    if args.table:  # every cached run of these materials, each sweeps setting
+        infos = [
+            json.loads(path.read_text())
+            for sweeps in (1.0, None)
+            for m in args.materials
+            for v in args.variants
+            if (path := _cached(args.runs, m, args.side, v, sweeps)) is not None
+        ]
+    else:
+        infos = [
+            variant(m, args.side, v, args.runs, args.sweeps)
+            for m in args.materials
+            for v in args.variants
+        ]
     rows = table(infos)
     report("volume_stages", rows, title="3D annealing stages, 64^3 volumes of the Li et al. crops")
     write_markdown(rows, [x for i in infos for x in i["load"]], args)
@@ -217,9 +226,10 @@ def write_markdown(rows: list[dict], loads: list[float], args) -> None:
         f"2 CPUs shared with other jobs (load average {min(loads):.0f}-{max(loads):.0f}), one "
         "thread, `nice -n 10`. `python bench/bench_volume_stages.py --decode "
         f"{' '.join(args.materials)}` then `python bench/bench_volume_stages.py "
-        f"{' '.join(args.materials)} --sweeps {args.sweeps:g}`: one decoded volume per material "
-        "(`reconstruct`, defaults, seed 0, the central 128x128 crop), annealed by each variant "
-        "(`volume_sweeps` as given, seed 0). Clusters per slice window against the "
+        f"{' '.join(args.materials)} [--sweeps 1]`, then `--table`: one decoded volume per "
+        "material (`reconstruct`, defaults, seed 0, the central 128x128 crop), annealed by each "
+        "variant (`volume_sweeps` as given: 1, or the default 3; seed 0; the default at 3 sweeps "
+        "is the `reconstruct` run's own annealing). Clusters per slice window against the "
         "exemplar's in equal windows (`slice_errors`), per axis; `s2_ratio_to_2d` is the "
         "largest axis's slice S2 RMSE over the committed 2D reconstruction's "
         "(`reconstruction_3d.json`, the smaller of 64^2 and 128^2); `cpu_seconds` is the "

@@ -817,7 +817,8 @@ class AnnealConfig(Config):
     (so no slice's count of a guarded phase rises)."""
     volume_cleanup: bool = False
     """A volume's cleanup: join a network phase's fragments by 3D bridges, dissolve the 3D
-    clusters smaller than the exemplar's smallest cluster would be as a ball, and anneal again."""
+    clusters of a phase with surplus slice clusters that are smaller than the exemplars' median
+    cluster area to the power 3/2 (never the largest), and anneal again."""
 
 
 # the flat keys of the configs written before the nested sections, and where each now lives
