@@ -166,9 +166,11 @@ def _code_key() -> str:
     return h.hexdigest()[:10]
 
 
-def metrics(ex: np.ndarray, labels: np.ndarray, periodic: bool = True) -> dict:
+def metrics(ex: np.ndarray, labels: np.ndarray) -> dict:
+    """Errors of periodic labels (the reconstruction's and the GRF's, as in
+    ``bench_reconstruction.py``) against the exemplar (in-image)."""
     k = int(ex.max()) + 1
-    e = reconstruction_errors(ex, labels, phases=k, reconstruction_periodic=periodic)
+    e = reconstruction_errors(ex, labels, phases=k)
     m = e.morphology_report()
     return {
         "s2_rmse": e.s2_rmse,
@@ -209,7 +211,7 @@ def merge(args, runs: Path, names: list[str]) -> None:
         images[(name, "exemplar")] = ex
         for seed in args.seeds:
             grf, _ = grf_baseline(ex, ex.shape, phases=int(ex.max()) + 1, seed=seed)
-            grf_row = {"image": name, "seed": seed, "column": "GRF", **metrics(ex, grf, False)}
+            grf_row = {"image": name, "seed": seed, "column": "GRF", **metrics(ex, grf)}
             rows.append(grf_row)
             images.setdefault((name, "GRF"), grf)
             path = runs / f"{name}__{seed}.npz"
