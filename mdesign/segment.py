@@ -229,6 +229,21 @@ def noise_sigma(image: np.ndarray) -> float:
     return float(np.median(np.abs(d)) / 0.6745)
 
 
+def _sweep_state(
+    x: np.ndarray, labels: np.ndarray, background: np.ndarray | None, cfg: SegmentConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What both relabellings start from: the labels as indices (a copy), the noise's scale over
+    the image (the flat field where it divided, else 1) and the checkerboard of the two halves."""
+    h, w = x.shape
+    scale = (
+        background
+        if background is not None and cfg.background_mode == "divide"
+        else np.ones_like(x)
+    )
+    checker = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
+    return labels.astype(np.intp), scale, checker
+
+
 def _potts(
     x: np.ndarray, labels: np.ndarray, background: np.ndarray | None, cfg: SegmentConfig
 ) -> tuple[np.ndarray, float]:
@@ -240,14 +255,8 @@ def _potts(
     and ``s`` (on the processed scale at ``B = 1``).
     """
     k = cfg.phases
-    lab = labels.astype(np.intp)
+    lab, scale, checker = _sweep_state(x, labels, background, cfg)
     h, w = x.shape
-    scale = (
-        background
-        if background is not None and cfg.background_mode == "divide"
-        else np.ones_like(x)
-    )
-    checker = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
     s = 0.0
     for _ in range(cfg.potts_iterations):
         mu, var, s = _noise_model(x, lab, scale, k)
@@ -340,14 +349,7 @@ def _learned(
     (the two checkerboard halves in turn), in place of the Potts prior's fixed ``beta``.
     """
     k = cfg.phases
-    lab = labels.astype(np.intp)
-    h, w = x.shape
-    scale = (
-        background
-        if background is not None and cfg.background_mode == "divide"
-        else np.ones_like(x)
-    )
-    checker = (np.add.outer(np.arange(h), np.arange(w)) % 2).astype(bool)
+    lab, scale, checker = _sweep_state(x, labels, background, cfg)
     for _ in range(cfg.learned_iterations):
         mu, var, s = _noise_model(x, lab, scale, k)
         if s <= 0:
