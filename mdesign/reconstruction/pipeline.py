@@ -588,7 +588,7 @@ def _optimise_image(exemplars, shape, config, *, phases, quarter, second, device
 
 def _grf_pixels(labels: np.ndarray, phases: int, gen: torch.Generator) -> torch.Tensor:
     """Start pixels ``C x ...`` from start labels: their colours shrunk to ``0.1..0.9`` and 5%
-    of the seeded noise (an image's ``optimiser.init="grf"``)."""
+    of the seeded noise (``optimiser.init="grf"``, images and volumes)."""
     colours = encoding_colours(phases)
     idx = torch.as_tensor(labels, dtype=torch.long)
     x0 = 0.1 + 0.8 * colours[idx].movedim(-1, 0)
@@ -645,13 +645,10 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, devic
         fit_seed=second,
     )
     c = pixel_channels(phases)
-    noise = torch.rand((c, *shape), generator=gen)
     if labels0 is None:
-        x0 = noise
+        x0 = torch.rand((c, *shape), generator=gen)
     else:
-        colours = encoding_colours(phases)
-        x0 = 0.1 + 0.8 * colours[torch.as_tensor(labels0, dtype=torch.long)].permute(3, 0, 1, 2)
-        x0 = x0 + 0.05 * noise
+        x0 = _grf_pixels(labels0, phases, gen)
     x = x0.to(device).requires_grad_(True)
     loss = SliceLoss(
         _extractor(config, device, progress),
