@@ -617,14 +617,19 @@ def main() -> None:
     if args.seeds:
         seeds_main(args, materials, variants)
         return
+    run_and_merge(args, materials, variants)
+
+
+def run_and_merge(args, materials: list[str], variants: list[str]) -> list[dict]:
+    """One seed (``args.seed``): the runs not cached yet (unless ``--merge``), then the tables of
+    the variants given (unless ``--no-merge``); the merged rows."""
     runs = args.runs / f"{args.size}_{args.seed}_{args.iterations or 'default'}"
     runs.mkdir(parents=True, exist_ok=True)
     if not args.merge:
         for material in materials:
             for variant in variants:
                 run_one(variant, material, args, runs)
-    if not args.no_merge:
-        merge(args, runs, variants if args.variants else list(VARIANTS), materials)
+    return [] if args.no_merge else merge(args, runs, variants, materials)
 
 
 GOAL_RATIO = 0.15
@@ -637,15 +642,8 @@ def seeds_main(args, materials: list[str], variants: list[str]) -> None:
     name, rows = args.name, []
     for seed in args.seeds:
         args.seed, args.name = seed, f"{name}_seed{seed}"
-        runs = args.runs / f"{args.size}_{seed}_{args.iterations or 'default'}"
-        runs.mkdir(parents=True, exist_ok=True)
-        if not args.merge:
-            for material in materials:
-                for variant in variants:
-                    run_one(variant, material, args, runs)
-        if not args.no_merge:
-            merged = merge(args, runs, list(VARIANTS) if args.merge else variants, materials)
-            rows += [{**r, "seed": seed} for r in merged if r["column"] in (*variants, "GRF")]
+        merged = run_and_merge(args, materials, variants)
+        rows += [{**r, "seed": seed} for r in merged if r["column"] in (*variants, "GRF")]
     args.name = name
     if rows:
         write_seeds_markdown(RESULTS / f"{name}_seeds.md", rows, args.seeds)
