@@ -71,3 +71,27 @@ def _fmt(v) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
     return str(v)
+
+
+def timed_reconstruction(exemplar, config) -> tuple[object, dict]:
+    """``mdesign.reconstruction.reconstruct(exemplar, None, config)`` on the CPU, and the record
+    the reconstruction benches keep of it: wall and process CPU seconds, the stages' seconds,
+    iterations, weights and the load average before and after."""
+    from mdesign.reconstruction import reconstruct
+
+    load_before = os.getloadavg()[0]
+    cpu = time.process_time()
+    res = reconstruct(exemplar, None, config, device="cpu")
+    cpu = time.process_time() - cpu
+    info = {
+        "seconds": res.seconds,
+        "cpu_seconds": cpu,
+        "seconds_optimization": res.seconds_optimization,
+        "seconds_annealing": res.seconds_annealing,
+        "iterations": res.iterations,
+        "converged": res.converged,
+        "weights": res.weights,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
+    }
+    return res, info

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, machine, median_time, report
+from _util import RESULTS, machine, median_time, report, timed_reconstruction
 
 from mdesign.config import ReconstructionConfig
 from mdesign.data import LI2018_MATERIALS, li2018_exemplar
@@ -137,24 +137,10 @@ def run_one(variant: str, material: str, args, runs: Path) -> None:
     kw = dict(VARIANTS[variant])
     if args.iterations is not None:
         kw["iterations"] = args.iterations
-    load_before = os.getloadavg()[0]
-    cpu = time.process_time()
     # the variants' settings by their flat keys, mapped into the config's sections
-    res = reconstruct(ex, None, ReconstructionConfig(seed=args.seed, **kw), device="cpu")
-    cpu = time.process_time() - cpu
-    load_after = os.getloadavg()[0]
-    info = {
-        "seconds": res.seconds,
-        "cpu_seconds": cpu,
-        "seconds_optimization": res.seconds_optimization,
-        "seconds_annealing": res.seconds_annealing,
-        "iterations": res.iterations,
-        "converged": res.converged,
-        "weights": res.weights,
-        "load_before": load_before,
-        "load_after": load_after,
-        "overrides": kw,
-    }
+    res, info = timed_reconstruction(ex, ReconstructionConfig(seed=args.seed, **kw))
+    info["overrides"] = kw
+    load_before, load_after = info["load_before"], info["load_after"]
     np.savez(path, labels=res.labels, info=json.dumps(info))
     print(
         f"{material} / {variant}: S2 {res.errors.s2_rmse:.4f}, L {res.errors.lineal_path_rmse:.4f}"

@@ -35,10 +35,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -46,11 +44,11 @@ import torch
 from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, machine, report
+from _util import RESULTS, machine, report, timed_reconstruction
 
 from mdesign.config import ReconstructionConfig
 from mdesign.data import LI2018_MATERIALS, li2018_exemplar
-from mdesign.reconstruction import grf_baseline, reconstruct, reconstruction_errors
+from mdesign.reconstruction import grf_baseline, reconstruction_errors
 from mdesign.reconstruction import pipeline as _pipeline
 
 SIZE = 128
@@ -117,21 +115,7 @@ def run_full(name: str, seed: int, runs: Path, force: bool) -> None:
     if path.exists() and not force:
         return
     ex = image(name)
-    load_before = os.getloadavg()[0]
-    cpu = time.process_time()
-    res = reconstruct(ex, None, ReconstructionConfig(seed=seed), device="cpu")
-    cpu = time.process_time() - cpu
-    info = {
-        "seconds": res.seconds,
-        "cpu_seconds": cpu,
-        "seconds_optimization": res.seconds_optimization,
-        "seconds_annealing": res.seconds_annealing,
-        "iterations": res.iterations,
-        "converged": res.converged,
-        "weights": res.weights,
-        "load_before": load_before,
-        "load_after": os.getloadavg()[0],
-    }
+    res, info = timed_reconstruction(ex, ReconstructionConfig(seed=seed))
     np.savez(path, labels=res.labels, decoded=res.decoded, info=json.dumps(info))
     print(f"{name} seed {seed}: S2 {res.errors.s2_rmse:.4f}, {res.seconds:.1f} s", flush=True)
 
