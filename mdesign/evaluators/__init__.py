@@ -1,6 +1,7 @@
 """Property evaluators: a typed protocol, a registry, and the built-in physics.
 
-Built-ins (registered below by explicit calls):
+Built-ins (named by path in :data:`~mdesign.evaluators.base.BUILT_IN_PHYSICS`, imported on
+first lookup, so that this package imports torch only when they are used):
 
 * ``effective_conductivity``: periodic homogenisation of k-phase images or volumes by finite
   volumes and FFT-preconditioned conjugate gradients (:mod:`mdesign.evaluators.conductivity`);
@@ -22,6 +23,9 @@ Third-party evaluators register through the entry-point group ``mdesign.evaluato
 named by a ``module:function`` path; see :mod:`mdesign.evaluators.base`.
 """
 
+import sys
+import types
+
 from mdesign.evaluators.base import (
     ENTRY_POINT_GROUP,
     EvaluationError,
@@ -39,26 +43,27 @@ from mdesign.evaluators.base import (
     parse_params,
     register_evaluator,
 )
-from mdesign.evaluators.conductivity import (
-    EffectiveConductivity,
-    conductivity_tensor,
-    effective_conductivity,
-)
-from mdesign.evaluators.elasticity import (
-    ElasticModuli,
-    ElasticStiffness,
-    elastic_moduli,
-    elastic_stiffness,
-    lame_constants,
-    stiffness_tensor,
-)
-from mdesign.evaluators.optics import (
-    OpticalAbsorption,
-    optical_absorption,
-    refractive_index,
-    thin_film_absorption,
-)
-from mdesign.evaluators.tortuosity import Tortuosity, percolates, tortuosity
+
+_LAZY = {
+    # The physics modules import torch: loaded on first attribute access (PEP 562), so that
+    # ``import mdesign.evaluators`` and a module:function evaluator stay light.
+    "EffectiveConductivity": "conductivity",
+    "conductivity_tensor": "conductivity",
+    "effective_conductivity": "conductivity",
+    "ElasticModuli": "elasticity",
+    "ElasticStiffness": "elasticity",
+    "elastic_moduli": "elasticity",
+    "elastic_stiffness": "elasticity",
+    "lame_constants": "elasticity",
+    "stiffness_tensor": "elasticity",
+    "OpticalAbsorption": "optics",
+    "optical_absorption": "optics",
+    "refractive_index": "optics",
+    "thin_film_absorption": "optics",
+    "Tortuosity": "tortuosity",
+    "percolates": "tortuosity",
+    "tortuosity": "tortuosity",
+}
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -94,7 +99,30 @@ __all__ = [
     "tortuosity",
 ]
 
-register_evaluator(EffectiveConductivity, _source="built-in")
-register_evaluator(OpticalAbsorption, _source="built-in")
-register_evaluator(ElasticStiffness, _source="built-in")
-register_evaluator(Tortuosity, _source="built-in")
+
+class _Package(types.ModuleType):
+    """Keeps ``mdesign.evaluators.tortuosity`` the function, as it was before the lazy
+    imports: importing the submodule of the same name binds the module on the package."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -58,6 +58,24 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "mdesign.evaluators"
 
+BUILT_IN_PHYSICS = (
+    # The physics built-ins, named by path and imported on the first lookup of a registered
+    # name (or the first registration), so that importing mdesign.evaluators, or evaluating a
+    # module:function path, does not import torch.
+    EntryPoint(
+        "effective_conductivity",
+        "mdesign.evaluators.conductivity:EffectiveConductivity",
+        ENTRY_POINT_GROUP,
+    ),
+    EntryPoint(
+        "optical_absorption", "mdesign.evaluators.optics:OpticalAbsorption", ENTRY_POINT_GROUP
+    ),
+    EntryPoint(
+        "elastic_stiffness", "mdesign.evaluators.elasticity:ElasticStiffness", ENTRY_POINT_GROUP
+    ),
+    EntryPoint("tortuosity", "mdesign.evaluators.tortuosity:Tortuosity", ENTRY_POINT_GROUP),
+)
+
 BUILT_IN_ENTRY_POINTS = (
     # Built-ins that live in a package which itself uses the evaluators: named by path and
     # imported on first lookup, like an installed entry point, so that this package never
@@ -380,6 +398,7 @@ def register_evaluator(obj: Any = None, *, name: str | None = None, _source: str
     """
     if obj is None:
         return lambda o: register_evaluator(o, name=name, _source=_source)
+    _load_built_ins()
     entry = _entry_for(obj, name, source=_source)
     if ":" in entry.name or not entry.name:
         raise ValueError(f"invalid evaluator name {entry.name!r} (':' marks a module path)")
@@ -392,6 +411,13 @@ def register_evaluator(obj: Any = None, *, name: str | None = None, _source: str
     return obj
 
 
+def _load_built_ins() -> None:
+    """Register :data:`BUILT_IN_PHYSICS` once (each module imported on first need)."""
+    for ep in BUILT_IN_PHYSICS:
+        if ep.name not in _REGISTRY:
+            _REGISTRY[ep.name] = _entry_for(ep.load(), ep.name, source="built-in")
+
+
 def _load_entry_points() -> None:
     """Register :data:`BUILT_IN_ENTRY_POINTS` and the installed ``mdesign.evaluators`` entry
     points once, all or none.
@@ -401,6 +427,7 @@ def _load_entry_points() -> None:
     not hidden until an evaluation.
     """
     global _ENTRY_POINTS_LOADED
+    _load_built_ins()
     if _ENTRY_POINTS_LOADED:
         return
     entries = []

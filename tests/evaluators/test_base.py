@@ -225,3 +225,42 @@ def test_shipped_evaluator_config_is_the_default():
         ("surrogate", SURROGATE_EVALUATOR_DEFAULTS),
     ):
         assert {k: p.default for k, p in info[name].parameters.items()} == cfg.model_dump()
+
+
+def test_a_module_function_evaluator_does_not_import_torch(tmp_path):
+    # The physics built-ins are imported on first lookup: a user's own evaluator, named by
+    # path, runs without importing torch (about 2 s of every `mdesign evaluate` call).
+    import subprocess
+    import sys
+
+    (tmp_path / "userprops.py").write_text(
+        "def porosity(images):\n    return (images == 0).mean(axis=(1, 2))\n"
+    )
+    code = (
+        "import sys, numpy as np\n"
+        "from mdesign.evaluators import evaluate_batch, get_evaluator\n"
+        "ev = get_evaluator('userprops:porosity')\n"
+        "img = np.zeros((2, 8, 8), np.uint8); img[1, :4] = 1\n"
+        "print(*np.asarray(evaluate_batch(ev, img).values).tolist(), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["1.0", "0.5", "False"]
+
+
+def test_the_lazy_built_ins_keep_their_names():
+    import importlib
+
+    import mdesign.evaluators as ev
+
+    module = importlib.import_module("mdesign.evaluators.tortuosity")  # binds it on the package
+    assert ev.tortuosity is module.tortuosity  # still the function, as before the lazy imports
+    assert ev.effective_conductivity.__module__ == "mdesign.evaluators.conductivity"
+    assert {"effective_conductivity", "tortuosity"} <= set(dir(ev))
+    assert {e.name for e in ev.list_evaluators()} >= {
+        "effective_conductivity",
+        "elastic_stiffness",
+        "optical_absorption",
+        "tortuosity",
+    }
