@@ -25,6 +25,7 @@ named by a ``module:function`` path; see :mod:`mdesign.evaluators.base`.
 
 import sys
 import types
+from typing import TYPE_CHECKING
 
 from mdesign.evaluators.base import (
     ENTRY_POINT_GROUP,
@@ -43,6 +44,28 @@ from mdesign.evaluators.base import (
     parse_params,
     register_evaluator,
 )
+
+if TYPE_CHECKING:  # for type checkers and the API docs; imported lazily below
+    from mdesign.evaluators.conductivity import (
+        EffectiveConductivity,
+        conductivity_tensor,
+        effective_conductivity,
+    )
+    from mdesign.evaluators.elasticity import (
+        ElasticModuli,
+        ElasticStiffness,
+        elastic_moduli,
+        elastic_stiffness,
+        lame_constants,
+        stiffness_tensor,
+    )
+    from mdesign.evaluators.optics import (
+        OpticalAbsorption,
+        optical_absorption,
+        refractive_index,
+        thin_film_absorption,
+    )
+    from mdesign.evaluators.tortuosity import Tortuosity, percolates, tortuosity
 
 _LAZY = {
     # The physics modules import torch: loaded on first attribute access (PEP 562), so that
