@@ -405,13 +405,12 @@ def _solve_image(
     dev = torch.device(device)
     n2 = 2 * (2 * order + 1) ** 2
     chunk = max(1, _CHUNK_BYTES // (_LIVE_MATRICES * 16 * n2 * n2))
-    f = torch.as_tensor(frac, device=dev).to(torch.complex128)
+    f = torch.as_tensor(frac, device=dev)
     out = np.empty(lam.size)
     with single_thread(dev):
         for s in range(0, lam.size, chunk):
             sl = slice(s, s + chunk)
-            e = torch.as_tensor(eps[:, sl], device=dev)  # k x l
-            cells = torch.einsum("kl,kyx->lyx", e, f)
+            e = torch.as_tensor(eps[:, sl].T, device=dev)  # l x k
             wl = lam[sl].copy()
             # a diffraction order grazing exactly (a Rayleigh anomaly, wavelength = period / m
             # in air or in the substrate) has no admittance: 1e-7 nm away it has one
@@ -436,7 +435,8 @@ def _solve_image(
                     continue
                 a[todo] = (
                     layer_absorption(
-                        cells[todo],
+                        f,
+                        e[todo],
                         torch.as_tensor(eps_sub[sl][todo], device=dev),
                         torch.as_tensor(wl[todo] + nudge, device=dev),
                         thickness=thickness,
