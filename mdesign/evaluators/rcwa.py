@@ -56,7 +56,7 @@ def _toeplitz(coef: torch.Tensor, order: int) -> torch.Tensor:
 
 def _laurent_1d(cells: torch.Tensor, order: int) -> torch.Tensor:
     """Laurent (Toeplitz) matrices along the last axis: ``... x n`` to ``... x f x f``."""
-    return _toeplitz(torch.fft.fft(cells, dim=-1) / cells.shape[-1], order)
+    return _toeplitz(torch.fft.fft(cells, dim=-1, norm="forward"), order)
 
 
 def laurent_parts(
@@ -94,7 +94,7 @@ def laurent_parts(
     f = 2 * order + 1
     h = torch.arange(-order, order + 1, device=cells.device)
     dr, dc = ((h[:, None] - h[None, :]) % n for n in (rows, cols))
-    coef = torch.fft.fft2(cells) / (rows * cols)
+    coef = torch.fft.fft2(cells, norm="forward")
     both = coef[..., dr[:, None, :, None], dc[None, :, None, :]]  # (n, m) x (n', m')
     return (
         _laurent_1d(cells.transpose(-1, -2), order),
@@ -110,7 +110,7 @@ def _inverse_rule(inner: torch.Tensor, order: int, *, outer_x: bool) -> torch.Te
     f = 2 * order + 1
     inv = torch.linalg.inv(inner)
     p = inv.shape[-3]
-    coef = torch.fft.fft(inv, dim=-3) / p
+    coef = torch.fft.fft(inv, dim=-3, norm="forward")
     h = torch.arange(-order, order + 1, device=inner.device)
     d = (h[:, None] - h[None, :]) % p
     i = torch.arange(f, device=inner.device)
@@ -125,6 +125,7 @@ def li_matrices(
     parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     order: int,
     weights: torch.Tensor | None = None,
+    dtype: torch.dtype = torch.complex128,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Li's matrices ``eps_x``, ``eps_y`` and Laurent's ``eps_z`` from :func:`laurent_parts`.
 
@@ -135,14 +136,16 @@ def li_matrices(
         (leading axis ``k``).
     weights : Tensor of complex128, ``L x k``, optional
         Each phase's permittivity at each of ``L`` wavelengths.
+    dtype : torch.dtype
+        Arithmetic of the inverses (the parts are combined in complex128).
 
     Returns
     -------
-    eps_x, eps_y, eps_z : Tensor of complex128, ``... x N x N`` (``L x N x N`` with weights)
+    eps_x, eps_y, eps_z : Tensor of ``dtype``, ``... x N x N`` (``L x N x N`` with weights)
     """
     if weights is not None:
         parts = tuple(torch.einsum("lk,k...->l...", weights, p.to(weights.dtype)) for p in parts)
-    along_y, along_x, both = parts
+    along_y, along_x, both = (p.to(dtype) for p in parts)
     # E_x: Laurent along y (continuous), inverse rule across x; E_y: the same, x and y exchanged
     return (
         _inverse_rule(along_y, order, outer_x=True),
@@ -245,7 +248,7 @@ def _flux(y: tuple, e: torch.Tensor) -> torch.Tensor:
 
 
 def layer_absorption(
-    fractions: torch.Tensor,
+    parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     eps_phases: torch.Tensor,
     eps_substrate: torch.Tensor,
     wavelengths: torch.Tensor,
@@ -260,8 +263,9 @@ def layer_absorption(
 
     Parameters
     ----------
-    fractions : Tensor of float64, ``k x H x W``
-        Area fraction of each of ``k`` phases in each cell of the layer's raster (rows along y).
+    parts : tuple of Tensor
+        :func:`laurent_parts` of the fractions of each of ``k`` phases on the layer's raster
+        (``k x H x W``, rows along y), at ``order``.
     eps_phases : Tensor of complex128, ``L x k``
         Each phase's permittivity (``n + ik`` squared) at each wavelength.
     eps_substrate : Tensor, ``L``
@@ -284,15 +288,13 @@ def layer_absorption(
         The mean of the TM (``E`` along x) and TE (``E`` along y) absorptions; NaN where the
         solve broke down (a diffraction order exactly grazing: retry a hair away).
     """
-    dev = fractions.device
+    dev = parts[0].device
     lam = wavelengths.to(device=dev, dtype=torch.float64)
-    # Li's matrices in complex128, everything after them in cd, the eigendecomposition in ce
+    # the Laurent parts combined in complex128, everything after that (Li's inverses included)
+    # in cd, the eigendecomposition in ce
     cd, ce = _PRECISIONS[boundary or precision], _PRECISIONS[precision]
-    parts = laurent_parts(fractions.to(torch.float64), order)
-    ex, ey, eps_z = (
-        a.to(cd)
-        for a in li_matrices(parts, order, eps_phases.to(device=dev, dtype=torch.complex128))
-    )
+    weights = eps_phases.to(device=dev, dtype=torch.complex128)
+    ex, ey, eps_z = li_matrices(parts, order, weights, dtype=cd)
     n = ex.shape[-1]
     h = torch.arange(-order, order + 1, device=dev, dtype=torch.float64)
     # harmonic (m, n) at index (n + order) f + m + order: m along x
@@ -307,7 +309,7 @@ def layer_absorption(
 
     # Q = [[-Kx Ky, Kx^2 - Ey], [Ex - Ky^2, Ky Kx]] (Maxwell's curl H; mu = 1): the diagonal
     # blocks stay vectors, the dense ones are Ey and Ex with their diagonals shifted in place
-    q12 = ey.neg()
+    q12 = ey.neg_()
     diagonal(q12).add_(kxc * kxc)
     q21 = ex
     diagonal(q21).sub_(kyc * kyc)
@@ -343,25 +345,32 @@ def layer_absorption(
     eps_s = eps_substrate.to(device=dev).real.to(torch.float64)
     y_sub = _admittance(eps_s.to(cd), kxc, kyc)
     x = torch.exp(1j * q * (2 * torch.pi * thickness / lam).to(q.real.dtype)[:, None])
-    # bottom: outgoing waves only, h = Y_s e  =>  c- = (V + Y_s W)^-1 (V - Y_s W) X c+
-    yw = _apply(y_sub, w)
-    a2 = v + yw
-    b2 = torch.sub(v, yw, out=yw)
-    b2 *= x[..., None, :]
-    m = torch.linalg.solve(a2, b2)
-    del a2, b2, yw
-    # top: h + Y_a e = 2 Y_a e_inc  =>  (V + Y_a W - (V - Y_a W) X M) c+ = 2 Y_a e_inc
-    yw = _apply(y_top, w)
-    a1 = v + yw
-    b1 = torch.sub(v, yw, out=yw)
-    m_x = x[..., :, None] * m
-    a1 -= b1 @ m_x
+    # top: h + Y_a e = 2 Y_a e_inc; bottom: outgoing waves only, h = Y_s e. With the fields
+    # W (c+ + X c-), V (c+ - X c-) at the top face and W (X c+ + c-), V (X c+ - c-) at the
+    # bottom one: [[V + Y_a W, (Y_a W - V) X], [(Y_s W - V) X, V + Y_s W]] [c+; c-] = [2 Y_a
+    # e_inc; 0], one 4N solve with a right-hand side per polarisation
+    m2 = 2 * n
+    big = torch.empty(lam.shape[0], 2 * m2, 2 * m2, dtype=cd, device=dev)
+    yw = torch.empty_like(v[..., :n, :])  # half of Y W: its blocks are diagonal
+    xc = x[..., None, :]
+    for y, r0, own, other in ((y_top, 0, 0, m2), (y_sub, m2, m2, 0)):
+        for half, (ya, yb) in enumerate((y[:2], y[2:])):
+            rows = slice(r0 + half * n, r0 + (half + 1) * n)
+            torch.mul(w[..., :n, :], ya[..., None], out=yw)
+            yw.addcmul_(w[..., n:, :], yb[..., None])
+            vh = v[..., half * n : (half + 1) * n, :]
+            torch.add(vh, yw, out=big[:, rows, own : own + m2])
+            torch.sub(yw, vh, out=big[:, rows, other : other + m2]).mul_(xc)
+    del yw
     e_inc = torch.zeros(lam.shape[0], 2 * n, 2, dtype=cd, device=dev)
     z0 = (2 * order + 1) * order + order  # the zeroth harmonic
     e_inc[:, z0, 0] = 1  # TM: E along x
     e_inc[:, n + z0, 1] = 1  # TE: E along y
-    c_fwd = torch.linalg.solve(a1, 2 * _apply(y_top, e_inc))
-    c_bwd = m @ c_fwd
+    rhs = torch.zeros(lam.shape[0], 2 * m2, 2, dtype=cd, device=dev)
+    rhs[:, :m2] = 2 * _apply(y_top, e_inc)
+    c = torch.linalg.solve(big, rhs)
+    del big
+    c_fwd, c_bwd = c[:, :m2], c[:, m2:]
     # the fields at the two faces, and the fluxes, in complex128
     e_top = (w @ (c_fwd + x[..., None] * c_bwd)).to(torch.complex128)
     e_bot = (w @ (x[..., None] * c_fwd + c_bwd)).to(torch.complex128)
