@@ -125,7 +125,6 @@ def li_matrices(
     parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
     order: int,
     weights: torch.Tensor | None = None,
-    dtype: torch.dtype = torch.complex128,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Li's matrices ``eps_x``, ``eps_y`` and Laurent's ``eps_z`` from :func:`laurent_parts`.
 
@@ -136,16 +135,14 @@ def li_matrices(
         (leading axis ``k``).
     weights : Tensor of complex128, ``L x k``, optional
         Each phase's permittivity at each of ``L`` wavelengths.
-    dtype : torch.dtype
-        Arithmetic of the inverses (the parts are combined in complex128).
 
     Returns
     -------
-    eps_x, eps_y, eps_z : Tensor of ``dtype``, ``... x N x N`` (``L x N x N`` with weights)
+    eps_x, eps_y, eps_z : Tensor of complex128, ``... x N x N`` (``L x N x N`` with weights)
     """
     if weights is not None:
         parts = tuple(torch.einsum("lk,k...->l...", weights, p.to(weights.dtype)) for p in parts)
-    along_y, along_x, both = (p.to(dtype) for p in parts)
+    along_y, along_x, both = parts
     # E_x: Laurent along y (continuous), inverse rule across x; E_y: the same, x and y exchanged
     return (
         _inverse_rule(along_y, order, outer_x=True),
@@ -290,11 +287,10 @@ def layer_absorption(
     """
     dev = parts[0].device
     lam = wavelengths.to(device=dev, dtype=torch.float64)
-    # the Laurent parts combined in complex128, everything after that (Li's inverses included)
-    # in cd, the eigendecomposition in ce
+    # Li's matrices in complex128, everything after them in cd, the eigendecomposition in ce
     cd, ce = _PRECISIONS[boundary or precision], _PRECISIONS[precision]
     weights = eps_phases.to(device=dev, dtype=torch.complex128)
-    ex, ey, eps_z = li_matrices(parts, order, weights, dtype=cd)
+    ex, ey, eps_z = (a.to(cd) for a in li_matrices(parts, order, weights))
     n = ex.shape[-1]
     h = torch.arange(-order, order + 1, device=dev, dtype=torch.float64)
     # harmonic (m, n) at index (n + order) f + m + order: m along x
@@ -345,32 +341,30 @@ def layer_absorption(
     eps_s = eps_substrate.to(device=dev).real.to(torch.float64)
     y_sub = _admittance(eps_s.to(cd), kxc, kyc)
     x = torch.exp(1j * q * (2 * torch.pi * thickness / lam).to(q.real.dtype)[:, None])
-    # top: h + Y_a e = 2 Y_a e_inc; bottom: outgoing waves only, h = Y_s e. With the fields
-    # W (c+ + X c-), V (c+ - X c-) at the top face and W (X c+ + c-), V (X c+ - c-) at the
-    # bottom one: [[V + Y_a W, (Y_a W - V) X], [(Y_s W - V) X, V + Y_s W]] [c+; c-] = [2 Y_a
-    # e_inc; 0], one 4N solve with a right-hand side per polarisation
-    m2 = 2 * n
-    big = torch.empty(lam.shape[0], 2 * m2, 2 * m2, dtype=cd, device=dev)
-    yw = torch.empty_like(v[..., :n, :])  # half of Y W: its blocks are diagonal
-    xc = x[..., None, :]
-    for y, r0, own, other in ((y_top, 0, 0, m2), (y_sub, m2, m2, 0)):
-        for half, (ya, yb) in enumerate((y[:2], y[2:])):
-            rows = slice(r0 + half * n, r0 + (half + 1) * n)
-            torch.mul(w[..., :n, :], ya[..., None], out=yw)
-            yw.addcmul_(w[..., n:, :], yb[..., None])
-            vh = v[..., half * n : (half + 1) * n, :]
-            torch.add(vh, yw, out=big[:, rows, own : own + m2])
-            torch.sub(yw, vh, out=big[:, rows, other : other + m2]).mul_(xc)
-    del yw
+    # bottom: outgoing waves only, h = Y_s e  =>  c- = (V + Y_s W)^-1 (V - Y_s W) X c+
+    # top: h + Y_a e = 2 Y_a e_inc  =>  (V + Y_a W - (V - Y_a W) X M) c+ = 2 Y_a e_inc
+    a = torch.empty_like(w)
+    b = torch.empty_like(w)
+    yw = torch.empty_like(w[..., :n, :])  # half of Y W: Y's blocks are diagonal
+
+    def face(y: tuple) -> None:  # a = V + Y W, b = (V - Y W) X, in place
+        for half in (0, 1):
+            rows = slice(half * n, (half + 1) * n)
+            torch.mul(w[..., :n, :], y[2 * half][..., None], out=yw)
+            yw.addcmul_(w[..., n:, :], y[2 * half + 1][..., None])
+            torch.add(v[..., rows, :], yw, out=a[..., rows, :])
+            torch.sub(v[..., rows, :], yw, out=b[..., rows, :]).mul_(x[..., None, :])
+
+    face(y_sub)
+    m = torch.linalg.solve(a, b)
+    face(y_top)
+    a.baddbmm_(b, m, alpha=-1)
     e_inc = torch.zeros(lam.shape[0], 2 * n, 2, dtype=cd, device=dev)
     z0 = (2 * order + 1) * order + order  # the zeroth harmonic
     e_inc[:, z0, 0] = 1  # TM: E along x
     e_inc[:, n + z0, 1] = 1  # TE: E along y
-    rhs = torch.zeros(lam.shape[0], 2 * m2, 2, dtype=cd, device=dev)
-    rhs[:, :m2] = 2 * _apply(y_top, e_inc)
-    c = torch.linalg.solve(big, rhs)
-    del big
-    c_fwd, c_bwd = c[:, :m2], c[:, m2:]
+    c_fwd = torch.linalg.solve(a, 2 * _apply(y_top, e_inc))
+    c_bwd = m @ c_fwd
     # the fields at the two faces, and the fluxes, in complex128
     e_top = (w @ (c_fwd + x[..., None] * c_bwd)).to(torch.complex128)
     e_bot = (w @ (x[..., None] * c_fwd + c_bwd)).to(torch.complex128)
