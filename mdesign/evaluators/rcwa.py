@@ -5,7 +5,9 @@ lies between air above and a transparent substrate below and is lit from air at 
 The fields are expanded in the ``N = (2 order + 1)^2`` harmonics of the period (Moharam et al.
 1995); the in-plane permittivity enters through Li's factorisation rules (Li 1997): for ``E_x``
 Laurent's rule along y then the inverse rule along x, for ``E_y`` the same with x and y exchanged,
-for ``E_z`` Laurent's rule in both (:func:`convolution_matrices`).
+for ``E_z`` Laurent's rule in both (:func:`convolution_matrices`). Laurent's matrices are linear
+in ``eps``: each phase's are computed once per raster (:func:`laurent_parts`) and combined per
+wavelength (:func:`li_matrices`), which leaves Li's inverses as the only per-wavelength set-up.
 
 Per wavelength the cost is one eigenproblem of size ``2N`` (``Omega = P Q``: the layer's modes ``W``
 and ``q^2``) plus work of lower order: diagonal blocks as broadcasts, the magnetic modes as ``V = Q
