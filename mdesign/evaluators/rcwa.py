@@ -5,7 +5,9 @@ lies between air above and a transparent substrate below and is lit from air at 
 The fields are expanded in the ``N = (2 order + 1)^2`` harmonics of the period (Moharam et al.
 1995); the in-plane permittivity enters through Li's factorisation rules (Li 1997): for ``E_x``
 Laurent's rule along y then the inverse rule along x, for ``E_y`` the same with x and y exchanged,
-for ``E_z`` Laurent's rule in both (:func:`convolution_matrices`).
+for ``E_z`` Laurent's rule in both (:func:`convolution_matrices`). Laurent's matrices are linear
+in ``eps``: each phase's are computed once per raster (:func:`laurent_parts`) and combined per
+wavelength (:func:`li_matrices`), which leaves Li's inverses as the only per-wavelength set-up.
 
 Per wavelength the cost is one eigenproblem of size ``2N`` (``Omega = P Q``: the layer's modes ``W``
 and ``q^2``) plus work of lower order: diagonal blocks as broadcasts, the magnetic modes as ``V = Q
@@ -32,7 +34,13 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["convolution_matrices", "grazing", "layer_absorption"]
+__all__ = [
+    "convolution_matrices",
+    "grazing",
+    "laurent_parts",
+    "layer_absorption",
+    "li_matrices",
+]
 
 _PRECISIONS = {"complex64": torch.complex64, "complex128": torch.complex128}
 
@@ -50,25 +58,99 @@ def _toeplitz(coef: torch.Tensor, order: int) -> torch.Tensor:
 
 def _laurent_1d(cells: torch.Tensor, order: int) -> torch.Tensor:
     """Laurent (Toeplitz) matrices along the last axis: ``... x n`` to ``... x f x f``."""
-    return _toeplitz(torch.fft.fft(cells, dim=-1) / cells.shape[-1], order)
+    return _toeplitz(torch.fft.fft(cells, dim=-1, norm="forward"), order)
 
 
-def _li_matrix(eps: torch.Tensor, order: int, *, inverse_outer: bool) -> torch.Tensor:
-    """One Li factorisation of ``eps`` (``... x rows x cols``), harmonics row-major in ``rows``.
+def laurent_parts(
+    cells: torch.Tensor, order: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The Laurent matrices Li's matrices are made of, each linear in ``cells``.
 
-    Laurent along the rows axis inside each column, then (``inverse_outer``: inverted, Laurent
-    along the columns, inverted again; else Laurent along the columns). Returns ``... x F x F``,
-    ``F = (2 order + 1)^2``, the harmonic ``(r, c)`` at index ``r (2 order + 1) + c``.
+    A layer of phases with fractions ``f_k`` (``k x H x W``) and permittivities ``eps_k`` has
+    the parts ``sum_k eps_k parts(f_k)``: computed once per raster, combined per wavelength
+    (:func:`li_matrices`).
+
+    Parameters
+    ----------
+    cells : Tensor, ``... x H x W``
+        Values on the raster (rows along y); one with fewer than ``4 order + 1`` cells along an
+        axis is repeated cell by cell up to that (the same function, finer cells), so the
+        harmonics up to ``2 order`` are not aliased.
+
+    Returns
+    -------
+    along_y : Tensor of complex128, ``... x W' x f x f``
+        Laurent's matrix along y of each column (``f = 2 order + 1``).
+    along_x : Tensor of complex128, ``... x H' x f x f``
+        Laurent's matrix along x of each row.
+    both : Tensor of complex128, ``... x N x N``
+        Laurent's rule in both, harmonics as in :func:`convolution_matrices`.
     """
+    rows, cols = cells.shape[-2:]
+    need = 4 * order + 1
+    if rows < need:
+        cells = cells.repeat_interleave(-(-need // rows), dim=-2)
+    if cols < need:
+        cells = cells.repeat_interleave(-(-need // cols), dim=-1)
+    rows, cols = cells.shape[-2:]
     f = 2 * order + 1
-    inner = _laurent_1d(eps.transpose(-1, -2), order)  # ... x cols x f x f (along rows)
-    if inverse_outer:
-        inner = torch.linalg.inv(inner)
-    cols = inner.shape[-3]
-    coef = torch.fft.fft(inner, dim=-3) / cols  # Fourier along the columns axis
-    outer = _toeplitz(coef.movedim(-3, -1), order)  # ... x f(r) x f(r') x f(c) x f(c')
-    mat = outer.movedim(-3, -2).reshape(*outer.shape[:-4], f * f, f * f)
-    return torch.linalg.inv(mat) if inverse_outer else mat
+    h = torch.arange(-order, order + 1, device=cells.device)
+    dr, dc = ((h[:, None] - h[None, :]) % n for n in (rows, cols))
+    coef = torch.fft.fft2(cells, norm="forward")
+    both = coef[..., dr[:, None, :, None], dc[None, :, None, :]]  # (n, m) x (n', m')
+    return (
+        _laurent_1d(cells.transpose(-1, -2), order),
+        _laurent_1d(cells, order),
+        both.reshape(*both.shape[:-4], f * f, f * f),
+    )
+
+
+def _inverse_rule(inner: torch.Tensor, order: int, *, outer_x: bool) -> torch.Tensor:
+    """Li's inverse rule across the outer axis of inner Laurent matrices (``... x P x f x f``,
+    ``P`` positions along the outer axis): the inverse of the Laurent matrix, along the outer
+    axis, of the inverses; harmonics y-major (``outer_x``: the outer axis is x)."""
+    f = 2 * order + 1
+    inv = torch.linalg.inv(inner)
+    p = inv.shape[-3]
+    coef = torch.fft.fft(inv, dim=-3, norm="forward")
+    h = torch.arange(-order, order + 1, device=inner.device)
+    d = (h[:, None] - h[None, :]) % p
+    i = torch.arange(f, device=inner.device)
+    if outer_x:  # [(n, m), (n', m')] = coef[m - m', n, n']
+        mat = coef[..., d[None, :, None, :], i[:, None, None, None], i[None, None, :, None]]
+    else:  # [(n, m), (n', m')] = coef[n - n', m, m']
+        mat = coef[..., d[:, None, :, None], i[None, :, None, None], i[None, None, None, :]]
+    return torch.linalg.inv(mat.reshape(*mat.shape[:-4], f * f, f * f))
+
+
+def li_matrices(
+    parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    order: int,
+    weights: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Li's matrices ``eps_x``, ``eps_y`` and Laurent's ``eps_z`` from :func:`laurent_parts`.
+
+    Parameters
+    ----------
+    parts : tuple of Tensor
+        :func:`laurent_parts` of the layer (``weights`` None), or of each phase's fractions
+        (leading axis ``k``).
+    weights : Tensor of complex128, ``L x k``, optional
+        Each phase's permittivity at each of ``L`` wavelengths.
+
+    Returns
+    -------
+    eps_x, eps_y, eps_z : Tensor of complex128, ``... x N x N`` (``L x N x N`` with weights)
+    """
+    if weights is not None:
+        parts = tuple(torch.einsum("lk,k...->l...", weights, p.to(weights.dtype)) for p in parts)
+    along_y, along_x, both = parts
+    # E_x: Laurent along y (continuous), inverse rule across x; E_y: the same, x and y exchanged
+    return (
+        _inverse_rule(along_y, order, outer_x=True),
+        _inverse_rule(along_x, order, outer_x=False),
+        both,
+    )
 
 
 def convolution_matrices(
@@ -97,19 +179,7 @@ def convolution_matrices(
         rule in both. Unpolarised absorption is then exactly invariant under turning the
         pattern by 90 degrees.
     """
-    rows, cols = eps.shape[-2:]
-    need = 4 * order + 1
-    if rows < need:
-        eps = eps.repeat_interleave(-(-need // rows), dim=-2)
-    if cols < need:
-        eps = eps.repeat_interleave(-(-need // cols), dim=-1)
-    f = 2 * order + 1
-    swap = torch.arange(f * f, device=eps.device).reshape(f, f).T.reshape(-1)
-    # harmonics y-major (rows first): E_x is Laurent along y (rows) inside, inverse along x
-    eps_x = _li_matrix(eps, order, inverse_outer=True)
-    # E_y: the same on the transposed raster, harmonics transposed back
-    eps_y = _li_matrix(eps.transpose(-1, -2), order, inverse_outer=True)[..., swap[:, None], swap]
-    eps_z = _li_matrix(eps, order, inverse_outer=False)
+    eps_x, eps_y, eps_z = li_matrices(laurent_parts(eps, order), order)
     return eps_x, eps_y, torch.linalg.inv(eps_z) if invert_z else eps_z
 
 
@@ -177,7 +247,8 @@ def _flux(y: tuple, e: torch.Tensor) -> torch.Tensor:
 
 
 def layer_absorption(
-    eps: torch.Tensor,
+    parts: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    eps_phases: torch.Tensor,
     eps_substrate: torch.Tensor,
     wavelengths: torch.Tensor,
     *,
@@ -191,9 +262,11 @@ def layer_absorption(
 
     Parameters
     ----------
-    eps : Tensor of complex128, ``L x H x W``
-        Permittivity of the layer on its raster at each wavelength (``n + ik`` squared; rows
-        along y).
+    parts : tuple of Tensor
+        :func:`laurent_parts` of the fractions of each of ``k`` phases on the layer's raster
+        (``k x H x W``, rows along y), at ``order``.
+    eps_phases : Tensor of complex128, ``L x k``
+        Each phase's permittivity (``n + ik`` squared) at each wavelength.
     eps_substrate : Tensor, ``L``
         Permittivity of the transparent substrate (real part used).
     wavelengths : Tensor of float64, ``L``
@@ -214,13 +287,12 @@ def layer_absorption(
         The mean of the TM (``E`` along x) and TE (``E`` along y) absorptions; NaN where the
         solve broke down (a diffraction order exactly grazing: retry a hair away).
     """
-    dev = eps.device
+    dev = parts[0].device
     lam = wavelengths.to(device=dev, dtype=torch.float64)
     # Li's matrices in complex128, everything after them in cd, the eigendecomposition in ce
     cd, ce = _PRECISIONS[boundary or precision], _PRECISIONS[precision]
-    ex, ey, eps_z = (
-        a.to(cd) for a in convolution_matrices(eps.to(torch.complex128), order, invert_z=False)
-    )
+    weights = eps_phases.to(device=dev, dtype=torch.complex128)
+    ex, ey, eps_z = (a.to(cd) for a in li_matrices(parts, order, weights))
     n = ex.shape[-1]
     h = torch.arange(-order, order + 1, device=dev, dtype=torch.float64)
     # harmonic (m, n) at index (n + order) f + m + order: m along x
@@ -235,7 +307,7 @@ def layer_absorption(
 
     # Q = [[-Kx Ky, Kx^2 - Ey], [Ex - Ky^2, Ky Kx]] (Maxwell's curl H; mu = 1): the diagonal
     # blocks stay vectors, the dense ones are Ey and Ex with their diagonals shifted in place
-    q12 = ey.neg()
+    q12 = ey.neg_()
     diagonal(q12).add_(kxc * kxc)
     q21 = ex
     diagonal(q21).sub_(kyc * kyc)
@@ -272,23 +344,28 @@ def layer_absorption(
     y_sub = _admittance(eps_s.to(cd), kxc, kyc)
     x = torch.exp(1j * q * (2 * torch.pi * thickness / lam).to(q.real.dtype)[:, None])
     # bottom: outgoing waves only, h = Y_s e  =>  c- = (V + Y_s W)^-1 (V - Y_s W) X c+
-    yw = _apply(y_sub, w)
-    a2 = v + yw
-    b2 = torch.sub(v, yw, out=yw)
-    b2 *= x[..., None, :]
-    m = torch.linalg.solve(a2, b2)
-    del a2, b2, yw
     # top: h + Y_a e = 2 Y_a e_inc  =>  (V + Y_a W - (V - Y_a W) X M) c+ = 2 Y_a e_inc
-    yw = _apply(y_top, w)
-    a1 = v + yw
-    b1 = torch.sub(v, yw, out=yw)
-    m_x = x[..., :, None] * m
-    a1 -= b1 @ m_x
+    a = torch.empty_like(w)
+    b = torch.empty_like(w)
+    yw = torch.empty_like(w[..., :n, :])  # half of Y W: Y's blocks are diagonal
+
+    def face(y: tuple) -> None:  # a = V + Y W, b = (V - Y W) X, in place
+        for half in (0, 1):
+            rows = slice(half * n, (half + 1) * n)
+            torch.mul(w[..., :n, :], y[2 * half][..., None], out=yw)
+            yw.addcmul_(w[..., n:, :], y[2 * half + 1][..., None])
+            torch.add(v[..., rows, :], yw, out=a[..., rows, :])
+            torch.sub(v[..., rows, :], yw, out=b[..., rows, :]).mul_(x[..., None, :])
+
+    face(y_sub)
+    m = torch.linalg.solve(a, b)
+    face(y_top)
+    a.baddbmm_(b, m, alpha=-1)
     e_inc = torch.zeros(lam.shape[0], 2 * n, 2, dtype=cd, device=dev)
     z0 = (2 * order + 1) * order + order  # the zeroth harmonic
     e_inc[:, z0, 0] = 1  # TM: E along x
     e_inc[:, n + z0, 1] = 1  # TE: E along y
-    c_fwd = torch.linalg.solve(a1, 2 * _apply(y_top, e_inc))
+    c_fwd = torch.linalg.solve(a, 2 * _apply(y_top, e_inc))
     c_bwd = m @ c_fwd
     # the fields at the two faces, and the fluxes, in complex128
     e_top = (w @ (c_fwd + x[..., None] * c_bwd)).to(torch.complex128)

@@ -177,6 +177,9 @@ def test_rcwa_equals_meent(pattern, order, grid):
     ref = meent_spectra(pattern, lam, **kw)
     a = absorption_spectra(pattern, lam, precision="complex128", **kw)
     assert np.abs(a - ref).max() < 1e-8
+    # the default precision within its stated bound (2e-4 per wavelength) of meent too
+    a64 = absorption_spectra(pattern, lam, precision="complex64", **kw)
+    assert np.abs(a64 - ref).max() < 2e-4
 
 
 def test_convolution_matrices_are_meents(pattern):
@@ -190,6 +193,41 @@ def test_convolution_matrices_are_meents(pattern):
     # meent's matrices index the harmonics (i - j) the other way round: the transpose
     for m, o in zip(_convolution_matrices(eps, 3), ours, strict=True):
         np.testing.assert_allclose(m[0].T, o.numpy(), atol=1e-12)
+
+
+def test_li_matrices_of_the_phases_equal_those_of_the_layer(pattern):
+    # the evaluator combines each phase's Laurent parts per wavelength (linear in the
+    # permittivity); that equals the matrices of the combined raster, here an 8x8 one that is
+    # refined to 4 order + 1 cells and three phases
+    import torch
+
+    from mdesign.evaluators.rcwa import convolution_matrices, laurent_parts, li_matrices
+
+    labels = pattern[::4, ::4] + (pattern[1::4, 1::4] & pattern[2::4, ::4])  # 0, 1, 2
+    frac = np.stack([labels == k for k in range(3)]).astype(np.float64)
+    eps = np.array([[1.0, 15.2 + 0.3j, 2.1 + 0.0j], [1.0, 13.1 + 0.1j, -4.0 + 0.5j]])  # L x k
+    parts = laurent_parts(torch.as_tensor(frac), 3)
+    ours = li_matrices(parts, 3, torch.as_tensor(eps))
+    cells = torch.as_tensor(np.einsum("lk,kyx->lyx", eps, frac))
+    ref = convolution_matrices(cells, 3, invert_z=False)
+    for o, r in zip(ours, ref, strict=True):
+        assert o.shape == (2, 49, 49)
+        np.testing.assert_allclose(o.numpy(), r.numpy(), atol=1e-12)
+
+
+def test_wavelength_chunks_and_passes_give_the_same_values(pattern, monkeypatch):
+    # wavelengths solved in chunks of one (the grazing 600 nm in one of them, solved in a
+    # second pass) give what one batch gives
+    import mdesign.evaluators.optics as optics
+
+    lam = [480.0, 600.0, 655.0, 910.0]
+    kw = {"order": 2, "grid": 16}
+    for precision, tol in (("complex128", 1e-12), ("complex64", 1e-6)):
+        one = absorption_spectra(pattern, lam, precision=precision, **kw)
+        monkeypatch.setattr(optics, "_CHUNK_BYTES_CPU", 1)
+        chunks = absorption_spectra(pattern, lam, precision=precision, **kw)
+        monkeypatch.undo()
+        np.testing.assert_allclose(chunks, one, atol=tol)
 
 
 def test_complex64_error_is_bounded(pattern):
