@@ -274,7 +274,7 @@ def markdown(res: dict[str, Any], name: str) -> str:
         )
     med = [f"{_f(res['old_median_best'][m])} / {_f(res['median_best'][m])}" for m in methods]
     lines.append(
-        "| median | "
+        f"| median of the {res['seeds_complete']} complete | "
         + " | ".join(med)
         + f" | {res['old_bo_above_both']} / {res['bo_above_both']} of {res['seeds_complete']} | "
         + " | ".join(_p(res["median_gain_pct"][m]) for m in methods if m != "bo")
@@ -283,9 +283,10 @@ def markdown(res: dict[str, Any], name: str) -> str:
     lines += [
         "",
         "New: each method's best over its re-confirmed designs (rank 1, the old confirmed best; "
-        "rank 2, the best by the campaign's order-5 value where it differs). Every design:",
+        "rank 2, the best by the campaign's order-5 value where it differs); `-`: not evaluated "
+        "yet. Medians over the seeds where every method has a new value. Every design:",
         "",
-        "| seed | method | rank | old | new | change | s |",
+        "| seed | method | rank | old | new | change | wall s (shared machine) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for s, r in res["seeds"].items():
