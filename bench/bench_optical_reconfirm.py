@@ -153,16 +153,42 @@ def main(argv: list[str] | None = None) -> int:
         seen: set[str] = set()
         unique = [j for j in jobs if not (j["key"] in seen or seen.add(j["key"]))]
         cache = reevaluate(unique, cache_path=args.cache, workers=args.workers)
+    every = {}
     for name in args.campaigns:
         mine = [j for j in jobs if j["campaign"] == name]
-        res = summarise(mine, cache, order=args.order)
+        res = every[name] = summarise(mine, cache, order=args.order)
         res.update(command=command, machine=machine())
         out = ROOT / "artifacts" / "campaigns" / name
         write_text(out / "reconfirmed.json", json.dumps(res, indent=1) + "\n")
         text = markdown(res, name)
         write_text(out / "reconfirmed.md", text)
         print(text)
+    print(combined(every))
     return 0
+
+
+def combined(every: dict[str, dict[str, Any]]) -> str:
+    """One table of every campaign's methods per seed, old -> new (a method two campaigns share,
+    such as the random GRF images, once)."""
+    cols: dict[str, tuple[str, str]] = {}
+    for name, res in every.items():
+        for m in res["median_best"]:
+            label = m if m == "grf" else f"{m} ({name})"
+            if m == "random" and name == "optical_descriptors":
+                continue  # the paper campaign's random latents: the same designs and values
+            cols.setdefault(label, (name, m))
+    seeds = sorted({s for res in every.values() for s in res["seeds"]}, key=int)
+    lines = [
+        "| seed | " + " | ".join(cols) + " |",
+        "| --- " * (1 + len(cols)) + "|",
+    ]
+    for s in seeds:
+        cells = []
+        for name, m in cols.values():
+            r = every[name]["seeds"].get(s)
+            cells.append("-" if r is None else f"{_f(r['old_best'][m])} -> {_f(r['best'][m])}")
+        lines.append(f"| {s} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def summarise(jobs: list[dict[str, Any]], cache: dict[str, dict], *, order: int) -> dict:

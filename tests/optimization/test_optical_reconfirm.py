@@ -83,3 +83,5 @@ def test_summary_takes_each_methods_best_new_value_and_counts_complete_seeds(ben
     assert res["seeds_complete"] == 1 and res["bo_above_both"] == 1
     text = bench.markdown(res, "optical")
     assert "| 0 | 0.1200 / 0.1250 |" in text and "| 0 / 1 of 1 |" in text
+    table = bench.combined({"optical": res})
+    assert "| 0 | 0.1200 -> 0.1250 | 0.1300 -> 0.1200 | 0.1100 -> 0.1100 |" in table
