@@ -1450,15 +1450,15 @@ class FidelityConfig(Config):
     objective between the fidelities on the paired designs, ``sigma_low`` the model's posterior
     standard deviation at ``low``); at ``target`` otherwise, and for the batch's first candidate
     after ``cost_target / cost_low`` low evaluations in a row."""
-    batch_size: int | None = Field(None, ge=1)
-    """q of BO's proposals after the initial design (most are evaluated at ``low``, where an
-    evaluation can cost less than a proposal: a larger q makes fewer proposals for the same
-    evaluations); ``bo.batch_size`` when omitted."""
     pool_only: bool = False
     """Choose each batch from the candidate pool only (``bo.pool_size``), without the gradient
     ascent of the acquisition: through the multi-fidelity kernel that ascent is most of a
     proposal's CPU, and on conductivity its candidates never beat the pool's (figures in
     ``docs/performance.md``)."""
+    screen: int = Field(0, ge=0)
+    """With ``pool_only``: the batch's designs after the first are chosen among this many of the
+    pool, those with the best acquisition value of their own (0: the whole pool). The greedy
+    batch then costs about one evaluation of the acquisition over the pool instead of ``q``."""
 
     @model_validator(mode="after")
     def _two_fidelities(self) -> FidelityConfig:

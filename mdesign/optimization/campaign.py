@@ -458,6 +458,7 @@ def _propose(
         pool_size=config.bo.pool_size,
         fidelity=None if fid is None else _fidelities(ok, config),
         gradient=fid is None or not fid.pool_only,
+        screen=0 if fid is None or not fid.pool_only else fid.screen,
         start=start,
     )
     store.set_meta(f"{FIT_KEY}{batch}", bo.hyperparameters(prop.model))
@@ -531,11 +532,8 @@ def run_campaign(
                     batch = store.next_batch(method)
                     if method == "bo":
                         size = config.bo.initial if batch == 0 else config.bo.batch_size
-                        if config.fidelity is not None:
-                            if batch == 0:
-                                size += config.fidelity.initial_target
-                            else:
-                                size = config.fidelity.batch_size or size
+                        if batch == 0 and config.fidelity is not None:
+                            size += config.fidelity.initial_target
                     else:
                         size = config.baseline_batch_size
                     size = min(size, budget - done)
