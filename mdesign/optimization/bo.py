@@ -438,7 +438,8 @@ def propose(
             if 0 < screen < len(pool_in) and q > 1:
                 with torch.no_grad():
                     own = torch.cat([acq(c.unsqueeze(1)) for c in pool_in.split(512)])
-                choices = pool_in[torch.topk(own, screen).indices.sort().values]
+                keep = torch.topk(own, min(max(screen, q), len(own))).indices
+                choices = pool_in[keep.sort().values]
             chosen, value = optimize_acqf_discrete(acq, q=min(q, len(pool)), choices=choices)
             # the chosen rows of the pool, back in latent coordinates
             rows = [int(torch.nonzero((pool_in == c).all(1))[0, 0]) for c in chosen]
