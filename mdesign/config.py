@@ -1380,6 +1380,10 @@ class BOConfig(Config):
     num_restarts: int = Field(8, ge=1)
     raw_samples: int = Field(256, ge=8)
     mc_samples: int = Field(128, ge=16)
+    warm_iterations: int = Field(30, ge=1)
+    """Each proposal's GP fit starts from the previous proposal's hyperparameters (kept in the
+    campaign's store) and runs at most this many L-BFGS iterations; a fit without a previous
+    one (the first, or a store from before) runs to BoTorch's convergence."""
     pool_size: int = Field(1024, ge=0)
     """The batch is chosen by the acquisition among the gradient-optimised candidates, this many
     Sobol points and as many perturbations of the best designs (0: gradient candidates only);

@@ -121,6 +121,7 @@ def fit_model(
     *,
     fidelity_column: int | None = None,
     start: dict[str, list] | None = None,
+    max_iterations: int | None = None,
 ) -> SingleTaskGP:
     """A SingleTaskGP on ``X`` (``n x d``) and ``Y`` (``n x m``) fitted by maximum likelihood.
 
@@ -131,7 +132,8 @@ def fit_model(
     linear-truncated kernel over the fidelity, Wu et al. 2019). With ``start``
     (:func:`hyperparameters` of an earlier fit of the same kind of model), the fit starts from
     those values instead of the defaults (a warm start); values whose name or shape the model
-    lacks are ignored.
+    lacks are ignored; ``max_iterations`` then caps the fit's L-BFGS iterations (None: run to
+    BoTorch's convergence criteria).
     """
     X, Y = X.to(DTYPE), Y.to(DTYPE)
     transforms = {
@@ -149,7 +151,8 @@ def fit_model(
                 v = torch.as_tensor(value, dtype=DTYPE)
                 if name in own and own[name].shape == v.shape:
                     own[name].copy_(v)
-    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    cap = {"options": {"maxiter": max_iterations}} if start and max_iterations else {}
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=cap)
     return model
 
 
@@ -254,6 +257,7 @@ def propose(
     fidelity: torch.Tensor | None = None,
     gradient: bool = True,
     start: dict[str, list] | None = None,
+    warm_iterations: int = BO_DEFAULTS.warm_iterations,
     screen: int = 0,
 ) -> Proposal:
     """Propose the next ``q`` designs from the observations.
@@ -320,6 +324,8 @@ def propose(
         Hyperparameters to start the model's fit from (:func:`hyperparameters` of an earlier
         proposal's model on fewer observations): the fit then converges in a fraction of the
         iterations, to the same likelihood where the optimum has not moved.
+    warm_iterations : int
+        With ``start``, at most this many L-BFGS iterations of the fit.
     screen : int
         With ``screen > 0``, the batch's designs after the first are chosen among the
         ``screen`` designs of the pool with the best acquisition value of their own (the first
@@ -371,7 +377,14 @@ def propose(
             X_fit, X_base = torch.cat([X_in, s], 1), torch.cat([X_in, torch.ones_like(s)], 1)
             unit = torch.tensor([[0.0], [1.0]], dtype=DTYPE)
             model_bounds = torch.cat([model_bounds, unit], dim=1)
-        model = fit_model(X_fit, Y, model_bounds, fidelity_column=fid_col, start=start)
+        model = fit_model(
+            X_fit,
+            Y,
+            model_bounds,
+            fidelity_column=fid_col,
+            start=start,
+            max_iterations=warm_iterations,
+        )
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
         cons = _constraint_callables(constraints) or None
         if n_obj == 1:
@@ -467,6 +480,7 @@ def target_mean(
     *,
     seed: int,
     start: dict[str, list] | None = None,
+    warm_iterations: int = BO_DEFAULTS.warm_iterations,
 ) -> torch.Tensor:
     """The multi-fidelity model's posterior mean of the first outcome at the target fidelity.
 
@@ -480,7 +494,8 @@ def target_mean(
         Each observation's fidelity in [0, 1] (1 the target).
     bounds : Tensor, ``2 x d``
     start : dict, optional
-        Hyperparameters to start the fit from (see :func:`propose`).
+    warm_iterations : int
+        A warm start of the fit and its iterations then (see :func:`propose`).
 
     Returns
     -------
@@ -501,6 +516,7 @@ def target_mean(
             torch.cat([bounds.to(DTYPE), unit], 1),
             fidelity_column=X.shape[1],
             start=start,
+            max_iterations=warm_iterations,
         )
         with torch.no_grad():
             post = model.posterior(torch.cat([X, torch.ones(len(X), 1, dtype=DTYPE)], 1))

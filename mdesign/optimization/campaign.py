@@ -460,6 +460,7 @@ def _propose(
         gradient=fid is None or not fid.pool_only,
         screen=0 if fid is None or not fid.pool_only else fid.screen,
         start=start,
+        warm_iterations=config.bo.warm_iterations,
     )
     store.set_meta(f"{FIT_KEY}{batch}", bo.hyperparameters(prop.model))
     if fid is None:
@@ -634,6 +635,7 @@ def _confirm_tops(
         bo.box(space.dim),
         seed=_seed(config.seed, "bo", 10**6),
         start=start,  # the last proposal's fit
+        warm_iterations=config.bo.warm_iterations,
     )
     goal = 1.0 if config.objectives[0].goal == "maximize" else -1.0
     chosen: dict[str, int] = {}

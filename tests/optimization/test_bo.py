@@ -62,7 +62,7 @@ def test_a_warm_start_loads_the_hyperparameters_and_the_fit_improves_on_them(mon
     start = bo.hyperparameters(bo.fit_model(X[:14], Y[:14], b))
     cold, warm = bo.fit_model(X, Y, b), bo.fit_model(X, Y, b, start=start)
     with monkeypatch.context() as m:  # unfitted: the model holds exactly the start
-        m.setattr(bo, "fit_gpytorch_mll", lambda mll: None)
+        m.setattr(bo, "fit_gpytorch_mll", lambda mll, **kw: None)
         unfitted = bo.fit_model(X, Y, b, start=start)
         assert bo.hyperparameters(unfitted) == start
         # values of another kind of model (other shapes) are ignored, not an error
@@ -70,6 +70,9 @@ def test_a_warm_start_loads_the_hyperparameters_and_the_fit_improves_on_them(mon
         assert bo.hyperparameters(bo.fit_model(X, Y, b, start=other)) != start
     assert mll(warm) > mll(unfitted)
     assert mll(warm) == pytest.approx(mll(cold), abs=0.05)
+    # capped iterations: better than the start, no better than the uncapped fit (L-BFGS descends)
+    capped = bo.fit_model(X, Y, b, start=start, max_iterations=3)
+    assert mll(unfitted) < mll(capped) <= mll(warm) + 1e-9
 
 
 def test_pool_only_proposals_come_from_the_pool_and_screening_keeps_the_first_choice():
