@@ -1380,6 +1380,10 @@ class BOConfig(Config):
     num_restarts: int = Field(8, ge=1)
     raw_samples: int = Field(256, ge=8)
     mc_samples: int = Field(128, ge=16)
+    warm_iterations: int = Field(30, ge=1)
+    """Each proposal's GP fit starts from the previous proposal's hyperparameters (kept in the
+    campaign's store) and runs at most this many L-BFGS iterations; a fit without a previous
+    one (the first, or a store from before) runs to BoTorch's convergence."""
     pool_size: int = Field(1024, ge=0)
     """The batch is chosen by the acquisition among the gradient-optimised candidates, this many
     Sobol points and as many perturbations of the best designs (0: gradient candidates only);
@@ -1450,6 +1454,15 @@ class FidelityConfig(Config):
     objective between the fidelities on the paired designs, ``sigma_low`` the model's posterior
     standard deviation at ``low``); at ``target`` otherwise, and for the batch's first candidate
     after ``cost_target / cost_low`` low evaluations in a row."""
+    pool_only: bool = False
+    """Choose each batch from the candidate pool only (``bo.pool_size``), without the gradient
+    ascent of the acquisition: through the multi-fidelity kernel that ascent is most of a
+    proposal's CPU, and on conductivity its candidates never beat the pool's (figures in
+    ``docs/performance.md``)."""
+    screen: int = Field(0, ge=0)
+    """With ``pool_only``: the batch's designs after the first are chosen among this many of the
+    pool, those with the best acquisition value of their own (0: the whole pool). The greedy
+    batch then costs about one evaluation of the acquisition over the pool instead of ``q``."""
 
     @model_validator(mode="after")
     def _two_fidelities(self) -> FidelityConfig:
@@ -1504,6 +1517,10 @@ class CampaignConfig(Config):
             )
         if self.fidelity is not None and len(self.objectives) != 1:
             raise ValueError("fidelity: multi-fidelity BO takes one objective")
+        if self.fidelity is not None and self.fidelity.pool_only and self.bo.pool_size == 0:
+            raise ValueError(
+                "fidelity.pool_only chooses from the candidate pool: set pool_size > 0"
+            )
         return self
 
     @property

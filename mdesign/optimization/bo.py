@@ -60,6 +60,7 @@ __all__ = [
     "box",
     "feasible_mask",
     "fit_model",
+    "hyperparameters",
     "hypervolume",
     "infer_ref_point",
     "initial_design",
@@ -114,7 +115,13 @@ def initial_design(n: int, bounds: torch.Tensor, *, seed: int) -> torch.Tensor:
 
 
 def fit_model(
-    X: torch.Tensor, Y: torch.Tensor, bounds: torch.Tensor, *, fidelity_column: int | None = None
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    bounds: torch.Tensor,
+    *,
+    fidelity_column: int | None = None,
+    start: dict[str, list] | None = None,
+    max_iterations: int | None = None,
 ) -> SingleTaskGP:
     """A SingleTaskGP on ``X`` (``n x d``) and ``Y`` (``n x m``) fitted by maximum likelihood.
 
@@ -122,7 +129,11 @@ def fit_model(
     standardised; everything in float64. With ``fidelity_column``, that column of ``X`` is a
     fidelity in [0, 1] (1 the target) and the model is BoTorch's
     :class:`~botorch.models.SingleTaskMultiFidelityGP` (a kernel over the design inputs times a
-    linear-truncated kernel over the fidelity, Wu et al. 2019).
+    linear-truncated kernel over the fidelity, Wu et al. 2019). With ``start``
+    (:func:`hyperparameters` of an earlier fit of the same kind of model), the fit starts from
+    those values instead of the defaults (a warm start); values whose name or shape the model
+    lacks are ignored; ``max_iterations`` then caps the fit's L-BFGS iterations (None: run to
+    BoTorch's convergence criteria).
     """
     X, Y = X.to(DTYPE), Y.to(DTYPE)
     transforms = {
@@ -133,8 +144,21 @@ def fit_model(
         model = SingleTaskGP(X, Y, **transforms)
     else:
         model = SingleTaskMultiFidelityGP(X, Y, data_fidelities=[fidelity_column], **transforms)
-    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model))
+    if start:  # warm start: the hyperparameters of an earlier fit of the same model
+        own = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, value in start.items():
+                v = torch.as_tensor(value, dtype=DTYPE)
+                if name in own and own[name].shape == v.shape:
+                    own[name].copy_(v)
+    cap = {"options": {"maxiter": max_iterations}} if start and max_iterations else {}
+    fit_gpytorch_mll(ExactMarginalLogLikelihood(model.likelihood, model), optimizer_kwargs=cap)
     return model
+
+
+def hyperparameters(model: SingleTaskGP) -> dict[str, list]:
+    """A fitted model's hyperparameters (raw, as lists): ``start`` of a later :func:`fit_model`."""
+    return {name: p.detach().cpu().tolist() for name, p in model.named_parameters()}
 
 
 def feasible_mask(Y: torch.Tensor, constraints: Sequence[Constraint]) -> torch.Tensor:
@@ -231,6 +255,10 @@ def propose(
     design_inputs: bool = True,
     pool_size: int = BO_DEFAULTS.pool_size,
     fidelity: torch.Tensor | None = None,
+    gradient: bool = True,
+    start: dict[str, list] | None = None,
+    warm_iterations: int = BO_DEFAULTS.warm_iterations,
+    screen: int = 0,
 ) -> Proposal:
     """Propose the next ``q`` designs from the observations.
 
@@ -288,6 +316,21 @@ def propose(
         :class:`~botorch.acquisition.FixedFeatureAcquisitionFunction`), and the proposal
         carries each design's posterior standard deviation at the low fidelity
         (``low_std``), from which the campaign picks the fidelity it is evaluated at.
+    gradient : bool
+        Add the acquisition's gradient-optimised candidates (:func:`optimize_acqf`, from
+        ``num_restarts`` starts among ``raw_samples``) to the pool; False chooses from the pool
+        alone (``pool_size > 0``), which costs a fraction of the CPU.
+    start : dict, optional
+        Hyperparameters to start the model's fit from (:func:`hyperparameters` of an earlier
+        proposal's model on fewer observations): the fit then converges in a fraction of the
+        iterations, to the same likelihood where the optimum has not moved.
+    warm_iterations : int
+        With ``start``, at most this many L-BFGS iterations of the fit.
+    screen : int
+        With ``screen > 0``, the batch's designs after the first are chosen among the
+        ``screen`` designs of the pool with the best acquisition value of their own (the first
+        is the best of the whole pool either way): the greedy batch then evaluates the
+        acquisition over the pool about once instead of ``q`` times.
 
     Returns
     -------
@@ -334,7 +377,14 @@ def propose(
             X_fit, X_base = torch.cat([X_in, s], 1), torch.cat([X_in, torch.ones_like(s)], 1)
             unit = torch.tensor([[0.0], [1.0]], dtype=DTYPE)
             model_bounds = torch.cat([model_bounds, unit], dim=1)
-        model = fit_model(X_fit, Y, model_bounds, fidelity_column=fid_col)
+        model = fit_model(
+            X_fit,
+            Y,
+            model_bounds,
+            fidelity_column=fid_col,
+            start=start,
+            max_iterations=warm_iterations,
+        )
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([mc_samples]), seed=seed)
         cons = _constraint_callables(constraints) or None
         if n_obj == 1:
@@ -370,7 +420,7 @@ def propose(
             )
         candidates = torch.empty(0, X.shape[1], dtype=DTYPE)
         value = torch.tensor(-torch.inf, dtype=DTYPE)
-        if not augment:
+        if (gradient or pool_size == 0) and not augment:
             candidates, value = optimize_acqf(
                 acq_function=acq,
                 bounds=bounds.to(DTYPE),
@@ -397,7 +447,13 @@ def propose(
             if only:  # designs with the same features are one choice for the GP
                 pool_in, first = _unique_rows(pool_in)
                 pool = pool[first]
-            chosen, value = optimize_acqf_discrete(acq, q=min(q, len(pool)), choices=pool_in)
+            choices = pool_in
+            if 0 < screen < len(pool_in) and q > 1:
+                with torch.no_grad():
+                    own = torch.cat([acq(c.unsqueeze(1)) for c in pool_in.split(512)])
+                keep = torch.topk(own, min(max(screen, q), len(own))).indices
+                choices = pool_in[keep.sort().values]
+            chosen, value = optimize_acqf_discrete(acq, q=min(q, len(pool)), choices=choices)
             # the chosen rows of the pool, back in latent coordinates
             rows = [int(torch.nonzero((pool_in == c).all(1))[0, 0]) for c in chosen]
             candidates = pool[rows]
@@ -417,7 +473,14 @@ def _std_at(model, X_in: torch.Tensor, fidelity: float) -> torch.Tensor:
 
 
 def target_mean(
-    X: torch.Tensor, Y: torch.Tensor, fidelity: torch.Tensor, bounds: torch.Tensor, *, seed: int
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    fidelity: torch.Tensor,
+    bounds: torch.Tensor,
+    *,
+    seed: int,
+    start: dict[str, list] | None = None,
+    warm_iterations: int = BO_DEFAULTS.warm_iterations,
 ) -> torch.Tensor:
     """The multi-fidelity model's posterior mean of the first outcome at the target fidelity.
 
@@ -430,6 +493,9 @@ def target_mean(
     fidelity : Tensor, ``n``
         Each observation's fidelity in [0, 1] (1 the target).
     bounds : Tensor, ``2 x d``
+    start : dict, optional
+    warm_iterations : int
+        A warm start of the fit and its iterations then (see :func:`propose`).
 
     Returns
     -------
@@ -445,7 +511,12 @@ def target_mean(
         torch.manual_seed(seed)
         X_fit = torch.cat([X, fidelity.to(DTYPE).reshape(-1, 1)], 1)
         model = fit_model(
-            X_fit, Y, torch.cat([bounds.to(DTYPE), unit], 1), fidelity_column=X.shape[1]
+            X_fit,
+            Y,
+            torch.cat([bounds.to(DTYPE), unit], 1),
+            fidelity_column=X.shape[1],
+            start=start,
+            max_iterations=warm_iterations,
         )
         with torch.no_grad():
             post = model.posterior(torch.cat([X, torch.ones(len(X), 1, dtype=DTYPE)], 1))

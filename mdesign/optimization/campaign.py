@@ -66,6 +66,7 @@ __all__ = [
 
 METHODS = ("bo", "random", "grf", "training")
 STORE_NAME = "evaluations.sqlite"
+FIT_KEY = "bo_fit_"  # + batch: the hyperparameters of that batch's proposal (store meta)
 CAMPAIGN_MIN_FREE = 64 << 20
 """Bytes a campaign folder's filesystem must have free at the start: the embedded Prefect
 server's database (a few MB once migrated) and the store, with room to grow."""
@@ -435,6 +436,9 @@ def _propose(
     n_obj = len(config.objectives)
     constraints = [bo.Constraint(n_obj + j, c.min, c.max) for j, c in enumerate(config.constraints)]
     goals = [1 if o.goal == "maximize" else -1 for o in config.objectives]
+    # warm start: the previous batch's fit (kept in the store, so a resumed campaign proposes
+    # what an uninterrupted one would)
+    start = store.get_meta(f"{FIT_KEY}{batch - 1}")
     prop = bo.propose(
         X,
         Y,
@@ -453,7 +457,12 @@ def _propose(
         design_inputs=not descriptors,
         pool_size=config.bo.pool_size,
         fidelity=None if fid is None else _fidelities(ok, config),
+        gradient=fid is None or not fid.pool_only,
+        screen=0 if fid is None or not fid.pool_only else fid.screen,
+        start=start,
+        warm_iterations=config.bo.warm_iterations,
     )
+    store.set_meta(f"{FIT_KEY}{batch}", bo.hyperparameters(prop.model))
     if fid is None:
         return [{"latent": x.clamp(-1, 1).tolist()} for x in prop.X]
     levels = _choose_fidelities(config, store, ok, prop.low_std)
@@ -568,7 +577,8 @@ def run_campaign(
         store.write_csv()
         confirmed, tops, cost = None, None, None
         if config.fidelity is not None:
-            tops = _confirm_tops(config, results, space)
+            start = store.get_meta(f"{FIT_KEY}{store.next_batch('bo') - 1}")
+            tops = _confirm_tops(config, results, space, start=start)
         if config.confirm is not None:
             confirmed = _confirm(
                 config,
@@ -604,7 +614,7 @@ def target_confirm(config: CampaignConfig) -> CampaignConfig:
 
 
 def _confirm_tops(
-    config: CampaignConfig, results: dict[str, MethodResult], space
+    config: CampaignConfig, results: dict[str, MethodResult], space, *, start=None
 ) -> dict[str, list[int]]:
     """Each method's designs to confirm; BO's by the multi-fidelity model's mean at the target
     (most were evaluated at the low fidelity only), one record per distinct design."""
@@ -624,6 +634,8 @@ def _confirm_tops(
         _fidelities(recs, config),
         bo.box(space.dim),
         seed=_seed(config.seed, "bo", 10**6),
+        start=start,  # the last proposal's fit
+        warm_iterations=config.bo.warm_iterations,
     )
     goal = 1.0 if config.objectives[0].goal == "maximize" else -1.0
     chosen: dict[str, int] = {}

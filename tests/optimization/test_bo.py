@@ -46,6 +46,53 @@ def test_bo_beats_random_with_the_same_budget():
     assert Y.max() > _f(bo.initial_design(8, b, seed=1))[:, 0].max()
 
 
+def test_a_warm_start_loads_the_hyperparameters_and_the_fit_improves_on_them(monkeypatch):
+    from gpytorch.mlls import ExactMarginalLogLikelihood
+
+    b = bo.box(3)
+    X = bo.initial_design(20, b, seed=2)
+    Y = _f(X)
+
+    def mll(model):  # per observation, summed over the outcomes
+        model.train()
+        fit = ExactMarginalLogLikelihood(model.likelihood, model)
+        with torch.no_grad():
+            return float(fit(model(*model.train_inputs), model.train_targets).sum())
+
+    start = bo.hyperparameters(bo.fit_model(X[:14], Y[:14], b))
+    cold, warm = bo.fit_model(X, Y, b), bo.fit_model(X, Y, b, start=start)
+    with monkeypatch.context() as m:  # unfitted: the model holds exactly the start
+        m.setattr(bo, "fit_gpytorch_mll", lambda mll, **kw: None)
+        unfitted = bo.fit_model(X, Y, b, start=start)
+        assert bo.hyperparameters(unfitted) == start
+        # values of another kind of model (other shapes) are ignored, not an error
+        other = bo.hyperparameters(bo.fit_model(X[:, :2], Y[:, :1], bo.box(2)))
+        assert bo.hyperparameters(bo.fit_model(X, Y, b, start=other)) != start
+    assert mll(warm) > mll(unfitted)
+    assert mll(warm) == pytest.approx(mll(cold), abs=0.05)
+    # capped iterations: better than the start, no better than the uncapped fit (L-BFGS descends)
+    capped = bo.fit_model(X, Y, b, start=start, max_iterations=3)
+    assert mll(unfitted) < mll(capped) <= mll(warm) + 1e-9
+
+
+def test_pool_only_proposals_come_from_the_pool_and_screening_keeps_the_first_choice():
+    b = bo.box(3)
+    X = bo.initial_design(10, b, seed=3)
+    Y = _f(X)
+    cons = [bo.Constraint(1, upper=0.5)]
+    start = bo.hyperparameters(bo.fit_model(X, Y, b))
+    kw = dict(goals=[1], constraints=cons, bounds=b, q=3, seed=4, pool_size=64, start=start)
+    full = bo.propose(X, Y, gradient=False, **kw)
+    pool = bo._local_pool(X, Y, [1], cons, b, 64, 4)
+    assert all((pool == x).all(1).any() for x in full.X)  # no gradient-optimised design
+    screened = bo.propose(X, Y, gradient=False, screen=8, **kw)
+    assert all((pool == x).all(1).any() for x in screened.X)
+    assert torch.equal(screened.X[0], full.X[0])  # the best of the whole pool either way
+    assert len({tuple(x.tolist()) for x in screened.X}) == 3
+    # a screen narrower than q still gives q distinct designs
+    assert len({tuple(x.tolist()) for x in bo.propose(X, Y, gradient=False, screen=1, **kw).X}) == 3
+
+
 def test_minimisation_and_constraints():
     b = bo.box(3)
     X = bo.initial_design(10, b, seed=2)

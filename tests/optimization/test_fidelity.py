@@ -114,6 +114,8 @@ def test_a_resumed_multi_fidelity_campaign_continues_as_if_uninterrupted(tmp_pat
             "target": 2,
             "cost_low": 1.0,  # given costs: the proposals do not depend on measured time
             "cost_target": 4.0,
+            "pool_only": True,  # and the cheaper proposals: no gradient ascent, a screened pool
+            "screen": 16,
         }
     )
     reference = run_campaign(cfg, tmp_path / "ref", space_spec=SPACE, progress=False)
@@ -157,6 +159,13 @@ def test_a_config_without_fidelity_keeps_its_identity():
                 ]
             },
             "one objective",
+        ),
+        (
+            {
+                "fidelity": {"parameter": "refinement", "low": 1, "target": 2, "pool_only": True},
+                "bo": {"pool_size": 0},
+            },
+            "pool_size > 0",
         ),
     ],
 )
