@@ -88,6 +88,8 @@ VARIANTS: dict[str, dict] = {
     "no surface stage": {"anneal_surface": False},
     # the optimiser's defaults before issue 28: 100 L-BFGS iterations at full size from noise
     "before issue 28": {"optimiser": {"init": "noise", "coarse_to_fine": False, "iterations": 100}},
+    # the defaults of issue 28's first speed-up: the full-size stage with pool4's Gram too
+    "pool4 at full size": {"texture": {"fine_layers": None}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10
