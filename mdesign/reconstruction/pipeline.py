@@ -740,8 +740,11 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     )
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface
+    first = anneal_kw
+    if st["cleanup"] and decoded.ndim == 2 and an.first_sweeps is not None:
+        first = anneal_kw | {"steps": round(an.first_sweeps * decoded.size)}
     annealing = anneal_fractions(
-        decoded, target, seed=seed, surface=st["surface"] and not st["cleanup"], **anneal_kw
+        decoded, target, seed=seed, surface=st["surface"] and not st["cleanup"], **first
     )
     if st["cleanup"]:
         # join a network phase's fragments, dissolve the surplus of small clusters, then anneal

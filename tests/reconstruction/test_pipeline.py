@@ -167,3 +167,30 @@ def test_full_size_stage_uses_the_fine_layers(three_phase, fine):
     )
     start = _upsample(res.coarse.pixels, (64, 64), periodic=True)
     assert float(loss(start).gram) == pytest.approx(res.optimization.gram_losses[0], rel=1e-5)
+
+
+@pytest.mark.parametrize(("first", "cleanup"), [(0.25, True), (None, True), (0.25, False)])
+def test_first_sweeps_sets_the_annealing_before_the_cleanup(
+    ceramics_crop, monkeypatch, first, cleanup
+):
+    """``anneal.first_sweeps``: the proposals of the annealing before the cleanup; the one after
+    it (or the only one, without the cleanup) keeps ``anneal.sweeps``."""
+    import mdesign.reconstruction.pipeline as pipeline
+
+    steps = []
+    real = pipeline.anneal_fractions
+
+    def spy(*args, **kw):
+        steps.append(kw["steps"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "anneal_fractions", spy)
+    c = cfg(seed=0, iterations=1, anneal_cleanup=cleanup)
+    c = c.model_copy(update={"anneal": c.anneal.model_copy(update={"first_sweeps": first})})
+    res = reconstruct(ceramics_crop, None, c, device="cpu")
+    n = ceramics_crop.size
+    if not cleanup:
+        assert steps == [round(0.5 * n)]
+    else:
+        assert steps == [round((0.5 if first is None else first) * n), round(0.5 * n)]
+    assert res.errors.fraction_error_pixels <= 1
