@@ -88,6 +88,15 @@ VARIANTS: dict[str, dict] = {
     "no surface stage": {"anneal_surface": False},
     # the optimiser's defaults before issue 28: 100 L-BFGS iterations at full size from noise
     "before issue 28": {"optimiser": {"init": "noise", "coarse_to_fine": False, "iterations": 100}},
+    # issue 28's second speed-up, tried and not the default (docs/performance.md): fewer
+    # full-size L-BFGS iterations, half the annealing before the cleanup, both, pool3 at full size
+    "12 + 40 iterations": {"optimiser": {"iterations": 12, "coarse_iterations": 40}},
+    "first annealing 0.5 sweeps": {"anneal": {"first_sweeps": 0.5}},
+    "12 + 40, first annealing 0.5 sweeps": {
+        "optimiser": {"iterations": 12, "coarse_iterations": 40},
+        "anneal": {"first_sweeps": 0.5},
+    },
+    "full size to pool3": {"texture": {"fine_layers": ["relu1_1", "pool1", "pool2", "pool3"]}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

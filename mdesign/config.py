@@ -680,6 +680,11 @@ class TextureConfig(Config):
     downloaded once), ``random`` or the path of a state dict."""
     layers: tuple[str, ...] = ("relu1_1", "pool1", "pool2", "pool3", "pool4")
     """VGG19 layers of the Gram loss; Gatys et al.'s texture layers (their conv1_1 is relu1_1)."""
+    fine_layers: tuple[str, ...] | None = None
+    """The Gram layers of an image's full-size stage after its half-size stage
+    (``optimiser.coarse_to_fine``), where the half-size stage has set the large scales (None:
+    ``layers``). The network stops at the deepest of them: without ``pool4`` a pass skips
+    VGG19's fourth block, about a third of its cost at full size."""
     pooling: Pooling = "avg"
     """Average pooling in place of max pooling (Gatys et al. 2015)."""
     s2_weight: float = Field(1.0, ge=0)
@@ -753,6 +758,9 @@ class AnnealConfig(Config):
 
     sweeps: float = Field(1.0, ge=0)
     """Swap proposals of the annealing, per pixel."""
+    first_sweeps: float | None = Field(None, ge=0)
+    """Swap proposals per pixel of an image's first annealing, the one before the ``cleanup``
+    (whose result the cleanup changes and anneals again with ``sweeps``); None: ``sweeps``."""
     volume_sweeps: float = Field(3.0, ge=0)
     """Swap proposals of the 3D annealing, per voxel (on the Li et al. copolymer at 64^3, the
     slices' ``S2`` RMSE was 0.0080 after 0.5 sweeps, 0.0050 after 2, 0.0031 after 3.5)."""

@@ -506,10 +506,10 @@ def reconstruct(
     )
 
 
-def _extractor(config: ReconstructionConfig, device, progress):
+def _extractor(config: ReconstructionConfig, device, progress, *, layers=None):
     tex = config.texture
     return vgg19_features(
-        tex.layers,
+        tex.layers if layers is None else layers,
         weights=tex.weights,
         pooling=tex.pooling,
         padding_mode="circular" if config.periodic else "zeros",
@@ -581,6 +581,10 @@ def _optimise_image(exemplars, shape, config, *, phases, quarter, second, device
         init = torch.rand((1, c, *shape), generator=gen).to(device)
     else:
         init = _grf_pixels(labels0, phases, gen)[None].to(device)
+    fine = config.texture.fine_layers
+    if coarse is not None and fine is not None and tuple(fine) != tuple(config.texture.layers):
+        # the half-size stage set the large scales: the full-size stage's own (cheaper) layers
+        extractor = _extractor(config, device, progress, layers=fine)
     loss = TextureLoss(extractor, exemplar, s2_max_lag=max_lag, **loss_kw)
     opt = optimize_pixels(loss, init, iterations=opt_cfg.iterations, **opt_kw)
     return opt, coarse, labels0, fit
@@ -736,8 +740,11 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     )
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface
+    first = anneal_kw
+    if st["cleanup"] and decoded.ndim == 2 and an.first_sweeps is not None:
+        first = anneal_kw | {"steps": round(an.first_sweeps * decoded.size)}
     annealing = anneal_fractions(
-        decoded, target, seed=seed, surface=st["surface"] and not st["cleanup"], **anneal_kw
+        decoded, target, seed=seed, surface=st["surface"] and not st["cleanup"], **first
     )
     if st["cleanup"]:
         # join a network phase's fragments, dissolve the surplus of small clusters, then anneal

@@ -138,3 +138,59 @@ def test_grf_start_coarse_to_fine(three_phase):
     res = reconstruct(ex, None, c, device="cpu")
     assert res.start.shape == (64, 64) and res.coarse.pixels.shape == (1, 3, 32, 32)
     assert res.iterations == 4 and res.errors.fraction_error_pixels <= 1
+
+
+@pytest.mark.parametrize("fine", [("relu1_1", "pool1"), None])
+def test_full_size_stage_uses_the_fine_layers(three_phase, fine):
+    """``texture.fine_layers``: after the half-size stage, the full-size stage's Gram term is
+    the one of those layers (None: ``texture.layers``), recomputed here on the upsampled
+    half-size pixels with an extractor of its own."""
+    from mdesign.reconstruction.loss import TextureLoss
+    from mdesign.reconstruction.pipeline import _upsample
+    from mdesign.reconstruction.vgg import vgg19_features
+
+    ex = np.tile(three_phase, (2, 2))[:64, :64]
+    c = cfg(seed=2, iterations=1, coarse_to_fine=True, coarse_iterations=2)
+    c = c.model_copy(update={"texture": c.texture.model_copy(update={"fine_layers": fine})})
+    res = reconstruct(ex, None, c, device="cpu")
+    layers = c.texture.layers if fine is None else fine
+    extractor = vgg19_features(layers, weights="random", padding_mode="circular", seed=2)
+    loss = TextureLoss(
+        extractor.cpu(),
+        ex,
+        phases=3,
+        s2_weight=1.0,
+        s2_max_lag=16,
+        periodic=True,
+        temperature=c.texture.temperature,
+        tv_weight=c.texture.tv_weight,
+    )
+    start = _upsample(res.coarse.pixels, (64, 64), periodic=True)
+    assert float(loss(start).gram) == pytest.approx(res.optimization.gram_losses[0], rel=1e-5)
+
+
+@pytest.mark.parametrize(("first", "cleanup"), [(0.25, True), (None, True), (0.25, False)])
+def test_first_sweeps_sets_the_annealing_before_the_cleanup(
+    ceramics_crop, monkeypatch, first, cleanup
+):
+    """``anneal.first_sweeps``: the proposals of the annealing before the cleanup; the one after
+    it (or the only one, without the cleanup) keeps ``anneal.sweeps``."""
+    import mdesign.reconstruction.pipeline as pipeline
+
+    steps = []
+    real = pipeline.anneal_fractions
+
+    def spy(*args, **kw):
+        steps.append(kw["steps"])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(pipeline, "anneal_fractions", spy)
+    c = cfg(seed=0, iterations=1, anneal_cleanup=cleanup)
+    c = c.model_copy(update={"anneal": c.anneal.model_copy(update={"first_sweeps": first})})
+    res = reconstruct(ceramics_crop, None, c, device="cpu")
+    n = ceramics_crop.size
+    if not cleanup:
+        assert steps == [round(0.5 * n)]
+    else:
+        assert steps == [round((0.5 if first is None else first) * n), round(0.5 * n)]
+    assert res.errors.fraction_error_pixels <= 1
