@@ -28,7 +28,8 @@ assembles (replaying the annealing); ``--images``/``--seeds`` pick a share; ``--
 writes the full runs and the replayed defaults of ``li_*`` images as ``bench_reconstruction.py``
 cached runs (``DIR/full|replay/128_SEED_default/default__NAME.npz``: before and after a change
 of the annealing). Results: ``bench/results/NAME.md``, ``NAME.json``
-(``--name``, default ``reconstruction_kinds``), ``NAME_grid.png``.
+(``--name``, default ``reconstruction_kinds``), ``NAME_grid.png``. ``--merge --stages``: the shape
+after every stage of the chain instead, for ``--stage-columns`` (``NAME_stages.md``).
 """
 
 from __future__ import annotations
@@ -369,6 +370,91 @@ def _write_grid(path: Path, images: dict, names: list[str]) -> None:
     save_figure(fig, path, dpi=100)
 
 
+def stage_labels(decoded, ex, seed, overrides) -> dict[str, np.ndarray]:
+    """The labels after each stage of the annealing chain (:func:`replay`'s, stage by stage:
+    the public functions in the order of ``pipeline._anneal``; the last equals the replay)."""
+    from mdesign.reconstruction.annealing import (
+        anneal_fractions,
+        join_network_fragments,
+        remove_small_clusters,
+    )
+
+    config = ReconstructionConfig(seed=seed, **overrides)
+    an, k = config.anneal, int(ex.max()) + 1
+    st = _pipeline._settings(2, config)
+    kw = dict(
+        phases=k,
+        max_lag=max(1, min(an.max_lag, min(*decoded.shape, *ex.shape) // 4)),
+        periodic=config.periodic,
+        exemplar_periodic=config.exemplar_periodic,
+        initial_acceptance=an.initial_acceptance,
+        final_temperature_ratio=an.final_temperature,
+        radial=an.radial,
+        dense_lag=an.dense_lag,
+        sectors=an.sectors,
+        steps=round(st["sweeps"] * decoded.size),
+        batch=st["batch"],
+        neighbour_weight=st["neighbour_weight"],
+        keep_clusters=st["keep_clusters"],
+        walk=st["walk"],
+    )
+    out = {"decoded": decoded}
+    out["fractions"] = anneal_fractions(
+        decoded, ex, seed=seed, surface=False, **kw | {"steps": 0}
+    ).labels
+    out["swaps"] = anneal_fractions(decoded, ex, seed=seed, surface=False, **kw).labels
+    out["joined"] = join_network_fragments(out["swaps"], ex, phases=k)
+    out["small clusters removed"] = remove_small_clusters(
+        out["joined"], ex, phases=k, periodic=config.periodic
+    )
+    again = dict(seed=seed + 1, **kw)
+    out["swaps again"] = anneal_fractions(
+        out["small clusters removed"], ex, surface=False, **again
+    ).labels
+    out["surface"] = anneal_fractions(
+        out["small clusters removed"], ex, surface=True, **again
+    ).labels
+    return out
+
+
+def stages_table(args, runs: Path, names: list[str]) -> None:
+    """Where the anisotropy and the thickness come from: the shape after every stage, for the
+    default and the variants of ``--stage-columns`` (``NAME_stages.md``)."""
+    lines = [
+        "| image | seed | column | stage | s2_ratio (exemplar) | thickness (exemplar) | clusters |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        ex = image(name)
+        for seed in args.seeds:
+            data = np.load(runs / f"{name}__{seed}.npz")
+            for column in args.stage_columns:
+                labels = stage_labels(data["decoded"], ex, seed, STAGES[column])
+                final = replay(data["decoded"], ex, seed, STAGES[column])
+                assert np.array_equal(labels["surface"], final), "the stages are not the chain's"
+                for stage, lab in labels.items():
+                    r = metrics(ex, lab)
+                    cells = [name, seed, column, stage]
+                    cells += [f"{r[c]} ({r[c + '_exemplar']})" for c in ("s2_ratio", "thickness")]
+                    cells.append(f"{r['clusters']} ({r['clusters_exemplar']})")
+                    lines.append("| " + " | ".join(map(str, cells)) + " |")
+    m = machine()
+    text = "\n\n".join(
+        [
+            "# The shape after each annealing stage",
+            f"128 x 128, seeds {' '.join(map(str, args.seeds))}, replayed from each default "
+            f"run's decoded image (`decoded`: the Gram fit's k-means labels; `fractions`: the "
+            f"greedy flips to exact fractions; `swaps`: the Metropolis swaps; then the cleanup's "
+            f"joining and dissolving, the second annealing and its surface stage); "
+            f"{m['cpus']} CPUs shared. `python bench/bench_reconstruction_kinds.py --merge "
+            f"--stages --images ...`. `s2_ratio`: S2 along rows / columns, lags 4-16, per phase; "
+            f"thickness: local thickness mean/90th percentile per phase (px); clusters per phase.",
+            "\n".join(lines),
+        ]
+    )
+    (RESULTS / f"{args.name}_stages.md").write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", nargs="+", choices=IMAGES, default=list(KINDS))
@@ -384,6 +470,10 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="redo cached runs")
     parser.add_argument("--export", type=Path, help="write li_* defaults as bench runs here")
     parser.add_argument("--name", default="reconstruction_kinds", help="results file name")
+    parser.add_argument("--stages", action="store_true", help="the shape after every stage")
+    parser.add_argument(
+        "--stage-columns", nargs="+", choices=list(STAGES), default=["default", "sectors 2"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.runs.mkdir(parents=True, exist_ok=True)
@@ -391,7 +481,9 @@ def main() -> None:
         for name in args.images:
             for seed in args.seeds:
                 run_full(name, seed, args.runs, args.force)
-    if not args.no_merge:
+    if args.stages:
+        stages_table(args, args.runs, args.images)
+    elif not args.no_merge:
         merge(args, args.runs, args.images)
 
 
