@@ -11,8 +11,8 @@ For each image and seed (``--seeds``, default 0 and 1) one full run of ``mdesign
 defaults is cached with its decoded (k-means) image. The annealing's variants (``STAGES``: the
 stages switched off one at a time) are then replayed from that decoded image with the code as it
 is at merge time (:func:`mdesign.reconstruction.pipeline._anneal`, a few seconds each; cached
-per digest of the annealing's code; the Li crops replay the default and
-``neighbourhood weight 1`` only): the L-BFGS
+per digest of the annealing's code; the Li crops replay the default, ``neighbourhood weight 1``
+and the direction sectors only): the L-BFGS
 fit, which takes most of the time, is shared by every column, and ``decoded`` is the Gram fit
 alone (fractions not yet exact). ``GRF`` is the fitted level-cut GRF
 (:func:`mdesign.reconstruction.grf_baseline`) with the same seed. The columns' seconds are those
@@ -28,7 +28,8 @@ assembles (replaying the annealing); ``--images``/``--seeds`` pick a share; ``--
 writes the full runs and the replayed defaults of ``li_*`` images as ``bench_reconstruction.py``
 cached runs (``DIR/full|replay/128_SEED_default/default__NAME.npz``: before and after a change
 of the annealing). Results: ``bench/results/NAME.md``, ``NAME.json``
-(``--name``, default ``reconstruction_kinds``), ``NAME_grid.png``.
+(``--name``, default ``reconstruction_kinds``), ``NAME_grid.png``. ``--merge --stages``: the shape
+after every stage of the chain instead, for ``--stage-columns`` (``NAME_stages.md``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import argparse
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +61,9 @@ STAGES: dict[str, dict] = {
     "no surface stage": {"anneal_surface": False},
     "no neighbourhood term": {"anneal_neighbour_weight": 0.0},
     "neighbourhood weight 1": {"anneal_neighbour_weight": 1.0},
+    "sectors 2": {"anneal_sectors": 2},
+    "sectors 4": {"anneal_sectors": 4},
+    "sectors 2, weight 1": {"anneal_sectors": 2, "anneal_neighbour_weight": 1.0},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 
@@ -145,7 +150,7 @@ def _code_key() -> str:
     import hashlib
 
     h = hashlib.sha1()
-    for module in ("annealing", "pipeline", "metrics"):
+    for module in ("annealing", "lags", "pipeline", "metrics"):
         h.update((Path(_pipeline.__file__).parent / f"{module}.py").read_bytes())
     return h.hexdigest()[:10]
 
@@ -172,15 +177,68 @@ def metrics(ex: np.ndarray, labels: np.ndarray) -> dict:
                 strict=True,
             )
         ],
-        "s2_ratio_exemplar": m["s2_directional_ratio_exemplar"][1],
-        "s2_ratio": m["s2_directional_ratio_reconstruction"][1],
+        "s2_ratio_exemplar": [_r(v) for v in m["s2_directional_ratio_exemplar"]],
+        "s2_ratio": [_r(v) for v in m["s2_directional_ratio_reconstruction"]],
+        "clusters_rel": m["clusters_relative_error"],
+        "specific_surface_rel": m["specific_surface_relative_error"][-1],
         "quadrant_dev_exemplar": m["quadrant_fraction_deviation_exemplar"][1],
         "quadrant_dev": m["quadrant_fraction_deviation_reconstruction"][1],
     }
 
 
 def _r(v):
-    return None if v is None else round(v, 3)
+    return None if v is None or not np.isfinite(v) else round(float(v), 3)
+
+
+GOALS_LI = ("clusters", "surface", "S2 < GRF", "L < GRF", "ratio", "thickness")
+"""The goals on the Li crops: clusters within 30% (phases of >= 10 in the exemplar), specific
+surface within 10%, S2 and lineal-path RMSE below the GRF's (issue 11), and the shape goals of
+issue 28: directional S2 ratio within 15% of the exemplar's and local thickness mean and 90th
+percentile within 20%, every phase."""
+
+
+def row_goals(r: dict) -> dict[str, bool]:
+    """The goals a replayed row meets (the Li crops': :data:`GOALS_LI`; the others' S2 and L)."""
+    out = {"S2 < GRF": r["s2_vs_grf"] < 1, "L < GRF": r["lineal_path_vs_grf"] < 1}
+    if not r["image"].startswith("li_"):
+        return out
+    out["clusters"] = all(
+        rel is not None and abs(rel) <= 0.30
+        for n, rel in zip(r["clusters_exemplar"], r["clusters_rel"], strict=True)
+        if n >= 10
+    )
+    out["surface"] = abs(r["specific_surface_rel"]) <= 0.10
+    out["ratio"] = all(
+        e is not None and x is not None and abs(x / e - 1) <= 0.15
+        for x, e in zip(r["s2_ratio"], r["s2_ratio_exemplar"], strict=True)
+    )
+    out["thickness"] = all(v is not None and abs(v) <= 0.20 for p in r["thickness_rel"] for v in p)
+    return out
+
+
+def goals_markdown(rows: list[dict], seeds: list[int]) -> str:
+    """Per column and seed, how many images meet each goal (Li crops and the other kinds
+    apart), with the annealing's median CPU time of the replays."""
+    lines = []
+    for group, pick in (("Li crops", True), ("other kinds", False)):
+        sel = [r for r in rows if r["image"].startswith("li_") == pick and "goals" in r]
+        if not sel:
+            continue
+        names = GOALS_LI if pick else ("S2 < GRF", "L < GRF")
+        head = ["column", *(f"{g}, seed {s}" for g in names for s in seeds), "annealing CPU s"]
+        lines += [f"{group}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for column in dict.fromkeys(r["column"] for r in sel):
+            cells = [column]
+            for g in names:
+                for s in seeds:
+                    got = [r["goals"][g] for r in sel if r["column"] == column and r["seed"] == s]
+                    cells.append(f"{sum(got)}/{len(got)}")
+            cpu = [r["anneal_cpu_seconds"] for r in sel if r["column"] == column]
+            cpu = [c for c in cpu if c is not None]
+            cells.append(f"{np.median(cpu):.1f}" if cpu else "")
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def _thickness(m: dict, side: str) -> list[str]:
@@ -206,14 +264,25 @@ def merge(args, runs: Path, names: list[str]) -> None:
             info = json.loads(str(data["info"]))
             loads += [info["load_before"], info["load_after"]]
             columns = {"decoded": data["decoded"], "full run": data["labels"]}
-            # the Li crops: the default and a lighter neighbourhood term only
-            li = ("default", "neighbourhood weight 1")
+            # the Li crops: the default, a lighter neighbourhood term and the direction sectors
+            li = (
+                "default",
+                "neighbourhood weight 1",
+                "sectors 2",
+                "sectors 4",
+                "sectors 2, weight 1",
+            )
             stages = {k: STAGES[k] for k in li} if name.startswith("li_") else STAGES
+            cpu = {}
             for stage, overrides in stages.items():
                 cached = runs / f"{name}__{seed}__{_slug(stage)}__{_code_key()}.npy"
                 if not cached.exists():
+                    t = time.process_time()
                     np.save(cached, replay(data["decoded"], ex, seed, overrides))
+                    cached.with_suffix(".cpu").write_text(str(time.process_time() - t))
                 columns[stage] = np.load(cached)
+                timing = cached.with_suffix(".cpu")
+                cpu[stage] = float(timing.read_text()) if timing.exists() else None
             if args.export and name.startswith("li_"):
                 for part, column in (("full", "full run"), ("replay", "default")):
                     out = args.export / part / f"{SIZE}_{seed}_default"
@@ -228,6 +297,9 @@ def merge(args, runs: Path, names: list[str]) -> None:
                 r["s2_vs_grf"] = r["s2_rmse"] / grf_row["s2_rmse"]
                 r["lineal_path_vs_grf"] = r["lineal_path_rmse"] / grf_row["lineal_path_rmse"]
                 r["cpu_seconds"] = info["cpu_seconds"]
+                r["anneal_cpu_seconds"] = cpu.get(column)
+                if column in stages:
+                    r["goals"] = row_goals(r)
                 rows.append(r)
                 if seed == args.seeds[0]:
                     images[(name, column)] = labels
@@ -243,7 +315,7 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
         "image", "seed", "column", "s2_rmse", "s2_vs_grf", "lineal_path_rmse",
         "lineal_path_vs_grf", "clusters_exemplar", "clusters", "thickness_exemplar", "thickness",
         "s2_ratio_exemplar", "s2_ratio", "quadrant_dev_exemplar", "quadrant_dev",
-        "fraction_error_px", "cpu_seconds",
+        "fraction_error_px", "cpu_seconds", "anneal_cpu_seconds",
     ]  # fmt: skip
 
     def cell(v):
@@ -270,7 +342,10 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
             "Metrics: S2 and lineal-path RMSE of phase 1 (`_vs_grf`: ratio to the GRF of the same "
             "seed); clusters per phase (4-connected, in-image); local thickness mean/90th "
             "percentile per phase (px, radius); `s2_ratio`: S2 along rows / columns, lags 4-16, "
-            "phase 1; `quadrant_dev`: largest relative deviation of a quadrant's phase-1 fraction.",
+            "per phase; `quadrant_dev`: largest relative deviation of a quadrant's phase-1 "
+            "fraction; `anneal_cpu_seconds`: CPU time of the replayed annealing.",
+            "Goals met, per column and seed (the replayed columns; `row_goals` in the bench):",
+            goals_markdown(rows, args.seeds),
             "\n".join(lines),
         ]
     )
@@ -295,6 +370,91 @@ def _write_grid(path: Path, images: dict, names: list[str]) -> None:
     save_figure(fig, path, dpi=100)
 
 
+def stage_labels(decoded, ex, seed, overrides) -> dict[str, np.ndarray]:
+    """The labels after each stage of the annealing chain (:func:`replay`'s, stage by stage:
+    the public functions in the order of ``pipeline._anneal``; the last equals the replay)."""
+    from mdesign.reconstruction.annealing import (
+        anneal_fractions,
+        join_network_fragments,
+        remove_small_clusters,
+    )
+
+    config = ReconstructionConfig(seed=seed, **overrides)
+    an, k = config.anneal, int(ex.max()) + 1
+    st = _pipeline._settings(2, config)
+    kw = dict(
+        phases=k,
+        max_lag=max(1, min(an.max_lag, min(*decoded.shape, *ex.shape) // 4)),
+        periodic=config.periodic,
+        exemplar_periodic=config.exemplar_periodic,
+        initial_acceptance=an.initial_acceptance,
+        final_temperature_ratio=an.final_temperature,
+        radial=an.radial,
+        dense_lag=an.dense_lag,
+        sectors=an.sectors,
+        steps=round(st["sweeps"] * decoded.size),
+        batch=st["batch"],
+        neighbour_weight=st["neighbour_weight"],
+        keep_clusters=st["keep_clusters"],
+        walk=st["walk"],
+    )
+    out = {"decoded": decoded}
+    out["fractions"] = anneal_fractions(
+        decoded, ex, seed=seed, surface=False, **kw | {"steps": 0}
+    ).labels
+    out["swaps"] = anneal_fractions(decoded, ex, seed=seed, surface=False, **kw).labels
+    out["joined"] = join_network_fragments(out["swaps"], ex, phases=k)
+    out["small clusters removed"] = remove_small_clusters(
+        out["joined"], ex, phases=k, periodic=config.periodic
+    )
+    again = dict(seed=seed + 1, **kw)
+    out["swaps again"] = anneal_fractions(
+        out["small clusters removed"], ex, surface=False, **again
+    ).labels
+    out["surface"] = anneal_fractions(
+        out["small clusters removed"], ex, surface=True, **again
+    ).labels
+    return out
+
+
+def stages_table(args, runs: Path, names: list[str]) -> None:
+    """Where the anisotropy and the thickness come from: the shape after every stage, for the
+    default and the variants of ``--stage-columns`` (``NAME_stages.md``)."""
+    lines = [
+        "| image | seed | column | stage | s2_ratio (exemplar) | thickness (exemplar) | clusters |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        ex = image(name)
+        for seed in args.seeds:
+            data = np.load(runs / f"{name}__{seed}.npz")
+            for column in args.stage_columns:
+                labels = stage_labels(data["decoded"], ex, seed, STAGES[column])
+                final = replay(data["decoded"], ex, seed, STAGES[column])
+                assert np.array_equal(labels["surface"], final), "the stages are not the chain's"
+                for stage, lab in labels.items():
+                    r = metrics(ex, lab)
+                    cells = [name, seed, column, stage]
+                    cells += [f"{r[c]} ({r[c + '_exemplar']})" for c in ("s2_ratio", "thickness")]
+                    cells.append(f"{r['clusters']} ({r['clusters_exemplar']})")
+                    lines.append("| " + " | ".join(map(str, cells)) + " |")
+    m = machine()
+    text = "\n\n".join(
+        [
+            "# The shape after each annealing stage",
+            f"128 x 128, seeds {' '.join(map(str, args.seeds))}, replayed from each default "
+            f"run's decoded image (`decoded`: the Gram fit's k-means labels; `fractions`: the "
+            f"greedy flips to exact fractions; `swaps`: the Metropolis swaps; then the cleanup's "
+            f"joining and dissolving, the second annealing and its surface stage); "
+            f"{m['cpus']} CPUs shared. `python bench/bench_reconstruction_kinds.py --merge "
+            f"--stages --images ...`. `s2_ratio`: S2 along rows / columns, lags 4-16, per phase; "
+            f"thickness: local thickness mean/90th percentile per phase (px); clusters per phase.",
+            "\n".join(lines),
+        ]
+    )
+    (RESULTS / f"{args.name}_stages.md").write_text(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", nargs="+", choices=IMAGES, default=list(KINDS))
@@ -310,6 +470,10 @@ def main() -> None:
     parser.add_argument("--force", action="store_true", help="redo cached runs")
     parser.add_argument("--export", type=Path, help="write li_* defaults as bench runs here")
     parser.add_argument("--name", default="reconstruction_kinds", help="results file name")
+    parser.add_argument("--stages", action="store_true", help="the shape after every stage")
+    parser.add_argument(
+        "--stage-columns", nargs="+", choices=list(STAGES), default=["default", "sectors 2"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     args.runs.mkdir(parents=True, exist_ok=True)
@@ -317,7 +481,9 @@ def main() -> None:
         for name in args.images:
             for seed in args.seeds:
                 run_full(name, seed, args.runs, args.force)
-    if not args.no_merge:
+    if args.stages:
+        stages_table(args, args.runs, args.images)
+    elif not args.no_merge:
         merge(args, args.runs, args.images)
 
 

@@ -752,8 +752,8 @@ class AnnealConfig(Config):
 
     ``sweeps``, ``batch``, ``neighbour_weight``, ``cleanup``, ``keep_clusters`` and ``surface``
     are an image's; the ``volume_`` keys of the same names (and ``volume_walk``) a volume's, the
-    same stages. ``max_lag``, ``initial_acceptance``, ``final_temperature``, ``radial`` and
-    ``dense_lag`` serve both (the report's ``annealing.stages`` lists what ran;
+    same stages. ``max_lag``, ``initial_acceptance``, ``final_temperature``, ``radial``,
+    ``dense_lag`` and ``sectors`` serve both (the report's ``annealing.stages`` lists what ran;
     docs/guide/reconstruction.md)."""
 
     sweeps: float = Field(1.0, ge=0)
@@ -792,6 +792,11 @@ class AnnealConfig(Config):
     """With ``anneal_radial``, the lags of the annealing window farther than this are tracked on
     the even lattice only (a quarter of them: each distance's radial average is still over
     many lags, and a move costs the number of lags)."""
+    sectors: int = Field(1, ge=1)
+    """With ``anneal_radial``, split each distance's average into this many direction sectors
+    (angle modulo pi; 2: along the rows and along the columns), so the exemplar's directional
+    ``S2`` is the target and the annealing neither invents nor erases a rows / columns
+    anisotropy; 1: one average per distance."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the
@@ -870,6 +875,7 @@ _FLAT_KEYS = {
             "radial",
             "cleanup",
             "dense_lag",
+            "sectors",
             "keep_clusters",
             "surface",
         )

@@ -725,6 +725,7 @@ def anneal_fractions(
     radial: bool = D.anneal.radial,
     keep_clusters: bool | None = None,
     dense_lag: int = D.anneal.dense_lag,
+    sectors: int = D.anneal.sectors,
     surface: bool | None = None,
     walk: bool | None = None,
     progress: bool = False,
@@ -774,6 +775,9 @@ def anneal_fractions(
         count (per unit area; a volume's in its slices) when the swaps start.
     dense_lag : int
         With ``radial``, the lags beyond this distance are tracked on the even lattice only.
+    sectors : int
+        With ``radial``, each distance's average split into this many direction sectors
+        (:func:`~mdesign.reconstruction.lags.radial_bins`; 2: along the rows and the columns).
     surface : bool, optional
         After the swaps, shorten the interface to the exemplar's length per unit area by swaps
         of least energy rise (stage 3).
@@ -832,11 +836,13 @@ def anneal_fractions(
         targets.append(win.reshape(len(tracked), -1).numpy())
     if volume:
         fractions = volume_fractions(exemplars, phases)
-        state = VolumeLags(labels, targets, tracked, max_lag, periodic, radial, dense_lag)
+        state = VolumeLags(
+            labels, targets, tracked, max_lag, periodic, radial, dense_lag, sectors=sectors
+        )
     else:
         fractions = np.array([(exemplars[0] == ph).mean() for ph in range(phases)])
         state = ImageLags(
-            labels, targets[0], tracked, max_lag, periodic, radial, dense_lag=dense_lag
+            labels, targets[0], tracked, max_lag, periodic, radial, dense_lag, sectors=sectors
         )
     counts_target = phase_counts(fractions[None], labels.size)[0]
     flat = state.flat
@@ -1168,7 +1174,9 @@ def _draw_interface(pool: _Pool, iface: np.ndarray, rng, n: int):
 
 
 def _initial_temperature(state, n_iface: int, draw, acceptance: float, nb_change) -> float:
-    """The temperature at which the median rise of 256 random swaps is accepted as given."""
+    """The temperature at which the median rise of 256 random swaps is accepted as given (when
+    none of them rises, as from a start far from the target, the median fall's size: else the
+    swaps would not run at all)."""
     if n_iface < 2:
         return 0.0
     p, q = draw(256)
@@ -1178,7 +1186,7 @@ def _initial_temperature(state, n_iface: int, draw, acceptance: float, nb_change
         return 0.0
     de = state.energy_change(state.compare(state.delta(p[valid], lq[valid], q[valid], lp[valid])))
     de = de + nb_change(p[valid], q[valid])[0]
-    rises = de[de > 0]
+    rises = de[de > 0] if (de > 0).any() else -de[de < 0]
     return float(np.median(rises) / np.log(1 / acceptance)) if rises.size else 0.0
 
 

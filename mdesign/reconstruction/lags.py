@@ -109,7 +109,9 @@ def face_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
 class ImageLags:
     """An image's labels, their tracked indicators and ``S2`` window, updated move by move."""
 
-    def __init__(self, labels, target, tracked, max_lag, periodic, radial=False, dense_lag=None):
+    def __init__(
+        self, labels, target, tracked, max_lag, periodic, radial=False, dense_lag=None, sectors=1
+    ):
         self.labels = labels.astype(np.int64)
         self.flat = self.labels.ravel()  # a view: writes go to self.labels
         self.h, self.w = labels.shape
@@ -132,11 +134,15 @@ class ImageLags:
         self.target = target[:, self.keep]  # J x L (tracked lags of the flattened window)
         self.n_lags = self.dy.size
         # radial: the energy compares averages over the lags of each distance round(|d|) <= R
+        # (and direction sector, :func:`radial_bins`)
         self.proj = None
         if radial:
-            dist = np.rint(np.hypot(self.dy, self.dx)).astype(np.int64)
-            proj = np.zeros((max_lag + 1, self.n_lags))
-            proj[dist, np.arange(self.n_lags)] = 1.0
+            # the entries that hold a lag, in order
+            _, bins = np.unique(
+                radial_bins(self.dy, self.dx, max_lag, sectors), return_inverse=True
+            )
+            proj = np.zeros((bins.max() + 1, self.n_lags))
+            proj[bins, np.arange(self.n_lags)] = 1.0
             self.proj = proj / proj.sum(1, keepdims=True)
         self.centre = self.n_lags // 2
         if periodic:
@@ -248,6 +254,20 @@ def _plane_axes(axis: int) -> tuple[int, int]:
     return tuple(a for a in range(3) if a != axis)  # type: ignore[return-value]
 
 
+def radial_bins(d1: np.ndarray, d2: np.ndarray, max_lag: int, sectors: int = 1) -> np.ndarray:
+    """The compared entry of each in-plane lag ``(d1, d2)`` (rows, columns) with ``radial``.
+
+    ``round(|d|) * sectors + s``, ``s`` the lag's direction sector: its angle modulo pi in
+    ``sectors`` equal parts, the first centred on the rows' axis ``d1 = 0`` (the zero lag in
+    sector 0; with 2 sectors one diagonal goes to each). ``sectors = 1`` averages each distance
+    over every direction; 2 compares ``S2`` along the rows against along the columns.
+    """
+    dist = np.rint(np.hypot(d1, d2)).astype(np.int64)
+    angle = np.mod(np.arctan2(d1, d2), np.pi)  # 0 along a row (d1 = 0), pi / 2 down a column
+    sector = np.floor(angle / (np.pi / sectors) + 0.5).astype(np.int64) % sectors
+    return np.minimum(dist, max_lag) * sectors + np.where(dist == 0, 0, sector)
+
+
 def _window_keep(max_lag: int, radial: bool, dense_lag: int | None) -> np.ndarray:
     """Mask of the tracked lags of the flattened 2D window ``(2R + 1)^2`` (2D's rule)."""
     lag = np.arange(-max_lag, max_lag + 1)
@@ -265,7 +285,7 @@ class VolumeLags:
     """A volume's labels and the ``S2`` of its three slice planes, updated move by move."""
 
     def __init__(
-        self, labels, targets, tracked, max_lag, periodic, radial=False, dense_lag=None
+        self, labels, targets, tracked, max_lag, periodic, radial=False, dense_lag=None, sectors=1
     ) -> None:
         self.labels = np.ascontiguousarray(labels, dtype=np.int8)
         self.flat = self.labels.ravel()  # a view: writes go to self.labels
@@ -315,9 +335,12 @@ class VolumeLags:
         rows_plane = np.arange(3 * n_plane)
         tgt = np.concatenate([t[:, keep] for t in targets], 1)  # J x 3 L
         if radial:
-            dist = np.rint(np.hypot(win1, win2)).astype(np.int64)
-            rows = np.concatenate([a * (r + 1) + dist for a in range(3)])
-            n_rows = 3 * (r + 1)
+            bins = radial_bins(win1, win2, r, sectors)
+            per_plane = (r + 1) * sectors
+            _, rows = np.unique(
+                np.concatenate([a * per_plane + bins for a in range(3)]), return_inverse=True
+            )
+            n_rows = rows.max() + 1
             count = np.bincount(rows, minlength=n_rows).astype(np.float64)
             avg = sparse.csr_matrix(
                 (1.0 / count[rows], (rows, rows_plane)), shape=(n_rows, 3 * n_plane)

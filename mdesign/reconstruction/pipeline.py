@@ -731,6 +731,7 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         final_temperature_ratio=an.final_temperature,
         radial=an.radial,
         dense_lag=an.dense_lag,
+        sectors=an.sectors,
         progress=progress,
         steps=round(st["sweeps"] * decoded.size),
         batch=st["batch"],

@@ -250,11 +250,22 @@ def test_a_matrix_cut_by_the_window_is_never_dissolved():
     assert (out[lab == 0] == 0).all()  # nothing dissolved: the band holds most of phase 0
 
 
-@pytest.mark.parametrize("dense_lag", [None, 2])
-def test_radial_energy_compares_radial_averages(two_phase, dense_lag):
+def _sector(dy: np.ndarray, dx: np.ndarray, sectors: int) -> np.ndarray:
+    """The direction sector of a lag, written out for 1 and 2 sectors: along the rows
+    (``|dx| > |dy|``, and the anti-diagonal), or down the columns (the rest but the zero lag)."""
+    if sectors == 1:
+        return np.zeros_like(dy)
+    rows = (np.abs(dx) > np.abs(dy)) | ((np.abs(dx) == np.abs(dy)) & (dx * dy < 0))
+    return np.where(rows | ((dy == 0) & (dx == 0)), 0, 1)
+
+
+@pytest.mark.parametrize(("dense_lag", "sectors"), [(None, 1), (2, 1), (None, 2), (2, 2)])
+def test_radial_energy_compares_radial_averages(two_phase, dense_lag, sectors):
     rng = np.random.default_rng(3)
     target = rng.random((1, 81))
-    state = ImageLags(two_phase, target, [1], 4, True, radial=True, dense_lag=dense_lag)
+    state = ImageLags(
+        two_phase, target, [1], 4, True, radial=True, dense_lag=dense_lag, sectors=sectors
+    )
     lag = np.arange(-4, 5)
     dy, dx = (a.ravel() for a in np.meshgrid(lag, lag, indexing="ij"))
     dist = np.rint(np.hypot(dy, dx))
@@ -266,7 +277,15 @@ def test_radial_energy_compares_radial_averages(two_phase, dense_lag):
     onehot = torch.as_tensor(two_phase == 1, dtype=torch.float64)[None, None]
     full = s2_window(onehot, 4, periodic=True)[0, 0].reshape(-1).numpy()
     err = full - target[0]
-    radial = [err[keep & (dist == r)].mean() for r in range(5)]
+    # each distance's average (with sectors: each distance and direction's), entries with a lag
+    sector = _sector(dy, dx, sectors)
+    radial = [
+        err[m].mean()
+        for r in range(5)
+        for s in range(sectors)
+        if (m := keep & (dist == r) & (sector == s)).any()
+    ]
+    assert len(radial) == 1 + 4 * sectors
     assert state.energy() == pytest.approx(np.mean(np.square(radial)))
     # a swap's predicted change is the change of that energy, nearby pixels included
     for _ in range(40):
@@ -428,3 +447,30 @@ def test_surface_stage_leaves_a_short_interface(two_phase):
     off = anneal_fractions(smooth, two_phase, surface=False, **kw)
     assert on.surface_swaps == 0
     np.testing.assert_array_equal(on.labels, off.labels)
+
+
+def test_direction_sectors_recover_a_stripe_exemplars_anisotropy():
+    """Bands along the rows as the exemplar, the same bands down the columns as the start: the
+    radial averages of the two are equal (the square is transposed), so one sector leaves the
+    start's direction alone, while two sectors (rows against columns) turn it towards the
+    exemplar's (S2 along the rows over along the columns, lags 2-6)."""
+    rng = np.random.default_rng(0)
+    rows = np.repeat(rng.random(24) < 0.4, 1)[:, None]
+    rows[::4] = True  # bands of 1 px or more every 4 rows at least
+    ex = np.broadcast_to(rows, (24, 24)).astype(np.uint8)
+    start = np.ascontiguousarray(ex.T)
+
+    def ratio(lab):
+        a = np.mean([(lab * np.roll(lab, r, 1)).mean() for r in range(2, 7)])
+        b = np.mean([(lab * np.roll(lab, r, 0)).mean() for r in range(2, 7)])
+        return a / b
+
+    kw = dict(phases=2, max_lag=6, steps=6000, seed=0, periodic=True, exemplar_periodic=True)
+    kw |= dict(neighbour_weight=0.0, keep_clusters=False, surface=False, radial=True)
+    one = anneal_fractions(start, ex, sectors=1, **kw)
+    two = anneal_fractions(start, ex, sectors=2, **kw)
+    assert ratio(ex) > 1.5 and ratio(start) < 1 / 1.5
+    assert abs(np.log(ratio(two.labels) / ratio(ex))) < 0.5 * abs(
+        np.log(ratio(one.labels) / ratio(ex))
+    )
+    assert two.energy_final < 0.5 * two.energy_initial
