@@ -5,8 +5,9 @@ at interfaces until every phase count is the target fraction times the number of
 rounded as in :func:`mdesign.grf.phase_counts` (so within one pixel), while keeping the two-point
 correlation close to the exemplar's: an image's ``S2``, or a volume's ``S2`` in the slices of each
 orientation against the exemplar for that orientation (Yeong & Torquato 1998). The energy compares
-``S2`` (lag by lag, or radial averages with ``radial``) and optionally a histogram of neighbourhood
-classes (``neighbour_weight``; in a volume, each slice plane's classes), each updated per move.
+``S2`` (lag by lag, or radial averages with ``radial``, per direction sector with ``sectors``) and
+optionally a histogram of neighbourhood classes (``neighbour_weight``; in a volume, each slice
+plane's classes), each updated per move.
 
 :func:`anneal_fractions` is one chain for images and volumes; what depends on the dimension is in
 :mod:`~mdesign.reconstruction.lags` (the lag tables and the neighbour tables). Stage 1 flips

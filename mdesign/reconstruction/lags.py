@@ -5,9 +5,10 @@ differs is here. :class:`ImageLags` tracks an image's ``S2`` window (every lag `
 ``|d_i| <= R``, or the radial set); :class:`VolumeLags` tracks the ``S2`` of a volume's three slice
 planes (the planes' lags as 3D displacements, one entry per pair ``{d, -d}``). Both update ``S2``
 move by move in ``O(lags)`` and offer the same moves: ``delta`` (the change of flipping one pixel,
-or two: a swap), ``compare`` (the compared entries: lags or radial averages), ``energy_change``,
-``set_label``, ``add_s2``, ``finish``, and ``lag_mask`` (the tracked displacements, for the walk
-past an accepted swap). :func:`neighbour_table` lists the 8 (2D) or 26 (3D) neighbours, faces first.
+or two: a swap), ``compare`` (the compared entries: lags, or radial averages, per direction sector
+with ``sectors``: :func:`radial_bins`), ``energy_change``, ``set_label``, ``add_s2``, ``finish``,
+and ``lag_mask`` (the tracked displacements, for the walk past an accepted swap).
+:func:`neighbour_table` lists the 8 (2D) or 26 (3D) neighbours, faces first.
 
 The energy and its incremental update are described in the reconstruction guide ("How each stage
 works", ``docs/guide/reconstruction.md``).
@@ -36,6 +37,7 @@ __all__ = [
     "neighbour_steps",
     "neighbour_table",
     "plane_columns",
+    "radial_bins",
 ]
 
 
