@@ -18,7 +18,7 @@ refinement 8 and whether ``mf`` equals or beats ``sf``, and ``mf``'s CPU over ``
 already measured (in ``--results``/campaign_fidelity.json) is skipped, so an interrupted run
 resumes. Writes ``campaign_fidelity.json`` and ``.md`` to ``bench/results``.
 
-Usage (about 2-4 CPU-minutes a seed on a free core)::
+Usage (about 1 CPU-minute a seed)::
 
     nice -n 10 python bench/bench_campaign_fidelity.py --seeds 0 1 2 3 4
     # or seeds in parallel processes, then merged:

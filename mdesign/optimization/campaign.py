@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from mdesign.config import CampaignConfig, OutcomeConfig
+from mdesign.config import BOConfig, CampaignConfig, FidelityConfig, OutcomeConfig
 from mdesign.errors import InputError
 from mdesign.io import check_free_space
 from mdesign.optimization import bo
@@ -189,6 +189,15 @@ def _identity(config: CampaignConfig) -> dict[str, Any]:
         d.pop(key, None)
     if d.get("fidelity", 0) is None:  # stores from before the key existed have no entry
         d.pop("fidelity")
+    # nor keys added since, at their defaults: a store from before them resumes
+    later = (
+        ("bo", BOConfig, ("warm_iterations",)),
+        ("fidelity", FidelityConfig, ("pool_only", "screen")),
+    )
+    for section, model, keys in later:
+        for k in keys:
+            if d.get(section) and d[section].get(k) == model.model_fields[k].default:
+                d[section].pop(k)
     return d
 
 

@@ -145,6 +145,13 @@ def test_a_config_without_fidelity_keeps_its_identity():
     plain = _config(fidelity=None)
     assert "fidelity" not in _identity(plain)  # a store from before the key resumes
     assert _identity(_config())["fidelity"]["parameter"] == "refinement"
+    # nor keys added since, at their defaults (a store from before them resumes); set, they count
+    assert "warm_iterations" not in _identity(plain)["bo"]
+    assert "pool_only" not in _identity(_config())["fidelity"]
+    fid = {"parameter": "refinement", "low": 1, "target": 2, "pool_only": True, "screen": 8}
+    assert _identity(_config(fidelity=fid))["fidelity"]["screen"] == 8
+    bo_over = {**_config().bo.model_dump(), "warm_iterations": 5}
+    assert _identity(_config(bo=bo_over))["bo"]["warm_iterations"] == 5
 
 
 @pytest.mark.parametrize(
