@@ -684,7 +684,7 @@ class TextureConfig(Config):
     """The Gram layers of an image's full-size stage after its half-size stage
     (``optimiser.coarse_to_fine``), where the half-size stage has set the large scales (None:
     ``layers``). The network stops at the deepest of them: without ``pool4`` a pass skips
-    VGG19's fourth block, about a third of its cost at full size."""
+    VGG19's fourth block (its cost: docs/performance.md)."""
     pooling: Pooling = "avg"
     """Average pooling in place of max pooling (Gatys et al. 2015)."""
     s2_weight: float = Field(1.0, ge=0)
