@@ -380,23 +380,13 @@ def stage_labels(decoded, ex, seed, overrides) -> dict[str, np.ndarray]:
     )
 
     config = ReconstructionConfig(seed=seed, **overrides)
-    an, k = config.anneal, int(ex.max()) + 1
-    st = _pipeline._settings(2, config)
-    kw = dict(
+    k = int(ex.max()) + 1
+    kw = _pipeline._anneal_kwargs(
+        config,
+        ndim=2,
+        size=decoded.size,
         phases=k,
-        max_lag=max(1, min(an.max_lag, min(*decoded.shape, *ex.shape) // 4)),
-        periodic=config.periodic,
-        exemplar_periodic=config.exemplar_periodic,
-        initial_acceptance=an.initial_acceptance,
-        final_temperature_ratio=an.final_temperature,
-        radial=an.radial,
-        dense_lag=an.dense_lag,
-        sectors=an.sectors,
-        steps=round(st["sweeps"] * decoded.size),
-        batch=st["batch"],
-        neighbour_weight=st["neighbour_weight"],
-        keep_clusters=st["keep_clusters"],
-        walk=st["walk"],
+        quarter=min(*decoded.shape, *ex.shape) // 4,
     )
     out = {"decoded": decoded}
     out["fractions"] = anneal_fractions(

@@ -716,13 +716,12 @@ def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
     )
 
 
-def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progress):
-    """The annealing to exact fractions (module docstring), with the cleanup when configured:
-    one chain for an image and a volume, each with its settings (:func:`_settings`)."""
-    an, seed = config.anneal, config.seed
-    st = _settings(decoded.ndim, config)
-    target = exemplars if decoded.ndim == 3 else exemplars[0]
-    anneal_kw = dict(
+def _anneal_kwargs(config, *, ndim, size, phases, quarter) -> dict:
+    """The keywords of :func:`anneal_fractions` for an output of ``ndim`` dimensions and
+    ``size`` pixels or voxels (``quarter``: a quarter of the smallest side of the output and
+    the exemplars), as :func:`_anneal` passes them (also to the benches' replays)."""
+    an, st = config.anneal, _settings(ndim, config)
+    return dict(
         phases=phases,
         max_lag=max(1, min(an.max_lag, quarter)),
         periodic=config.periodic,
@@ -732,13 +731,23 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         radial=an.radial,
         dense_lag=an.dense_lag,
         sectors=an.sectors,
-        progress=progress,
-        steps=round(st["sweeps"] * decoded.size),
+        steps=round(st["sweeps"] * size),
         batch=st["batch"],
         neighbour_weight=st["neighbour_weight"],
         keep_clusters=st["keep_clusters"],
         walk=st["walk"],
     )
+
+
+def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progress):
+    """The annealing to exact fractions (module docstring), with the cleanup when configured:
+    one chain for an image and a volume, each with its settings (:func:`_settings`)."""
+    an, seed = config.anneal, config.seed
+    st = _settings(decoded.ndim, config)
+    target = exemplars if decoded.ndim == 3 else exemplars[0]
+    anneal_kw = _anneal_kwargs(
+        config, ndim=decoded.ndim, size=decoded.size, phases=phases, quarter=quarter
+    ) | {"progress": progress}
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface
     first = anneal_kw
