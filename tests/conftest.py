@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import io
+import sys
 import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +72,18 @@ def grf_stack() -> np.ndarray:
     return grf_microstructures(
         32, (32, 32), volume_fraction=0.35, correlation_length=3, seed=7
     ).images
+
+
+@contextlib.contextmanager
+def bench_module(name: str):
+    """The script ``bench/NAME.py`` imported as a module (registered while in use, so that its
+    dataclasses resolve), for tests of a bench's own logic."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(name, None)

@@ -1,8 +1,6 @@
 """The multi-seed campaign driver (bench/bench_campaign_optical.py): its per-seed summary of an
 evaluation store and its convergence verdicts, on stores and values built by hand."""
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +9,13 @@ import pytest
 from mdesign.config import CampaignConfig, config_from_dict
 from mdesign.optimization.campaign import STORE_NAME
 from mdesign.optimization.store import EvaluationStore
-
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_campaign_optical.py"
+from tests.conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_campaign_optical", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with bench_module("bench_campaign_optical") as module:
+        yield module
 
 
 def _config(budget, **over):
@@ -174,7 +167,7 @@ def test_baselines_from_another_root_need_their_budget_and_bo_runs_alone(bench, 
     assert list(got) == ["random"] and got["random"]["best"] == 0.3
 
     # the BO-only copy of a shipped config: no baselines, the same checkpoint, absolute
-    config = BENCH.parents[1] / "configs" / "campaign_optical_descriptors.yaml"
+    config = Path(__file__).resolve().parents[2] / "configs" / "campaign_optical_descriptors.yaml"
     path = bench.bo_only_config(config, tmp_path)
     cfg, full = (
         bench.load_config(path, seed=0, budget=None),

@@ -2,24 +2,16 @@
 takes from a campaign's results, the setting it evaluates them at, and its verdicts, on results
 and values built by hand."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench_optical_reconfirm.py"
+from tests.conftest import bench_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_optical_reconfirm", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with bench_module("bench_optical_reconfirm") as module:
+        yield module
 
 
 def test_setting_drops_the_old_spectrum_and_raster_and_keeps_the_physics(bench):
