@@ -217,12 +217,14 @@ def test_li_matrices_of_the_phases_equal_those_of_the_layer(pattern):
 
 def test_wavelength_chunks_and_passes_give_the_same_values(pattern, monkeypatch):
     # wavelengths solved in chunks of one (the grazing 600 nm in one of them, solved in a
-    # second pass) give what one batch gives
+    # second pass) give what one batch gives: to rounding in complex128; in complex64 the
+    # batched and single eigensolvers round differently, from run to run (up to 2.8e-6 seen at
+    # the grazing wavelength), well inside the stated complex64 bound (2e-4, the next test)
     import mdesign.evaluators.optics as optics
 
     lam = [480.0, 600.0, 655.0, 910.0]
     kw = {"order": 2, "grid": 16}
-    for precision, tol in (("complex128", 1e-12), ("complex64", 1e-6)):
+    for precision, tol in (("complex128", 1e-12), ("complex64", 2e-5)):
         one = absorption_spectra(pattern, lam, precision=precision, **kw)
         monkeypatch.setattr(optics, "_CHUNK_BYTES_CPU", 1)
         chunks = absorption_spectra(pattern, lam, precision=precision, **kw)
