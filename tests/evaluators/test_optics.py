@@ -43,9 +43,10 @@ def test_uniform_film_equals_airy(film, thickness):
     )
     np.testing.assert_allclose(a, ref, atol=1e-3)
     assert np.abs(a - ref).max() < 1e-9  # in fact it is exact to rounding
-    # the complex64 eigendecomposition (the default) on the film: within 1e-7
+    # the complex64 eigendecomposition (the default) on the film: a few float32 roundings (the
+    # worst seen was 9.8e-8, at the edge of float32's 1.2e-7 epsilon, so the bound is 1e-6)
     a64 = absorption_spectra(img, lam, precision="complex64", **kw)[0]
-    assert np.abs(a64 - ref).max() < 1e-7
+    assert np.abs(a64 - ref).max() < 1e-6
 
 
 @pytest.mark.parametrize("weighting", ["none", "am15g"])
