@@ -671,6 +671,17 @@ def _interface(flat: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return (flat[faces] != flat[:, None]).any(1)
 
 
+def _update_interface(flat, faces, iface, p: int, q: int) -> tuple[np.ndarray, int]:
+    """Bring the interface mask ``iface`` (:func:`_interface`) up to date after pixels ``p`` and
+    ``q`` changed: the mask changes at the two and their face neighbours. Returns those pixels
+    and the change of the interface's size."""
+    near = np.unique(np.concatenate([[p, q], faces[p], faces[q]]))
+    now = (flat[faces[near]] != flat[near][:, None]).any(1)
+    change = int(now.sum()) - int(iface[near].sum())
+    iface[near] = now
+    return near, change
+
+
 def _slice_clusters(labels: np.ndarray, phase: int) -> float:
     """Clusters of ``phase`` per unit area in a volume's slices (each slice a window), the mean
     over the three orientations."""
@@ -931,8 +942,8 @@ def anneal_fractions(
             else:
                 p, q = draw(n)
                 acc, used = _swaps_batch(state, p, q, temps, rng, nbr, guard, nb, nb_change)
-                if acc:
-                    iface = _interface(flat, faces)
+                if acc:  # the swap is the batch's last used proposal
+                    _update_interface(flat, faces, iface, p[used - 1], q[used - 1])
                     interface = np.flatnonzero(iface)
                     n_iface = interface.size
             accepted += acc
@@ -1135,12 +1146,9 @@ def _swaps_walk(
         if nb is not None:
             nb.hist = nb.hist + dh[i]
         accepted += 1
-        # the interface changes at the two pixels and their face neighbours
-        near = np.unique(np.concatenate([[pi, qi], faces[pi], faces[qi]]))
-        now = (flat[faces[near]] != flat[near][:, None]).any(1)
-        n_iface += int(now.sum()) - int(iface[near].sum())
-        iface[near] = now
-        pool.add(near[now])
+        near, change = _update_interface(flat, faces, iface, pi, qi)
+        n_iface += change
+        pool.add(near[iface[near]])
         start = i + 1
         later = np.arange(start, n)
         d = later[_near_any(state, cpq[:, later], cpq[:, i])]

@@ -152,12 +152,15 @@ class ImageLags:
         else:
             pairs = (self.h - np.abs(self.dy)) * (self.w - np.abs(self.dx)).astype(np.float64)
         self.inv_pairs = 1.0 / pairs
-        # indicators of the tracked phases; zero-padded by R when not periodic
-        pad = 0 if periodic else max_lag
-        self.pad = pad
-        self.ind = np.zeros((len(tracked), self.h + 2 * pad, self.w + 2 * pad))
-        for j, ph in enumerate(tracked):
-            self.ind[j, pad : pad + self.h, pad : pad + self.w] = self.labels == ph
+        # indicators of the tracked phases padded by R (wrapped if periodic, else zeros), read
+        # at flat offsets: the window of pixel p is ind[:, base(p) + offsets]
+        r = max_lag
+        self.pw = self.w + 2 * r
+        ind = np.stack([self.labels == ph for ph in tracked]).astype(np.float64)
+        pad = ((0, 0), (r, r), (r, r))
+        ind = np.pad(ind, pad, mode="wrap") if periodic else np.pad(ind, pad)
+        self.ind = ind.reshape(len(tracked), -1)
+        self.offsets = self.dy * self.pw + self.dx
         self.s2 = self._exact_s2()
 
     def _exact_s2(self) -> np.ndarray:
@@ -177,15 +180,8 @@ class ImageLags:
     def _patch(self, p: np.ndarray) -> np.ndarray:
         """Tracked indicators at ``p + d`` for every window lag: ``B x J x L``."""
         py, px = np.divmod(p, self.w)
-        ys = py[:, None] + self.dy[None, :]
-        xs = px[:, None] + self.dx[None, :]
-        if self.periodic:
-            ys %= self.h
-            xs %= self.w
-        else:
-            ys += self.pad
-            xs += self.pad
-        return self.ind[:, ys, xs].transpose(1, 0, 2)
+        base = (py + self.r) * self.pw + (px + self.r)
+        return self.ind[:, base[:, None] + self.offsets].transpose(1, 0, 2)
 
     def delta(self, p, new, q=None, q_new=None) -> np.ndarray:
         """``S2`` change (``B x J x L``) of flipping pixels ``p`` to ``new`` (then ``q``)."""
@@ -238,9 +234,15 @@ class ImageLags:
         """Set the label of pixel ``p`` (and the indicators); ``S2`` follows by :meth:`add_s2`."""
         old = self.labels.flat[p]
         py, px = divmod(int(p), self.w)
+        # the pixel's copies in the padded indicators (up to 4 near a periodic image's edges)
+        ys, xs = (
+            _copies(py, self.h, self.r, self.periodic),
+            _copies(px, self.w, self.r, self.periodic),
+        )
+        at = [y * self.pw + x for y in ys for x in xs]
         for j, ph in enumerate(self.tracked):
             if ph in (old, new):
-                self.ind[j, py + self.pad, px + self.pad] = float(ph == new)
+                self.ind[j, at] = float(ph == new)
         self.labels.flat[p] = new
 
     def add_s2(self, ds: np.ndarray, dc: np.ndarray) -> None:
@@ -249,6 +251,18 @@ class ImageLags:
     def finish(self) -> None:
         """Recompute ``S2`` exactly (the incremental sums drift by rounding only)."""
         self.s2 = self._exact_s2()
+
+
+def _copies(x: int, n: int, r: int, periodic: bool) -> list[int]:
+    """Positions of coordinate ``x`` (of ``0..n-1``) along an axis padded by ``r``: itself, and
+    its wrapped copies in the padding when periodic."""
+    pos = [x + r]
+    if periodic:
+        if x < r:
+            pos.append(x + r + n)
+        if x >= n - r:
+            pos.append(x + r - n)
+    return pos
 
 
 def _plane_axes(axis: int) -> tuple[int, int]:
