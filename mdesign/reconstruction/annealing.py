@@ -126,15 +126,26 @@ def connectivity_number(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, phase)
     -------
     ndarray of int, ``B`` (an image) or ``B x 3`` (a volume: the planes normal to axes 0, 1, 2)
     """
-    rings = _RINGS[2 if nbr.shape[1] == 8 else 3]
-    ring = nbr[p][:, rings]  # B x planes x 8
-    # outside the image (a pixel is its own neighbour there) is of no phase
-    x = (flat[ring] == np.asarray(phase).reshape(-1, 1, 1)) & (ring != p[:, None, None])
-    nxt1 = np.roll(x, -1, axis=2)
-    nxt2 = np.roll(x, -2, axis=2)
-    run = x & ~(nxt1 & nxt2)
-    out = run[:, :, 0::2].sum(2)
+    ring, inside = _ring(flat, nbr, p)
+    return _runs(ring, inside, phase, nbr)
+
+
+def _ring(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the 8-rings of pixels ``p`` in each slice plane (``B x planes x 8``), and
+    whether each ring pixel is inside the image (outside, a pixel is its own neighbour)."""
+    ring = nbr[p][:, _RINGS[2 if nbr.shape[1] == 8 else 3]]
+    return flat[ring], ring != p[:, None, None]
+
+
+def _runs(ring: np.ndarray, inside: np.ndarray, phase, nbr: np.ndarray) -> np.ndarray:
+    """:func:`connectivity_number` from :func:`_ring`: for the edge neighbours ``k`` (even ring
+    places), ``x_k (1 - x_{k+1} x_{k+2})``, summed."""
+    x = (ring == np.asarray(phase).reshape(-1, 1, 1)) & inside
+    out = (x[:, :, 0::2] & ~(x[:, :, 1::2] & x[:, :, _NEXT_EDGE])).sum(2)
     return out[:, 0] if nbr.shape[1] == 8 else out
+
+
+_NEXT_EDGE = np.array([2, 4, 6, 0])  # the ring place two after each edge neighbour's
 
 
 def keeps_clusters(
@@ -162,8 +173,9 @@ def keeps_clusters(
     ndarray of bool, ``B``
     """
     old = flat[p]
-    split = (connectivity_number(flat, nbr, p, old) <= 1).reshape(p.size, -1).all(1)
-    start = (connectivity_number(flat, nbr, p, new) >= 1).reshape(p.size, -1).all(1)
+    ring, inside = _ring(flat, nbr, p)
+    split = (_runs(ring, inside, old, nbr) <= 1).reshape(p.size, -1).all(1)
+    start = (_runs(ring, inside, new, nbr) >= 1).reshape(p.size, -1).all(1)
     return (~guard[old] | split) & (~guard[new] | start)
 
 
@@ -247,11 +259,12 @@ class _NeighbourState:
         same = new_label(self.nbr[aff]) == centre[..., None]
         new = self._classes(centre, same)
         keep = np.broadcast_to(~dup[..., None], new.shape)
-        rows = np.broadcast_to(np.arange(b)[:, None, None], new.shape)
-        delta = np.zeros((b, self.n_classes))
-        np.add.at(delta, (rows[keep], new[keep]), 1.0)
-        np.add.at(delta, (rows[keep], old[keep]), -1.0)
-        return delta / flat.size
+        rows = np.broadcast_to(np.arange(b)[:, None, None] * self.n_classes, new.shape)[keep]
+        size = b * self.n_classes
+        delta = np.bincount(rows + new[keep], minlength=size) - np.bincount(
+            rows + old[keep], minlength=size
+        )
+        return delta.reshape(b, self.n_classes) / flat.size
 
 
 NETWORK_SHARE = 0.9
