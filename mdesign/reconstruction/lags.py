@@ -156,7 +156,7 @@ class ImageLags:
         # at flat offsets: the window of pixel p is ind[:, base(p) + offsets]
         r = max_lag
         self.pw = self.w + 2 * r
-        ind = np.stack([self.labels == ph for ph in tracked]).astype(np.float64)
+        ind = np.stack([self.labels == ph for ph in tracked]).astype(np.int8)
         pad = ((0, 0), (r, r), (r, r))
         ind = np.pad(ind, pad, mode="wrap") if periodic else np.pad(ind, pad)
         self.ind = ind.reshape(len(tracked), -1)
@@ -185,19 +185,12 @@ class ImageLags:
 
     def delta(self, p, new, q=None, q_new=None) -> np.ndarray:
         """``S2`` change (``B x J x L``) of flipping pixels ``p`` to ``new`` (then ``q``)."""
-        d_p = (self.tracked[None, :] == new[:, None]).astype(np.float64) - (
-            self.tracked[None, :] == self.labels.flat[p][:, None]
-        )
-        patch = self._patch(p)
-        ds = d_p[:, :, None] * (patch + patch[:, :, ::-1])
-        ds[:, :, self.centre] += d_p**2
+        # the pair counts change by small integers: summed exactly in int8, then scaled
+        d_p = self._indicator_change(p, new)
+        ds = self._flip_counts(p, d_p)
         if q is not None:
-            d_q = (self.tracked[None, :] == q_new[:, None]).astype(np.float64) - (
-                self.tracked[None, :] == self.labels.flat[q][:, None]
-            )
-            patch = self._patch(q)
-            dq = d_q[:, :, None] * (patch + patch[:, :, ::-1])
-            dq[:, :, self.centre] += d_q**2
+            d_q = self._indicator_change(q, q_new)
+            dq = self._flip_counts(q, d_q)
             # the second flip sees the first: pixel p is at lag +-(p - q) from q
             (py, px), (qy, qx) = np.divmod(p, self.w), np.divmod(q, self.w)
             sy, sx = py - qy, px - qx
@@ -212,8 +205,21 @@ class ImageLags:
             cross = d_q[b] * d_p[b]
             dq[b, :, idx[b]] += cross
             dq[b, :, self.n_lags - 1 - idx[b]] += cross
-            ds = ds + dq
+            ds += dq
         return ds * self.inv_pairs
+
+    def _indicator_change(self, p: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """``B x J`` (int8): the tracked indicators' change of flipping ``p`` to ``new``."""
+        now = self.tracked[None, :] == self.labels.flat[p][:, None]
+        return (self.tracked[None, :] == new[:, None]).astype(np.int8) - now
+
+    def _flip_counts(self, p: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """``B x J x L`` (int8): the pair counts' change of the indicator change ``d`` at
+        ``p``, ``d (x(p + l) + x(p - l))`` and ``d^2`` at the zero lag."""
+        patch = self._patch(p)
+        out = d[:, :, None] * (patch + patch[:, :, ::-1])
+        out[:, :, self.centre] += d * d
+        return out
 
     def compare(self, ds: np.ndarray) -> np.ndarray:
         """The compared entries (``B x J x M``) of ``S2`` changes ``ds`` (``B x J x L``)."""
@@ -242,7 +248,7 @@ class ImageLags:
         at = [y * self.pw + x for y in ys for x in xs]
         for j, ph in enumerate(self.tracked):
             if ph in (old, new):
-                self.ind[j, at] = float(ph == new)
+                self.ind[j, at] = ph == new
         self.labels.flat[p] = new
 
     def add_s2(self, ds: np.ndarray, dc: np.ndarray) -> None:
