@@ -97,6 +97,8 @@ VARIANTS: dict[str, dict] = {
         "anneal": {"first_sweeps": 0.5},
     },
     "full size to pool3": {"texture": {"fine_layers": ["relu1_1", "pool1", "pool2", "pool3"]}},
+    # issue 28's third speed-up: the VGG19 passes in bfloat16
+    "bfloat16 VGG": {"texture": {"precision": "bfloat16"}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

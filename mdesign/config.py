@@ -687,6 +687,10 @@ class TextureConfig(Config):
     VGG19's fourth block (its cost: docs/performance.md)."""
     pooling: Pooling = "avg"
     """Average pooling in place of max pooling (Gatys et al. 2015)."""
+    precision: Literal["float32", "bfloat16"] = "float32"
+    """Arithmetic of the VGG19 passes: ``bfloat16`` runs the convolutions in bfloat16 (autocast;
+    features, Gram matrices and the gradient's accumulation stay float32): faster on CPUs with
+    bfloat16 instructions and on GPUs, at slightly different results (docs/performance.md)."""
     s2_weight: float = Field(1.0, ge=0)
     """Weight of the differentiable ``S2`` term (0: Gram loss only)."""
     s2_max_lag: int = Field(32, ge=1)

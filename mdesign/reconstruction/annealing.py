@@ -126,15 +126,26 @@ def connectivity_number(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray, phase)
     -------
     ndarray of int, ``B`` (an image) or ``B x 3`` (a volume: the planes normal to axes 0, 1, 2)
     """
-    rings = _RINGS[2 if nbr.shape[1] == 8 else 3]
-    ring = nbr[p][:, rings]  # B x planes x 8
-    # outside the image (a pixel is its own neighbour there) is of no phase
-    x = (flat[ring] == np.asarray(phase).reshape(-1, 1, 1)) & (ring != p[:, None, None])
-    nxt1 = np.roll(x, -1, axis=2)
-    nxt2 = np.roll(x, -2, axis=2)
-    run = x & ~(nxt1 & nxt2)
-    out = run[:, :, 0::2].sum(2)
+    ring, inside = _ring(flat, nbr, p)
+    return _runs(ring, inside, phase, nbr)
+
+
+def _ring(flat: np.ndarray, nbr: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels of the 8-rings of pixels ``p`` in each slice plane (``B x planes x 8``), and
+    whether each ring pixel is inside the image (outside, a pixel is its own neighbour)."""
+    ring = nbr[p][:, _RINGS[2 if nbr.shape[1] == 8 else 3]]
+    return flat[ring], ring != p[:, None, None]
+
+
+def _runs(ring: np.ndarray, inside: np.ndarray, phase, nbr: np.ndarray) -> np.ndarray:
+    """:func:`connectivity_number` from :func:`_ring`: for the edge neighbours ``k`` (even ring
+    places), ``x_k (1 - x_{k+1} x_{k+2})``, summed."""
+    x = (ring == np.asarray(phase).reshape(-1, 1, 1)) & inside
+    out = (x[:, :, 0::2] & ~(x[:, :, 1::2] & x[:, :, _NEXT_EDGE])).sum(2)
     return out[:, 0] if nbr.shape[1] == 8 else out
+
+
+_NEXT_EDGE = np.array([2, 4, 6, 0])  # the ring place two after each edge neighbour's
 
 
 def keeps_clusters(
@@ -162,8 +173,9 @@ def keeps_clusters(
     ndarray of bool, ``B``
     """
     old = flat[p]
-    split = (connectivity_number(flat, nbr, p, old) <= 1).reshape(p.size, -1).all(1)
-    start = (connectivity_number(flat, nbr, p, new) >= 1).reshape(p.size, -1).all(1)
+    ring, inside = _ring(flat, nbr, p)
+    split = (_runs(ring, inside, old, nbr) <= 1).reshape(p.size, -1).all(1)
+    start = (_runs(ring, inside, new, nbr) >= 1).reshape(p.size, -1).all(1)
     return (~guard[old] | split) & (~guard[new] | start)
 
 
@@ -247,11 +259,12 @@ class _NeighbourState:
         same = new_label(self.nbr[aff]) == centre[..., None]
         new = self._classes(centre, same)
         keep = np.broadcast_to(~dup[..., None], new.shape)
-        rows = np.broadcast_to(np.arange(b)[:, None, None], new.shape)
-        delta = np.zeros((b, self.n_classes))
-        np.add.at(delta, (rows[keep], new[keep]), 1.0)
-        np.add.at(delta, (rows[keep], old[keep]), -1.0)
-        return delta / flat.size
+        rows = np.broadcast_to(np.arange(b)[:, None, None] * self.n_classes, new.shape)[keep]
+        size = b * self.n_classes
+        delta = np.bincount(rows + new[keep], minlength=size) - np.bincount(
+            rows + old[keep], minlength=size
+        )
+        return delta.reshape(b, self.n_classes) / flat.size
 
 
 NETWORK_SHARE = 0.9
@@ -671,6 +684,17 @@ def _interface(flat: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return (flat[faces] != flat[:, None]).any(1)
 
 
+def _update_interface(flat, faces, iface, p: int, q: int) -> tuple[np.ndarray, int]:
+    """Bring the interface mask ``iface`` (:func:`_interface`) up to date after pixels ``p`` and
+    ``q`` changed: the mask changes at the two and their face neighbours. Returns those pixels
+    and the change of the interface's size."""
+    near = np.unique(np.concatenate([[p, q], faces[p], faces[q]]))
+    now = (flat[faces[near]] != flat[near][:, None]).any(1)
+    change = int(now.sum()) - int(iface[near].sum())
+    iface[near] = now
+    return near, change
+
+
 def _slice_clusters(labels: np.ndarray, phase: int) -> float:
     """Clusters of ``phase`` per unit area in a volume's slices (each slice a window), the mean
     over the three orientations."""
@@ -931,8 +955,8 @@ def anneal_fractions(
             else:
                 p, q = draw(n)
                 acc, used = _swaps_batch(state, p, q, temps, rng, nbr, guard, nb, nb_change)
-                if acc:
-                    iface = _interface(flat, faces)
+                if acc:  # the swap is the batch's last used proposal
+                    _update_interface(flat, faces, iface, p[used - 1], q[used - 1])
                     interface = np.flatnonzero(iface)
                     n_iface = interface.size
             accepted += acc
@@ -1135,12 +1159,9 @@ def _swaps_walk(
         if nb is not None:
             nb.hist = nb.hist + dh[i]
         accepted += 1
-        # the interface changes at the two pixels and their face neighbours
-        near = np.unique(np.concatenate([[pi, qi], faces[pi], faces[qi]]))
-        now = (flat[faces[near]] != flat[near][:, None]).any(1)
-        n_iface += int(now.sum()) - int(iface[near].sum())
-        iface[near] = now
-        pool.add(near[now])
+        near, change = _update_interface(flat, faces, iface, pi, qi)
+        n_iface += change
+        pool.add(near[iface[near]])
         start = i + 1
         later = np.arange(start, n)
         d = later[_near_any(state, cpq[:, later], cpq[:, i])]

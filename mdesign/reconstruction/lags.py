@@ -152,12 +152,15 @@ class ImageLags:
         else:
             pairs = (self.h - np.abs(self.dy)) * (self.w - np.abs(self.dx)).astype(np.float64)
         self.inv_pairs = 1.0 / pairs
-        # indicators of the tracked phases; zero-padded by R when not periodic
-        pad = 0 if periodic else max_lag
-        self.pad = pad
-        self.ind = np.zeros((len(tracked), self.h + 2 * pad, self.w + 2 * pad))
-        for j, ph in enumerate(tracked):
-            self.ind[j, pad : pad + self.h, pad : pad + self.w] = self.labels == ph
+        # indicators of the tracked phases padded by R (wrapped if periodic, else zeros), read
+        # at flat offsets: the window of pixel p is ind[:, base(p) + offsets]
+        r = max_lag
+        self.pw = self.w + 2 * r
+        ind = np.stack([self.labels == ph for ph in tracked]).astype(np.int8)
+        pad = ((0, 0), (r, r), (r, r))
+        ind = np.pad(ind, pad, mode="wrap") if periodic else np.pad(ind, pad)
+        self.ind = ind.reshape(len(tracked), -1)
+        self.offsets = self.dy * self.pw + self.dx
         self.s2 = self._exact_s2()
 
     def _exact_s2(self) -> np.ndarray:
@@ -177,31 +180,17 @@ class ImageLags:
     def _patch(self, p: np.ndarray) -> np.ndarray:
         """Tracked indicators at ``p + d`` for every window lag: ``B x J x L``."""
         py, px = np.divmod(p, self.w)
-        ys = py[:, None] + self.dy[None, :]
-        xs = px[:, None] + self.dx[None, :]
-        if self.periodic:
-            ys %= self.h
-            xs %= self.w
-        else:
-            ys += self.pad
-            xs += self.pad
-        return self.ind[:, ys, xs].transpose(1, 0, 2)
+        base = (py + self.r) * self.pw + (px + self.r)
+        return self.ind[:, base[:, None] + self.offsets].transpose(1, 0, 2)
 
     def delta(self, p, new, q=None, q_new=None) -> np.ndarray:
         """``S2`` change (``B x J x L``) of flipping pixels ``p`` to ``new`` (then ``q``)."""
-        d_p = (self.tracked[None, :] == new[:, None]).astype(np.float64) - (
-            self.tracked[None, :] == self.labels.flat[p][:, None]
-        )
-        patch = self._patch(p)
-        ds = d_p[:, :, None] * (patch + patch[:, :, ::-1])
-        ds[:, :, self.centre] += d_p**2
+        # the pair counts change by small integers: summed exactly in int8, then scaled
+        d_p = self._indicator_change(p, new)
+        ds = self._flip_counts(p, d_p)
         if q is not None:
-            d_q = (self.tracked[None, :] == q_new[:, None]).astype(np.float64) - (
-                self.tracked[None, :] == self.labels.flat[q][:, None]
-            )
-            patch = self._patch(q)
-            dq = d_q[:, :, None] * (patch + patch[:, :, ::-1])
-            dq[:, :, self.centre] += d_q**2
+            d_q = self._indicator_change(q, q_new)
+            dq = self._flip_counts(q, d_q)
             # the second flip sees the first: pixel p is at lag +-(p - q) from q
             (py, px), (qy, qx) = np.divmod(p, self.w), np.divmod(q, self.w)
             sy, sx = py - qy, px - qx
@@ -216,8 +205,21 @@ class ImageLags:
             cross = d_q[b] * d_p[b]
             dq[b, :, idx[b]] += cross
             dq[b, :, self.n_lags - 1 - idx[b]] += cross
-            ds = ds + dq
+            ds += dq
         return ds * self.inv_pairs
+
+    def _indicator_change(self, p: np.ndarray, new: np.ndarray) -> np.ndarray:
+        """``B x J`` (int8): the tracked indicators' change of flipping ``p`` to ``new``."""
+        now = self.tracked[None, :] == self.labels.flat[p][:, None]
+        return (self.tracked[None, :] == new[:, None]).astype(np.int8) - now
+
+    def _flip_counts(self, p: np.ndarray, d: np.ndarray) -> np.ndarray:
+        """``B x J x L`` (int8): the pair counts' change of the indicator change ``d`` at
+        ``p``, ``d (x(p + l) + x(p - l))`` and ``d^2`` at the zero lag."""
+        patch = self._patch(p)
+        out = d[:, :, None] * (patch + patch[:, :, ::-1])
+        out[:, :, self.centre] += d * d
+        return out
 
     def compare(self, ds: np.ndarray) -> np.ndarray:
         """The compared entries (``B x J x M``) of ``S2`` changes ``ds`` (``B x J x L``)."""
@@ -238,9 +240,15 @@ class ImageLags:
         """Set the label of pixel ``p`` (and the indicators); ``S2`` follows by :meth:`add_s2`."""
         old = self.labels.flat[p]
         py, px = divmod(int(p), self.w)
+        # the pixel's copies in the padded indicators (up to 4 near a periodic image's edges)
+        ys, xs = (
+            _copies(py, self.h, self.r, self.periodic),
+            _copies(px, self.w, self.r, self.periodic),
+        )
+        at = [y * self.pw + x for y in ys for x in xs]
         for j, ph in enumerate(self.tracked):
             if ph in (old, new):
-                self.ind[j, py + self.pad, px + self.pad] = float(ph == new)
+                self.ind[j, at] = ph == new
         self.labels.flat[p] = new
 
     def add_s2(self, ds: np.ndarray, dc: np.ndarray) -> None:
@@ -249,6 +257,18 @@ class ImageLags:
     def finish(self) -> None:
         """Recompute ``S2`` exactly (the incremental sums drift by rounding only)."""
         self.s2 = self._exact_s2()
+
+
+def _copies(x: int, n: int, r: int, periodic: bool) -> list[int]:
+    """Positions of coordinate ``x`` (of ``0..n-1``) along an axis padded by ``r``: itself, and
+    its wrapped copies in the padding when periodic."""
+    pos = [x + r]
+    if periodic:
+        if x < r:
+            pos.append(x + r + n)
+        if x >= n - r:
+            pos.append(x + r - n)
+    return pos
 
 
 def _plane_axes(axis: int) -> tuple[int, int]:

@@ -57,7 +57,8 @@ class OptimizationResult:
     iterations : int
         L-BFGS iterations done.
     evaluations : int
-        Loss evaluations (forward and backward passes), Adam steps included.
+        Loss evaluations (forward and backward passes), Adam steps included; L-BFGS asking
+        again at the point it last evaluated is answered from that evaluation.
     stalled : bool
         The stall check fired and the Adam warm-up was used.
     converged : bool
@@ -138,10 +139,18 @@ def optimize_pixels(
             line_search_fn="strong_wolfe",
         )
 
+    # the point, loss and gradient of the last evaluation: torch's L-BFGS evaluates at the start
+    # of every step() call, mostly where the previous call's last evaluation was
+    last: dict[str, torch.Tensor] = {}
+
     def closure() -> torch.Tensor:
+        if last and torch.equal(x, last["x"]):
+            x.grad = last["grad"].clone()
+            return last["loss"]
         opt.zero_grad(set_to_none=True)
         loss = evaluate()
         loss.backward()
+        last.update(x=x.detach().clone(), grad=x.grad.detach().clone(), loss=loss.detach())
         return loss
 
     opt = make_lbfgs()
@@ -152,12 +161,12 @@ def optimize_pixels(
         n = min(_CHUNK, iterations - done)
         opt.param_groups[0]["max_iter"] = n
         opt.param_groups[0]["max_eval"] = _MAX_EVAL * n
-        before = opt.state[x].get("n_iter", 0) if x in opt.state else 0
-        evals = len(losses)
+        state = opt.state[x] if x in opt.state else {}
+        before, evals = state.get("n_iter", 0), state.get("func_evals", 0)
         opt.step(closure)
         ran = opt.state[x]["n_iter"] - before
         # fewer iterations than asked without hitting the evaluation cap: L-BFGS stopped itself
-        stopped = ran < n and len(losses) - evals < _MAX_EVAL * n
+        stopped = ran < n and opt.state[x]["func_evals"] - evals < _MAX_EVAL * n
         done += ran
         bar.update(ran)
         bar.set_postfix(loss=f"{losses[-1][0]:.3g}")
@@ -175,6 +184,7 @@ def optimize_pixels(
                 adam.zero_grad(set_to_none=True)
                 evaluate().backward()
                 adam.step()
+            last.clear()
             opt = make_lbfgs()
             continue
         if stopped:

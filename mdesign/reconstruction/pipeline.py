@@ -516,6 +516,7 @@ def _extractor(config: ReconstructionConfig, device, progress, *, layers=None):
         seed=config.seed,
         device=device,
         progress=progress,
+        precision=tex.precision,
     )
 
 

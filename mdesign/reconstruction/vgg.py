@@ -69,6 +69,7 @@ _CFG: tuple[int | str, ...] = (
 
 Pooling = Literal["avg", "max"]
 PaddingMode = Literal["zeros", "circular"]
+Precision = Literal["float32", "bfloat16"]
 
 
 def _layer_names() -> list[str]:
@@ -142,6 +143,9 @@ class VGG19Features(nn.Module):
         The input convention of the weights, applied to the RGB input
         (:data:`~mdesign.reconstruction.encoding.IMAGENET_INPUT` for torchvision's and random
         weights).
+    precision : {"float32", "bfloat16"}
+        ``bfloat16`` runs the layers under :func:`torch.autocast` (the convolutions in
+        bfloat16); the returned features are float32 either way.
 
     Notes
     -----
@@ -157,9 +161,11 @@ class VGG19Features(nn.Module):
         pooling: Pooling = RECONSTRUCTION_DEFAULTS.texture.pooling,
         padding_mode: PaddingMode = "zeros",
         convention: InputConvention = IMAGENET_INPUT,
+        precision: Precision = "float32",
     ) -> None:
         super().__init__()
         self.convention = convention
+        self.precision = precision
         unknown = [name for name in layers if name not in LAYER_INDEX]
         if unknown or not layers:
             raise InputError(
@@ -211,11 +217,13 @@ class VGG19Features(nn.Module):
         """
         wanted = {idx: None for idx in self.indices}
         x = normalise_input(x, self.convention)
-        for i, module in enumerate(self.features):
-            x = module(x)
-            if i in wanted:
-                wanted[i] = x
-        return [wanted[idx] for idx in self.indices]
+        low = self.precision == "bfloat16"
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=low):
+            for i, module in enumerate(self.features):
+                x = module(x)
+                if i in wanted:
+                    wanted[i] = x
+        return [wanted[idx].float() for idx in self.indices]
 
 
 def _normalise_keys(state: Mapping[str, object], *, source: str) -> dict[str, torch.Tensor]:
@@ -347,6 +355,7 @@ def vgg19_features(
     seed: int = RECONSTRUCTION_DEFAULTS.seed,
     device: torch.device | str | None = None,
     progress: bool = False,
+    precision: Precision = RECONSTRUCTION_DEFAULTS.texture.precision,
 ) -> VGG19Features:
     """A frozen float32 VGG19 extractor for ``layers`` with the given weights.
 
@@ -364,6 +373,8 @@ def vgg19_features(
         Where the extractor runs (CUDA when available by default).
     progress : bool
         Show download progress (``normalized``, ``imagenet``).
+    precision : {"float32", "bfloat16"}
+        See :class:`VGG19Features`.
 
     Returns
     -------
@@ -372,7 +383,7 @@ def vgg19_features(
     """
     from mdesign.device import default_device
 
-    model = VGG19Features(layers, pooling=pooling, padding_mode=padding_mode)
+    model = VGG19Features(layers, pooling=pooling, padding_mode=padding_mode, precision=precision)
     if str(weights) == "random":
         model.init_random(seed)
     else:

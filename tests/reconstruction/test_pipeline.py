@@ -194,3 +194,20 @@ def test_first_sweeps_sets_the_annealing_before_the_cleanup(
     else:
         assert steps == [round((0.5 if first is None else first) * n), round(0.5 * n)]
     assert res.errors.fraction_error_pixels <= 1
+
+
+def test_bfloat16_precision_reaches_the_loss(ceramics_crop):
+    """``texture.precision: bfloat16``: the loss's extractor runs in bfloat16 (its Gram term
+    differs from float32's at the same pixels, by rounding only), and a reconstruction keeps the
+    exemplar's fractions."""
+    from mdesign.reconstruction.pipeline import _extractor
+
+    c = cfg(seed=1, iterations=2)
+    low = c.model_copy(update={"texture": c.texture.model_copy(update={"precision": "bfloat16"})})
+    assert _extractor(low, "cpu", False).precision == "bfloat16"
+    assert _extractor(c, "cpu", False).precision == "float32"
+    res = reconstruct(ceramics_crop[:48, :48], None, low, device="cpu")
+    ref = reconstruct(ceramics_crop[:48, :48], None, c, device="cpu")
+    first, first_ref = res.optimization.gram_losses[0], ref.optimization.gram_losses[0]
+    assert first != first_ref and first == pytest.approx(first_ref, rel=0.05)
+    assert res.errors.fraction_error_pixels <= 1

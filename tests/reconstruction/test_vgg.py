@@ -164,3 +164,25 @@ def test_circular_convolution_matches_torch_and_is_shift_equivariant():
 def test_unknown_layer_names_the_key():
     with pytest.raises(InputError, match="layers: unknown VGG19 layer"):
         VGG19Features(["relu9_9"])
+
+
+def test_bfloat16_passes_return_float32_features_close_to_float32():
+    """``precision="bfloat16"``: the same weights and layers, float32 features within
+    bfloat16's rounding (8 bits of mantissa, a few layers deep), and a gradient to the pixels
+    pointing the same way."""
+    full = vgg19_features(["relu1_1", "pool2"], weights="random", seed=3, device="cpu")
+    low = vgg19_features(
+        ["relu1_1", "pool2"], weights="random", seed=3, device="cpu", precision="bfloat16"
+    )
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    grads = []
+    for model in (full, low):
+        feats = model(x)
+        assert all(f.dtype == torch.float32 for f in feats)
+        (g,) = torch.autograd.grad(sum((f**2).mean() for f in feats), x)
+        grads.append(g)
+    for a, b in zip(full(x), low(x), strict=True):
+        assert not torch.equal(a, b)  # bfloat16 did run
+        assert ((a - b).norm() / a.norm()).item() < 0.03
+    cosine = F.cosine_similarity(grads[0].ravel(), grads[1].ravel(), dim=0)
+    assert cosine.item() > 0.99
