@@ -52,6 +52,7 @@ from mdesign.reconstruction.annealing import (
     anneal_fractions,
     is_network,
     join_network_fragments,
+    network_sheets,
     remove_small_clusters,
     volume_fractions,
 )
@@ -703,9 +704,11 @@ def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
     swaps = "swaps" + ("+neighbourhood" if st["neighbour_weight"] > 0 else "")
     swaps += "+cluster guard" if st["keep_clusters"] else ""
     surface = ("surface",) if st["surface"] else ()
+    sheets = ("network sheets",) if ndim == 3 and config.anneal.volume_sheets else ()
     if not st["cleanup"]:
-        return ("fractions", swaps, *surface)
+        return (*sheets, "fractions", swaps, *surface)
     return (
+        *sheets,
         "fractions",
         swaps,
         "join network fragments",
@@ -753,6 +756,13 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     first = anneal_kw
     if st["cleanup"] and decoded.ndim == 2 and an.first_sweeps is not None:
         first = anneal_kw | {"steps": round(an.first_sweeps * decoded.size)}
+    if decoded.ndim == 3 and an.volume_sheets:
+        # a thin network phase rebuilt as sheets, then annealed within the guard on every phase
+        decoded, guard = network_sheets(
+            decoded, target, phases=phases, periodic=config.periodic, seed=seed
+        )
+        if guard.any():
+            first = anneal_kw = anneal_kw | {"keep_clusters": guard}
     annealing = anneal_fractions(
         decoded, target, seed=seed, surface=st["surface"] and not st["cleanup"], **first
     )

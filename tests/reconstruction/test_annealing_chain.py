@@ -14,6 +14,7 @@ from mdesign.reconstruction.annealing import (
     connectivity_number,
     join_network_fragments,
     keeps_clusters,
+    network_sheets,
     remove_small_clusters,
     volume_fractions,
 )
@@ -219,3 +220,50 @@ def test_volume_keys_reach_the_chain_and_the_report():
     )
     want = phase_counts(volume_fractions([EX3] * 3, 2)[None], 12**3)[0]
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+
+
+def _grid_network(side=48, step=8):
+    """A network exemplar: thin boundary lines (phase 0) around square grains (phase 1)."""
+    ex = np.ones((side, side), dtype=np.uint8)
+    ex[::step, :] = 0
+    ex[:, ::step] = 0
+    return ex
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_network_sheets_are_one_cluster_and_anneal_to_the_exact_count(periodic):
+    ex = _grid_network()
+    start = _labels(_field((24, 24, 24), 11, 2.0), [0.3])  # blobs of boundary phase
+    out, guard = network_sheets(start, [ex] * 3, phases=2, periodic=periodic, seed=0)
+    want = phase_counts(volume_fractions([ex] * 3, 2)[None], out.size)[0]
+    # at least the target count (both sides of every cell interface), thinned by the annealing
+    assert np.bincount(out.ravel(), minlength=2)[0] >= want[0]
+    assert guard.tolist() == [True, True]
+    if not periodic:  # the sheets are one face-connected cluster, the grains several
+        assert ndimage.label(out == 0)[1] == 1
+        assert ndimage.label(out == 1)[1] > 1
+    kw = dict(phases=2, max_lag=4, seed=0, periodic=periodic, keep_clusters=guard)
+    res = anneal_fractions(out, [ex] * 3, steps=500, **kw)
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+
+
+def test_network_sheets_leave_other_volumes_alone():
+    out, guard = network_sheets(ST3, [EX3] * 3, phases=2, periodic=True, seed=0)
+    assert np.array_equal(out, ST3) and not guard.any()
+
+
+def test_given_guard_keeps_a_sheet_network_connected():
+    ex = _grid_network()
+    start = _labels(_field((20, 20, 20), 12, 2.0), [0.3])
+    sheets, guard = network_sheets(start, [ex] * 3, phases=2, periodic=False, seed=1)
+    kw = dict(phases=2, max_lag=4, seed=0, periodic=False, keep_clusters=guard)
+    res = anneal_fractions(sheets, [ex] * 3, steps=3000, **kw)
+    assert res.accepted > 0
+    fractions = anneal_fractions(sheets, [ex] * 3, steps=0, **kw)
+    # no slice of either phase gains a cluster in the swaps (the guard on both), and the
+    # thinning to the exact count (stage 1, within the guard) keeps the sheets one cluster
+    assert ndimage.label(fractions.labels == 0)[1] == 1
+    for j in (0, 1):
+        after, before = _slice_counts(res.labels, j), _slice_counts(fractions.labels, j)
+        assert all(a <= b for a, b in zip(after, before, strict=True))
+    assert ndimage.label(res.labels == 0)[1] == 1
