@@ -267,3 +267,23 @@ def test_given_guard_keeps_a_sheet_network_connected():
         after, before = _slice_counts(res.labels, j), _slice_counts(fractions.labels, j)
         assert all(a <= b for a, b in zip(after, before, strict=True))
     assert ndimage.label(res.labels == 0)[1] == 1
+
+
+def test_volume_sheets_key_reaches_the_chain():
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    cfg = ReconstructionConfig()
+    on = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"volume_sheets": True})})
+    assert _anneal_stages(3, on)[0] == "network sheets" and _anneal_stages(2, on)[0] == "fractions"
+    kw = dict(phases=2, quarter=3, cleanup_seed=1, progress=False)
+    vol = ST3[:12, :12, :12]
+    # no thin network phase: the same labels as without
+    same = [_anneal(vol, [EX3] * 3, c, **kw).labels for c in (cfg, on)]
+    assert np.array_equal(*same)
+    # a network exemplar: the sheets, annealed to the exact count
+    ex = _grid_network()
+    res = _anneal(vol, [ex] * 3, on, **kw)
+    want = phase_counts(volume_fractions([ex] * 3, 2)[None], vol.size)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+    assert not np.array_equal(res.labels, _anneal(vol, [ex] * 3, cfg, **kw).labels)
