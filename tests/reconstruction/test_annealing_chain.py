@@ -12,6 +12,7 @@ from mdesign.reconstruction.annealing import (
     _NeighbourState,
     anneal_fractions,
     connectivity_number,
+    interface_edges,
     join_network_fragments,
     keeps_clusters,
     network_sheets,
@@ -287,3 +288,32 @@ def test_volume_sheets_key_reaches_the_chain():
     want = phase_counts(volume_fractions([ex] * 3, 2)[None], vol.size)[0]
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
     assert not np.array_equal(res.labels, _anneal(vol, [ex] * 3, cfg, **kw).labels)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_surface_table_follows_flips_as_a_recount(periodic):
+    from mdesign.reconstruction.annealing import _FaceChanges
+    from mdesign.reconstruction.lags import n_faces
+
+    rng = np.random.default_rng(5)
+    vol = _labels(_field((10, 9, 8), 13, 1.2), [0.3, 0.6])
+    flat = vol.ravel().copy()
+    nbr = neighbour_table(vol.shape, periodic)
+    edge = nbr[:, : n_faces(nbr)]
+    real = edge != np.arange(flat.size)[:, None]
+    fc = _FaceChanges(flat, edge, real, 3)
+    for _ in range(40):  # flips of up to 3 voxels at once, neighbours included
+        v = np.unique(rng.integers(0, flat.size, rng.integers(1, 4)))
+        was = flat[v].copy()
+        now = (was + rng.integers(1, 3, v.size)) % 3
+        flat[v] = now
+        fc.flipped(v, was, now)
+    fresh = _FaceChanges(flat, edge, real, 3)
+    for key in ("n", "change", "best", "gain"):
+        assert np.array_equal(getattr(fc, key), getattr(fresh, key)), key
+    # the table's meaning: a flip's change of the interface edges, against a recount
+    p = int(np.flatnonzero(fresh.gain < 99)[0])
+    b = int(fresh.best[p])
+    before = interface_edges(flat, nbr)
+    flat[p] = b
+    assert interface_edges(flat, nbr) - before == fresh.change[p, b]
