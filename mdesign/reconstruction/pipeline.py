@@ -49,6 +49,7 @@ from mdesign.io import MAX_PHASES
 from mdesign.memory import check_memory
 from mdesign.reconstruction.annealing import (
     AnnealingResult,
+    _sheet_phases,
     anneal_fractions,
     is_network,
     join_network_fragments,
@@ -500,7 +501,7 @@ def reconstruct(
         start=labels0,
         grf=fit,
         specific_surface=surface,
-        annealing_stages=_anneal_stages(labels.ndim, config),
+        annealing_stages=_anneal_stages(labels.ndim, config, exemplars, phases),
         seconds=time.perf_counter() - start,
         seconds_optimization=t_opt,
         seconds_annealing=t_anneal,
@@ -698,13 +699,19 @@ def _settings(ndim: int, config: ReconstructionConfig) -> dict:
     return {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
 
 
-def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
-    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`)."""
+def _anneal_stages(
+    ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2
+) -> tuple[str, ...]:
+    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`); the network sheets (and
+    with them the guard) where a volume's ``exemplars`` have a phase for them (None: assumed)."""
     st = _settings(ndim, config)
+    sheets = ()
+    if ndim == 3 and config.anneal.volume_sheets:
+        if exemplars is None or _sheet_phases(exemplars, phases):
+            sheets = ("network sheets",)
     swaps = "swaps" + ("+neighbourhood" if st["neighbour_weight"] > 0 else "")
-    swaps += "+cluster guard" if st["keep_clusters"] else ""
+    swaps += "+cluster guard" if st["keep_clusters"] or sheets else ""
     surface = ("surface",) if st["surface"] else ()
-    sheets = ("network sheets",) if ndim == 3 and config.anneal.volume_sheets else ()
     if not st["cleanup"]:
         return (*sheets, "fractions", swaps, *surface)
     return (

@@ -204,7 +204,7 @@ def test_volume_keys_reach_the_chain_and_the_report():
     from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
 
     cfg = ReconstructionConfig()
-    assert _anneal_stages(3, cfg) == ("fractions", "swaps")
+    assert _anneal_stages(3, cfg, [EX3] * 3) == ("fractions", "swaps")
     on = cfg.model_copy(
         update={
             "anneal": cfg.anneal.model_copy(
@@ -212,7 +212,7 @@ def test_volume_keys_reach_the_chain_and_the_report():
             )
         }
     )
-    stages = _anneal_stages(3, on)
+    stages = _anneal_stages(3, on, [EX3] * 3)
     assert stages[1] == "swaps+cluster guard" and "remove small clusters" in stages
     # the image's keys are not the volume's
     assert _anneal_stages(2, on) == _anneal_stages(2, cfg)
@@ -275,8 +275,13 @@ def test_volume_sheets_key_reaches_the_chain():
     from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
 
     cfg = ReconstructionConfig()
-    on = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"volume_sheets": True})})
-    assert _anneal_stages(3, on)[0] == "network sheets" and _anneal_stages(2, on)[0] == "fractions"
+    on, cfg = (
+        cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"volume_sheets": b})})
+        for b in (True, False)
+    )
+    assert _anneal_stages(3, on)[:3] == ("network sheets", "fractions", "swaps+cluster guard")
+    assert _anneal_stages(3, on, [EX3] * 3)[0] == "fractions"  # no thin network
+    assert _anneal_stages(2, on)[0] == "fractions"
     kw = dict(phases=2, quarter=3, cleanup_seed=1, progress=False)
     vol = ST3[:12, :12, :12]
     # no thin network phase: the same labels as without
