@@ -322,3 +322,15 @@ def test_surface_table_follows_flips_as_a_recount(periodic):
     before = interface_edges(flat, nbr)
     flat[p] = b
     assert interface_edges(flat, nbr) - before == fresh.change[p, b]
+
+
+def test_network_sheets_with_two_grain_phases_keep_the_grains_labels():
+    ex = _grid_network()
+    yy, xx = np.indices(ex.shape)
+    ex = np.where(ex == 1, 1 + ((yy // 8 + xx // 8) % 2), 0).astype(np.uint8)  # grains 1 and 2
+    start = _labels(_field((20, 20, 20), 14, 2.0), [0.25, 0.6])
+    out, guard = network_sheets(start, [ex] * 3, phases=3, periodic=False, seed=0)
+    assert guard.all() and set(np.unique(out)) == {0, 1, 2}
+    kept = (start != 0) & (out != 0)
+    assert np.array_equal(out[kept], start[kept])  # grain voxels off the sheets keep their phase
+    assert ndimage.label(out == 0)[1] == 1
