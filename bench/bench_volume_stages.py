@@ -7,7 +7,9 @@ annealing) and the default labels in ``--runs``. The variants then run only the 
 (``pipeline._anneal``, the one chain) on that cached volume, each with one volume stage turned on:
 the cluster guard (``volume_keep_clusters``), the neighbourhood term
 (``volume_neighbour_weight``), the surface stage (``volume_surface``), the cleanup
-(``volume_cleanup``: network joining, small-cluster removal, a second annealing), and all.
+(``volume_cleanup``: network joining, small-cluster removal, a second annealing), the network
+sheets (``volume_sheets``: a thin network phase rebuilt as Voronoi sheets, then annealed within
+the guard), and all.
 
 Per variant: per-axis slice cluster counts per window against the exemplar's (equal windows,
 ``slice_errors``), the slices' S2 and lineal-path RMSE, the ratio of the largest axis's S2 RMSE to
@@ -41,6 +43,8 @@ VARIANTS = {
     "guard+neighbour": {"volume_keep_clusters": True, "volume_neighbour_weight": 3.0},
     "guard+surface": {"volume_keep_clusters": True, "volume_surface": True},
     "guard+cleanup": {"volume_keep_clusters": True, "volume_cleanup": True},
+    "sheets": {"volume_sheets": True},
+    "sheets+surface": {"volume_sheets": True, "volume_surface": True},
     "all": {
         "volume_keep_clusters": True,
         "volume_neighbour_weight": 3.0,

@@ -61,6 +61,7 @@ __all__ = [
     "is_network",
     "join_network_fragments",
     "keeps_clusters",
+    "network_sheets",
     "remove_small_clusters",
     "volume_fractions",
 ]
@@ -418,6 +419,171 @@ def _join_volume_fragments(labels, exemplars, phases) -> np.ndarray:
                 end = near[(slice(None), *start)]
                 out[_path_nd(np.array(start), end)] = j
     return out
+
+
+SHEET_SEEDS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
+"""The seed counts per ``64^3`` voxels that :func:`network_sheets` tries (scaled by the volume)."""
+
+
+def _sheet_phases(exemplars, phases) -> list[int]:
+    """The phases :func:`network_sheets` rebuilds: a network in every exemplar, and thin (under
+    half of each exemplar)."""
+    return [
+        j
+        for j in range(phases)
+        if all(is_network(ex, j) and 2 * (ex == j).sum() < ex.size for ex in exemplars)
+    ]
+
+
+def _sheet_seeds(grain: np.ndarray, n: int, periodic: bool, rng) -> np.ndarray:
+    """``n x 3`` seeds: the thickest points of ``grain`` (peaks of its smoothed distance to the
+    other phase), greedily at least half the mean seed spacing apart, then random voxels."""
+    from scipy import ndimage
+
+    shape = np.array(grain.shape)
+    pad = 8 if periodic else 0
+    mode = "wrap" if periodic else "reflect"
+    dist = ndimage.distance_transform_edt(np.pad(grain, pad, mode=mode))
+    dist = dist[(slice(pad, dist.shape[0] - pad),) * 3] if pad else dist
+    dist = ndimage.gaussian_filter(dist, 1.0, mode=mode) + rng.random(grain.shape) * 1e-6
+    r = 0.5 * (grain.size / n) ** (1 / 3)
+    peaks = np.flatnonzero(dist == ndimage.maximum_filter(dist, size=3, mode=mode))
+    peaks = peaks[np.argsort(dist.ravel()[peaks])[::-1]]
+    cand = np.concatenate(
+        [_coords(peaks, grain.shape), _coords(rng.permutation(grain.size), grain.shape)]
+    )
+    seeds: list[np.ndarray] = []
+    for c in cand:
+        if len(seeds) == n:
+            break
+        if seeds:
+            d = np.abs(np.array(seeds) - c)
+            d = np.minimum(d, shape - d) if periodic else d
+            if ((d**2).sum(1) < r * r).any():
+                continue
+        seeds.append(c)
+    return np.array(seeds, dtype=float)
+
+
+def _sheets(shape, seeds, periodic) -> tuple[np.ndarray, np.ndarray]:
+    """The cell (nearest seed) of every voxel and the gap between its nearest two seeds' distances
+    (flat): small on the sheet between two cells."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(seeds, boxsize=np.array(shape, float) if periodic else None)
+    grid = np.indices(shape).reshape(3, -1).T.astype(float)
+    d, i = tree.query(grid, k=2)
+    return i[:, 0], d[:, 1] - d[:, 0]
+
+
+def _two_sided(cell: np.ndarray, periodic: bool) -> np.ndarray:
+    """The voxels with a face neighbour in another cell: a face-connected sheet on both sides of
+    every interface between cells (its slices 4-connected)."""
+    out = np.zeros(cell.shape, dtype=bool)
+    for axis in range(cell.ndim):
+        if periodic:
+            d = cell != np.roll(cell, 1, axis=axis)
+            out |= d | np.roll(d, -1, axis=axis)
+        else:
+            d = np.diff(cell, axis=axis) != 0
+            lo = [slice(None)] * cell.ndim
+            hi = [slice(None)] * cell.ndim
+            lo[axis], hi[axis] = slice(None, -1), slice(1, None)
+            out[tuple(lo)] |= d
+            out[tuple(hi)] |= d
+    return out
+
+
+def network_sheets(
+    labels: np.ndarray,
+    exemplars: Sequence[np.ndarray],
+    *,
+    phases: int,
+    periodic: bool = D.periodic,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rebuild a volume's thin network phase (grain boundaries) as closed sheets between grains.
+
+    A boundary network in 3D is a set of sheets between grains, whose slices are connected lines;
+    the Gram fit and the annealing leave blobs and fragments. For each phase ``j`` that is a
+    network in every exemplar (:func:`is_network`) and thin (under half of each), the volume is cut
+    into Voronoi cells of ``n`` seeds placed at the thickest points of the other phases (peaks of
+    their smoothed distance to ``j`` in ``labels``, at least half the mean spacing apart), and
+    ``j`` becomes the voxels where the nearest two seeds are closest to equidistant, exactly as
+    many as ``j``'s target count (:func:`volume_fractions`): sheets of even thickness. A voxel
+    leaving ``j`` takes its cell's most frequent other phase. ``n`` (of :data:`SHEET_SEEDS`) is the
+    one whose slices' count of grain clusters (the other phases, in windows of a slice's size)
+    comes closest to the exemplars'. :func:`anneal_fractions` then refines the sheets with the
+    cluster guard on every phase (the returned mask), so they stay connected.
+
+    Parameters
+    ----------
+    labels : ndarray, ``H x W x D``
+    exemplars : sequence of 3 ndarray, ``H' x W'``
+    phases : int
+        k.
+    periodic : bool
+        ``labels`` is periodic (the cells and the distances wrap around).
+    seed : int
+        Seed of the random seeds beyond the peaks and of the ties.
+
+    Returns
+    -------
+    labels : ndarray of uint8, ``H x W x D``
+    guard : ndarray of bool, ``k``
+        The phases to guard (all, when a phase was rebuilt; none otherwise).
+    """
+    from mdesign.reconstruction.metrics import _window_morphology
+
+    labels = np.asarray(labels)
+    out = labels.astype(np.uint8, copy=True)
+    rebuilt = _sheet_phases(exemplars, phases)
+    if labels.ndim != 3 or not rebuilt:
+        return out, np.zeros(phases, dtype=bool)
+    rng = np.random.default_rng(seed)
+    counts = phase_counts(volume_fractions(exemplars, phases)[None], labels.size)[0]
+    window = (min(*labels.shape, *(min(ex.shape) for ex in exemplars)),) * 2
+    for j in rebuilt:
+        grain = out != j
+        target = np.mean(
+            [
+                _window_morphology((ex != j)[None].astype(np.uint8), window, 2)[0][1]
+                for ex in exemplars
+            ]
+        )
+        best = None
+        for n in SHEET_SEEDS:
+            n = max(2, round(n * labels.size / 64**3))
+            cell, gap = _sheets(labels.shape, _sheet_seeds(grain, n, periodic, rng), periodic)
+            sheet = _two_sided(cell.reshape(labels.shape), periodic).ravel()
+            short = counts[j] - int(sheet.sum())
+            if short > 0:  # thicken by the smallest gaps
+                order = np.argsort(np.where(sheet, np.inf, gap), kind="stable")
+                sheet[order[:short]] = True
+            cells = sheet.reshape(labels.shape)
+            got = np.mean(
+                [
+                    _window_morphology(np.moveaxis(~cells, a, 0).astype(np.uint8), window, 2)[0][1]
+                    for a in range(3)
+                ]
+            )
+            err = abs(got - target)
+            if best is None or err < best[0]:
+                best = (err, cell, sheet)
+            if got > target:
+                break
+        _, cell, sheet = best
+        flat = out.ravel()
+        # a voxel leaving j takes its cell's most frequent other phase
+        votes = np.bincount(
+            cell[flat != j] * phases + flat[flat != j], minlength=cell.max() * phases + phases
+        )
+        votes = votes.reshape(-1, phases)
+        votes[:, j] = -1
+        leaving = (flat == j) & ~sheet
+        flat[leaving] = np.argmax(votes, 1)[cell[leaving]]
+        flat[sheet] = j
+    return out, np.ones(phases, dtype=bool)
 
 
 def _remove_small_volume_clusters(labels, exemplars, phases) -> np.ndarray:
@@ -900,10 +1066,14 @@ def anneal_fractions(
 
     e_initial = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0)
     nbr = guard = None
+    if not isinstance(keep_clusters, bool | np.bool_):  # the guarded phases, given
+        guard = np.asarray(keep_clusters, dtype=bool)
+        keep_clusters = bool(guard.any())
+        guard = guard if keep_clusters else None
     if keep_clusters or surface or nb is not None:
         nbr = nb.nbr if nb is not None else neighbour_table(shape, periodic)
     faces = nbr[:, : n_faces(nbr)] if nbr is not None else face_table(shape, periodic)
-    if keep_clusters:
+    if keep_clusters and guard is None:
         guard = _guard(state.labels, exemplars, phases)
 
     # stage 1: greedy flips from the largest surplus to the largest deficit
@@ -1243,6 +1413,43 @@ def interface_density(labels: np.ndarray, *, periodic: bool) -> float:
     return float((cx + cy) / 2)
 
 
+class _FaceChanges:
+    """How flipping each pixel (voxel) to each phase would change the interface edges, kept up
+    to date flip by flip (the surface stage's table).
+
+    ``n[p, b]``: the edge neighbours of ``p`` of phase ``b``; ``change[p, b] = n[p, a] - n[p, b]``
+    (``a`` its phase; 99 for ``b = a``, not a flip), ``best[p]`` its least and ``gain[p]`` that
+    change. A flip of ``v`` changes ``n`` at its face neighbours only, and ``change`` there and
+    at ``v``, so :meth:`flipped` costs ``O(faces)`` instead of the whole table's ``O(N faces)``.
+    """
+
+    def __init__(self, flat: np.ndarray, edge: np.ndarray, real: np.ndarray, phases: int):
+        self.flat, self.edge, self.real = flat, edge, real
+        self.n = (np.eye(phases, dtype=np.int64)[flat[edge]] * real[..., None]).sum(1)
+        self.change = np.empty_like(self.n)
+        self.best = np.empty(flat.size, dtype=np.int64)
+        self.gain = np.empty(flat.size, dtype=np.int64)
+        self.update(np.arange(flat.size))
+
+    def update(self, idx: np.ndarray) -> None:
+        """Recompute ``change``, ``best`` and ``gain`` at ``idx`` from ``n`` and the labels."""
+        lab = self.flat[idx]
+        ch = self.n[idx, lab][:, None] - self.n[idx]
+        ch[np.arange(idx.size), lab] = 99
+        self.change[idx] = ch
+        self.best[idx] = np.argmin(ch, 1)
+        self.gain[idx] = ch[np.arange(idx.size), self.best[idx]]
+
+    def flipped(self, v: np.ndarray, was: np.ndarray, now: np.ndarray) -> None:
+        """Account for pixels ``v`` (labels already set) having gone from ``was`` to ``now``."""
+        around = self.edge[v]
+        real = self.real[v]
+        rows = np.broadcast_to(np.arange(v.size)[:, None], around.shape)[real]
+        np.add.at(self.n, (around[real], was[rows]), -1)
+        np.add.at(self.n, (around[real], now[rows]), 1)
+        self.update(np.unique(np.concatenate([v, around.ravel()])))
+
+
 def _reduce_surface(state, nbr, target_edges, phases, rng, batch, guard, nb_change, nb):
     """Stage 3: swaps that shorten the interface until it is the exemplar's (module docstring).
 
@@ -1255,19 +1462,13 @@ def _reduce_surface(state, nbr, target_edges, phases, rng, batch, guard, nb_chan
     shape = state.labels.shape
     edge = nbr[:, : n_faces(nbr)]
     real = edge != np.arange(edge.shape[0])[:, None]  # outside the image: no neighbour
-    eye = np.eye(phases, dtype=np.int64)
     swaps = 0
     flat = state.labels.ravel()  # a view (state.labels is a contiguous copy): apply updates it
     edges = interface_edges(flat, nbr)
     misses = 0
+    fc = _FaceChanges(flat, edge, real, phases)
+    change, gain, best = fc.change, fc.gain, fc.best
     while edges > target_edges and misses < SURFACE_MISSES:
-        # n[p, b]: edge neighbours of p of phase b; flipping p from a to b changes the interface
-        # edges by n[p, a] - n[p, b]
-        n = (eye[flat[edge]] * real[..., None]).sum(1)  # HW x k
-        change = n[np.arange(flat.size), flat][:, None] - n  # HW x k
-        change[np.arange(flat.size), flat] = 99  # not a flip
-        best = np.argmin(change, 1)
-        gain = change[np.arange(flat.size), best]
         shorten = np.flatnonzero(gain <= -2)
         if shorten.size == 0:
             break
@@ -1299,11 +1500,13 @@ def _reduce_surface(state, nbr, target_edges, phases, rng, batch, guard, nb_chan
         dc = state.compare(ds)
         dn, dh = nb_change(p, q)
         i = int(np.argmin(state.energy_change(dc) + dn))
+        edges += int(change[p[i], lq[i]] + change[q[i], lp[i]])
         state.set_label(int(p[i]), int(lq[i]))
         state.set_label(int(q[i]), int(lp[i]))
         state.add_s2(ds[i], dc[i])
         if nb is not None:
             nb.hist = nb.hist + dh[i]
-        edges += int(change[p[i], lq[i]] + change[q[i], lp[i]])
+        fc.flipped(p[i : i + 1], lp[i : i + 1], lq[i : i + 1])
+        fc.flipped(q[i : i + 1], lq[i : i + 1], lp[i : i + 1])
         swaps += 1
     return swaps

@@ -49,9 +49,11 @@ from mdesign.io import MAX_PHASES
 from mdesign.memory import check_memory
 from mdesign.reconstruction.annealing import (
     AnnealingResult,
+    _sheet_phases,
     anneal_fractions,
     is_network,
     join_network_fragments,
+    network_sheets,
     remove_small_clusters,
     volume_fractions,
 )
@@ -499,7 +501,7 @@ def reconstruct(
         start=labels0,
         grf=fit,
         specific_surface=surface,
-        annealing_stages=_anneal_stages(labels.ndim, config),
+        annealing_stages=_anneal_stages(labels.ndim, config, exemplars, phases),
         seconds=time.perf_counter() - start,
         seconds_optimization=t_opt,
         seconds_annealing=t_anneal,
@@ -698,15 +700,23 @@ def _settings(ndim: int, config: ReconstructionConfig) -> dict:
     return {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
 
 
-def _anneal_stages(ndim: int, config: ReconstructionConfig) -> tuple[str, ...]:
-    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`)."""
+def _anneal_stages(
+    ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2
+) -> tuple[str, ...]:
+    """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`); the network sheets (and
+    with them the guard) where a volume's ``exemplars`` have a phase for them (None: assumed)."""
     st = _settings(ndim, config)
+    sheets = ()
+    if ndim == 3 and config.anneal.volume_sheets:
+        if exemplars is None or _sheet_phases(exemplars, phases):
+            sheets = ("network sheets",)
     swaps = "swaps" + ("+neighbourhood" if st["neighbour_weight"] > 0 else "")
-    swaps += "+cluster guard" if st["keep_clusters"] else ""
+    swaps += "+cluster guard" if st["keep_clusters"] or sheets else ""
     surface = ("surface",) if st["surface"] else ()
     if not st["cleanup"]:
-        return ("fractions", swaps, *surface)
+        return (*sheets, "fractions", swaps, *surface)
     return (
+        *sheets,
         "fractions",
         swaps,
         "join network fragments",
@@ -754,6 +764,13 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     first = anneal_kw
     if st["cleanup"] and decoded.ndim == 2 and an.first_sweeps is not None:
         first = anneal_kw | {"steps": round(an.first_sweeps * decoded.size)}
+    if decoded.ndim == 3 and an.volume_sheets:
+        # a thin network phase rebuilt as sheets, then annealed within the guard on every phase
+        decoded, guard = network_sheets(
+            decoded, target, phases=phases, periodic=config.periodic, seed=seed
+        )
+        if guard.any():
+            first = anneal_kw = anneal_kw | {"keep_clusters": guard}
     annealing = anneal_fractions(
         decoded, target, seed=seed, surface=st["surface"] and not st["cleanup"], **first
     )

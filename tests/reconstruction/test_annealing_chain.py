@@ -12,8 +12,10 @@ from mdesign.reconstruction.annealing import (
     _NeighbourState,
     anneal_fractions,
     connectivity_number,
+    interface_edges,
     join_network_fragments,
     keeps_clusters,
+    network_sheets,
     remove_small_clusters,
     volume_fractions,
 )
@@ -202,7 +204,7 @@ def test_volume_keys_reach_the_chain_and_the_report():
     from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
 
     cfg = ReconstructionConfig()
-    assert _anneal_stages(3, cfg) == ("fractions", "swaps")
+    assert _anneal_stages(3, cfg, [EX3] * 3) == ("fractions", "swaps")
     on = cfg.model_copy(
         update={
             "anneal": cfg.anneal.model_copy(
@@ -210,7 +212,7 @@ def test_volume_keys_reach_the_chain_and_the_report():
             )
         }
     )
-    stages = _anneal_stages(3, on)
+    stages = _anneal_stages(3, on, [EX3] * 3)
     assert stages[1] == "swaps+cluster guard" and "remove small clusters" in stages
     # the image's keys are not the volume's
     assert _anneal_stages(2, on) == _anneal_stages(2, cfg)
@@ -219,3 +221,116 @@ def test_volume_keys_reach_the_chain_and_the_report():
     )
     want = phase_counts(volume_fractions([EX3] * 3, 2)[None], 12**3)[0]
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+
+
+def _grid_network(side=48, step=8):
+    """A network exemplar: thin boundary lines (phase 0) around square grains (phase 1)."""
+    ex = np.ones((side, side), dtype=np.uint8)
+    ex[::step, :] = 0
+    ex[:, ::step] = 0
+    return ex
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_network_sheets_are_one_cluster_and_anneal_to_the_exact_count(periodic):
+    ex = _grid_network()
+    start = _labels(_field((24, 24, 24), 11, 2.0), [0.3])  # blobs of boundary phase
+    out, guard = network_sheets(start, [ex] * 3, phases=2, periodic=periodic, seed=0)
+    want = phase_counts(volume_fractions([ex] * 3, 2)[None], out.size)[0]
+    # at least the target count (both sides of every cell interface), thinned by the annealing
+    assert np.bincount(out.ravel(), minlength=2)[0] >= want[0]
+    assert guard.tolist() == [True, True]
+    if not periodic:  # the sheets are one face-connected cluster, the grains several
+        assert ndimage.label(out == 0)[1] == 1
+        assert ndimage.label(out == 1)[1] > 1
+    kw = dict(phases=2, max_lag=4, seed=0, periodic=periodic, keep_clusters=guard)
+    res = anneal_fractions(out, [ex] * 3, steps=500, **kw)
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+
+
+def test_network_sheets_leave_other_volumes_alone():
+    out, guard = network_sheets(ST3, [EX3] * 3, phases=2, periodic=True, seed=0)
+    assert np.array_equal(out, ST3) and not guard.any()
+
+
+def test_given_guard_keeps_a_sheet_network_connected():
+    ex = _grid_network()
+    start = _labels(_field((20, 20, 20), 12, 2.0), [0.3])
+    sheets, guard = network_sheets(start, [ex] * 3, phases=2, periodic=False, seed=1)
+    kw = dict(phases=2, max_lag=4, seed=0, periodic=False, keep_clusters=guard)
+    res = anneal_fractions(sheets, [ex] * 3, steps=3000, **kw)
+    assert res.accepted > 0
+    fractions = anneal_fractions(sheets, [ex] * 3, steps=0, **kw)
+    # no slice of either phase gains a cluster in the swaps (the guard on both), and the
+    # thinning to the exact count (stage 1, within the guard) keeps the sheets one cluster
+    assert ndimage.label(fractions.labels == 0)[1] == 1
+    for j in (0, 1):
+        after, before = _slice_counts(res.labels, j), _slice_counts(fractions.labels, j)
+        assert all(a <= b for a, b in zip(after, before, strict=True))
+    assert ndimage.label(res.labels == 0)[1] == 1
+
+
+def test_volume_sheets_key_reaches_the_chain():
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    cfg = ReconstructionConfig()
+    on, cfg = (
+        cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"volume_sheets": b})})
+        for b in (True, False)
+    )
+    assert _anneal_stages(3, on)[:3] == ("network sheets", "fractions", "swaps+cluster guard")
+    assert _anneal_stages(3, on, [EX3] * 3)[0] == "fractions"  # no thin network
+    assert _anneal_stages(2, on)[0] == "fractions"
+    kw = dict(phases=2, quarter=3, cleanup_seed=1, progress=False)
+    vol = ST3[:12, :12, :12]
+    # no thin network phase: the same labels as without
+    same = [_anneal(vol, [EX3] * 3, c, **kw).labels for c in (cfg, on)]
+    assert np.array_equal(*same)
+    # a network exemplar: the sheets, annealed to the exact count
+    ex = _grid_network()
+    res = _anneal(vol, [ex] * 3, on, **kw)
+    want = phase_counts(volume_fractions([ex] * 3, 2)[None], vol.size)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+    assert not np.array_equal(res.labels, _anneal(vol, [ex] * 3, cfg, **kw).labels)
+
+
+@pytest.mark.parametrize("periodic", [True, False])
+def test_surface_table_follows_flips_as_a_recount(periodic):
+    from mdesign.reconstruction.annealing import _FaceChanges
+    from mdesign.reconstruction.lags import n_faces
+
+    rng = np.random.default_rng(5)
+    vol = _labels(_field((10, 9, 8), 13, 1.2), [0.3, 0.6])
+    flat = vol.ravel().copy()
+    nbr = neighbour_table(vol.shape, periodic)
+    edge = nbr[:, : n_faces(nbr)]
+    real = edge != np.arange(flat.size)[:, None]
+    fc = _FaceChanges(flat, edge, real, 3)
+    for _ in range(40):  # flips of up to 3 voxels at once, neighbours included
+        v = np.unique(rng.integers(0, flat.size, rng.integers(1, 4)))
+        was = flat[v].copy()
+        now = (was + rng.integers(1, 3, v.size)) % 3
+        flat[v] = now
+        fc.flipped(v, was, now)
+    fresh = _FaceChanges(flat, edge, real, 3)
+    for key in ("n", "change", "best", "gain"):
+        assert np.array_equal(getattr(fc, key), getattr(fresh, key)), key
+    # the table's meaning: a flip's change of the interface edges, against a recount
+    p = int(np.flatnonzero(fresh.gain < 99)[0])
+    b = int(fresh.best[p])
+    before = interface_edges(flat, nbr)
+    flat[p] = b
+    assert interface_edges(flat, nbr) - before == fresh.change[p, b]
+
+
+def test_network_sheets_with_two_grain_phases_keep_the_grains_labels():
+    ex = _grid_network()
+    yy, xx = np.indices(ex.shape)
+    ex = np.where(ex == 1, 1 + ((yy // 8 + xx // 8) % 2), 0).astype(np.uint8)  # grains 1 and 2
+    start = _labels(_field((20, 20, 20), 14, 2.0), [0.25, 0.6])
+    out, guard = network_sheets(start, [ex] * 3, phases=3, periodic=False, seed=0)
+    assert guard.all() and set(np.unique(out)) == {0, 1, 2}
+    kept = (start != 0) & (out != 0)
+    assert np.array_equal(out[kept], start[kept])  # grain voxels off the sheets keep their phase
+    assert ndimage.label(out == 0)[1] == 1
