@@ -694,6 +694,10 @@ class TextureConfig(Config):
     side)."""
     temperature: float = Field(0.1, gt=0)
     """Softness of the phase indicators of the ``S2`` term."""
+    anisotropy_weight: float = Field(0.0, ge=0)
+    """Weight of the anisotropy term of an image's loss: the anisotropic part of the ``S2``
+    window (rows against columns, one diagonal against the other) against the exemplar's, on
+    the ``S2`` term's scale (0: off)."""
     tv_weight: float = Field(1.0, ge=0)
     """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
     decodes to speckle); 0: off."""

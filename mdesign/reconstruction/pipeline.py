@@ -528,6 +528,7 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
         exemplar_periodic=config.exemplar_periodic,
         temperature=tex.temperature,
         tv_weight=tex.tv_weight,
+        anisotropy_weight=tex.anisotropy_weight,
     )
 
 
