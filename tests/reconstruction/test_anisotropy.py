@@ -6,7 +6,13 @@ import torch
 
 from mdesign.descriptors import two_point_correlation_directional
 from mdesign.reconstruction.encoding import encoding_colours, labels_to_pixels, soft_indicators
-from mdesign.reconstruction.loss import LossTerms, TextureLoss, anisotropic_part, s2_window
+from mdesign.reconstruction.loss import (
+    LossTerms,
+    TextureLoss,
+    anisotropic_part,
+    s2_window,
+    s2_window_local_means,
+)
 from mdesign.reconstruction.metrics import s2_directional_ratio
 from mdesign.reconstruction.optimize import optimize_pixels
 from mdesign.reconstruction.vgg import vgg19_features
@@ -111,3 +117,29 @@ def test_the_term_alone_turns_stripes_to_the_exemplars_direction():
     assert ratio(init) < 1 < s2_directional_ratio(ex, phase=1, periodic=True)
     assert ratio(res.pixels) > 1
     assert res.losses.min() < 0.2 * res.losses[0]
+
+
+def test_local_means_estimate_by_brute_force():
+    rng = np.random.default_rng(1)
+    img = (rng.random((9, 7)) < 0.4).astype(np.float64)
+    win = s2_window_local_means(torch.as_tensor(img)[None, None], 3)[0, 0].numpy()
+    phi = img.mean()
+    for dy in range(-3, 4):
+        for dx in range(-3, 4):
+            a = img[max(0, -dy) : 9 - max(0, dy), max(0, -dx) : 7 - max(0, dx)]
+            b = img[max(0, dy) : 9 + min(0, dy), max(0, dx) : 7 + min(0, dx)]
+            want = (a * b).mean() - a.mean() * b.mean() + phi**2
+            assert win[dy + 3, dx + 3] == pytest.approx(want, abs=1e-12)
+
+
+def test_local_means_give_one_structure_for_both_phases():
+    # the pair estimate of a crop differs between complementary phases (edge strips); the
+    # local-means estimate minus phi^2 is the same covariance for both, as on a torus
+    img = _stripes(40, 10, seed=2)[:, :37]  # bands cut unevenly by the crop's edges
+    r = 6
+    ind = [torch.as_tensor(img == j, dtype=torch.float64)[None, None] for j in (0, 1)]
+    phi = [float(i.mean()) for i in ind]
+    cov = [s2_window_local_means(ind[j], r) - phi[j] ** 2 for j in (0, 1)]
+    torch.testing.assert_close(cov[0], cov[1])
+    plain = [s2_window(ind[j], r, periodic=False) - phi[j] ** 2 for j in (0, 1)]
+    assert (plain[0] - plain[1]).abs().max() > 1e-3
