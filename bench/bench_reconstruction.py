@@ -99,6 +99,9 @@ VARIANTS: dict[str, dict] = {
     "full size to pool3": {"texture": {"fine_layers": ["relu1_1", "pool1", "pool2", "pool3"]}},
     # issue 28's third speed-up: the VGG19 passes in bfloat16
     "bfloat16 VGG": {"texture": {"precision": "bfloat16"}},
+    # issue 28's anisotropy term of the texture loss (texture.anisotropy_weight), tried
+    "anisotropy 10": {"texture": {"anisotropy_weight": 10.0}},
+    "anisotropy 100": {"texture": {"anisotropy_weight": 100.0}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

@@ -24,7 +24,9 @@ counts per phase) and the shape (:mod:`mdesign.reconstruction.metrics`): local t
 lags 4-16 px) and the quadrant fraction deviation of phase 1.
 
 Usage: ``python bench/bench_reconstruction_kinds.py`` (runs, then merge); ``--merge`` only
-assembles (replaying the annealing); ``--images``/``--seeds`` pick a share; ``--export DIR``
+assembles (replaying the annealing); ``--images``/``--seeds`` pick a share; ``--overrides JSON``
+runs the full runs with a changed config (a texture term: give them a ``--runs`` folder of their
+own) and ``--replays`` picks the annealing columns replayed; ``--export DIR``
 writes the full runs and the replayed defaults of ``li_*`` images as ``bench_reconstruction.py``
 cached runs (``DIR/full|replay/128_SEED_default/default__NAME.npz``: before and after a change
 of the annealing). Results: ``bench/results/NAME.md``, ``NAME.json``
@@ -114,13 +116,15 @@ def image(name: str) -> np.ndarray:
     return KINDS[name]()
 
 
-def run_full(name: str, seed: int, runs: Path, force: bool) -> None:
-    """One default reconstruction, cached with its decoded image."""
+def run_full(name: str, seed: int, runs: Path, force: bool, overrides: dict | None = None) -> None:
+    """One default reconstruction (with ``overrides`` of the config: ``--overrides``), cached
+    with its decoded image."""
     path = runs / f"{name}__{seed}.npz"
     if path.exists() and not force:
         return
     ex = image(name)
-    res, info = timed_reconstruction(ex, ReconstructionConfig(seed=seed))
+    res, info = timed_reconstruction(ex, ReconstructionConfig(seed=seed, **(overrides or {})))
+    info["overrides"] = overrides or {}
     np.savez(path, labels=res.labels, decoded=res.decoded, info=json.dumps(info))
     print(f"{name} seed {seed}: S2 {res.errors.s2_rmse:.4f}, {res.seconds:.1f} s", flush=True)
 
@@ -273,6 +277,8 @@ def merge(args, runs: Path, names: list[str]) -> None:
                 "sectors 2, weight 1",
             )
             stages = {k: STAGES[k] for k in li} if name.startswith("li_") else STAGES
+            if args.replays:
+                stages = {k: STAGES[k] for k in args.replays}
             cpu = {}
             for stage, overrides in stages.items():
                 cached = runs / f"{name}__{seed}__{_slug(stage)}__{_code_key()}.npy"
@@ -462,6 +468,16 @@ def main() -> None:
     parser.add_argument("--name", default="reconstruction_kinds", help="results file name")
     parser.add_argument("--stages", action="store_true", help="the shape after every stage")
     parser.add_argument(
+        "--overrides",
+        type=json.loads,
+        default={},
+        help="config overrides of the full runs, JSON (e.g. '{\"texture\": {...}}'); use a "
+        "--runs folder of their own",
+    )
+    parser.add_argument(
+        "--replays", nargs="+", choices=list(STAGES), help="replay only these annealing columns"
+    )
+    parser.add_argument(
         "--stage-columns", nargs="+", choices=list(STAGES), default=["default", "sectors 2"]
     )
     args = parser.parse_args()
@@ -470,7 +486,7 @@ def main() -> None:
     if not args.merge:
         for name in args.images:
             for seed in args.seeds:
-                run_full(name, seed, args.runs, args.force)
+                run_full(name, seed, args.runs, args.force, args.overrides)
     if args.stages:
         stages_table(args, args.runs, args.images)
     elif not args.no_merge:

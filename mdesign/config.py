@@ -698,6 +698,14 @@ class TextureConfig(Config):
     side)."""
     temperature: float = Field(0.1, gt=0)
     """Softness of the phase indicators of the ``S2`` term."""
+    anisotropy_weight: float = Field(0.0, ge=0)
+    """Weight of the anisotropy term of an image's loss: the anisotropic part of the ``S2``
+    window (rows against columns, one diagonal against the other) against the exemplar's, on
+    the ``S2`` term's scale (0: off)."""
+    s2_local_means: bool = False
+    """A non-periodic exemplar's ``S2`` target (of the ``S2`` and anisotropy terms) with the
+    pairs' own means, ``S2(r) - m(r) m'(r) + phi^2``: one structure for every phase, where the
+    plain pair mean carries the crop's edge strips (``loss.s2_window_local_means``)."""
     tv_weight: float = Field(1.0, ge=0)
     """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
     decodes to speckle); 0: off."""

@@ -8,6 +8,10 @@
   layers;
 * the ``S2`` term (weight ``s2_weight``): the two-point correlation of the soft phase indicators by
   FFT on the window ``|dy|, |dx| <= R``, relative to the exemplar's ``S2 - phi^2``;
+* the anisotropy term (weight ``anisotropy_weight``): the same ``S2`` window's anisotropic part
+  (the window minus its mean over the lattice's axis permutations and reflections,
+  :func:`anisotropic_part`) against the exemplar's, on the same scale, so the fit neither invents
+  a direction the exemplar lacks nor exaggerates one it has;
 * the variation term (weight ``tv_weight``): ``relu(V / V_ex - 1)^2``, ``V`` the pixels' mean
   absolute step, which removes pixel noise without pulling the interfaces below the exemplar's.
 
@@ -25,6 +29,7 @@ Torquato, S. *Random Heterogeneous Materials*, Springer (2002), ch. 2 (``S2``).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,10 +52,12 @@ __all__ = [
     "ExemplarTargets",
     "LossTerms",
     "TextureLoss",
+    "anisotropic_part",
     "exemplar_targets",
     "gram_matrix",
     "s2_phases",
     "s2_window",
+    "s2_window_local_means",
     "total_variation",
 ]
 
@@ -99,6 +106,77 @@ def s2_window(indicators: torch.Tensor, max_lag: int, *, periodic: bool) -> torc
     return corr.reshape(b, k, 2 * max_lag + 1, 2 * max_lag + 1)
 
 
+def s2_window_local_means(indicators: torch.Tensor, max_lag: int) -> torch.Tensor:
+    """``S2`` of a non-periodic image with the pairs' own means: the same for either phase.
+
+    ``S2(r) - m(r) m'(r) + phi^2``, where ``S2(r)`` is :func:`s2_window`'s non-periodic estimate
+    (the mean of ``I(x) I(x + r)`` over the pairs inside the image), ``m(r)`` and ``m'(r)`` the
+    means of ``I(x)`` and of ``I(x + r)`` over those pairs, and ``phi`` the image's mean. The
+    pair estimate of a crop carries the difference of its edge strips' fractions: on the Li alloy
+    (rows against columns at lags 4-16 px) it differs by 0.0150 for the grains and 0.0039 for the
+    boundaries, whereas one periodic image has the same difference for both phases. Its
+    covariance ``S2(r) - m m'`` is that of the complementary indicator too, so the
+    reconstruction's target is one structure for every phase. Equals :func:`s2_window` on a
+    periodic image's torus estimate when the means are ``phi`` (no edges).
+
+    Parameters
+    ----------
+    indicators : Tensor, ``batch x k x H x W``
+    max_lag : int
+        ``R``, below the smaller side.
+
+    Returns
+    -------
+    Tensor, ``batch x k x (2R + 1) x (2R + 1)``
+    """
+    b, k, h, w = indicators.shape
+    x = indicators.reshape(b * k, h, w)
+    size = (2 * h, 2 * w)
+    fx = torch.fft.rfftn(x, s=size)
+    fm = torch.fft.rfftn(torch.ones_like(x[:1]), s=size)
+    pairs = torch.fft.irfftn(fm.abs() ** 2, s=size).round().clamp_min(1)
+    s2 = torch.fft.irfftn(fx.abs() ** 2, s=size) / pairs
+    first = torch.fft.irfftn(fx.conj() * fm, s=size) / pairs  # mean of I(x) over the pairs
+    second = torch.fft.irfftn(fm.conj() * fx, s=size) / pairs  # mean of I(x + r)
+    corr = s2 - first * second + x.mean((-2, -1), keepdim=True) ** 2
+    lags = torch.arange(-max_lag, max_lag + 1, device=indicators.device)
+    corr = corr.index_select(1, lags % size[0]).index_select(2, lags % size[1])
+    return corr.reshape(b, k, 2 * max_lag + 1, 2 * max_lag + 1)
+
+
+def anisotropic_part(window: torch.Tensor, ndim: int = 2) -> torch.Tensor:
+    """The anisotropic part of a lag window: the window minus its mean over the symmetries.
+
+    The symmetries are the ``ndim! 2^ndim`` axis permutations and reflections of the last
+    ``ndim`` axes (8 in 2D, 48 in 3D); their mean is the window's isotropic (cubic) part, so the
+    rest is what distinguishes rows from columns (or one diagonal from the other). 0 for an
+    isotropic ``S2``; stripes along the rows give ``S2(0, r) > S2(r, 0)``, that is a positive
+    part along the row axis and a negative one down the columns.
+
+    Parameters
+    ----------
+    window : Tensor, ``... x (2R + 1) x ... x (2R + 1)``
+        Centred lag windows (:func:`s2_window`), the last ``ndim`` axes of equal length.
+    ndim : int
+        Number of lag axes (2 for an image's window, 3 for a volume's).
+
+    Returns
+    -------
+    Tensor, the shape of ``window``
+    """
+    lead = tuple(range(window.ndim - ndim))
+    dims = tuple(range(window.ndim - ndim, window.ndim))
+    total = torch.zeros_like(window)
+    count = 0
+    for perm in itertools.permutations(dims):
+        moved = window.permute(*lead, *perm)
+        for flips in itertools.product((False, True), repeat=ndim):
+            axes = [d for d, f in zip(dims, flips, strict=True) if f]
+            total = total + (moved.flip(axes) if axes else moved)
+            count += 1
+    return window - total / count
+
+
 def total_variation(pixels: torch.Tensor, *, periodic: bool) -> torch.Tensor:
     """Mean absolute difference of neighbouring pixels, averaged over the spatial axes.
 
@@ -141,7 +219,8 @@ class ExemplarTargets:
     s2 : Tensor, ``1 x J x (2R + 1) x (2R + 1)``
         :func:`s2_window` of the tracked phases (:func:`s2_phases`).
     s2_scale : Tensor, 0-dim
-        ``sum((s2 - phi^2)^2)``, the normaliser of the ``S2`` term (at least 1e-12).
+        ``sum((s2 - phi^2)^2)``, the normaliser of the ``S2`` term (at least 1e-12) and of the
+        anisotropy term.
     tv : Tensor, 0-dim
         :func:`total_variation` of the exemplar's pixels.
     """
@@ -160,6 +239,7 @@ def exemplar_targets(
     s2_max_lag: int,
     exemplar_periodic: bool,
     scale: int = 1,
+    local_means: bool = False,
 ) -> ExemplarTargets:
     """The targets of :class:`TextureLoss` (and of each axis of the 3D slice loss).
 
@@ -176,6 +256,9 @@ def exemplar_targets(
         Estimate the exemplar's ``S2`` and variation on the torus.
     scale : int
         Shrink the exemplar by this factor first (average pooling), for coarse-to-fine.
+    local_means : bool
+        A non-periodic exemplar's ``S2`` by :func:`s2_window_local_means` (the same structure
+        for every phase) instead of the pairs' plain mean.
 
     Returns
     -------
@@ -193,7 +276,10 @@ def exemplar_targets(
     )[None].to(device)
     if scale > 1:
         onehot = F.avg_pool2d(onehot, scale)
-    s2 = s2_window(onehot, s2_max_lag, periodic=exemplar_periodic)
+    if local_means and not exemplar_periodic:
+        s2 = s2_window_local_means(onehot, s2_max_lag)
+    else:
+        s2 = s2_window(onehot, s2_max_lag, periodic=exemplar_periodic)
     frac = onehot.mean((-2, -1))[..., None, None]
     return ExemplarTargets(grams, s2, ((s2 - frac**2) ** 2).sum().clamp_min(1e-12), tv)
 
@@ -206,6 +292,8 @@ class LossTerms:
     gram: torch.Tensor
     s2: torch.Tensor
     tv: torch.Tensor
+    anisotropy: torch.Tensor | None = None
+    """The anisotropy term (None where the loss has none)."""
 
 
 class ExemplarTerms(nn.Module):
@@ -229,9 +317,12 @@ class ExemplarTerms(nn.Module):
         exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
         temperature: float,
         tv_weight: float,
+        anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
+        s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
         scale: int = 1,
     ) -> None:
         super().__init__()
+        self.anisotropy_weight = float(anisotropy_weight)
         self.extractor = extractor
         self.phases = phases
         self.s2_weight = float(s2_weight)
@@ -254,6 +345,7 @@ class ExemplarTerms(nn.Module):
                     s2_max_lag=self.s2_max_lag,
                     exemplar_periodic=exemplar_periodic,
                     scale=scale,
+                    local_means=s2_local_means,
                 )
             targets.append(cache[id(ex)])
         self.n_layers = len(targets[0].grams)
@@ -262,6 +354,7 @@ class ExemplarTerms(nn.Module):
                 self.register_buffer(f"target_gram_{a}_{i}", g)
                 self.register_buffer(f"gram_scale_{a}_{i}", (g**2).sum())
             self.register_buffer(f"target_s2_{a}", t.s2)
+            self.register_buffer(f"target_aniso_{a}", anisotropic_part(t.s2))
             self.register_buffer(f"s2_scale_{a}", t.s2_scale)
         self.register_buffer(
             "target_tv", torch.stack([t.tv for t in targets]).mean().clamp_min(1e-12)
@@ -307,6 +400,11 @@ class TextureLoss(ExemplarTerms):
         Softness of the indicators of the ``S2`` term.
     tv_weight : float
         Weight of the variation term (0: off).
+    anisotropy_weight : float
+        Weight of the anisotropy term on the ``S2`` window (0: off).
+    s2_local_means : bool
+        A non-periodic exemplar's ``S2`` target with the pairs' own means
+        (:func:`s2_window_local_means`).
     scale : int
         Compare with the exemplar shrunk by this factor (average pooling of its colours and
         indicators): the targets of the half-size stage of coarse-to-fine optimisation, whose
@@ -330,6 +428,8 @@ class TextureLoss(ExemplarTerms):
         exemplar_periodic: bool = RECONSTRUCTION_DEFAULTS.exemplar_periodic,
         temperature: float,
         tv_weight: float,
+        anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
+        s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
         scale: int = 1,
     ) -> None:
         super().__init__(
@@ -342,20 +442,25 @@ class TextureLoss(ExemplarTerms):
             exemplar_periodic=exemplar_periodic,
             temperature=temperature,
             tv_weight=tv_weight,
+            anisotropy_weight=anisotropy_weight,
+            s2_local_means=s2_local_means,
             scale=scale,
         )
 
     def forward(self, pixels: torch.Tensor) -> LossTerms:
         gram = self.gram(pixels)
         s2 = pixels.new_zeros(())
-        if self.s2_weight > 0:
+        aniso = pixels.new_zeros(())
+        if self.s2_weight > 0 or self.anisotropy_weight > 0:
             soft = soft_indicators(pixels, self.colours, temperature=self.temperature)
             corr = s2_window(soft[:, self.s2_phases], self.s2_max_lag, periodic=self.periodic)
             s2 = ((corr - self.target_s2_0) ** 2).sum() / self.s2_scale_0
+            if self.anisotropy_weight > 0:
+                diff = anisotropic_part(corr) - self.target_aniso_0
+                aniso = (diff**2).sum() / self.s2_scale_0
         tv = pixels.new_zeros(())
         if self.tv_weight > 0:
             excess = total_variation(pixels, periodic=self.periodic) / self.target_tv - 1
             tv = F.relu(excess).square().sum()
-        return LossTerms(
-            total=gram + self.s2_weight * s2 + self.tv_weight * tv, gram=gram, s2=s2, tv=tv
-        )
+        total = gram + self.s2_weight * s2 + self.tv_weight * tv + self.anisotropy_weight * aniso
+        return LossTerms(total=total, gram=gram, s2=s2, tv=tv, anisotropy=aniso)

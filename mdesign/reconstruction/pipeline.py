@@ -531,6 +531,8 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
         exemplar_periodic=config.exemplar_periodic,
         temperature=tex.temperature,
         tv_weight=tex.tv_weight,
+        anisotropy_weight=tex.anisotropy_weight,
+        s2_local_means=tex.s2_local_means,
     )
 
 
