@@ -110,3 +110,21 @@ def test_shell_fit_recovers_the_period_of_a_shell_sample():
     fit = fit_shell(ex, shape=(96, 96), phases=2, seed=5)
     assert fit.correlation_length == pytest.approx(9.6, rel=0.12)
     np.testing.assert_allclose(fit.fractions, [(ex == 0).mean(), (ex == 1).mean()])
+
+
+def test_projected_lamellae_have_the_period_in_every_slice_orientation():
+    from mdesign.reconstruction.baseline import ShellFit, dominant_wavenumber
+
+    k0 = 8 / 32
+    fit = ShellFit(k0, 0.2 * k0, np.array([0.5, 0.5]), 0.0, projected=True, iterations=10)
+    vol = fit.sample(1, (32, 32, 32), seed=2)[0]
+    assert int((vol == 1).sum()) == 32**3 // 2
+    for axis in range(3):
+        sl = np.take(vol, 16, axis=axis)
+        assert dominant_wavenumber(sl) == pytest.approx(k0, abs=1.01 / 32)
+    # an isotropic shell at the same wavenumber: oblique cuts, longer periods in the slices
+    iso = ShellFit(k0, 0.2 * k0, np.array([0.5, 0.5]), 0.0).sample(1, (32, 32, 32), seed=2)[0]
+    mean_k = lambda v: np.mean(  # noqa: E731
+        [dominant_wavenumber(np.take(v, i, axis=0)) for i in range(0, 32, 4)]
+    )
+    assert mean_k(iso) < mean_k(vol)
