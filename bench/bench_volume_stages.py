@@ -11,6 +11,10 @@ the cluster guard (``volume_keep_clusters``), the neighbourhood term
 sheets (``volume_sheets``: a thin network phase rebuilt as Voronoi sheets, then annealed within
 the guard), and all.
 
+``--init shell`` decodes from the lamellar start (``slices.init="shell"``) instead, cached
+apart; ``--source start`` anneals the start labels themselves (no Adam stage), and the variant
+``none`` measures the cached volume unannealed (where the stripes break: start, decoded, annealed).
+
 Per variant: per-axis slice cluster counts per window against the exemplar's (equal windows,
 ``slice_errors``), the slices' S2 and lineal-path RMSE, the ratio of the largest axis's S2 RMSE to
 the committed 2D reconstruction's (``results/reconstruction_3d.json``), and the annealing's
@@ -37,6 +41,7 @@ from _util import RESULTS, report
 from bench_reconstruction_3d import crop
 
 VARIANTS = {
+    "none": None,
     "default": {},
     "guard": {"volume_keep_clusters": True},
     "neighbour": {"volume_neighbour_weight": 3.0},
@@ -54,17 +59,23 @@ VARIANTS = {
 }
 
 
-def decode(material: str, side: int, runs: Path) -> None:
+def _stem(material: str, side: int, init: str) -> str:
+    return f"{material}_{side}" + ("" if init == "grf" else f"_{init}")
+
+
+def decode(material: str, side: int, runs: Path, init: str = "grf") -> None:
     from mdesign.config import ReconstructionConfig
     from mdesign.reconstruction import reconstruct
 
     torch.set_num_threads(1)
-    out = runs / f"{material}_{side}_decoded.npz"
+    out = runs / f"{_stem(material, side, init)}_decoded.npz"
     if out.exists():
         return
     ex = crop(material)
     t = time.perf_counter()
-    res = reconstruct(ex, (side,) * 3, ReconstructionConfig(seed=0), device="cpu")
+    cfg = ReconstructionConfig(seed=0)
+    cfg = cfg.model_copy(update={"slices": cfg.slices.model_copy(update={"init": init})})
+    res = reconstruct(ex, (side,) * 3, cfg, device="cpu")
     info = {
         "seconds": res.seconds,
         "seconds_optimization": res.seconds_optimization,
@@ -72,38 +83,52 @@ def decode(material: str, side: int, runs: Path) -> None:
         "wall": time.perf_counter() - t,
         "load": os.getloadavg()[0],
     }
-    np.savez_compressed(out, decoded=res.decoded, labels=res.labels, info=json.dumps(info))
+    np.savez_compressed(
+        out, decoded=res.decoded, labels=res.labels, start=res.start, info=json.dumps(info)
+    )
     print(material, side, info, flush=True)
 
 
-def variant(material: str, side: int, name: str, runs: Path, sweeps: float | None) -> dict:
+def variant(
+    material: str,
+    side: int,
+    name: str,
+    runs: Path,
+    sweeps: float | None,
+    init: str = "grf",
+    source: str = "decoded",
+) -> dict:
     from mdesign.config import ReconstructionConfig
     from mdesign.reconstruction.metrics import slice_errors
     from mdesign.reconstruction.pipeline import _anneal
 
     tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
-    out = runs / f"{material}_{side}_{name}{tag}.json"
+    tag += "" if source == "decoded" else f"_{source}"
+    stem = _stem(material, side, init)
+    out = runs / f"{stem}_{name}{tag}.json"
     if out.exists():
         return json.loads(out.read_text())
-    cached = np.load(runs / f"{material}_{side}_decoded.npz")
+    cached = np.load(runs / f"{stem}_decoded.npz")
     ex = crop(material)
     k = int(ex.max()) + 1
     cfg = ReconstructionConfig(seed=0)
-    update = dict(VARIANTS[name])
+    update = dict(VARIANTS[name] or {})
     if sweeps is not None:
         update["volume_sweeps"] = sweeps
     cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update=update)})
     load = os.getloadavg()[0]
     cpu = time.process_time()
     t = time.perf_counter()
-    if (
-        name == "default" and sweeps is None
+    if VARIANTS[name] is None:  # the volume as cached, unannealed
+        labels, seconds = cached[source], 0.0
+    elif (
+        name == "default" and sweeps is None and source == "decoded"
     ):  # main's labels and time (the one chain's are pinned to them)
         labels = cached["labels"]
         seconds = json.loads(str(cached["info"]))["seconds_annealing"]
     else:
         labels = _anneal(
-            cached["decoded"],
+            cached[source],
             [ex] * 3,
             cfg,
             phases=k,
@@ -118,6 +143,8 @@ def variant(material: str, side: int, name: str, runs: Path, sweeps: float | Non
         "material": material,
         "side": side,
         "variant": name,
+        "init": init,
+        "source": source,
         "volume_sweeps": update.get("volume_sweeps", cfg.anneal.volume_sweeps),
         "seconds_annealing": seconds,
         "cpu_seconds": cpu,
@@ -142,9 +169,10 @@ def variant(material: str, side: int, name: str, runs: Path, sweeps: float | Non
     return info
 
 
-def _cached(runs: Path, material: str, side: int, name: str, sweeps) -> Path | None:
+def _cached(runs: Path, stem: str, name: str, sweeps, source: str) -> Path | None:
     tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
-    path = runs / f"{material}_{side}_{name}{tag}.json"
+    tag += "" if source == "decoded" else f"_{source}"
+    path = runs / f"{stem}_{name}{tag}.json"
     return path if path.exists() else None
 
 
@@ -166,6 +194,7 @@ def table(infos: list[dict]) -> list[dict]:
             {
                 "material": i["material"],
                 "variant": i["variant"],
+                "start": f"{i.get('init', 'grf')}/{i.get('source', 'decoded')}",
                 "volume_sweeps": i["volume_sweeps"],
                 "clusters_exemplar": [round(float(c), 1) for c in ce],
                 "clusters_per_axis": [[round(float(c), 1) for c in a] for a in ca],
@@ -195,12 +224,17 @@ def main() -> None:
     ap.add_argument("--table", action="store_true", help="only assemble the cached runs")
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--runs", type=Path, default=Path("/tmp/volume_stages_runs"))
+    ap.add_argument("--out", default="volume_stages", help="results/OUT.md / .json")
+    ap.add_argument("--init", choices=["grf", "shell"], default="grf", help="slices.init")
+    ap.add_argument(
+        "--source", choices=["decoded", "start"], default="decoded", help="the volume annealed"
+    )
     args = ap.parse_args()
     args.runs.mkdir(exist_ok=True)
     torch.set_num_threads(1)
     if args.decode:
         for m in args.materials:
-            decode(m, args.side, args.runs)
+            decode(m, args.side, args.runs, args.init)
         return
     if args.table:  # every cached run of these materials, each sweeps setting
         infos = [
@@ -208,16 +242,19 @@ def main() -> None:
             for sweeps in (1.0, None)
             for m in args.materials
             for v in args.variants
-            if (path := _cached(args.runs, m, args.side, v, sweeps)) is not None
+            for init in ("grf", "shell")
+            for source in ("decoded", "start")
+            if (path := _cached(args.runs, _stem(m, args.side, init), v, sweeps, source))
+            is not None
         ]
     else:
         infos = [
-            variant(m, args.side, v, args.runs, args.sweeps)
+            variant(m, args.side, v, args.runs, args.sweeps, args.init, args.source)
             for m in args.materials
             for v in args.variants
         ]
     rows = table(infos)
-    report("volume_stages", rows, title="3D annealing stages, 64^3 volumes of the Li et al. crops")
+    report(args.out, rows, title="3D annealing stages, 64^3 volumes of the Li et al. crops")
     write_markdown(rows, [x for i in infos for x in i["load"]], args)
 
 
@@ -243,7 +280,7 @@ def write_markdown(rows: list[dict], loads: list[float], args) -> None:
         "|" + "---|" * len(keys),
     ]
     lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    (RESULTS / "volume_stages.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -744,10 +744,14 @@ class SlicesConfig(Config):
     """Adam on the voxels of a volume against the Gram loss of slices drawn along each axis
     (``--size H W D``; :mod:`mdesign.reconstruction.volume_loss`)."""
 
-    init: Literal["grf", "noise"] = "grf"
+    init: Literal["grf", "noise", "shell", "lamellae"] = "grf"
     """Start of a 2D-to-3D reconstruction (``--size H W D``): a level-cut Gaussian random field
     fitted to the exemplar's ``S2`` (its slices already have about the exemplar's ``S2``, so the
-    steps go to the Gram loss), or uniform noise as in 2D."""
+    steps go to the Gram loss), uniform noise as in 2D, or ``shell``: lamellae, a field whose
+    spectrum is a thin shell at the exemplar's dominant wavenumber cut at its fractions
+    (:func:`~mdesign.reconstruction.baseline.fit_shell`), or ``lamellae``: a field whose slices
+    in every orientation have a ring spectrum at that wavenumber, ordered into lamellar domains
+    (for striped exemplars such as the Li et al. copolymer: docs/guide/reconstruction.md)."""
     iterations: int = Field(150, ge=1)
     """Adam steps of a 2D-to-3D reconstruction, each on freshly drawn slices."""
     slices: int = Field(4, ge=1)

@@ -32,6 +32,7 @@ two-dimensional cuts", Phys. Rev. E 58, 224 (1998).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -57,7 +58,7 @@ from mdesign.reconstruction.annealing import (
     remove_small_clusters,
     volume_fractions,
 )
-from mdesign.reconstruction.baseline import GRFFit, fit_grf
+from mdesign.reconstruction.baseline import GRFFit, fit_grf, fit_shell
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
 from mdesign.reconstruction.loss import TextureLoss
@@ -615,10 +616,34 @@ def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic, fit_seed=
     With three different exemplars, the GRF takes the mean of their fitted correlation lengths
     (an isotropic start; the optimisation makes the anisotropy), and sheets only when every
     exemplar's fit is sheets of the same phase.
+    ``init="shell"`` or ``"lamellae"``: lamellae
+    (:func:`~mdesign.reconstruction.baseline.fit_shell`), the mean shell of several exemplars.
     """
     if init == "noise":
         return None, None
     distinct = list({id(ex): ex for ex in exemplars}.values())
+    if init in ("shell", "lamellae"):  # of the exemplars' (mean) period, at their mean fractions
+        shells = [
+            fit_shell(
+                ex,
+                shape=tuple(shape),
+                phases=phases,
+                seed=seed + 1 if fit_seed is None else fit_seed,
+                exemplar_periodic=exemplar_periodic,
+                lamellae=init == "lamellae",
+            )
+            for ex in distinct
+        ]
+        fit = shells[0]
+        if len(shells) > 1:
+            fit = dataclasses.replace(
+                fit,
+                wavenumber=float(np.mean([f.wavenumber for f in shells])),
+                width=float(np.mean([f.width for f in shells])),
+                fractions=np.mean([f.fractions for f in shells], axis=0),
+                s2_rmse=float(np.mean([f.s2_rmse for f in shells])),
+            )
+        return fit.sample(1, shape, seed=seed)[0], fit
     fits = [
         fit_grf(
             ex,
