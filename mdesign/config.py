@@ -848,7 +848,7 @@ class AnnealConfig(Config):
     """A volume's cleanup: join a network phase's fragments by 3D bridges, dissolve the 3D
     clusters of a phase with surplus slice clusters that are smaller than the exemplars' median
     cluster area to the power 3/2 (never the largest), and anneal again."""
-    volume_sheets: bool = True
+    volume_sheets: bool = False
     """Before a volume's annealing, rebuild a thin network phase (grain boundaries: a network in
     every exemplar, under half of each) as closed sheets between Voronoi grains seeded at the
     decoded grains' thickest points, then anneal within the cluster guard on every phase

@@ -425,6 +425,10 @@ SHEET_SEEDS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
 """The seed counts per ``64^3`` voxels that :func:`network_sheets` tries (scaled by the volume)."""
 
 
+SHEET_SPACING = 0.5
+"""The seeds of :func:`network_sheets` are at least this times the mean seed spacing apart."""
+
+
 def _sheet_phases(exemplars, phases) -> list[int]:
     """The phases :func:`network_sheets` rebuilds: a network in every exemplar, and thin (under
     half of each exemplar)."""
@@ -446,7 +450,7 @@ def _sheet_seeds(grain: np.ndarray, n: int, periodic: bool, rng) -> np.ndarray:
     dist = ndimage.distance_transform_edt(np.pad(grain, pad, mode=mode))
     dist = dist[(slice(pad, dist.shape[0] - pad),) * 3] if pad else dist
     dist = ndimage.gaussian_filter(dist, 1.0, mode=mode) + rng.random(grain.shape) * 1e-6
-    r = 0.5 * (grain.size / n) ** (1 / 3)
+    r = SHEET_SPACING * (grain.size / n) ** (1 / 3)
     peaks = np.flatnonzero(dist == ndimage.maximum_filter(dist, size=3, mode=mode))
     peaks = peaks[np.argsort(dist.ravel()[peaks])[::-1]]
     cand = np.concatenate(
