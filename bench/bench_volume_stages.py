@@ -9,7 +9,7 @@ the cluster guard (``volume_keep_clusters``), the neighbourhood term
 (``volume_neighbour_weight``), the surface stage (``volume_surface``), the cleanup
 (``volume_cleanup``: network joining, small-cluster removal, a second annealing), and all.
 
-``--init shell`` decodes from the lamellar start (``slices.init="shell"``) instead, cached
+``--init shell`` (or ``lamellae``) decodes from that lamellar start (``slices.init``), cached
 apart; ``--source start`` anneals the start labels themselves (no Adam stage), and the variant
 ``none`` measures the cached volume unannealed (where the stripes break: start, decoded, annealed).
 
@@ -221,7 +221,9 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--runs", type=Path, default=Path("/tmp/volume_stages_runs"))
     ap.add_argument("--out", default="volume_stages", help="results/OUT.md / .json")
-    ap.add_argument("--init", choices=["grf", "shell"], default="grf", help="slices.init")
+    ap.add_argument(
+        "--init", choices=["grf", "shell", "lamellae"], default="grf", help="slices.init"
+    )
     ap.add_argument(
         "--source", choices=["decoded", "start"], default="decoded", help="the volume annealed"
     )
@@ -238,7 +240,7 @@ def main() -> None:
             for sweeps in (1.0, None)
             for m in args.materials
             for v in args.variants
-            for init in ("grf", "shell")
+            for init in ("grf", "shell", "lamellae")
             for source in ("decoded", "start")
             if (path := _cached(args.runs, _stem(m, args.side, init), v, sweeps, source))
             is not None
