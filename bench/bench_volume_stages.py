@@ -272,7 +272,10 @@ def write_markdown(rows: list[dict], loads: list[float], args) -> None:
         "exemplar's in equal windows (`slice_errors`), per axis; `s2_ratio_to_2d` is the "
         "largest axis's slice S2 RMSE over the committed 2D reconstruction's "
         "(`reconstruction_3d.json`, the smaller of 64^2 and 128^2); `cpu_seconds` is the "
-        "annealing's own CPU time (the wall time is inflated by the machine's load).",
+        "annealing's own CPU time (the wall time is inflated by the machine's load). `start`: "
+        "`slices.init` (`--init`: grf, shell, lamellae) / the volume annealed (`--source`: "
+        "`decoded`, after Adam and k-means; `start`, the start labels, no Adam); the variant "
+        "`none` is that volume unannealed.",
         "",
         "| " + " | ".join(keys) + " |",
         "|" + "---|" * len(keys),
