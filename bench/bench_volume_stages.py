@@ -11,7 +11,7 @@ the cluster guard (``volume_keep_clusters``), the neighbourhood term
 sheets (``volume_sheets``: a thin network phase rebuilt as Voronoi sheets, then annealed within
 the guard), and all.
 
-``--init shell`` decodes from the lamellar start (``slices.init="shell"``) instead, cached
+``--init shell`` (or ``lamellae``) decodes from that lamellar start (``slices.init``), cached
 apart; ``--source start`` anneals the start labels themselves (no Adam stage), and the variant
 ``none`` measures the cached volume unannealed (where the stripes break: start, decoded, annealed).
 
@@ -225,7 +225,9 @@ def main() -> None:
     ap.add_argument("--variants", nargs="*", default=list(VARIANTS))
     ap.add_argument("--runs", type=Path, default=Path("/tmp/volume_stages_runs"))
     ap.add_argument("--out", default="volume_stages", help="results/OUT.md / .json")
-    ap.add_argument("--init", choices=["grf", "shell"], default="grf", help="slices.init")
+    ap.add_argument(
+        "--init", choices=["grf", "shell", "lamellae"], default="grf", help="slices.init"
+    )
     ap.add_argument(
         "--source", choices=["decoded", "start"], default="decoded", help="the volume annealed"
     )
@@ -242,7 +244,7 @@ def main() -> None:
             for sweeps in (1.0, None)
             for m in args.materials
             for v in args.variants
-            for init in ("grf", "shell")
+            for init in ("grf", "shell", "lamellae")
             for source in ("decoded", "start")
             if (path := _cached(args.runs, _stem(m, args.side, init), v, sweeps, source))
             is not None
@@ -274,7 +276,10 @@ def write_markdown(rows: list[dict], loads: list[float], args) -> None:
         "exemplar's in equal windows (`slice_errors`), per axis; `s2_ratio_to_2d` is the "
         "largest axis's slice S2 RMSE over the committed 2D reconstruction's "
         "(`reconstruction_3d.json`, the smaller of 64^2 and 128^2); `cpu_seconds` is the "
-        "annealing's own CPU time (the wall time is inflated by the machine's load).",
+        "annealing's own CPU time (the wall time is inflated by the machine's load). `start`: "
+        "`slices.init` (`--init`: grf, shell, lamellae) / the volume annealed (`--source`: "
+        "`decoded`, after Adam and k-means; `start`, the start labels, no Adam); the variant "
+        "`none` is that volume unannealed.",
         "",
         "| " + " | ".join(keys) + " |",
         "|" + "---|" * len(keys),

@@ -58,7 +58,7 @@ from mdesign.reconstruction.annealing import (
     remove_small_clusters,
     volume_fractions,
 )
-from mdesign.reconstruction.baseline import GRFFit, fit_grf, fit_shell
+from mdesign.reconstruction.baseline import GRFFit, ShellFit, fit_grf, fit_shell
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
 from mdesign.reconstruction.loss import TextureLoss
@@ -137,9 +137,10 @@ class ReconstructionResult:
     weights : str
         The VGG19 weights used (``normalized``, ``imagenet``, ``random`` or the path).
     start : ndarray of uint8 or None
-        The fitted GRF start (``slices.init="grf"``, an image's ``optimiser.init="grf"``).
-    grf : GRFFit or None
-        Its fit.
+        The fitted GRF start (``slices.init="grf"``, an image's ``optimiser.init="grf"``), or
+        the lamellar start (``slices.init="shell"`` or ``"lamellae"``).
+    grf : GRFFit, ShellFit or None
+        Its fit (:mod:`~mdesign.reconstruction.baseline`).
     annealing_stages : tuple of str
         The annealing's stages that ran, in order (a volume's by the ``volume_`` keys of
         ``config.anneal``, an image's by the others).
@@ -161,7 +162,7 @@ class ReconstructionResult:
     volume_fraction_exemplar: np.ndarray
     weights: str
     start: np.ndarray | None
-    grf: GRFFit | None
+    grf: GRFFit | ShellFit | None
     specific_surface: np.ndarray
     annealing_stages: tuple[str, ...]
     seconds: float

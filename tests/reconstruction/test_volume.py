@@ -333,3 +333,29 @@ def test_a_web_phase_starts_as_sheets_only_when_every_exemplar_has_it():
     _, fit = _start([alloy, alloy, pmma], (32, 32, 32), **kw)
     assert fit.sheet_phase is None
     assert _start([alloy] * 3, (32, 32, 32), **{**kw, "init": "noise"}) == (None, None)
+
+
+@pytest.mark.parametrize("init", ["shell", "lamellae"])
+def test_lamellar_starts_have_the_exemplars_period_and_fractions(init):
+    from mdesign.reconstruction.baseline import dominant_wavenumber
+
+    ex = li2018_exemplar("copolymer", 64)
+    labels, fit = _start(
+        [ex] * 3, (32, 32, 32), phases=2, init=init, seed=0, exemplar_periodic=False
+    )
+    assert np.bincount(labels.ravel(), minlength=2)[1] == round(fit.fractions[1] * labels.size)
+    k0 = dominant_wavenumber(ex)
+    assert fit.correlation_length == pytest.approx(1 / (fit.wavenumber), rel=1e-12)
+    assert 1.0 <= fit.wavenumber / k0 <= 1.2 + 1e-9
+    if init == "lamellae":  # every slice orientation has the exemplar's period
+        for axis in range(3):
+            sl = np.take(labels, 16, axis=axis)
+            assert dominant_wavenumber(sl) == pytest.approx(k0, abs=1.5 / 32)
+
+
+def test_a_lamellar_start_runs_through_the_pipeline_to_exact_fractions():
+    ex = li2018_exemplar("copolymer", 64)
+    res = reconstruct_volume(ex, size=(32, 32, 32), seed=0, volume_init="lamellae", **FAST)
+    want = _counts(_fractions(ex, 2), res.labels.size)
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+    assert res.report()["start"]["grf_covariance"] == "shell"
