@@ -100,6 +100,11 @@ VARIANTS: dict[str, dict] = {
     # issue 28's anisotropy term of the texture loss (texture.anisotropy_weight), tried
     "anisotropy 10": {"texture": {"anisotropy_weight": 10.0}},
     "anisotropy 100": {"texture": {"anisotropy_weight": 100.0}},
+    "S2 local means": {"texture": {"s2_local_means": True}},
+    "local means, anisotropy 10": {"texture": {"s2_local_means": True, "anisotropy_weight": 10.0}},
+    "local means, anisotropy 100": {
+        "texture": {"s2_local_means": True, "anisotropy_weight": 100.0}
+    },
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10
