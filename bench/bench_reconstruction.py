@@ -105,6 +105,7 @@ VARIANTS: dict[str, dict] = {
     "local means, anisotropy 100": {
         "texture": {"s2_local_means": True, "anisotropy_weight": 100.0}
     },
+    "local means, temperature 0.3": {"texture": {"s2_local_means": True, "temperature": 0.3}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10
