@@ -99,9 +99,11 @@ VARIANTS: dict[str, dict] = {
     "full size to pool3": {"texture": {"fine_layers": ["relu1_1", "pool1", "pool2", "pool3"]}},
     # issue 28's third speed-up: the VGG19 passes in bfloat16
     "bfloat16 VGG": {"texture": {"precision": "bfloat16"}},
-    # issue 28's anisotropy term of the texture loss (texture.anisotropy_weight), tried
-    "anisotropy 10": {"texture": {"anisotropy_weight": 10.0}},
+    # issue 28's anisotropy term (texture.anisotropy_weight) and a crop's S2 target with the
+    # pairs' own means (texture.s2_local_means), tried, not the defaults (docs/performance.md)
     "anisotropy 100": {"texture": {"anisotropy_weight": 100.0}},
+    "S2 local means": {"texture": {"s2_local_means": True}},
+    "local means, temperature 0.3": {"texture": {"s2_local_means": True, "temperature": 0.3}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

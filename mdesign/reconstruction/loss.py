@@ -112,12 +112,11 @@ def s2_window_local_means(indicators: torch.Tensor, max_lag: int) -> torch.Tenso
     ``S2(r) - m(r) m'(r) + phi^2``, where ``S2(r)`` is :func:`s2_window`'s non-periodic estimate
     (the mean of ``I(x) I(x + r)`` over the pairs inside the image), ``m(r)`` and ``m'(r)`` the
     means of ``I(x)`` and of ``I(x + r)`` over those pairs, and ``phi`` the image's mean. The
-    pair estimate of a crop carries the difference of its edge strips' fractions: on the Li alloy
-    (rows against columns at lags 4-16 px) it differs by 0.0150 for the grains and 0.0039 for the
-    boundaries, whereas one periodic image has the same difference for both phases. Its
-    covariance ``S2(r) - m m'`` is that of the complementary indicator too, so the
-    reconstruction's target is one structure for every phase. Equals :func:`s2_window` on a
-    periodic image's torus estimate when the means are ``phi`` (no edges).
+    plain pair estimate of a crop carries its edge strips' fractions, differently for each phase
+    (figures: docs/performance.md), whereas a periodic image has one covariance for both phases.
+    The covariance of the pairs, ``S2(r) - m m'``, is that of the complementary indicator too, so
+    the reconstruction's target is one structure for every phase. Where ``m = m' = phi`` it is
+    the plain estimate.
 
     Parameters
     ----------
