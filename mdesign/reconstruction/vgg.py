@@ -161,7 +161,7 @@ class VGG19Features(nn.Module):
         pooling: Pooling = RECONSTRUCTION_DEFAULTS.texture.pooling,
         padding_mode: PaddingMode = "zeros",
         convention: InputConvention = IMAGENET_INPUT,
-        precision: Precision = "float32",
+        precision: Precision = RECONSTRUCTION_DEFAULTS.texture.precision,
     ) -> None:
         super().__init__()
         self.convention = convention
