@@ -111,6 +111,10 @@ VARIANTS: dict[str, dict] = {
         "texture": {"s2_local_means": True},
         "anneal": {"s2_local_means": True, "sectors": 2},
     },
+    "local means in both, whole window": {
+        "texture": {"s2_local_means": True},
+        "anneal": {"s2_local_means": True, "radial": False},
+    },
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10
