@@ -104,6 +104,19 @@ VARIANTS: dict[str, dict] = {
     "anisotropy 100": {"texture": {"anisotropy_weight": 100.0}},
     "S2 local means": {"texture": {"s2_local_means": True}},
     "local means, temperature 0.3": {"texture": {"s2_local_means": True, "temperature": 0.3}},
+    # the same target for the annealing too (anneal.s2_local_means), and with 2 direction sectors
+    "local means in both": {
+        "texture": {"s2_local_means": True},
+        "anneal": {"s2_local_means": True},
+    },
+    "local means in both, sectors 2": {
+        "texture": {"s2_local_means": True},
+        "anneal": {"s2_local_means": True, "sectors": 2},
+    },
+    "local means in both, whole window": {
+        "texture": {"s2_local_means": True},
+        "anneal": {"s2_local_means": True, "radial": False},
+    },
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

@@ -813,6 +813,10 @@ class AnnealConfig(Config):
     (angle modulo pi; 2: along the rows and along the columns), so the exemplar's directional
     ``S2`` is the target and the annealing neither invents nor erases a rows / columns
     anisotropy; 1: one average per distance."""
+    s2_local_means: bool = False
+    """A non-periodic exemplar's ``S2`` target of the annealing with the pairs' own means
+    (``loss.s2_window_local_means``, as ``texture.s2_local_means`` for the loss); false: the
+    plain pair estimate."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the

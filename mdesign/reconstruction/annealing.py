@@ -49,7 +49,7 @@ from mdesign.reconstruction.lags import (
     neighbour_table,
     plane_columns,
 )
-from mdesign.reconstruction.loss import s2_window
+from mdesign.reconstruction.loss import s2_window, s2_window_local_means
 
 __all__ = [
     "VOLUME_MAX_LAG",
@@ -921,6 +921,7 @@ def anneal_fractions(
     keep_clusters: bool | None = None,
     dense_lag: int = D.anneal.dense_lag,
     sectors: int = D.anneal.sectors,
+    local_means: bool = D.anneal.s2_local_means,
     surface: bool | None = None,
     walk: bool | None = None,
     progress: bool = False,
@@ -973,6 +974,10 @@ def anneal_fractions(
     sectors : int
         With ``radial``, each distance's average split into this many direction sectors
         (:func:`~mdesign.reconstruction.lags.radial_bins`; 2: along the rows and the columns).
+    local_means : bool
+        A non-periodic exemplar's ``S2`` target with the pairs' own means
+        (:func:`~mdesign.reconstruction.loss.s2_window_local_means`) instead of the plain pair
+        estimate.
     surface : bool, optional
         After the swaps, shorten the interface to the exemplar's length per unit area by swaps
         of least energy rise (stage 3).
@@ -1027,7 +1032,10 @@ def anneal_fractions(
     targets = []
     for ex in exemplars:
         onehot = torch.as_tensor(np.stack([ex == ph for ph in tracked]), dtype=torch.float64)
-        win = s2_window(onehot[None], max_lag, periodic=exemplar_periodic)[0]
+        if local_means and not exemplar_periodic:
+            win = s2_window_local_means(onehot[None], max_lag)[0]
+        else:
+            win = s2_window(onehot[None], max_lag, periodic=exemplar_periodic)[0]
         targets.append(win.reshape(len(tracked), -1).numpy())
     if volume:
         fractions = volume_fractions(exemplars, phases)

@@ -770,6 +770,7 @@ def _anneal_kwargs(config, *, ndim, size, phases, quarter) -> dict:
         radial=an.radial,
         dense_lag=an.dense_lag,
         sectors=an.sectors,
+        local_means=an.s2_local_means,
         steps=round(st["sweeps"] * size),
         batch=st["batch"],
         neighbour_weight=st["neighbour_weight"],

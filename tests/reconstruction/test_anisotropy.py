@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from mdesign.descriptors import two_point_correlation_directional
+from mdesign.reconstruction.annealing import anneal_fractions
 from mdesign.reconstruction.encoding import encoding_colours, labels_to_pixels, soft_indicators
 from mdesign.reconstruction.loss import (
     LossTerms,
@@ -143,3 +144,36 @@ def test_local_means_give_one_structure_for_both_phases():
     torch.testing.assert_close(cov[0], cov[1])
     plain = [s2_window(ind[j], r, periodic=False) - phi[j] ** 2 for j in (0, 1)]
     assert (plain[0] - plain[1]).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("radial", [True, False])
+def test_annealing_local_means_target_is_the_same_for_complementary_phases(radial):
+    # anneal.s2_local_means: the annealing's S2 target of a crop with the pairs' own means. On a
+    # torus S2 of 1 - I is 1 - 2 phi + S2 of I, and so is the local-means target of the
+    # complementary crop: the energy of labels against the exemplar equals that of the
+    # complements; the plain pair estimate carries the crop's edge strips and does not
+    ex = _stripes(40, 10, seed=2)[:, :37]
+    labels = np.roll(ex, (3, 5), axis=(0, 1))  # the exemplar's fractions, read on the torus
+    kw = dict(
+        phases=2,
+        max_lag=6,
+        steps=0,
+        seed=0,
+        periodic=True,
+        exemplar_periodic=False,
+        radial=radial,
+        neighbour_weight=0.0,
+        keep_clusters=False,
+        surface=False,
+    )
+
+    def energies(local_means):
+        return [
+            anneal_fractions(lab, e, local_means=local_means, **kw).energy_initial
+            for lab, e in ((labels, ex), (1 - labels, 1 - ex))
+        ]
+
+    e_local, e_plain = energies(True), energies(False)
+    assert e_local[0] > 1e-6
+    assert e_local[1] == pytest.approx(e_local[0], rel=1e-9)
+    assert abs(e_plain[1] / e_plain[0] - 1) > 0.05
