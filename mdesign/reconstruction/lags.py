@@ -240,7 +240,7 @@ class ImageLags:
         """Set the label of pixel ``p`` (and the indicators); ``S2`` follows by :meth:`add_s2`."""
         old = self.labels.flat[p]
         py, px = divmod(int(p), self.w)
-        # the pixel's copies in the padded indicators (up to 4 near a periodic image's edges)
+        # the pixel's copies in the padded indicators (several near a periodic image's edges)
         ys, xs = (
             _copies(py, self.h, self.r, self.periodic),
             _copies(px, self.w, self.r, self.periodic),
@@ -261,14 +261,11 @@ class ImageLags:
 
 def _copies(x: int, n: int, r: int, periodic: bool) -> list[int]:
     """Positions of coordinate ``x`` (of ``0..n-1``) along an axis padded by ``r``: itself, and
-    its wrapped copies in the padding when periodic."""
-    pos = [x + r]
-    if periodic:
-        if x < r:
-            pos.append(x + r + n)
-        if x >= n - r:
-            pos.append(x + r - n)
-    return pos
+    when periodic every wrapped copy in the padding (``np.pad(mode="wrap")`` puts ``(i - r) mod
+    n`` at ``i``; more than one per side where ``r`` exceeds ``n``)."""
+    if not periodic:
+        return [x + r]
+    return list(range((x + r) % n, n + 2 * r, n))
 
 
 def _plane_axes(axis: int) -> tuple[int, int]:

@@ -54,6 +54,21 @@ def test_incremental_s2_equals_fft_after_flips_and_swaps(periodic, k):
     np.testing.assert_allclose(state.s2, state._exact_s2(), atol=1e-12)
 
 
+@pytest.mark.parametrize("max_lag", [3, 7, 13])
+def test_padded_indicators_follow_the_labels_at_any_lag(max_lag):
+    # the indicators are padded by R, wrapped on a torus: a flip must reach every copy of the
+    # pixel, several per side once R exceeds a side (12 x 10 here)
+    lab = (np.random.default_rng(3).random((12, 10)) < 0.4).astype(np.uint8)
+    window = (2 * max_lag + 1) ** 2
+    state = ImageLags(lab, np.zeros((1, window)), [1], max_lag, True)
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        p = int(rng.integers(0, lab.size))
+        state.set_label(p, 1 - int(state.labels.flat[p]))
+    fresh = ImageLags(state.labels, np.zeros((1, window)), [1], max_lag, True)
+    np.testing.assert_array_equal(state.ind, fresh.ind)
+
+
 def test_fractions_exact_and_s2_closer(two_phase):
     # a different structure (coarser, wrong fraction) annealed towards the exemplar
     start = grf_microstructures(
