@@ -480,24 +480,6 @@ def _sheets(shape, seeds, periodic) -> tuple[np.ndarray, np.ndarray]:
     return i[:, 0], d[:, 1] - d[:, 0]
 
 
-def _two_sided(cell: np.ndarray, periodic: bool) -> np.ndarray:
-    """The voxels with a face neighbour in another cell: a face-connected sheet on both sides of
-    every interface between cells (its slices 4-connected)."""
-    out = np.zeros(cell.shape, dtype=bool)
-    for axis in range(cell.ndim):
-        if periodic:
-            d = cell != np.roll(cell, 1, axis=axis)
-            out |= d | np.roll(d, -1, axis=axis)
-        else:
-            d = np.diff(cell, axis=axis) != 0
-            lo = [slice(None)] * cell.ndim
-            hi = [slice(None)] * cell.ndim
-            lo[axis], hi[axis] = slice(None, -1), slice(1, None)
-            out[tuple(lo)] |= d
-            out[tuple(hi)] |= d
-    return out
-
-
 def network_sheets(
     labels: np.ndarray,
     exemplars: Sequence[np.ndarray],
@@ -556,10 +538,12 @@ def network_sheets(
             ]
         )
         best = None
+        faces = face_table(labels.shape, periodic)
         for n in SHEET_SEEDS:
             n = max(2, round(n * labels.size / 64**3))
             cell, gap = _sheets(labels.shape, _sheet_seeds(grain, n, periodic, rng), periodic)
-            sheet = _two_sided(cell.reshape(labels.shape), periodic).ravel()
+            # both sides of every face between cells: a face-connected sheet, 4-connected slices
+            sheet = _interface(cell, faces)
             short = counts[j] - int(sheet.sum())
             if short > 0:  # thicken by the smallest gaps
                 order = np.argsort(np.where(sheet, np.inf, gap), kind="stable")
