@@ -375,19 +375,31 @@ def deesse(materials: list[str], args, runs: Path) -> dict:
     """DeeSse's realisation of every crop: ``{material: (labels, info)}`` (module docstring);
     cached in ``runs`` as the reconstructions are."""
     cache = runs / f"DeeSse__{'_'.join(materials)}.npz"
-    if cache.exists() and not args.force:
+    images = {m: crop(m, args.size) for m in materials}
+    return deesse_images(images, args.seed, args.deesse_venv, cache, force=args.force)
+
+
+def deesse_images(
+    images: dict[str, np.ndarray], seed: int, venv_dir: Path, cache: Path, *, force: bool = False
+) -> dict:
+    """DeeSse at :data:`DEESSE` with each image as its own training image, one worker process
+    (``_deesse_worker.py`` in ``venv_dir``, made on first use), one thread:
+    ``{name: (labels, {"cpu_seconds", "copy_fraction"})}``, cached in ``cache``; ``{}`` (and a
+    message) when the worker fails. Also used by ``bench_reconstruction_kinds.py``."""
+    names = list(images)
+    if cache.exists() and not force:
         data = np.load(cache)
         info = json.loads(str(data["info"]))
-        return {m: (data["labels"][i], info[i]) for i, m in enumerate(materials)}
-    py = args.deesse_venv / "bin" / "python"
+        return {m: (data["labels"][i], info[i]) for i, m in enumerate(names)}
+    py = venv_dir / "bin" / "python"
     if not py.exists():
-        print(f"making {args.deesse_venv} (pip install geone=={DEESSE_VERSION})", flush=True)
-        venv.create(args.deesse_venv, with_pip=True)
+        print(f"making {venv_dir} (pip install geone=={DEESSE_VERSION})", flush=True)
+        venv.create(venv_dir, with_pip=True)
         subprocess.run([py, "-m", "pip", "install", "-q", f"geone=={DEESSE_VERSION}"], check=True)
     with tempfile.TemporaryDirectory() as tmp:
-        images, out = Path(tmp) / "images.npy", Path(tmp) / "sims.npy"
-        np.save(images, np.stack([crop(m, args.size) for m in materials]))
-        req = {"images": str(images), "out": str(out), "seed": args.seed, **DEESSE}
+        stack, out = Path(tmp) / "images.npy", Path(tmp) / "sims.npy"
+        np.save(stack, np.stack([images[m] for m in names]))
+        req = {"images": str(stack), "out": str(out), "seed": seed, **DEESSE}
         threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         proc = subprocess.run(
             [py, Path(__file__).parent / "_deesse_worker.py", json.dumps(req)],
@@ -401,7 +413,7 @@ def deesse(materials: list[str], args, runs: Path) -> dict:
         info = json.loads(proc.stdout.strip().splitlines()[-1])
         sims = np.load(out)
     np.savez(cache, labels=sims, info=json.dumps(info))
-    return {m: (sims[i], info[i]) for i, m in enumerate(materials)}
+    return {m: (sims[i], info[i]) for i, m in enumerate(names)}
 
 
 def deesse_row(material: str, ex: np.ndarray, k: int, run: tuple, grf_row: dict) -> dict:
@@ -544,7 +556,7 @@ def write_markdown(path: Path, title, rows, summary, variants, load, trows) -> N
             f"# {title}",
             f"{m['cpus']} CPUs shared with other jobs (load average {load[0]:.1f}-{load[1]:.1f} "
             f"during the runs), torch {m['torch']}, CUDA {m['cuda']}. "
-            "`python bench/bench_reconstruction.py`; figure: `reconstruction_grid.png`.",
+            f"`python bench/bench_reconstruction.py`; figure: `{path.stem}_grid.png`.",
             "Relative errors are reconstruction / exemplar - 1. Clusters: 4-connected components "
             "of each phase, counted in the image as a window (no wrap-around merging) for "
             "exemplar and reconstruction alike. Specific surface: Crofton estimate (phase 1's "
@@ -658,10 +670,26 @@ def seeds_main(args, materials: list[str], variants: list[str]) -> None:
     for seed in args.seeds:
         args.seed, args.name = seed, f"{name}_seed{seed}"
         merged = run_and_merge(args, materials, variants)
-        rows += [{**r, "seed": seed} for r in merged if r["column"] in (*variants, "GRF")]
+        keep = (*variants, "GRF", "DeeSse")
+        rows += [{**r, "seed": seed} for r in merged if r["column"] in keep]
     args.name = name
     if rows:
         write_seeds_markdown(RESULTS / f"{name}_seeds.md", rows, args.seeds)
+
+
+def shape_goals(r: dict) -> tuple[bool, bool]:
+    """A row's shape goals of issue 28: the directional S2 ratio within 15% of the exemplar's
+    and the local thickness mean and 90th percentile within 20%, every phase."""
+    ratio_ok = all(
+        e is not None and abs(x / e - 1) <= GOAL_RATIO
+        for x, e in zip(r["s2_ratio"], r["s2_ratio_exemplar"], strict=True)
+        if x is not None
+    )
+    thick_ok = all(
+        v is not None and abs(v) <= GOAL_THICKNESS
+        for v in (*r["thickness_mean_rel"], *r["thickness_p90_rel"])
+    )
+    return ratio_ok, thick_ok
 
 
 def write_seeds_markdown(path: Path, rows: list[dict], seeds: list[int]) -> None:
@@ -676,15 +704,7 @@ def write_seeds_markdown(path: Path, rows: list[dict], seeds: list[int]) -> None
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     met: dict[str, list[bool]] = {}
     for r in sorted(rows, key=lambda r: (r["material"], r["column"] != "GRF", r["seed"])):
-        ratio_ok = all(
-            e is not None and abs(x / e - 1) <= GOAL_RATIO
-            for x, e in zip(r["s2_ratio"], r["s2_ratio_exemplar"], strict=True)
-            if x is not None
-        )
-        thick_ok = all(
-            v is not None and abs(v) <= GOAL_THICKNESS
-            for v in (*r["thickness_mean_rel"], *r["thickness_p90_rel"])
-        )
+        ratio_ok, thick_ok = shape_goals(r)
         r = {**r, "ratio_within_15pct": ratio_ok, "thickness_within_20pct": thick_ok}
         if r["column"] != "GRF":
             met.setdefault(r["column"], []).append((ratio_ok, thick_ok))
@@ -702,7 +722,60 @@ def write_seeds_markdown(path: Path, rows: list[dict], seeds: list[int]) -> None
         f"within 20% in {sum(b for _, b in v)}/{len(v)}"
         for c, v in met.items()
     )
-    path.write_text("\n\n".join([title, note, summary, "\n".join(lines)]) + "\n")
+    text = [title, note, summary, "\n".join(lines), seeds_goals_markdown(rows, seeds)]
+    path.write_text("\n\n".join(text) + "\n")
+
+
+SEED_GOALS = {
+    "clusters": "clusters_within_30pct",
+    "surface": "specific_surface_within_10pct",
+    "S2 < GRF": "s2_below_grf",
+    "L < GRF": "lineal_path_below_grf",
+}
+
+
+def seeds_goals_markdown(rows: list[dict], seeds: list[int]) -> str:
+    """Per column (the GRF's and DeeSse's too) and seed: the two-phase crops meeting each goal
+    (issue 11's four, the shape goals of :func:`write_seeds_markdown`), the median CPU seconds
+    and the default's ratio to it; then the same medians over all seeds together."""
+    two = [r for r in rows if r["phases"] == 2]
+    columns = list(dict.fromkeys(r["column"] for r in two))
+
+    def med(column, seed=None):
+        cpu = [
+            r["cpu_seconds"]
+            for r in two
+            if r["column"] == column and r.get("cpu_seconds") and seed in (None, r["seed"])
+        ]
+        return float(np.median(cpu)) if cpu else None
+
+    head = [*SEED_GOALS, "ratio", "thickness"]
+    lines = [
+        "| column | seed | " + " | ".join(head) + " | median CPU s | default / column |",
+        "|---|---|" + "---|" * (len(head) + 2),
+    ]
+    for column in columns:
+        for seed in [*seeds, "all"]:
+            mine = [r for r in two if r["column"] == column and seed in ("all", r["seed"])]
+            cells = []
+            for key in head:
+                if key in SEED_GOALS:
+                    got = [r["goals"][SEED_GOALS[key]] for r in mine if "goals" in r]
+                else:
+                    got = [shape_goals(r)[key == "thickness"] for r in mine]
+                cells.append(f"{sum(got)}/{len(got)}" if got else "")
+            s = None if seed == "all" else seed
+            ours, theirs = med("default", s), med(column, s)
+            ratio = f"{ours / theirs:.2f}" if ours and theirs and column != "default" else ""
+            cpu = f"{theirs:.2f}" if theirs else ""
+            lines.append(f"| {column} | {seed} | " + " | ".join(cells) + f" | {cpu} | {ratio} |")
+    note = (
+        "Goals met per column and seed over the two-phase crops (`all`: both seeds; the GRF "
+        "is the reference of `S2 < GRF` and `L < GRF`), with the median CPU seconds per image "
+        "(1 thread; DeeSse's in its worker process) and the default's CPU ratio to the column, "
+        "from the same run."
+    )
+    return "## Goals and CPU time per column\n\n" + note + "\n\n" + "\n".join(lines)
 
 
 if __name__ == "__main__":
