@@ -15,8 +15,11 @@ per digest of the annealing's code; the Li crops replay the default, ``neighbour
 and the direction sectors only): the L-BFGS
 fit, which takes most of the time, is shared by every column, and ``decoded`` is the Gram fit
 alone (fractions not yet exact). ``GRF`` is the fitted level-cut GRF
-(:func:`mdesign.reconstruction.grf_baseline`) with the same seed. The columns' seconds are those
-of the full run (the annealing's replay differs by a few seconds).
+(:func:`mdesign.reconstruction.grf_baseline`) with the same seed; ``DeeSse`` geone's
+multiple-point simulation with the image as its training image, at ``bench_reconstruction.py``'s
+setting and through its worker (``deesse_images``; one worker process per seed, cached;
+``--no-deesse`` leaves it out). The columns' seconds are those of the full run (the annealing's
+replay differs by a few seconds). The figure has a row per image and seed.
 
 Metrics: those of ``bench_reconstruction.py`` (``S2`` and lineal-path RMSE of phase 1, cluster
 counts per phase) and the shape (:mod:`mdesign.reconstruction.metrics`): local thickness mean /
@@ -49,6 +52,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import RESULTS, machine, report, timed_reconstruction
+from bench_reconstruction import DEESSE, DEESSE_VERSION, deesse_images
 
 from mdesign.config import ReconstructionConfig
 from mdesign.data import LI2018_MATERIALS, li2018_exemplar
@@ -159,11 +163,12 @@ def _code_key() -> str:
     return h.hexdigest()[:10]
 
 
-def metrics(ex: np.ndarray, labels: np.ndarray) -> dict:
+def metrics(ex: np.ndarray, labels: np.ndarray, *, periodic: bool = True) -> dict:
     """Errors of periodic labels (the reconstruction's and the GRF's, as in
-    ``bench_reconstruction.py``) against the exemplar (in-image)."""
+    ``bench_reconstruction.py``; DeeSse's with ``periodic=False``) against the exemplar
+    (in-image)."""
     k = int(ex.max()) + 1
-    e = reconstruction_errors(ex, labels, phases=k)
+    e = reconstruction_errors(ex, labels, phases=k, reconstruction_periodic=periodic)
     m = e.morphology_report()
     return {
         "s2_rmse": e.s2_rmse,
@@ -229,7 +234,8 @@ def goals_markdown(rows: list[dict], seeds: list[int]) -> str:
         if not sel:
             continue
         names = GOALS_LI if pick else ("S2 < GRF", "L < GRF")
-        head = ["column", *(f"{g}, seed {s}" for g in names for s in seeds), "annealing CPU s"]
+        head = ["column", *(f"{g}, seed {s}" for g in names for s in seeds)]
+        head += ["annealing CPU s", "run CPU s"]
         lines += [f"{group}:", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for column in dict.fromkeys(r["column"] for r in sel):
             cells = [column]
@@ -237,9 +243,10 @@ def goals_markdown(rows: list[dict], seeds: list[int]) -> str:
                 for s in seeds:
                     got = [r["goals"][g] for r in sel if r["column"] == column and r["seed"] == s]
                     cells.append(f"{sum(got)}/{len(got)}")
-            cpu = [r["anneal_cpu_seconds"] for r in sel if r["column"] == column]
-            cpu = [c for c in cpu if c is not None]
-            cells.append(f"{np.median(cpu):.1f}" if cpu else "")
+            for key in ("anneal_cpu_seconds", "cpu_seconds"):
+                cpu = [r.get(key) for r in sel if r["column"] == column]
+                cpu = [c for c in cpu if c is not None]
+                cells.append(f"{np.median(cpu):.1f}" if cpu else "")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -252,14 +259,34 @@ def _thickness(m: dict, side: str) -> list[str]:
 
 def merge(args, runs: Path, names: list[str]) -> None:
     rows, images, loads = [], {}, []
+    peer = {
+        seed: deesse_images(
+            {name: image(name) for name in names},
+            seed,
+            args.deesse_venv,
+            runs / f"DeeSse__{seed}__{'_'.join(names)}.npz",
+            force=args.force,
+        )
+        for seed in ([] if args.no_deesse else args.seeds)
+    }
     for name in names:
         ex = image(name)
-        images[(name, "exemplar")] = ex
         for seed in args.seeds:
+            images[(name, "exemplar", seed)] = ex
             grf, _ = grf_baseline(ex, ex.shape, phases=int(ex.max()) + 1, seed=seed)
             grf_row = {"image": name, "seed": seed, "column": "GRF", **metrics(ex, grf)}
             rows.append(grf_row)
-            images.setdefault((name, "GRF"), grf)
+            images[(name, "GRF", seed)] = grf
+            if name in peer.get(seed, {}):
+                labels, info = peer[seed][name]
+                r = {"image": name, "seed": seed, "column": "DeeSse"}
+                r.update(metrics(ex, labels, periodic=False))
+                r["s2_vs_grf"] = r["s2_rmse"] / grf_row["s2_rmse"]
+                r["lineal_path_vs_grf"] = r["lineal_path_rmse"] / grf_row["lineal_path_rmse"]
+                r.update(cpu_seconds=info["cpu_seconds"], copy_fraction=info["copy_fraction"])
+                r["goals"] = row_goals(r)
+                rows.append(r)
+                images[(name, "DeeSse", seed)] = labels
             path = runs / f"{name}__{seed}.npz"
             if not path.exists():
                 print(f"missing run: {name} seed {seed}")
@@ -307,12 +334,11 @@ def merge(args, runs: Path, names: list[str]) -> None:
                 if column in stages:
                     r["goals"] = row_goals(r)
                 rows.append(r)
-                if seed == args.seeds[0]:
-                    images[(name, column)] = labels
+                images[(name, column, seed)] = labels
     report(args.name, rows, title="reconstruction of images of other kinds, stages switched off")
     load = (min(loads), max(loads)) if loads else (float("nan"),) * 2
     write_markdown(RESULTS / f"{args.name}.md", rows, load, args)
-    _write_grid(RESULTS / f"{args.name}_grid.png", images, names)
+    _write_grid(RESULTS / f"{args.name}_grid.png", images, names, args.seeds)
 
 
 def write_markdown(path: Path, rows: list[dict], load, args) -> None:
@@ -321,7 +347,7 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
         "image", "seed", "column", "s2_rmse", "s2_vs_grf", "lineal_path_rmse",
         "lineal_path_vs_grf", "clusters_exemplar", "clusters", "thickness_exemplar", "thickness",
         "s2_ratio_exemplar", "s2_ratio", "quadrant_dev_exemplar", "quadrant_dev",
-        "fraction_error_px", "cpu_seconds", "anneal_cpu_seconds",
+        "fraction_error_px", "cpu_seconds", "anneal_cpu_seconds", "copy_fraction",
     ]  # fmt: skip
 
     def cell(v):
@@ -341,7 +367,10 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
             f"{m['cpus']} CPUs shared with other jobs (load average {load[0]:.1f}-{load[1]:.1f} "
             f"during the full runs), torch {m['torch']}. "
             "`python bench/bench_reconstruction_kinds.py` (module docstring: inputs, replay).",
-            "Columns: `GRF` the fitted level-cut GRF; `decoded` the Gram fit's k-means image; "
+            "Columns: `GRF` the fitted level-cut GRF; `DeeSse` geone's multiple-point simulation "
+            f"(geone {DEESSE_VERSION}, {json.dumps(DEESSE)}, the image as its training image, "
+            "not periodic and measured so, `bench_reconstruction.py`'s worker; `copy_fraction`: "
+            "1 is a verbatim copy); `decoded` the Gram fit's k-means image; "
             "`full run` the cached default run; the rest the annealing replayed from `decoded` "
             "with the code at merge time:",
             stages,
@@ -358,21 +387,25 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
     path.write_text(text + "\n")
 
 
-def _write_grid(path: Path, images: dict, names: list[str]) -> None:
+def _write_grid(path: Path, images: dict, names: list[str], seeds: list[int]) -> None:
+    """One row per image and seed; the columns that have an image (exemplar, GRF, DeeSse,
+    decoded, the replayed stages)."""
     from matplotlib.figure import Figure
 
     from mdesign.plotting import save_figure, show_labels
 
-    cols = ["exemplar", "GRF", "decoded", *STAGES]
-    fig = Figure(figsize=(2.6 * len(cols), 2.9 * len(names)), layout="constrained", dpi=100)
-    axes = fig.subplots(len(names), len(cols), squeeze=False)
-    for i, name in enumerate(names):
+    have = {key[1] for key in images}
+    cols = [c for c in ("exemplar", "GRF", "DeeSse", "decoded", *STAGES) if c in have]
+    rows = [(name, seed) for name in names for seed in seeds]
+    fig = Figure(figsize=(2.6 * len(cols), 2.9 * len(rows)), layout="constrained", dpi=100)
+    axes = fig.subplots(len(rows), len(cols), squeeze=False)
+    for i, (name, seed) in enumerate(rows):
         for j, col in enumerate(cols):
-            im = images.get((name, col))
+            im = images.get((name, col, seed))
             if im is None:
                 axes[i, j].axis("off")
                 continue
-            show_labels(axes[i, j], im, k=2, title=f"{name}: {col}")
+            show_labels(axes[i, j], im, k=2, title=f"{name}, seed {seed}: {col}")
     save_figure(fig, path, dpi=100)
 
 
@@ -467,6 +500,10 @@ def main() -> None:
     parser.add_argument("--export", type=Path, help="write li_* defaults as bench runs here")
     parser.add_argument("--name", default="reconstruction_kinds", help="results file name")
     parser.add_argument("--stages", action="store_true", help="the shape after every stage")
+    parser.add_argument("--no-deesse", action="store_true", help="leave out the DeeSse column")
+    parser.add_argument(
+        "--deesse-venv", type=Path, default=Path(__file__).parent / ".peer-venvs" / "geone"
+    )
     parser.add_argument(
         "--overrides",
         type=json.loads,
