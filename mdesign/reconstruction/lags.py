@@ -87,19 +87,18 @@ def neighbour_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
 
 
 def _step_table(shape, periodic: bool, steps) -> np.ndarray:
-    """``N x len(steps)`` flat indices of each pixel's neighbour at each step, filled column by
-    column into one array (no second copy of the table at any time)."""
-    ndim = len(shape)
-    idx = np.indices(shape).reshape(ndim, -1)
-    table = np.empty((idx.shape[1], len(steps)), dtype=np.int64)
+    """``N x len(steps)`` flat indices of each pixel's neighbour at each step: the flat indices
+    rolled by the step, column by column into one array (about one column's temporary)."""
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    table = np.empty((index.size, len(steps)), dtype=np.int64)
     for col, step in enumerate(steps):
-        c = idx + np.array(step)[:, None]
-        if periodic:
-            c %= np.array(shape)[:, None]
-        else:
-            inside = ((c >= 0) & (c < np.array(shape)[:, None])).all(0)
-            c = np.where(inside, c, idx)
-        table[:, col] = np.ravel_multi_index(tuple(c), shape)
+        moved = np.roll(index, tuple(-s for s in step), axis=tuple(range(len(shape))))
+        if not periodic:  # a step out of the image stays at the pixel
+            for axis, s in enumerate(step):
+                if s:
+                    edge = (slice(None),) * axis + ((-1 if s > 0 else 0),)
+                    moved[edge] = index[edge]
+        table[:, col] = moved.ravel()
     return table
 
 
