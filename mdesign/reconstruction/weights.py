@@ -347,11 +347,12 @@ def _mark_verified(path: Path, stamp: str, digest: str) -> None:
     """Record that this version of ``path`` hashes to ``digest``, unless it changed within the
     last :data:`VERIFIED_SETTLE_S` (a write in the same clock tick could keep its times: such a
     file is hashed again next time). A cache that cannot be written is simply not recorded."""
-    st = path.stat()
-    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < VERIFIED_SETTLE_S * 10**9:
-        return
-    with contextlib.suppress(OSError), atomic_path(_verified_path(path)) as tmp:
-        tmp.write_text(f"{stamp} {digest}\n")
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < VERIFIED_SETTLE_S * 10**9:
+            return
+        with atomic_path(_verified_path(path)) as tmp:
+            tmp.write_text(f"{stamp} {digest}\n")
 
 
 def _read_cached(path: Path, source: _Source) -> VGG19Weights:
