@@ -61,6 +61,7 @@ from mdesign.reconstruction.annealing import (
 from mdesign.reconstruction.baseline import GRFFit, ShellFit, fit_grf, fit_shell
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
+from mdesign.reconstruction.ends import close_network_ends
 from mdesign.reconstruction.loss import TextureLoss
 from mdesign.reconstruction.metrics import (
     ReconstructionErrors,
@@ -749,6 +750,7 @@ def _anneal_stages(
         swaps,
         "join network fragments",
         "remove small clusters",
+        *(("close network ends",) if ndim == 2 and config.anneal.close_ends else ()),
         "fractions",
         swaps,
         *surface,
@@ -808,6 +810,14 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         # again (fractions, then swaps, then the surface stage)
         joined = join_network_fragments(annealing.labels, target, phases=phases)
         cleaned = remove_small_clusters(joined, target, phases=phases, periodic=config.periodic)
+        if decoded.ndim == 2 and an.close_ends:
+            cleaned = close_network_ends(
+                cleaned,
+                target,
+                phases=phases,
+                periodic=config.periodic,
+                exemplar_periodic=config.exemplar_periodic,
+            )
         annealing = anneal_fractions(
             cleaned, target, seed=cleanup_seed, surface=st["surface"], **anneal_kw
         )
