@@ -34,6 +34,8 @@ BORDER = 4
 """Ends this close to the edge of a non-periodic image are lines the crop cut, not dead ends."""
 DIRECTION_PIXELS = 6
 """An open end's direction is from the branch's pixel this far back to the end."""
+MAX_BRANCH = 64
+"""Branches are traced this far; a longer one is not retracted."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def network_ends(
     phase: int,
     periodic: bool,
     min_branch: int = 4,
-    max_branch: int = 64,
+    max_branch: int = MAX_BRANCH,
     border: int = 0,
 ) -> list[NetworkEnd]:
     """The open ends of ``phase``'s skeleton in an image (its dead ends).
@@ -241,9 +243,10 @@ def close_network_ends(
     than the exemplar, each end is extended by a straight staircase at its branch's width to the
     nearest network pixel in its direction (within 40 degrees, the straighter preferred) within a
     cell's reach (the square root of the exemplar's area per cluster of the other phases), the
-    shortest first; an end that meets nothing has its branch (to the junction) given to the
-    nearest other phase when the branch is shorter than the reach. Actions of one pass are at
-    least 3 pixels apart; ``passes`` bounds the passes. The fractions change:
+    shortest first, while the other phases have fewer clusters (cells) than the exemplar's per
+    area (each closing of a connected network adds a cell); every other end has its branch (to
+    the junction, under :data:`MAX_BRANCH` pixels) given to the nearest other phase. Actions of
+    one pass are at least 3 pixels apart; ``passes`` bounds the passes. The fractions change:
     :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores them.
 
     Parameters
@@ -277,8 +280,9 @@ def close_network_ends(
             exemplar, phase=j, periodic=exemplar_periodic, border=0 if exemplar_periodic else BORDER
         )
         target = round(len(ex_ends) * out.size / exemplar.size)
-        n_cells = max(1, cluster_components(exemplar != j)[1])
-        reach = float(np.sqrt((exemplar != j).sum() / n_cells))
+        n_ex_cells = cluster_components(exemplar != j)[1]
+        count_target = round(float((exemplar == j).mean()) * out.size)
+        reach = float(np.sqrt((exemplar != j).sum() / max(1, n_ex_cells)))
         failed: set[tuple[int, int]] = set()
         for _ in range(passes):
             mask = out == j
@@ -287,34 +291,40 @@ def close_network_ends(
             ends = [e for e in ends if e.end not in failed]
             if budget <= 0 or not ends:
                 break
-            actions = []
-            for e in ends:
-                c = _closing(mask, e, reach, periodic)
-                if c is not None:
-                    actions.append((c[2], e, "close", c[:2]))
-                elif e.junction and len(e.branch) < reach:
-                    actions.append((reach + len(e.branch), e, "retract", None))
-                else:
-                    failed.add(e.end)
-            if not actions:
+            # close (the shortest first) while the phase is short of its count, retract (the
+            # shortest branch first) while it has a surplus: the fractions move little
+            closings = sorted(
+                ((c[2], e, c[:2]) for e in ends if (c := _closing(mask, e, reach, periodic))),
+                key=lambda a: a[0],
+            )
+            closings = [(e, pix) for _, e, pix in closings]
+            retracts = sorted(
+                (e for e in ends if len(e.branch) < MAX_BRANCH), key=lambda e: len(e.branch)
+            )
+            failed |= (
+                {e.end for e in ends} - {e.end for e, _ in closings} - {e.end for e in retracts}
+            )
+            if not closings and not retracts:
                 break
-            actions.sort(key=lambda a: a[0])
             blocked = np.zeros(out.shape, bool)
-            skel_near = None
-            for _cost, e, kind, pix in actions[: max(budget, 0)]:
-                if kind == "close":
-                    ys, xs = pix
+            owner = _nearest_branch_owner(mask, periodic) if retracts else None
+            used: set[tuple[int, int]] = set()
+            surplus = int(mask.sum()) - count_target
+            done = 0
+            while done < budget and (closings or retracts):
+                close = bool(closings) and (surplus <= 0 or not retracts)
+                if close:
+                    e, (ys, xs) = closings.pop(0)
                 else:
-                    if skel_near is None:
-                        skel_near = _nearest_branch_owner(out == j, periodic)
-                    ys, xs = _branch_body(skel_near, mask, e, periodic)
-                if blocked[ys, xs].any():
+                    e = retracts.pop(0)
+                    ys, xs = _branch_body(owner, mask, e)
+                if e.end in used or blocked[ys, xs].any():
                     continue
-                if kind == "close":
-                    out[ys, xs] = j
-                else:
-                    other = _nearest_other(out, j, periodic)
-                    out[ys, xs] = other[ys, xs]
+                used.add(e.end)
+                before = int((out[ys, xs] == j).sum())
+                out[ys, xs] = j if close else _nearest_other(out, j, periodic)[ys, xs]
+                surplus += int((out[ys, xs] == j).sum()) - before
+                done += 1
                 grow = np.zeros(out.shape, bool)
                 grow[ys, xs] = True
                 blocked |= ndimage.binary_dilation(grow, iterations=3)
@@ -338,7 +348,7 @@ def _nearest_branch_owner(mask: np.ndarray, periodic: bool):
     return iy * w + ix
 
 
-def _branch_body(owner: np.ndarray, mask: np.ndarray, e: NetworkEnd, periodic: bool):
+def _branch_body(owner: np.ndarray, mask: np.ndarray, e: NetworkEnd):
     """The pixels of ``mask`` whose nearest skeleton pixel is on ``e``'s branch."""
     w = mask.shape[1]
     flat = e.branch[:, 0] * w + e.branch[:, 1]

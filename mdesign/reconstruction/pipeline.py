@@ -729,6 +729,14 @@ def _settings(ndim: int, config: ReconstructionConfig) -> dict:
     return {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
 
 
+def _closes_ends(ndim: int, config: ReconstructionConfig, exemplars, phases: int) -> bool:
+    """Whether an image's cleanup closes network ends: ``anneal.close_ends`` and a thin network
+    phase in the exemplar (None: assumed)."""
+    if ndim != 2 or not config.anneal.close_ends:
+        return False
+    return exemplars is None or bool(_sheet_phases(list(exemplars)[:1], phases))
+
+
 def _anneal_stages(
     ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2
 ) -> tuple[str, ...]:
@@ -750,7 +758,7 @@ def _anneal_stages(
         swaps,
         "join network fragments",
         "remove small clusters",
-        *(("close network ends",) if ndim == 2 and config.anneal.close_ends else ()),
+        *(("close network ends",) if _closes_ends(ndim, config, exemplars, phases) else ()),
         "fractions",
         swaps,
         *surface,
@@ -810,7 +818,7 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         # again (fractions, then swaps, then the surface stage)
         joined = join_network_fragments(annealing.labels, target, phases=phases)
         cleaned = remove_small_clusters(joined, target, phases=phases, periodic=config.periodic)
-        if decoded.ndim == 2 and an.close_ends:
+        if _closes_ends(decoded.ndim, config, [target], phases):
             cleaned = close_network_ends(
                 cleaned,
                 target,
@@ -818,6 +826,9 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
                 periodic=config.periodic,
                 exemplar_periodic=config.exemplar_periodic,
             )
+            if st["keep_clusters"]:
+                # the closed network and its cells stay as they are: no phase splits
+                anneal_kw = anneal_kw | {"keep_clusters": np.ones(phases, bool)}
         annealing = anneal_fractions(
             cleaned, target, seed=cleanup_seed, surface=st["surface"], **anneal_kw
         )

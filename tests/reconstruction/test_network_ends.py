@@ -84,3 +84,27 @@ def test_close_ends_in_the_chain_keeps_the_fractions_exact_and_the_cells_closed(
     off = ReconstructionConfig(seed=0, anneal={"sweeps": 0.5, "max_lag": 8})
     res_off = _anneal(_gap(g), [g], off, phases=2, quarter=18, cleanup_seed=1, progress=False)
     assert _torus_cells(res_off.labels, 0) < _torus_cells(g, 0)
+
+
+def test_close_ends_leaves_images_without_a_thin_network_unchanged():
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    rng = np.random.default_rng(1)
+    ex = (np.add.outer(np.arange(48), np.arange(48)) % 12 < 7).astype(np.uint8)  # stripes
+    start = (rng.random((48, 48)) < 0.55).astype(np.uint8)
+    kw = dict(phases=2, quarter=12, cleanup_seed=1, progress=False)
+    on = ReconstructionConfig(seed=0, anneal={"close_ends": True, "sweeps": 0.3, "max_lag": 6})
+    off = ReconstructionConfig(seed=0, anneal={"sweeps": 0.3, "max_lag": 6})
+    assert _anneal_stages(2, on, [ex], 2) == _anneal_stages(2, off, [ex], 2)
+    assert np.array_equal(
+        _anneal(start, [ex], on, **kw).labels, _anneal(start, [ex], off, **kw).labels
+    )
+
+
+def test_a_surplus_spur_is_retracted_to_its_junction():
+    g = _grid()
+    spur = g.copy()
+    spur[33:41, 42:45] = 1  # a dead end hanging from a wall into a cell: the phase in surplus
+    assert len(network_ends(spur, phase=1, periodic=True)) == 1
+    out = close_network_ends(spur, g, phases=2, periodic=True)
+    assert np.array_equal(out, g)
