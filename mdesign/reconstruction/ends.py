@@ -119,6 +119,8 @@ def network_ends(
     list of NetworkEnd
     """
     mask = np.asarray(labels) == phase
+    if mask.ndim != 2:
+        raise ValueError("network_ends takes an image (H x W)")
     skel, dist = _skeleton(mask, periodic)
     h, w = mask.shape
     ends = []

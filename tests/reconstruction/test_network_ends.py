@@ -67,6 +67,8 @@ def test_no_network_no_ends_no_change():
     assert np.array_equal(close_network_ends(broken, broken, phases=2, periodic=True), broken)
     with pytest.raises(ValueError):
         close_network_ends(np.zeros((4, 4, 4), np.uint8), broken, phases=2, periodic=True)
+    with pytest.raises(ValueError):
+        network_ends(np.zeros((4, 4, 4), np.uint8), phase=1, periodic=True)
 
 
 def test_close_ends_in_the_chain_keeps_the_fractions_exact_and_the_cells_closed():
