@@ -124,10 +124,13 @@ def network_ends(
     skel, dist = _skeleton(mask, periodic)
     h, w = mask.shape
     ends = []
-    for y, x in zip(*np.nonzero(skel), strict=True):
+    from scipy import ndimage
+
+    ring = np.ones((3, 3), int)
+    ring[1, 1] = 0
+    count = ndimage.convolve(skel.astype(int), ring, mode="wrap" if periodic else "constant")
+    for y, x in zip(*np.nonzero(skel & (count == 1)), strict=True):
         first = _neighbours(skel, (y, x), periodic)
-        if len(first) != 1:
-            continue
         if not periodic and min(y, x, h - 1 - y, w - 1 - x) < border:
             continue
         path, seen, junction = [(int(y), int(x))], {(int(y), int(x))}, False

@@ -752,16 +752,18 @@ def _anneal_stages(
     surface = ("surface",) if st["surface"] else ()
     if not st["cleanup"]:
         return (*sheets, "fractions", swaps, *surface)
+    closing = ("close network ends",) if _closes_ends(ndim, config, exemplars, phases) else ()
     return (
         *sheets,
         "fractions",
         swaps,
         "join network fragments",
         "remove small clusters",
-        *(("close network ends",) if _closes_ends(ndim, config, exemplars, phases) else ()),
+        *closing,
         "fractions",
         swaps,
         *surface,
+        *((*closing, "fractions", *surface) if closing else ()),
     )
 
 
@@ -818,18 +820,35 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         # again (fractions, then swaps, then the surface stage)
         joined = join_network_fragments(annealing.labels, target, phases=phases)
         cleaned = remove_small_clusters(joined, target, phases=phases, periodic=config.periodic)
-        if _closes_ends(decoded.ndim, config, [target], phases):
-            cleaned = close_network_ends(
-                cleaned,
-                target,
-                phases=phases,
-                periodic=config.periodic,
-                exemplar_periodic=config.exemplar_periodic,
-            )
+        closes = _closes_ends(decoded.ndim, config, [target], phases)
+        close = dict(
+            exemplar=target,
+            phases=phases,
+            periodic=config.periodic,
+            exemplar_periodic=config.exemplar_periodic,
+        )
+        if closes:
+            cleaned = close_network_ends(cleaned, **close)
             if st["keep_clusters"]:
                 # the closed network and its cells stay as they are: no phase splits
                 anneal_kw = anneal_kw | {"keep_clusters": np.ones(phases, bool)}
         annealing = anneal_fractions(
             cleaned, target, seed=cleanup_seed, surface=st["surface"], **anneal_kw
         )
+        if closes:
+            # the swaps reopen a few ends: close them again, then the fractions (no swaps)
+            last = anneal_fractions(
+                close_network_ends(annealing.labels, **close),
+                target,
+                seed=(cleanup_seed + 1) % 2**32,
+                surface=st["surface"],
+                **anneal_kw | {"steps": 0},
+            )
+            annealing = dataclasses.replace(
+                annealing,
+                labels=last.labels,
+                energy_final=last.energy_final,
+                flips=annealing.flips + last.flips,
+                surface_swaps=annealing.surface_swaps + last.surface_swaps,
+            )
     return annealing

@@ -76,7 +76,9 @@ def test_close_ends_in_the_chain_keeps_the_fractions_exact_and_the_cells_closed(
 
     g = _grid()
     cfg = ReconstructionConfig(seed=0, anneal={"close_ends": True, "sweeps": 0.5, "max_lag": 8})
-    assert "close network ends" in _anneal_stages(2, cfg)
+    stages = _anneal_stages(2, cfg)
+    assert stages.count("close network ends") == 2
+    assert stages[-3:] == ("close network ends", "fractions", "surface")
     assert "close network ends" not in _anneal_stages(2, ReconstructionConfig())
     assert "close network ends" not in _anneal_stages(3, cfg.model_copy())
     res = _anneal(_gap(g), [g], cfg, phases=2, quarter=18, cleanup_seed=1, progress=False)
