@@ -1,12 +1,13 @@
-"""Open ends of a reconstructed boundary network: ``anneal.close_ends`` against the default.
+"""Open ends of a reconstructed boundary network: ``anneal.close_ends`` on against off.
 
 Inputs: ``bench_reconstruction_kinds.py``'s ``network`` (the boundaries of 40 Voronoi cells) and
 the Li et al. (2018) alloy crop (``li_alloy``: its boundary network), seeds 0 and 1. Each default
 run is ``bench_reconstruction_kinds.py``'s cached full run (made here when missing, in the same
 ``--runs`` folder); the columns are replays of the annealing from its decoded image
-(``bench_reconstruction_kinds.replay``): ``default`` and the ``VARIANTS``; ``decoded`` is the Gram
-fit's image, ``GRF`` the fitted level-cut GRF of the same seed, ``DeeSse`` geone's simulation at
-``bench_reconstruction.py``'s setting (the network only; cached; ``--no-deesse`` leaves it out).
+(``bench_reconstruction_kinds.replay``): the ``VARIANTS`` (``close_ends`` off and on);
+``decoded`` is the Gram fit's image, ``GRF`` the fitted level-cut GRF of the same seed,
+``DeeSse`` geone's simulation at ``bench_reconstruction.py``'s setting (the network only;
+cached; ``--no-deesse`` leaves it out).
 
 Metrics, for the thin network phase (:func:`mdesign.reconstruction.annealing._sheet_phases`):
 ``open_ends``, the skeleton's dead ends (:func:`mdesign.reconstruction.ends.network_ends`; spurs
@@ -41,7 +42,7 @@ from mdesign.reconstruction.metrics import cluster_components
 
 IMAGES = ("network", "li_alloy")
 VARIANTS: dict[str, dict] = {
-    "default": {},
+    "without": {"anneal": {"close_ends": False}},
     "close ends": {"anneal": {"close_ends": True}},
 }
 """Annealing variants replayed from the default run's decoded image (config overrides)."""

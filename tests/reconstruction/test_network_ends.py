@@ -79,13 +79,15 @@ def test_close_ends_in_the_chain_keeps_the_fractions_exact_and_the_cells_closed(
     stages = _anneal_stages(2, cfg)
     assert stages.count("close network ends") == 2
     assert stages[-3:] == ("close network ends", "fractions", "surface")
-    assert "close network ends" not in _anneal_stages(2, ReconstructionConfig())
+    assert ReconstructionConfig().anneal.close_ends  # the default
+    no = ReconstructionConfig(anneal={"close_ends": False})
+    assert "close network ends" not in _anneal_stages(2, no)
     assert "close network ends" not in _anneal_stages(3, cfg.model_copy())
     res = _anneal(_gap(g), [g], cfg, phases=2, quarter=18, cleanup_seed=1, progress=False)
     want = phase_counts(np.bincount(g.ravel(), minlength=2)[None] / g.size, g.size)[0]
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
     assert _torus_cells(res.labels, 0) == _torus_cells(g, 0)
-    off = ReconstructionConfig(seed=0, anneal={"sweeps": 0.5, "max_lag": 8})
+    off = ReconstructionConfig(seed=0, anneal={"close_ends": False, "sweeps": 0.5, "max_lag": 8})
     res_off = _anneal(_gap(g), [g], off, phases=2, quarter=18, cleanup_seed=1, progress=False)
     assert _torus_cells(res_off.labels, 0) < _torus_cells(g, 0)
 
@@ -98,7 +100,7 @@ def test_close_ends_leaves_images_without_a_thin_network_unchanged():
     start = (rng.random((48, 48)) < 0.55).astype(np.uint8)
     kw = dict(phases=2, quarter=12, cleanup_seed=1, progress=False)
     on = ReconstructionConfig(seed=0, anneal={"close_ends": True, "sweeps": 0.3, "max_lag": 6})
-    off = ReconstructionConfig(seed=0, anneal={"sweeps": 0.3, "max_lag": 6})
+    off = ReconstructionConfig(seed=0, anneal={"close_ends": False, "sweeps": 0.3, "max_lag": 6})
     assert _anneal_stages(2, on, [ex], 2) == _anneal_stages(2, off, [ex], 2)
     assert np.array_equal(
         _anneal(start, [ex], on, **kw).labels, _anneal(start, [ex], off, **kw).labels
