@@ -225,9 +225,12 @@ def _closing(mask: np.ndarray, e: NetworkEnd, reach: float, periodic: bool):
     ys = (ys[:, None] + off[:, 0]).ravel()
     xs = (xs[:, None] + off[:, 1]).ravel()
     if periodic:
-        return ys % h, xs % w, best[0]
-    keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
-    return ys[keep], xs[keep], best[0]
+        ys, xs = ys % h, xs % w
+    else:
+        keep = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
+        ys, xs = ys[keep], xs[keep]
+    flat = np.unique(ys * w + xs)  # each pixel once: the count of added pixels is exact
+    return flat // w, flat % w, best[0]
 
 
 def close_network_ends(

@@ -114,3 +114,12 @@ def test_a_surplus_spur_is_retracted_to_its_junction():
     assert len(network_ends(spur, phase=1, periodic=True)) == 1
     out = close_network_ends(spur, g, phases=2, periodic=True)
     assert np.array_equal(out, g)
+
+
+def test_a_larger_output_is_closed_against_the_exemplar_per_area():
+    g = _grid()
+    broken = np.tile(_gap(g), (2, 2))  # four open walls in an output of four times the area
+    assert len(network_ends(broken, phase=1, periodic=True)) == 8
+    out = close_network_ends(broken, g, phases=2, periodic=True)
+    assert network_ends(out, phase=1, periodic=True) == []
+    assert np.array_equal(out, np.tile(g, (2, 2)))
