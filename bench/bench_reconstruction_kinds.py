@@ -158,7 +158,7 @@ def _code_key() -> str:
     import hashlib
 
     h = hashlib.sha1()
-    for module in ("annealing", "lags", "pipeline", "metrics"):
+    for module in ("annealing", "ends", "lags", "pipeline", "metrics"):
         h.update((Path(_pipeline.__file__).parent / f"{module}.py").read_bytes())
     return h.hexdigest()[:10]
 

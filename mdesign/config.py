@@ -817,6 +817,15 @@ class AnnealConfig(Config):
     """A non-periodic exemplar's ``S2`` target of the annealing with the pairs' own means
     (``loss.s2_window_local_means``, as ``texture.s2_local_means`` for the loss); false: the
     plain pair estimate."""
+    close_ends: bool = True
+    """In an image's cleanup, after the network joining and the small clusters' removal, close
+    the open ends of a thin network phase (grain boundaries: a network in the exemplar, under half
+    of it): each dead end of its skeleton extended along its direction until it meets the
+    network, or retracted, until no more are open per area than in the exemplar; the second
+    annealing then runs within the cluster guard on every phase, and the ends its swaps reopen
+    are closed once more before a last fraction and surface stage
+    (:func:`~mdesign.reconstruction.ends.close_network_ends`; 2D only; other images unchanged).
+    Measured in docs/performance.md (the network's open ends 14-27 -> 0-1)."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the

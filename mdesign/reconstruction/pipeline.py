@@ -61,6 +61,7 @@ from mdesign.reconstruction.annealing import (
 from mdesign.reconstruction.baseline import GRFFit, ShellFit, fit_grf, fit_shell
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
+from mdesign.reconstruction.ends import close_network_ends
 from mdesign.reconstruction.loss import TextureLoss
 from mdesign.reconstruction.metrics import (
     ReconstructionErrors,
@@ -728,6 +729,14 @@ def _settings(ndim: int, config: ReconstructionConfig) -> dict:
     return {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
 
 
+def _closes_ends(ndim: int, config: ReconstructionConfig, exemplars, phases: int) -> bool:
+    """Whether an image's cleanup closes network ends: ``anneal.close_ends`` and a thin network
+    phase in the exemplar (None: assumed)."""
+    if ndim != 2 or not config.anneal.close_ends:
+        return False
+    return exemplars is None or bool(_sheet_phases(list(exemplars)[:1], phases))
+
+
 def _anneal_stages(
     ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2
 ) -> tuple[str, ...]:
@@ -743,15 +752,18 @@ def _anneal_stages(
     surface = ("surface",) if st["surface"] else ()
     if not st["cleanup"]:
         return (*sheets, "fractions", swaps, *surface)
+    closing = ("close network ends",) if _closes_ends(ndim, config, exemplars, phases) else ()
     return (
         *sheets,
         "fractions",
         swaps,
         "join network fragments",
         "remove small clusters",
+        *closing,
         "fractions",
         swaps,
         *surface,
+        *((*closing, "fractions", *surface) if closing else ()),
     )
 
 
@@ -808,7 +820,35 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         # again (fractions, then swaps, then the surface stage)
         joined = join_network_fragments(annealing.labels, target, phases=phases)
         cleaned = remove_small_clusters(joined, target, phases=phases, periodic=config.periodic)
+        closes = _closes_ends(decoded.ndim, config, [target], phases)
+        close = dict(
+            exemplar=target,
+            phases=phases,
+            periodic=config.periodic,
+            exemplar_periodic=config.exemplar_periodic,
+        )
+        if closes:
+            cleaned = close_network_ends(cleaned, **close)
+            if st["keep_clusters"]:
+                # the closed network and its cells stay as they are: no phase splits
+                anneal_kw = anneal_kw | {"keep_clusters": np.ones(phases, bool)}
         annealing = anneal_fractions(
             cleaned, target, seed=cleanup_seed, surface=st["surface"], **anneal_kw
         )
+        if closes:
+            # the swaps reopen a few ends: close them again, then the fractions (no swaps)
+            last = anneal_fractions(
+                close_network_ends(annealing.labels, **close),
+                target,
+                seed=(cleanup_seed + 1) % 2**32,
+                surface=st["surface"],
+                **anneal_kw | {"steps": 0},
+            )
+            annealing = dataclasses.replace(
+                annealing,
+                labels=last.labels,
+                energy_final=last.energy_final,
+                flips=annealing.flips + last.flips,
+                surface_swaps=annealing.surface_swaps + last.surface_swaps,
+            )
     return annealing
