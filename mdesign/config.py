@@ -709,6 +709,15 @@ class TextureConfig(Config):
     tv_weight: float = Field(1.0, ge=0)
     """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
     decodes to speckle); 0: off."""
+    gram_mirror: bool = False
+    """A non-periodic exemplar's Gram targets from its mirror tiling (``2H x 2W``: the crop and
+    its reflections, periodic without a seam), so that the circular padding of a periodic
+    output's network does not read the crop's wrap-around seams as structure
+    (``loss.mirror_tiled``)."""
+    uniformity_weight: float = Field(0.0, ge=0)
+    """Weight of an image's uniformity term: the variance over blocks (sides ``R`` and ``2 R``
+    of the ``S2`` window) of each tracked phase's block fraction, penalised above the
+    exemplar's, so particles do not bunch on one side (``loss.block_variance``; 0: off)."""
 
 
 class OptimiserConfig(Config):

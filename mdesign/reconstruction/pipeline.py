@@ -535,6 +535,8 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
         tv_weight=tex.tv_weight,
         anisotropy_weight=tex.anisotropy_weight,
         s2_local_means=tex.s2_local_means,
+        gram_mirror=tex.gram_mirror,
+        uniformity_weight=tex.uniformity_weight,
     )
 
 

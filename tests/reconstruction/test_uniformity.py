@@ -1,0 +1,110 @@
+"""The texture loss's seam-free Gram targets (mirror tiling) and its uniformity term."""
+
+import numpy as np
+import torch
+
+from mdesign.reconstruction.encoding import labels_to_pixels
+from mdesign.reconstruction.loss import (
+    TextureLoss,
+    block_variance,
+    exemplar_targets,
+    mirror_tiled,
+    total_variation,
+    uniformity_blocks,
+)
+from mdesign.reconstruction.vgg import vgg19_features
+
+
+def _half(size: int = 32) -> np.ndarray:
+    """Phase 1 in the left half: everything on one side."""
+    img = np.zeros((size, size), np.uint8)
+    img[:, : size // 2] = 1
+    return img
+
+
+def _spread(size: int = 32, seed: int = 0) -> np.ndarray:
+    """The same fraction as :func:`_half`, spread uniformly (random pixels)."""
+    rng = np.random.default_rng(seed)
+    return (rng.random((size, size)) < 0.5).astype(np.uint8)
+
+
+def test_mirror_tiling_is_seamless_and_keeps_the_crops_steps():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 3, 9, 7, generator=gen, dtype=torch.float64)
+    t = mirror_tiled(x)
+    assert t.shape == (1, 3, 18, 14)
+    torch.testing.assert_close(t[..., :9, :7], x)
+    # each edge meets its own reflection: the wrap-around steps are 0
+    torch.testing.assert_close(t[..., -1, :], t[..., 0, :])
+    torch.testing.assert_close(t[..., :, -1], t[..., :, 0])
+    # so the tiling's periodic variation is the crop's own steps (none across the seams):
+    # per axis 4 (n - 1) m interior steps over 4 n m pairs
+    h, w = x.shape[-2:]
+    nonperiodic = []
+    for dim, n in ((-1, w), (-2, h)):
+        d = (x.narrow(dim, 1, n - 1) - x.narrow(dim, 0, n - 1)).abs().mean((1, 2, 3))
+        nonperiodic.append(d * (n - 1) / n)
+    expected = sum(nonperiodic) / 2
+    torch.testing.assert_close(total_variation(t, periodic=True), expected)
+    # whereas the crop on the torus also counts its seams
+    assert float(total_variation(x, periodic=True)) > float(expected)
+
+
+def test_mirror_gram_target_of_a_periodic_exemplar_is_its_own_up_to_the_pooling():
+    # an exemplar whose edges already meet (a mirror image of itself) gives the same Gram
+    # targets tiled or not, at a layer before the pooling; a crop with a seam does not
+    ex = mirror_tiled(torch.as_tensor(_spread(16), dtype=torch.float64)[None, None])[0, 0]
+    ex = ex.numpy().astype(np.uint8)
+    model = vgg19_features(["relu1_1"], weights="random", padding_mode="circular", seed=0)
+    kw = dict(phases=2, s2_max_lag=4, exemplar_periodic=False)
+    plain = exemplar_targets(model, ex, **kw).grams[0]
+    tiled = exemplar_targets(model, ex, gram_mirror=True, **kw).grams[0]
+    torch.testing.assert_close(tiled, plain, rtol=1e-5, atol=1e-6)
+    seam = _half(32)  # phase 1 at the left edge, 0 at the right: an interface on the torus
+    a = exemplar_targets(model, seam, **kw).grams[0]
+    b = exemplar_targets(model, seam, gram_mirror=True, **kw).grams[0]
+    assert float((a - b).abs().max()) > 1e-2 * float(a.abs().max())
+
+
+def test_block_variance_closed_forms():
+    half = torch.as_tensor(_half(32), dtype=torch.float64)[None, None]
+    # blocks of 16: means 1, 0 / 1, 0 -> variance 1/4; blocks of 8 likewise
+    assert float(block_variance(half, 16)) == 0.25
+    assert float(block_variance(half, 8)) == 0.25
+    checker = torch.as_tensor(np.indices((32, 32)).sum(0) % 2, dtype=torch.float64)[None, None]
+    assert float(block_variance(checker, 8)) == 0.0
+    # one block: nothing to compare
+    assert float(block_variance(half, 32)) == 0.0
+    # volumes: the same for a volume made of the image repeated along the third axis
+    vol = half[..., None].expand(-1, -1, -1, -1, 16)
+    assert float(block_variance(vol, 16)) == 0.25
+    assert uniformity_blocks(8) == (8, 16)
+
+
+def test_uniformity_term_is_zero_unless_the_image_bunches_more_than_the_exemplar():
+    ex = _spread(32)
+    model = vgg19_features(["relu1_1"], weights="random", padding_mode="circular", seed=0)
+    kw = dict(phases=2, s2_weight=0.0, s2_max_lag=8, periodic=True, exemplar_periodic=True)
+    loss = TextureLoss(model, ex, temperature=0.02, tv_weight=0.0, uniformity_weight=2.0, **kw)
+    own = loss(labels_to_pixels(ex, 2))
+    assert float(own.uniformity) == 0.0
+    smoother = np.indices((32, 32)).sum(0) % 2  # a checkerboard: no block varies
+    assert float(loss(labels_to_pixels(smoother.astype(np.uint8), 2)).uniformity) == 0.0
+    bunched = loss(labels_to_pixels(_half(32), 2))
+    assert float(bunched.uniformity) > 100.0
+    torch.testing.assert_close(bunched.total, bunched.gram + 2.0 * bunched.uniformity)
+    off = TextureLoss(model, ex, temperature=0.02, tv_weight=0.0, **kw)
+    assert float(off(labels_to_pixels(_half(32), 2)).uniformity) == 0.0
+
+
+def test_uniformity_gradient_moves_a_bunched_fraction_apart():
+    # one gradient step on the uniformity term alone lowers the variance of the block means
+    ex = _spread(32)
+    model = vgg19_features(["relu1_1"], weights="random", padding_mode="circular", seed=0)
+    kw = dict(phases=2, s2_weight=0.0, s2_max_lag=8, periodic=True, exemplar_periodic=True)
+    loss = TextureLoss(model, ex, temperature=0.3, tv_weight=0.0, uniformity_weight=1.0, **kw)
+    x = (0.25 + 0.5 * labels_to_pixels(_half(32), 2)).requires_grad_(True)
+    before = loss(x)
+    before.uniformity.backward()
+    y = (x - 1e-3 * x.grad / x.grad.abs().max()).detach()
+    assert float(loss(y).uniformity) < float(before.uniformity)
