@@ -714,9 +714,14 @@ class TextureConfig(Config):
     its reflections, periodic without a seam), so that the circular padding of a periodic
     output's network does not read the crop's wrap-around seams as structure
     (``loss.mirror_tiled``)."""
+    gram_isotropy: float = Field(0.0, ge=0, le=1)
+    """Share of the exemplar's Gram targets taken from its mean over the square's 8 symmetries
+    (quarter turns and reflections): 0 the exemplar's own, 1 an isotropic target. A Gram fit
+    exaggerates a crop's rows / columns anisotropy (docs/performance.md); mixing in the
+    symmetric mean shrinks the anisotropy the targets ask for."""
     uniformity_weight: float = Field(0.0, ge=0)
-    """Weight of an image's uniformity term: the variance over blocks (sides ``R`` and ``2 R``
-    of the ``S2`` window) of each tracked phase's block fraction, penalised above the
+    """Weight of an image's uniformity term: the variance over blocks (sides ``R / 2``, ``R`` and
+    ``2 R`` of the ``S2`` window) of each tracked phase's block fraction, penalised above the
     exemplar's, so particles do not bunch on one side (``loss.block_variance``; 0: off)."""
 
 

@@ -205,10 +205,11 @@ def total_variation(pixels: torch.Tensor, *, periodic: bool) -> torch.Tensor:
     return sum(terms) / len(terms)
 
 
-def uniformity_blocks(max_lag: int) -> tuple[int, int]:
-    """The block sides of the uniformity term: ``R`` and ``2 R`` (the ``S2`` window's reach and
-    beyond it, where a fraction field that bunches on one side differs from a uniform one)."""
-    return (max_lag, 2 * max_lag)
+def uniformity_blocks(max_lag: int) -> tuple[int, ...]:
+    """The block sides of the uniformity term: ``R / 2``, ``R`` and ``2 R`` (within the ``S2``
+    window's reach and beyond it, where a fraction field that bunches on one side differs from a
+    uniform one)."""
+    return tuple(dict.fromkeys((max(1, max_lag // 2), max_lag, 2 * max_lag)))
 
 
 def block_variance(indicators: torch.Tensor, side: int) -> torch.Tensor:
@@ -290,6 +291,7 @@ def exemplar_targets(
     scale: int = 1,
     local_means: bool = False,
     gram_mirror: bool = False,
+    gram_isotropy: float = 0.0,
 ) -> ExemplarTargets:
     """The targets of :class:`TextureLoss` (and of each axis of the 3D slice loss).
 
@@ -312,6 +314,9 @@ def exemplar_targets(
     gram_mirror : bool
         A non-periodic exemplar's Gram matrices from its :func:`mirror_tiled` image, so that a
         circularly padded network sees no seam at the crop's edges.
+    gram_isotropy : float
+        Mix this share of the mean Gram matrices over the square's 8 symmetries (rotations by
+        quarter turns and reflections of the exemplar) into the targets: 1 an isotropic target.
 
     Returns
     -------
@@ -324,6 +329,17 @@ def exemplar_targets(
     seen = mirror_tiled(pixels) if gram_mirror and not exemplar_periodic else pixels
     with torch.no_grad():
         grams = [gram_matrix(f) for f in extractor(to_vgg_input(seen))]
+        if gram_isotropy > 0:  # the mean over the square's 8 symmetries, mixed in
+            turned = [seen.flip(-1), seen.flip(-2), seen.flip(-1, -2)]
+            turned += [t.transpose(-1, -2) for t in (seen, *turned)]
+            sym = [g.clone() for g in grams]
+            for t in turned:
+                for s, f in zip(sym, extractor(to_vgg_input(t.contiguous())), strict=True):
+                    s += gram_matrix(f)
+            grams = [
+                (1 - gram_isotropy) * g + gram_isotropy * s / 8
+                for g, s in zip(grams, sym, strict=True)
+            ]
         tv = total_variation(pixels, periodic=exemplar_periodic).sum()
     onehot = torch.stack(
         [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in s2_phases(phases)]
@@ -378,6 +394,7 @@ class ExemplarTerms(nn.Module):
         anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
         s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
         gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
+        gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
         scale: int = 1,
     ) -> None:
@@ -408,6 +425,7 @@ class ExemplarTerms(nn.Module):
                     scale=scale,
                     local_means=s2_local_means,
                     gram_mirror=gram_mirror,
+                    gram_isotropy=gram_isotropy,
                 )
             targets.append(cache[id(ex)])
         self.n_layers = len(targets[0].grams)
@@ -470,6 +488,8 @@ class TextureLoss(ExemplarTerms):
         (:func:`s2_window_local_means`).
     gram_mirror : bool
         A non-periodic exemplar's Gram targets from its :func:`mirror_tiled` image.
+    gram_isotropy : float
+        Share of the Gram targets' mean over the square's 8 symmetries (0: the exemplar's own).
     uniformity_weight : float
         Weight of the uniformity term (0: off): ``relu(V / V_ex - 1)^2`` summed over the tracked
         phases and the block sides :func:`uniformity_blocks`, ``V`` the :func:`block_variance`
@@ -500,6 +520,7 @@ class TextureLoss(ExemplarTerms):
         anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
         s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
         gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
+        gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
         scale: int = 1,
     ) -> None:
@@ -516,6 +537,7 @@ class TextureLoss(ExemplarTerms):
             anisotropy_weight=anisotropy_weight,
             s2_local_means=s2_local_means,
             gram_mirror=gram_mirror,
+            gram_isotropy=gram_isotropy,
             uniformity_weight=uniformity_weight,
             scale=scale,
         )

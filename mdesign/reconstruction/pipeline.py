@@ -536,6 +536,7 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
         anisotropy_weight=tex.anisotropy_weight,
         s2_local_means=tex.s2_local_means,
         gram_mirror=tex.gram_mirror,
+        gram_isotropy=tex.gram_isotropy,
         uniformity_weight=tex.uniformity_weight,
     )
 

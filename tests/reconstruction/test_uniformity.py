@@ -78,7 +78,7 @@ def test_block_variance_closed_forms():
     # volumes: the same for a volume made of the image repeated along the third axis
     vol = half[..., None].expand(-1, -1, -1, -1, 16)
     assert float(block_variance(vol, 16)) == 0.25
-    assert uniformity_blocks(8) == (8, 16)
+    assert uniformity_blocks(8) == (4, 8, 16)
 
 
 def test_uniformity_term_is_zero_unless_the_image_bunches_more_than_the_exemplar():
@@ -107,4 +107,23 @@ def test_uniformity_gradient_moves_a_bunched_fraction_apart():
     before = loss(x)
     before.uniformity.backward()
     y = (x - 1e-3 * x.grad / x.grad.abs().max()).detach()
-    assert float(loss(y).uniformity) < float(before.uniformity)
+    assert float(loss(y).uniformity) < float(before.uniformity.detach())
+
+
+def test_isotropic_gram_target_is_the_same_for_every_turn_of_the_exemplar():
+    # texture.gram_isotropy 1: the mean over the 8 symmetries, the same for the exemplar turned
+    # or reflected; 0: the exemplar's own, which a turn changes; 0.5 halfway
+    ex = np.ascontiguousarray(_half(16).T)  # bands along the rows, with random pixels
+    ex[np.random.default_rng(4).random((16, 16)) < 0.1] ^= 1
+    model = vgg19_features(["relu1_1", "pool1"], weights="random", padding_mode="circular", seed=0)
+    kw = dict(phases=2, s2_max_lag=4, exemplar_periodic=True)
+    turned = np.ascontiguousarray(np.rot90(ex))
+    for i in range(2):
+        iso = exemplar_targets(model, ex, gram_isotropy=1.0, **kw).grams[i]
+        iso_t = exemplar_targets(model, turned, gram_isotropy=1.0, **kw).grams[i]
+        torch.testing.assert_close(iso_t, iso, rtol=1e-4, atol=1e-5)
+        own = exemplar_targets(model, ex, **kw).grams[i]
+        own_t = exemplar_targets(model, turned, **kw).grams[i]
+        assert float((own - own_t).abs().max()) > 1e-2 * float(own.abs().max())
+        half = exemplar_targets(model, ex, gram_isotropy=0.5, **kw).grams[i]
+        torch.testing.assert_close(half, (own + iso) / 2, rtol=1e-4, atol=1e-5)
