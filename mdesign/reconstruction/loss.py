@@ -292,6 +292,7 @@ def exemplar_targets(
     local_means: bool = False,
     gram_mirror: bool = False,
     gram_isotropy: float = 0.0,
+    tracked: Sequence[int] | None = None,
 ) -> ExemplarTargets:
     """The targets of :class:`TextureLoss` (and of each axis of the 3D slice loss).
 
@@ -317,6 +318,8 @@ def exemplar_targets(
     gram_isotropy : float
         Mix this share of the mean Gram matrices over the square's 8 symmetries (rotations by
         quarter turns and reflections of the exemplar) into the targets: 1 an isotropic target.
+    tracked : sequence of int, optional
+        The phases of the ``S2`` and uniformity targets (:func:`s2_phases` by default).
 
     Returns
     -------
@@ -342,7 +345,10 @@ def exemplar_targets(
             ]
         tv = total_variation(pixels, periodic=exemplar_periodic).sum()
     onehot = torch.stack(
-        [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in s2_phases(phases)]
+        [
+            torch.as_tensor(exemplar == j, dtype=torch.float32)
+            for j in (s2_phases(phases) if tracked is None else tracked)
+        ]
     )[None].to(device)
     if scale > 1:
         onehot = F.avg_pool2d(onehot, scale)
@@ -396,6 +402,7 @@ class ExemplarTerms(nn.Module):
         gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
         gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
+        s2_minority: bool = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
     ) -> None:
         super().__init__()
@@ -411,6 +418,8 @@ class ExemplarTerms(nn.Module):
         device = next(extractor.parameters()).device
         # two phases: phase 1 alone; more: every phase
         self.s2_phases = s2_phases(phases)
+        if s2_minority and phases == 2:  # the phase of the smaller fraction in the exemplars
+            self.s2_phases = [int(sum((ex == 1).mean() for ex in exemplars) < len(exemplars) / 2)]
         self.register_buffer("colours", encoding_colours(phases, device=device))
         cache: dict[int, ExemplarTargets] = {}
         targets = []
@@ -426,6 +435,7 @@ class ExemplarTerms(nn.Module):
                     local_means=s2_local_means,
                     gram_mirror=gram_mirror,
                     gram_isotropy=gram_isotropy,
+                    tracked=self.s2_phases,
                 )
             targets.append(cache[id(ex)])
         self.n_layers = len(targets[0].grams)
@@ -494,6 +504,9 @@ class TextureLoss(ExemplarTerms):
         Weight of the uniformity term (0: off): ``relu(V / V_ex - 1)^2`` summed over the tracked
         phases and the block sides :func:`uniformity_blocks`, ``V`` the :func:`block_variance`
         of the soft indicators, so the fraction field bunches no more than the exemplar's.
+    s2_minority : bool
+        Two phases: the ``S2`` and uniformity terms on the phase of the smaller fraction in the
+        exemplar instead of phase 1.
     scale : int
         Compare with the exemplar shrunk by this factor (average pooling of its colours and
         indicators): the targets of the half-size stage of coarse-to-fine optimisation, whose
@@ -522,6 +535,7 @@ class TextureLoss(ExemplarTerms):
         gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
         gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
+        s2_minority: bool = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
     ) -> None:
         super().__init__(
@@ -539,6 +553,7 @@ class TextureLoss(ExemplarTerms):
             gram_mirror=gram_mirror,
             gram_isotropy=gram_isotropy,
             uniformity_weight=uniformity_weight,
+            s2_minority=s2_minority,
             scale=scale,
         )
 

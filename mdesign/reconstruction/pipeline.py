@@ -537,6 +537,7 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
         s2_local_means=tex.s2_local_means,
         gram_mirror=tex.gram_mirror,
         gram_isotropy=tex.gram_isotropy,
+        s2_minority=tex.s2_minority,
         uniformity_weight=tex.uniformity_weight,
     )
 

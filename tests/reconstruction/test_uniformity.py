@@ -1,6 +1,7 @@
 """The texture loss's seam-free Gram targets (mirror tiling) and its uniformity term."""
 
 import numpy as np
+import pytest
 import torch
 
 from mdesign.reconstruction.encoding import labels_to_pixels
@@ -127,3 +128,28 @@ def test_isotropic_gram_target_is_the_same_for_every_turn_of_the_exemplar():
         assert float((own - own_t).abs().max()) > 1e-2 * float(own.abs().max())
         half = exemplar_targets(model, ex, gram_isotropy=0.5, **kw).grams[i]
         torch.testing.assert_close(half, (own + iso) / 2, rtol=1e-4, atol=1e-5)
+
+
+def test_minority_s2_term_equals_phase_ones_for_a_periodic_exemplar_only():
+    # texture.s2_minority: the S2 term on the phase of the smaller fraction. On the torus the
+    # covariance of one phase is the other's, so the term is phase 1's to rounding; a crop's
+    # plain pair estimate differs per phase (its edge strips), and so does the term
+    rng = np.random.default_rng(0)
+    ex = (rng.random((32, 32)) < 0.7).astype(np.uint8)  # phase 0 the minority
+    ex[8:12, :] = 0
+    model = vgg19_features(["relu1_1"], weights="random", padding_mode="circular", seed=0)
+    # the same fractions (so both phases' means are the exemplar's), another structure
+    x = labels_to_pixels(np.ascontiguousarray(np.roll(ex, 5, 1).T), 2)
+    terms = {}
+    for periodic in (True, False):
+        kw = dict(phases=2, s2_weight=1.0, s2_max_lag=6, periodic=True, exemplar_periodic=periodic)
+        for minority in (False, True):
+            loss = TextureLoss(
+                model, ex, temperature=0.01, tv_weight=0.0, s2_minority=minority, **kw
+            )
+            assert loss.s2_phases == ([0] if minority else [1])
+            terms[periodic, minority] = float(loss(x).s2)
+    assert terms[True, True] == pytest.approx(terms[True, False], rel=1e-4)
+    assert terms[False, True] != pytest.approx(terms[False, False], rel=1e-3)
+    loss = TextureLoss(model, 1 - ex, temperature=0.3, tv_weight=0.0, s2_minority=True, **kw)
+    assert loss.s2_phases == [1]
