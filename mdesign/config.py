@@ -836,6 +836,11 @@ class AnnealConfig(Config):
     """A non-periodic exemplar's ``S2`` target of the annealing with the pairs' own means
     (``loss.s2_window_local_means``, as ``texture.s2_local_means`` for the loss); false: the
     plain pair estimate."""
+    uniformity_weight: float = Field(0.0, ge=0)
+    """Weight of the uniformity term of the swap energy, images and volumes (relative to the
+    ``S2`` term's scale; 0: off): the variance of each tracked phase's block fractions (block
+    sides ``R / 2``, ``R``, ``2 R`` of ``max_lag``) above the exemplar's, so swaps that carry a
+    phase's pixels from one particle to another far away do not gather it on one side."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the

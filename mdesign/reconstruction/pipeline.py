@@ -775,6 +775,7 @@ def _anneal_kwargs(config, *, ndim, size, phases, quarter) -> dict:
         dense_lag=an.dense_lag,
         sectors=an.sectors,
         local_means=an.s2_local_means,
+        uniformity_weight=an.uniformity_weight,
         steps=round(st["sweeps"] * size),
         batch=st["batch"],
         neighbour_weight=st["neighbour_weight"],
