@@ -902,7 +902,7 @@ class _Blocks:
     sides with at least 2 blocks along every axis of the output and the exemplars), the variance
     ``V`` of the blocks' fractions, ``coef * relu(V / V_ex - 1)^2``: a swap that moves a pixel of
     a phase from one block to another changes two block counts, so the change is exact from the
-    current counts (recounted per call: a ``bincount`` of the image per side)."""
+    current counts (:meth:`recount`, then kept by :meth:`moved` at every label change)."""
 
     def __init__(self, shape, exemplars, tracked, max_lag: int, coef: float) -> None:
         self.tracked, self.coef = list(tracked), float(coef)
@@ -932,11 +932,29 @@ class _Blocks:
                 ]
             )
 
-    def _terms(self, flat: np.ndarray, side: int, j: int):
+    def _count(self, flat: np.ndarray, side: int, j: int) -> np.ndarray:
         bid = self.ids[side]
-        sel = (flat == self.tracked[j]) & (bid >= 0)
-        m = np.bincount(bid[sel], minlength=self.n[side]) / self.area[side]
-        return bid, m, m.sum(), (m**2).sum()
+        return np.bincount(bid[(flat == self.tracked[j]) & (bid >= 0)], minlength=self.n[side])
+
+    def recount(self, flat: np.ndarray) -> None:
+        """Count each block's pixels of each tracked phase in ``flat``."""
+        self.counts = [
+            [self._count(flat, side, j) for j in range(len(self.tracked))]
+            for side in range(len(self.ids))
+        ]
+
+    def moved(self, v: int, old: int, new: int) -> None:
+        """Pixel ``v`` changed from ``old`` to ``new``: the counts follow."""
+        for side, bid in enumerate(self.ids):
+            b = bid[v]
+            if b >= 0:
+                for j, ph in enumerate(self.tracked):
+                    self.counts[side][j][b] += (ph == new) - (ph == old)
+
+    def _terms(self, flat: np.ndarray, side: int, j: int, *, fresh: bool = False):
+        c = self._count(flat, side, j) if fresh else self.counts[side][j]
+        m = c / self.area[side]
+        return self.ids[side], m, m.sum(), (m**2).sum()
 
     def _energy_of(self, v: np.ndarray | float, side: int, j: int):
         return self.coef * np.maximum(v / self.target[side][j] - 1, 0) ** 2
@@ -946,7 +964,7 @@ class _Blocks:
         total = 0.0
         for side in range(len(self.ids)):
             for j in range(len(self.tracked)):
-                _, _, s1, s2 = self._terms(flat, side, j)
+                _, _, s1, s2 = self._terms(flat, side, j, fresh=True)
                 b = self.n[side]
                 total += float(self._energy_of(s2 / b - (s1 / b) ** 2, side, j))
         return total
@@ -1141,6 +1159,15 @@ def anneal_fractions(
     if uniformity_weight > 0:
         coef = uniformity_weight * state.structure_scale(fractions[tracked])
         blocks = _Blocks(shape, exemplars, tracked, max_lag, coef)
+        blocks.recount(state.flat)
+        plain_set_label = state.set_label
+
+        def set_label(v, new):  # every label change of the stages goes through the state's
+            old = int(state.flat[v])
+            plain_set_label(v, new)
+            blocks.moved(v, old, new)
+
+        state.set_label = set_label
 
     def nb_energy(hist):
         return nb_coef * float(((hist - nb_target) ** 2).mean()) if nb is not None else 0.0

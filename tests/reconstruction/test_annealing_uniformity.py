@@ -33,6 +33,7 @@ def test_block_change_equals_the_energy_difference(shape):
     ex = [(rng.random((40, 40)) < 0.2).astype(np.int64)] * (1 if len(shape) == 2 else 3)
     blocks = _Blocks(shape, ex, [1], 4, 3.0)
     flat = lab.ravel()
+    blocks.recount(flat)
     e0 = blocks.energy(flat)
     assert e0 > 0
     p, q = rng.integers(0, flat.size, 60), rng.integers(0, flat.size, 60)
@@ -42,6 +43,16 @@ def test_block_change_equals_the_energy_difference(shape):
         f[p[i]], f[q[i]] = flat[q[i]], flat[p[i]]
         assert change[i] == pytest.approx(blocks.energy(f) - e0, abs=1e-12)
     assert (change != 0).any()
+    # the counts kept by moved() are a fresh count's after any changes
+    for v in rng.integers(0, flat.size, 40):
+        new = 1 - flat[v]
+        blocks.moved(int(v), int(flat[v]), int(new))
+        flat[v] = new
+    kept = [[c.copy() for c in per] for per in blocks.counts]
+    blocks.recount(flat)
+    for a, b in zip(kept, blocks.counts, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
 
 
 def test_uniformity_term_keeps_the_phase_spread():
