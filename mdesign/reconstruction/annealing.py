@@ -7,7 +7,7 @@ correlation close to the exemplar's: an image's ``S2``, or a volume's ``S2`` in 
 orientation against the exemplar for that orientation (Yeong & Torquato 1998). The energy compares
 ``S2`` (lag by lag, or radial averages with ``radial``, per direction sector with ``sectors``) and
 optionally a histogram of neighbourhood classes (``neighbour_weight``; in a volume, each slice
-plane's classes), each updated per move.
+plane's classes) and the variance of block fractions (``uniformity_weight``), each updated per move.
 
 :func:`anneal_fractions` is one chain for images and volumes; what depends on the dimension is in
 :mod:`~mdesign.reconstruction.lags` (the lag tables and the neighbour tables). Stage 1 flips

@@ -12,6 +12,8 @@
   (the window minus its mean over the lattice's axis permutations and reflections,
   :func:`anisotropic_part`) against the exemplar's, on the same scale, so the fit neither invents
   a direction the exemplar lacks nor exaggerates one it has;
+* the uniformity term (weight ``uniformity_weight``): the variance of block fractions above the
+  exemplar's (:func:`block_variance`);
 * the variation term (weight ``tv_weight``): ``relu(V / V_ex - 1)^2``, ``V`` the pixels' mean
   absolute step, which removes pixel noise without pulling the interfaces below the exemplar's.
 
