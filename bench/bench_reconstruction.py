@@ -126,6 +126,7 @@ VARIANTS: dict[str, dict] = {
     "S2 minority, uniformity 100": {"texture": {"s2_minority": True, "uniformity_weight": 100.0}},
     "Gram isotropy 1": {"texture": {"gram_isotropy": 1.0}},
     "annealing uniformity 1": {"anneal": {"uniformity_weight": 1.0}},
+    "annealing uniformity 0.1": {"anneal": {"uniformity_weight": 0.1}},
     "S2 minority, annealing uniformity 1": {
         "texture": {"s2_minority": True},
         "anneal": {"uniformity_weight": 1.0},
