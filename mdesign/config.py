@@ -719,11 +719,13 @@ class TextureConfig(Config):
     (quarter turns and reflections): 0 the exemplar's own, 1 an isotropic target. A Gram fit
     exaggerates a crop's rows / columns anisotropy (docs/performance.md); mixing in the
     symmetric mean shrinks the anisotropy the targets ask for."""
-    s2_minority: bool = False
-    """Two phases: the ``S2`` term (and the uniformity term) on the exemplar's minority phase
-    instead of phase 1. A periodic output has one covariance for both phases, a crop's plain
-    ``S2`` estimate one per phase (its edge strips); the minority phase's ratios are the most
-    sensitive to it (docs/performance.md)."""
+    s2_minority: float = Field(0.25, ge=0, le=0.5)
+    """Two phases: an image's ``S2`` term (and uniformity term) on the exemplar's phase of the
+    smaller fraction instead of phase 1 when that fraction is below this (0: phase 1 always;
+    0.5: the minority always). A periodic output has one covariance for both phases, a crop's
+    plain ``S2`` estimate one per phase (its edge strips); the phase of the smaller ``phi^2``
+    is the one whose directional ratio is the most sensitive to it (the Li alloy's boundaries,
+    0.127: docs/performance.md). A volume's slice loss keeps phase 1."""
     uniformity_weight: float = Field(0.0, ge=0)
     """Weight of an image's uniformity term: the variance over blocks (sides ``R / 2``, ``R`` and
     ``2 R`` of the ``S2`` window) of each tracked phase's block fraction, penalised above the

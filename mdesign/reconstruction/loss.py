@@ -404,7 +404,7 @@ class ExemplarTerms(nn.Module):
         gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
         gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
-        s2_minority: bool = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
+        s2_minority: float = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
     ) -> None:
         super().__init__()
@@ -420,8 +420,10 @@ class ExemplarTerms(nn.Module):
         device = next(extractor.parameters()).device
         # two phases: phase 1 alone; more: every phase
         self.s2_phases = s2_phases(phases)
-        if s2_minority and phases == 2:  # the phase of the smaller fraction in the exemplars
-            self.s2_phases = [int(sum((ex == 1).mean() for ex in exemplars) < len(exemplars) / 2)]
+        if phases == 2:  # the phase of the smaller fraction in the exemplars, if below s2_minority
+            one = float(np.mean([(ex == 1).mean() for ex in exemplars]))
+            if min(one, 1 - one) < s2_minority:
+                self.s2_phases = [int(one < 0.5)]
         self.register_buffer("colours", encoding_colours(phases, device=device))
         cache: dict[int, ExemplarTargets] = {}
         targets = []
@@ -506,9 +508,9 @@ class TextureLoss(ExemplarTerms):
         Weight of the uniformity term (0: off): ``relu(V / V_ex - 1)^2`` summed over the tracked
         phases and the block sides :func:`uniformity_blocks`, ``V`` the :func:`block_variance`
         of the soft indicators, so the fraction field bunches no more than the exemplar's.
-    s2_minority : bool
+    s2_minority : float
         Two phases: the ``S2`` and uniformity terms on the phase of the smaller fraction in the
-        exemplar instead of phase 1.
+        exemplar instead of phase 1 when that fraction is below this (0: phase 1 always).
     scale : int
         Compare with the exemplar shrunk by this factor (average pooling of its colours and
         indicators): the targets of the half-size stage of coarse-to-fine optimisation, whose
@@ -537,7 +539,7 @@ class TextureLoss(ExemplarTerms):
         gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
         gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
-        s2_minority: bool = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
+        s2_minority: float = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
     ) -> None:
         super().__init__(

@@ -143,13 +143,25 @@ def test_minority_s2_term_equals_phase_ones_for_a_periodic_exemplar_only():
     terms = {}
     for periodic in (True, False):
         kw = dict(phases=2, s2_weight=1.0, s2_max_lag=6, periodic=True, exemplar_periodic=periodic)
-        for minority in (False, True):
+        for minority in (0.0, 0.5):
             loss = TextureLoss(
                 model, ex, temperature=0.01, tv_weight=0.0, s2_minority=minority, **kw
             )
             assert loss.s2_phases == ([0] if minority else [1])
-            terms[periodic, minority] = float(loss(x).s2)
+            terms[periodic, minority > 0] = float(loss(x).s2)
     assert terms[True, True] == pytest.approx(terms[True, False], rel=1e-4)
     assert terms[False, True] != pytest.approx(terms[False, False], rel=1e-3)
-    loss = TextureLoss(model, 1 - ex, temperature=0.3, tv_weight=0.0, s2_minority=True, **kw)
+    loss = TextureLoss(model, 1 - ex, temperature=0.3, tv_weight=0.0, s2_minority=0.5, **kw)
     assert loss.s2_phases == [1]
+
+
+@pytest.mark.parametrize(("fraction_one", "tracked"), [(0.87, [0]), (0.55, [1]), (0.45, [1])])
+def test_default_threshold_tracks_a_clear_minority_only(fraction_one, tracked):
+    # the default (texture.s2_minority 0.25): phase 0 when it is under a quarter of the exemplar
+    # (the Li alloy's boundaries, 0.127), phase 1 for balanced phases either way round
+    rng = np.random.default_rng(0)
+    ex = (rng.random((32, 32)) < fraction_one).astype(np.uint8)
+    model = vgg19_features(["relu1_1"], weights="random", padding_mode="circular", seed=0)
+    kw = dict(phases=2, s2_weight=1.0, s2_max_lag=6, periodic=True, temperature=0.1)
+    assert TextureLoss(model, ex, tv_weight=0.0, **kw).s2_phases == tracked
+    assert TextureLoss(model, ex, tv_weight=0.0, s2_minority=0.0, **kw).s2_phases == [1]
