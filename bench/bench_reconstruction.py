@@ -129,6 +129,9 @@ VARIANTS: dict[str, dict] = {
     "Gram isotropy 1": {"texture": {"gram_isotropy": 1.0}},
     "annealing uniformity 1": {"anneal": {"uniformity_weight": 1.0}},
     "annealing uniformity 0.1": {"anneal": {"uniformity_weight": 0.1}},
+    "annealing uniformity 1, sparse phases": {
+        "anneal": {"uniformity_weight": 1.0, "uniformity_below": 0.1}
+    },
     "S2 minority, annealing uniformity 1": {
         "texture": {"s2_minority": 0.5},
         "anneal": {"uniformity_weight": 1.0},

@@ -843,6 +843,9 @@ class AnnealConfig(Config):
     ``S2`` term's scale; 0: off): the variance of each tracked phase's block fractions (block
     sides ``R / 2``, ``R``, ``2 R`` of ``max_lag``) above the exemplar's, so swaps that carry a
     phase's pixels from one particle to another far away do not gather it on one side."""
+    uniformity_below: float = Field(1.0, gt=0, le=1)
+    """The uniformity term covers the tracked phases whose exemplar fraction is below this (1:
+    every tracked phase; 0.1: sparse particles such as the Li pmma's, not a matrix or pores)."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the

@@ -1011,6 +1011,7 @@ def anneal_fractions(
     sectors: int = D.anneal.sectors,
     local_means: bool = D.anneal.s2_local_means,
     uniformity_weight: float = D.anneal.uniformity_weight,
+    uniformity_below: float = D.anneal.uniformity_below,
     surface: bool | None = None,
     walk: bool | None = None,
     progress: bool = False,
@@ -1071,6 +1072,8 @@ def anneal_fractions(
         Weight of the uniformity term of the swap energy (relative to the ``S2`` term's scale;
         0: off): the variance of the tracked phases' block fractions above the exemplar's
         (block sides ``R / 2``, ``R``, ``2 R``), so swaps do not carry a phase to one side.
+    uniformity_below : float
+        The uniformity term covers the tracked phases whose exemplar fraction is below this.
     surface : bool, optional
         After the swaps, shorten the interface to the exemplar's length per unit area by swaps
         of least energy rise (stage 3).
@@ -1156,9 +1159,10 @@ def anneal_fractions(
         nb_coef = neighbour_weight * s2_scale / max(float((nb_target**2).mean()), 1e-300)
 
     blocks = None
-    if uniformity_weight > 0:
+    spread = [ph for ph in tracked if fractions[ph] < uniformity_below]
+    if uniformity_weight > 0 and spread:
         coef = uniformity_weight * state.structure_scale(fractions[tracked])
-        blocks = _Blocks(shape, exemplars, tracked, max_lag, coef)
+        blocks = _Blocks(shape, exemplars, spread, max_lag, coef)
         blocks.recount(state.flat)
         plain_set_label = state.set_label
 

@@ -776,6 +776,7 @@ def _anneal_kwargs(config, *, ndim, size, phases, quarter) -> dict:
         sectors=an.sectors,
         local_means=an.s2_local_means,
         uniformity_weight=an.uniformity_weight,
+        uniformity_below=an.uniformity_below,
         steps=round(st["sweeps"] * size),
         batch=st["batch"],
         neighbour_weight=st["neighbour_weight"],

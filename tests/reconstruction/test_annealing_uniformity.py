@@ -72,3 +72,17 @@ def test_uniformity_term_keeps_the_phase_spread():
     assert spread(on.labels) < 0.7 * spread(off.labels)
     assert spread(on.labels) <= 1.1 * spread(ex)  # the term is one-sided: at most the exemplar's
     assert on.energy_final < on.energy_initial
+
+
+def test_uniformity_below_leaves_a_phase_above_it_alone():
+    # anneal.uniformity_below: a tracked phase at or above it is outside the term, so the
+    # annealing is the one without the term, label for label
+    rng = np.random.default_rng(2)
+    ex = (rng.random((40, 40)) < 0.2).astype(np.uint8)
+    start = _bunched((40, 40)).astype(np.uint8)
+    kw = dict(phases=2, max_lag=8, steps=1500, seed=0, keep_clusters=False, surface=False)
+    off = anneal_fractions(start, ex, **kw)
+    above = anneal_fractions(start, ex, uniformity_weight=10.0, uniformity_below=0.1, **kw)
+    on = anneal_fractions(start, ex, uniformity_weight=10.0, uniformity_below=0.3, **kw)
+    np.testing.assert_array_equal(above.labels, off.labels)
+    assert (on.labels != off.labels).any()
