@@ -117,6 +117,25 @@ VARIANTS: dict[str, dict] = {
         "texture": {"s2_local_means": True},
         "anneal": {"s2_local_means": True, "radial": False},
     },
+    # issue 28's last anisotropy keys, tried (docs/performance.md): the S2 term on the minority
+    # phase, a uniformity term on the block fractions (the loss's, the annealing's), an isotropic
+    # share of the Gram targets
+    "S2 minority": {"texture": {"s2_minority": 0.5}},
+    # the default before texture.s2_minority (phase 1 in the S2 term of every two-phase image)
+    "phase 1 in S2": {"texture": {"s2_minority": 0.0}},
+    "uniformity 10": {"texture": {"uniformity_weight": 10.0}},
+    "S2 minority, uniformity 10": {"texture": {"s2_minority": 0.5, "uniformity_weight": 10.0}},
+    "S2 minority, uniformity 100": {"texture": {"s2_minority": 0.5, "uniformity_weight": 100.0}},
+    "Gram isotropy 1": {"texture": {"gram_isotropy": 1.0}},
+    "annealing uniformity 1": {"anneal": {"uniformity_weight": 1.0}},
+    "annealing uniformity 0.1": {"anneal": {"uniformity_weight": 0.1}},
+    "annealing uniformity 1, sparse phases": {
+        "anneal": {"uniformity_weight": 1.0, "uniformity_below": 0.1}
+    },
+    "S2 minority, annealing uniformity 1": {
+        "texture": {"s2_minority": 0.5},
+        "anneal": {"uniformity_weight": 1.0},
+    },
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

@@ -709,6 +709,27 @@ class TextureConfig(Config):
     tv_weight: float = Field(1.0, ge=0)
     """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
     decodes to speckle); 0: off."""
+    gram_mirror: bool = False
+    """A non-periodic exemplar's Gram targets from its mirror tiling (``2H x 2W``: the crop and
+    its reflections, periodic without a seam), so that the circular padding of a periodic
+    output's network does not read the crop's wrap-around seams as structure
+    (``loss.mirror_tiled``)."""
+    gram_isotropy: float = Field(0.0, ge=0, le=1)
+    """Share of the exemplar's Gram targets taken from its mean over the square's 8 symmetries
+    (quarter turns and reflections): 0 the exemplar's own, 1 an isotropic target. A Gram fit
+    exaggerates a crop's rows / columns anisotropy (docs/performance.md); mixing in the
+    symmetric mean shrinks the anisotropy the targets ask for."""
+    s2_minority: float = Field(0.25, ge=0, le=0.5)
+    """Two phases: an image's ``S2`` term (and uniformity term) on the exemplar's phase of the
+    smaller fraction instead of phase 1 when that fraction is below this (0: phase 1 always;
+    0.5: the minority always). A periodic output has one covariance for both phases, a crop's
+    plain ``S2`` estimate one per phase (its edge strips); the phase of the smaller ``phi^2``
+    is the one whose directional ratio is the most sensitive to it (the Li alloy's boundaries,
+    0.127: docs/performance.md). A volume's slice loss keeps phase 1."""
+    uniformity_weight: float = Field(0.0, ge=0)
+    """Weight of an image's uniformity term: the variance over blocks (sides ``R / 2``, ``R`` and
+    ``2 R`` of the ``S2`` window) of each tracked phase's block fraction, penalised above the
+    exemplar's, so particles do not bunch on one side (``loss.block_variance``; 0: off)."""
 
 
 class OptimiserConfig(Config):
@@ -824,8 +845,16 @@ class AnnealConfig(Config):
     network, or retracted, until no more are open per area than in the exemplar; the second
     annealing then runs within the cluster guard on every phase, and the ends its swaps reopen
     are closed once more before a last fraction and surface stage
-    (:func:`~mdesign.reconstruction.ends.close_network_ends`; 2D only; other images unchanged).
-    Measured in docs/performance.md (the network's open ends 14-27 -> 0-1)."""
+    (:func:`~mdesign.reconstruction.ends.close_network_ends`; 2D only; other images unchanged;
+    measured on the docs' performance page)."""
+    uniformity_weight: float = Field(0.0, ge=0)
+    """Weight of the uniformity term of the swap energy, images and volumes (relative to the
+    ``S2`` term's scale; 0: off): the variance of each tracked phase's block fractions (block
+    sides ``R / 2``, ``R``, ``2 R`` of ``max_lag``) above the exemplar's, so swaps that carry a
+    phase's pixels from one particle to another far away do not gather it on one side."""
+    uniformity_below: float = Field(1.0, gt=0, le=1)
+    """The uniformity term covers the tracked phases whose exemplar fraction is below this (1:
+    every tracked phase; 0.1: sparse particles such as the Li pmma's, not a matrix or pores)."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the

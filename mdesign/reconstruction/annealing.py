@@ -7,7 +7,7 @@ correlation close to the exemplar's: an image's ``S2``, or a volume's ``S2`` in 
 orientation against the exemplar for that orientation (Yeong & Torquato 1998). The energy compares
 ``S2`` (lag by lag, or radial averages with ``radial``, per direction sector with ``sectors``) and
 optionally a histogram of neighbourhood classes (``neighbour_weight``; in a volume, each slice
-plane's classes), each updated per move.
+plane's classes) and the variance of block fractions (``uniformity_weight``), each updated per move.
 
 :func:`anneal_fractions` is one chain for images and volumes; what depends on the dimension is in
 :mod:`~mdesign.reconstruction.lags` (the lag tables and the neighbour tables). Stage 1 flips
@@ -49,7 +49,7 @@ from mdesign.reconstruction.lags import (
     neighbour_table,
     plane_columns,
 )
-from mdesign.reconstruction.loss import s2_window, s2_window_local_means
+from mdesign.reconstruction.loss import s2_window, s2_window_local_means, uniformity_blocks
 
 __all__ = [
     "VOLUME_MAX_LAG",
@@ -892,6 +892,110 @@ def _guard(labels: np.ndarray, exemplars: list[np.ndarray], phases: int) -> np.n
     )
 
 
+def _block_means(ind: np.ndarray, side: int) -> np.ndarray:
+    """The means of ``ind`` over the blocks of ``side`` tiling it from its corner (the
+    remainder left out), flattened."""
+    nb = [n // side for n in ind.shape]
+    crop = ind[tuple(slice(0, k * side) for k in nb)]
+    split = crop.reshape([x for k in nb for x in (k, side)])
+    return split.mean(tuple(range(1, 2 * len(nb), 2))).ravel()
+
+
+class _Blocks:
+    """The uniformity term of the swap energy (``anneal.uniformity_weight``): per tracked phase
+    and block side ``s`` (:func:`~mdesign.reconstruction.loss.uniformity_blocks` of ``R``; the
+    sides with at least 2 blocks along every axis of the output and the exemplars), the variance
+    ``V`` of the blocks' fractions, ``coef * relu(V / V_ex - 1)^2``: a swap that moves a pixel of
+    a phase from one block to another changes two block counts, so the change is exact from the
+    current counts (:meth:`recount`, then kept by :meth:`moved` at every label change)."""
+
+    def __init__(self, shape, exemplars, tracked, max_lag: int, coef: float) -> None:
+        self.tracked, self.coef = list(tracked), float(coef)
+        sides = [
+            s
+            for s in uniformity_blocks(max_lag)
+            if min(shape) >= 2 * s and all(min(ex.shape) >= 2 * s for ex in exemplars)
+        ]
+        idx = np.indices(shape).reshape(len(shape), -1)
+        self.ids, self.n, self.area, self.target = [], [], [], []
+        for side in sides:
+            nb = [n // side for n in shape]
+            inside = (idx < (np.array(nb) * side)[:, None]).all(0)
+            bid = np.ravel_multi_index(
+                tuple(np.minimum(idx // side, np.array(nb)[:, None] - 1)), nb
+            )
+            self.ids.append(np.where(inside, bid, -1))
+            self.n.append(int(np.prod(nb)))
+            self.area.append(float(side ** len(shape)))
+            self.target.append(
+                [
+                    max(
+                        float(np.mean([_block_means(ex == j, side).var() for ex in exemplars])),
+                        1e-12,
+                    )
+                    for j in self.tracked
+                ]
+            )
+
+    def _count(self, flat: np.ndarray, side: int, j: int) -> np.ndarray:
+        bid = self.ids[side]
+        return np.bincount(bid[(flat == self.tracked[j]) & (bid >= 0)], minlength=self.n[side])
+
+    def recount(self, flat: np.ndarray) -> None:
+        """Count each block's pixels of each tracked phase in ``flat``."""
+        self.counts = [
+            [self._count(flat, side, j) for j in range(len(self.tracked))]
+            for side in range(len(self.ids))
+        ]
+
+    def moved(self, v: int, old: int, new: int) -> None:
+        """Pixel ``v`` changed from ``old`` to ``new``: the counts follow."""
+        for side, bid in enumerate(self.ids):
+            b = bid[v]
+            if b >= 0:
+                for j, ph in enumerate(self.tracked):
+                    self.counts[side][j][b] += (ph == new) - (ph == old)
+
+    def _terms(self, flat: np.ndarray, side: int, j: int, *, fresh: bool = False):
+        c = self._count(flat, side, j) if fresh else self.counts[side][j]
+        m = c / self.area[side]
+        return self.ids[side], m, m.sum(), (m**2).sum()
+
+    def _energy_of(self, v: np.ndarray | float, side: int, j: int):
+        return self.coef * np.maximum(v / self.target[side][j] - 1, 0) ** 2
+
+    def energy(self, flat: np.ndarray) -> float:
+        """The term of the current labels ``flat``."""
+        total = 0.0
+        for side in range(len(self.ids)):
+            for j in range(len(self.tracked)):
+                _, _, s1, s2 = self._terms(flat, side, j, fresh=True)
+                b = self.n[side]
+                total += float(self._energy_of(s2 / b - (s1 / b) ** 2, side, j))
+        return total
+
+    def change(self, flat: np.ndarray, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """The term's change of each swap of ``p[i]`` and ``q[i]`` (``B``), from ``flat``."""
+        out = np.zeros(p.shape, dtype=np.float64)
+        lp, lq = flat[p], flat[q]
+        for side in range(len(self.ids)):
+            b, a = self.n[side], self.area[side]
+            for j, ph in enumerate(self.tracked):
+                bid, m, s1, s2 = self._terms(flat, side, j)
+                # p takes q's label and q p's: the phase's count at p's block, and the opposite
+                d = ((lq == ph).astype(np.float64) - (lp == ph)) / a
+                bp, bq = bid[p], bid[q]
+                moved = bp != bq
+                on_p, on_q = moved & (bp >= 0), moved & (bq >= 0)
+                mp, mq = m[np.maximum(bp, 0)], m[np.maximum(bq, 0)]
+                n2 = s2 + np.where(on_p, (mp + d) ** 2 - mp**2, 0.0)
+                n2 = n2 + np.where(on_q, (mq - d) ** 2 - mq**2, 0.0)
+                n1 = s1 + np.where(on_p, d, 0.0) - np.where(on_q, d, 0.0)
+                now = self._energy_of(s2 / b - (s1 / b) ** 2, side, j)
+                out += self._energy_of(n2 / b - (n1 / b) ** 2, side, j) - now
+        return out
+
+
 def anneal_fractions(
     labels: np.ndarray,
     exemplars: np.ndarray | Sequence[np.ndarray],
@@ -911,6 +1015,8 @@ def anneal_fractions(
     dense_lag: int = D.anneal.dense_lag,
     sectors: int = D.anneal.sectors,
     local_means: bool = D.anneal.s2_local_means,
+    uniformity_weight: float = D.anneal.uniformity_weight,
+    uniformity_below: float = D.anneal.uniformity_below,
     surface: bool | None = None,
     walk: bool | None = None,
     progress: bool = False,
@@ -970,6 +1076,12 @@ def anneal_fractions(
         A non-periodic exemplar's ``S2`` target with the pairs' own means
         (:func:`~mdesign.reconstruction.loss.s2_window_local_means`) instead of the plain pair
         estimate.
+    uniformity_weight : float
+        Weight of the uniformity term of the swap energy (relative to the ``S2`` term's scale;
+        0: off): the variance of the tracked phases' block fractions above the exemplar's
+        (block sides ``R / 2``, ``R``, ``2 R``), so swaps do not carry a phase to one side.
+    uniformity_below : float
+        The uniformity term covers the tracked phases whose exemplar fraction is below this.
     surface : bool, optional
         After the swaps, shorten the interface to the exemplar's length per unit area by swaps
         of least energy rise (stage 3).
@@ -1055,21 +1167,41 @@ def anneal_fractions(
         s2_scale = state.structure_scale(fractions[tracked])
         nb_coef = neighbour_weight * s2_scale / max(float((nb_target**2).mean()), 1e-300)
 
+    blocks = None
+    spread = [ph for ph in tracked if fractions[ph] < uniformity_below]
+    if uniformity_weight > 0 and spread:
+        coef = uniformity_weight * state.structure_scale(fractions[tracked])
+        blocks = _Blocks(shape, exemplars, spread, max_lag, coef)
+        blocks.recount(state.flat)
+        plain_set_label = state.set_label
+
+        def set_label(v, new):  # every label change of the stages goes through the state's
+            old = int(state.flat[v])
+            plain_set_label(v, new)
+            blocks.moved(v, old, new)
+
+        state.set_label = set_label
+
     def nb_energy(hist):
         return nb_coef * float(((hist - nb_target) ** 2).mean()) if nb is not None else 0.0
 
     def nb_change(p, q):
+        extra = blocks.change(flat, p, q) if blocks is not None else 0.0
         if nb is None:
-            return 0.0, None
+            return extra, None
         dh = nb.swap_delta(flat, p, q)
         err = (nb.hist - nb_target)[None]
-        return nb_coef * ((2 * err + dh) * dh).mean(1), dh
+        return nb_coef * ((2 * err + dh) * dh).mean(1) + extra, dh
+
+    def block_change(p, q):
+        return blocks.change(flat, p, q) if blocks is not None else 0.0
 
     def nb_rise(dh):
         err = (nb.hist - nb_target)[None]
         return nb_coef * ((2 * err + dh) * dh).mean(1)
 
-    e_initial = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0)
+    e_blocks = (lambda: blocks.energy(flat)) if blocks is not None else (lambda: 0.0)
+    e_initial = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0) + e_blocks()
     nbr = guard = None
     if not isinstance(keep_clusters, bool | np.bool_):  # the guarded phases, given
         guard = np.asarray(keep_clusters, dtype=bool)
@@ -1089,7 +1221,7 @@ def anneal_fractions(
     # stage 2: Metropolis swaps of interface pixels of different phases, geometric cooling
     if nb is not None:  # stage 1 moved pixels without tracking the classes
         nb.hist = nb.histogram(flat)
-    e_fractions = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0)
+    e_fractions = state.energy() + (nb_energy(nb.hist) if nb is not None else 0.0) + e_blocks()
     accepted = done = 0
     if steps > 0:
         iface = _interface(flat, faces)
@@ -1125,6 +1257,7 @@ def anneal_fractions(
                     nb,
                     nb_change,
                     nb_rise,
+                    block_change if blocks is not None else None,
                 )
                 used = n
             else:
@@ -1152,7 +1285,7 @@ def anneal_fractions(
         )
     # recompute exactly: the incremental sums drift by rounding only, but the result is reported
     state.finish()
-    e_final = state.energy()
+    e_final = state.energy() + e_blocks()
     if nb is not None:
         nb.hist = nb.histogram(flat)
         e_final += nb_energy(nb.hist)
@@ -1288,7 +1421,21 @@ def _swaps_batch(state, p, q, temps, rng, nbr, guard, nb, nb_change) -> tuple[in
 
 
 def _swaps_walk(
-    state, p, q, temps, rng, iface, n_iface, pool, faces, nbr, guard, nb, nb_change, nb_rise
+    state,
+    p,
+    q,
+    temps,
+    rng,
+    iface,
+    n_iface,
+    pool,
+    faces,
+    nbr,
+    guard,
+    nb,
+    nb_change,
+    nb_rise,
+    block_change=None,
 ) -> tuple[int, int]:
     """Stage 2 on one batch, walking past accepted swaps: the later proposals near a swap (a
     tracked lag; with the guard or the neighbourhood term also within 2 steps) are evaluated
@@ -1316,7 +1463,8 @@ def _swaps_walk(
         dn, dh = nb_change(p, q)
         de = np.where(valid, state.energy_change(dc) + dn, np.inf)
     else:
-        de = np.where(valid, state.energy_change(dc), np.inf)
+        extra = block_change(p, q) if block_change is not None else 0.0
+        de = np.where(valid, state.energy_change(dc) + extra, np.inf)
     u = rng.random(n)
     cpq = np.stack([_coords(p, shape), _coords(q, shape)])  # 2 x n x ndim
     accepted = 0
@@ -1358,6 +1506,8 @@ def _swaps_walk(
             de[later] = state.energy_change(dc[later])
             if nb is not None:
                 de[later] += nb_rise(dh[later])
+            if block_change is not None:  # the block counts after the swap
+                de[later] += block_change(p[later], q[later])
     return accepted, n_iface
 
 

@@ -12,6 +12,8 @@
   (the window minus its mean over the lattice's axis permutations and reflections,
   :func:`anisotropic_part`) against the exemplar's, on the same scale, so the fit neither invents
   a direction the exemplar lacks nor exaggerates one it has;
+* the uniformity term (weight ``uniformity_weight``): the variance of block fractions above the
+  exemplar's (:func:`block_variance`);
 * the variation term (weight ``tv_weight``): ``relu(V / V_ex - 1)^2``, ``V`` the pixels' mean
   absolute step, which removes pixel noise without pulling the interfaces below the exemplar's.
 
@@ -53,12 +55,15 @@ __all__ = [
     "LossTerms",
     "TextureLoss",
     "anisotropic_part",
+    "block_variance",
     "exemplar_targets",
     "gram_matrix",
+    "mirror_tiled",
     "s2_phases",
     "s2_window",
     "s2_window_local_means",
     "total_variation",
+    "uniformity_blocks",
 ]
 
 
@@ -202,6 +207,49 @@ def total_variation(pixels: torch.Tensor, *, periodic: bool) -> torch.Tensor:
     return sum(terms) / len(terms)
 
 
+def uniformity_blocks(max_lag: int) -> tuple[int, ...]:
+    """The block sides of the uniformity term: ``R / 2``, ``R`` and ``2 R`` (within the ``S2``
+    window's reach and beyond it, where a fraction field that bunches on one side differs from a
+    uniform one)."""
+    return tuple(dict.fromkeys((max(1, max_lag // 2), max_lag, 2 * max_lag)))
+
+
+def block_variance(indicators: torch.Tensor, side: int) -> torch.Tensor:
+    """Variance over the blocks of the blocks' mean indicators (the fraction field's bunching).
+
+    Parameters
+    ----------
+    indicators : Tensor, ``batch x k x H x W`` (or ``batch x k x H x W x D``)
+        Hard or soft phase indicators.
+    side : int
+        Block side in pixels; the image is tiled from its corner, a remainder left out.
+
+    Returns
+    -------
+    Tensor, ``batch x k``
+        The population variance of the ``prod(n // side)`` block means (0 for one block).
+    """
+    pool = F.avg_pool2d if indicators.ndim == 4 else F.avg_pool3d
+    means = pool(indicators, side).flatten(2)
+    return means.var(-1, unbiased=False)
+
+
+def mirror_tiled(pixels: torch.Tensor) -> torch.Tensor:
+    """An image and its reflections across its right and bottom edges, ``2H x 2W``: periodic
+    without a seam (each edge meets its own mirror image), the same rows / columns statistics.
+
+    Parameters
+    ----------
+    pixels : Tensor, ``batch x C x H x W``
+
+    Returns
+    -------
+    Tensor, ``batch x C x 2H x 2W``
+    """
+    wide = torch.cat([pixels, pixels.flip(-1)], -1)
+    return torch.cat([wide, wide.flip(-2)], -2)
+
+
 def s2_phases(phases: int) -> list[int]:
     """The phases whose ``S2`` the loss and the annealing track: phase 1 of two, else all."""
     return [1] if phases == 2 else list(range(phases))
@@ -222,12 +270,17 @@ class ExemplarTargets:
         anisotropy term.
     tv : Tensor, 0-dim
         :func:`total_variation` of the exemplar's pixels.
+    blocks : Tensor, ``B x J``
+        :func:`block_variance` of the tracked phases' indicators at the block sides
+        :func:`uniformity_blocks` of ``R`` (a row per side with at least 2 blocks in the
+        exemplar).
     """
 
     grams: list
     s2: torch.Tensor
     s2_scale: torch.Tensor
     tv: torch.Tensor
+    blocks: torch.Tensor | None = None
 
 
 def exemplar_targets(
@@ -239,6 +292,9 @@ def exemplar_targets(
     exemplar_periodic: bool,
     scale: int = 1,
     local_means: bool = False,
+    gram_mirror: bool = False,
+    gram_isotropy: float = 0.0,
+    tracked: Sequence[int] | None = None,
 ) -> ExemplarTargets:
     """The targets of :class:`TextureLoss` (and of each axis of the 3D slice loss).
 
@@ -258,6 +314,14 @@ def exemplar_targets(
     local_means : bool
         A non-periodic exemplar's ``S2`` by :func:`s2_window_local_means` (the same structure
         for every phase) instead of the pairs' plain mean.
+    gram_mirror : bool
+        A non-periodic exemplar's Gram matrices from its :func:`mirror_tiled` image, so that a
+        circularly padded network sees no seam at the crop's edges.
+    gram_isotropy : float
+        Mix this share of the mean Gram matrices over the square's 8 symmetries (rotations by
+        quarter turns and reflections of the exemplar) into the targets: 1 an isotropic target.
+    tracked : sequence of int, optional
+        The phases of the ``S2`` and uniformity targets (:func:`s2_phases` by default).
 
     Returns
     -------
@@ -267,11 +331,26 @@ def exemplar_targets(
     pixels = labels_to_pixels(exemplar, phases, device=device)
     if scale > 1:
         pixels = F.avg_pool2d(pixels, scale)
+    seen = mirror_tiled(pixels) if gram_mirror and not exemplar_periodic else pixels
     with torch.no_grad():
-        grams = [gram_matrix(f) for f in extractor(to_vgg_input(pixels))]
+        grams = [gram_matrix(f) for f in extractor(to_vgg_input(seen))]
+        if gram_isotropy > 0:  # the mean over the square's 8 symmetries, mixed in
+            turned = [seen.flip(-1), seen.flip(-2), seen.flip(-1, -2)]
+            turned += [t.transpose(-1, -2) for t in (seen, *turned)]
+            sym = [g.clone() for g in grams]
+            for t in turned:
+                for s, f in zip(sym, extractor(to_vgg_input(t.contiguous())), strict=True):
+                    s += gram_matrix(f)
+            grams = [
+                (1 - gram_isotropy) * g + gram_isotropy * s / 8
+                for g, s in zip(grams, sym, strict=True)
+            ]
         tv = total_variation(pixels, periodic=exemplar_periodic).sum()
     onehot = torch.stack(
-        [torch.as_tensor(exemplar == j, dtype=torch.float32) for j in s2_phases(phases)]
+        [
+            torch.as_tensor(exemplar == j, dtype=torch.float32)
+            for j in (s2_phases(phases) if tracked is None else tracked)
+        ]
     )[None].to(device)
     if scale > 1:
         onehot = F.avg_pool2d(onehot, scale)
@@ -280,7 +359,9 @@ def exemplar_targets(
     else:
         s2 = s2_window(onehot, s2_max_lag, periodic=exemplar_periodic)
     frac = onehot.mean((-2, -1))[..., None, None]
-    return ExemplarTargets(grams, s2, ((s2 - frac**2) ** 2).sum().clamp_min(1e-12), tv)
+    sides = [b for b in uniformity_blocks(s2_max_lag) if min(onehot.shape[-2:]) >= 2 * b]
+    blocks = torch.stack([block_variance(onehot, b)[0] for b in sides]) if sides else None
+    return ExemplarTargets(grams, s2, ((s2 - frac**2) ** 2).sum().clamp_min(1e-12), tv, blocks)
 
 
 @dataclass(frozen=True)
@@ -293,6 +374,8 @@ class LossTerms:
     tv: torch.Tensor
     anisotropy: torch.Tensor | None = None
     """The anisotropy term (None where the loss has none)."""
+    uniformity: torch.Tensor | None = None
+    """The uniformity term (None where the loss has none)."""
 
 
 class ExemplarTerms(nn.Module):
@@ -318,10 +401,15 @@ class ExemplarTerms(nn.Module):
         tv_weight: float,
         anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
         s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
+        gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
+        gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
+        uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
+        s2_minority: float = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
     ) -> None:
         super().__init__()
         self.anisotropy_weight = float(anisotropy_weight)
+        self.uniformity_weight = float(uniformity_weight)
         self.extractor = extractor
         self.phases = phases
         self.s2_weight = float(s2_weight)
@@ -332,6 +420,10 @@ class ExemplarTerms(nn.Module):
         device = next(extractor.parameters()).device
         # two phases: phase 1 alone; more: every phase
         self.s2_phases = s2_phases(phases)
+        if phases == 2:  # the phase of the smaller fraction in the exemplars, if below s2_minority
+            one = float(np.mean([(ex == 1).mean() for ex in exemplars]))
+            if min(one, 1 - one) < s2_minority:
+                self.s2_phases = [int(one < 0.5)]
         self.register_buffer("colours", encoding_colours(phases, device=device))
         cache: dict[int, ExemplarTargets] = {}
         targets = []
@@ -345,6 +437,9 @@ class ExemplarTerms(nn.Module):
                     exemplar_periodic=exemplar_periodic,
                     scale=scale,
                     local_means=s2_local_means,
+                    gram_mirror=gram_mirror,
+                    gram_isotropy=gram_isotropy,
+                    tracked=self.s2_phases,
                 )
             targets.append(cache[id(ex)])
         self.n_layers = len(targets[0].grams)
@@ -355,6 +450,7 @@ class ExemplarTerms(nn.Module):
             self.register_buffer(f"target_s2_{a}", t.s2)
             self.register_buffer(f"target_aniso_{a}", anisotropic_part(t.s2))
             self.register_buffer(f"s2_scale_{a}", t.s2_scale)
+            self.register_buffer(f"target_blocks_{a}", t.blocks)
         self.register_buffer(
             "target_tv", torch.stack([t.tv for t in targets]).mean().clamp_min(1e-12)
         )
@@ -404,6 +500,17 @@ class TextureLoss(ExemplarTerms):
     s2_local_means : bool
         A non-periodic exemplar's ``S2`` target with the pairs' own means
         (:func:`s2_window_local_means`).
+    gram_mirror : bool
+        A non-periodic exemplar's Gram targets from its :func:`mirror_tiled` image.
+    gram_isotropy : float
+        Share of the Gram targets' mean over the square's 8 symmetries (0: the exemplar's own).
+    uniformity_weight : float
+        Weight of the uniformity term (0: off): ``relu(V / V_ex - 1)^2`` summed over the tracked
+        phases and the block sides :func:`uniformity_blocks`, ``V`` the :func:`block_variance`
+        of the soft indicators, so the fraction field bunches no more than the exemplar's.
+    s2_minority : float
+        Two phases: the ``S2`` and uniformity terms on the phase of the smaller fraction in the
+        exemplar instead of phase 1 when that fraction is below this (0: phase 1 always).
     scale : int
         Compare with the exemplar shrunk by this factor (average pooling of its colours and
         indicators): the targets of the half-size stage of coarse-to-fine optimisation, whose
@@ -429,6 +536,10 @@ class TextureLoss(ExemplarTerms):
         tv_weight: float,
         anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
         s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
+        gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
+        gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
+        uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
+        s2_minority: float = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
     ) -> None:
         super().__init__(
@@ -443,6 +554,10 @@ class TextureLoss(ExemplarTerms):
             tv_weight=tv_weight,
             anisotropy_weight=anisotropy_weight,
             s2_local_means=s2_local_means,
+            gram_mirror=gram_mirror,
+            gram_isotropy=gram_isotropy,
+            uniformity_weight=uniformity_weight,
+            s2_minority=s2_minority,
             scale=scale,
         )
 
@@ -450,16 +565,25 @@ class TextureLoss(ExemplarTerms):
         gram = self.gram(pixels)
         s2 = pixels.new_zeros(())
         aniso = pixels.new_zeros(())
-        if self.s2_weight > 0 or self.anisotropy_weight > 0:
+        uniform = pixels.new_zeros(())
+        uniformity = self.uniformity_weight > 0 and self.target_blocks_0 is not None
+        if self.s2_weight > 0 or self.anisotropy_weight > 0 or uniformity:
             soft = soft_indicators(pixels, self.colours, temperature=self.temperature)
             corr = s2_window(soft[:, self.s2_phases], self.s2_max_lag, periodic=self.periodic)
             s2 = ((corr - self.target_s2_0) ** 2).sum() / self.s2_scale_0
             if self.anisotropy_weight > 0:
                 diff = anisotropic_part(corr) - self.target_aniso_0
                 aniso = (diff**2).sum() / self.s2_scale_0
+            if uniformity:
+                sides = uniformity_blocks(self.s2_max_lag)
+                for side, target in zip(sides, self.target_blocks_0, strict=False):
+                    if min(pixels.shape[-2:]) >= 2 * side:
+                        v = block_variance(soft[:, self.s2_phases], side)
+                        uniform = uniform + F.relu(v / target.clamp_min(1e-12) - 1).square().sum()
         tv = pixels.new_zeros(())
         if self.tv_weight > 0:
             excess = total_variation(pixels, periodic=self.periodic) / self.target_tv - 1
             tv = F.relu(excess).square().sum()
         total = gram + self.s2_weight * s2 + self.tv_weight * tv + self.anisotropy_weight * aniso
-        return LossTerms(total=total, gram=gram, s2=s2, tv=tv, anisotropy=aniso)
+        total = total + self.uniformity_weight * uniform
+        return LossTerms(total=total, gram=gram, s2=s2, tv=tv, anisotropy=aniso, uniformity=uniform)

@@ -536,6 +536,10 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
         tv_weight=tex.tv_weight,
         anisotropy_weight=tex.anisotropy_weight,
         s2_local_means=tex.s2_local_means,
+        gram_mirror=tex.gram_mirror,
+        gram_isotropy=tex.gram_isotropy,
+        s2_minority=tex.s2_minority,
+        uniformity_weight=tex.uniformity_weight,
     )
 
 
@@ -783,6 +787,8 @@ def _anneal_kwargs(config, *, ndim, size, phases, quarter) -> dict:
         dense_lag=an.dense_lag,
         sectors=an.sectors,
         local_means=an.s2_local_means,
+        uniformity_weight=an.uniformity_weight,
+        uniformity_below=an.uniformity_below,
         steps=round(st["sweeps"] * size),
         batch=st["batch"],
         neighbour_weight=st["neighbour_weight"],

@@ -101,7 +101,8 @@ class SliceLoss(ExemplarTerms):
     ) -> None:
         if len(exemplars) != 3:
             raise ValueError("one exemplar per axis (3) expected")
-        super().__init__(extractor, exemplars, **settings)
+        # texture.s2_minority is an image's (phase 1 in a volume's slices, as measured)
+        super().__init__(extractor, exemplars, **{**settings, "s2_minority": 0.0})
 
     def gram_backward(
         self, volume: torch.Tensor, picks: Sequence[torch.Tensor], *, chunk: int
