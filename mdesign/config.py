@@ -760,6 +760,14 @@ class SlicesConfig(Config):
     """Slices through VGG19 at once: bounds the activations held (memory)."""
     lr: float = Field(0.05, gt=0)
     """Adam's step size in voxel values, decayed to 5% of it by a cosine schedule."""
+    coarse_to_fine: bool = False
+    """Run Adam first on a half-size volume against the exemplars shrunk by 2 (the images'
+    ``optimiser.coarse_to_fine`` in 3D: slices of a quarter of the pixels, so the large
+    structures form at low cost), upsample it (trilinear, on the torus when periodic), then
+    ``iterations`` steps at full size. Off by default (measured on the Li et al. crops at 64^3:
+    docs/performance.md)."""
+    coarse_iterations: int = Field(150, ge=1)
+    """Adam steps of the half-size volume when ``coarse_to_fine``."""
 
 
 class AnnealConfig(Config):

@@ -126,7 +126,8 @@ class ReconstructionResult:
         volume: every Adam step, its Gram part the estimate on that step's slices), iterations,
         stall and convergence flags.
     coarse : OptimizationResult or None
-        The half-size stage of ``coarse_to_fine`` (images).
+        The half-size stage of ``optimiser.coarse_to_fine`` (an image) or
+        ``slices.coarse_to_fine`` (a volume).
     annealing : AnnealingResult
     axes : tuple of ReconstructionErrors
         An image: one, the errors against the exemplar. A volume: three, the slices normal to
@@ -356,16 +357,16 @@ def check_size(size: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def _upsample(pixels: torch.Tensor, shape: tuple[int, int], *, periodic: bool) -> torch.Tensor:
-    """Bilinear upsampling to ``shape``; on the torus when ``periodic``."""
+def _upsample(pixels: torch.Tensor, shape: tuple[int, ...], *, periodic: bool) -> torch.Tensor:
+    """Bilinear (an image ``N x C x H x W``) or trilinear (a volume ``N x C x H x W x D``)
+    upsampling to ``shape``; on the torus when ``periodic``."""
+    mode = "bilinear" if len(shape) == 2 else "trilinear"
     if not periodic:
-        return F.interpolate(pixels, size=shape, mode="bilinear", align_corners=False)
-    h, w = pixels.shape[-2:]
-    padded = F.pad(pixels, (1, 1, 1, 1), mode="circular")
-    sy, sx = shape[0] / h, shape[1] / w
-    big = F.interpolate(padded, scale_factor=(sy, sx), mode="bilinear", align_corners=False)
-    oy, ox = round(sy), round(sx)
-    return big[..., oy : oy + shape[0], ox : ox + shape[1]]
+        return F.interpolate(pixels, size=shape, mode=mode, align_corners=False)
+    padded = F.pad(pixels, (1, 1) * len(shape), mode="circular")
+    factors = tuple(n / m for n, m in zip(shape, pixels.shape[2:], strict=True))
+    big = F.interpolate(padded, scale_factor=factors, mode=mode, align_corners=False)
+    return big[(..., *(slice(round(f), round(f) + n) for f, n in zip(factors, shape, strict=True)))]
 
 
 def _as_exemplars(exemplars) -> list[np.ndarray]:
@@ -667,7 +668,9 @@ def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic, fit_seed=
 
 
 def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, device, progress):
-    """Adam on the voxels against the slices' loss (module docstring), from the GRF start."""
+    """Adam on the voxels against the slices' loss (module docstring), from the GRF start; with
+    ``slices.coarse_to_fine``, on a half-size volume first (the exemplars shrunk by 2), then
+    upsampled."""
     sl, seed = config.slices, config.seed
     gen = torch.Generator().manual_seed(int(seed))
     labels0, fit = _start(
@@ -684,18 +687,42 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, devic
         x0 = torch.rand((c, *shape), generator=gen)
     else:
         x0 = _grf_pixels(labels0, phases, gen)
+    extractor = _extractor(config, device, progress)
+    max_lag = max(1, min(config.texture.s2_max_lag, quarter))
+    coarse = None
+    if (
+        sl.coarse_to_fine
+        and min(shape) >= 2 * MIN_SIZE
+        and min(s for ex in exemplars for s in ex.shape) >= 2 * MIN_SIZE
+    ):
+        half = tuple(n // 2 for n in shape)
+        coarse_loss = SliceLoss(
+            extractor,
+            exemplars,
+            s2_max_lag=max(1, max_lag // 2),
+            scale=2,
+            **_loss_settings(config, phases),
+        )
+        # the start's colours at half size, as the coarse targets are the exemplars'
+        start = F.avg_pool3d(x0[None], 2)[0] if labels0 is not None else x0[:, ::2, ::2, ::2]
+        coarse = _adam_slices(
+            coarse_loss, start, half, sl, sl.coarse_iterations, gen, config, device, progress
+        )
+        x0 = _upsample(coarse.pixels, shape, periodic=config.periodic)[0].cpu()
+    loss = SliceLoss(extractor, exemplars, s2_max_lag=max_lag, **_loss_settings(config, phases))
+    result = _adam_slices(loss, x0, shape, sl, sl.iterations, gen, config, device, progress)
+    return result, coarse, labels0, fit
+
+
+def _adam_slices(loss, x0, shape, sl, iterations, gen, config, device, progress):
+    """Adam on the voxels ``x0`` (``C x H x W x D``) against ``loss`` (a :class:`SliceLoss`) for
+    ``iterations`` steps, each on ``sl.slices`` freshly drawn slices per axis."""
     x = x0.to(device).requires_grad_(True)
-    loss = SliceLoss(
-        _extractor(config, device, progress),
-        exemplars,
-        s2_max_lag=max(1, min(config.texture.s2_max_lag, quarter)),
-        **_loss_settings(config, phases),
-    )
     opt = torch.optim.Adam([x], lr=sl.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, sl.iterations, eta_min=0.05 * sl.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, eta_min=0.05 * sl.lr)
     per_axis = [min(sl.slices, n) for n in shape]
     terms = []
-    bar = tqdm(range(sl.iterations), desc="Adam 3D", unit="step", disable=not progress, leave=False)
+    bar = tqdm(range(iterations), desc="Adam 3D", unit="step", disable=not progress, leave=False)
     for _ in bar:
         picks = [
             torch.randperm(n, generator=gen)[:k].to(device)
@@ -708,17 +735,16 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, devic
         bar.set_postfix(loss=f"{t.total:.3g}")
     bar.close()
     arr = np.array(terms, dtype=np.float64)
-    result = OptimizationResult(
+    return OptimizationResult(
         pixels=x.detach()[None],
         losses=arr[:, 0],
         gram_losses=arr[:, 1],
         s2_losses=arr[:, 2],
-        iterations=sl.iterations,
-        evaluations=sl.iterations,
+        iterations=iterations,
+        evaluations=iterations,
         stalled=False,
         converged=bool(arr[-1, 0] <= config.optimiser.convergence_ratio * arr[0, 0]),
     )
-    return result, None, labels0, fit
 
 
 def _settings(ndim: int, config: ReconstructionConfig) -> dict:
