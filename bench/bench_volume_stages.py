@@ -7,17 +7,13 @@ annealing) and the default labels in ``--runs``. The variants then run only the 
 (``pipeline._anneal``, the one chain) on that cached volume, each with one volume stage turned on:
 the cluster guard (``volume_keep_clusters``), the neighbourhood term
 (``volume_neighbour_weight``), the surface stage (``volume_surface``), the cleanup
-(``volume_cleanup``: network joining, small-cluster removal, a second annealing; with
-``+slices``, ``volume_slice_cleanup``: each slice cleaned as an image too), the network
+(``volume_cleanup``: network joining, small-cluster removal, a second annealing), the network
 sheets (``volume_sheets``: a thin network phase rebuilt as Voronoi sheets, then annealed within
 the guard), and all.
 
 ``--init shell`` (or ``lamellae``) decodes from that lamellar start (``slices.init``), cached
 apart; ``--source start`` anneals the start labels themselves (no Adam stage), and the variant
 ``none`` measures the cached volume unannealed (where the stripes break: start, decoded, annealed).
-``--set section.key=value`` (repeatable) changes the settings of the decoding and the variants,
-cached apart under ``--tag`` (e.g. ``--set slices.coarse_to_fine=true --tag c2f``); ``--table
---tags '' c2f`` collects several.
 
 Per variant: per-axis slice cluster counts per window against the exemplar's (equal windows,
 ``slice_errors``), the slices' S2 and lineal-path RMSE, the ratio of the largest axis's S2 RMSE to
@@ -52,11 +48,6 @@ VARIANTS = {
     "guard+neighbour": {"volume_keep_clusters": True, "volume_neighbour_weight": 3.0},
     "guard+surface": {"volume_keep_clusters": True, "volume_surface": True},
     "guard+cleanup": {"volume_keep_clusters": True, "volume_cleanup": True},
-    "guard+cleanup+slices": {
-        "volume_keep_clusters": True,
-        "volume_cleanup": True,
-        "volume_slice_cleanup": True,
-    },
     "sheets": {"volume_sheets": True},
     "sheets+surface": {"volume_sheets": True, "volume_surface": True},
     "all": {

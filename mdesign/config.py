@@ -860,11 +860,6 @@ class AnnealConfig(Config):
     """A volume's cleanup: join a network phase's fragments by 3D bridges, dissolve the 3D
     clusters of a phase with surplus slice clusters that are smaller than the exemplars' median
     cluster area to the power 3/2 (never the largest), and anneal again."""
-    volume_slice_cleanup: bool = False
-    """With ``volume_cleanup``, also dissolve each slice's surplus small clusters by the image
-    rule (every slice along each axis, against that axis's exemplar), pieces of a larger 3D
-    cluster included: the lone matrix voxels that a slice shows as specks in a pore
-    (measured on the Li et al. sandstone and carbonate: docs/performance.md)."""
     volume_sheets: bool = False
     """Before a volume's annealing, rebuild a thin network phase (grain boundaries: a network in
     every exemplar, under half of each) as closed sheets between Voronoi grains seeded at the

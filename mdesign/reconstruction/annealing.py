@@ -611,26 +611,12 @@ def _remove_small_volume_clusters(labels, exemplars, phases) -> np.ndarray:
     return out
 
 
-def _remove_small_slice_clusters(labels, exemplars, phases, periodic) -> np.ndarray:
-    """Every slice of a volume along each axis cleaned as an image against that axis's
-    exemplar (:func:`remove_small_clusters`' image rule, the axes in turn)."""
-    out = np.array(labels, copy=True)
-    for axis in range(3):
-        cut = np.moveaxis(out, axis, 0)  # a view: cut[i] is np.take(out, i, axis)
-        for i in range(cut.shape[0]):
-            cut[i] = remove_small_clusters(
-                cut[i], exemplars[axis], phases=phases, periodic=periodic
-            )
-    return out
-
-
 def remove_small_clusters(
     labels: np.ndarray,
     exemplar: np.ndarray | Sequence[np.ndarray],
     *,
     phases: int,
     periodic: bool = D.periodic,
-    slices: bool = False,
 ) -> np.ndarray:
     """Dissolve the surplus of small clusters, so none is left beyond the exemplar's.
 
@@ -650,9 +636,7 @@ def remove_small_clusters(
     A volume (``H x W x D``, with its 3 exemplars), for each phase whose slices have more
     clusters per area than the exemplars: its 3D clusters (face-connected) smaller than the
     exemplars' median cluster area to the power 3/2 (a ball of that section), but the largest,
-    are dissolved likewise. With ``slices``, then every slice along each axis is cleaned by the
-    image rule against that axis's exemplar: a piece of one 3D cluster that a slice shows as a
-    speck (a lone voxel of a matrix in a pore, connected only across the slice) goes too.
+    are dissolved likewise.
 
     Parameters
     ----------
@@ -662,8 +646,6 @@ def remove_small_clusters(
         k.
     periodic : bool
         ``labels`` is periodic.
-    slices : bool
-        A volume: also clean its slices as images (above).
 
     Returns
     -------
@@ -675,10 +657,7 @@ def remove_small_clusters(
     from mdesign.reconstruction.metrics import cluster_components
 
     if np.ndim(labels) == 3:
-        out = _remove_small_volume_clusters(labels, exemplar, phases)
-        if slices:
-            out = _remove_small_slice_clusters(out, exemplar, phases, periodic)
-        return out
+        return _remove_small_volume_clusters(labels, exemplar, phases)
     out = np.array(labels, copy=True)
     scale = labels.size / exemplar.size
     for j in range(phases):

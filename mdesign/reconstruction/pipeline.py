@@ -766,9 +766,6 @@ def _anneal_stages(
             sheets = ("network sheets",)
     swaps = "swaps" + ("+neighbourhood" if st["neighbour_weight"] > 0 else "")
     swaps += "+cluster guard" if st["keep_clusters"] or sheets else ""
-    small = "remove small clusters"
-    if ndim == 3 and config.anneal.volume_slice_cleanup:
-        small += " (and in slices)"
     surface = ("surface",) if st["surface"] else ()
     if not st["cleanup"]:
         return (*sheets, "fractions", swaps, *surface)
@@ -777,7 +774,7 @@ def _anneal_stages(
         "fractions",
         swaps,
         "join network fragments",
-        small,
+        "remove small clusters",
         "fractions",
         swaps,
         *surface,
@@ -836,13 +833,7 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         # join a network phase's fragments, dissolve the surplus of small clusters, then anneal
         # again (fractions, then swaps, then the surface stage)
         joined = join_network_fragments(annealing.labels, target, phases=phases)
-        cleaned = remove_small_clusters(
-            joined,
-            target,
-            phases=phases,
-            periodic=config.periodic,
-            slices=decoded.ndim == 3 and an.volume_slice_cleanup,
-        )
+        cleaned = remove_small_clusters(joined, target, phases=phases, periodic=config.periodic)
         annealing = anneal_fractions(
             cleaned, target, seed=cleanup_seed, surface=st["surface"], **anneal_kw
         )

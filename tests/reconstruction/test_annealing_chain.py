@@ -199,29 +199,6 @@ def test_volume_cleanup_joins_a_network_and_dissolves_specks():
     assert cleaned[13, 13, 13] == 1 and (cleaned[2:4] == 0).all()
 
 
-@pytest.mark.parametrize("periodic", [False, True])
-def test_volume_slice_cleanup_dissolves_a_matrix_pillar_that_slices_show_as_specks(periodic):
-    # a matrix (0) with 16 small square pores (1): one matrix cluster per image
-    ex = np.zeros((64, 64), dtype=np.uint8)
-    for y in range(4, 64, 16):
-        for x in range(4, 64, 16):
-            ex[y : y + 6, x : x + 6] = 1
-    vol = np.zeros((32, 32, 32), dtype=np.uint8)
-    vol[12:20, 12:20, 12:20] = 1  # a cubic pore
-    vol[15, 15, 12:20] = 0  # a matrix pillar through it, joined to the matrix at both ends
-    specks = [ndimage.label(vol[:, :, z] == 0)[1] for z in range(12, 20)]
-    assert specks == [2] * 8  # every slice normal to axis 2 shows the pillar as a speck
-    # one 3D matrix cluster: the 3D rule keeps the pillar
-    kept = remove_small_clusters(vol, [ex] * 3, phases=2, periodic=periodic)
-    assert (kept[15, 15, 12:20] == 0).all()
-    out = remove_small_clusters(vol, [ex] * 3, phases=2, periodic=periodic, slices=True)
-    assert (out[15, 15, 12:20] == 1).all()  # the image rule dissolves the specks
-    assert (out != vol).sum() == 8  # and nothing else changes
-    for axis in range(3):
-        for i in range(32):
-            assert ndimage.label(np.take(out, i, axis) == 0)[1] == 1
-
-
 def test_volume_keys_reach_the_chain_and_the_report():
     from mdesign.config import ReconstructionConfig
     from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
@@ -243,15 +220,6 @@ def test_volume_keys_reach_the_chain_and_the_report():
         ST3[:12, :12, :12], [EX3] * 3, on, phases=2, quarter=3, cleanup_seed=1, progress=False
     )
     want = phase_counts(volume_fractions([EX3] * 3, 2)[None], 12**3)[0]
-    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
-    # the slices' cleanup: named in the report, and the fractions still exact
-    sl = on.model_copy(
-        update={"anneal": on.anneal.model_copy(update={"volume_slice_cleanup": True})}
-    )
-    assert "remove small clusters (and in slices)" in _anneal_stages(3, sl, [EX3] * 3)
-    res = _anneal(
-        ST3[:12, :12, :12], [EX3] * 3, sl, phases=2, quarter=3, cleanup_seed=1, progress=False
-    )
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
 
 
