@@ -9,7 +9,8 @@ the cluster guard (``volume_keep_clusters``), the neighbourhood term
 (``volume_neighbour_weight``), the surface stage (``volume_surface``), the cleanup
 (``volume_cleanup``: network joining, small-cluster removal, a second annealing), the network
 sheets (``volume_sheets``: a thin network phase rebuilt as Voronoi sheets, then annealed within
-the guard), and all.
+the guard), all, and ``matrix`` (``volume_matrix``: the image's stages where the exemplar has a
+matrix phase).
 
 ``--init shell`` (or ``lamellae``) decodes from that lamellar start (``slices.init``), cached
 apart; ``--source start`` anneals the start labels themselves (no Adam stage), and the variant
@@ -48,6 +49,7 @@ VARIANTS = {
     "guard+neighbour": {"volume_keep_clusters": True, "volume_neighbour_weight": 3.0},
     "guard+surface": {"volume_keep_clusters": True, "volume_surface": True},
     "guard+cleanup": {"volume_keep_clusters": True, "volume_cleanup": True},
+    "matrix": {"volume_matrix": True},
     "sheets": {"volume_sheets": True},
     "sheets+surface": {"volume_sheets": True, "volume_surface": True},
     "all": {

@@ -52,6 +52,7 @@ from mdesign.reconstruction.annealing import (
     AnnealingResult,
     _sheet_phases,
     anneal_fractions,
+    is_matrix,
     is_network,
     join_network_fragments,
     network_sheets,
@@ -747,11 +748,23 @@ def _adam_slices(loss, x0, shape, sl, iterations, gen, config, device, progress)
     )
 
 
-def _settings(ndim: int, config: ReconstructionConfig) -> dict:
-    """The annealing settings of an image (``ndim`` 2) or a volume (3): the ``volume_`` keys."""
+def _settings(ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2) -> dict:
+    """The annealing settings of an image (``ndim`` 2) or a volume (3): the ``volume_`` keys; with
+    ``anneal.volume_matrix``, a volume whose ``exemplars`` all have a matrix phase
+    (:func:`~.annealing.is_matrix`) takes the image's stages (guard, neighbourhood term, surface
+    stage, cleanup)."""
     an = config.anneal
     keys = ("sweeps", "batch", "neighbour_weight", "keep_clusters", "surface", "cleanup", "walk")
-    return {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
+    st = {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
+    if ndim == 3 and an.volume_matrix and exemplars is not None and _matrix(exemplars, phases):
+        st |= {k: getattr(an, k) for k in ("neighbour_weight", "keep_clusters", "surface")}
+        st["cleanup"] = an.cleanup
+    return st
+
+
+def _matrix(exemplars, phases: int) -> bool:
+    """Every exemplar has a matrix phase (:func:`~.annealing.is_matrix`)."""
+    return all(any(is_matrix(ex, j) for j in range(phases)) for ex in exemplars)
 
 
 def _anneal_stages(
@@ -759,7 +772,7 @@ def _anneal_stages(
 ) -> tuple[str, ...]:
     """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`); the network sheets (and
     with them the guard) where a volume's ``exemplars`` have a phase for them (None: assumed)."""
-    st = _settings(ndim, config)
+    st = _settings(ndim, config, exemplars, phases)
     sheets = ()
     if ndim == 3 and config.anneal.volume_sheets:
         if exemplars is None or _sheet_phases(exemplars, phases):
@@ -781,11 +794,11 @@ def _anneal_stages(
     )
 
 
-def _anneal_kwargs(config, *, ndim, size, phases, quarter) -> dict:
+def _anneal_kwargs(config, *, ndim, size, phases, quarter, exemplars=None) -> dict:
     """The keywords of :func:`anneal_fractions` for an output of ``ndim`` dimensions and
     ``size`` pixels or voxels (``quarter``: a quarter of the smallest side of the output and
     the exemplars), as :func:`_anneal` passes them (also to the benches' replays)."""
-    an, st = config.anneal, _settings(ndim, config)
+    an, st = config.anneal, _settings(ndim, config, exemplars, phases)
     return dict(
         phases=phases,
         max_lag=max(1, min(an.max_lag, quarter)),
@@ -809,10 +822,15 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     """The annealing to exact fractions (module docstring), with the cleanup when configured:
     one chain for an image and a volume, each with its settings (:func:`_settings`)."""
     an, seed = config.anneal, config.seed
-    st = _settings(decoded.ndim, config)
     target = exemplars if decoded.ndim == 3 else exemplars[0]
+    st = _settings(decoded.ndim, config, exemplars, phases)
     anneal_kw = _anneal_kwargs(
-        config, ndim=decoded.ndim, size=decoded.size, phases=phases, quarter=quarter
+        config,
+        ndim=decoded.ndim,
+        size=decoded.size,
+        phases=phases,
+        quarter=quarter,
+        exemplars=exemplars,
     ) | {"progress": progress}
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface
