@@ -9,7 +9,8 @@ the cluster guard (``volume_keep_clusters``), the neighbourhood term
 (``volume_neighbour_weight``), the surface stage (``volume_surface``), the cleanup
 (``volume_cleanup``: network joining, small-cluster removal, a second annealing), the network
 sheets (``volume_sheets``: a thin network phase rebuilt as Voronoi sheets, then annealed within
-the guard), and all.
+the guard), all, and ``matrix`` (``volume_matrix``: the image's stages where the exemplar has a
+matrix phase).
 
 ``--init shell`` (or ``lamellae``) decodes from that lamellar start (``slices.init``), cached
 apart; ``--source start`` anneals the start labels themselves (no Adam stage), and the variant
@@ -48,6 +49,7 @@ VARIANTS = {
     "guard+neighbour": {"volume_keep_clusters": True, "volume_neighbour_weight": 3.0},
     "guard+surface": {"volume_keep_clusters": True, "volume_surface": True},
     "guard+cleanup": {"volume_keep_clusters": True, "volume_cleanup": True},
+    "matrix": {"volume_matrix": True},
     "sheets": {"volume_sheets": True},
     "sheets+surface": {"volume_sheets": True, "volume_surface": True},
     "all": {
@@ -59,28 +61,45 @@ VARIANTS = {
 }
 
 
-def _stem(material: str, side: int, init: str) -> str:
-    return f"{material}_{side}" + ("" if init == "grf" else f"_{init}")
+def _stem(material: str, side: int, init: str, tag: str = "") -> str:
+    return f"{material}_{side}" + ("" if init == "grf" else f"_{init}") + (f"_{tag}" if tag else "")
 
 
-def decode(material: str, side: int, runs: Path, init: str = "grf") -> None:
+def _updated(cfg, sets: list[str]):
+    """``cfg`` with ``section.key=value`` settings (the value as JSON, else a string)."""
+    for item in sets:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        part = getattr(cfg, section).model_copy(update={name: value})
+        cfg = cfg.model_copy(update={section: part})
+    return cfg
+
+
+def decode(material: str, side: int, runs: Path, init: str = "grf", tag: str = "", sets=()) -> None:
     from mdesign.config import ReconstructionConfig
     from mdesign.reconstruction import reconstruct
 
     torch.set_num_threads(1)
-    out = runs / f"{_stem(material, side, init)}_decoded.npz"
+    out = runs / f"{_stem(material, side, init, tag)}_decoded.npz"
     if out.exists():
         return
     ex = crop(material)
     t = time.perf_counter()
+    cpu = time.process_time()
     cfg = ReconstructionConfig(seed=0)
     cfg = cfg.model_copy(update={"slices": cfg.slices.model_copy(update={"init": init})})
+    cfg = _updated(cfg, list(sets))
     res = reconstruct(ex, (side,) * 3, cfg, device="cpu")
     info = {
         "seconds": res.seconds,
         "seconds_optimization": res.seconds_optimization,
         "seconds_annealing": res.seconds_annealing,
         "wall": time.perf_counter() - t,
+        "cpu_seconds": time.process_time() - cpu,
         "load": os.getloadavg()[0],
     }
     np.savez_compressed(
@@ -97,15 +116,17 @@ def variant(
     sweeps: float | None,
     init: str = "grf",
     source: str = "decoded",
+    tag: str = "",
+    sets=(),
 ) -> dict:
     from mdesign.config import ReconstructionConfig
     from mdesign.reconstruction.metrics import slice_errors
     from mdesign.reconstruction.pipeline import _anneal
 
-    tag = "" if sweeps is None else f"_sweeps{sweeps:g}"
-    tag += "" if source == "decoded" else f"_{source}"
-    stem = _stem(material, side, init)
-    out = runs / f"{stem}_{name}{tag}.json"
+    stem = _stem(material, side, init, tag)
+    suffix = "" if sweeps is None else f"_sweeps{sweeps:g}"
+    suffix += "" if source == "decoded" else f"_{source}"
+    out = runs / f"{stem}_{name}{suffix}.json"
     if out.exists():
         return json.loads(out.read_text())
     cached = np.load(runs / f"{stem}_decoded.npz")
@@ -116,6 +137,7 @@ def variant(
     if sweeps is not None:
         update["volume_sweeps"] = sweeps
     cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update=update)})
+    cfg = _updated(cfg, list(sets))
     load = os.getloadavg()[0]
     cpu = time.process_time()
     t = time.perf_counter()
@@ -143,11 +165,12 @@ def variant(
         "material": material,
         "side": side,
         "variant": name,
-        "init": init,
+        "init": init + (f"+{tag}" if tag else ""),
         "source": source,
         "volume_sweeps": update.get("volume_sweeps", cfg.anneal.volume_sweeps),
         "seconds_annealing": seconds,
         "cpu_seconds": cpu,
+        "reconstruct_cpu_seconds": json.loads(str(cached["info"])).get("cpu_seconds"),
         "load": [load, os.getloadavg()[0]],
         "clusters_exemplar": [float(c) for c in axes[0].morphology_exemplar.clusters],
         "clusters_axes": [[float(c) for c in a.morphology_reconstruction.clusters] for a in axes],
@@ -209,6 +232,9 @@ def table(infos: list[dict]) -> list[dict]:
                 "surface_rel": f"{100 * i['surface_rel']:+.0f}%",
                 "seconds_annealing": round(i["seconds_annealing"], 1),
                 "cpu_seconds": round(i["cpu_seconds"], 1),
+                "reconstruct_cpu": None
+                if i.get("reconstruct_cpu_seconds") is None
+                else round(i["reconstruct_cpu_seconds"]),
                 "load": [round(x, 1) for x in i["load"]],
             }
         )
@@ -231,12 +257,21 @@ def main() -> None:
     ap.add_argument(
         "--source", choices=["decoded", "start"], default="decoded", help="the volume annealed"
     )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="section.key=value (JSON) for the decoding and the variants, e.g. "
+        "slices.coarse_to_fine=true; give --tag to cache them apart",
+    )
+    ap.add_argument("--tag", default="", help="name of the --set settings in the cache")
+    ap.add_argument("--tags", nargs="*", default=None, help="--table: the tags to collect")
     args = ap.parse_args()
     args.runs.mkdir(exist_ok=True)
     torch.set_num_threads(1)
     if args.decode:
         for m in args.materials:
-            decode(m, args.side, args.runs, args.init)
+            decode(m, args.side, args.runs, args.init, args.tag, args.set)
         return
     if args.table:  # every cached run of these materials, each sweeps setting
         infos = [
@@ -245,13 +280,16 @@ def main() -> None:
             for m in args.materials
             for v in args.variants
             for init in ("grf", "shell", "lamellae")
+            for tag in args.tags or [args.tag]
             for source in ("decoded", "start")
-            if (path := _cached(args.runs, _stem(m, args.side, init), v, sweeps, source))
+            if (path := _cached(args.runs, _stem(m, args.side, init, tag), v, sweeps, source))
             is not None
         ]
     else:
         infos = [
-            variant(m, args.side, v, args.runs, args.sweeps, args.init, args.source)
+            variant(
+                m, args.side, v, args.runs, args.sweeps, args.init, args.source, args.tag, args.set
+            )
             for m in args.materials
             for v in args.variants
         ]

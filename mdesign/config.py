@@ -781,6 +781,14 @@ class SlicesConfig(Config):
     """Slices through VGG19 at once: bounds the activations held (memory)."""
     lr: float = Field(0.05, gt=0)
     """Adam's step size in voxel values, decayed to 5% of it by a cosine schedule."""
+    coarse_to_fine: bool = False
+    """Run Adam first on a half-size volume against the exemplars shrunk by 2 (the images'
+    ``optimiser.coarse_to_fine`` in 3D: slices of a quarter of the pixels, so the large
+    structures form at low cost), upsample it (trilinear, on the torus when periodic), then
+    ``iterations`` steps at full size. Off by default (measured on the Li et al. crops at 64^3:
+    docs/performance.md)."""
+    coarse_iterations: int = Field(150, ge=1)
+    """Adam steps of the half-size volume when ``coarse_to_fine``."""
 
 
 class AnnealConfig(Config):
@@ -890,6 +898,11 @@ class AnnealConfig(Config):
     """A volume's cleanup: join a network phase's fragments by 3D bridges, dissolve the 3D
     clusters of a phase with surplus slice clusters that are smaller than the exemplars' median
     cluster area to the power 3/2 (never the largest), and anneal again."""
+    volume_matrix: bool = False
+    """A volume whose exemplars all have a matrix phase (at least half of the image, 95% of it
+    in one cluster: porous rocks) takes the image's annealing stages (``keep_clusters``,
+    ``neighbour_weight``, ``surface``, ``cleanup``) in place of the ``volume_`` ones; other
+    volumes are unchanged (measured on the Li et al. crops: docs/performance.md)."""
     volume_sheets: bool = False
     """Before a volume's annealing, rebuild a thin network phase (grain boundaries: a network in
     every exemplar, under half of each) as closed sheets between Voronoi grains seeded at the

@@ -58,6 +58,7 @@ __all__ = [
     "connectivity_number",
     "interface_density",
     "interface_edges",
+    "is_matrix",
     "is_network",
     "join_network_fragments",
     "keeps_clusters",
@@ -272,6 +273,10 @@ NETWORK_SHARE = 0.9
 """A phase is a network when the exemplar's largest cluster holds this share of its pixels..."""
 NETWORK_CLUSTERS = 5
 """... and it has at most this many clusters (in the exemplar as a window, per its area)."""
+
+MATRIX_SHARE = 0.95
+"""Share of a matrix phase in its largest cluster (:func:`is_matrix`; ``anneal.volume_matrix``)."""
+
 BRIDGE_MIN_SIZE = 5
 """Fragments of a network phase of at least this many pixels are joined, smaller ones left to
 :func:`remove_small_clusters`."""
@@ -317,6 +322,19 @@ def is_network(exemplar: np.ndarray, phase: int) -> bool:
         return False
     sizes = np.bincount(comp.ravel())[1:]
     return n <= NETWORK_CLUSTERS and sizes.max() >= NETWORK_SHARE * sizes.sum()
+
+
+def is_matrix(exemplar: np.ndarray, phase: int) -> bool:
+    """Whether ``phase`` is a matrix in the exemplar: at least half of it, the largest cluster
+    (4-connected, in the image) holding :data:`MATRIX_SHARE` of the phase's pixels."""
+    from mdesign.reconstruction.metrics import cluster_components
+
+    mask = np.asarray(exemplar) == phase
+    if 2 * mask.sum() < mask.size:
+        return False
+    comp, _ = cluster_components(mask)
+    sizes = np.bincount(comp.ravel())[1:]
+    return bool(sizes.max() >= MATRIX_SHARE * sizes.sum())
 
 
 def join_network_fragments(

@@ -52,6 +52,7 @@ from mdesign.reconstruction.annealing import (
     AnnealingResult,
     _sheet_phases,
     anneal_fractions,
+    is_matrix,
     is_network,
     join_network_fragments,
     network_sheets,
@@ -127,7 +128,8 @@ class ReconstructionResult:
         volume: every Adam step, its Gram part the estimate on that step's slices), iterations,
         stall and convergence flags.
     coarse : OptimizationResult or None
-        The half-size stage of ``coarse_to_fine`` (images).
+        The half-size stage of ``optimiser.coarse_to_fine`` (an image) or
+        ``slices.coarse_to_fine`` (a volume).
     annealing : AnnealingResult
     axes : tuple of ReconstructionErrors
         An image: one, the errors against the exemplar. A volume: three, the slices normal to
@@ -357,16 +359,16 @@ def check_size(size: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
-def _upsample(pixels: torch.Tensor, shape: tuple[int, int], *, periodic: bool) -> torch.Tensor:
-    """Bilinear upsampling to ``shape``; on the torus when ``periodic``."""
+def _upsample(pixels: torch.Tensor, shape: tuple[int, ...], *, periodic: bool) -> torch.Tensor:
+    """Bilinear (an image ``N x C x H x W``) or trilinear (a volume ``N x C x H x W x D``)
+    upsampling to ``shape``; on the torus when ``periodic``."""
+    mode = "bilinear" if len(shape) == 2 else "trilinear"
     if not periodic:
-        return F.interpolate(pixels, size=shape, mode="bilinear", align_corners=False)
-    h, w = pixels.shape[-2:]
-    padded = F.pad(pixels, (1, 1, 1, 1), mode="circular")
-    sy, sx = shape[0] / h, shape[1] / w
-    big = F.interpolate(padded, scale_factor=(sy, sx), mode="bilinear", align_corners=False)
-    oy, ox = round(sy), round(sx)
-    return big[..., oy : oy + shape[0], ox : ox + shape[1]]
+        return F.interpolate(pixels, size=shape, mode=mode, align_corners=False)
+    padded = F.pad(pixels, (1, 1) * len(shape), mode="circular")
+    factors = tuple(n / m for n, m in zip(shape, pixels.shape[2:], strict=True))
+    big = F.interpolate(padded, scale_factor=factors, mode=mode, align_corners=False)
+    return big[(..., *(slice(round(f), round(f) + n) for f, n in zip(factors, shape, strict=True)))]
 
 
 def _as_exemplars(exemplars) -> list[np.ndarray]:
@@ -672,7 +674,9 @@ def _start(exemplars, shape, *, phases, init, seed, exemplar_periodic, fit_seed=
 
 
 def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, device, progress):
-    """Adam on the voxels against the slices' loss (module docstring), from the GRF start."""
+    """Adam on the voxels against the slices' loss (module docstring), from the GRF start; with
+    ``slices.coarse_to_fine``, on a half-size volume first (the exemplars shrunk by 2), then
+    upsampled."""
     sl, seed = config.slices, config.seed
     gen = torch.Generator().manual_seed(int(seed))
     labels0, fit = _start(
@@ -689,18 +693,42 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, devic
         x0 = torch.rand((c, *shape), generator=gen)
     else:
         x0 = _grf_pixels(labels0, phases, gen)
+    extractor = _extractor(config, device, progress)
+    max_lag = max(1, min(config.texture.s2_max_lag, quarter))
+    coarse = None
+    if (
+        sl.coarse_to_fine
+        and min(shape) >= 2 * MIN_SIZE
+        and min(s for ex in exemplars for s in ex.shape) >= 2 * MIN_SIZE
+    ):
+        half = tuple(n // 2 for n in shape)
+        coarse_loss = SliceLoss(
+            extractor,
+            exemplars,
+            s2_max_lag=max(1, max_lag // 2),
+            scale=2,
+            **_loss_settings(config, phases),
+        )
+        # the start's colours at half size, as the coarse targets are the exemplars'
+        start = F.avg_pool3d(x0[None], 2)[0] if labels0 is not None else x0[:, ::2, ::2, ::2]
+        coarse = _adam_slices(
+            coarse_loss, start, half, sl, sl.coarse_iterations, gen, config, device, progress
+        )
+        x0 = _upsample(coarse.pixels, shape, periodic=config.periodic)[0].cpu()
+    loss = SliceLoss(extractor, exemplars, s2_max_lag=max_lag, **_loss_settings(config, phases))
+    result = _adam_slices(loss, x0, shape, sl, sl.iterations, gen, config, device, progress)
+    return result, coarse, labels0, fit
+
+
+def _adam_slices(loss, x0, shape, sl, iterations, gen, config, device, progress):
+    """Adam on the voxels ``x0`` (``C x H x W x D``) against ``loss`` (a :class:`SliceLoss`) for
+    ``iterations`` steps, each on ``sl.slices`` freshly drawn slices per axis."""
     x = x0.to(device).requires_grad_(True)
-    loss = SliceLoss(
-        _extractor(config, device, progress),
-        exemplars,
-        s2_max_lag=max(1, min(config.texture.s2_max_lag, quarter)),
-        **_loss_settings(config, phases),
-    )
     opt = torch.optim.Adam([x], lr=sl.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, sl.iterations, eta_min=0.05 * sl.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iterations, eta_min=0.05 * sl.lr)
     per_axis = [min(sl.slices, n) for n in shape]
     terms = []
-    bar = tqdm(range(sl.iterations), desc="Adam 3D", unit="step", disable=not progress, leave=False)
+    bar = tqdm(range(iterations), desc="Adam 3D", unit="step", disable=not progress, leave=False)
     for _ in bar:
         picks = [
             torch.randperm(n, generator=gen)[:k].to(device)
@@ -713,24 +741,35 @@ def _optimise_volume(exemplars, shape, config, *, phases, quarter, second, devic
         bar.set_postfix(loss=f"{t.total:.3g}")
     bar.close()
     arr = np.array(terms, dtype=np.float64)
-    result = OptimizationResult(
+    return OptimizationResult(
         pixels=x.detach()[None],
         losses=arr[:, 0],
         gram_losses=arr[:, 1],
         s2_losses=arr[:, 2],
-        iterations=sl.iterations,
-        evaluations=sl.iterations,
+        iterations=iterations,
+        evaluations=iterations,
         stalled=False,
         converged=bool(arr[-1, 0] <= config.optimiser.convergence_ratio * arr[0, 0]),
     )
-    return result, None, labels0, fit
 
 
-def _settings(ndim: int, config: ReconstructionConfig) -> dict:
-    """The annealing settings of an image (``ndim`` 2) or a volume (3): the ``volume_`` keys."""
+def _settings(ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2) -> dict:
+    """The annealing settings of an image (``ndim`` 2) or a volume (3): the ``volume_`` keys; with
+    ``anneal.volume_matrix``, a volume whose ``exemplars`` all have a matrix phase
+    (:func:`~.annealing.is_matrix`) takes the image's stages (guard, neighbourhood term, surface
+    stage, cleanup)."""
     an = config.anneal
     keys = ("sweeps", "batch", "neighbour_weight", "keep_clusters", "surface", "cleanup", "walk")
-    return {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
+    st = {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
+    if ndim == 3 and an.volume_matrix and exemplars is not None and _matrix(exemplars, phases):
+        st |= {k: getattr(an, k) for k in ("neighbour_weight", "keep_clusters", "surface")}
+        st["cleanup"] = an.cleanup
+    return st
+
+
+def _matrix(exemplars, phases: int) -> bool:
+    """Every exemplar has a matrix phase (:func:`~.annealing.is_matrix`)."""
+    return all(any(is_matrix(ex, j) for j in range(phases)) for ex in exemplars)
 
 
 def _closes_ends(ndim: int, config: ReconstructionConfig, exemplars, phases: int) -> bool:
@@ -746,7 +785,7 @@ def _anneal_stages(
 ) -> tuple[str, ...]:
     """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`); the network sheets (and
     with them the guard) where a volume's ``exemplars`` have a phase for them (None: assumed)."""
-    st = _settings(ndim, config)
+    st = _settings(ndim, config, exemplars, phases)
     sheets = ()
     if ndim == 3 and config.anneal.volume_sheets:
         if exemplars is None or _sheet_phases(exemplars, phases):
@@ -771,11 +810,11 @@ def _anneal_stages(
     )
 
 
-def _anneal_kwargs(config, *, ndim, size, phases, quarter) -> dict:
+def _anneal_kwargs(config, *, ndim, size, phases, quarter, exemplars=None) -> dict:
     """The keywords of :func:`anneal_fractions` for an output of ``ndim`` dimensions and
     ``size`` pixels or voxels (``quarter``: a quarter of the smallest side of the output and
     the exemplars), as :func:`_anneal` passes them (also to the benches' replays)."""
-    an, st = config.anneal, _settings(ndim, config)
+    an, st = config.anneal, _settings(ndim, config, exemplars, phases)
     return dict(
         phases=phases,
         max_lag=max(1, min(an.max_lag, quarter)),
@@ -801,10 +840,15 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     """The annealing to exact fractions (module docstring), with the cleanup when configured:
     one chain for an image and a volume, each with its settings (:func:`_settings`)."""
     an, seed = config.anneal, config.seed
-    st = _settings(decoded.ndim, config)
     target = exemplars if decoded.ndim == 3 else exemplars[0]
+    st = _settings(decoded.ndim, config, exemplars, phases)
     anneal_kw = _anneal_kwargs(
-        config, ndim=decoded.ndim, size=decoded.size, phases=phases, quarter=quarter
+        config,
+        ndim=decoded.ndim,
+        size=decoded.size,
+        phases=phases,
+        quarter=quarter,
+        exemplars=exemplars,
     ) | {"progress": progress}
     # the surface stage ends the last annealing only: before the cleanup it would only change
     # what the cleanup starts from (and the lineal paths with it), not the output's surface

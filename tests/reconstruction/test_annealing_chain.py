@@ -223,6 +223,32 @@ def test_volume_keys_reach_the_chain_and_the_report():
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
 
 
+def test_volume_matrix_gives_a_matrix_material_the_images_stages_and_no_other():
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.annealing import is_matrix
+    from mdesign.reconstruction.pipeline import _anneal_kwargs, _anneal_stages
+
+    rock = np.zeros((48, 48), dtype=np.uint8)  # a matrix (0) with 16 separate pores (1)
+    for y in range(3, 48, 12):
+        for x in range(3, 48, 12):
+            rock[y : y + 5, x : x + 5] = 1
+    stripes = np.zeros((48, 48), dtype=np.uint8)
+    stripes[:, ::4] = stripes[:, 1::4] = 1  # half and half, many clusters each
+    assert is_matrix(rock, 0) and not is_matrix(rock, 1)
+    assert not is_matrix(stripes, 0) and not is_matrix(stripes, 1)
+    assert not is_matrix(1 - rock, 0)  # one cluster, but under half of the image
+    cfg = ReconstructionConfig()
+    on = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"volume_matrix": True})})
+    assert _anneal_stages(3, on, [rock] * 3) == _anneal_stages(2, cfg)  # the image's chain
+    assert _anneal_stages(3, on, [stripes] * 3) == _anneal_stages(3, cfg)
+    assert _anneal_stages(3, on, [rock, rock, stripes]) == _anneal_stages(3, cfg)
+    kw = dict(ndim=3, size=8000, phases=2, quarter=5)
+    got = _anneal_kwargs(on, exemplars=[rock] * 3, **kw)
+    assert got["keep_clusters"] and got["neighbour_weight"] == cfg.anneal.neighbour_weight
+    assert got["steps"] == round(cfg.anneal.volume_sweeps * 8000)  # the volume's sweeps
+    assert _anneal_kwargs(on, exemplars=[stripes] * 3, **kw) == _anneal_kwargs(cfg, **kw)
+
+
 def _grid_network(side=48, step=8):
     """A network exemplar: thin boundary lines (phase 0) around square grains (phase 1)."""
     ex = np.ones((side, side), dtype=np.uint8)

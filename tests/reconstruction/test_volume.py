@@ -12,6 +12,7 @@ from mdesign.reconstruction.metrics import reconstruction_errors, slice_errors
 from mdesign.reconstruction.pipeline import (
     BYTES_PER_PIXEL,
     _start,
+    _upsample,
     check_exemplars,
     check_size,
     reconstruct,
@@ -359,3 +360,44 @@ def test_a_lamellar_start_runs_through_the_pipeline_to_exact_fractions():
     want = _counts(_fractions(ex, 2), res.labels.size)
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
     assert res.report()["start"]["grf_covariance"] == "shell"
+
+
+# --- coarse-to-fine (slices.coarse_to_fine) ------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(8, 10), (8, 10, 12)])
+def test_periodic_upsampling_commutes_with_shifts_on_the_torus(shape):
+    # the wrap is right when a shift of one coarse pixel is a shift of two fine ones
+    x = torch.rand((1, 2, *shape), generator=torch.Generator().manual_seed(0))
+    big = tuple(2 * n for n in shape)
+    up = _upsample(x, big, periodic=True)
+    assert up.shape == (1, 2, *big)
+    dims = tuple(range(2, 2 + len(shape)))
+    shifted = _upsample(torch.roll(x, (1,) * len(shape), dims), big, periodic=True)
+    torch.testing.assert_close(shifted, torch.roll(up, (2,) * len(shape), dims))
+    # a constant stays constant, and the mean is kept
+    torch.testing.assert_close(_upsample(torch.full_like(x, 0.3), big, periodic=True), 0.3 + 0 * up)
+    torch.testing.assert_close(up.mean(dims), x.mean(dims))
+    assert _upsample(x, big, periodic=False).shape == up.shape
+
+
+def test_volume_coarse_to_fine_runs_a_half_size_stage_first():
+    ex = li2018_exemplar("ceramics", 64)
+    base = ReconstructionConfig(**FAST)
+    cfg = base.model_copy(
+        update={
+            "seed": 1,
+            "slices": base.slices.model_copy(
+                update={"coarse_to_fine": True, "coarse_iterations": 2}
+            ),
+        }
+    )
+    res = reconstruct(ex, (64, 68, 72), cfg, device="cpu")
+    assert res.coarse is not None and res.coarse.pixels.shape == (1, 1, 32, 34, 36)
+    assert res.optimization.pixels.shape == (1, 1, 64, 68, 72)
+    assert res.iterations == 3 + 2 and np.isfinite(res.coarse.losses).all()
+    want = _counts(_fractions(ex, 2), res.labels.size)
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+    # below twice the smallest side there is no half-size stage
+    small = reconstruct(ex, SHAPE, cfg, device="cpu")
+    assert small.coarse is None and small.iterations == 3
