@@ -126,7 +126,6 @@ VARIANTS: dict[str, dict] = {
     "uniformity 10": {"texture": {"uniformity_weight": 10.0}},
     "S2 minority, uniformity 10": {"texture": {"s2_minority": 0.5, "uniformity_weight": 10.0}},
     "S2 minority, uniformity 100": {"texture": {"s2_minority": 0.5, "uniformity_weight": 100.0}},
-    "Gram isotropy 1": {"texture": {"gram_isotropy": 1.0}},
     "annealing uniformity 1": {"anneal": {"uniformity_weight": 1.0}},
     "annealing uniformity 0.1": {"anneal": {"uniformity_weight": 0.1}},
     "annealing uniformity 1, sparse phases": {

@@ -709,16 +709,6 @@ class TextureConfig(Config):
     tv_weight: float = Field(1.0, ge=0)
     """Weight of the variation term: penalises pixel variation above the exemplar's (noise that
     decodes to speckle); 0: off."""
-    gram_mirror: bool = False
-    """A non-periodic exemplar's Gram targets from its mirror tiling (``2H x 2W``: the crop and
-    its reflections, periodic without a seam), so that the circular padding of a periodic
-    output's network does not read the crop's wrap-around seams as structure
-    (``loss.mirror_tiled``)."""
-    gram_isotropy: float = Field(0.0, ge=0, le=1)
-    """Share of the exemplar's Gram targets taken from its mean over the square's 8 symmetries
-    (quarter turns and reflections): 0 the exemplar's own, 1 an isotropic target. A Gram fit
-    exaggerates a crop's rows / columns anisotropy (docs/performance.md); mixing in the
-    symmetric mean shrinks the anisotropy the targets ask for."""
     s2_minority: float = Field(0.25, ge=0, le=0.5)
     """Two phases: an image's ``S2`` term (and uniformity term) on the exemplar's phase of the
     smaller fraction instead of phase 1 when that fraction is below this (0: phase 1 always;

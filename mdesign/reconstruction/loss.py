@@ -58,7 +58,6 @@ __all__ = [
     "block_variance",
     "exemplar_targets",
     "gram_matrix",
-    "mirror_tiled",
     "s2_phases",
     "s2_window",
     "s2_window_local_means",
@@ -234,22 +233,6 @@ def block_variance(indicators: torch.Tensor, side: int) -> torch.Tensor:
     return means.var(-1, unbiased=False)
 
 
-def mirror_tiled(pixels: torch.Tensor) -> torch.Tensor:
-    """An image and its reflections across its right and bottom edges, ``2H x 2W``: periodic
-    without a seam (each edge meets its own mirror image), the same rows / columns statistics.
-
-    Parameters
-    ----------
-    pixels : Tensor, ``batch x C x H x W``
-
-    Returns
-    -------
-    Tensor, ``batch x C x 2H x 2W``
-    """
-    wide = torch.cat([pixels, pixels.flip(-1)], -1)
-    return torch.cat([wide, wide.flip(-2)], -2)
-
-
 def s2_phases(phases: int) -> list[int]:
     """The phases whose ``S2`` the loss and the annealing track: phase 1 of two, else all."""
     return [1] if phases == 2 else list(range(phases))
@@ -292,8 +275,6 @@ def exemplar_targets(
     exemplar_periodic: bool,
     scale: int = 1,
     local_means: bool = False,
-    gram_mirror: bool = False,
-    gram_isotropy: float = 0.0,
     tracked: Sequence[int] | None = None,
 ) -> ExemplarTargets:
     """The targets of :class:`TextureLoss` (and of each axis of the 3D slice loss).
@@ -314,12 +295,6 @@ def exemplar_targets(
     local_means : bool
         A non-periodic exemplar's ``S2`` by :func:`s2_window_local_means` (the same structure
         for every phase) instead of the pairs' plain mean.
-    gram_mirror : bool
-        A non-periodic exemplar's Gram matrices from its :func:`mirror_tiled` image, so that a
-        circularly padded network sees no seam at the crop's edges.
-    gram_isotropy : float
-        Mix this share of the mean Gram matrices over the square's 8 symmetries (rotations by
-        quarter turns and reflections of the exemplar) into the targets: 1 an isotropic target.
     tracked : sequence of int, optional
         The phases of the ``S2`` and uniformity targets (:func:`s2_phases` by default).
 
@@ -331,20 +306,8 @@ def exemplar_targets(
     pixels = labels_to_pixels(exemplar, phases, device=device)
     if scale > 1:
         pixels = F.avg_pool2d(pixels, scale)
-    seen = mirror_tiled(pixels) if gram_mirror and not exemplar_periodic else pixels
     with torch.no_grad():
-        grams = [gram_matrix(f) for f in extractor(to_vgg_input(seen))]
-        if gram_isotropy > 0:  # the mean over the square's 8 symmetries, mixed in
-            turned = [seen.flip(-1), seen.flip(-2), seen.flip(-1, -2)]
-            turned += [t.transpose(-1, -2) for t in (seen, *turned)]
-            sym = [g.clone() for g in grams]
-            for t in turned:
-                for s, f in zip(sym, extractor(to_vgg_input(t.contiguous())), strict=True):
-                    s += gram_matrix(f)
-            grams = [
-                (1 - gram_isotropy) * g + gram_isotropy * s / 8
-                for g, s in zip(grams, sym, strict=True)
-            ]
+        grams = [gram_matrix(f) for f in extractor(to_vgg_input(pixels))]
         tv = total_variation(pixels, periodic=exemplar_periodic).sum()
     onehot = torch.stack(
         [
@@ -401,8 +364,6 @@ class ExemplarTerms(nn.Module):
         tv_weight: float,
         anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
         s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
-        gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
-        gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
         s2_minority: float = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
@@ -437,8 +398,6 @@ class ExemplarTerms(nn.Module):
                     exemplar_periodic=exemplar_periodic,
                     scale=scale,
                     local_means=s2_local_means,
-                    gram_mirror=gram_mirror,
-                    gram_isotropy=gram_isotropy,
                     tracked=self.s2_phases,
                 )
             targets.append(cache[id(ex)])
@@ -500,10 +459,6 @@ class TextureLoss(ExemplarTerms):
     s2_local_means : bool
         A non-periodic exemplar's ``S2`` target with the pairs' own means
         (:func:`s2_window_local_means`).
-    gram_mirror : bool
-        A non-periodic exemplar's Gram targets from its :func:`mirror_tiled` image.
-    gram_isotropy : float
-        Share of the Gram targets' mean over the square's 8 symmetries (0: the exemplar's own).
     uniformity_weight : float
         Weight of the uniformity term (0: off): ``relu(V / V_ex - 1)^2`` summed over the tracked
         phases and the block sides :func:`uniformity_blocks`, ``V`` the :func:`block_variance`
@@ -536,8 +491,6 @@ class TextureLoss(ExemplarTerms):
         tv_weight: float,
         anisotropy_weight: float = RECONSTRUCTION_DEFAULTS.texture.anisotropy_weight,
         s2_local_means: bool = RECONSTRUCTION_DEFAULTS.texture.s2_local_means,
-        gram_mirror: bool = RECONSTRUCTION_DEFAULTS.texture.gram_mirror,
-        gram_isotropy: float = RECONSTRUCTION_DEFAULTS.texture.gram_isotropy,
         uniformity_weight: float = RECONSTRUCTION_DEFAULTS.texture.uniformity_weight,
         s2_minority: float = RECONSTRUCTION_DEFAULTS.texture.s2_minority,
         scale: int = 1,
@@ -554,8 +507,6 @@ class TextureLoss(ExemplarTerms):
             tv_weight=tv_weight,
             anisotropy_weight=anisotropy_weight,
             s2_local_means=s2_local_means,
-            gram_mirror=gram_mirror,
-            gram_isotropy=gram_isotropy,
             uniformity_weight=uniformity_weight,
             s2_minority=s2_minority,
             scale=scale,

@@ -538,8 +538,6 @@ def _loss_settings(config: ReconstructionConfig, phases: int) -> dict:
         tv_weight=tex.tv_weight,
         anisotropy_weight=tex.anisotropy_weight,
         s2_local_means=tex.s2_local_means,
-        gram_mirror=tex.gram_mirror,
-        gram_isotropy=tex.gram_isotropy,
         s2_minority=tex.s2_minority,
         uniformity_weight=tex.uniformity_weight,
     )

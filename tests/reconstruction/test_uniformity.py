@@ -1,4 +1,4 @@
-"""The texture loss's seam-free Gram targets (mirror tiling) and its uniformity term."""
+"""The texture loss's uniformity term and its S2 term on the minority phase."""
 
 import numpy as np
 import pytest
@@ -8,9 +8,6 @@ from mdesign.reconstruction.encoding import labels_to_pixels
 from mdesign.reconstruction.loss import (
     TextureLoss,
     block_variance,
-    exemplar_targets,
-    mirror_tiled,
-    total_variation,
     uniformity_blocks,
 )
 from mdesign.reconstruction.vgg import vgg19_features
@@ -27,44 +24,6 @@ def _spread(size: int = 32, seed: int = 0) -> np.ndarray:
     """The same fraction as :func:`_half`, spread uniformly (random pixels)."""
     rng = np.random.default_rng(seed)
     return (rng.random((size, size)) < 0.5).astype(np.uint8)
-
-
-def test_mirror_tiling_is_seamless_and_keeps_the_crops_steps():
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 3, 9, 7, generator=gen, dtype=torch.float64)
-    t = mirror_tiled(x)
-    assert t.shape == (1, 3, 18, 14)
-    torch.testing.assert_close(t[..., :9, :7], x)
-    # each edge meets its own reflection: the wrap-around steps are 0
-    torch.testing.assert_close(t[..., -1, :], t[..., 0, :])
-    torch.testing.assert_close(t[..., :, -1], t[..., :, 0])
-    # so the tiling's periodic variation is the crop's own steps (none across the seams):
-    # per axis 4 (n - 1) m interior steps over 4 n m pairs
-    h, w = x.shape[-2:]
-    nonperiodic = []
-    for dim, n in ((-1, w), (-2, h)):
-        d = (x.narrow(dim, 1, n - 1) - x.narrow(dim, 0, n - 1)).abs().mean((1, 2, 3))
-        nonperiodic.append(d * (n - 1) / n)
-    expected = sum(nonperiodic) / 2
-    torch.testing.assert_close(total_variation(t, periodic=True), expected)
-    # whereas the crop on the torus also counts its seams
-    assert float(total_variation(x, periodic=True)) > float(expected)
-
-
-def test_mirror_gram_target_of_a_periodic_exemplar_is_its_own_up_to_the_pooling():
-    # an exemplar whose edges already meet (a mirror image of itself) gives the same Gram
-    # targets tiled or not, at a layer before the pooling; a crop with a seam does not
-    ex = mirror_tiled(torch.as_tensor(_spread(16), dtype=torch.float64)[None, None])[0, 0]
-    ex = ex.numpy().astype(np.uint8)
-    model = vgg19_features(["relu1_1"], weights="random", padding_mode="circular", seed=0)
-    kw = dict(phases=2, s2_max_lag=4, exemplar_periodic=False)
-    plain = exemplar_targets(model, ex, **kw).grams[0]
-    tiled = exemplar_targets(model, ex, gram_mirror=True, **kw).grams[0]
-    torch.testing.assert_close(tiled, plain, rtol=1e-5, atol=1e-6)
-    seam = _half(32)  # phase 1 at the left edge, 0 at the right: an interface on the torus
-    a = exemplar_targets(model, seam, **kw).grams[0]
-    b = exemplar_targets(model, seam, gram_mirror=True, **kw).grams[0]
-    assert float((a - b).abs().max()) > 1e-2 * float(a.abs().max())
 
 
 def test_block_variance_closed_forms():
@@ -109,25 +68,6 @@ def test_uniformity_gradient_moves_a_bunched_fraction_apart():
     before.uniformity.backward()
     y = (x - 1e-3 * x.grad / x.grad.abs().max()).detach()
     assert float(loss(y).uniformity) < float(before.uniformity.detach())
-
-
-def test_isotropic_gram_target_is_the_same_for_every_turn_of_the_exemplar():
-    # texture.gram_isotropy 1: the mean over the 8 symmetries, the same for the exemplar turned
-    # or reflected; 0: the exemplar's own, which a turn changes; 0.5 halfway
-    ex = np.ascontiguousarray(_half(16).T)  # bands along the rows, with random pixels
-    ex[np.random.default_rng(4).random((16, 16)) < 0.1] ^= 1
-    model = vgg19_features(["relu1_1", "pool1"], weights="random", padding_mode="circular", seed=0)
-    kw = dict(phases=2, s2_max_lag=4, exemplar_periodic=True)
-    turned = np.ascontiguousarray(np.rot90(ex))
-    for i in range(2):
-        iso = exemplar_targets(model, ex, gram_isotropy=1.0, **kw).grams[i]
-        iso_t = exemplar_targets(model, turned, gram_isotropy=1.0, **kw).grams[i]
-        torch.testing.assert_close(iso_t, iso, rtol=1e-4, atol=1e-5)
-        own = exemplar_targets(model, ex, **kw).grams[i]
-        own_t = exemplar_targets(model, turned, **kw).grams[i]
-        assert float((own - own_t).abs().max()) > 1e-2 * float(own.abs().max())
-        half = exemplar_targets(model, ex, gram_isotropy=0.5, **kw).grams[i]
-        torch.testing.assert_close(half, (own + iso) / 2, rtol=1e-4, atol=1e-5)
 
 
 def test_minority_s2_term_equals_phase_ones_for_a_periodic_exemplar_only():
