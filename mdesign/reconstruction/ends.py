@@ -60,6 +60,12 @@ class NetworkEnd:
     width: int
 
 
+def _wrap_pad(shape) -> int:
+    """The wrap padding that lets a periodic image's skeleton and distances see across its
+    edges."""
+    return max(8, min(shape) // 4)
+
+
 def _skeleton(mask: np.ndarray, periodic: bool) -> tuple[np.ndarray, np.ndarray]:
     """The skeleton of ``mask`` and its distance to the rest (wrapped when ``periodic``)."""
     from scipy import ndimage
@@ -67,10 +73,27 @@ def _skeleton(mask: np.ndarray, periodic: bool) -> tuple[np.ndarray, np.ndarray]
 
     if not periodic:
         return skeletonize(mask), ndimage.distance_transform_edt(mask)
-    pad = max(8, min(mask.shape) // 4)
+    pad = _wrap_pad(mask.shape)
     padded = np.pad(mask, pad, mode="wrap")
     inner = (slice(pad, -pad), slice(pad, -pad))
     return skeletonize(padded)[inner], ndimage.distance_transform_edt(padded)[inner]
+
+
+def _nearest(target: np.ndarray, periodic: bool) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the ``(y, x)`` of the nearest true pixel of ``target`` (on the torus when
+    ``periodic``)."""
+    from scipy import ndimage
+
+    if not periodic:
+        _, (iy, ix) = ndimage.distance_transform_edt(~target, return_indices=True)
+        return iy, ix
+    h, w = target.shape
+    pad = _wrap_pad(target.shape)
+    _, (iy, ix) = ndimage.distance_transform_edt(
+        ~np.pad(target, pad, mode="wrap"), return_indices=True
+    )
+    inner = (slice(pad, -pad), slice(pad, -pad))
+    return (iy[inner] - pad) % h, (ix[inner] - pad) % w
 
 
 def _neighbours(skel: np.ndarray, p, periodic: bool) -> list[tuple[int, int]]:
@@ -339,21 +362,10 @@ def close_network_ends(
     return out
 
 
-def _nearest_branch_owner(mask: np.ndarray, periodic: bool):
-    """The skeleton of ``mask`` and, for every pixel, the flat index of its nearest skeleton
-    pixel."""
-    from scipy import ndimage
-
-    skel, _ = _skeleton(mask, periodic)
-    h, w = mask.shape
-    if periodic:
-        pad = max(8, min(mask.shape) // 4)
-        padded = np.pad(skel, pad, mode="wrap")
-        _, (iy, ix) = ndimage.distance_transform_edt(~padded, return_indices=True)
-        iy, ix = (iy[pad:-pad, pad:-pad] - pad) % h, (ix[pad:-pad, pad:-pad] - pad) % w
-    else:
-        _, (iy, ix) = ndimage.distance_transform_edt(~skel, return_indices=True)
-    return iy * w + ix
+def _nearest_branch_owner(mask: np.ndarray, periodic: bool) -> np.ndarray:
+    """For every pixel, the flat index of its nearest pixel of ``mask``'s skeleton."""
+    iy, ix = _nearest(_skeleton(mask, periodic)[0], periodic)
+    return iy * mask.shape[1] + ix
 
 
 def _branch_body(owner: np.ndarray, mask: np.ndarray, e: NetworkEnd):
@@ -365,12 +377,5 @@ def _branch_body(owner: np.ndarray, mask: np.ndarray, e: NetworkEnd):
 
 def _nearest_other(labels: np.ndarray, j: int, periodic: bool) -> np.ndarray:
     """Every pixel's nearest label other than ``j``."""
-    from scipy import ndimage
-
-    if periodic:
-        pad = max(8, min(labels.shape) // 4)
-        padded = np.pad(labels, pad, mode="wrap")
-        _, (iy, ix) = ndimage.distance_transform_edt(padded == j, return_indices=True)
-        return padded[iy, ix][pad:-pad, pad:-pad]
-    _, (iy, ix) = ndimage.distance_transform_edt(labels == j, return_indices=True)
+    iy, ix = _nearest(labels != j, periodic)
     return labels[iy, ix]
