@@ -17,8 +17,19 @@ labels exact), the six two-phase ones and the three-phase composite. Columns (``
   training image, at :data:`DEESSE` (a setting that does not copy the training image: the copy
   fraction of ``_deesse_worker.py`` is reported), in its own virtualenv
   (``bench/.peer-venvs/geone``, ``pip install geone==1.3.4``, made on first use; ``--no-deesse``
-  leaves it out). Its CPU time and the GRF's are recorded per image and the summary states
-  mdesign's ratio to each, from the same run.
+  leaves it out);
+* ``SNESIM``: mpslib's single normal equation simulation with a search tree (Strebelle 2002;
+  ``mps_snesim_tree`` as prebuilt in the scikit-mps wheel) with the crop as its training image,
+  at :data:`SNESIM` through ``_snesim_worker.py``, in its own virtualenv
+  (``bench/.peer-venvs/mpslib``, ``pip install --no-deps scikit-mps==0.6.0 numpy``, made on
+  first use; ``--no-snesim`` leaves it out). mpslib's seed 0 draws from the clock, so a run's
+  seed ``s`` is passed as ``s + 1``.
+
+The CPU time of the peers and the GRF's are recorded per image and the summary states mdesign's
+ratio to each, from the same run. ``block_match`` checks that no column copies its exemplar: for
+each 32 x 32 block of the output, the largest share of its pixels equal to the exemplar's at any
+placement inside the exemplar, median and largest over the blocks (:func:`block_match`; 1 for a
+shifted verbatim copy).
 
 For each: ``S2`` and lineal-path RMSE (phase 1 for two phases, every phase for three), the
 fraction error in pixels, seconds, and the out-of-loss morphology of
@@ -149,6 +160,16 @@ DEESSE = {
 """DeeSse's setting: 48 neighbours, 2% mismatched neighbours accepted, half the training image
 scanned at most, one post-processing pass."""
 DEESSE_VERSION = "1.3.4"
+SNESIM = {"template": 11, "multiple_grids": 3, "n_cond": 81, "min_node_count": 0}
+"""SNESIM's setting (mpslib's documented parameter-file keys): an 11 x 11 search template on 3
+multiple grids (mpslib's count, from 0), at most 81 conditioning data, no minimum node count.
+Chosen over 9 x 9 with 49 data after one trial (seed 0; the alloy, pmma, and the network and
+disks of ``bench_reconstruction_kinds.py``): it halves S2 and lineal-path RMSE on the alloy, the
+network and the disks (pmma's rise) at 1.4-2.6x the CPU."""
+SNESIM_VERSION = "0.6.0"
+PEERS = ("DeeSse", "SNESIM")
+"""The multiple-point peers, columns of their own in the tables and the figure."""
+BLOCK = 32
 
 
 def crop(name: str, size: int) -> np.ndarray:
@@ -245,6 +266,7 @@ def row(
         "mean_chord_rel": m["mean_chord_length_relative_error"],
         "lineal_path_rmse_per_phase": m["lineal_path_rmse_per_phase"],
         **shape_columns(m),
+        "block_match": [round(v, 3) for v in block_match(labels, ex)],
     }
     r.update(extra)
     return r
@@ -304,6 +326,7 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
     report(f"{args.name}_vgg_pass", trows, title="VGG19 forward+backward, 128x128, to pool4")
     rows, images, loads = [], {}, []
     peer = {} if args.no_deesse else deesse(materials, args, runs)
+    mps = {} if args.no_snesim else snesim(materials, args, runs)
     for material in materials:
         ex = crop(material, args.size)
         k = int(ex.max()) + 1
@@ -328,6 +351,9 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
         if material in peer:
             rows.append(deesse_row(material, ex, k, peer[material], grf_row))
             images[(material, "DeeSse")] = peer[material][0]
+        if material in mps:
+            rows.append(snesim_row(material, ex, k, mps[material], grf_row))
+            images[(material, "SNESIM")] = mps[material][0]
         for variant in variants:
             path = runs / f"{_slug(variant)}__{material}.npz"
             if not path.exists():
@@ -384,7 +410,7 @@ def merge(args, runs: Path, variants: list[str], materials: list[str]) -> None:
     write_markdown(RESULTS / f"{args.name}.md", title, rows, summary, variants, load, trows)
     with (RESULTS / f"{args.name}.md").open("a") as f:
         f.write(peer_markdown(rows, ratios))
-    peers = ["DeeSse"] if peer else []
+    peers = [c for c, have in zip(PEERS, (peer, mps), strict=True) if have]
     write_grid(RESULTS / f"{args.name}_grid.png", images, materials, ["GRF", *peers, *variants])
     return rows
 
@@ -404,34 +430,9 @@ def deesse_images(
     (``_deesse_worker.py`` in ``venv_dir``, made on first use), one thread:
     ``{name: (labels, {"cpu_seconds", "copy_fraction"})}``, cached in ``cache``; ``{}`` (and a
     message) when the worker fails. Also used by ``bench_reconstruction_kinds.py``."""
-    names = list(images)
-    if cache.exists() and not force:
-        data = np.load(cache)
-        info = json.loads(str(data["info"]))
-        return {m: (data["labels"][i], info[i]) for i, m in enumerate(names)}
-    py = venv_dir / "bin" / "python"
-    if not py.exists():
-        print(f"making {venv_dir} (pip install geone=={DEESSE_VERSION})", flush=True)
-        venv.create(venv_dir, with_pip=True)
-        subprocess.run([py, "-m", "pip", "install", "-q", f"geone=={DEESSE_VERSION}"], check=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        stack, out = Path(tmp) / "images.npy", Path(tmp) / "sims.npy"
-        np.save(stack, np.stack([images[m] for m in names]))
-        req = {"images": str(stack), "out": str(out), "seed": seed, **DEESSE}
-        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        proc = subprocess.run(
-            [py, Path(__file__).parent / "_deesse_worker.py", json.dumps(req)],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **threads},
-        )
-        if proc.returncode:
-            print(f"DeeSse failed, column left out:\n{proc.stderr[-2000:]}")
-            return {}
-        info = json.loads(proc.stdout.strip().splitlines()[-1])
-        sims = np.load(out)
-    np.savez(cache, labels=sims, info=json.dumps(info))
-    return {m: (sims[i], info[i]) for i, m in enumerate(names)}
+    install = [f"geone=={DEESSE_VERSION}"]
+    req = {"seed": seed, **DEESSE}
+    return _peer_images("DeeSse", "_deesse_worker.py", install, req, images, venv_dir, cache, force)
 
 
 def deesse_row(material: str, ex: np.ndarray, k: int, run: tuple, grf_row: dict) -> dict:
@@ -451,14 +452,118 @@ def deesse_row(material: str, ex: np.ndarray, k: int, run: tuple, grf_row: dict)
     return r
 
 
+def snesim(materials: list[str], args, runs: Path) -> dict:
+    """SNESIM's realisation of every crop: ``{material: (labels, info)}`` (module docstring);
+    cached in ``runs`` as the reconstructions are."""
+    cache = runs / f"SNESIM__{'_'.join(materials)}.npz"
+    images = {m: crop(m, args.size) for m in materials}
+    return snesim_images(images, args.seed, args.snesim_venv, cache, force=args.force)
+
+
+def snesim_images(
+    images: dict[str, np.ndarray], seed: int, venv_dir: Path, cache: Path, *, force: bool = False
+) -> dict:
+    """SNESIM at :data:`SNESIM` with each image as its own training image, one worker process
+    (``_snesim_worker.py`` in ``venv_dir``, made on first use), one thread, mpslib seed
+    ``seed + 1``: ``{name: (labels, {"cpu_seconds"})}``, cached in ``cache``; ``{}`` (and a
+    message) when the worker fails. Also used by ``bench_reconstruction_kinds.py``."""
+    install = ["--no-deps", f"scikit-mps=={SNESIM_VERSION}", "numpy"]
+    req = {"seed": seed + 1, **SNESIM}
+    return _peer_images("SNESIM", "_snesim_worker.py", install, req, images, venv_dir, cache, force)
+
+
+def _peer_images(
+    column: str,
+    worker: str,
+    install: list[str],
+    req: dict,
+    images: dict[str, np.ndarray],
+    venv_dir: Path,
+    cache: Path,
+    force: bool,
+) -> dict:
+    """One peer's worker over ``images`` (a stack in a temporary .npy), in ``venv_dir`` (made
+    on first use, ``pip install INSTALL``), one thread: ``{name: (labels, info)}``, cached."""
+    names = list(images)
+    if cache.exists() and not force:
+        data = np.load(cache)
+        info = json.loads(str(data["info"]))
+        return {m: (data["labels"][i], info[i]) for i, m in enumerate(names)}
+    py = venv_dir / "bin" / "python"
+    if not py.exists():
+        print(f"making {venv_dir} (pip install {' '.join(install)})", flush=True)
+        venv.create(venv_dir, with_pip=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", *install], check=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        stack, out = Path(tmp) / "images.npy", Path(tmp) / "sims.npy"
+        np.save(stack, np.stack([images[m] for m in names]))
+        req = {"images": str(stack), "out": str(out), **req}
+        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        proc = subprocess.run(
+            [py, Path(__file__).parent / worker, json.dumps(req)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **threads},
+        )
+        if proc.returncode:
+            print(f"{column} failed, column left out:\n{proc.stderr[-2000:]}")
+            return {}
+        info = json.loads(proc.stdout.strip().splitlines()[-1])
+        sims = np.load(out)
+    np.savez(cache, labels=sims, info=json.dumps(info))
+    return {m: (sims[i], info[i]) for i, m in enumerate(names)}
+
+
+def snesim_row(material: str, ex: np.ndarray, k: int, run: tuple, grf_row: dict) -> dict:
+    """A SNESIM row: its output is not periodic, and is measured so."""
+    labels, info = run
+    extra = {
+        "seconds": info["cpu_seconds"],
+        "cpu_seconds": info["cpu_seconds"],
+        "note": f"scikit-mps {SNESIM_VERSION} mps_snesim_tree, "
+        + ", ".join(f"{a}={b}" for a, b in SNESIM.items()),
+    }
+    r = row(material, "SNESIM", ex, labels, k, extra, periodic=False)
+    r["s2_vs_grf"] = r["s2_rmse"] / grf_row["s2_rmse"]
+    r["lineal_path_vs_grf"] = r["lineal_path_rmse"] / grf_row["lineal_path_rmse"]
+    if k == 2:
+        r["goals"] = goals(r, grf_row, material)
+    return r
+
+
+def block_match(labels: np.ndarray, ex: np.ndarray, block: int = BLOCK) -> tuple[float, float]:
+    """Whether ``labels`` copies ``ex``: for every non-overlapping ``block`` x ``block`` block
+    of ``labels``, the largest share of its pixels equal to ``ex``'s at any placement of the
+    block inside ``ex`` (no wrap-around); the median and the largest over the blocks. A block
+    cut from ``ex`` gives 1; independent images of the same fractions give about
+    ``sum(phi**2)`` plus what the best of the placements adds."""
+    from scipy.signal import fftconvolve
+
+    k = int(max(labels.max(), ex.max())) + 1
+    h, w = labels.shape
+    best = []
+    for y in range(0, h - block + 1, block):
+        for x in range(0, w - block + 1, block):
+            b = labels[y : y + block, x : x + block]
+            hits = sum(
+                fftconvolve((ex == p).astype(float), (b[::-1, ::-1] == p).astype(float), "valid")
+                for p in range(k)
+            )
+            best.append(float(hits.max()) / block**2)
+    return float(np.median(best)), float(np.max(best))
+
+
 def peer_summary(rows: list[dict]) -> tuple[list[dict], list[dict]]:
-    """DeeSse's goals, and the CPU seconds per image of mdesign's default, DeeSse and the GRF
-    (medians over the two-phase crops of this run) with mdesign's ratio to each."""
+    """The peers' goals (DeeSse, SNESIM), and the CPU seconds per image of mdesign's default, the
+    peers and the GRF (medians over the two-phase crops of this run) with mdesign's ratio to
+    each."""
     two = [r for r in rows if r["phases"] == 2]
     out = []
-    mine = [r for r in two if r["column"] == "DeeSse"]
-    if mine:
-        s = {"column": "DeeSse", "two_phase_materials": len(mine)}
+    for column in PEERS:
+        mine = [r for r in two if r["column"] == column]
+        if not mine:
+            continue
+        s = {"column": column, "two_phase_materials": len(mine)}
         for key in dict.fromkeys(k for r in mine for k in r["goals"]):
             have = [r["goals"][key] for r in mine if key in r["goals"]]
             s[key] = f"{sum(have)}/{len(have)}"
@@ -477,20 +582,21 @@ def peer_summary(rows: list[dict]) -> tuple[list[dict], list[dict]]:
             "median_cpu_seconds_other": med(column),
             "cpu_ratio": ours / med(column),
         }
-        for column in ("before issue 28", "DeeSse", "GRF")
+        for column in ("before issue 28", *PEERS, "GRF")
         if ours and med(column)
     ]
     return out, ratios
 
 
 def peer_markdown(rows: list[dict], ratios: list[dict]) -> str:
-    """The section on DeeSse and the CPU-time ratios, appended to the table."""
+    """The section on the peers and the CPU-time ratios, appended to the table."""
     lines = [
         "",
-        "## CPU seconds per 128x128 image: mdesign against DeeSse and the fitted GRF",
+        "## CPU seconds per 128x128 image: mdesign against DeeSse, SNESIM and the fitted GRF",
         "",
         "Medians over the two-phase crops of this run (1 thread each; the process CPU time of "
-        "the reconstruction, of DeeSse's simulation in its worker, of the GRF's fit and draw).",
+        "the reconstruction, of DeeSse's simulation in its worker, of SNESIM's whole binary "
+        "process, of the GRF's fit and draw).",
         "",
         "| ratio | default s | other s | default / other |",
         "|---|---|---|---|",
@@ -508,6 +614,28 @@ def peer_markdown(rows: list[dict], ratios: list[dict]) -> str:
             "unconditional, one realisation, seed as the run's. Copy fraction (horizontally "
             "adjacent pixels whose training-image sources are adjacent too; 1 is a verbatim "
             "copy): " + ", ".join(f"{r['material']} {r['copy_fraction']:.3f}" for r in peer) + ".",
+        ]
+    mps = [r for r in rows if r["column"] == "SNESIM"]
+    if mps:
+        lines += [
+            "",
+            f"SNESIM: scikit-mps {SNESIM_VERSION} `mps_snesim_tree`, {json.dumps(SNESIM)}, the "
+            "crop as training image, unconditional, one realisation, random path, mpslib seed "
+            "the run's + 1.",
+        ]
+    copy = [r for r in rows if r["column"] in (*PEERS, "GRF", "default")]
+    if copy:
+        lines += [
+            "",
+            f"Copy check (`block_match`, {BLOCK} x {BLOCK} blocks: the largest share of a block's "
+            "pixels equal to the exemplar's at any placement, median / largest over the blocks; "
+            "1 for a shifted copy): "
+            + "; ".join(
+                f"{r['material']} {r['column']} {r['block_match'][0]:.2f} / "
+                f"{r['block_match'][1]:.2f}"
+                for r in copy
+            )
+            + ".",
         ]
     return "\n".join(lines) + "\n"
 
@@ -533,7 +661,7 @@ def write_markdown(path: Path, title, rows, summary, variants, load, trows) -> N
         "fraction_error_px", "clusters_exemplar", "clusters", "clusters_rel",
         "specific_surface_rel", "mean_chord_rel", "lineal_path_rmse_per_phase", "seconds",
         "cpu_seconds", "thickness_exemplar", "thickness", "s2_ratio_exemplar", "s2_ratio",
-        "quadrant_dev_exemplar", "quadrant_dev",
+        "quadrant_dev_exemplar", "quadrant_dev", "block_match",
     ]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -653,6 +781,10 @@ def main() -> None:
     parser.add_argument(
         "--deesse-venv", type=Path, default=Path(__file__).parent / ".peer-venvs" / "geone"
     )
+    parser.add_argument("--no-snesim", action="store_true", help="leave out the SNESIM column")
+    parser.add_argument(
+        "--snesim-venv", type=Path, default=Path(__file__).parent / ".peer-venvs" / "mpslib"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     materials = args.materials or (("ceramics", "composite") if args.quick else MATERIALS)
@@ -688,7 +820,7 @@ def seeds_main(args, materials: list[str], variants: list[str]) -> None:
     for seed in args.seeds:
         args.seed, args.name = seed, f"{name}_seed{seed}"
         merged = run_and_merge(args, materials, variants)
-        keep = (*variants, "GRF", "DeeSse")
+        keep = (*variants, "GRF", *PEERS)
         rows += [{**r, "seed": seed} for r in merged if r["column"] in keep]
     args.name = name
     if rows:
@@ -753,7 +885,7 @@ SEED_GOALS = {
 
 
 def seeds_goals_markdown(rows: list[dict], seeds: list[int]) -> str:
-    """Per column (the GRF's and DeeSse's too) and seed: the two-phase crops meeting each goal
+    """Per column (the GRF's and the peers' too) and seed: the two-phase crops meeting each goal
     (issue 11's four, the shape goals of :func:`write_seeds_markdown`), the median CPU seconds
     and the default's ratio to it; then the same medians over all seeds together."""
     two = [r for r in rows if r["phases"] == 2]
@@ -790,8 +922,8 @@ def seeds_goals_markdown(rows: list[dict], seeds: list[int]) -> str:
     note = (
         "Goals met per column and seed over the two-phase crops (`all`: both seeds; the GRF "
         "is the reference of `S2 < GRF` and `L < GRF`), with the median CPU seconds per image "
-        "(1 thread; DeeSse's in its worker process) and the default's CPU ratio to the column, "
-        "from the same run."
+        "(1 thread; the peers' in their worker processes) and the default's CPU ratio to the "
+        "column, from the same run."
     )
     return "## Goals and CPU time per column\n\n" + note + "\n\n" + "\n".join(lines)
 
