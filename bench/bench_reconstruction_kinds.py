@@ -18,7 +18,8 @@ alone (fractions not yet exact). ``GRF`` is the fitted level-cut GRF
 (:func:`mdesign.reconstruction.grf_baseline`) with the same seed; ``DeeSse`` geone's
 multiple-point simulation with the image as its training image, at ``bench_reconstruction.py``'s
 setting and through its worker (``deesse_images``; one worker process per seed, cached;
-``--no-deesse`` leaves it out). The columns' seconds are those of the full run (the annealing's
+``--no-deesse`` leaves it out); ``SNESIM`` mpslib's SNESIM the same way (``snesim_images``,
+``--no-snesim``). The columns' seconds are those of the full run (the annealing's
 replay differs by a few seconds). The figure has a row per image and seed.
 
 Metrics: those of ``bench_reconstruction.py`` (``S2`` and lineal-path RMSE of phase 1, cluster
@@ -52,7 +53,15 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import RESULTS, machine, report, timed_reconstruction
-from bench_reconstruction import DEESSE, DEESSE_VERSION, deesse_images
+from bench_reconstruction import (
+    DEESSE,
+    DEESSE_VERSION,
+    SNESIM,
+    SNESIM_VERSION,
+    block_match,
+    deesse_images,
+    snesim_images,
+)
 
 from mdesign.config import ReconstructionConfig
 from mdesign.data import LI2018_MATERIALS, li2018_exemplar
@@ -192,6 +201,7 @@ def metrics(ex: np.ndarray, labels: np.ndarray, *, periodic: bool = True) -> dic
         "specific_surface_rel": m["specific_surface_relative_error"][-1],
         "quadrant_dev_exemplar": m["quadrant_fraction_deviation_exemplar"][1],
         "quadrant_dev": m["quadrant_fraction_deviation_reconstruction"][1],
+        "block_match": [_r(v) for v in block_match(labels, ex)],
     }
 
 
@@ -269,6 +279,16 @@ def merge(args, runs: Path, names: list[str]) -> None:
         )
         for seed in ([] if args.no_deesse else args.seeds)
     }
+    mps = {
+        seed: snesim_images(
+            {name: image(name) for name in names},
+            seed,
+            args.snesim_venv,
+            runs / f"SNESIM__{seed}__{'_'.join(names)}.npz",
+            force=args.force,
+        )
+        for seed in ([] if args.no_snesim else args.seeds)
+    }
     for name in names:
         ex = image(name)
         for seed in args.seeds:
@@ -277,16 +297,18 @@ def merge(args, runs: Path, names: list[str]) -> None:
             grf_row = {"image": name, "seed": seed, "column": "GRF", **metrics(ex, grf)}
             rows.append(grf_row)
             images[(name, "GRF", seed)] = grf
-            if name in peer.get(seed, {}):
-                labels, info = peer[seed][name]
-                r = {"image": name, "seed": seed, "column": "DeeSse"}
+            for column, runs_of in (("DeeSse", peer), ("SNESIM", mps)):
+                if name not in runs_of.get(seed, {}):
+                    continue
+                labels, info = runs_of[seed][name]
+                r = {"image": name, "seed": seed, "column": column}
                 r.update(metrics(ex, labels, periodic=False))
                 r["s2_vs_grf"] = r["s2_rmse"] / grf_row["s2_rmse"]
                 r["lineal_path_vs_grf"] = r["lineal_path_rmse"] / grf_row["lineal_path_rmse"]
-                r.update(cpu_seconds=info["cpu_seconds"], copy_fraction=info["copy_fraction"])
+                r.update(cpu_seconds=info["cpu_seconds"], copy_fraction=info.get("copy_fraction"))
                 r["goals"] = row_goals(r)
                 rows.append(r)
-                images[(name, "DeeSse", seed)] = labels
+                images[(name, column, seed)] = labels
             path = runs / f"{name}__{seed}.npz"
             if not path.exists():
                 print(f"missing run: {name} seed {seed}")
@@ -347,7 +369,7 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
         "image", "seed", "column", "s2_rmse", "s2_vs_grf", "lineal_path_rmse",
         "lineal_path_vs_grf", "clusters_exemplar", "clusters", "thickness_exemplar", "thickness",
         "s2_ratio_exemplar", "s2_ratio", "quadrant_dev_exemplar", "quadrant_dev",
-        "fraction_error_px", "cpu_seconds", "anneal_cpu_seconds", "copy_fraction",
+        "fraction_error_px", "cpu_seconds", "anneal_cpu_seconds", "copy_fraction", "block_match",
     ]  # fmt: skip
 
     def cell(v):
@@ -370,7 +392,12 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
             "Columns: `GRF` the fitted level-cut GRF; `DeeSse` geone's multiple-point simulation "
             f"(geone {DEESSE_VERSION}, {json.dumps(DEESSE)}, the image as its training image, "
             "not periodic and measured so, `bench_reconstruction.py`'s worker; `copy_fraction`: "
-            "1 is a verbatim copy); `decoded` the Gram fit's k-means image; "
+            "1 is a verbatim copy); `SNESIM` mpslib's SNESIM (scikit-mps "
+            f"{SNESIM_VERSION} `mps_snesim_tree`, {json.dumps(SNESIM)}, the image as its training "
+            "image, not periodic, mpslib seed the run's + 1); `block_match`: for each 32 x 32 "
+            "block, the largest share of its pixels equal to the exemplar's at any placement, "
+            "median / largest over the blocks (1 for a shifted copy); `decoded` the Gram fit's "
+            "k-means image; "
             "`full run` the cached default run; the rest the annealing replayed from `decoded` "
             "with the code at merge time:",
             stages,
@@ -389,13 +416,13 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
 
 def _write_grid(path: Path, images: dict, names: list[str], seeds: list[int]) -> None:
     """One row per image and seed; the columns that have an image (exemplar, GRF, DeeSse,
-    decoded, the replayed stages)."""
+    SNESIM, decoded, the replayed stages)."""
     from matplotlib.figure import Figure
 
     from mdesign.plotting import save_figure, show_labels
 
     have = {key[1] for key in images}
-    cols = [c for c in ("exemplar", "GRF", "DeeSse", "decoded", *STAGES) if c in have]
+    cols = [c for c in ("exemplar", "GRF", "DeeSse", "SNESIM", "decoded", *STAGES) if c in have]
     rows = [(name, seed) for name in names for seed in seeds]
     fig = Figure(figsize=(2.6 * len(cols), 2.9 * len(rows)), layout="constrained", dpi=100)
     axes = fig.subplots(len(rows), len(cols), squeeze=False)
@@ -503,6 +530,10 @@ def main() -> None:
     parser.add_argument("--no-deesse", action="store_true", help="leave out the DeeSse column")
     parser.add_argument(
         "--deesse-venv", type=Path, default=Path(__file__).parent / ".peer-venvs" / "geone"
+    )
+    parser.add_argument("--no-snesim", action="store_true", help="leave out the SNESIM column")
+    parser.add_argument(
+        "--snesim-venv", type=Path, default=Path(__file__).parent / ".peer-venvs" / "mpslib"
     )
     parser.add_argument(
         "--overrides",
