@@ -853,6 +853,12 @@ class AnnealConfig(Config):
     uniformity_below: float = Field(1.0, gt=0, le=1)
     """The uniformity term covers the tracked phases whose exemplar fraction is below this (1:
     every tracked phase; 0.1: sparse particles such as the Li pmma's, not a matrix or pores)."""
+    directional_weight: float = Field(0.0, ge=0)
+    """Weight of the directional term of an image's annealing energy (relative to the ``S2``
+    term's scale; 0: off; volumes leave it out): per phase, the mean ``S2`` along the rows less
+    the mean down the columns at lags 4-16 px against the exemplar's, on the phase's own scale
+    (over the exemplar's mean down the columns), so the swaps neither invent nor erase a rows /
+    columns anisotropy, also of sparse particles (``annealing.directional_target``)."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the
