@@ -859,6 +859,10 @@ class AnnealConfig(Config):
     the mean down the columns at lags 4-16 px against the exemplar's, on the phase's own scale
     (over the exemplar's mean down the columns), so the swaps neither invent nor erase a rows /
     columns anisotropy, also of sparse particles (``annealing.directional_target``)."""
+    directional_tolerance: float = Field(0.0, ge=0)
+    """The directional term counts each phase's ratio error (``S2`` along the rows over down the
+    columns, less the exemplar's) beyond this only, so an output already that close to the
+    exemplar's ratio is annealed as without the term."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the

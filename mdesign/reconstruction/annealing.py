@@ -1037,6 +1037,7 @@ def anneal_fractions(
     uniformity_weight: float = D.anneal.uniformity_weight,
     uniformity_below: float = D.anneal.uniformity_below,
     directional_weight: float = 0.0,
+    directional_tolerance: float = 0.0,
     surface: bool | None = None,
     walk: bool | None = None,
     progress: bool = False,
@@ -1108,6 +1109,9 @@ def anneal_fractions(
         the columns (mean over the lags of
         :data:`~mdesign.reconstruction.metrics.DIRECTIONAL_LAGS`) against the exemplar's, over
         the exemplar's mean down the columns (:func:`directional_target`).
+    directional_tolerance : float
+        The directional term counts each phase's error (its ratio's error, along the rows over
+        down the columns) beyond this only: ``relu(|u| - tolerance)^2``.
     surface : bool, optional
         After the swaps, shorten the interface to the exemplar's length per unit area by swaps
         of least energy rise (stage 3).
@@ -1186,7 +1190,7 @@ def anneal_fractions(
             )
             if op is not None:
                 coef = directional_weight * state.structure_scale(fractions[tracked])
-                state.set_directional(op, target, coef * weight)
+                state.set_directional(op, target, np.sqrt(weight), coef, directional_tolerance)
     counts_target = phase_counts(fractions[None], labels.size)[0]
     flat = state.flat
     nb = nb_target = None

@@ -179,17 +179,28 @@ class ImageLags:
         both = (rows >= 0) & (cols >= 0)
         return rows[both], cols[both]
 
-    def set_directional(self, op: np.ndarray, target: np.ndarray, weight: np.ndarray) -> None:
-        """Add the directional term ``sum_j weight[j] (S2_j @ op - target[j])^2`` to the
-        energy: ``op`` (``L``) a linear form of the tracked lags (the mean along the rows less
-        the mean down the columns), ``target`` and ``weight`` per tracked phase (``J``).
-        :meth:`compare` then appends each change's form as one more entry."""
+    def set_directional(
+        self, op: np.ndarray, target: np.ndarray, scale: np.ndarray, coef: float, tolerance: float
+    ) -> None:
+        """Add the directional term ``coef * sum_j relu(|u_j| - tolerance)^2`` to the energy,
+        ``u_j = scale[j] (S2_j @ op - target[j])``: ``op`` (``L``) a linear form of the tracked
+        lags (the mean along the rows less the mean down the columns), ``target`` and ``scale``
+        per tracked phase (``J``). :meth:`compare` then appends each change's form as one more
+        entry."""
         self.dir_op = np.asarray(op, dtype=np.float64)
         self.dir_target = np.asarray(target, dtype=np.float64)
-        self.dir_weight = np.asarray(weight, dtype=np.float64)
+        self.dir_scale = np.asarray(scale, dtype=np.float64)
+        self.dir_coef, self.dir_tolerance = float(coef), float(tolerance)
+
+    def _dir_term(self, u: np.ndarray) -> np.ndarray:
+        """The term of the scaled errors ``u`` (``... x J``), summed over the phases."""
+        return self.dir_coef * (np.maximum(np.abs(u) - self.dir_tolerance, 0.0) ** 2).sum(-1)
+
+    def _dir_error(self, s2: np.ndarray) -> np.ndarray:
+        return self.dir_scale * (s2 @ self.dir_op - self.dir_target)
 
     def _dir_energy(self, s2: np.ndarray) -> float:
-        return float((self.dir_weight * (s2 @ self.dir_op - self.dir_target) ** 2).sum())
+        return float(self._dir_term(self._dir_error(s2)))
 
     def _exact_s2(self) -> np.ndarray:
         onehot = torch.as_tensor(
@@ -269,8 +280,9 @@ class ImageLags:
         if self.dir_op is None:
             return ((2 * err + dc) * dc).mean((1, 2))
         dc, dd = dc[..., :-1], dc[..., -1]
-        derr = (self.s2 @ self.dir_op - self.dir_target)[None]
-        return ((2 * err + dc) * dc).mean((1, 2)) + (self.dir_weight * (2 * derr + dd) * dd).sum(1)
+        u = self._dir_error(self.s2)[None]
+        change = self._dir_term(u + self.dir_scale * dd) - self._dir_term(u)
+        return ((2 * err + dc) * dc).mean((1, 2)) + change
 
     def set_label(self, p: int, new: int) -> None:
         """Set the label of pixel ``p`` (and the indicators); ``S2`` follows by :meth:`add_s2`."""

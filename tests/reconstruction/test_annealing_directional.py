@@ -20,7 +20,7 @@ def _bands(shape, seed, phases=2):
     return lab
 
 
-def _state(labels, ex, phases, *, periodic=True, exemplar_periodic=False, r=16):
+def _state(labels, ex, phases, *, periodic=True, exemplar_periodic=False, r=16, tol=0.0):
     import torch
 
     tracked = [1] if phases == 2 else list(range(phases))
@@ -28,18 +28,18 @@ def _state(labels, ex, phases, *, periodic=True, exemplar_periodic=False, r=16):
     win = s2_window(onehot[None], r, periodic=exemplar_periodic)[0]
     state = ImageLags(labels, win.reshape(len(tracked), -1).numpy(), tracked, r, periodic, True, 16)
     op, target, weight = directional_target(state, ex, phases, exemplar_periodic=exemplar_periodic)
-    state.set_directional(op, target, 1e-3 * weight)
+    state.set_directional(op, target, np.sqrt(weight), 1e-3, tol)
     return state
 
 
-@pytest.mark.parametrize("phases", [2, 3])
-def test_incremental_change_equals_a_full_recount(phases):
+@pytest.mark.parametrize(("phases", "tol"), [(2, 0.0), (3, 0.0), (2, 0.05), (3, 0.05)])
+def test_incremental_change_equals_a_full_recount(phases, tol):
     # after random swaps applied move by move, the predicted energy changes add up to the
     # energy of a state built afresh on the result, and the tracked S2 to an exact recount
     ex = _bands((48, 48), 0, phases)
     rng = np.random.default_rng(1)
     labels = rng.integers(0, phases, (40, 40)).astype(np.uint8)
-    state = _state(labels, ex, phases)
+    state = _state(labels, ex, phases, tol=tol)
     e = state.energy()
     for _ in range(30):
         p, q = rng.integers(0, labels.size, 2)
@@ -54,7 +54,7 @@ def test_incremental_change_equals_a_full_recount(phases):
         state.add_s2(ds[0], dc[0])
         assert state.energy() == pytest.approx(e + de, rel=1e-9, abs=1e-15)
         e = state.energy()
-    fresh = _state(state.labels.copy(), ex, phases)
+    fresh = _state(state.labels.copy(), ex, phases, tol=tol)
     np.testing.assert_allclose(state.s2, fresh.s2, atol=1e-12)
     assert fresh.energy() == pytest.approx(e, rel=1e-9)
     dir_part = state._dir_energy(state.s2)
@@ -96,7 +96,7 @@ def test_two_phase_target_weighs_each_phases_ratio_error():
         lab = (rng.random((40, 40)) < 0.3 + 0.1 * seed).astype(np.uint8)
         lab = np.where(rng.random((40, 40)) < 0.5, lab, np.roll(lab, 1, axis=1))
         state = _state(lab, ex, 2)
-        w = state.dir_weight / 1e-3
+        w = state.dir_scale**2
         n = lab.size
         s2_1 = state.s2[0]
         d = s2_1 @ state.dir_op
@@ -146,3 +146,17 @@ def test_annealing_moves_the_ratio_towards_the_exemplars_and_refuses_volumes():
             steps=0,
             seed=0,
         )
+
+
+def test_a_tolerance_beyond_the_error_leaves_the_annealing_as_without_the_term():
+    # relu(|u| - tol): with a tolerance no error reaches, every change of the term is 0, so the
+    # annealing is the plain one label for label; a small tolerance changes it
+    ex = _bands((64, 64), 6, 2)
+    rng = np.random.default_rng(7)
+    start = (rng.random((48, 48)) < (ex == 1).mean()).astype(np.uint8)
+    kw = dict(phases=2, max_lag=12, steps=1500, seed=0, keep_clusters=False, surface=False)
+    off = anneal_fractions(start, ex, **kw)
+    far = anneal_fractions(start, ex, directional_weight=10.0, directional_tolerance=1e6, **kw)
+    near = anneal_fractions(start, ex, directional_weight=10.0, directional_tolerance=0.01, **kw)
+    np.testing.assert_array_equal(far.labels, off.labels)
+    assert (near.labels != off.labels).any()
