@@ -1036,8 +1036,8 @@ def anneal_fractions(
     local_means: bool = D.anneal.s2_local_means,
     uniformity_weight: float = D.anneal.uniformity_weight,
     uniformity_below: float = D.anneal.uniformity_below,
-    directional_weight: float = 0.0,
-    directional_tolerance: float = 0.0,
+    directional_weight: float | None = None,
+    directional_tolerance: float = D.anneal.directional_tolerance,
     surface: bool | None = None,
     walk: bool | None = None,
     progress: bool = False,
@@ -1103,9 +1103,10 @@ def anneal_fractions(
         (block sides ``R / 2``, ``R``, ``2 R``), so swaps do not carry a phase to one side.
     uniformity_below : float
         The uniformity term covers the tracked phases whose exemplar fraction is below this.
-    directional_weight : float
+    directional_weight : float, optional
         Weight of the directional term of an image's energy (relative to the ``S2`` term's
-        scale; 0: off; a volume refuses it): per phase, ``S2`` along the rows less ``S2`` down
+        scale; 0: off; None: an image's ``anneal.directional_weight``, a volume's 0; a volume
+        refuses a weight above 0): per phase, ``S2`` along the rows less ``S2`` down
         the columns (mean over the lags of
         :data:`~mdesign.reconstruction.metrics.DIRECTIONAL_LAGS`) against the exemplar's, over
         the exemplar's mean down the columns (:func:`directional_target`).
@@ -1161,6 +1162,8 @@ def anneal_fractions(
     keep_clusters = defaults[1] if keep_clusters is None else keep_clusters
     surface = defaults[2] if surface is None else surface
     walk = defaults[3] if walk is None else walk
+    if directional_weight is None:  # an image's default; a volume has none
+        directional_weight = 0.0 if volume else an.directional_weight
     if volume and directional_weight > 0:
         raise InputError("the directional term is an image's only", param="directional_weight")
     rng = np.random.default_rng(seed)
