@@ -137,15 +137,21 @@ VARIANTS: dict[str, dict] = {
     "uniformity 10": {"texture": {"uniformity_weight": 10.0}},
     "S2 minority, uniformity 10": {"texture": {"s2_minority": 0.5, "uniformity_weight": 10.0}},
     "S2 minority, uniformity 100": {"texture": {"s2_minority": 0.5, "uniformity_weight": 100.0}},
-    "annealing uniformity 1": {"anneal": {"uniformity_weight": 1.0}},
-    "annealing uniformity 0.1": {"anneal": {"uniformity_weight": 0.1}},
+    "annealing uniformity 1": {"anneal": {"uniformity_weight": 1.0, "uniformity_below": 1.0}},
+    "annealing uniformity 0.1": {"anneal": {"uniformity_weight": 0.1, "uniformity_below": 1.0}},
     "annealing uniformity 1, sparse phases": {
         "anneal": {"uniformity_weight": 1.0, "uniformity_below": 0.1}
     },
     "S2 minority, annealing uniformity 1": {
         "texture": {"s2_minority": 0.5},
-        "anneal": {"uniformity_weight": 1.0},
+        "anneal": {"uniformity_weight": 1.0, "uniformity_below": 1.0},
     },
+    # the default before the directional term (and the annealing's uniformity term on sparse
+    # phases) became the default
+    "before directional": {
+        "anneal": {"directional_weight": 0.0, "uniformity_weight": 0.0, "uniformity_below": 1.0}
+    },
+    "directional 100, no tolerance": {"anneal": {"directional_tolerance": 0.0}},
 }
 GOAL_CLUSTERS = 0.30
 GOAL_SURFACE = 0.10

@@ -845,14 +845,24 @@ class AnnealConfig(Config):
     are closed once more before a last fraction and surface stage
     (:func:`~mdesign.reconstruction.ends.close_network_ends`; 2D only; other images unchanged;
     measured on the docs' performance page)."""
-    uniformity_weight: float = Field(0.0, ge=0)
+    uniformity_weight: float = Field(1.0, ge=0)
     """Weight of the uniformity term of the swap energy, images and volumes (relative to the
     ``S2`` term's scale; 0: off): the variance of each tracked phase's block fractions (block
     sides ``R / 2``, ``R``, ``2 R`` of ``max_lag``) above the exemplar's, so swaps that carry a
     phase's pixels from one particle to another far away do not gather it on one side."""
-    uniformity_below: float = Field(1.0, gt=0, le=1)
+    uniformity_below: float = Field(0.1, gt=0, le=1)
     """The uniformity term covers the tracked phases whose exemplar fraction is below this (1:
     every tracked phase; 0.1: sparse particles such as the Li pmma's, not a matrix or pores)."""
+    directional_weight: float = Field(100.0, ge=0)
+    """Weight of the directional term of an image's annealing energy (relative to the ``S2``
+    term's scale; 0: off; volumes leave it out): per phase, the mean ``S2`` along the rows less
+    the mean down the columns at lags 4-16 px against the exemplar's, on the phase's own scale
+    (over the exemplar's mean down the columns), so the swaps neither invent nor erase a rows /
+    columns anisotropy, also of sparse particles (``annealing.directional_target``)."""
+    directional_tolerance: float = Field(0.05, ge=0)
+    """The directional term counts each phase's ratio error (``S2`` along the rows over down the
+    columns, less the exemplar's) beyond this only, so an output already that close to the
+    exemplar's ratio is annealed as without the term."""
     keep_clusters: bool = True
     """Refuse annealing moves that would add a cluster (split one, or start one) to a phase that
     has at least the exemplar's count of clusters when the annealing starts (a local test on the

@@ -50,6 +50,7 @@ from mdesign.reconstruction.lags import (
     plane_columns,
 )
 from mdesign.reconstruction.loss import s2_window, s2_window_local_means, uniformity_blocks
+from mdesign.reconstruction.metrics import DIRECTIONAL_LAGS
 
 __all__ = [
     "VOLUME_MAX_LAG",
@@ -1035,6 +1036,8 @@ def anneal_fractions(
     local_means: bool = D.anneal.s2_local_means,
     uniformity_weight: float = D.anneal.uniformity_weight,
     uniformity_below: float = D.anneal.uniformity_below,
+    directional_weight: float | None = None,
+    directional_tolerance: float = D.anneal.directional_tolerance,
     surface: bool | None = None,
     walk: bool | None = None,
     progress: bool = False,
@@ -1100,6 +1103,16 @@ def anneal_fractions(
         (block sides ``R / 2``, ``R``, ``2 R``), so swaps do not carry a phase to one side.
     uniformity_below : float
         The uniformity term covers the tracked phases whose exemplar fraction is below this.
+    directional_weight : float, optional
+        Weight of the directional term of an image's energy (relative to the ``S2`` term's
+        scale; 0: off; None: an image's ``anneal.directional_weight``, a volume's 0; a volume
+        refuses a weight above 0): per phase, ``S2`` along the rows less ``S2`` down
+        the columns (mean over the lags of
+        :data:`~mdesign.reconstruction.metrics.DIRECTIONAL_LAGS`) against the exemplar's, over
+        the exemplar's mean down the columns (:func:`directional_target`).
+    directional_tolerance : float
+        The directional term counts each phase's error (its ratio's error, along the rows over
+        down the columns) beyond this only: ``relu(|u| - tolerance)^2``.
     surface : bool, optional
         After the swaps, shorten the interface to the exemplar's length per unit area by swaps
         of least energy rise (stage 3).
@@ -1149,6 +1162,10 @@ def anneal_fractions(
     keep_clusters = defaults[1] if keep_clusters is None else keep_clusters
     surface = defaults[2] if surface is None else surface
     walk = defaults[3] if walk is None else walk
+    if directional_weight is None:  # an image's default; a volume has none
+        directional_weight = 0.0 if volume else an.directional_weight
+    if volume and directional_weight > 0:
+        raise InputError("the directional term is an image's only", param="directional_weight")
     rng = np.random.default_rng(seed)
     shape = labels.shape
     tracked = [1] if phases == 2 else list(range(phases))
@@ -1170,6 +1187,13 @@ def anneal_fractions(
         state = ImageLags(
             labels, targets[0], tracked, max_lag, periodic, radial, dense_lag, sectors=sectors
         )
+        if directional_weight > 0:
+            op, target, weight = directional_target(
+                state, exemplars[0], phases, exemplar_periodic=exemplar_periodic
+            )
+            if op is not None:
+                coef = directional_weight * state.structure_scale(fractions[tracked])
+                state.set_directional(op, target, np.sqrt(weight), coef, directional_tolerance)
     counts_target = phase_counts(fractions[None], labels.size)[0]
     flat = state.flat
     nb = nb_target = None
@@ -1318,6 +1342,54 @@ def anneal_fractions(
         target_counts=counts_target,
         surface_swaps=surface_swaps,
     )
+
+
+def directional_target(state: ImageLags, exemplar: np.ndarray, phases: int, *, exemplar_periodic):
+    """The directional term of an image's energy (``anneal.directional_weight``).
+
+    For each phase ``j``, ``D_j``: ``S2`` along the rows less ``S2`` down the columns, the mean
+    over the lags ``r`` of :data:`~mdesign.reconstruction.metrics.DIRECTIONAL_LAGS` (cut to the
+    tracked window) of ``S2_j(0, r) - S2_j(r, 0)``; ``c_j`` the exemplar's mean down the
+    columns. The term is ``sum_j ((D_j - D_j^ex) / c_j)^2``: each phase's ratio of the two means
+    less the exemplar's, on the phase's own scale (sparse particles as much as a matrix). With
+    two phases only phase 1 is tracked; on the torus at fixed fractions ``S2_0(d) = 1 - 2 phi_1 +
+    S2_1(d)``, so ``D_0 = D_1`` and the two phases' terms are one: ``w (D_1 - T)^2`` plus a
+    constant, with ``w = sum_j c_j^-2`` and ``T`` the mean of the ``D_j^ex`` weighted by
+    ``c_j^-2`` (the phase with the smaller ``S2``, the sparser, counts most).
+
+    Parameters
+    ----------
+    state : ImageLags
+        The annealing's lag state (its tracked lags and phases).
+    exemplar : ndarray, ``H' x W'``
+    phases : int
+    exemplar_periodic : bool
+        The exemplar's ``S2`` estimator (torus, or the pairs inside).
+
+    Returns
+    -------
+    op : ndarray ``L``, or None
+        ``D = S2 @ op`` of the tracked lags; None when no lag of the range is tracked.
+    target, weight : ndarray, ``J``
+        Per tracked phase: the ``D`` aimed at and the weight of its squared error.
+    """
+    rows, cols = state.directional_lags(*DIRECTIONAL_LAGS)
+    if rows.size == 0:
+        return None, None, None
+    op = np.zeros(state.n_lags)
+    np.add.at(op, rows, 1.0 / rows.size)
+    np.add.at(op, cols, -1.0 / rows.size)
+    onehot = torch.as_tensor(
+        np.stack([exemplar == ph for ph in range(phases)]), dtype=torch.float64
+    )
+    win = s2_window(onehot[None], state.r, periodic=exemplar_periodic)[0]
+    win = win.reshape(phases, -1).numpy()[:, state.keep]
+    d_ex = win @ op
+    c_ex = np.maximum(win[:, cols].mean(1), 1e-12)
+    if phases == 2:
+        w = 1.0 / c_ex**2
+        return op, np.array([(w * d_ex).sum() / w.sum()]), np.array([w.sum()])
+    return op, d_ex, 1.0 / c_ex**2
 
 
 def _fractions_batch(state, faces, nbr, guard, counts_target, phases, rng, batch, pool) -> int:

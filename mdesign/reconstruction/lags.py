@@ -167,6 +167,40 @@ class ImageLags:
         self.ind = ind.reshape(len(tracked), -1)
         self.offsets = self.dy * self.pw + self.dx
         self.s2 = self._exact_s2()
+        self.dir_op = None  # the directional term (:meth:`set_directional`), off
+
+    def directional_lags(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
+        """The tracked-lag indices of ``(0, r)`` (along a row) and ``(r, 0)`` (down a column)
+        for ``r`` in ``lo..min(hi, R)`` where both are tracked."""
+        side = 2 * self.r + 1
+        r = np.arange(lo, min(hi, self.r) + 1)
+        rows = self.window_to_lag[self.r * side + self.r + r]
+        cols = self.window_to_lag[(self.r + r) * side + self.r]
+        both = (rows >= 0) & (cols >= 0)
+        return rows[both], cols[both]
+
+    def set_directional(
+        self, op: np.ndarray, target: np.ndarray, scale: np.ndarray, coef: float, tolerance: float
+    ) -> None:
+        """Add the directional term ``coef * sum_j relu(|u_j| - tolerance)^2`` to the energy,
+        ``u_j = scale[j] (S2_j @ op - target[j])``: ``op`` (``L``) a linear form of the tracked
+        lags (the mean along the rows less the mean down the columns), ``target`` and ``scale``
+        per tracked phase (``J``). :meth:`compare` then appends each change's form as one more
+        entry."""
+        self.dir_op = np.asarray(op, dtype=np.float64)
+        self.dir_target = np.asarray(target, dtype=np.float64)
+        self.dir_scale = np.asarray(scale, dtype=np.float64)
+        self.dir_coef, self.dir_tolerance = float(coef), float(tolerance)
+
+    def _dir_term(self, u: np.ndarray) -> np.ndarray:
+        """The term of the scaled errors ``u`` (``... x J``), summed over the phases."""
+        return self.dir_coef * (np.maximum(np.abs(u) - self.dir_tolerance, 0.0) ** 2).sum(-1)
+
+    def _dir_error(self, s2: np.ndarray) -> np.ndarray:
+        return self.dir_scale * (s2 @ self.dir_op - self.dir_target)
+
+    def _dir_energy(self, s2: np.ndarray) -> float:
+        return float(self._dir_term(self._dir_error(s2)))
 
     def _exact_s2(self) -> np.ndarray:
         onehot = torch.as_tensor(
@@ -180,7 +214,8 @@ class ImageLags:
 
     def energy(self, s2: np.ndarray | None = None) -> float:
         s2 = self.s2 if s2 is None else s2
-        return float((self._project(s2 - self.target) ** 2).mean())
+        e = float((self._project(s2 - self.target) ** 2).mean())
+        return e if self.dir_op is None else e + self._dir_energy(s2)
 
     def _patch(self, p: np.ndarray) -> np.ndarray:
         """Tracked indicators at ``p + d`` for every window lag: ``B x J x L``."""
@@ -227,8 +262,11 @@ class ImageLags:
         return out
 
     def compare(self, ds: np.ndarray) -> np.ndarray:
-        """The compared entries (``B x J x M``) of ``S2`` changes ``ds`` (``B x J x L``)."""
-        return self._project(ds)
+        """The compared entries (``B x J x M``) of ``S2`` changes ``ds`` (``B x J x L``);
+        with the directional term, its form's change as a last entry (``M + 1``)."""
+        if self.dir_op is None:
+            return self._project(ds)
+        return np.concatenate([self._project(ds), (ds @ self.dir_op)[..., None]], axis=-1)
 
     def structure_scale(self, fractions: np.ndarray) -> float:
         """Mean square of the target's compared entries less ``phi^2`` (its structure): the
@@ -239,7 +277,12 @@ class ImageLags:
     def energy_change(self, dc: np.ndarray) -> np.ndarray:
         """``dE`` (``B``) of compared changes ``dc`` (:meth:`compare`) from the current ``S2``."""
         err = self._project(self.s2 - self.target)[None]
-        return ((2 * err + dc) * dc).mean((1, 2))
+        if self.dir_op is None:
+            return ((2 * err + dc) * dc).mean((1, 2))
+        dc, dd = dc[..., :-1], dc[..., -1]
+        u = self._dir_error(self.s2)[None]
+        change = self._dir_term(u + self.dir_scale * dd) - self._dir_term(u)
+        return ((2 * err + dc) * dc).mean((1, 2)) + change
 
     def set_label(self, p: int, new: int) -> None:
         """Set the label of pixel ``p`` (and the indicators); ``S2`` follows by :meth:`add_s2`."""

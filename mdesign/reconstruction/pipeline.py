@@ -826,6 +826,8 @@ def _anneal_kwargs(config, *, ndim, size, phases, quarter, exemplars=None) -> di
         local_means=an.s2_local_means,
         uniformity_weight=an.uniformity_weight,
         uniformity_below=an.uniformity_below,
+        directional_weight=an.directional_weight if ndim == 2 else 0.0,
+        directional_tolerance=an.directional_tolerance,
         steps=round(st["sweeps"] * size),
         batch=st["batch"],
         neighbour_weight=st["neighbour_weight"],

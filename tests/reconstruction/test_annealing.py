@@ -19,7 +19,8 @@ from mdesign.reconstruction.lags import ImageLags, neighbour_table
 from mdesign.reconstruction.loss import s2_window
 from mdesign.reconstruction.metrics import cluster_components
 
-S2_ONLY = {"neighbour_weight": 0.0, "radial": False}  # the S2 lag-window energy alone
+# the S2 lag-window energy alone (no neighbourhood or directional term)
+S2_ONLY = {"neighbour_weight": 0.0, "radial": False, "directional_weight": 0.0}
 
 
 @pytest.mark.parametrize("periodic", [True, False])
@@ -215,7 +216,9 @@ def test_neighbour_term_brings_the_local_shapes_closer(two_phase):
         phases=2, max_lag=6, steps=3 * noisy.size, seed=0, exemplar_periodic=True, surface=False
     )
     plain = anneal_fractions(noisy, two_phase, **kw, **S2_ONLY)
-    with_nb = anneal_fractions(noisy, two_phase, neighbour_weight=1.0, radial=False, **kw)
+    with_nb = anneal_fractions(
+        noisy, two_phase, neighbour_weight=1.0, radial=False, directional_weight=0.0, **kw
+    )
     counts = [np.bincount(r.labels.ravel()).tolist() for r in (plain, with_nb)]
     assert counts[0] == counts[1]
     assert hist_error(with_nb.labels) < 0.8 * hist_error(plain.labels)
@@ -502,6 +505,7 @@ def test_direction_sectors_recover_a_stripe_exemplars_anisotropy():
 
     kw = dict(phases=2, max_lag=6, steps=6000, seed=0, periodic=True, exemplar_periodic=True)
     kw |= dict(neighbour_weight=0.0, keep_clusters=False, surface=False, radial=True)
+    kw |= dict(directional_weight=0.0)  # the sectors alone
     one = anneal_fractions(start, ex, sectors=1, **kw)
     two = anneal_fractions(start, ex, sectors=2, **kw)
     assert ratio(ex) > 1.5 and ratio(start) < 1 / 1.5

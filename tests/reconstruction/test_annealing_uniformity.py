@@ -62,7 +62,8 @@ def test_uniformity_term_keeps_the_phase_spread():
     ex = (rng.random((40, 40)) < 0.2).astype(np.uint8)
     start = _bunched((40, 40)).astype(np.uint8)
     kw = dict(phases=2, max_lag=8, steps=6000, seed=0, keep_clusters=False, surface=False)
-    off = anneal_fractions(start, ex, neighbour_weight=0.0, **kw)
+    kw |= dict(uniformity_below=1.0, directional_weight=0.0)  # the term alone, on phase 1
+    off = anneal_fractions(start, ex, neighbour_weight=0.0, uniformity_weight=0.0, **kw)
     on = anneal_fractions(start, ex, neighbour_weight=0.0, uniformity_weight=10.0, **kw)
 
     def spread(lab):
