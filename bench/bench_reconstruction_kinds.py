@@ -70,6 +70,7 @@ STAGES: dict[str, dict] = {
     "sectors 2": {"anneal_sectors": 2},
     "sectors 4": {"anneal_sectors": 4},
     "sectors 2, weight 1": {"anneal_sectors": 2, "anneal_neighbour_weight": 1.0},
+    "shape particles": {"anneal": {"shape_particles": True}},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 

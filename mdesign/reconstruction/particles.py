@@ -3,13 +3,13 @@
 A particle phase is a set of isolated, convex clusters in a matrix (disks, pores, grains in a
 binder). The Gram fit draws them at the right size but merges neighbours into concave blobs and
 leaves ragged outlines that the annealing keeps. :func:`shape_particles` splits a merged
-particle along the watershed lines of its distance transform (Vincent & Soille) between the
-maxima that stand out of it by a neck, then replaces each particle by the same number of pixels
-deepest inside its convex hull (a convex shape of its area), away from the other particles, the
-matrix taking the rest. The fractions change by a few pixels: the annealing that follows
-restores them exactly, within the cluster guard. :func:`particle_phases` says which phases of an
-exemplar are particles; :func:`particle_shapes` counts an image's interior particles and their
-solidity (the shape measure of the bench).
+particle along the watershed lines of its distance transform (Vincent & Soille) between maxima
+about an exemplar particle's radius apart, then replaces each particle by the same number of
+pixels deepest inside its convex hull (a convex shape of its area), away from the other
+particles, the matrix taking the rest. The fractions change by a few pixels: the annealing
+that follows restores them exactly, within the cluster guard. :func:`particle_phases` says which
+phases of an exemplar are particles; :func:`particle_shapes` counts an image's interior
+particles and their solidity (the shape measure of the bench).
 
 2D only.
 
@@ -31,8 +31,16 @@ MIN_PARTICLES = 3
 """An exemplar's phase with fewer interior particles than this is not a particle phase."""
 SOLIDITY = 0.9
 """A particle phase's median solidity (area / convex hull area) in the exemplar, at least."""
+SPACING = 1.0
+"""The split particles' centres (distance maxima) are at least this many exemplar radii apart
+(the radius of the disk of the exemplar's mean area per cluster)."""
+CONCAVE = 0.8
+"""A particle of solidity under this is split (a pair of overlapping disks is about 0.9)."""
+PEAK = 0.5
+"""A split particle's centre is at least this many exemplar radii deep (no pieces of a rim)."""
 SPLIT_AREA = 2.0
-"""A particle larger than this many of the exemplar's (median area) is split, however convex."""
+"""A particle larger than this many of the exemplar's mean area per cluster is split, however
+convex."""
 
 
 def particle_shapes(labels: np.ndarray, phase: int) -> tuple[int, float, float]:
@@ -85,10 +93,11 @@ def particle_phases(exemplar: np.ndarray, phases: int) -> list[int]:
     return out
 
 
-def _split(mask: np.ndarray, radius: float) -> np.ndarray:
+def _split(mask: np.ndarray, radius: float, area: float) -> np.ndarray:
     """Labels (0 outside) of ``mask``'s particles (8-connected), each of solidity under
-    :data:`SOLIDITY` or area over :data:`SPLIT_AREA` exemplar particles (of ``radius``) split
-    along the watershed lines between its distance maxima at least ``radius`` apart."""
+    :data:`CONCAVE` or over :data:`SPLIT_AREA` times ``area`` split along the watershed lines
+    between its distance maxima at least :data:`SPACING` ``radius`` apart and :data:`PEAK`
+    ``radius`` deep."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.measure import label, regionprops
@@ -97,11 +106,15 @@ def _split(mask: np.ndarray, radius: float) -> np.ndarray:
     comp = label(mask, connectivity=2)
     split_of = np.zeros(comp.max() + 1, bool)
     for r in regionprops(comp):
-        split_of[r.label] = r.solidity < SOLIDITY or r.area > SPLIT_AREA * np.pi * radius**2
+        split_of[r.label] = r.solidity < CONCAVE or r.area > SPLIT_AREA * area
     split = split_of[comp] & mask
     dist = ndimage.distance_transform_edt(split)
     peaks = peak_local_max(
-        dist, min_distance=max(1, round(radius)), labels=comp * split, exclude_border=False
+        dist,
+        min_distance=max(1, round(SPACING * radius)),
+        threshold_abs=PEAK * radius,
+        labels=comp * split,
+        exclude_border=False,
     )
     markers = np.zeros(mask.shape, np.int64)
     markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
@@ -163,8 +176,10 @@ def shape_particles(
     """Split merged particles and round every particle of an image's particle phases.
 
     For each phase of :func:`particle_phases` of the exemplar: the phase's clusters (of at least
-    :data:`MIN_AREA` pixels) are split along the watershed lines of their distance transform
-    between maxima at least :data:`NECK` above their saddle, then each particle is replaced by
+    :data:`MIN_AREA` pixels, 8-connected) that are concave (solidity under :data:`CONCAVE`) or
+    large (over :data:`SPLIT_AREA` times the exemplar's mean area per cluster) are split along
+    the watershed lines of their distance transform between maxima at least :data:`SPACING`
+    radii apart (the radius of a disk of that mean area), then each particle is replaced by
     the same number of pixels deepest inside its convex hull, at least one pixel away from every
     other particle (the largest first); the pixels it leaves go to the exemplar's matrix phase.
     A periodic image is shaped with a wrap padding (particles across its edges are whole).
@@ -190,6 +205,7 @@ def shape_particles(
     from scipy import ndimage
 
     from mdesign.reconstruction.annealing import is_matrix
+    from mdesign.reconstruction.metrics import cluster_components
 
     labels = np.asarray(labels)
     exemplar = np.asarray(exemplar)
@@ -197,7 +213,8 @@ def shape_particles(
         raise ValueError("shape_particles takes an image (H x W)")
     out = labels.copy()
     for j in particle_phases(exemplar, phases):
-        radius = particle_shapes(exemplar, j)[2]
+        area = float((exemplar == j).sum()) / cluster_components(exemplar == j)[1]
+        radius = float(np.sqrt(area / np.pi))
         matrix = next(m for m in range(phases) if is_matrix(exemplar, m))
         mask = out == j
         pad = max(8, min(out.shape) // 4) if periodic else 0
@@ -205,7 +222,7 @@ def shape_particles(
         comp, _ = ndimage.label(big)
         sizes = np.bincount(comp.ravel())
         specks = (sizes < MIN_AREA)[comp] & big
-        shaped = _round(_split(big & ~specks, radius)) | specks
+        shaped = _round(_split(big & ~specks, radius, area)) | specks
         inner = shaped[pad : pad + out.shape[0], pad : pad + out.shape[1]] if pad else shaped
         out[mask & ~inner] = matrix
         out[inner & ~mask & (out == matrix)] = j

@@ -26,7 +26,7 @@ def test_a_disk_exemplar_has_a_particle_phase_and_stripes_none():
 
 
 def test_a_merged_pair_of_disks_is_split_in_two():
-    pair = _disks([(32, 26), (32, 37)])  # centres 11 px apart, radius 6: a neck
+    pair = _disks([(32, 25), (32, 38)], r=7.0)  # twice the exemplar's particles, a neck
     assert particle_shapes(pair, 1)[0] == 1
     out = shape_particles(pair, EXEMPLAR, phases=2, periodic=True)
     n, sol, _ = particle_shapes(out, 1)
