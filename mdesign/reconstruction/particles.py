@@ -4,8 +4,8 @@ A particle phase is a set of isolated, convex clusters in a matrix (disks, pores
 binder). The Gram fit draws them at the right size but merges neighbours into concave blobs and
 leaves ragged outlines that the annealing keeps. :func:`shape_particles` splits a merged
 particle along the watershed lines of its distance transform (Vincent & Soille) between maxima
-about an exemplar particle's radius apart, then replaces each particle by the same number of
-pixels deepest inside its convex hull (a convex shape of its area), away from the other
+about an exemplar particle's radius apart, then replaces each particle by an ellipse of its
+area and second moments (its pixels nearest to the centroid in that metric), away from the other
 particles, the matrix taking the rest. The fractions change by a few pixels: the annealing
 that follows restores them exactly, within the cluster guard. :func:`particle_phases` says which
 phases of an exemplar are particles; :func:`particle_shapes` counts an image's interior
@@ -137,29 +137,31 @@ def _line(cut: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def _round(cut: np.ndarray) -> np.ndarray:
-    """Each particle of ``cut`` replaced by the pixels deepest inside its convex hull, as many
-    as it has, not touching (8-neighbours) another particle; the largest first."""
+    """Each particle of ``cut`` replaced by as many pixels, the nearest to its centroid in the
+    metric of its second moments (an ellipse of its area, orientation and elongation), not
+    touching (8-neighbours) another particle nor inside its matrix pockets; the largest first."""
     from scipy import ndimage
     from skimage.measure import regionprops
 
     out = np.zeros(cut.shape, bool)
     taken = np.zeros(cut.shape, np.int64)
+    h, w = cut.shape
     for r in sorted(regionprops(cut), key=lambda r: -r.area):
+        m = int(np.ceil(np.sqrt(r.area / np.pi))) + 2
         y0, x0, y1, x1 = r.bbox
-        sl = (slice(max(0, y0 - 1), y1 + 1), slice(max(0, x0 - 1), x1 + 1))
-        hull = np.zeros(cut[sl].shape, bool)
-        hull[y0 - sl[0].start : y1 - sl[0].start, x0 - sl[1].start : x1 - sl[1].start] = (
-            r.image_convex
-        )
-        depth = ndimage.distance_transform_edt(hull)
+        sl = (slice(max(0, y0 - m), min(h, y1 + m)), slice(max(0, x0 - m), min(w, x1 + m)))
         others = (taken[sl] > 0) | ((cut[sl] > 0) & (cut[sl] != r.label))
-        free = hull & ~ndimage.binary_dilation(others, np.ones((3, 3), bool))
         own = cut[sl] == r.label
+        free = ~ndimage.binary_dilation(others, np.ones((3, 3), bool))
         free &= ~(ndimage.binary_fill_holes(own) & ~own)  # the matrix's pockets stay
-        # the deepest first; ties to the particle's own pixels
-        order = np.lexsort((~own[free], -depth[free]))
         iy, ix = np.nonzero(free)
-        keep = order[: int(r.area)]
+        c = r.coords - np.array([sl[0].start, sl[1].start])
+        mu = c.mean(0)
+        cov = np.cov(c.T) + np.eye(2) / 12  # a pixel's own spread: never singular
+        d = np.stack([iy - mu[0], ix - mu[1]], 1)
+        dist = np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d)
+        # the nearest first; ties to the particle's own pixels
+        keep = np.lexsort((~own[iy, ix], dist))[: int(r.area)]
         out[sl][iy[keep], ix[keep]] = True
         taken[sl][iy[keep], ix[keep]] = r.label
     return out
@@ -180,11 +182,12 @@ def shape_particles(
     large (over :data:`SPLIT_AREA` times the exemplar's mean area per cluster) are split along
     the watershed lines of their distance transform between maxima at least :data:`SPACING`
     radii apart (the radius of a disk of that mean area), then each particle is replaced by
-    the same number of pixels deepest inside its convex hull, at least one pixel away from every
-    other particle (the largest first); the pixels it leaves go to the exemplar's matrix phase.
-    A periodic image is shaped with a wrap padding (particles across its edges are whole).
-    Specks under :data:`MIN_AREA` stay as they are. The fractions change by a few pixels:
-    :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores them.
+    the same number of pixels nearest to its centroid in the metric of its second moments (an
+    ellipse of its area and orientation), at least one pixel away from every other particle and
+    outside the matrix's pockets within it (the largest first); the pixels it leaves go to the
+    exemplar's matrix phase. A periodic image is shaped with a wrap padding (particles across
+    its edges are whole). Specks under :data:`MIN_AREA` stay as they are. The fractions change
+    by a few pixels: :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores them.
 
     Parameters
     ----------
