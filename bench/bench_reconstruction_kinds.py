@@ -159,7 +159,7 @@ def _code_key() -> str:
     import hashlib
 
     h = hashlib.sha1()
-    for module in ("annealing", "ends", "lags", "pipeline", "metrics"):
+    for module in ("annealing", "ends", "lags", "pipeline", "metrics", "particles"):
         h.update((Path(_pipeline.__file__).parent / f"{module}.py").read_bytes())
     return h.hexdigest()[:10]
 

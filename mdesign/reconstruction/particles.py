@@ -44,8 +44,9 @@ convex."""
 
 
 def particle_shapes(labels: np.ndarray, phase: int) -> tuple[int, float, float]:
-    """The interior particles of ``phase`` (8-connected clusters of at least :data:`MIN_AREA`
-    pixels not touching the edge): their number, median solidity and median equivalent radius.
+    """The interior particles of ``phase`` (4-connected clusters, as the metrics count them, of
+    at least :data:`MIN_AREA` pixels not touching the edge): their number, median solidity and
+    median equivalent radius.
 
     Parameters
     ----------
@@ -62,7 +63,7 @@ def particle_shapes(labels: np.ndarray, phase: int) -> tuple[int, float, float]:
     mask = np.asarray(labels) == phase
     h, w = mask.shape
     sol, rad = [], []
-    for r in regionprops(label(mask, connectivity=2)):
+    for r in regionprops(label(mask, connectivity=1)):
         y0, x0, y1, x1 = r.bbox
         if r.area < MIN_AREA or y0 == 0 or x0 == 0 or y1 == h or x1 == w:
             continue
