@@ -97,6 +97,7 @@ VARIANTS: dict[str, dict] = {
     "annealing R = 16": {"anneal_max_lag": 16},
     "no cluster guard": {"anneal_keep_clusters": False},
     "no surface stage": {"anneal_surface": False},
+    "shape particles": {"anneal": {"shape_particles": True}},
     # the optimiser's defaults before issue 28: 100 L-BFGS iterations at full size from noise
     "before issue 28": {"optimiser": {"init": "noise", "coarse_to_fine": False, "iterations": 100}},
     # issue 28's second speed-up, tried and not the default (docs/performance.md): fewer

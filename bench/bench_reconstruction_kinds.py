@@ -79,6 +79,7 @@ STAGES: dict[str, dict] = {
     "sectors 2": {"anneal_sectors": 2},
     "sectors 4": {"anneal_sectors": 4},
     "sectors 2, weight 1": {"anneal_sectors": 2, "anneal_neighbour_weight": 1.0},
+    "shape particles": {"anneal": {"shape_particles": True}},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 
@@ -167,7 +168,7 @@ def _code_key() -> str:
     import hashlib
 
     h = hashlib.sha1()
-    for module in ("annealing", "ends", "lags", "pipeline", "metrics"):
+    for module in ("annealing", "ends", "lags", "pipeline", "metrics", "particles"):
         h.update((Path(_pipeline.__file__).parent / f"{module}.py").read_bytes())
     return h.hexdigest()[:10]
 

@@ -845,6 +845,13 @@ class AnnealConfig(Config):
     are closed once more before a last fraction and surface stage
     (:func:`~mdesign.reconstruction.ends.close_network_ends`; 2D only; other images unchanged;
     measured on the docs' performance page)."""
+    shape_particles: bool = False
+    """In an image's cleanup, at its end, where the exemplar has a particle phase (isolated,
+    convex clusters in a matrix: :func:`~mdesign.reconstruction.particles.particle_phases`),
+    split merged particles along watershed lines and replace each by a convex shape of its area
+    (:func:`~mdesign.reconstruction.particles.shape_particles`), then a last fraction and surface
+    stage within the cluster guard on every phase; images without a particle phase are
+    unchanged."""
     uniformity_weight: float = Field(1.0, ge=0)
     """Weight of the uniformity term of the swap energy, images and volumes (relative to the
     ``S2`` term's scale; 0: off): the variance of each tracked phase's block fractions (block

@@ -70,6 +70,7 @@ from mdesign.reconstruction.metrics import (
     slice_errors,
 )
 from mdesign.reconstruction.optimize import OptimizationResult, optimize_pixels
+from mdesign.reconstruction.particles import particle_phases, shape_particles
 from mdesign.reconstruction.vgg import vgg19_features
 from mdesign.reconstruction.volume_loss import SliceLoss
 from mdesign.seeds import SeedLike, child_seeds
@@ -778,6 +779,14 @@ def _closes_ends(ndim: int, config: ReconstructionConfig, exemplars, phases: int
     return exemplars is None or bool(_sheet_phases(list(exemplars)[:1], phases))
 
 
+def _shapes_particles(ndim: int, config: ReconstructionConfig, exemplars, phases: int) -> bool:
+    """Whether an image's cleanup shapes particles: ``anneal.shape_particles`` and a particle
+    phase in the exemplar (None: assumed)."""
+    if ndim != 2 or not config.anneal.shape_particles:
+        return False
+    return exemplars is None or bool(particle_phases(next(iter(exemplars)), phases))
+
+
 def _anneal_stages(
     ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2
 ) -> tuple[str, ...]:
@@ -805,6 +814,11 @@ def _anneal_stages(
         swaps,
         *surface,
         *((*closing, "fractions", *surface) if closing else ()),
+        *(
+            ("shape particles", "fractions", *surface)
+            if _shapes_particles(ndim, config, exemplars, phases)
+            else ()
+        ),
     )
 
 
@@ -893,6 +907,22 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
                 seed=(cleanup_seed + 1) % 2**32,
                 surface=st["surface"],
                 **anneal_kw | {"steps": 0},
+            )
+            annealing = dataclasses.replace(
+                annealing,
+                labels=last.labels,
+                energy_final=last.energy_final,
+                flips=annealing.flips + last.flips,
+                surface_swaps=annealing.surface_swaps + last.surface_swaps,
+            )
+        if _shapes_particles(decoded.ndim, config, [target], phases):
+            # split and round the particles, then the fractions (no swaps) within the guard
+            last = anneal_fractions(
+                shape_particles(annealing.labels, **close),
+                target,
+                seed=(cleanup_seed + 2) % 2**32,
+                surface=st["surface"],
+                **anneal_kw | {"steps": 0, "keep_clusters": np.ones(phases, bool)},
             )
             annealing = dataclasses.replace(
                 annealing,

@@ -1,0 +1,75 @@
+"""Splitting and rounding the particles of a particle phase (``anneal.shape_particles``)."""
+
+import numpy as np
+
+from mdesign.config import ReconstructionConfig
+from mdesign.grf import phase_counts
+from mdesign.reconstruction.particles import particle_phases, particle_shapes, shape_particles
+
+
+def _disks(centres, r=6.0, side=64):
+    yy, xx = np.mgrid[:side, :side]
+    out = np.zeros((side, side), np.uint8)
+    for cy, cx in centres:
+        out[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = 1
+    return out
+
+
+EXEMPLAR = _disks([(10, 10), (10, 34), (10, 54), (32, 20), (32, 44), (52, 10), (52, 32), (52, 52)])
+
+
+def test_a_disk_exemplar_has_a_particle_phase_and_stripes_none():
+    assert particle_phases(EXEMPLAR, 2) == [1]
+    stripes = (np.add.outer(np.arange(48), np.arange(48)) % 12 < 7).astype(np.uint8)
+    assert particle_phases(stripes, 2) == []
+    assert particle_phases(1 - EXEMPLAR, 2) == [0]
+
+
+def test_a_merged_pair_of_disks_is_split_in_two():
+    pair = _disks([(32, 25), (32, 38)], r=7.0)  # twice the exemplar's particles, a neck
+    assert particle_shapes(pair, 1)[0] == 1
+    out = shape_particles(pair, EXEMPLAR, phases=2, periodic=True)
+    n, sol, _ = particle_shapes(out, 1)
+    assert n == 2 and sol > 0.9
+    assert abs(int(out.sum()) - int(pair.sum())) < 0.1 * pair.sum()  # a cut line, no more
+
+
+def test_a_concave_particle_gets_rounder():
+    hook = np.zeros((64, 64), np.uint8)
+    hook[20:44, 20:26] = 1  # an L of 6 px arms: concave, one particle
+    hook[38:44, 20:40] = 1
+    before = particle_shapes(hook, 1)
+    out = shape_particles(hook, EXEMPLAR, phases=2, periodic=False)
+    after = particle_shapes(out, 1)
+    assert after[1] > before[1] + 0.1 and after[1] > 0.9
+    assert int(out.sum()) >= 0.9 * int(hook.sum())  # its area kept but for cut lines
+
+
+def test_images_without_a_particle_phase_are_unchanged():
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    rng = np.random.default_rng(1)
+    stripes = (np.add.outer(np.arange(48), np.arange(48)) % 12 < 7).astype(np.uint8)
+    start = (rng.random((48, 48)) < 0.55).astype(np.uint8)
+    assert np.array_equal(shape_particles(start, stripes, phases=2, periodic=True), start)
+    kw = dict(phases=2, quarter=12, cleanup_seed=1, progress=False)
+    an = {"sweeps": 0.3, "max_lag": 6}
+    on = ReconstructionConfig(seed=0, anneal=an | {"shape_particles": True})
+    off = ReconstructionConfig(seed=0, anneal=an | {"shape_particles": False})
+    assert _anneal_stages(2, on, [stripes], 2) == _anneal_stages(2, off, [stripes], 2)
+    assert np.array_equal(
+        _anneal(start, [stripes], on, **kw).labels, _anneal(start, [stripes], off, **kw).labels
+    )
+
+
+def test_shaping_in_the_chain_keeps_the_fractions_exact():
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    on = ReconstructionConfig(seed=0, anneal={"shape_particles": True, "sweeps": 0.3, "max_lag": 8})
+    stages = _anneal_stages(2, on, [EXEMPLAR], 2)
+    assert stages[-3:] == ("shape particles", "fractions", "surface")
+    assert "shape particles" not in _anneal_stages(3, on)
+    start = _disks([(20, 20), (20, 31), (45, 45), (45, 56)])  # two merged pairs
+    res = _anneal(start, [EXEMPLAR], on, phases=2, quarter=16, cleanup_seed=1, progress=False)
+    want = phase_counts(np.bincount(EXEMPLAR.ravel(), minlength=2)[None] / EXEMPLAR.size, 64**2)
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want[0])
