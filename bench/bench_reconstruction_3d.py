@@ -69,8 +69,23 @@ def _axis_summary(errors) -> dict:
     }
 
 
-def run_one(material: str, side: int, seed: int, out: Path) -> None:
-    """One material at ``side^3`` (in this process): volume, 2D reference, GRF, conductivity."""
+def _updated(cfg, sets):
+    """``cfg`` with ``section.key=value`` settings (the value as JSON, else a string)."""
+    for item in sets:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        part = getattr(cfg, section).model_copy(update={name: value})
+        cfg = cfg.model_copy(update={section: part})
+    return cfg
+
+
+def run_one(material: str, side: int, seed: int, out: Path, sets=()) -> None:
+    """One material at ``side^3`` (in this process): volume, 2D reference, GRF, conductivity
+    (``sets``: ``section.key=value`` settings of all three reconstructions)."""
     from mdesign.config import ReconstructionConfig
     from mdesign.evaluators.conductivity import conductivity_tensor
     from mdesign.reconstruction import reconstruct
@@ -81,7 +96,7 @@ def run_one(material: str, side: int, seed: int, out: Path) -> None:
     k = int(ex.max()) + 1
     load_before = os.getloadavg()[0]
     cpu = time.process_time()
-    cfg = ReconstructionConfig(seed=seed)
+    cfg = _updated(ReconstructionConfig(seed=seed), sets)
     res = reconstruct(ex, (side,) * 3, cfg, device="cpu")
     cpu = time.process_time() - cpu
     peak = peak_rss_mb()
@@ -105,6 +120,7 @@ def run_one(material: str, side: int, seed: int, out: Path) -> None:
         "material": material,
         "side": side,
         "seed": seed,
+        "settings": list(sets),
         "seconds": res.seconds,
         "cpu_seconds": cpu,
         "seconds_optimization": res.seconds_optimization,
@@ -316,6 +332,13 @@ def main() -> None:
     )
     parser.add_argument("--merge", action="store_true", help="only assemble the cached runs")
     parser.add_argument("--out", default="reconstruction_3d", help="results/OUT.md and the rest")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="section.key=value (JSON) for every reconstruction, e.g. anneal.volume_matrix=false; "
+        "give another --runs to cache them apart",
+    )
     parser.add_argument("--one", nargs=2, metavar=("MATERIAL", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     for seed in args.seed:
@@ -323,7 +346,7 @@ def main() -> None:
     if args.one:
         material, side = args.one[0], int(args.one[1])
         out = args.runs / f"seed{args.seed[0]}" / f"{material}_{side}.npz"
-        run_one(material, side, args.seed[0], out)
+        run_one(material, side, args.seed[0], out, args.set)
         return
     sized = [(m, 64) for m in args.materials] + [(m, 96) for m in args.big]
     jobs = [(m, s, seed) for seed in args.seed for m, s in sized]
@@ -336,6 +359,7 @@ def main() -> None:
         def launch(job):
             cmd = [sys.executable, __file__, "--one", job[0], str(job[1])]
             cmd += ["--seed", str(job[2]), "--runs", str(args.runs)]
+            cmd += [f"--set={item}" for item in args.set]
             return subprocess.run(cmd, check=False).returncode
 
         with ThreadPoolExecutor(args.jobs) as pool:
