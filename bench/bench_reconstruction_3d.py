@@ -282,8 +282,9 @@ def write_grid(path: Path, infos: list[dict], runs: Path) -> None:
     save_figure(fig, path, dpi=dpi)
 
 
-def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple) -> None:
+def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple, sets=()) -> None:
     m = machine()
+    settings = f" Settings beside the defaults: `{' '.join(sets)}`." if sets else ""
     lines = [
         "# 2D-to-3D reconstruction of the Li et al. 2018 exemplars (central 128x128 crops)",
         "",
@@ -301,7 +302,7 @@ def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple) -> 
         "for scale (the goal is the ratio). The GRF "
         "column is the fitted 3D Gaussian random field the volume starts from. Clusters and "
         "chords are compared in windows of the slices' size. Conductivity: phase 0 at 1, "
-        "phase 1 at 10, the 3D tensor of the volume (periodic, default accuracy).",
+        "phase 1 at 10, the 3D tensor of the volume (periodic, default accuracy)." + settings,
         "",
         "## Goals",
         "",
@@ -378,7 +379,7 @@ def main() -> None:
     report(args.out, rows, title="2D-to-3D reconstruction, Li et al. exemplars")
     report(f"{args.out}_summary", [summary], title="goals of issues 14 and 28")
     loads = [x for i in infos for x in (i["load_before"], i["load_after"])]
-    write_markdown(RESULTS / f"{args.out}.md", rows, summary, (min(loads), max(loads)))
+    write_markdown(RESULTS / f"{args.out}.md", rows, summary, (min(loads), max(loads)), args.set)
     write_grid(RESULTS / f"{args.out}_grid.png", infos, args.runs)
     print(f"wrote {RESULTS / (args.out + '.md')}")
 
