@@ -15,11 +15,13 @@ stage, the exactness of the fractions, and the 3D effective conductivity tensor 
 (phase 0 at 1, phase 1 at 10; :func:`mdesign.evaluators.conductivity.conductivity_tensor`).
 
 Outputs ``results/reconstruction_3d.md`` / ``.json`` and ``reconstruction_3d_grid.png``
-(exemplar | the three middle slices, each size). Runs are cached in ``--runs`` (each one a
-separate process, so a crash or kill loses only that run); ``--merge`` assembles them.
+(exemplar | the three middle slices, each size; ``--out NAME`` writes ``results/NAME*`` in their
+place). Runs are cached in ``--runs`` (each one a separate process, so a crash or kill loses only
+that run); ``--merge`` assembles them. ``--seed`` takes several seeds (a row per seed).
 
     python bench/bench_reconstruction_3d.py                 # 6 two-phase materials at 64^3
     python bench/bench_reconstruction_3d.py --big alloy carbonate   # and those at 96^3
+    python bench/bench_reconstruction_3d.py --materials carbonate --seed 0 1 --out rocks
 """
 
 from __future__ import annotations
@@ -67,8 +69,23 @@ def _axis_summary(errors) -> dict:
     }
 
 
-def run_one(material: str, side: int, seed: int, out: Path) -> None:
-    """One material at ``side^3`` (in this process): volume, 2D reference, GRF, conductivity."""
+def _updated(cfg, sets):
+    """``cfg`` with ``section.key=value`` settings (the value as JSON, else a string)."""
+    for item in sets:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            pass
+        part = getattr(cfg, section).model_copy(update={name: value})
+        cfg = cfg.model_copy(update={section: part})
+    return cfg
+
+
+def run_one(material: str, side: int, seed: int, out: Path, sets=()) -> None:
+    """One material at ``side^3`` (in this process): volume, 2D reference, GRF, conductivity
+    (``sets``: ``section.key=value`` settings of all three reconstructions)."""
     from mdesign.config import ReconstructionConfig
     from mdesign.evaluators.conductivity import conductivity_tensor
     from mdesign.reconstruction import reconstruct
@@ -79,7 +96,7 @@ def run_one(material: str, side: int, seed: int, out: Path) -> None:
     k = int(ex.max()) + 1
     load_before = os.getloadavg()[0]
     cpu = time.process_time()
-    cfg = ReconstructionConfig(seed=seed)
+    cfg = _updated(ReconstructionConfig(seed=seed), sets)
     res = reconstruct(ex, (side,) * 3, cfg, device="cpu")
     cpu = time.process_time() - cpu
     peak = peak_rss_mb()
@@ -103,6 +120,7 @@ def run_one(material: str, side: int, seed: int, out: Path) -> None:
         "material": material,
         "side": side,
         "seed": seed,
+        "settings": list(sets),
         "seconds": res.seconds,
         "cpu_seconds": cpu,
         "seconds_optimization": res.seconds_optimization,
@@ -167,6 +185,7 @@ def row(info: dict) -> dict:
     return {
         "material": info["material"],
         "side": info["side"],
+        "seed": info.get("seed", 0),
         "seconds": round(info["seconds"], 1),
         "cpu_seconds": round(info["cpu_seconds"], 1),
         "peak_mb": round(info["peak_rss_mb"]),
@@ -181,6 +200,10 @@ def row(info: dict) -> dict:
         "lineal_path_rmse_2d": round(ref["lineal_path_rmse"], 4),
         "lineal_path_rmse_grf": round(float(np.mean([a["lineal_path_rmse"] for a in grf])), 4),
         "clusters_rel": [_pct(_mean(a["clusters_rel"][j] for a in axes)) for j in range(k)],
+        "clusters_exemplar": [round(c, 1) for c in axes[0]["clusters_exemplar"]],
+        "clusters_rel_worst_axis": [
+            _pct(_worst(a["clusters_rel"][j] for a in axes)) for j in range(k)
+        ],
         "clusters_rel_2d": [_pct(ref["clusters_rel"][j]) for j in range(k)],
         "clusters_rel_grf": [_pct(_mean(a["clusters_rel"][j] for a in grf)) for j in range(k)],
         "specific_surface_rel": _pct(_mean(a["specific_surface_rel"] for a in axes)),
@@ -190,6 +213,21 @@ def row(info: dict) -> dict:
         "conductivity_offdiag_max": round(float(np.abs(tensor - np.diag(diag)).max()), 4),
         "conductivity_seconds": round(info["conductivity_seconds"], 1),
     }
+
+
+def _worst(values) -> float | None:
+    """The value farthest from 0 (one axis's relative error)."""
+    vals = [v for v in values if v is not None]
+    return max(vals, key=abs) if vals else None
+
+
+def _counted_ok(r: dict) -> bool:
+    """Every phase with at least 10 exemplar clusters per window within +-30% on every axis."""
+    return all(
+        abs(float(w.rstrip("%"))) <= 30
+        for c, w in zip(r["clusters_exemplar"], r["clusters_rel_worst_axis"], strict=True)
+        if c >= 10 and w
+    )
 
 
 def _pct(v) -> str:
@@ -204,6 +242,8 @@ def goals(rows: list[dict]) -> dict:
         "seconds_64_le_600": f"{sum(r['seconds'] <= 600 for r in small)}/{len(small)}",
         "median_seconds_64": float(np.median([r["seconds"] for r in small])) if small else None,
         "max_seconds_64": max((r["seconds"] for r in small), default=None),
+        "cpu_seconds_64_le_300": f"{sum(r['cpu_seconds'] <= 300 for r in small)}/{len(small)}",
+        "clusters_counted_within_30pct": f"{sum(_counted_ok(r) for r in rows)}/{len(rows)}",
         "s2_within_1.5x_of_2d": f"{sum(r['s2_ratio_to_2d'] <= 1.5 for r in rows)}/{len(rows)}",
         "median_s2_ratio_to_2d": float(np.median([r["s2_ratio_to_2d"] for r in rows])),
         "fractions_exact": f"{sum(r['fraction_error_voxels'] <= 1 for r in rows)}/{len(rows)}",
@@ -224,10 +264,12 @@ def write_grid(path: Path, infos: list[dict], runs: Path) -> None:
     fig = Figure(figsize=(4 * panel + 0.5, (panel + 0.5) * len(infos)), layout="constrained")
     axes = fig.subplots(len(infos), 4, squeeze=False)
     for i, info in enumerate(infos):
-        labels = np.load(runs / f"{info['material']}_{info['side']}.npz")["labels"]
+        seed = info.get("seed", 0)
+        labels = np.load(runs / f"seed{seed}" / f"{info['material']}_{info['side']}.npz")["labels"]
         ex = crop(info["material"])
         k = int(ex.max()) + 1
-        show_labels(axes[i, 0], ex, k=k, title=f"{info['material']}: exemplar 128x128")
+        name = info["material"] + (f", seed {seed}" if seed else "")
+        show_labels(axes[i, 0], ex, k=k, title=f"{name}: exemplar 128x128")
         for a in range(3):
             mid = labels.shape[a] // 2
             sl = np.take(labels, mid, axis=a)
@@ -240,26 +282,27 @@ def write_grid(path: Path, infos: list[dict], runs: Path) -> None:
     save_figure(fig, path, dpi=dpi)
 
 
-def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple) -> None:
+def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple, sets=()) -> None:
     m = machine()
+    settings = f" Settings beside the defaults: `{' '.join(sets)}`." if sets else ""
     lines = [
         "# 2D-to-3D reconstruction of the Li et al. 2018 exemplars (central 128x128 crops)",
         "",
         f"{m['cpus']} CPUs shared with other jobs (load average {load[0]:.1f}-{load[1]:.1f}), "
         f"1 torch thread per run, torch {m['torch']}, CUDA {m['cuda']}. "
-        "`python bench/bench_reconstruction_3d.py`; figure: `reconstruction_3d_grid.png`.",
+        f"`python bench/bench_reconstruction_3d.py`; figure: `{path.stem}_grid.png`.",
         "",
         "Slice statistics: the slices normal to each axis against the exemplar (S2 and lineal "
         "path of phase 1, R = side / 4, the volume periodic, the exemplar in-image). The 2D "
-        "columns are `mdesign reconstruct` of the same exemplar (defaults, seed 0) at side x "
-        "side (`_2d`) and at the exemplar's 128 x 128 (`_2d_128`, S2 to the same R); "
+        "columns are `mdesign reconstruct` of the same exemplar (defaults, the same seed) at "
+        "side x side (`_2d`) and at the exemplar's 128 x 128 (`_2d_128`, S2 to the same R); "
         "`s2_ratio_to_2d` is the largest axis's S2 RMSE over the smaller of the two; "
         "`s2_crop_floor` is the mean S2 RMSE of the exemplar's own four corner windows of the "
         "slices' size against the whole exemplar: the exemplar's own variation at that size, "
         "for scale (the goal is the ratio). The GRF "
         "column is the fitted 3D Gaussian random field the volume starts from. Clusters and "
         "chords are compared in windows of the slices' size. Conductivity: phase 0 at 1, "
-        "phase 1 at 10, the 3D tensor of the volume (periodic, default accuracy).",
+        "phase 1 at 10, the 3D tensor of the volume (periodic, default accuracy)." + settings,
         "",
         "## Goals",
         "",
@@ -280,7 +323,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--materials", nargs="+", choices=MATERIALS, default=MATERIALS)
     parser.add_argument("--big", nargs="*", choices=MATERIALS, default=[], help="also at 96^3")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, nargs="+", default=[0], help="one or more")
     parser.add_argument("--jobs", type=int, default=2, help="runs side by side")
     parser.add_argument(
         "--runs",
@@ -289,23 +332,35 @@ def main() -> None:
         help="folder of the cached runs",
     )
     parser.add_argument("--merge", action="store_true", help="only assemble the cached runs")
+    parser.add_argument("--out", default="reconstruction_3d", help="results/OUT.md and the rest")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="section.key=value (JSON) for every reconstruction, e.g. anneal.volume_matrix=false; "
+        "give another --runs to cache them apart",
+    )
     parser.add_argument("--one", nargs=2, metavar=("MATERIAL", "SIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    runs = args.runs / f"seed{args.seed}"
-    runs.mkdir(parents=True, exist_ok=True)
+    for seed in args.seed:
+        (args.runs / f"seed{seed}").mkdir(parents=True, exist_ok=True)
     if args.one:
         material, side = args.one[0], int(args.one[1])
-        run_one(material, side, args.seed, runs / f"{material}_{side}.npz")
+        out = args.runs / f"seed{args.seed[0]}" / f"{material}_{side}.npz"
+        run_one(material, side, args.seed[0], out, args.set)
         return
-    jobs = [(m, 64) for m in args.materials] + [(m, 96) for m in args.big]
+    sized = [(m, 64) for m in args.materials] + [(m, 96) for m in args.big]
+    jobs = [(m, s, seed) for seed in args.seed for m, s in sized]
+    path_of = lambda m, s, seed: args.runs / f"seed{seed}" / f"{m}_{s}.npz"  # noqa: E731
     if not args.merge:
-        todo = [(m, s) for m, s in jobs if not (runs / f"{m}_{s}.npz").exists()]
+        todo = [j for j in jobs if not path_of(*j).exists()]
         # largest first, so the long ones do not run alone at the end
         todo.sort(key=lambda j: -j[1])
 
         def launch(job):
             cmd = [sys.executable, __file__, "--one", job[0], str(job[1])]
-            cmd += ["--seed", str(args.seed), "--runs", str(args.runs)]
+            cmd += ["--seed", str(job[2]), "--runs", str(args.runs)]
+            cmd += [f"--set={item}" for item in args.set]
             return subprocess.run(cmd, check=False).returncode
 
         with ThreadPoolExecutor(args.jobs) as pool:
@@ -313,20 +368,20 @@ def main() -> None:
         if any(codes):
             print(f"{sum(c != 0 for c in codes)} runs failed", file=sys.stderr)
     infos = []
-    for m, s in jobs:
-        path = runs / f"{m}_{s}.npz"
+    for job in jobs:
+        path = path_of(*job)
         if path.exists():
             infos.append(json.loads(str(np.load(path)["info"])))
     if not infos:
         sys.exit("no runs to assemble")
     rows = [row(i) for i in infos]
     summary = goals(rows)
-    report("reconstruction_3d", rows, title="2D-to-3D reconstruction, Li et al. exemplars")
-    report("reconstruction_3d_summary", [summary], title="goals of issue 14")
+    report(args.out, rows, title="2D-to-3D reconstruction, Li et al. exemplars")
+    report(f"{args.out}_summary", [summary], title="goals of issues 14 and 28")
     loads = [x for i in infos for x in (i["load_before"], i["load_after"])]
-    write_markdown(RESULTS / "reconstruction_3d.md", rows, summary, (min(loads), max(loads)))
-    write_grid(RESULTS / "reconstruction_3d_grid.png", infos, runs)
-    print(f"wrote {RESULTS / 'reconstruction_3d.md'}")
+    write_markdown(RESULTS / f"{args.out}.md", rows, summary, (min(loads), max(loads)), args.set)
+    write_grid(RESULTS / f"{args.out}_grid.png", infos, args.runs)
+    print(f"wrote {RESULTS / (args.out + '.md')}")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,10 @@ the cluster guard (``volume_keep_clusters``), the neighbourhood term
 (``volume_neighbour_weight``), the surface stage (``volume_surface``), the cleanup
 (``volume_cleanup``: network joining, small-cluster removal, a second annealing), the network
 sheets (``volume_sheets``: a thin network phase rebuilt as Voronoi sheets, then annealed within
-the guard), all, and ``matrix`` (``volume_matrix``: the image's stages where the exemplar has a
-matrix phase).
+the guard), all, and ``matrix`` (``volume_matrix``: the image's stages where the exemplar is a
+matrix material, the default). Every variant but ``default`` and ``matrix`` turns
+``volume_matrix`` off, so it measures the ``volume_`` keys alone; ``volume`` is the volume keys'
+defaults (the default before ``volume_matrix`` was on).
 
 ``--init shell`` (or ``lamellae``) decodes from that lamellar start (``slices.init``), cached
 apart; ``--source start`` anneals the start labels themselves (no Adam stage), and the variant
@@ -50,6 +52,7 @@ VARIANTS = {
     "guard+surface": {"volume_keep_clusters": True, "volume_surface": True},
     "guard+cleanup": {"volume_keep_clusters": True, "volume_cleanup": True},
     "matrix": {"volume_matrix": True},
+    "volume": {"volume_matrix": False},
     "sheets": {"volume_sheets": True},
     "sheets+surface": {"volume_sheets": True, "volume_surface": True},
     "all": {
@@ -133,7 +136,9 @@ def variant(
     ex = crop(material)
     k = int(ex.max()) + 1
     cfg = ReconstructionConfig(seed=0)
-    update = dict(VARIANTS[name] or {})
+    # the volume keys alone, but for the default and the matrix rule itself
+    update = {} if name in ("default", "matrix") else {"volume_matrix": False}
+    update |= VARIANTS[name] or {}
     if sweeps is not None:
         update["volume_sweeps"] = sweeps
     cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update=update)})

@@ -60,6 +60,7 @@ __all__ = [
     "interface_density",
     "interface_edges",
     "is_matrix",
+    "is_matrix_material",
     "is_network",
     "join_network_fragments",
     "keeps_clusters",
@@ -277,6 +278,9 @@ NETWORK_CLUSTERS = 5
 
 MATRIX_SHARE = 0.95
 """Share of a matrix phase in its largest cluster (:func:`is_matrix`; ``anneal.volume_matrix``)."""
+MATRIX_MINORITY = 0.1
+"""Share of the image each other phase of a matrix material holds at least
+(:func:`is_matrix_material`): below it a phase is sparse (particles in a matrix)."""
 
 BRIDGE_MIN_SIZE = 5
 """Fragments of a network phase of at least this many pixels are joined, smaller ones left to
@@ -336,6 +340,19 @@ def is_matrix(exemplar: np.ndarray, phase: int) -> bool:
     comp, _ = cluster_components(mask)
     sizes = np.bincount(comp.ravel())[1:]
     return bool(sizes.max() >= MATRIX_SHARE * sizes.sum())
+
+
+def is_matrix_material(exemplar: np.ndarray, phases: int) -> bool:
+    """Whether the exemplar is a matrix material such as a porous rock: one phase a matrix
+    (:func:`is_matrix`) and every other phase at least :data:`MATRIX_MINORITY` of the image
+    (pores or grains, not sparse particles); ``anneal.volume_matrix``."""
+    ex = np.asarray(exemplar)
+    shares = np.bincount(ex.ravel(), minlength=phases)[:phases] / ex.size
+    for j in range(phases):
+        others = np.delete(shares, j)
+        if others.min(initial=1.0) >= MATRIX_MINORITY and is_matrix(ex, j):
+            return True
+    return False
 
 
 def join_network_fragments(

@@ -52,7 +52,7 @@ from mdesign.reconstruction.annealing import (
     AnnealingResult,
     _sheet_phases,
     anneal_fractions,
-    is_matrix,
+    is_matrix_material,
     is_network,
     join_network_fragments,
     network_sheets,
@@ -754,9 +754,9 @@ def _adam_slices(loss, x0, shape, sl, iterations, gen, config, device, progress)
 
 def _settings(ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2) -> dict:
     """The annealing settings of an image (``ndim`` 2) or a volume (3): the ``volume_`` keys; with
-    ``anneal.volume_matrix``, a volume whose ``exemplars`` all have a matrix phase
-    (:func:`~.annealing.is_matrix`) takes the image's stages (guard, neighbourhood term, surface
-    stage, cleanup)."""
+    ``anneal.volume_matrix``, a volume whose ``exemplars`` are all matrix materials
+    (:func:`~.annealing.is_matrix_material`) takes the image's stages (guard, neighbourhood
+    term, surface stage, cleanup)."""
     an = config.anneal
     keys = ("sweeps", "batch", "neighbour_weight", "keep_clusters", "surface", "cleanup", "walk")
     st = {k: getattr(an, f"volume_{k}" if ndim == 3 else k) for k in keys}
@@ -767,8 +767,8 @@ def _settings(ndim: int, config: ReconstructionConfig, exemplars=None, phases: i
 
 
 def _matrix(exemplars, phases: int) -> bool:
-    """Every exemplar has a matrix phase (:func:`~.annealing.is_matrix`)."""
-    return all(any(is_matrix(ex, j) for j in range(phases)) for ex in exemplars)
+    """Every exemplar is a matrix material (:func:`~.annealing.is_matrix_material`)."""
+    return all(is_matrix_material(ex, phases) for ex in exemplars)
 
 
 def _closes_ends(ndim: int, config: ReconstructionConfig, exemplars, phases: int) -> bool:
