@@ -15,10 +15,10 @@ from mdesign.reconstruction.annealing import (
     interface_edges,
     join_network_fragments,
     keeps_clusters,
-    network_sheets,
     remove_small_clusters,
     volume_fractions,
 )
+from mdesign.reconstruction.cells import network_sheets
 from mdesign.reconstruction.lags import neighbour_table
 
 
