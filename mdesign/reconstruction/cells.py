@@ -98,7 +98,8 @@ def _power_one(sq, k, weight, shape) -> np.ndarray:
 
 def _diagram(shape, seeds, weights, periodic, faces, count) -> tuple[np.ndarray, np.ndarray]:
     """The cell of every pixel and the network (flat): one side of every face between two cells
-    (the side nearer the radical plane), thickened to ``count`` by the nearest other pixels."""
+    (the side nearer the radical plane) and the pixels within ``sqrt(ndim) / 2`` of the plane,
+    thickened to ``count`` by the nearest other pixels."""
     sq = _axis_sq(shape, seeds, periodic)
     n = seeds.shape[0]
     p1 = np.full(int(np.prod(shape)), np.inf)
@@ -123,7 +124,9 @@ def _diagram(shape, seeds, weights, periodic, faces, count) -> tuple[np.ndarray,
     other = i1[nb] != i1[:, None]
     idx = np.arange(gap.size)
     nearer = (gap[:, None] < gap[nb]) | ((gap[:, None] == gap[nb]) & (idx[:, None] < nb))
-    sheet = (other & nearer).any(1)
+    # closed (no two cells touch) and, with the band of half-width sqrt(ndim) / 2 about the
+    # radical planes, 4-connected in every slice
+    sheet = (other & nearer).any(1) | (gap < np.sqrt(len(shape)) / 2)
     short = count - int(sheet.sum())
     if short > 0:
         rest = np.flatnonzero(~sheet)
