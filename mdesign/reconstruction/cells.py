@@ -37,7 +37,7 @@ from mdesign.reconstruction.lags import face_table
 __all__ = ["SHEET_SEEDS", "Tessellation", "fit_tessellation", "network_sheets"]
 
 SHEET_SEEDS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
-"""The seed counts per ``64^3`` voxels (``64^2`` pixels in 2D, times 1/4) that
+"""The seed counts per ``64^3`` voxels (``64^2`` pixels in 2D) that
 :func:`network_sheets` tries (scaled by the size)."""
 
 SHEET_SPACING = 0.5
@@ -352,7 +352,7 @@ def network_sheets(
     side = min(*labels.shape, *(min(ex.shape) for ex in exemplars))
     window, r_max = (side,) * 2, max(1, side // 4)
     faces = face_table(labels.shape, periodic)
-    unit = 64**labels.ndim / (4 if labels.ndim == 2 else 1)
+    unit = 64**labels.ndim
     for j in rebuilt:
         grain = out != j
         want = np.mean(
