@@ -895,7 +895,7 @@ class AnnealConfig(Config):
     volumes are unchanged (measured on the Li et al. crops: docs/performance.md)."""
     volume_sheets: bool = False
     """Before a volume's annealing, rebuild a thin network phase (grain boundaries: a network in
-    every exemplar, under half of each) as closed sheets between Voronoi grains seeded at the
+    every exemplar, under half of each) as closed sheets between power-diagram grains seeded at the
     decoded grains' thickest points and fitted to the exemplars' ``S2`` (``sheets_fit_steps``),
     then anneal within the cluster guard on every phase
     (:func:`~mdesign.reconstruction.cells.network_sheets`); other volumes are unchanged
