@@ -10,9 +10,9 @@ cells' count per window comes closest to the exemplars' grains'; then the seeds'
 weights are fitted by a stochastic descent (one seed moved or reweighted at a time, kept when the
 error falls) to the exemplars' ``S2`` of the network phase: the image's, or a volume's slices'
 in each orientation (one periodic FFT gives all three: the autocorrelation's plane through the
-origin normal to an axis is the mean ``S2`` of the slices normal to it). Poisson-Voronoi cells
-have no long-range order; regular grains' ``S2`` dips below ``phi^2`` (a hole effect), which the
-fit can reproduce. One implementation for images and volumes.
+origin normal to an axis is the mean ``S2`` of the slices normal to it). The ``S2`` fitted is the
+annealing's tracked phase's, so that the fit and the annealing pull the same way. One
+implementation for images and volumes.
 
 References
 ----------
