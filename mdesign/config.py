@@ -893,7 +893,7 @@ class AnnealConfig(Config):
     in one cluster: porous rocks) takes the image's annealing stages (``keep_clusters``,
     ``neighbour_weight``, ``surface``, ``cleanup``) in place of the ``volume_`` ones; other
     volumes are unchanged (measured on the Li et al. crops: docs/performance.md)."""
-    volume_sheets: bool = False
+    volume_sheets: bool = True
     """Before a volume's annealing, rebuild a thin network phase (grain boundaries: a network in
     every exemplar, under half of each) as closed sheets between power-diagram grains seeded at the
     decoded grains' thickest points and fitted to the exemplars' ``S2`` (``sheets_fit_steps``),
