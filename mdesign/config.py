@@ -911,12 +911,16 @@ class AnnealConfig(Config):
     not sparse particles) takes the image's annealing stages (``keep_clusters``,
     ``neighbour_weight``, ``surface``, ``cleanup``) in place of the ``volume_`` ones; other
     volumes are unchanged (measured on the Li et al. crops: docs/performance.md)."""
-    volume_sheets: bool = False
+    volume_sheets: bool = True
     """Before a volume's annealing, rebuild a thin network phase (grain boundaries: a network in
-    every exemplar, under half of each) as closed sheets between Voronoi grains seeded at the
-    decoded grains' thickest points, then anneal within the cluster guard on every phase
-    (:func:`~mdesign.reconstruction.annealing.network_sheets`); other volumes are unchanged
+    every exemplar, under half of each) as closed sheets between power-diagram grains seeded at the
+    decoded grains' thickest points and fitted to the exemplars' ``S2`` (``sheets_fit_steps``),
+    then anneal within the cluster guard on every phase
+    (:func:`~mdesign.reconstruction.cells.network_sheets`); other volumes are unchanged
     (measured on the Li et al. alloy: docs/performance.md)."""
+    sheets_fit_steps: int = Field(300, ge=0)
+    """Proposals of the network sheets' fit to the exemplars' ``S2`` (one seed of the power
+    diagram moved or reweighted at a time, kept when the error falls; 0: the unfitted cells)."""
 
 
 # the flat keys of the configs written before the nested sections, and where each now lives

@@ -64,7 +64,6 @@ __all__ = [
     "is_network",
     "join_network_fragments",
     "keeps_clusters",
-    "network_sheets",
     "remove_small_clusters",
     "volume_fractions",
 ]
@@ -457,157 +456,14 @@ def _join_volume_fragments(labels, exemplars, phases) -> np.ndarray:
     return out
 
 
-SHEET_SEEDS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
-"""The seed counts per ``64^3`` voxels that :func:`network_sheets` tries (scaled by the volume)."""
-
-
-SHEET_SPACING = 0.5
-"""The seeds of :func:`network_sheets` are at least this times the mean seed spacing apart."""
-
-
 def _sheet_phases(exemplars, phases) -> list[int]:
-    """The phases :func:`network_sheets` rebuilds: a network in every exemplar, and thin (under
-    half of each exemplar)."""
+    """The phases :func:`~.cells.network_sheets` rebuilds: a network in every exemplar, and thin
+    (under half of each exemplar)."""
     return [
         j
         for j in range(phases)
         if all(is_network(ex, j) and 2 * (ex == j).sum() < ex.size for ex in exemplars)
     ]
-
-
-def _sheet_seeds(grain: np.ndarray, n: int, periodic: bool, rng) -> np.ndarray:
-    """``n x 3`` seeds: the thickest points of ``grain`` (peaks of its smoothed distance to the
-    other phase), greedily at least half the mean seed spacing apart, then random voxels."""
-    from scipy import ndimage
-
-    shape = np.array(grain.shape)
-    pad = 8 if periodic else 0
-    mode = "wrap" if periodic else "reflect"
-    dist = ndimage.distance_transform_edt(np.pad(grain, pad, mode=mode))
-    dist = dist[(slice(pad, dist.shape[0] - pad),) * 3] if pad else dist
-    dist = ndimage.gaussian_filter(dist, 1.0, mode=mode) + rng.random(grain.shape) * 1e-6
-    r = SHEET_SPACING * (grain.size / n) ** (1 / 3)
-    peaks = np.flatnonzero(dist == ndimage.maximum_filter(dist, size=3, mode=mode))
-    peaks = peaks[np.argsort(dist.ravel()[peaks])[::-1]]
-    cand = np.concatenate(
-        [_coords(peaks, grain.shape), _coords(rng.permutation(grain.size), grain.shape)]
-    )
-    seeds: list[np.ndarray] = []
-    for c in cand:
-        if len(seeds) == n:
-            break
-        if seeds:
-            d = np.abs(np.array(seeds) - c)
-            d = np.minimum(d, shape - d) if periodic else d
-            if ((d**2).sum(1) < r * r).any():
-                continue
-        seeds.append(c)
-    return np.array(seeds, dtype=float)
-
-
-def _sheets(shape, seeds, periodic) -> tuple[np.ndarray, np.ndarray]:
-    """The cell (nearest seed) of every voxel and the gap between its nearest two seeds' distances
-    (flat): small on the sheet between two cells."""
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(seeds, boxsize=np.array(shape, float) if periodic else None)
-    grid = np.indices(shape).reshape(3, -1).T.astype(float)
-    d, i = tree.query(grid, k=2)
-    return i[:, 0], d[:, 1] - d[:, 0]
-
-
-def network_sheets(
-    labels: np.ndarray,
-    exemplars: Sequence[np.ndarray],
-    *,
-    phases: int,
-    periodic: bool = D.periodic,
-    seed: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Rebuild a volume's thin network phase (grain boundaries) as closed sheets between grains.
-
-    A boundary network in 3D is a set of sheets between grains, whose slices are connected lines;
-    the Gram fit and the annealing leave blobs and fragments. For each phase ``j`` that is a
-    network in every exemplar (:func:`is_network`) and thin (under half of each), the volume is cut
-    into Voronoi cells of ``n`` seeds placed at the thickest points of the other phases (peaks of
-    their smoothed distance to ``j`` in ``labels``, at least half the mean spacing apart), and
-    ``j`` becomes the voxels where the nearest two seeds are closest to equidistant, exactly as
-    many as ``j``'s target count (:func:`volume_fractions`): sheets of even thickness. A voxel
-    leaving ``j`` takes its cell's most frequent other phase. ``n`` (of :data:`SHEET_SEEDS`) is the
-    one whose slices' count of grain clusters (the other phases, in windows of a slice's size)
-    comes closest to the exemplars'. :func:`anneal_fractions` then refines the sheets with the
-    cluster guard on every phase (the returned mask), so they stay connected.
-
-    Parameters
-    ----------
-    labels : ndarray, ``H x W x D``
-    exemplars : sequence of 3 ndarray, ``H' x W'``
-    phases : int
-        k.
-    periodic : bool
-        ``labels`` is periodic (the cells and the distances wrap around).
-    seed : int
-        Seed of the random seeds beyond the peaks and of the ties.
-
-    Returns
-    -------
-    labels : ndarray of uint8, ``H x W x D``
-    guard : ndarray of bool, ``k``
-        The phases to guard (all, when a phase was rebuilt; none otherwise).
-    """
-    from mdesign.reconstruction.metrics import _window_morphology
-
-    labels = np.asarray(labels)
-    out = labels.astype(np.uint8, copy=True)
-    rebuilt = _sheet_phases(exemplars, phases)
-    if labels.ndim != 3 or not rebuilt:
-        return out, np.zeros(phases, dtype=bool)
-    rng = np.random.default_rng(seed)
-    counts = phase_counts(volume_fractions(exemplars, phases)[None], labels.size)[0]
-    window = (min(*labels.shape, *(min(ex.shape) for ex in exemplars)),) * 2
-    for j in rebuilt:
-        grain = out != j
-        target = np.mean(
-            [
-                _window_morphology((ex != j)[None].astype(np.uint8), window, 2)[0][1]
-                for ex in exemplars
-            ]
-        )
-        best = None
-        faces = face_table(labels.shape, periodic)
-        for n in SHEET_SEEDS:
-            n = max(2, round(n * labels.size / 64**3))
-            cell, gap = _sheets(labels.shape, _sheet_seeds(grain, n, periodic, rng), periodic)
-            # both sides of every face between cells: a face-connected sheet, 4-connected slices
-            sheet = _interface(cell, faces)
-            short = counts[j] - int(sheet.sum())
-            if short > 0:  # thicken by the smallest gaps
-                order = np.argsort(np.where(sheet, np.inf, gap), kind="stable")
-                sheet[order[:short]] = True
-            cells = sheet.reshape(labels.shape)
-            got = np.mean(
-                [
-                    _window_morphology(np.moveaxis(~cells, a, 0).astype(np.uint8), window, 2)[0][1]
-                    for a in range(3)
-                ]
-            )
-            err = abs(got - target)
-            if best is None or err < best[0]:
-                best = (err, cell, sheet)
-            if got > target:
-                break
-        _, cell, sheet = best
-        flat = out.ravel()
-        # a voxel leaving j takes its cell's most frequent other phase
-        votes = np.bincount(
-            cell[flat != j] * phases + flat[flat != j], minlength=cell.max() * phases + phases
-        )
-        votes = votes.reshape(-1, phases)
-        votes[:, j] = -1
-        leaving = (flat == j) & ~sheet
-        flat[leaving] = np.argmax(votes, 1)[cell[leaving]]
-        flat[sheet] = j
-    return out, np.ones(phases, dtype=bool)
 
 
 def _remove_small_volume_clusters(labels, exemplars, phases) -> np.ndarray:

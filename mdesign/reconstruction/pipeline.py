@@ -55,11 +55,11 @@ from mdesign.reconstruction.annealing import (
     is_matrix_material,
     is_network,
     join_network_fragments,
-    network_sheets,
     remove_small_clusters,
     volume_fractions,
 )
 from mdesign.reconstruction.baseline import GRFFit, ShellFit, fit_grf, fit_shell
+from mdesign.reconstruction.cells import network_sheets
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
 from mdesign.reconstruction.ends import close_network_ends
@@ -872,7 +872,13 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     if decoded.ndim == 3 and an.volume_sheets:
         # a thin network phase rebuilt as sheets, then annealed within the guard on every phase
         decoded, guard = network_sheets(
-            decoded, target, phases=phases, periodic=config.periodic, seed=seed
+            decoded,
+            target,
+            phases=phases,
+            periodic=config.periodic,
+            exemplar_periodic=config.exemplar_periodic,
+            fit_steps=an.sheets_fit_steps,
+            seed=seed,
         )
         if guard.any():
             first = anneal_kw = anneal_kw | {"keep_clusters": guard}

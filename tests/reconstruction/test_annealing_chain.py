@@ -15,10 +15,10 @@ from mdesign.reconstruction.annealing import (
     interface_edges,
     join_network_fragments,
     keeps_clusters,
-    network_sheets,
     remove_small_clusters,
     volume_fractions,
 )
+from mdesign.reconstruction.cells import network_sheets
 from mdesign.reconstruction.lags import neighbour_table
 
 
@@ -274,7 +274,7 @@ def test_network_sheets_are_one_cluster_and_anneal_to_the_exact_count(periodic):
     start = _labels(_field((24, 24, 24), 11, 2.0), [0.3])  # blobs of boundary phase
     out, guard = network_sheets(start, [ex] * 3, phases=2, periodic=periodic, seed=0)
     want = phase_counts(volume_fractions([ex] * 3, 2)[None], out.size)[0]
-    # at least the target count (both sides of every cell interface), thinned by the annealing
+    # at least the target count (a closed network of small cells may exceed it), annealed down
     assert np.bincount(out.ravel(), minlength=2)[0] >= want[0]
     assert guard.tolist() == [True, True]
     if not periodic:  # the sheets are one face-connected cluster, the grains several
