@@ -251,8 +251,10 @@ def test_volume_matrix_gives_a_matrix_material_the_images_stages_and_no_other():
     on = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"volume_matrix": True})})
     # the image's chain (the rock has no thin network, so no ends to close)
     assert _anneal_stages(3, on, [rock] * 3) == _anneal_stages(2, cfg, [rock])
-    assert _anneal_stages(3, on, [stripes] * 3) == _anneal_stages(3, cfg)
-    assert _anneal_stages(3, on, [rock, rock, stripes]) == _anneal_stages(3, cfg)
+    off = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"volume_matrix": False})})
+    plain = _anneal_stages(3, off, [stripes] * 3)  # a volume's chain (no thin network either)
+    assert _anneal_stages(3, on, [stripes] * 3) == plain
+    assert _anneal_stages(3, on, [rock, rock, stripes]) == plain
     kw = dict(ndim=3, size=8000, phases=2, quarter=5)
     got = _anneal_kwargs(on, exemplars=[rock] * 3, **kw)
     assert got["keep_clusters"] and got["neighbour_weight"] == cfg.anneal.neighbour_weight
