@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["particle_phases", "particle_shapes", "shape_particles"]
+__all__ = ["particle_phases", "particle_shapes", "shape_particles", "split_bounds"]
 
 MIN_AREA = 10
 """Clusters under this many pixels are specks, not particles (neither measured nor shaped)."""
@@ -34,13 +34,17 @@ SOLIDITY = 0.9
 SPACING = 1.0
 """The split particles' centres (distance maxima) are at least this many exemplar radii apart
 (the radius of the disk of the exemplar's mean area per cluster)."""
-CONCAVE = 0.8
-"""A particle of solidity under this is split (a pair of overlapping disks is about 0.9)."""
 PEAK = 0.5
 """A split particle's centre is at least this many exemplar radii deep (no pieces of a rim)."""
-SPLIT_AREA = 2.0
-"""A particle larger than this many of the exemplar's mean area per cluster is split, however
-convex."""
+SPLIT_QUANTILE = 0.05
+"""A particle is split if its solidity is under this quantile of the solidity of the exemplar's
+interior clusters of the phase (8-connected, as split), or its area over the ``1 -`` this
+quantile of their areas: a cluster like the exemplar's own (an overlapping pair where the
+exemplar has them) stays whole."""
+SPECK = 0.5
+"""A cluster of at least :data:`MIN_AREA` pixels but under this fraction of the
+:data:`SPLIT_QUANTILE` quantile of the exemplar's interior cluster areas is removed (a speck the
+exemplar lacks; the fraction pass after puts its pixels back on the particles)."""
 
 
 def particle_shapes(labels: np.ndarray, phase: int) -> tuple[int, float, float]:
@@ -94,11 +98,51 @@ def particle_phases(exemplar: np.ndarray, phases: int) -> list[int]:
     return out
 
 
-def _split(mask: np.ndarray, radius: float, area: float) -> np.ndarray:
+def split_bounds(exemplar: np.ndarray, phase: int) -> tuple[float, float, float, float]:
+    """The solidity under which, and the area over which, a cluster of ``phase`` is split, and
+    the exemplar's small cluster area: the :data:`SPLIT_QUANTILE` quantile of the solidity, the
+    ``1 -`` :data:`SPLIT_QUANTILE` and the :data:`SPLIT_QUANTILE` quantiles of the area of the
+    exemplar's interior clusters of the phase (8-connected, at least :data:`MIN_AREA` pixels, not
+    touching the edge).
+
+    Parameters
+    ----------
+    exemplar : ndarray, ``H x W``
+    phase : int
+
+    Returns
+    -------
+    tuple
+        ``(solidity, area, small area)``; ``(0, inf, 0)`` (nothing split) without interior
+        clusters.
+    """
+    from skimage.measure import label, regionprops
+
+    mask = np.asarray(exemplar) == phase
+    h, w = mask.shape
+    sol, area = [], []
+    for r in regionprops(label(mask, connectivity=2)):
+        y0, x0, y1, x1 = r.bbox
+        if r.area < MIN_AREA or y0 == 0 or x0 == 0 or y1 == h or x1 == w:
+            continue
+        sol.append(r.solidity)
+        area.append(r.area)
+    if not sol:
+        return 0.0, float("inf"), 0.0, 0.0
+    return (
+        float(np.quantile(sol, SPLIT_QUANTILE)),
+        float(np.quantile(area, 1 - SPLIT_QUANTILE)),
+        float(np.quantile(area, SPLIT_QUANTILE)),
+        float(np.mean(area)),
+    )
+
+
+def _split(mask: np.ndarray, radius: float, bounds: tuple[float, ...]) -> np.ndarray:
     """Labels (0 outside) of ``mask``'s particles (8-connected), each of solidity under
-    :data:`CONCAVE` or over :data:`SPLIT_AREA` times ``area`` split along the watershed lines
-    between its distance maxima at least :data:`SPACING` ``radius`` apart and :data:`PEAK`
-    ``radius`` deep."""
+    ``bounds[0]`` or area over ``bounds[1]`` (:func:`split_bounds`) split along the watershed
+    lines between its deepest distance maxima, as many as the exemplar's clusters of mean
+    ``area`` in its area (at least two), at least :data:`SPACING` ``radius`` apart and
+    :data:`PEAK` ``radius`` deep."""
     from scipy import ndimage
     from skimage.feature import peak_local_max
     from skimage.measure import label, regionprops
@@ -106,19 +150,26 @@ def _split(mask: np.ndarray, radius: float, area: float) -> np.ndarray:
 
     comp = label(mask, connectivity=2)
     split_of = np.zeros(comp.max() + 1, bool)
-    for r in regionprops(comp):
-        split_of[r.label] = r.solidity < CONCAVE or r.area > SPLIT_AREA * area
+    regions = regionprops(comp)
+    for r in regions:
+        split_of[r.label] = r.solidity < bounds[0] or r.area > bounds[1]
     split = split_of[comp] & mask
     dist = ndimage.distance_transform_edt(split)
-    peaks = peak_local_max(
-        dist,
-        min_distance=max(1, round(SPACING * radius)),
-        threshold_abs=PEAK * radius,
-        labels=comp * split,
-        exclude_border=False,
-    )
     markers = np.zeros(mask.shape, np.int64)
-    markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+    for r in regions:
+        if not split_of[r.label]:
+            continue
+        y0, x0, y1, x1 = r.bbox
+        sl = (slice(y0, y1), slice(x0, x1))
+        peaks = peak_local_max(
+            np.where(comp[sl] == r.label, dist[sl], 0.0),
+            min_distance=max(1, round(SPACING * radius)),
+            threshold_abs=PEAK * radius,
+            num_peaks=max(2, round(r.area / bounds[3])),
+            exclude_border=False,
+        )
+        first = markers.max() + 1
+        markers[sl][tuple(peaks.T)] = np.arange(first, first + len(peaks))
     cut = watershed(-dist, markers, mask=split, watershed_line=True)
     # a marker-less piece (rare: a plateau) keeps its pixels as one particle
     rest, _ = ndimage.label(split & (cut == 0) & ~_line(cut, split))
@@ -179,15 +230,17 @@ def shape_particles(
     """Split merged particles and round every particle of an image's particle phases.
 
     For each phase of :func:`particle_phases` of the exemplar: the phase's clusters (of at least
-    :data:`MIN_AREA` pixels, 8-connected) that are concave (solidity under :data:`CONCAVE`) or
-    large (over :data:`SPLIT_AREA` times the exemplar's mean area per cluster) are split along
-    the watershed lines of their distance transform between maxima at least :data:`SPACING`
-    radii apart (the radius of a disk of that mean area), then each particle is replaced by
+    :data:`MIN_AREA` pixels, 8-connected) more concave or larger than nearly all the exemplar's
+    own (:func:`split_bounds`: an overlapping pair stays whole where the exemplar has such
+    pairs) are split along the watershed lines of their distance transform between maxima at
+    least :data:`SPACING` radii apart (the radius of a disk of the exemplar's mean area per
+    cluster), then each particle is replaced by
     the same number of pixels nearest to its centroid in the metric of its second moments (an
     ellipse of its area and orientation), at least one pixel away from every other particle and
     outside the matrix's pockets within it (the largest first); the pixels it leaves go to the
     exemplar's matrix phase. A periodic image is shaped with a wrap padding (particles across
-    its edges are whole). Specks under :data:`MIN_AREA` stay as they are. The fractions change
+    its edges are whole). Specks under :data:`MIN_AREA` stay as they are; larger clusters
+    still much smaller than the exemplar's (:data:`SPECK`) go to the matrix. The fractions change
     by a few pixels: :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores them.
 
     Parameters
@@ -225,8 +278,10 @@ def shape_particles(
         big = np.pad(mask, pad, mode="wrap") if pad else mask
         comp, _ = ndimage.label(big)
         sizes = np.bincount(comp.ravel())
+        bounds = split_bounds(exemplar, j)
         specks = (sizes < MIN_AREA)[comp] & big
-        shaped = _round(_split(big & ~specks, radius, area)) | specks
+        small = (sizes < SPECK * bounds[2])[comp] & big & ~specks
+        shaped = _round(_split(big & ~specks & ~small, radius, bounds)) | specks
         inner = shaped[pad : pad + out.shape[0], pad : pad + out.shape[1]] if pad else shaped
         out[mask & ~inner] = matrix
         out[inner & ~mask & (out == matrix)] = j

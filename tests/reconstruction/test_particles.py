@@ -4,7 +4,12 @@ import numpy as np
 
 from mdesign.config import ReconstructionConfig
 from mdesign.grf import phase_counts
-from mdesign.reconstruction.particles import particle_phases, particle_shapes, shape_particles
+from mdesign.reconstruction.particles import (
+    particle_phases,
+    particle_shapes,
+    shape_particles,
+    split_bounds,
+)
 
 
 def _disks(centres, r=6.0, side=64):
@@ -32,6 +37,34 @@ def test_a_merged_pair_of_disks_is_split_in_two():
     n, sol, _ = particle_shapes(out, 1)
     assert n == 2 and sol > 0.9
     assert abs(int(out.sum()) - int(pair.sum())) < 0.1 * pair.sum()  # a cut line, no more
+
+
+def test_a_pair_like_the_exemplars_stays_whole_and_a_merged_triple_is_split():
+    # the exemplar: single disks and overlapping pairs inside, disks cut by the crop's edge (they
+    # make its mean area per cluster small; they are not counted in the split bounds)
+    inner = [
+        (16, 16),
+        (16, 46),
+        (16, 64),
+        (44, 22),
+        (44, 34),
+        (44, 66),
+        (72, 16),
+        (72, 44),
+        (72, 56),
+    ]
+    edge = [(0, 30), (0, 80), (30, 0), (60, 0), (0, 0), (95, 30), (95, 70), (40, 95), (80, 95)]
+    ex = _disks(inner + edge, side=96)
+    solidity, largest, _, mean = split_bounds(ex, 1)
+    assert 0.8 < solidity < 0.82 and largest == 225 and 113 < mean < 225  # a pair, as drawn
+    pair = _disks([(32, 26), (32, 38)])  # one of the exemplar's pairs: one cluster
+    assert particle_shapes(pair, 1)[0] == 1
+    out = shape_particles(pair, ex, phases=2, periodic=True)
+    assert particle_shapes(out, 1)[0] == 1 and particle_shapes(out, 1)[1] > 0.9
+    triple = _disks([(32, 20), (32, 32), (32, 44)])  # larger than any cluster of the exemplar
+    out = shape_particles(triple, ex, phases=2, periodic=True)
+    n, sol, _ = particle_shapes(out, 1)
+    assert n >= 2 and sol > 0.9
 
 
 def test_a_concave_particle_gets_rounder():
