@@ -41,10 +41,10 @@ SPLIT_QUANTILE = 0.05
 interior clusters of the phase (8-connected, as split), or its area over the ``1 -`` this
 quantile of their areas: a cluster like the exemplar's own (an overlapping pair where the
 exemplar has them) stays whole."""
-SPECK = 0.5
-"""A cluster of at least :data:`MIN_AREA` pixels but under this fraction of the
-:data:`SPLIT_QUANTILE` quantile of the exemplar's interior cluster areas is removed (a speck the
-exemplar lacks; the fraction pass after puts its pixels back on the particles)."""
+SPECK = 1.0
+"""A cluster of at least :data:`MIN_AREA` pixels but under this many times the
+:data:`SPLIT_QUANTILE` quantile of the exemplar's interior cluster areas (smaller than nearly all
+of them) is removed: a speck the exemplar lacks (the fraction pass after puts its pixels back)."""
 
 
 def particle_shapes(labels: np.ndarray, phase: int) -> tuple[int, float, float]:
@@ -230,18 +230,19 @@ def shape_particles(
     """Split merged particles and round every particle of an image's particle phases.
 
     For each phase of :func:`particle_phases` of the exemplar: the phase's clusters (of at least
-    :data:`MIN_AREA` pixels, 8-connected) more concave or larger than nearly all the exemplar's
-    own (:func:`split_bounds`: an overlapping pair stays whole where the exemplar has such
-    pairs) are split along the watershed lines of their distance transform between maxima at
-    least :data:`SPACING` radii apart (the radius of a disk of the exemplar's mean area per
-    cluster), then each particle is replaced by
-    the same number of pixels nearest to its centroid in the metric of its second moments (an
-    ellipse of its area and orientation), at least one pixel away from every other particle and
-    outside the matrix's pockets within it (the largest first); the pixels it leaves go to the
-    exemplar's matrix phase. A periodic image is shaped with a wrap padding (particles across
-    its edges are whole). Specks under :data:`MIN_AREA` stay as they are; larger clusters
-    still much smaller than the exemplar's (:data:`SPECK`) go to the matrix. The fractions change
-    by a few pixels: :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores them.
+    :data:`MIN_AREA` pixels, 8-connected) more concave or larger than nearly all the exemplar's own
+    (:func:`split_bounds`: an overlapping pair stays whole where the exemplar has such pairs) are
+    split along the watershed lines of their distance transform between their deepest maxima, as
+    many as the exemplar's interior clusters of mean area in theirs (at least two), at least
+    :data:`SPACING` radii apart (the radius of a disk of the exemplar's mean area per cluster); then
+    each particle is replaced by the same number of pixels nearest to its centroid in the metric of
+    its second moments (an ellipse of its area and orientation), at least one pixel away from every
+    other particle and outside the matrix's pockets within it (the largest first); the pixels it
+    leaves go to the exemplar's matrix phase. A periodic image is shaped with a wrap padding
+    (particles across its edges are whole). Specks under :data:`MIN_AREA` stay as they are; larger
+    clusters smaller than nearly all the exemplar's (:data:`SPECK`) go to the matrix. The fractions
+    change by a few pixels: :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores
+    them.
 
     Parameters
     ----------
