@@ -320,7 +320,7 @@ def test_volume_sheets_key_reaches_the_chain():
     )
     assert _anneal_stages(3, on)[:3] == ("network sheets", "fractions", "swaps+cluster guard")
     assert _anneal_stages(3, on, [EX3] * 3)[0] == "fractions"  # no thin network
-    assert _anneal_stages(2, on)[0] == "fractions"
+    assert _anneal_stages(2, on) == _anneal_stages(2, cfg)  # images: anneal.image_sheets
     kw = dict(phases=2, quarter=3, cleanup_seed=1, progress=False)
     vol = ST3[:12, :12, :12]
     # no thin network phase: the same labels as without
@@ -379,9 +379,9 @@ def test_image_sheets_key_reaches_the_chain():
     from mdesign.config import ReconstructionConfig
     from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
 
-    cfg = ReconstructionConfig()
-    assert not cfg.anneal.image_sheets  # off by default
-    on = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"image_sheets": True})})
+    on = ReconstructionConfig()
+    assert on.anneal.image_sheets  # on by default
+    cfg = on.model_copy(update={"anneal": on.anneal.model_copy(update={"image_sheets": False})})
     ex = _grid_network(48, 8)
     assert _anneal_stages(2, on)[:3] == (
         "network sheets",
@@ -406,11 +406,8 @@ def test_image_sheets_close_the_network_at_the_exact_fractions(seed):
     from mdesign.reconstruction.pipeline import _anneal
 
     cfg = ReconstructionConfig(seed=seed)
-    on = cfg.model_copy(
-        update={
-            "anneal": cfg.anneal.model_copy(update={"image_sheets": True, "sheets_fit_steps": 30})
-        }
-    )
+    on = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"sheets_fit_steps": 30})})
+    cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"image_sheets": False})})
     ex = _grid_network(48, 8)
     start = _labels(_field((40, 40), 20 + seed, 1.5), [0.3])  # blobs of the boundary phase
     kw = dict(phases=2, quarter=6, cleanup_seed=seed + 1, progress=False)
