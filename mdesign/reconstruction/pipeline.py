@@ -12,9 +12,8 @@
    is a stochastic estimate, which rules out L-BFGS's line search.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
 4. Anneal to the exact fractions (:mod:`~mdesign.reconstruction.annealing`, one chain;
-   ``config.anneal``, a volume's ``volume_`` keys), a thin network phase first rebuilt as a
-   fitted tessellation (:mod:`~.cells`); with ``cleanup``, join a network's fragments, dissolve
-   the surplus of small clusters and anneal again (guard, surface stage).
+   ``config.anneal``, a volume's ``volume_`` keys); with ``cleanup``, join a network's fragments,
+   dissolve the surplus of small clusters and anneal again (guard, surface stage).
 5. Measure the result, or its slices along each axis, against the exemplar
    (:mod:`~mdesign.reconstruction.metrics`).
 
