@@ -84,6 +84,8 @@ STAGES: dict[str, dict] = {
     "image sheets": {"anneal": {"image_sheets": True}},
     "image sheets, no close ends": {"anneal": {"image_sheets": True, "close_ends": False}},
     "image sheets, no cleanup": {"anneal": {"image_sheets": True, "cleanup": False}},
+    # the default before anneal.image_sheets was on (image sheets above: the default since)
+    "no image sheets": {"anneal": {"image_sheets": False}},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 
