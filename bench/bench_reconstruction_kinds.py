@@ -86,6 +86,7 @@ STAGES: dict[str, dict] = {
     "image sheets, no cleanup": {"anneal": {"image_sheets": True, "cleanup": False}},
     # the default before anneal.image_sheets was on (image sheets above: the default since)
     "no image sheets": {"anneal": {"image_sheets": False}},
+    "image sheets, unfitted": {"anneal": {"image_sheets": True, "sheets_fit_steps": 0}},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 
