@@ -98,6 +98,11 @@ VARIANTS: dict[str, dict] = {
     "no cluster guard": {"anneal_keep_clusters": False},
     "no surface stage": {"anneal_surface": False},
     "shape particles": {"anneal": {"shape_particles": True}},
+    # a thin network phase rebuilt as a fitted tessellation first (anneal.image_sheets)
+    "image sheets": {"anneal": {"image_sheets": True}},
+    "image sheets, no cleanup": {"anneal": {"image_sheets": True, "cleanup": False}},
+    # the default before anneal.image_sheets was on (image sheets above: the default since)
+    "no image sheets": {"anneal": {"image_sheets": False}},
     # the optimiser's defaults before issue 28: 100 L-BFGS iterations at full size from noise
     "before issue 28": {"optimiser": {"init": "noise", "coarse_to_fine": False, "iterations": 100}},
     # issue 28's second speed-up, tried and not the default (docs/performance.md): fewer

@@ -80,6 +80,13 @@ STAGES: dict[str, dict] = {
     "sectors 4": {"anneal_sectors": 4},
     "sectors 2, weight 1": {"anneal_sectors": 2, "anneal_neighbour_weight": 1.0},
     "shape particles": {"anneal": {"shape_particles": True}},
+    # a thin network phase rebuilt as a fitted tessellation first (anneal.image_sheets)
+    "image sheets": {"anneal": {"image_sheets": True}},
+    "image sheets, no close ends": {"anneal": {"image_sheets": True, "close_ends": False}},
+    "image sheets, no cleanup": {"anneal": {"image_sheets": True, "cleanup": False}},
+    # the default before anneal.image_sheets was on (image sheets above: the default since)
+    "no image sheets": {"anneal": {"image_sheets": False}},
+    "image sheets, unfitted": {"anneal": {"image_sheets": True, "sheets_fit_steps": 0}},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 

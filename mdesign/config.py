@@ -918,6 +918,12 @@ class AnnealConfig(Config):
     then anneal within the cluster guard on every phase
     (:func:`~mdesign.reconstruction.cells.network_sheets`); other volumes are unchanged
     (measured on the Li et al. alloy: docs/performance.md)."""
+    image_sheets: bool = True
+    """The same network sheets before an image's annealing (``volume_sheets``' sibling): a thin
+    network phase of the exemplar (grain boundaries) rebuilt as the closed boundaries of a fitted
+    power diagram, then the annealing and the cleanup within the cluster guard on every phase;
+    images without a thin network phase are unchanged, byte for byte (measured on the grain network
+    and the Li et al. alloy: docs/performance.md)."""
     sheets_fit_steps: int = Field(300, ge=0)
     """Proposals of the network sheets' fit to the exemplars' ``S2`` (one seed of the power
     diagram moved or reweighted at a time, kept when the error falls; 0: the unfitted cells)."""

@@ -787,15 +787,22 @@ def _shapes_particles(ndim: int, config: ReconstructionConfig, exemplars, phases
     return exemplars is None or bool(particle_phases(next(iter(exemplars)), phases))
 
 
+def _sheets_on(ndim: int, config: ReconstructionConfig) -> bool:
+    """Whether the annealing starts with the network sheets: ``anneal.volume_sheets`` for a
+    volume, ``anneal.image_sheets`` for an image."""
+    return config.anneal.volume_sheets if ndim == 3 else config.anneal.image_sheets
+
+
 def _anneal_stages(
     ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2
 ) -> tuple[str, ...]:
     """The stages :func:`_anneal` runs, in order (:mod:`~.annealing`); the network sheets (and
-    with them the guard) where a volume's ``exemplars`` have a phase for them (None: assumed)."""
+    with them the guard) where the ``exemplars`` (an image's first, a volume's three) have a
+    phase for them (None: assumed)."""
     st = _settings(ndim, config, exemplars, phases)
     sheets = ()
-    if ndim == 3 and config.anneal.volume_sheets:
-        if exemplars is None or _sheet_phases(exemplars, phases):
+    if _sheets_on(ndim, config):
+        if exemplars is None or _sheet_phases(list(exemplars)[: 1 if ndim == 2 else 3], phases):
             sheets = ("network sheets",)
     swaps = "swaps" + ("+neighbourhood" if st["neighbour_weight"] > 0 else "")
     swaps += "+cluster guard" if st["keep_clusters"] or sheets else ""
@@ -869,11 +876,11 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     first = anneal_kw
     if st["cleanup"] and decoded.ndim == 2 and an.first_sweeps is not None:
         first = anneal_kw | {"steps": round(an.first_sweeps * decoded.size)}
-    if decoded.ndim == 3 and an.volume_sheets:
+    if _sheets_on(decoded.ndim, config):
         # a thin network phase rebuilt as sheets, then annealed within the guard on every phase
         decoded, guard = network_sheets(
             decoded,
-            target,
+            target if decoded.ndim == 3 else [target],
             phases=phases,
             periodic=config.periodic,
             exemplar_periodic=config.exemplar_periodic,

@@ -320,7 +320,7 @@ def test_volume_sheets_key_reaches_the_chain():
     )
     assert _anneal_stages(3, on)[:3] == ("network sheets", "fractions", "swaps+cluster guard")
     assert _anneal_stages(3, on, [EX3] * 3)[0] == "fractions"  # no thin network
-    assert _anneal_stages(2, on)[0] == "fractions"
+    assert _anneal_stages(2, on) == _anneal_stages(2, cfg)  # images: anneal.image_sheets
     kw = dict(phases=2, quarter=3, cleanup_seed=1, progress=False)
     vol = ST3[:12, :12, :12]
     # no thin network phase: the same labels as without
@@ -373,3 +373,50 @@ def test_network_sheets_with_two_grain_phases_keep_the_grains_labels():
     kept = (start != 0) & (out != 0)
     assert np.array_equal(out[kept], start[kept])  # grain voxels off the sheets keep their phase
     assert ndimage.label(out == 0)[1] == 1
+
+
+def test_image_sheets_key_reaches_the_chain():
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
+
+    on = ReconstructionConfig()
+    assert on.anneal.image_sheets  # on by default
+    cfg = on.model_copy(update={"anneal": on.anneal.model_copy(update={"image_sheets": False})})
+    ex = _grid_network(48, 8)
+    assert _anneal_stages(2, on)[:3] == (
+        "network sheets",
+        "fractions",
+        "swaps+neighbourhood+cluster guard",
+    )
+    assert _anneal_stages(2, on, [ex])[0] == "network sheets"
+    assert _anneal_stages(2, cfg, [ex])[0] == "fractions"
+    # no thin network phase: the same stages and the same labels as without
+    assert _anneal_stages(2, on, [EX_B]) == _anneal_stages(2, cfg, [EX_B])
+    kw = dict(phases=2, quarter=6, cleanup_seed=1, progress=False)
+    same = [_anneal(ST_B, [EX_B], c, **kw).labels for c in (cfg, on)]
+    assert np.array_equal(*same)
+    same = [_anneal(ST3[0], [EX3], c, **kw).labels for c in (cfg, on)]
+    assert np.array_equal(*same)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_image_sheets_close_the_network_at_the_exact_fractions(seed):
+    from mdesign.config import ReconstructionConfig
+    from mdesign.reconstruction.metrics import cluster_components
+    from mdesign.reconstruction.pipeline import _anneal
+
+    cfg = ReconstructionConfig(seed=seed)
+    on = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"sheets_fit_steps": 30})})
+    cfg = cfg.model_copy(update={"anneal": cfg.anneal.model_copy(update={"image_sheets": False})})
+    ex = _grid_network(48, 8)
+    start = _labels(_field((40, 40), 20 + seed, 1.5), [0.3])  # blobs of the boundary phase
+    kw = dict(phases=2, quarter=6, cleanup_seed=seed + 1, progress=False)
+    res = _anneal(start, [ex], on, **kw)
+    want = phase_counts(volume_fractions([ex], 2)[None], start.size)[0]
+    assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
+    # the boundaries one cluster (4-connected on the torus), the grains several
+    assert cluster_components(res.labels == 0, periodic=True)[1] == 1
+    assert cluster_components(res.labels == 1, periodic=True)[1] > 1
+    # without the sheets, the same start leaves the boundaries in pieces or differs
+    off = _anneal(start, [ex], cfg, **kw).labels
+    assert not np.array_equal(off, res.labels)

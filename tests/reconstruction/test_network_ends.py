@@ -75,7 +75,9 @@ def test_close_ends_in_the_chain_keeps_the_fractions_exact_and_the_cells_closed(
     from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
 
     g = _grid()
-    cfg = ReconstructionConfig(seed=0, anneal={"close_ends": True, "sweeps": 0.5, "max_lag": 8})
+    # the closing alone (anneal.image_sheets, on by default, would rebuild the grid as sheets)
+    sweeps = {"sweeps": 0.5, "max_lag": 8, "image_sheets": False}
+    cfg = ReconstructionConfig(seed=0, anneal={"close_ends": True, **sweeps})
     stages = _anneal_stages(2, cfg)
     assert stages.count("close network ends") == 2
     assert stages[-3:] == ("close network ends", "fractions", "surface")
@@ -87,7 +89,7 @@ def test_close_ends_in_the_chain_keeps_the_fractions_exact_and_the_cells_closed(
     want = phase_counts(np.bincount(g.ravel(), minlength=2)[None] / g.size, g.size)[0]
     assert np.array_equal(np.bincount(res.labels.ravel(), minlength=2), want)
     assert _torus_cells(res.labels, 0) == _torus_cells(g, 0)
-    off = ReconstructionConfig(seed=0, anneal={"close_ends": False, "sweeps": 0.5, "max_lag": 8})
+    off = ReconstructionConfig(seed=0, anneal={"close_ends": False, **sweeps})
     res_off = _anneal(_gap(g), [g], off, phases=2, quarter=18, cleanup_seed=1, progress=False)
     assert _torus_cells(res_off.labels, 0) < _torus_cells(g, 0)
 
