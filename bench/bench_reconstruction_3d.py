@@ -306,9 +306,12 @@ def splice_table(out: str, infos: list[dict], sets, runs: Path) -> None:
     redraw = len(found) == len(kept)
     names = ", ".join(f"{i['material']} {i['side']}^3 seed {i.get('seed', 0)}" for i in infos)
     how = f" with `{' '.join(sets)}`" if sets else " with the defaults"
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    at = f" at {head.stdout.strip()}" if head.returncode == 0 else ""
     note = (
-        f"Rows re-taken{how} and spliced in by `--splice`: {names} (load "
-        f"{new_load}); the other rows as before. The grid figure is "
+        f"Rows re-taken{how} and spliced in by `--splice`{at} "
+        f"(`{' '.join(sys.argv[1:])}`): {names} (load {new_load}); the other rows as before. "
+        "The grid figure is "
         + ("redrawn from every row's run." if redraw else "the earlier run's.")
     )
     notes = _notes(md)
