@@ -18,10 +18,15 @@ Outputs ``results/reconstruction_3d.md`` / ``.json`` and ``reconstruction_3d_gri
 (exemplar | the three middle slices, each size; ``--out NAME`` writes ``results/NAME*`` in their
 place). Runs are cached in ``--runs`` (each one a separate process, so a crash or kill loses only
 that run); ``--merge`` assembles them. ``--seed`` takes several seeds (a row per seed).
+``--splice`` puts the cached runs' rows into the committed ``results/OUT`` table in place of its
+rows of the same material, side and seed (no seed: 0), keeps the others and the table's columns,
+recomputes its goals and keeps its notes (one added); the grid is redrawn only when ``--runs``
+also holds every kept row's run, reproducing its figures.
 
     python bench/bench_reconstruction_3d.py                 # 6 two-phase materials at 64^3
     python bench/bench_reconstruction_3d.py --big alloy carbonate   # and those at 96^3
     python bench/bench_reconstruction_3d.py --materials carbonate --seed 0 1 --out rocks
+    python bench/bench_reconstruction_3d.py --materials alloy --big alloy --splice
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -253,6 +259,74 @@ def goals(rows: list[dict]) -> dict:
     }
 
 
+def _key(r: dict) -> tuple:
+    return r["material"], r["side"], r.get("seed", 0)
+
+
+def splice(old: list[dict], new: list[dict]) -> list[dict]:
+    """``old`` with each row of the same material, side and seed as a ``new`` row replaced by it
+    (restricted to ``old``'s columns); the new rows without one are appended. A table without a
+    seed column takes seed 0 only."""
+    columns = list(old[0])
+    if "seed" not in columns and any(r.get("seed", 0) for r in new):
+        raise ValueError("the table has no seed column: splice seed 0 only")
+    fresh = {_key(r): {k: r[k] for k in columns if k in r} for r in new}
+    rows = [fresh.pop(_key(r), r) for r in old]
+    return rows + list(fresh.values())
+
+
+def _notes(md: str) -> list[str]:
+    """The paragraphs of a table's markdown between its machine line and its column notes."""
+    paragraphs = md.split("\n\n")
+    end = next(i for i, p in enumerate(paragraphs) if p.startswith("Slice statistics"))
+    return paragraphs[2:end]
+
+
+def splice_table(out: str, infos: list[dict], sets, runs: Path) -> None:
+    """``--splice``: the runs of ``infos`` into the committed ``results/OUT`` table."""
+    old = json.loads((RESULTS / f"{out}.json").read_text())["rows"]
+    rows = splice(old, [row(i) for i in infos])
+    old_goals = json.loads((RESULTS / f"{out}_summary.json").read_text())["rows"][0]
+    full = goals([{"clusters_exemplar": [], "clusters_rel_worst_axis": [], **r} for r in rows])
+    summary = {k: full[k] for k in old_goals}
+    md = (RESULTS / f"{out}.md").read_text()
+    loads = [x for i in infos for x in (i["load_before"], i["load_after"])]
+    new_load = f"{min(loads):.1f}-{max(loads):.1f}"
+    was = re.search(r"load average ([\d.]+)-([\d.]+)", md)
+    loads += [float(was[1]), float(was[2])] if was else []
+    load = (min(loads), max(loads))
+    # the kept rows' runs, where --runs holds them with the same figures
+    kept = [r for r in rows if _key(r) not in {_key(row(i)) for i in infos}]
+    found = []
+    for r in kept:
+        path = runs / f"seed{r.get('seed', 0)}" / f"{r['material']}_{r['side']}.npz"
+        info = json.loads(str(np.load(path)["info"])) if path.exists() else None
+        if info is not None and all(row(info)[k] == v for k, v in r.items()):
+            found.append(info)
+    redraw = len(found) == len(kept)
+    names = ", ".join(f"{i['material']} {i['side']}^3 seed {i.get('seed', 0)}" for i in infos)
+    how = f" with `{' '.join(sets)}`" if sets else " with the defaults"
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    at = f" at {head.stdout.strip()}" if head.returncode == 0 else ""
+    note = (
+        f"Rows re-taken{how} and spliced in by `--splice`{at} "
+        f"(`{' '.join(sys.argv[1:])}`): {names} (load {new_load}); the other rows as before. "
+        "The grid figure is "
+        + ("redrawn from every row's run." if redraw else "the earlier run's.")
+    )
+    notes = _notes(md)
+    if redraw:  # the earlier notes' word on the figure no longer holds
+        notes = [re.sub(r"\s*The grid\s+figure is the earlier run's\.", "", n) for n in notes]
+    write_markdown(RESULTS / f"{out}.md", rows, summary, load, notes=[*notes, note])
+    for name, table in ((out, rows), (f"{out}_summary", [summary])):
+        data = json.loads((RESULTS / f"{name}.json").read_text())
+        (RESULTS / f"{name}.json").write_text(json.dumps({**data, "rows": table}, indent=1) + "\n")
+    if redraw:
+        by_key = {_key(row(i)): i for i in found + infos}
+        write_grid(RESULTS / f"{out}_grid.png", [by_key[_key(r)] for r in rows], runs)
+    print(f"spliced {len(infos)} rows into {RESULTS / (out + '.md')}; grid redrawn: {redraw}")
+
+
 def write_grid(path: Path, infos: list[dict], runs: Path) -> None:
     """Exemplar | the middle slice normal to each axis, one row per run, one scale."""
     from matplotlib.figure import Figure
@@ -282,7 +356,9 @@ def write_grid(path: Path, infos: list[dict], runs: Path) -> None:
     save_figure(fig, path, dpi=dpi)
 
 
-def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple, sets=()) -> None:
+def write_markdown(
+    path: Path, rows: list[dict], summary: dict, load: tuple, sets=(), notes=()
+) -> None:
     m = machine()
     settings = f" Settings beside the defaults: `{' '.join(sets)}`." if sets else ""
     lines = [
@@ -292,6 +368,7 @@ def write_markdown(path: Path, rows: list[dict], summary: dict, load: tuple, set
         f"1 torch thread per run, torch {m['torch']}, CUDA {m['cuda']}. "
         f"`python bench/bench_reconstruction_3d.py`; figure: `{path.stem}_grid.png`.",
         "",
+        *(line for n in notes for line in (n, "")),
         "Slice statistics: the slices normal to each axis against the exemplar (S2 and lineal "
         "path of phase 1, R = side / 4, the volume periodic, the exemplar in-image). The 2D "
         "columns are `mdesign reconstruct` of the same exemplar (defaults, the same seed) at "
@@ -332,6 +409,12 @@ def main() -> None:
         help="folder of the cached runs",
     )
     parser.add_argument("--merge", action="store_true", help="only assemble the cached runs")
+    parser.add_argument(
+        "--splice",
+        action="store_true",
+        help="put the runs' rows into the committed results/OUT table in place of its rows of the "
+        "same material, side and seed (the others, its columns and notes kept)",
+    )
     parser.add_argument("--out", default="reconstruction_3d", help="results/OUT.md and the rest")
     parser.add_argument(
         "--set",
@@ -374,6 +457,9 @@ def main() -> None:
             infos.append(json.loads(str(np.load(path)["info"])))
     if not infos:
         sys.exit("no runs to assemble")
+    if args.splice:
+        splice_table(args.out, infos, args.set, args.runs)
+        return
     rows = [row(i) for i in infos]
     summary = goals(rows)
     report(args.out, rows, title="2D-to-3D reconstruction, Li et al. exemplars")
