@@ -62,20 +62,26 @@ def particle_shapes(labels: np.ndarray, phase: int) -> tuple[int, float, float]:
     tuple
         ``(count, median solidity, median radius)`` (``nan`` without particles).
     """
+    sol, area = _interior(np.asarray(labels) == phase, connectivity=1)
+    if not sol.size:
+        return 0, float("nan"), float("nan")
+    return sol.size, float(np.median(sol)), float(np.median(np.sqrt(area / np.pi)))
+
+
+def _interior(mask: np.ndarray, *, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
+    """Solidity and area of ``mask``'s clusters (``connectivity`` 1: 4-connected, 2:
+    8-connected) of at least :data:`MIN_AREA` pixels that do not touch the image's edge."""
     from skimage.measure import label, regionprops
 
-    mask = np.asarray(labels) == phase
     h, w = mask.shape
-    sol, rad = [], []
-    for r in regionprops(label(mask, connectivity=1)):
+    sol, area = [], []
+    for r in regionprops(label(mask, connectivity=connectivity)):
         y0, x0, y1, x1 = r.bbox
         if r.area < MIN_AREA or y0 == 0 or x0 == 0 or y1 == h or x1 == w:
             continue
         sol.append(r.solidity)
-        rad.append(np.sqrt(r.area / np.pi))
-    if not sol:
-        return 0, float("nan"), float("nan")
-    return len(sol), float(np.median(sol)), float(np.median(rad))
+        area.append(r.area)
+    return np.array(sol, dtype=float), np.array(area, dtype=float)
 
 
 def particle_phases(exemplar: np.ndarray, phases: int) -> list[int]:
@@ -116,18 +122,8 @@ def split_bounds(exemplar: np.ndarray, phase: int) -> tuple[float, float, float,
         ``(solidity, area, small area)``; ``(0, inf, 0)`` (nothing split) without interior
         clusters.
     """
-    from skimage.measure import label, regionprops
-
-    mask = np.asarray(exemplar) == phase
-    h, w = mask.shape
-    sol, area = [], []
-    for r in regionprops(label(mask, connectivity=2)):
-        y0, x0, y1, x1 = r.bbox
-        if r.area < MIN_AREA or y0 == 0 or x0 == 0 or y1 == h or x1 == w:
-            continue
-        sol.append(r.solidity)
-        area.append(r.area)
-    if not sol:
+    sol, area = _interior(np.asarray(exemplar) == phase, connectivity=2)
+    if not sol.size:
         return 0.0, float("inf"), 0.0, 0.0
     return (
         float(np.quantile(sol, SPLIT_QUANTILE)),

@@ -914,34 +914,35 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         )
         if closes:
             # the swaps reopen a few ends: close them again, then the fractions (no swaps)
-            last = anneal_fractions(
+            annealing = _last_pass(
+                annealing,
                 close_network_ends(annealing.labels, **close),
                 target,
                 seed=(cleanup_seed + 1) % 2**32,
                 surface=st["surface"],
-                **anneal_kw | {"steps": 0},
-            )
-            annealing = dataclasses.replace(
-                annealing,
-                labels=last.labels,
-                energy_final=last.energy_final,
-                flips=annealing.flips + last.flips,
-                surface_swaps=annealing.surface_swaps + last.surface_swaps,
+                **anneal_kw,
             )
         if _shapes_particles(decoded.ndim, config, [target], phases):
             # split and round the particles, then the fractions (no swaps) within the guard
-            last = anneal_fractions(
+            annealing = _last_pass(
+                annealing,
                 shape_particles(annealing.labels, **close),
                 target,
                 seed=(cleanup_seed + 2) % 2**32,
                 surface=st["surface"],
-                **anneal_kw | {"steps": 0, "keep_clusters": np.ones(phases, bool)},
-            )
-            annealing = dataclasses.replace(
-                annealing,
-                labels=last.labels,
-                energy_final=last.energy_final,
-                flips=annealing.flips + last.flips,
-                surface_swaps=annealing.surface_swaps + last.surface_swaps,
+                **anneal_kw | {"keep_clusters": np.ones(phases, bool)},
             )
     return annealing
+
+
+def _last_pass(annealing: AnnealingResult, labels, target, **kw) -> AnnealingResult:
+    """``annealing`` continued by a fraction (and surface) stage without swaps from ``labels``
+    (the cleanup's reshaped output): its labels and final energy, the flips and swaps added."""
+    last = anneal_fractions(labels, target, **kw | {"steps": 0})
+    return dataclasses.replace(
+        annealing,
+        labels=last.labels,
+        energy_final=last.energy_final,
+        flips=annealing.flips + last.flips,
+        surface_swaps=annealing.surface_swaps + last.surface_swaps,
+    )
