@@ -41,7 +41,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import RESULTS, report
-from bench_reconstruction_3d import crop
+from bench_reconstruction_3d import _updated, crop
 
 VARIANTS = {
     "none": None,
@@ -66,20 +66,6 @@ VARIANTS = {
 
 def _stem(material: str, side: int, init: str, tag: str = "") -> str:
     return f"{material}_{side}" + ("" if init == "grf" else f"_{init}") + (f"_{tag}" if tag else "")
-
-
-def _updated(cfg, sets: list[str]):
-    """``cfg`` with ``section.key=value`` settings (the value as JSON, else a string)."""
-    for item in sets:
-        key, value = item.split("=", 1)
-        section, name = key.split(".")
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            pass
-        part = getattr(cfg, section).model_copy(update={name: value})
-        cfg = cfg.model_copy(update={section: part})
-    return cfg
 
 
 def decode(material: str, side: int, runs: Path, init: str = "grf", tag: str = "", sets=()) -> None:
