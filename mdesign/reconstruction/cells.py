@@ -343,10 +343,10 @@ def network_sheets(
 
     labels = np.asarray(labels)
     out = labels.astype(np.uint8, copy=True)
+    exemplars = list(exemplars)[: 1 if labels.ndim == 2 else 3]
     rebuilt = _sheet_phases(exemplars, phases)
     if not rebuilt:
         return out, np.zeros(phases, dtype=bool)
-    exemplars = list(exemplars)[: 1 if labels.ndim == 2 else 3]
     rng = np.random.default_rng(seed)
     counts = phase_counts(volume_fractions(exemplars, phases)[None], labels.size)[0]
     side = min(*labels.shape, *(min(ex.shape) for ex in exemplars))

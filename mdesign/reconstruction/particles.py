@@ -221,7 +221,6 @@ def shape_particles(
     *,
     phases: int,
     periodic: bool,
-    exemplar_periodic: bool = False,
 ) -> np.ndarray:
     """Split merged particles and round every particle of an image's particle phases.
 
@@ -247,9 +246,7 @@ def shape_particles(
     phases : int
         k.
     periodic : bool
-        ``labels`` wraps around.
-    exemplar_periodic : bool
-        Unused (the exemplar's particles are measured in the image as a window).
+        ``labels`` wraps around (the exemplar's particles are measured in it as a window).
 
     Returns
     -------

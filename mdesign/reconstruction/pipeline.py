@@ -926,7 +926,7 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
             # split and round the particles, then the fractions (no swaps) within the guard
             annealing = _last_pass(
                 annealing,
-                shape_particles(annealing.labels, **close),
+                shape_particles(annealing.labels, target, phases=phases, periodic=config.periodic),
                 target,
                 seed=(cleanup_seed + 2) % 2**32,
                 surface=st["surface"],
