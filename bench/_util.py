@@ -54,13 +54,25 @@ def machine() -> dict:
 
 
 def report(name: str, rows: list[dict], *, title: str) -> None:
-    """Print ``rows`` as an aligned table and save them with the machine to results/NAME.json."""
+    """Print ``rows`` as aligned tables and save them with the machine to results/NAME.json.
+
+    The columns are the keys of the rows, a key a row lacks printed empty; a row that shares no
+    key with the table so far (ratios after a summary, for example) starts a table of its own."""
     print(f"\n{title}  ({machine()['cpus']} CPUs, torch {torch.__version__})")
-    keys = list(rows[0])
-    width = {k: max(len(k), *(len(_fmt(r.get(k))) for r in rows)) for k in keys}
-    print("  ".join(k.ljust(width[k]) for k in keys))
+    blocks: list[tuple[dict, list[dict]]] = []  # (the keys in order, the rows)
     for r in rows:
-        print("  ".join(_fmt(r.get(k)).ljust(width[k]) for k in keys))
+        if blocks and not blocks[-1][0].keys().isdisjoint(r):
+            blocks[-1][0].update(dict.fromkeys(r))
+            blocks[-1][1].append(r)
+        else:
+            blocks.append((dict.fromkeys(r), [r]))
+    for i, (keys, block) in enumerate(blocks):
+        width = {k: max(len(k), *(len(_fmt(r.get(k, ""))) for r in block)) for k in keys}
+        if i:
+            print()
+        print("  ".join(k.ljust(width[k]) for k in keys))
+        for r in block:
+            print("  ".join(_fmt(r.get(k, "")).ljust(width[k]) for k in keys))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{name}.json").write_text(
         json.dumps({"machine": machine(), "rows": rows}, indent=1) + "\n"

@@ -56,3 +56,23 @@ def test_block_match_is_one_for_a_shifted_copy_and_below_for_another_image(bench
     other = (rng.random((64, 64)) < 0.4).astype(np.uint8)
     median, largest = bench.block_match(other, ex)
     assert largest < 0.75 and median <= largest
+
+
+def test_report_prints_rows_of_other_keys_as_a_table_of_their_own(tmp_path, monkeypatch, capsys):
+    # a summary of goals followed by the CPU ratios (bench_reconstruction.py's merge): the
+    # ratios printed under their own header, not as rows of "None" under the goals' keys
+    with bench_module("_util") as util:
+        monkeypatch.setattr(util, "RESULTS", tmp_path)
+        rows = [
+            {"column": "default", "clusters": "6/6", "median_cpu_seconds": 12.5},
+            {"column": "SNESIM", "clusters": "4/6"},
+            {"ratio": "default / SNESIM", "cpu_ratio": 3.2},
+        ]
+        util.report("summary", rows, title="goals")
+    out = capsys.readouterr().out
+    assert "None" not in out
+    lines = [line.split() for line in out.splitlines() if line.strip()]
+    assert lines[1] == ["column", "clusters", "median_cpu_seconds"]
+    assert lines[3] == ["SNESIM", "4/6"]
+    assert lines[4] == ["ratio", "cpu_ratio"] and lines[5] == ["default", "/", "SNESIM", "3.2"]
+    assert (tmp_path / "summary.json").exists()
