@@ -845,7 +845,7 @@ class AnnealConfig(Config):
     are closed once more before a last fraction and surface stage
     (:func:`~mdesign.reconstruction.ends.close_network_ends`; 2D only; other images unchanged;
     measured on the docs' performance page)."""
-    shape_particles: bool = False
+    shape_particles: bool = True
     """In an image's cleanup, at its end, where the exemplar has a particle phase (isolated,
     convex clusters in a matrix: :func:`~mdesign.reconstruction.particles.particle_phases`),
     split merged particles along watershed lines, give them the exemplar's cluster sizes and
