@@ -350,13 +350,15 @@ def shape_particles(
     the exemplar's mean interior cluster area fits in the phase's pixels are kept, with the
     exemplar's area quantiles at their ranks, scaled to the phase's pixels (the smaller pieces
     go to the matrix). Each is replaced by that many pixels nearest to its centroid in the metric
-    of its second moments (an ellipse of its orientation), at least one pixel away from every
-    other particle and outside the matrix's pockets within it (the largest first); the pixels it
-    leaves go to the exemplar's matrix phase. ``split=False`` rounds each particle at its own
-    area instead (no split, none removed; the pass after an annealing of the shaped image). A
-    periodic image is shaped with a wrap padding (particles across its edges are whole). Specks
-    under :data:`MIN_AREA` stay as they are. The fractions change by a few pixels:
-    :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores them.
+    of its second moments (an ellipse of its orientation; overlapping disks around k-means
+    centres where that ellipse would be thicker than :func:`particle_thickness`, as many as the
+    exemplar's median cluster area fits, so a group stays a group), at least one pixel away
+    from every other particle and outside the matrix's pockets within it (the largest first); the
+    pixels it leaves go to the exemplar's matrix phase. ``split=False`` rounds each particle at
+    its own area instead (no split, none removed; the pass after an annealing of the shaped
+    image). A periodic image is shaped with a wrap padding (particles across its edges are
+    whole). Specks under :data:`MIN_AREA` stay as they are. The fractions change by a few
+    pixels: :func:`~mdesign.reconstruction.annealing.anneal_fractions` restores them.
 
     Parameters
     ----------
