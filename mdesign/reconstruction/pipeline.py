@@ -822,7 +822,20 @@ def _anneal_stages(
         *surface,
         *((*closing, "fractions", *surface) if closing else ()),
         *(
-            ("shape particles", "fractions", *surface)
+            (
+                "shape particles",
+                *(
+                    (
+                        "fractions",
+                        swaps.removesuffix("+cluster guard") + "+cluster guard",
+                        "round particles",
+                    )
+                    if config.anneal.particle_sweeps > 0
+                    else ()
+                ),
+                "fractions",
+                *surface,
+            )
             if _shapes_particles(ndim, config, exemplars, phases)
             else ()
         ),
@@ -923,26 +936,50 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
                 **anneal_kw,
             )
         if _shapes_particles(decoded.ndim, config, [target], phases):
-            # split and round the particles, then the fractions (no swaps) within the guard
+            # split and round the particles at the exemplar's sizes; guarded swaps bring S2
+            # back (the particles move and grow or shrink, their count kept), then the
+            # particles are rounded again at their areas and the fractions made exact
+            guarded = anneal_kw | {"keep_clusters": np.ones(phases, bool)}
+            shaped = shape_particles(
+                annealing.labels, target, phases=phases, periodic=config.periodic
+            )
+            if an.particle_sweeps > 0:
+                annealing = _last_pass(
+                    annealing,
+                    shaped,
+                    target,
+                    seed=(cleanup_seed + 3) % 2**32,
+                    surface=False,
+                    swaps=round(an.particle_sweeps * decoded.size),
+                    **guarded,
+                )
+                shaped = shape_particles(
+                    annealing.labels, target, phases=phases, periodic=config.periodic, split=False
+                )
             annealing = _last_pass(
                 annealing,
-                shape_particles(annealing.labels, target, phases=phases, periodic=config.periodic),
+                shaped,
                 target,
                 seed=(cleanup_seed + 2) % 2**32,
                 surface=st["surface"],
-                **anneal_kw | {"keep_clusters": np.ones(phases, bool)},
+                **guarded,
             )
     return annealing
 
 
-def _last_pass(annealing: AnnealingResult, labels, target, **kw) -> AnnealingResult:
-    """``annealing`` continued by a fraction (and surface) stage without swaps from ``labels``
-    (the cleanup's reshaped output): its labels and final energy, the flips and swaps added."""
-    last = anneal_fractions(labels, target, **kw | {"steps": 0})
+def _last_pass(
+    annealing: AnnealingResult, labels, target, *, swaps: int = 0, **kw
+) -> AnnealingResult:
+    """``annealing`` continued by a fraction (and surface) stage from ``labels`` (the cleanup's
+    reshaped output), with ``swaps`` swap proposals between them (``kw``'s ``steps`` not
+    taken): its labels and final energy, the flips, proposals and swaps added."""
+    last = anneal_fractions(labels, target, **kw | {"steps": swaps})
     return dataclasses.replace(
         annealing,
         labels=last.labels,
         energy_final=last.energy_final,
         flips=annealing.flips + last.flips,
+        proposals=annealing.proposals + last.proposals,
+        accepted=annealing.accepted + last.accepted,
         surface_swaps=annealing.surface_swaps + last.surface_swaps,
     )

@@ -75,8 +75,9 @@ def test_close_ends_in_the_chain_keeps_the_fractions_exact_and_the_cells_closed(
     from mdesign.reconstruction.pipeline import _anneal, _anneal_stages
 
     g = _grid()
-    # the closing alone (anneal.image_sheets, on by default, would rebuild the grid as sheets)
-    sweeps = {"sweeps": 0.5, "max_lag": 8, "image_sheets": False}
+    # the closing alone (anneal.image_sheets, on by default, would rebuild the grid as sheets;
+    # anneal.shape_particles, on by default, ends a chain whose exemplar is not given)
+    sweeps = {"sweeps": 0.5, "max_lag": 8, "image_sheets": False, "shape_particles": False}
     cfg = ReconstructionConfig(seed=0, anneal={"close_ends": True, **sweeps})
     stages = _anneal_stages(2, cfg)
     assert stages.count("close network ends") == 2
