@@ -11,8 +11,11 @@ weights are fitted by a stochastic descent (one seed moved or reweighted at a ti
 error falls) to the exemplars' ``S2`` of the network phase: the image's, or a volume's slices'
 in each orientation (one periodic FFT gives all three: the autocorrelation's plane through the
 origin normal to an axis is the mean ``S2`` of the slices normal to it). The ``S2`` fitted is the
-annealing's tracked phase's, so that the fit and the annealing pull the same way. One
-implementation for images and volumes.
+annealing's tracked phase's, so that the fit and the annealing pull the same way. Optionally
+(``shape_weight``) the fit also matches the exemplars' grains in numbers measured on the same
+slices (:func:`grain_sizes`: the grain pixels' inscribed-radius quantiles and the grains per
+window) and keeps out sliver cells, starting from weights spread like the exemplars' grain radii.
+One implementation for images and volumes.
 
 References
 ----------
