@@ -103,6 +103,9 @@ VARIANTS: dict[str, dict] = {
     "image sheets, no cleanup": {"anneal": {"image_sheets": True, "cleanup": False}},
     # the default before anneal.image_sheets was on (image sheets above: the default since)
     "no image sheets": {"anneal": {"image_sheets": False}},
+    # the sheets' fit also to the exemplar's grain sizes, no slivers (anneal.sheets_shape_weight)
+    "sheets shape 20": {"anneal": {"sheets_shape_weight": 20.0}},
+    "sheets shape 30": {"anneal": {"sheets_shape_weight": 30.0}},
     # the optimiser's defaults before issue 28: 100 L-BFGS iterations at full size from noise
     "before issue 28": {"optimiser": {"init": "noise", "coarse_to_fine": False, "iterations": 100}},
     # issue 28's second speed-up, tried and not the default (docs/performance.md): fewer

@@ -87,6 +87,10 @@ STAGES: dict[str, dict] = {
     # the default before anneal.image_sheets was on (image sheets above: the default since)
     "no image sheets": {"anneal": {"image_sheets": False}},
     "image sheets, unfitted": {"anneal": {"image_sheets": True, "sheets_fit_steps": 0}},
+    # the sheets' fit also to the exemplar's grain sizes, no slivers (anneal.sheets_shape_weight)
+    "sheets shape 10": {"anneal": {"sheets_shape_weight": 10.0}},
+    "sheets shape 20": {"anneal": {"sheets_shape_weight": 20.0}},
+    "sheets shape 30": {"anneal": {"sheets_shape_weight": 30.0}},
 }
 """Annealing variants replayed from the default run's decoded image (overrides of the config)."""
 
@@ -175,7 +179,7 @@ def _code_key() -> str:
     import hashlib
 
     h = hashlib.sha1()
-    for module in ("annealing", "ends", "lags", "pipeline", "metrics", "particles"):
+    for module in ("annealing", "cells", "ends", "lags", "pipeline", "metrics", "particles"):
         h.update((Path(_pipeline.__file__).parent / f"{module}.py").read_bytes())
     return h.hexdigest()[:10]
 
@@ -210,7 +214,33 @@ def metrics(ex: np.ndarray, labels: np.ndarray, *, periodic: bool = True) -> dic
         "quadrant_dev_exemplar": m["quadrant_fraction_deviation_exemplar"][1],
         "quadrant_dev": m["quadrant_fraction_deviation_reconstruction"][1],
         "block_match": [_r(v) for v in block_match(labels, ex)],
+        "slivers": slivers(ex, labels),
     }
+
+
+def slivers(ex: np.ndarray, labels: np.ndarray) -> list[int] | None:
+    """Sliver grains of an image with a thin network phase (``None`` without one): of the grains
+    (4-connected clusters of the other phases) that do not touch the image's edge, how many are
+    longer than the exemplar's interior grains allow (area over ``pi r^2``, ``r`` the inscribed
+    radius, above :attr:`~mdesign.reconstruction.cells.GrainSizes.elongation`), and how many
+    there are."""
+    from mdesign.reconstruction.annealing import _sheet_phases
+    from mdesign.reconstruction.cells import grain_sizes
+
+    net = _sheet_phases([ex], int(ex.max()) + 1)
+    if not net:
+        return None
+    bound = grain_sizes([ex], net[0], ex.shape).elongation
+    grain = labels != net[0]
+    comp, n = ndimage.label(grain)
+    dist = ndimage.distance_transform_edt(grain)
+    idx = np.arange(1, n + 1)
+    r = ndimage.maximum(dist, comp, idx)
+    a = ndimage.sum(grain, comp, idx)
+    edge = np.zeros(n + 1, bool)
+    edge[np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]])] = True
+    inner = ~edge[1:]
+    return [int((a[inner] > bound * np.pi * r[inner] ** 2).sum()), int(inner.sum())]
 
 
 def _r(v):
@@ -378,6 +408,7 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
         "lineal_path_vs_grf", "clusters_exemplar", "clusters", "thickness_exemplar", "thickness",
         "s2_ratio_exemplar", "s2_ratio", "quadrant_dev_exemplar", "quadrant_dev",
         "fraction_error_px", "cpu_seconds", "anneal_cpu_seconds", "copy_fraction", "block_match",
+        "slivers",
     ]  # fmt: skip
 
     def cell(v):
@@ -413,7 +444,9 @@ def write_markdown(path: Path, rows: list[dict], load, args) -> None:
             "seed); clusters per phase (4-connected, in-image); local thickness mean/90th "
             "percentile per phase (px, radius); `s2_ratio`: S2 along rows / columns, lags 4-16, "
             "per phase; `quadrant_dev`: largest relative deviation of a quadrant's phase-1 "
-            "fraction; `anneal_cpu_seconds`: CPU time of the replayed annealing.",
+            "fraction; `anneal_cpu_seconds`: CPU time of the replayed annealing; `slivers` "
+            "(images with a thin network phase): interior grains longer than the exemplar's "
+            "interior grains allow (`slivers` in the bench) / interior grains.",
             "Goals met, per column and seed (the replayed columns; `row_goals` in the bench):",
             goals_markdown(rows, args.seeds),
             "\n".join(lines),

@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--runs", type=Path, default=Path("/tmp/volume_sheets_runs"))
     ap.add_argument("--set", action="append", default=[], help="section.key=value (JSON)")
     ap.add_argument("--merge", action="store_true", help="only assemble the cached runs")
+    ap.add_argument("--name", default="volume_sheets", help="results file name")
     ap.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     args.runs.mkdir(parents=True, exist_ok=True)
@@ -103,13 +104,14 @@ def main() -> None:
         for p in procs:
             p.wait()
     rows = [row(path(s)) for s in args.seeds if path(s).exists()]
-    report("volume_sheets", rows, title="3D with anneal.volume_sheets, the whole bench's run")
+    report(args.name, rows, title="3D with anneal.volume_sheets, the whole bench's run")
     keys = list(rows[0])
     lines = [
         "# 3D with `anneal.volume_sheets` on (the whole bench's run)",
         "",
         "`python bench/bench_volume_sheets.py --seeds "
         + " ".join(map(str, args.seeds))
+        + "".join(f" --set {x}" for x in args.set)
         + "`: `bench_reconstruction_3d.run_one` with the sheets on, one process per seed, one "
         "thread, `nice -n 10`, on 2 cores shared with other jobs (load as given). "
         "`s2_ratio_to_2d`: the largest axis's slice S2 RMSE over the smaller of the same run's 2D "
@@ -120,7 +122,7 @@ def main() -> None:
         "|" + "---|" * len(keys),
     ]
     lines += ["| " + " | ".join(str(r[k]) for k in keys) + " |" for r in rows]
-    (RESULTS / "volume_sheets.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -932,6 +932,12 @@ class AnnealConfig(Config):
     sheets_fit_steps: int = Field(300, ge=0)
     """Proposals of the network sheets' fit to the exemplars' ``S2`` (one seed of the power
     diagram moved or reweighted at a time, kept when the error falls; 0: the unfitted cells)."""
+    sheets_shape_weight: float = Field(0.0, ge=0)
+    """Weight of a shape term in the network sheets' fit: the grain pixels' inscribed-radius
+    quantiles against the exemplars' grains' and the share of the grains in slivers (sections
+    longer than the exemplars' interior grains allow); above 0 the fit also starts from weights
+    spread like the exemplars' grain radii (:func:`~mdesign.reconstruction.cells.network_sheets`;
+    0: ``S2`` alone)."""
 
 
 # the flat keys of the configs written before the nested sections, and where each now lives

@@ -11,8 +11,11 @@ weights are fitted by a stochastic descent (one seed moved or reweighted at a ti
 error falls) to the exemplars' ``S2`` of the network phase: the image's, or a volume's slices'
 in each orientation (one periodic FFT gives all three: the autocorrelation's plane through the
 origin normal to an axis is the mean ``S2`` of the slices normal to it). The ``S2`` fitted is the
-annealing's tracked phase's, so that the fit and the annealing pull the same way. One
-implementation for images and volumes.
+annealing's tracked phase's, so that the fit and the annealing pull the same way. Optionally
+(``shape_weight``) the fit also matches the exemplars' grains in numbers measured on the same
+slices (:func:`grain_sizes`: the grain pixels' inscribed-radius quantiles and the grains per
+window) and keeps out sliver cells, starting from weights spread like the exemplars' grain radii.
+One implementation for images and volumes.
 
 References
 ----------
@@ -34,7 +37,14 @@ from mdesign.grf import phase_counts
 from mdesign.reconstruction.annealing import _coords, _sheet_phases, volume_fractions
 from mdesign.reconstruction.lags import face_table
 
-__all__ = ["SHEET_SEEDS", "Tessellation", "fit_tessellation", "network_sheets"]
+__all__ = [
+    "SHEET_SEEDS",
+    "GrainSizes",
+    "Tessellation",
+    "fit_tessellation",
+    "grain_sizes",
+    "network_sheets",
+]
 
 SHEET_SEEDS = (2, 3, 4, 6, 8, 11, 16, 23, 32, 45, 64, 90, 128)
 """The seed counts per ``64^3`` voxels (``64^2`` pixels in 2D) that
@@ -46,6 +56,50 @@ SHEET_SPACING = 0.5
 FIT_STEP = 0.25
 """A proposal moves a seed by a normal step of this times the mean seed spacing per axis (or
 changes its weight by this times the spacing, squared)."""
+
+SIZE_QUANTILES = (0.1, 0.25, 0.5, 0.75, 0.9)
+"""The quantiles of the grain pixels' inscribed radius (:class:`GrainSizes`) that the shape term
+of :func:`fit_tessellation` matches."""
+
+SLIVER_MARGIN = 1.25
+"""A cell section is a sliver when its area over ``pi r^2`` (``r`` its inscribed radius) is above
+this times the largest of the exemplars' interior grains'."""
+
+SHAPE_SLICES = 16
+"""The shape term measures a volume's cells on at most this many evenly spaced slices normal to
+each axis (the sections' distribution, at a fraction of the cost of every slice)."""
+
+START_SPREADS = (0.0, 0.25, 0.5, 1.0)
+"""The scales ``a`` of the starting weights ``a r_i^2`` (``r_i`` the exemplars' grain radii, by
+rank) that :func:`network_sheets` tries; the one of least fit error starts the fit."""
+
+
+@dataclass(frozen=True)
+class GrainSizes:
+    """The exemplars' grains (the sections of the other phases between the network) in numbers.
+
+    Attributes
+    ----------
+    quantiles : ndarray, ``len(SIZE_QUANTILES)``
+        Of the grain pixels' inscribed radius (each pixel counts its grain's largest inscribed
+        disk's radius: the largest distance to the network inside the grain).
+    radii : ndarray
+        The grains' inscribed radii, one per grain, sorted (the starting weights' spread).
+    elongation : float
+        The sliver bound: area over ``pi r^2`` above it makes a cell section a sliver
+        (:data:`SLIVER_MARGIN` times the largest of the interior grains', which the window's
+        edge does not cut).
+    clusters : float
+        Grains per window (4-connected, in the window).
+    window : tuple of int
+        The windows' size.
+    """
+
+    quantiles: np.ndarray
+    radii: np.ndarray
+    elongation: float
+    clusters: float
+    window: tuple[int, int]
 
 
 @dataclass(frozen=True)
@@ -65,6 +119,8 @@ class Tessellation:
         Sum of squared ``S2`` errors (lags ``1..R``, every orientation) before and after the fit.
     accepted : int
         Proposals kept.
+    shape_start, shape : float
+        The shape error (:func:`_shape_error`; nan without a ``sizes`` target) before and after.
     """
 
     seeds: np.ndarray
@@ -74,6 +130,8 @@ class Tessellation:
     error_start: float
     error: float
     accepted: int
+    shape_start: float = float("nan")
+    shape: float = float("nan")
 
 
 def _axis_sq(shape, seeds, periodic) -> list[np.ndarray]:
@@ -161,6 +219,126 @@ class _PlaneS2:
         )
 
 
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, qs) -> np.ndarray:
+    """Quantiles of ``values`` counted ``weights`` times each (the smallest value with at least a
+    fraction ``q`` of the weight at or below it)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    at = np.searchsorted(cum, np.asarray(qs) * cum[-1])
+    return values[order][np.minimum(at, len(order) - 1)]
+
+
+def _section_sizes(groups: np.ndarray, dist: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inscribed radius (largest ``dist``) and area of each group ``0..n-1`` present."""
+    area = np.bincount(groups, minlength=n)
+    radius = np.zeros(n)
+    np.maximum.at(radius, groups, dist)
+    keep = area > 0
+    return radius[keep], area[keep]
+
+
+def _cell_sections(cell: np.ndarray, sheet: np.ndarray, periodic: bool):
+    """Inscribed radius and area of every cell's section (minus the network) in every slice: an
+    image's cells, or a volume's cells cut by the slices normal to each axis (at most
+    :data:`SHAPE_SLICES` per axis).
+
+    The radius is the largest distance to the network inside the section (wrapping around when
+    ``periodic``; else the edge is not a boundary, as for the exemplars' windows), at most half
+    the slice's smaller side.
+    """
+    from scipy import ndimage
+
+    radii, areas = [], []
+    n = int(cell.max()) + 1
+    for c, s in zip(_slices(cell, SHAPE_SLICES), _slices(sheet, SHAPE_SLICES), strict=True):
+        grain = ~s
+        half = min(grain.shape[1:]) // 2
+        pad = half if periodic else 0
+        g = np.pad(grain, ((0, 0), (pad, pad), (pad, pad)), mode="wrap") if pad else grain
+        # one 2D transform per slice: the stack axis is too long to cross
+        dist = ndimage.distance_transform_edt(g, sampling=(4.0 * max(g.shape), 1.0, 1.0))
+        dist = np.minimum(dist[:, pad : pad + grain.shape[1], pad : pad + grain.shape[2]], half)
+        slab = np.arange(len(grain))[:, None, None] * n + c
+        r, a = _section_sizes(slab[grain], dist[grain], n * len(grain))
+        radii.append(r)
+        areas.append(a)
+    return np.concatenate(radii), np.concatenate(areas)
+
+
+def grain_sizes(exemplars: Sequence[np.ndarray], phase: int, window: tuple[int, int]) -> GrainSizes:
+    """The exemplars' grains (4-connected clusters of the phases other than ``phase``, in
+    windows of ``window``: :func:`~.metrics._windows`) as :func:`fit_tessellation`'s shape
+    target.
+
+    Parameters
+    ----------
+    exemplars : sequence of ndarray, ``H x W``
+    phase : int
+        The network phase.
+    window : tuple of int
+        The windows' size (an output slice's).
+
+    Returns
+    -------
+    GrainSizes
+    """
+    from scipy import ndimage
+
+    from mdesign.reconstruction.metrics import _windows, cluster_components
+
+    radii, areas, interior, counts = [], [], [], []
+    for ex in exemplars:
+        for win in _windows(np.asarray(ex)[None], window):
+            grain = win != phase
+            comp, n = cluster_components(grain)
+            counts.append(n)
+            if n == 0:
+                continue
+            dist = ndimage.distance_transform_edt(grain) if (~grain).any() else None
+            dist = np.full(grain.shape, min(grain.shape) / 2) if dist is None else dist
+            r, a = _section_sizes(comp[grain] - 1, dist[grain], n)
+            edge = np.zeros(n + 1, bool)
+            edge[np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]])] = True
+            radii.append(r)
+            areas.append(a)
+            interior.append(~edge[1:][np.bincount(comp[grain] - 1, minlength=n) > 0])
+    r, a, inner = np.concatenate(radii), np.concatenate(areas), np.concatenate(interior)
+    elong = a / (np.pi * r * r)
+    bound = SLIVER_MARGIN * (elong[inner].max() if inner.any() else elong.max())
+    return GrainSizes(
+        quantiles=_weighted_quantiles(r, a, SIZE_QUANTILES),
+        radii=np.sort(r[r >= 1.5]) if (r >= 1.5).any() else np.sort(r),
+        elongation=float(bound),
+        clusters=float(np.mean(counts)),
+        window=tuple(window),
+    )
+
+
+def _window_clusters(sheet: np.ndarray, window: tuple[int, int]) -> float:
+    """Grains (4-connected clusters off the network) per window of the slices (at most
+    :data:`SHAPE_SLICES` per axis; :func:`~.metrics._windows`), as the exemplars' are counted."""
+    from scipy import ndimage
+
+    from mdesign.reconstruction.metrics import _windows
+
+    cross = np.zeros((3, 3, 3), bool)
+    cross[1] = ndimage.generate_binary_structure(2, 1)  # no link across slices
+    wins = [_windows(~s, window) for s in _slices(sheet, SHAPE_SLICES)]
+    return float(np.mean([ndimage.label(w, structure=cross)[1] / len(w) for w in wins]))
+
+
+def _shape_error(cell: np.ndarray, sheet: np.ndarray, sizes: GrainSizes, periodic: bool) -> float:
+    """The cells' shape error against the exemplars' grains: the mean squared relative error of
+    the grain pixels' inscribed-radius quantiles (:data:`SIZE_QUANTILES`), plus the share of the
+    grain pixels in slivers (sections longer than :attr:`GrainSizes.elongation`), plus the
+    squared relative error of the grains per window."""
+    r, a = _cell_sections(cell, sheet, periodic)
+    q = _weighted_quantiles(r, a, SIZE_QUANTILES)
+    thin = a[a > sizes.elongation * np.pi * r * r].sum() / a.sum()
+    count = _window_clusters(sheet, sizes.window) / max(sizes.clusters, 1.0) - 1
+    return float(np.mean((q / sizes.quantiles - 1) ** 2) + thin + count * count)
+
+
 def fit_tessellation(
     shape: tuple[int, ...],
     seeds: np.ndarray,
@@ -169,15 +347,20 @@ def fit_tessellation(
     count: int,
     steps: int,
     periodic: bool = D.periodic,
+    weights: np.ndarray | None = None,
+    sizes: GrainSizes | None = None,
+    shape_weight: float = 0.0,
     seed: int,
 ) -> Tessellation:
-    """Fit a power diagram's network to a target ``S2`` by moving one seed at a time.
+    """Fit a power diagram's network to a target ``S2`` (and grain sizes) one seed at a time.
 
     Each of ``steps`` proposals moves one random seed by a normal step (:data:`FIT_STEP` times
     the mean spacing ``(N / n)^(1/ndim)``, per axis) or changes its weight (normal, :data:`FIT_STEP`
-    times the spacing, squared; half the proposals each); a proposal is kept when the sum of
-    squared errors of the network's ``S2`` (lags ``1..R``; every orientation's slices in a
-    volume) against ``target`` falls.
+    times the spacing, squared; half the proposals each); a proposal is kept when the error
+    falls: the sum of squared errors of the network's ``S2`` (lags ``1..R``; every orientation's
+    slices in a volume) against ``target``, relative to the start's, plus ``shape_weight`` times
+    the shape error against ``sizes`` (:func:`_shape_error`: the grain pixels' inscribed-radius
+    quantiles and the share in slivers, on the same slices).
 
     Parameters
     ----------
@@ -194,6 +377,12 @@ def fit_tessellation(
         Proposals (0: the start's diagram).
     periodic : bool
         The cells and distances wrap around.
+    weights : ndarray, ``n``, optional
+        The starting weights (default zero: a Voronoi diagram).
+    sizes : GrainSizes, optional
+        The exemplars' grains (:func:`grain_sizes`), for the shape term.
+    shape_weight : float
+        Weight of the shape term (0: ``S2`` alone, as before the term existed).
     seed : int
         Seed of the proposals.
 
@@ -204,17 +393,30 @@ def fit_tessellation(
     shape = tuple(int(s) for s in shape)
     rng = np.random.default_rng(seed)
     seeds = np.array(seeds, dtype=float)
-    weights = np.zeros(len(seeds))
+    weights = np.zeros(len(seeds)) if weights is None else np.array(weights, dtype=float)
     target = np.asarray(target, float)
     faces = face_table(shape, periodic)
     s2 = _PlaneS2(shape, target.shape[1] - 1)
+    shaped = sizes is not None and shape_weight > 0
 
     def error(s, w):
         cell, sheet = _diagram(shape, s, w, periodic, faces, count)
-        return float(((s2(sheet.reshape(shape))[:, 1:] - target[:, 1:]) ** 2).sum()), cell, sheet
+        e = float(((s2(sheet.reshape(shape))[:, 1:] - target[:, 1:]) ** 2).sum())
+        f = (
+            _shape_error(cell.reshape(shape), sheet.reshape(shape), sizes, periodic)
+            if shaped
+            else float("nan")
+        )
+        return e, f, cell, sheet
 
-    err, cell, sheet = error(seeds, weights)
-    start, accepted = err, 0
+    e_s2, e_shape, cell, sheet = error(seeds, weights)
+    start, shape_start, accepted = e_s2, e_shape, 0
+    scale = max(start, 1e-12)
+
+    def total(e, f):
+        return e / scale + shape_weight * f if shaped else e
+
+    err = total(e_s2, e_shape)
     step = FIT_STEP * (np.prod(shape) / len(seeds)) ** (1 / len(shape))
     for _ in range(steps):
         k = int(rng.integers(len(seeds)))
@@ -224,17 +426,20 @@ def fit_tessellation(
             s[k] = s[k] % shape if periodic else np.clip(s[k], 0, np.array(shape) - 1)
         else:
             w[k] += rng.normal(0.0, step * step)
-        e, c, sh = error(s, w)
-        if e < err:
-            seeds, weights, err, cell, sheet, accepted = s, w, e, c, sh, accepted + 1
+        e, f, c, sh = error(s, w)
+        if total(e, f) < err:
+            err, e_s2, e_shape, accepted = total(e, f), e, f, accepted + 1
+            seeds, weights, cell, sheet = s, w, c, sh
     return Tessellation(
         seeds=seeds,
         weights=weights,
         cell=cell.reshape(shape),
         sheet=sheet.reshape(shape),
         error_start=start,
-        error=err,
+        error=e_s2,
         accepted=accepted,
+        shape_start=shape_start,
+        shape=e_shape,
     )
 
 
@@ -290,9 +495,33 @@ def _fit_target(exemplars, j, phases, r_max, exemplar_periodic, fraction) -> np.
     return t
 
 
-def _slices(mask: np.ndarray) -> list[np.ndarray]:
-    """An image as one stack of one, or a volume's slices normal to each axis (stacks)."""
-    return [mask[None]] if mask.ndim == 2 else [np.moveaxis(mask, a, 0) for a in range(3)]
+def _start_weights(shape, seeds, target, sizes: GrainSizes, shape_weight, fit_kw) -> np.ndarray:
+    """The starting weights ``a r_i^2`` (``r_i``: the grains' radii at the quantiles
+    ``(i + 1/2) / n``, largest first, as the seeds are thickest first) of least fit error over
+    ``a`` in :data:`START_SPREADS` (the ``S2`` error relative to the Voronoi diagram's)."""
+    n = len(seeds)
+    r = np.quantile(sizes.radii, (np.arange(n)[::-1] + 0.5) / n)
+    best, scale = None, None
+    for a in START_SPREADS:
+        w = a * r * r
+        t = fit_tessellation(shape, seeds, target, steps=0, weights=w, sizes=sizes,
+                             shape_weight=shape_weight, seed=0, **fit_kw)  # fmt: skip
+        scale = max(t.error_start, 1e-12) if scale is None else scale
+        e = t.error_start / scale + shape_weight * t.shape_start
+        if best is None or e < best[0]:
+            best = (e, w)
+    return best[1]
+
+
+def _slices(mask: np.ndarray, at_most: int | None = None) -> list[np.ndarray]:
+    """An image as one stack of one, or a volume's slices normal to each axis (stacks; with
+    ``at_most``, evenly spaced slices, at most that many per axis)."""
+    if mask.ndim == 2:
+        return [mask[None]]
+    stacks = [np.moveaxis(mask, a, 0) for a in range(3)]
+    if at_most is None:
+        return stacks
+    return [s[:: -(-len(s) // at_most)] for s in stacks]
 
 
 def network_sheets(
@@ -303,6 +532,7 @@ def network_sheets(
     periodic: bool = D.periodic,
     exemplar_periodic: bool = D.exemplar_periodic,
     fit_steps: int = 0,
+    shape_weight: float = 0.0,
     seed: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rebuild an image's or a volume's thin network phase as a closed fitted tessellation.
@@ -314,7 +544,12 @@ def network_sheets(
     module docstring). ``n`` (of :data:`SHEET_SEEDS`, scaled by the size) is the one whose
     cells' clusters per window (of a slice's size) come closest to the exemplars' other phases';
     then ``fit_steps`` proposals of :func:`fit_tessellation` fit the seeds to the exemplars'
-    ``S2`` of ``j``. A pixel leaving ``j`` takes its cell's most frequent other phase.
+    ``S2`` of ``j``. With ``shape_weight`` above 0 the fit also matches the exemplars' grain
+    sizes and keeps slivers out (:func:`grain_sizes`, :func:`_shape_error`), and every ``n``
+    tried starts from weights ``a r_i^2`` (:func:`_start_weights`: ``r_i`` the exemplars' grain
+    radii at evenly spaced quantiles, the largest at the thickest seed, ``a`` of
+    :data:`START_SPREADS` the one of least error), so that ``n`` is chosen with the spread.
+    A pixel leaving ``j`` takes its cell's most frequent other phase.
     :func:`~.annealing.anneal_fractions` then refines the network with the cluster guard on
     every phase (the returned mask), so it stays closed.
 
@@ -330,6 +565,8 @@ def network_sheets(
         estimator.
     fit_steps : int
         Proposals of the fit (0: the cells of the thickest points, unfitted).
+    shape_weight : float
+        Weight of the fit's shape term (0: ``S2`` alone).
     seed : int
         Seed of the random seeds beyond the peaks, the ties and the fit.
 
@@ -361,28 +598,37 @@ def network_sheets(
                 for ex in exemplars
             ]
         )
+        target = _fit_target(exemplars, j, phases, r_max, exemplar_periodic, counts[j] / out.size)
+        fit_kw = {"count": int(counts[j]), "periodic": periodic}
+        sizes = grain_sizes(exemplars, j, window) if shape_weight > 0 else None
         best = None
         for n in SHEET_SEEDS:
             n = max(2, round(n * labels.size / unit))
             seeds = _sheet_seeds(grain, n, periodic, rng)
-            _, sheet = _diagram(labels.shape, seeds, np.zeros(n), periodic, faces, counts[j])
+            weights = (
+                np.zeros(n)
+                if sizes is None
+                else _start_weights(labels.shape, seeds, target, sizes, shape_weight, fit_kw)
+            )
+            _, sheet = _diagram(labels.shape, seeds, weights, periodic, faces, counts[j])
             cells = ~sheet.reshape(labels.shape)
             got = np.mean(
                 [_window_morphology(s.astype(np.uint8), window, 2)[0][1] for s in _slices(cells)]
             )
             if best is None or abs(got - want) < best[0]:
-                best = (abs(got - want), seeds)
+                best = (abs(got - want), seeds, weights)
             if got > want:
                 break
-        target = _fit_target(exemplars, j, phases, r_max, exemplar_periodic, counts[j] / out.size)
         fit = fit_tessellation(
             labels.shape,
             best[1],
             target,
-            count=int(counts[j]),
             steps=fit_steps,
-            periodic=periodic,
+            weights=best[2],
+            sizes=sizes,
+            shape_weight=shape_weight,
             seed=int(rng.integers(2**32)),
+            **fit_kw,
         )
         cell, sheet = fit.cell.ravel(), fit.sheet.ravel()
         flat = out.ravel()

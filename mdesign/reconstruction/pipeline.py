@@ -898,6 +898,7 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
             periodic=config.periodic,
             exemplar_periodic=config.exemplar_periodic,
             fit_steps=an.sheets_fit_steps,
+            shape_weight=an.sheets_shape_weight,
             seed=seed,
         )
         if guard.any():

@@ -5,9 +5,19 @@ import pytest
 from scipy import ndimage
 
 from mdesign.descriptors import two_point_correlation_radial
-from mdesign.reconstruction.cells import _fit_target, fit_tessellation, network_sheets
+from mdesign.reconstruction.cells import (
+    SHAPE_SLICES,
+    SIZE_QUANTILES,
+    _cell_sections,
+    _fit_target,
+    _weighted_quantiles,
+    _window_clusters,
+    fit_tessellation,
+    grain_sizes,
+    network_sheets,
+)
 from mdesign.reconstruction.lags import face_table
-from mdesign.reconstruction.metrics import cluster_components
+from mdesign.reconstruction.metrics import _window_morphology, cluster_components
 
 
 def _hex_network(side=64, step=16):
@@ -98,14 +108,15 @@ def test_tracked_phase_target_is_the_other_phase_as_the_network():
     assert np.allclose(_fit_target([three], 0, 3, 10, True, phi), _target(ex, 10), atol=1e-6)
 
 
+@pytest.mark.parametrize("shape_weight", [0.0, 10.0])
 @pytest.mark.parametrize("shape", [(48, 48), (20, 20, 20)])
-def test_image_and_volume_through_one_function(shape):
+def test_image_and_volume_through_one_function(shape, shape_weight):
     ex = _hex_network(48, 12)
     rng = np.random.default_rng(3)
     field = ndimage.gaussian_filter(rng.standard_normal(shape), 2.0, mode="wrap")
     start = (field > np.quantile(field, 0.3)).astype(np.uint8)  # blobs of the boundary phase
     exemplars = [ex] * 3 if len(shape) == 3 else [ex]
-    kw = dict(phases=2, periodic=True, seed=0, fit_steps=20)
+    kw = dict(phases=2, periodic=True, seed=0, fit_steps=20, shape_weight=shape_weight)
     out, guard = network_sheets(start, exemplars, **kw)
     assert out.shape == shape and guard.all()
     assert int((out == 0).sum()) == round((ex == 0).mean() * out.size)
@@ -113,3 +124,101 @@ def test_image_and_volume_through_one_function(shape):
         assert cluster_components(out == 0, periodic=True)[1] == 1
     again, _ = network_sheets(start, exemplars, **kw)
     assert np.array_equal(out, again)
+
+
+def _sizes_exemplar(side=96, seed=5):
+    """A network of power cells of widely spread sizes (phase 0, one pixel): the exemplar whose
+    grain sizes the shape term matches."""
+    rng = np.random.default_rng(seed)
+    n = 14
+    seeds = rng.random((n, 2)) * side
+    weights = (rng.random(n) ** 2) * 600.0
+    count = round(0.12 * side * side)
+    fit = fit_tessellation(
+        (side, side), seeds, _target(_hex_network(side, 12), 8), count=count, steps=0,
+        weights=weights, seed=0,
+    )  # fmt: skip
+    return np.where(fit.sheet, 0, 1).astype(np.uint8)
+
+
+def test_cell_sections_agree_with_the_exemplar_grains_of_the_same_image():
+    # two paths to the grain sizes: the diagram's cell ids (the fit's) and the 4-connected
+    # clusters of the image (the exemplar's), the same on a non-periodic diagram
+    shape = (64, 64)
+    fit = fit_tessellation(
+        shape, _random_seeds(shape, 12, 4), _target(_hex_network(64, 16), 8),
+        count=450, steps=0, periodic=False, seed=0,
+    )  # fmt: skip
+    r, a = _cell_sections(fit.cell, fit.sheet, False)
+    image = np.where(fit.sheet, 0, 1).astype(np.uint8)
+    sizes = grain_sizes([image], 0, shape)
+    assert np.allclose(_weighted_quantiles(r, a, SIZE_QUANTILES), sizes.quantiles)
+    assert a.sum() == (image == 1).sum()
+
+
+def test_shape_term_spreads_the_cells_like_the_exemplar_grains():
+    ex = _sizes_exemplar()
+    sizes = grain_sizes([ex], 0, ex.shape)
+    kw = dict(count=int((ex == 0).sum()), steps=150, periodic=True, seed=1)
+    start = _random_seeds(ex.shape, 14, 6)
+    target = _target(ex, 12)
+    plain = fit_tessellation(ex.shape, start, target, **kw)
+    shaped = fit_tessellation(ex.shape, start, target, sizes=sizes, shape_weight=30.0, **kw)
+    assert shaped.shape < shaped.shape_start  # the shape error falls
+    assert int(shaped.sheet.sum()) == kw["count"] and _closed(shaped.cell, shaped.sheet, True)
+
+    def spread(fit):
+        r, a = _cell_sections(fit.cell, fit.sheet, True)
+        q = _weighted_quantiles(r, a, SIZE_QUANTILES)
+        return q[-1] / q[0]
+
+    want = sizes.quantiles[-1] / sizes.quantiles[0]
+    assert abs(np.log(spread(shaped) / want)) < abs(np.log(spread(plain) / want))
+
+
+def test_shaped_fit_leaves_no_cell_thinner_than_the_bound():
+    ex = _sizes_exemplar(64, 5)
+    sizes = grain_sizes([ex], 0, ex.shape)
+    # seeds in tight rows: a fan of slivers between them
+    rows = np.array([[8.0 + 3 * i, 20.0 + 12 * k] for i in range(5) for k in range(2)])
+    seeds = np.concatenate([rows, _random_seeds(ex.shape, 6, 7)])
+    kw = dict(count=int((ex == 0).sum()), periodic=True, seed=2)
+
+    def thin(fit):
+        r, a = _cell_sections(fit.cell, fit.sheet, True)
+        return int((a > sizes.elongation * np.pi * r * r).sum())
+
+    start = fit_tessellation(ex.shape, seeds, _target(ex, 12), steps=0, **kw)
+    fit = fit_tessellation(
+        ex.shape, seeds, _target(ex, 12), sizes=sizes, shape_weight=30.0, steps=150, **kw
+    )
+    assert thin(start) > 0 and thin(fit) == 0
+    assert fit.shape < fit.shape_start
+
+
+def test_shape_weight_zero_is_the_s2_fit():
+    ex = _hex_network(32, 8)
+    kw = dict(count=int((ex == 0).sum()), steps=30, periodic=True, seed=0)
+    start = _random_seeds(ex.shape, 10, 2)
+    a = fit_tessellation(ex.shape, start, _target(ex, 6), **kw)
+    b = fit_tessellation(
+        ex.shape, start, _target(ex, 6), sizes=grain_sizes([ex], 0, ex.shape), shape_weight=0.0,
+        **kw,
+    )  # fmt: skip
+    assert np.array_equal(a.sheet, b.sheet) and np.isnan(b.shape)
+
+
+@pytest.mark.parametrize("shape", [(48, 40), (24, 20, 22)])
+def test_grains_per_window_are_the_metrics_counts(shape):
+    # the fit's count (one labelling of every window of every orientation's slices) and the
+    # exemplars' (grain_sizes) against the metrics' per-image counting in the same windows
+    sheet = np.random.default_rng(8).random(shape) < 0.45
+    window = (16, 16)
+    stacks = [np.moveaxis(sheet, a, 0) for a in range(3)] if sheet.ndim == 3 else [sheet[None]]
+    stacks = [s[:: -(-len(s) // SHAPE_SLICES)] for s in stacks]  # a volume's evenly spaced slices
+    labels = [np.where(s, 0, 1).astype(np.uint8) for s in stacks]  # the grains as phase 1
+    want = np.mean([_window_morphology(lab, window, 2)[0][1] for lab in labels])
+    assert np.isclose(_window_clusters(sheet, window), want)
+    first = labels[0][0]
+    got = grain_sizes([first], 0, window).clusters
+    assert np.isclose(got, _window_morphology(first[None], window, 2)[0][1])
