@@ -1,28 +1,18 @@
 """Lamellae (fingerprint stripes) rebuilt as a Swift-Hohenberg pattern fitted to the exemplars.
 
-A lamellar exemplar (a block copolymer's fingerprint: stripes of one period, :func:`is_lamellar`)
-loses its stripes in a volume: the Gram fit and the annealing's ``S2`` swaps cut them into short
-pieces. :func:`lamellar_start` replaces the decoded labels by a physical lamellar model instead,
-as :func:`~mdesign.reconstruction.cells.network_sheets` does for grain boundaries: the
-Swift-Hohenberg equation (Swift & Hohenberg 1977)
-
-``du/dt = eps u - L(k) u - u^3``, ``L(k) = (1 - a) (1 - |k|^2 / q^2)^2 + a L_slices(k)``,
-
-integrated by semi-implicit spectral steps on a periodic grid from seeded white noise (the linear
-part implicit, the cubic explicit: Cross & Hohenberg 1993), then cut at the exemplars' exact
-fractions (:func:`mdesign.grf.level_cut`). From noise, stripes of period ``2 pi / q`` form and
-coarsen into domains; the evolution time sets the domain size and so the defects (ends and
-junctions) per area, that is the cluster count of a slice. ``L_slices`` (3D only, weight ``a``)
-is the mean over the three slice planes of ``(1 - |k_plane|^2 / q^2)^2``: it favours lamellae
-whose traces in every slice orientation have the period ``2 pi / q`` (the normals near the
-cube's diagonals); with ``a = 0`` lamellae of every orientation form, and a slice cuts most of
-them obliquely, at longer periods, which blurs the slices' ``S2``. One implementation for images
-and volumes (``a`` has no effect on an image, whose only plane is its own).
-
-:func:`fit_lamellae` chooses the wavenumber (the exemplar's :func:`~.baseline.dominant_wavenumber`
-times a factor), ``a`` and the time from small grids on a small cube (:data:`FIT_SIDE`): among the
-candidates whose slices' clusters per window are within :data:`FIT_CLUSTER_TOLERANCE` of the
-exemplars' for every phase, the one of least slice ``S2`` error (else the least cluster error).
+A lamellar exemplar (a block copolymer's fingerprint, :func:`is_lamellar`) loses its stripes in a
+volume: the Gram fit and the annealing's ``S2`` swaps cut them. :func:`lamellar_start` replaces
+the decoded labels by a physical model instead, as :mod:`~.cells` does for grain boundaries: the
+Swift-Hohenberg equation ``du/dt = eps u - L(k) u - u^3`` (Swift & Hohenberg 1977), with
+``L(k) = (1 - a) (1 - |k|^2 / q^2)^2 + a L_slices(k)``, by semi-implicit spectral steps on a
+periodic grid from seeded noise (Cross & Hohenberg 1993), cut at the exact fractions. Stripes of
+period ``2 pi / q`` form and coarsen; the time sets the defects per area (a slice's clusters).
+``L_slices`` (3D, weight ``a``), the mean over the three slice planes of
+``(1 - |k_plane|^2 / q^2)^2``, favours lamellae whose traces have the period in every slice
+orientation (an isotropic volume's slices cut most lamellae obliquely, at longer periods).
+:func:`fit_lamellae` picks the factor on the exemplar's wavenumber, ``a`` and the time from small
+grids: the least slice ``S2`` error among candidates whose clusters per window are within
+:data:`FIT_CLUSTER_TOLERANCE` of the exemplars'. One implementation for images and volumes.
 
 References
 ----------

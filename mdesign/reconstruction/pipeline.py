@@ -12,10 +12,7 @@
    is a stochastic estimate, which rules out L-BFGS's line search.
 3. Decode the pixels by k-means (:mod:`~mdesign.reconstruction.decoding`).
 4. Anneal to the exact fractions (:mod:`~mdesign.reconstruction.annealing`, one chain;
-   ``config.anneal``, a volume's ``volume_`` keys), after rebuilding a thin network phase as
-   fitted sheets (:mod:`~mdesign.reconstruction.cells`) or, with ``anneal.volume_lamellae``, a
-   lamellar volume as a fitted Swift-Hohenberg pattern (:mod:`~mdesign.reconstruction.lamellae`);
-   with ``cleanup``, join a network's fragments,
+   ``config.anneal``, a volume's ``volume_`` keys); with ``cleanup``, join a network's fragments,
    dissolve the surplus of small clusters and anneal again (guard, surface stage).
 5. Measure the result, or its slices along each axis, against the exemplar
    (:mod:`~mdesign.reconstruction.metrics`).
