@@ -892,7 +892,7 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
         first = anneal_kw | {"steps": round(an.first_sweeps * decoded.size)}
     if _lamellae_on(decoded.ndim, config, exemplars, phases):
         # a lamellar volume rebuilt as a fitted Swift-Hohenberg pattern, then annealed within the
-        # guard (on the phases at or above the exemplars' slice clusters), so no stripe is cut
+        # guard, so the swaps cut no stripe of a phase at or above the exemplars' slice clusters
         decoded, _ = lamellar_start(
             decoded,
             target,
