@@ -929,6 +929,13 @@ class AnnealConfig(Config):
     power diagram, then the annealing and the cleanup within the cluster guard on every phase;
     images without a thin network phase are unchanged, byte for byte (measured on the grain network
     and the Li et al. alloy: docs/performance.md)."""
+    volume_lamellae: bool = False
+    """Before a volume's annealing, where every exemplar is lamellar (stripes of one period: a
+    block copolymer's fingerprint, :func:`~mdesign.reconstruction.lamellae.is_lamellar`), replace
+    the decoded volume by a Swift-Hohenberg pattern fitted to the exemplars' period, slice
+    clusters per window and ``S2``, cut at the exact fractions, then anneal within the cluster
+    guard (:func:`~mdesign.reconstruction.lamellae.lamellar_start`); other volumes are unchanged.
+    Off by default (measured on the Li et al. copolymer: docs/performance.md)."""
     sheets_fit_steps: int = Field(300, ge=0)
     """Proposals of the network sheets' fit to the exemplars' ``S2`` (one seed of the power
     diagram moved or reweighted at a time, kept when the error falls; 0: the unfitted cells)."""

@@ -63,6 +63,7 @@ from mdesign.reconstruction.cells import network_sheets
 from mdesign.reconstruction.decoding import decode_kmeans
 from mdesign.reconstruction.encoding import encoding_colours, pixel_channels
 from mdesign.reconstruction.ends import close_network_ends
+from mdesign.reconstruction.lamellae import is_lamellar, lamellar_start
 from mdesign.reconstruction.loss import TextureLoss
 from mdesign.reconstruction.metrics import (
     ReconstructionErrors,
@@ -793,6 +794,17 @@ def _sheets_on(ndim: int, config: ReconstructionConfig) -> bool:
     return config.anneal.volume_sheets if ndim == 3 else config.anneal.image_sheets
 
 
+def _lamellae_on(ndim: int, config: ReconstructionConfig, exemplars, phases: int) -> bool:
+    """Whether a volume's annealing starts from the fitted lamellae: ``anneal.volume_lamellae``
+    and every exemplar lamellar (:func:`~.lamellae.is_lamellar`; None: assumed)."""
+    if ndim != 3 or not config.anneal.volume_lamellae:
+        return False
+    return exemplars is None or all(
+        is_lamellar(ex, phases, exemplar_periodic=config.exemplar_periodic)
+        for ex in list(exemplars)[:3]
+    )
+
+
 def _anneal_stages(
     ndim: int, config: ReconstructionConfig, exemplars=None, phases: int = 2
 ) -> tuple[str, ...]:
@@ -804,9 +816,11 @@ def _anneal_stages(
     if _sheets_on(ndim, config):
         if exemplars is None or _sheet_phases(list(exemplars)[: 1 if ndim == 2 else 3], phases):
             sheets = ("network sheets",)
+    lamellae = ("lamellae",) if _lamellae_on(ndim, config, exemplars, phases) else ()
     swaps = "swaps" + ("+neighbourhood" if st["neighbour_weight"] > 0 else "")
-    swaps += "+cluster guard" if st["keep_clusters"] or sheets else ""
+    swaps += "+cluster guard" if st["keep_clusters"] or sheets or lamellae else ""
     surface = ("surface",) if st["surface"] else ()
+    sheets = (*lamellae, *sheets)
     if not st["cleanup"]:
         return (*sheets, "fractions", swaps, *surface)
     closing = ("close network ends",) if _closes_ends(ndim, config, exemplars, phases) else ()
@@ -889,6 +903,17 @@ def _anneal(decoded, exemplars, config, *, phases, quarter, cleanup_seed, progre
     first = anneal_kw
     if st["cleanup"] and decoded.ndim == 2 and an.first_sweeps is not None:
         first = anneal_kw | {"steps": round(an.first_sweeps * decoded.size)}
+    if _lamellae_on(decoded.ndim, config, exemplars, phases):
+        # a lamellar volume rebuilt as a fitted Swift-Hohenberg pattern, then annealed within the
+        # guard, so the swaps cut no stripe of a phase at or above the exemplars' slice clusters
+        decoded, _ = lamellar_start(
+            decoded,
+            target,
+            phases=phases,
+            exemplar_periodic=config.exemplar_periodic,
+            seed=seed,
+        )
+        first = anneal_kw = anneal_kw | {"keep_clusters": True}
     if _sheets_on(decoded.ndim, config):
         # a thin network phase rebuilt as sheets, then annealed within the guard on every phase
         decoded, guard = network_sheets(
