@@ -182,6 +182,13 @@ def keeps_clusters(
     return (~guard[old] | split) & (~guard[new] | start)
 
 
+def _swap_keeps_clusters(flat, nbr, p, q, lp, lq, guard) -> np.ndarray:
+    """:func:`keeps_clusters` of both flips of swapping ``p`` (labels ``lp``) and ``q`` (``lq``),
+    in one call: ``B``."""
+    both = keeps_clusters(flat, nbr, np.concatenate([p, q]), np.concatenate([lq, lp]), guard)
+    return both[: p.size] & both[p.size :]
+
+
 def _plane_columns(ndim: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Per slice plane, the columns of the neighbour table of its 4 edge and its 4 corner
     neighbours (2D: one plane, columns 0-3 and 4-7; 3D: the planes normal to axes 0, 1, 2)."""
@@ -247,19 +254,20 @@ class _NeighbourState:
         dup = np.zeros_like(order, dtype=bool)
         dup[:, 1:] = order[:, 1:] == order[:, :-1]
         aff = order
-        old = self.classes(flat, aff)
+        ring = self.nbr[aff]
+        now_aff, now_ring = flat[aff], flat[ring]
+        old = self._classes(now_aff, now_ring == now_aff[..., None])
         # the labels after the swap, at the affected pixels and at their neighbours
         lp, lq = flat[p][:, None], flat[q][:, None]
 
-        def new_label(idx):
+        def new_label(idx, out):
             shape = (b,) + (1,) * (idx.ndim - 1)
             pp, qq = p.reshape(shape), q.reshape(shape)
-            out = flat[idx]
             out = np.where(idx == pp, lq.reshape(shape), out)
             return np.where(idx == qq, lp.reshape(shape), out)
 
-        centre = new_label(aff)
-        same = new_label(self.nbr[aff]) == centre[..., None]
+        centre = new_label(aff, now_aff)
+        same = new_label(ring, now_ring) == centre[..., None]
         new = self._classes(centre, same)
         keep = np.broadcast_to(~dup[..., None], new.shape)
         rows = np.broadcast_to(np.arange(b)[:, None, None] * self.n_classes, new.shape)[keep]
@@ -1360,8 +1368,7 @@ def _swaps_batch(state, p, q, temps, rng, nbr, guard, nb, nb_change) -> tuple[in
     valid = lp != lq
     if guard is not None:
         valid &= _apart(p, q, state.labels.shape, state.periodic)
-        valid &= keeps_clusters(flat, nbr, p, lq, guard)
-        valid &= keeps_clusters(flat, nbr, q, lp, guard)
+        valid &= _swap_keeps_clusters(flat, nbr, p, q, lp, lq, guard)
     de = np.full(n, np.inf)
     ds = dc = dh = None
     if valid.any():

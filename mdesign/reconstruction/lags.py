@@ -168,6 +168,7 @@ class ImageLags:
         self.offsets = self.dy * self.pw + self.dx
         self.s2 = self._exact_s2()
         self.dir_op = None  # the directional term (:meth:`set_directional`), off
+        self._errors_of = None  # the S2 whose errors :meth:`_errors` holds
 
     def directional_lags(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """The tracked-lag indices of ``(0, r)`` (along a row) and ``(r, 0)`` (down a column)
@@ -187,6 +188,7 @@ class ImageLags:
         lags (the mean along the rows less the mean down the columns), ``target`` and ``scale``
         per tracked phase (``J``). :meth:`compare` then appends each change's form as one more
         entry."""
+        self._errors_of = None
         self.dir_op = np.asarray(op, dtype=np.float64)
         self.dir_target = np.asarray(target, dtype=np.float64)
         self.dir_scale = np.asarray(scale, dtype=np.float64)
@@ -226,26 +228,29 @@ class ImageLags:
     def delta(self, p, new, q=None, q_new=None) -> np.ndarray:
         """``S2`` change (``B x J x L``) of flipping pixels ``p`` to ``new`` (then ``q``)."""
         # the pair counts change by small integers: summed exactly in int8, then scaled
-        d_p = self._indicator_change(p, new)
-        ds = self._flip_counts(p, d_p)
-        if q is not None:
-            d_q = self._indicator_change(q, q_new)
-            dq = self._flip_counts(q, d_q)
-            # the second flip sees the first: pixel p is at lag +-(p - q) from q
-            (py, px), (qy, qx) = np.divmod(p, self.w), np.divmod(q, self.w)
-            sy, sx = py - qy, px - qx
-            if self.periodic:
-                sy = (sy + self.h // 2) % self.h - self.h // 2
-                sx = (sx + self.w // 2) % self.w - self.w // 2
-            near = (np.abs(sy) <= self.r) & (np.abs(sx) <= self.r)
-            idx = (sy + self.r) * (2 * self.r + 1) + (sx + self.r)
-            idx = np.where(near, self.window_to_lag[np.where(near, idx, 0)], -1)
-            near &= idx >= 0  # a lag that is tracked
-            b = np.flatnonzero(near)
-            cross = d_q[b] * d_p[b]
-            dq[b, :, idx[b]] += cross
-            dq[b, :, self.n_lags - 1 - idx[b]] += cross
-            ds += dq
+        if q is None:
+            d_p = self._indicator_change(p, new)
+            return self._flip_counts(p, d_p) * self.inv_pairs
+        # both flips' counts from one gather of the indicators
+        b = p.size
+        d_pq = self._indicator_change(np.concatenate([p, q]), np.concatenate([new, q_new]))
+        both = self._flip_counts(np.concatenate([p, q]), d_pq)
+        d_p, d_q, ds, dq = d_pq[:b], d_pq[b:], both[:b], both[b:]
+        # the second flip sees the first: pixel p is at lag +-(p - q) from q
+        (py, px), (qy, qx) = np.divmod(p, self.w), np.divmod(q, self.w)
+        sy, sx = py - qy, px - qx
+        if self.periodic:
+            sy = (sy + self.h // 2) % self.h - self.h // 2
+            sx = (sx + self.w // 2) % self.w - self.w // 2
+        near = (np.abs(sy) <= self.r) & (np.abs(sx) <= self.r)
+        idx = (sy + self.r) * (2 * self.r + 1) + (sx + self.r)
+        idx = np.where(near, self.window_to_lag[np.where(near, idx, 0)], -1)
+        near &= idx >= 0  # a lag that is tracked
+        k = np.flatnonzero(near)
+        cross = d_q[k] * d_p[k]
+        dq[k, :, idx[k]] += cross
+        dq[k, :, self.n_lags - 1 - idx[k]] += cross
+        ds += dq
         return ds * self.inv_pairs
 
     def _indicator_change(self, p: np.ndarray, new: np.ndarray) -> np.ndarray:
@@ -276,13 +281,21 @@ class ImageLags:
 
     def energy_change(self, dc: np.ndarray) -> np.ndarray:
         """``dE`` (``B``) of compared changes ``dc`` (:meth:`compare`) from the current ``S2``."""
-        err = self._project(self.s2 - self.target)[None]
+        err, u = self._errors()
         if self.dir_op is None:
             return ((2 * err + dc) * dc).mean((1, 2))
         dc, dd = dc[..., :-1], dc[..., -1]
-        u = self._dir_error(self.s2)[None]
         change = self._dir_term(u + self.dir_scale * dd) - self._dir_term(u)
         return ((2 * err + dc) * dc).mean((1, 2)) + change
+
+    def _errors(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """The compared entries' error of the current ``S2`` (``1 x J x M``) and the directional
+        term's scaled errors (``1 x J``, None without it), kept until ``S2`` changes."""
+        if self._errors_of is not self.s2:
+            err = self._project(self.s2 - self.target)[None]
+            u = None if self.dir_op is None else self._dir_error(self.s2)[None]
+            self._errors_of, self._errors_now = self.s2, (err, u)
+        return self._errors_now
 
     def set_label(self, p: int, new: int) -> None:
         """Set the label of pixel ``p`` (and the indicators); ``S2`` follows by :meth:`add_s2`."""
