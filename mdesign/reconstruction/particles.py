@@ -68,26 +68,30 @@ def particle_shapes(labels: np.ndarray, phase: int) -> tuple[int, float, float]:
     tuple
         ``(count, median solidity, median radius)`` (``nan`` without particles).
     """
-    sol, area = _interior(np.asarray(labels) == phase, connectivity=1)
+    sol, area, _ = _interior(np.asarray(labels) == phase, connectivity=1)
     if not sol.size:
         return 0, float("nan"), float("nan")
     return sol.size, float(np.median(sol)), float(np.median(np.sqrt(area / np.pi)))
 
 
-def _interior(mask: np.ndarray, *, connectivity: int) -> tuple[np.ndarray, np.ndarray]:
-    """Solidity and area of ``mask``'s clusters (``connectivity`` 1: 4-connected, 2:
-    8-connected) of at least :data:`MIN_AREA` pixels that do not touch the image's edge."""
+def _interior(mask: np.ndarray, *, connectivity: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Solidity, area and depth (the distance from the deepest pixel to the rest of the image) of
+    ``mask``'s clusters (``connectivity`` 1: 4-connected, 2: 8-connected) of at least
+    :data:`MIN_AREA` pixels that do not touch the image's edge."""
+    from scipy import ndimage
     from skimage.measure import label, regionprops
 
     h, w = mask.shape
-    sol, area = [], []
-    for r in regionprops(label(mask, connectivity=connectivity)):
+    depth_map = ndimage.distance_transform_edt(mask)
+    sol, area, depth = [], [], []
+    for r in regionprops(label(mask, connectivity=connectivity), intensity_image=depth_map):
         y0, x0, y1, x1 = r.bbox
         if r.area < MIN_AREA or y0 == 0 or x0 == 0 or y1 == h or x1 == w:
             continue
         sol.append(r.solidity)
         area.append(r.area)
-    return np.array(sol, dtype=float), np.array(area, dtype=float)
+        depth.append(r.intensity_max)
+    return tuple(np.array(v, dtype=float) for v in (sol, area, depth))
 
 
 def particle_phases(exemplar: np.ndarray, phases: int) -> list[int]:
@@ -128,7 +132,7 @@ def split_bounds(exemplar: np.ndarray, phase: int) -> tuple[float, float, float,
         ``(solidity, area, small area)``; ``(0, inf, 0)`` (nothing split) without interior
         clusters.
     """
-    sol, area = _interior(np.asarray(exemplar) == phase, connectivity=2)
+    sol, area, _ = _interior(np.asarray(exemplar) == phase, connectivity=2)
     if not sol.size:
         return 0.0, float("inf"), 0.0, 0.0
     return (
@@ -144,23 +148,10 @@ def particle_thickness(exemplar: np.ndarray, phase: int) -> float:
     quantile, over the exemplar's interior clusters of the phase (8-connected), of the distance
     from a cluster's deepest pixel to the matrix, less half a pixel (pixel centre to edge);
     ``inf`` without interior clusters."""
-    from scipy import ndimage
-    from skimage.measure import label
-
-    mask = np.asarray(exemplar) == phase
-    comp = label(mask, connectivity=2)
-    depth = ndimage.maximum(
-        ndimage.distance_transform_edt(mask), comp, np.arange(1, comp.max() + 1)
-    )
-    h, w = mask.shape
-    keep = []
-    for i, sl in enumerate(ndimage.find_objects(comp)):
-        inside = sl[0].start > 0 and sl[1].start > 0 and sl[0].stop < h and sl[1].stop < w
-        if inside and (comp[sl] == i + 1).sum() >= MIN_AREA:
-            keep.append(depth[i])
-    if not keep:
+    _, _, depth = _interior(np.asarray(exemplar) == phase, connectivity=2)
+    if not depth.size:
         return float("inf")
-    return float(np.quantile(keep, 1 - SPLIT_QUANTILE)) - 0.5
+    return float(np.quantile(depth, 1 - SPLIT_QUANTILE)) - 0.5
 
 
 def _split(mask: np.ndarray, radius: float, bounds: tuple[float, ...]) -> np.ndarray:
@@ -397,7 +388,7 @@ def shape_particles(
         big = np.pad(mask, pad, mode="wrap") if pad else mask
         comp, _ = ndimage.label(big, np.ones((3, 3), bool))
         specks = (np.bincount(comp.ravel()) < MIN_AREA)[comp] & big
-        _, exemplar_areas = _interior(exemplar == j, connectivity=2)
+        _, exemplar_areas, _ = _interior(exemplar == j, connectivity=2)
         limits = particle_thickness(exemplar, j), float(np.median(exemplar_areas))
         if split:
             cut = _split(big & ~specks, radius, split_bounds(exemplar, j))
