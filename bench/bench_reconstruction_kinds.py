@@ -225,21 +225,13 @@ def slivers(ex: np.ndarray, labels: np.ndarray) -> list[int] | None:
     radius, above :attr:`~mdesign.reconstruction.cells.GrainSizes.elongation`), and how many
     there are."""
     from mdesign.reconstruction.annealing import _sheet_phases
-    from mdesign.reconstruction.cells import grain_sizes
+    from mdesign.reconstruction.cells import grain_sections, grain_sizes
 
     net = _sheet_phases([ex], int(ex.max()) + 1)
     if not net:
         return None
     bound = grain_sizes([ex], net[0], ex.shape).elongation
-    grain = labels != net[0]
-    comp, n = ndimage.label(grain)
-    dist = ndimage.distance_transform_edt(grain)
-    idx = np.arange(1, n + 1)
-    r = ndimage.maximum(dist, comp, idx)
-    a = ndimage.sum(grain, comp, idx)
-    edge = np.zeros(n + 1, bool)
-    edge[np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]])] = True
-    inner = ~edge[1:]
+    r, a, inner = grain_sections(labels != net[0])
     return [int((a[inner] > bound * np.pi * r[inner] ** 2).sum()), int(inner.sum())]
 
 

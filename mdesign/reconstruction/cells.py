@@ -42,6 +42,7 @@ __all__ = [
     "GrainSizes",
     "Tessellation",
     "fit_tessellation",
+    "grain_sections",
     "grain_sizes",
     "network_sheets",
 ]
@@ -265,6 +266,36 @@ def _cell_sections(cell: np.ndarray, sheet: np.ndarray, periodic: bool):
     return np.concatenate(radii), np.concatenate(areas)
 
 
+def grain_sections(grain: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inscribed radius, area and whether it is interior of each grain of an image.
+
+    Parameters
+    ----------
+    grain : ndarray of bool, ``H x W``
+        The grains' pixels (the phases off the network); a grain is a 4-connected cluster.
+
+    Returns
+    -------
+    radius, area, interior : ndarray, ``G``
+        Per grain: the largest distance from its pixels to the rest of the image (half the
+        smaller side where there is none), its pixel count, and whether it does not touch the
+        image's edge.
+    """
+    from scipy import ndimage
+
+    from mdesign.reconstruction.metrics import cluster_components
+
+    comp, n = cluster_components(grain)
+    if n == 0:
+        return np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool)
+    dist = ndimage.distance_transform_edt(grain) if (~grain).any() else None
+    dist = np.full(grain.shape, min(grain.shape) / 2) if dist is None else dist
+    r, a = _section_sizes(comp[grain] - 1, dist[grain], n)
+    edge = np.zeros(n + 1, bool)
+    edge[np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]])] = True
+    return r, a, ~edge[1:][np.bincount(comp[grain] - 1, minlength=n) > 0]
+
+
 def grain_sizes(exemplars: Sequence[np.ndarray], phase: int, window: tuple[int, int]) -> GrainSizes:
     """The exemplars' grains (4-connected clusters of the phases other than ``phase``, in
     windows of ``window``: :func:`~.metrics._windows`) as :func:`fit_tessellation`'s shape
@@ -282,26 +313,16 @@ def grain_sizes(exemplars: Sequence[np.ndarray], phase: int, window: tuple[int, 
     -------
     GrainSizes
     """
-    from scipy import ndimage
-
-    from mdesign.reconstruction.metrics import _windows, cluster_components
+    from mdesign.reconstruction.metrics import _windows
 
     radii, areas, interior, counts = [], [], [], []
     for ex in exemplars:
         for win in _windows(np.asarray(ex)[None], window):
-            grain = win != phase
-            comp, n = cluster_components(grain)
-            counts.append(n)
-            if n == 0:
-                continue
-            dist = ndimage.distance_transform_edt(grain) if (~grain).any() else None
-            dist = np.full(grain.shape, min(grain.shape) / 2) if dist is None else dist
-            r, a = _section_sizes(comp[grain] - 1, dist[grain], n)
-            edge = np.zeros(n + 1, bool)
-            edge[np.concatenate([comp[0], comp[-1], comp[:, 0], comp[:, -1]])] = True
+            r, a, inner = grain_sections(win != phase)
+            counts.append(len(r))
             radii.append(r)
             areas.append(a)
-            interior.append(~edge[1:][np.bincount(comp[grain] - 1, minlength=n) > 0])
+            interior.append(inner)
     r, a, inner = np.concatenate(radii), np.concatenate(areas), np.concatenate(interior)
     elong = a / (np.pi * r * r)
     bound = SLIVER_MARGIN * (elong[inner].max() if inner.any() else elong.max())
